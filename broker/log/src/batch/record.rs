@@ -1,0 +1,320 @@
+//! Zigzag varints and the per-record layout inside a batch:
+//!
+//! ```text
+//! length: varint            (bytes after this field)
+//! attributes: i8            (unused, 0)
+//! timestampDelta: varlong   (from baseTimestamp)
+//! offsetDelta: varint       (from baseOffset)
+//! keyLength: varint, key    (-1 = null)
+//! valueLength: varint, value (-1 = null)
+//! headerCount: varint
+//!   headerKeyLength: varint, headerKey (UTF-8)
+//!   headerValueLength: varint, headerValue (-1 = null)
+//! ```
+
+use bytes::{BufMut, Bytes};
+
+use crate::error::{LogError, Result};
+
+/// A record header (Kafka: `String` key, nullable bytes value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// Header key.
+    pub key: String,
+    /// Header value, `None` for null.
+    pub value: Option<Bytes>,
+}
+
+/// A decoded record with absolute offset and timestamp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Absolute offset.
+    pub offset: i64,
+    /// Absolute timestamp (the batch's append time for LogAppendTime).
+    pub timestamp: i64,
+    /// Key, `None` for null.
+    pub key: Option<Bytes>,
+    /// Value, `None` for null.
+    pub value: Option<Bytes>,
+    /// Headers in order.
+    pub headers: Vec<Header>,
+}
+
+/// Append a zigzag varint (Kafka `varint`, at most 5 bytes).
+pub fn put_varint(buf: &mut impl BufMut, value: i32) {
+    put_unsigned(buf, ((value << 1) ^ (value >> 31)) as u32 as u64);
+}
+
+/// Append a zigzag varlong (Kafka `varlong`, at most 10 bytes).
+pub fn put_varlong(buf: &mut impl BufMut, value: i64) {
+    put_unsigned(buf, ((value << 1) ^ (value >> 63)) as u64);
+}
+
+fn put_unsigned(buf: &mut impl BufMut, mut v: u64) {
+    while v >= 0x80 {
+        buf.put_u8((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.put_u8(v as u8);
+}
+
+/// Encoded size of a zigzag varint.
+pub fn varint_len(value: i32) -> usize {
+    let mut v = ((value << 1) ^ (value >> 31)) as u32;
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
+}
+
+/// A cursor over a record section that never reads out of bounds.
+pub(crate) struct Reader {
+    buf: Bytes,
+    pos: usize,
+}
+
+impl Reader {
+    pub(crate) fn new(buf: Bytes) -> Self {
+        Reader { buf, pos: 0 }
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn unsigned(&mut self, max_bytes: usize) -> Result<u64> {
+        let mut value = 0u64;
+        for i in 0..max_bytes {
+            let Some(&byte) = self.buf.get(self.pos) else {
+                return Err(LogError::corrupt("truncated varint"));
+            };
+            self.pos += 1;
+            value |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(LogError::corrupt("varint too long"))
+    }
+
+    pub(crate) fn varint(&mut self) -> Result<i32> {
+        let raw = self.unsigned(5)?;
+        if raw > u64::from(u32::MAX) {
+            return Err(LogError::corrupt("varint overflows i32"));
+        }
+        let raw = raw as u32;
+        Ok(((raw >> 1) as i32) ^ -((raw & 1) as i32))
+    }
+
+    pub(crate) fn varlong(&mut self) -> Result<i64> {
+        let raw = self.unsigned(10)?;
+        Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
+    }
+
+    fn i8(&mut self) -> Result<i8> {
+        let Some(&byte) = self.buf.get(self.pos) else {
+            return Err(LogError::corrupt("truncated record attributes"));
+        };
+        self.pos += 1;
+        Ok(byte as i8)
+    }
+
+    fn take(&mut self, len: usize) -> Result<Bytes> {
+        if len > self.remaining() {
+            return Err(LogError::corrupt("field extends past end of record"));
+        }
+        let out = self.buf.slice(self.pos..self.pos + len);
+        self.pos += len;
+        Ok(out)
+    }
+
+    fn nullable_bytes(&mut self) -> Result<Option<Bytes>> {
+        match self.varint()? {
+            -1 => Ok(None),
+            len if len < 0 => Err(LogError::corrupt(format!("negative field length {len}"))),
+            len => self.take(len as usize).map(Some),
+        }
+    }
+}
+
+/// Encode one record body (everything after the length prefix) into `out`,
+/// then prefix it with its length. Used by the builder.
+pub(crate) fn encode_record(
+    out: &mut Vec<u8>,
+    timestamp_delta: i64,
+    offset_delta: i32,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[Header],
+) {
+    let mut body = Vec::with_capacity(
+        16 + key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len) + headers.len() * 16,
+    );
+    body.put_i8(0);
+    put_varlong(&mut body, timestamp_delta);
+    put_varint(&mut body, offset_delta);
+    put_nullable(&mut body, key);
+    put_nullable(&mut body, value);
+    put_varint(&mut body, len_i32(headers.len()));
+    for header in headers {
+        put_nullable(&mut body, Some(header.key.as_bytes()));
+        put_nullable(&mut body, header.value.as_deref());
+    }
+    put_varint(out, len_i32(body.len()));
+    out.extend_from_slice(&body);
+}
+
+fn len_i32(len: usize) -> i32 {
+    i32::try_from(len).expect("record fields are smaller than 2 GiB")
+}
+
+fn put_nullable(buf: &mut Vec<u8>, field: Option<&[u8]>) {
+    match field {
+        None => put_varint(buf, -1),
+        Some(bytes) => {
+            put_varint(buf, len_i32(bytes.len()));
+            buf.extend_from_slice(bytes);
+        }
+    }
+}
+
+/// Decode `count` records from an uncompressed record section.
+pub(crate) fn decode_records(
+    body: Bytes,
+    count: i32,
+    base_offset: i64,
+    base_timestamp: i64,
+    log_append_time: Option<i64>,
+) -> Result<Vec<Record>> {
+    let count = usize::try_from(count)
+        .map_err(|_| LogError::corrupt(format!("negative record count {count}")))?;
+    let mut reader = Reader::new(body);
+    // Each record takes at least 7 bytes, so a lying count cannot make us
+    // allocate more than the input justifies.
+    let mut records = Vec::with_capacity(count.min(reader.remaining() / 7 + 1));
+    for _ in 0..count {
+        let len = reader.varint()?;
+        if len < 0 {
+            return Err(LogError::corrupt(format!("negative record length {len}")));
+        }
+        let mut record = Reader::new(reader.take(len as usize)?);
+        let _attributes = record.i8()?;
+        let timestamp_delta = record.varlong()?;
+        let offset_delta = record.varint()?;
+        let key = record.nullable_bytes()?;
+        let value = record.nullable_bytes()?;
+        let header_count = record.varint()?;
+        if header_count < 0 {
+            return Err(LogError::corrupt(format!(
+                "negative header count {header_count}"
+            )));
+        }
+        let mut headers = Vec::with_capacity((header_count as usize).min(record.remaining() / 2));
+        for _ in 0..header_count {
+            let key = record
+                .nullable_bytes()?
+                .ok_or_else(|| LogError::corrupt("null header key"))?;
+            let key = String::from_utf8(key.to_vec())
+                .map_err(|_| LogError::corrupt("header key is not utf-8"))?;
+            let value = record.nullable_bytes()?;
+            headers.push(Header { key, value });
+        }
+        if record.remaining() != 0 {
+            return Err(LogError::corrupt("trailing bytes in record"));
+        }
+        records.push(Record {
+            offset: base_offset.wrapping_add(i64::from(offset_delta)),
+            timestamp: log_append_time.unwrap_or(base_timestamp.wrapping_add(timestamp_delta)),
+            key,
+            value,
+            headers,
+        });
+    }
+    if reader.remaining() != 0 {
+        return Err(LogError::corrupt(format!(
+            "{} trailing bytes after {count} records",
+            reader.remaining()
+        )));
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_round_trip_at_the_edges() {
+        for value in [0, 1, -1, 63, -64, 64, 300, -300, i32::MAX, i32::MIN] {
+            let mut buf = Vec::new();
+            put_varint(&mut buf, value);
+            assert_eq!(buf.len(), varint_len(value), "{value}");
+            let mut reader = Reader::new(Bytes::from(buf));
+            assert_eq!(reader.varint().expect("decodes"), value);
+            assert_eq!(reader.remaining(), 0);
+        }
+        for value in [0, -1, i64::from(i32::MAX) + 1, i64::MAX, i64::MIN] {
+            let mut buf = Vec::new();
+            put_varlong(&mut buf, value);
+            let mut reader = Reader::new(Bytes::from(buf));
+            assert_eq!(reader.varlong().expect("decodes"), value);
+        }
+    }
+
+    #[test]
+    fn zigzag_matches_kafka_encoding() {
+        // Kafka: 0 -> 00, -1 -> 01, 1 -> 02, 150 -> ac 02.
+        let cases: [(i32, &[u8]); 4] = [(0, &[0]), (-1, &[1]), (1, &[2]), (150, &[0xac, 0x02])];
+        for (value, expected) in cases {
+            let mut buf = Vec::new();
+            put_varint(&mut buf, value);
+            assert_eq!(buf, expected, "{value}");
+        }
+    }
+
+    #[test]
+    fn malformed_varints_are_errors() {
+        let too_long = Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+        assert!(Reader::new(too_long).varint().is_err());
+        let truncated = Bytes::from_static(&[0x80]);
+        assert!(Reader::new(truncated).varint().is_err());
+    }
+
+    #[test]
+    fn record_with_null_key_and_headers_round_trips() {
+        let headers = vec![
+            Header {
+                key: "h".into(),
+                value: Some(Bytes::from_static(b"v")),
+            },
+            Header {
+                key: "n".into(),
+                value: None,
+            },
+        ];
+        let mut out = Vec::new();
+        encode_record(&mut out, 5, 0, None, Some(b"value"), &headers);
+        encode_record(&mut out, -3, 1, Some(b"k"), None, &[]);
+        let records = decode_records(Bytes::from(out), 2, 100, 1_000, None).expect("decodes");
+        assert_eq!(records[0].offset, 100);
+        assert_eq!(records[0].timestamp, 1_005);
+        assert_eq!(records[0].key, None);
+        assert_eq!(records[0].value.as_deref(), Some(&b"value"[..]));
+        assert_eq!(records[0].headers, headers);
+        assert_eq!(records[1].offset, 101);
+        assert_eq!(records[1].timestamp, 997);
+        assert_eq!(records[1].key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(records[1].value, None);
+    }
+
+    #[test]
+    fn record_count_mismatch_is_corrupt() {
+        let mut out = Vec::new();
+        encode_record(&mut out, 0, 0, None, Some(b"v"), &[]);
+        let body = Bytes::from(out);
+        assert!(decode_records(body.clone(), 2, 0, 0, None).is_err());
+        assert!(decode_records(body, 0, 0, 0, None).is_err());
+    }
+}

@@ -1,0 +1,174 @@
+//! Per-partition log configuration, named after Kafka's topic settings.
+
+use crate::error::{LogError, Result};
+
+/// Log settings. Field docs give the Kafka topic-config name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `segment.bytes`: roll the active segment when it would exceed this
+    /// size. Default 1 GiB.
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll the active segment when its first batch is older
+    /// than this. Default 7 days.
+    pub segment_ms: u64,
+    /// `index.interval.bytes`: bytes of log between sparse offset-index
+    /// entries. Default 4096.
+    pub index_interval_bytes: u64,
+    /// `segment.index.bytes`: maximum size of a segment's offset index; a
+    /// full index rolls the segment. Default 10 MiB.
+    pub segment_index_bytes: u64,
+    /// `max.message.bytes`: largest batch a leader accepts. Default 1 MiB.
+    pub max_message_bytes: usize,
+    /// `flush.messages`: fsync after this many messages (offsets) since the
+    /// last flush. `None` (Kafka's `Long.MAX_VALUE`) leaves flushing to
+    /// [`flush_until`](crate::PartitionLog::flush_until) and the OS.
+    pub flush_messages: Option<u64>,
+    /// `flush.ms`: fsync when the last flush is older than this, checked on
+    /// append and by [`flush_if_due`](crate::PartitionLog::flush_if_due).
+    /// `None` disables it.
+    pub flush_ms: Option<u64>,
+}
+
+/// 1 GiB.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 1 << 30;
+/// 7 days.
+pub const DEFAULT_SEGMENT_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+/// 4 KiB.
+pub const DEFAULT_INDEX_INTERVAL_BYTES: u64 = 4096;
+/// 10 MiB.
+pub const DEFAULT_SEGMENT_INDEX_BYTES: u64 = 10 << 20;
+/// 1 MiB.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            segment_ms: DEFAULT_SEGMENT_MS,
+            index_interval_bytes: DEFAULT_INDEX_INTERVAL_BYTES,
+            segment_index_bytes: DEFAULT_SEGMENT_INDEX_BYTES,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            flush_messages: None,
+            flush_ms: None,
+        }
+    }
+}
+
+impl LogConfig {
+    /// Check ranges; [`PartitionLog::open`](crate::PartitionLog::open) calls it.
+    pub fn validate(&self) -> Result<()> {
+        fn invalid(name: &'static str, reason: &str) -> Result<()> {
+            Err(LogError::InvalidConfig {
+                name,
+                reason: reason.to_owned(),
+            })
+        }
+        // Positions in the offset index are u32 and a segment may exceed
+        // segment.bytes by one batch, so keep segment.bytes within i32 as Kafka.
+        if self.segment_bytes < 64 || self.segment_bytes > i32::MAX as u64 {
+            return invalid("segment.bytes", "must be in [64, 2147483647]");
+        }
+        if self.segment_ms == 0 {
+            return invalid("segment.ms", "must be positive");
+        }
+        if self.index_interval_bytes == 0 {
+            return invalid("index.interval.bytes", "must be positive");
+        }
+        if self.segment_index_bytes < 8 || self.segment_index_bytes > i32::MAX as u64 {
+            return invalid("segment.index.bytes", "must be in [8, 2147483647]");
+        }
+        if self.max_message_bytes < crate::batch::HEADER_LEN
+            || self.max_message_bytes > i32::MAX as usize
+        {
+            return invalid("max.message.bytes", "must be in [61, 2147483647]");
+        }
+        if self.flush_messages == Some(0) {
+            return invalid("flush.messages", "must be positive");
+        }
+        if self.flush_ms == Some(0) {
+            return invalid("flush.ms", "must be positive");
+        }
+        Ok(())
+    }
+
+    /// Maximum number of entries in a segment's offset index.
+    pub(crate) fn max_index_entries(&self) -> usize {
+        (self.segment_index_bytes / 8) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_is_valid_and_matches_kafka() {
+        let config = LogConfig::default();
+        config.validate().expect("default config is valid");
+        assert_eq!(config.segment_bytes, 1_073_741_824);
+        assert_eq!(config.index_interval_bytes, 4096);
+        assert_eq!(config.max_message_bytes, 1_048_576);
+        assert_eq!(config.flush_messages, None);
+    }
+
+    #[test]
+    fn out_of_range_values_are_rejected_by_name() {
+        let cases: Vec<(&str, LogConfig)> = vec![
+            (
+                "segment.bytes",
+                LogConfig {
+                    segment_bytes: 10,
+                    ..Default::default()
+                },
+            ),
+            (
+                "segment.ms",
+                LogConfig {
+                    segment_ms: 0,
+                    ..Default::default()
+                },
+            ),
+            (
+                "index.interval.bytes",
+                LogConfig {
+                    index_interval_bytes: 0,
+                    ..Default::default()
+                },
+            ),
+            (
+                "segment.index.bytes",
+                LogConfig {
+                    segment_index_bytes: 4,
+                    ..Default::default()
+                },
+            ),
+            (
+                "max.message.bytes",
+                LogConfig {
+                    max_message_bytes: 10,
+                    ..Default::default()
+                },
+            ),
+            (
+                "flush.messages",
+                LogConfig {
+                    flush_messages: Some(0),
+                    ..Default::default()
+                },
+            ),
+            (
+                "flush.ms",
+                LogConfig {
+                    flush_ms: Some(0),
+                    ..Default::default()
+                },
+            ),
+        ];
+        for (expected, config) in cases {
+            match config.validate() {
+                Err(LogError::InvalidConfig { name, .. }) => assert_eq!(name, expected),
+                other => panic!("{expected}: expected InvalidConfig, got {other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The crate's single error type and the classification the broker maps to
+//! Kafka error codes.
+
+use std::io;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = LogError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the partition log.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// A batch failed framing, magic, CRC or record validation.
+    #[error("corrupt message: {reason}")]
+    CorruptMessage {
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// A batch is larger than `max.message.bytes`.
+    #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
+    RecordTooLarge {
+        /// Size of the offending batch in bytes.
+        size: usize,
+        /// The configured limit.
+        max: usize,
+    },
+    /// A read asked for an offset outside `[log_start, log_end]`.
+    #[error("offset {requested} is out of range [{log_start}, {log_end}]")]
+    OffsetOutOfRange {
+        /// The requested offset.
+        requested: i64,
+        /// The log start offset at the time of the request.
+        log_start: i64,
+        /// The log end offset at the time of the request.
+        log_end: i64,
+    },
+    /// A follower append carried offsets that do not continue the log.
+    #[error("unexpected append offset {offset}, expected log end offset {log_end}")]
+    UnexpectedAppendOffset {
+        /// Base offset of the offending batch.
+        offset: i64,
+        /// The offset the log expected at least.
+        log_end: i64,
+    },
+    /// A configuration value is out of range.
+    #[error("invalid config {name}: {reason}")]
+    InvalidConfig {
+        /// Kafka dotted name of the setting.
+        name: &'static str,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// An I/O error on the log directory; the partition should go offline.
+    #[error("{context}")]
+    Io {
+        /// What was being done, e.g. "open segment 00000000000000000042.log".
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Coarse classification of a [`LogError`], one variant per Kafka error code
+/// the broker returns for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// `CORRUPT_MESSAGE`.
+    CorruptMessage,
+    /// `RECORD_TOO_LARGE`.
+    RecordTooLarge,
+    /// `OFFSET_OUT_OF_RANGE`.
+    OffsetOutOfRange,
+    /// A replication bug (Kafka's `UnexpectedAppendOffsetException`); the
+    /// fetcher should mark the partition failed.
+    UnexpectedAppendOffset,
+    /// Invalid topic configuration (`INVALID_CONFIG`).
+    InvalidConfig,
+    /// `KAFKA_STORAGE_ERROR`: the log directory failed.
+    Storage,
+}
+
+impl LogError {
+    /// The Kafka error this maps to.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            LogError::CorruptMessage { .. } => ErrorKind::CorruptMessage,
+            LogError::RecordTooLarge { .. } => ErrorKind::RecordTooLarge,
+            LogError::OffsetOutOfRange { .. } => ErrorKind::OffsetOutOfRange,
+            LogError::UnexpectedAppendOffset { .. } => ErrorKind::UnexpectedAppendOffset,
+            LogError::InvalidConfig { .. } => ErrorKind::InvalidConfig,
+            LogError::Io { .. } => ErrorKind::Storage,
+        }
+    }
+
+    pub(crate) fn corrupt(reason: impl Into<String>) -> Self {
+        LogError::CorruptMessage {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Attach context to I/O errors.
+pub(crate) trait IoContext<T> {
+    fn context(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn context(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| LogError::Io {
+            context: context(),
+            source,
+        })
+    }
+}

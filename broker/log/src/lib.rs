@@ -1,0 +1,39 @@
+//! Strom's on-disk partition log: every partition replica lives in one
+//! [`PartitionLog`] directory. No network or async dependency, so it can be
+//! tested, fuzzed and benchmarked alone.
+//!
+//! Layout:
+//! - [`batch`]: the Kafka v2 record-batch format — header view, builder,
+//!   record varint codec, compression codecs, batch iterator.
+//! - [`segment`](crate::segment) (private): one `.log` file plus its sparse
+//!   `.index` and `.timeindex`; positional reads, index rebuilds, scans.
+//! - [`log`]: [`PartitionLog`] (the writer: append, truncate, roll,
+//!   retention, close) and [`LogReader`] (cloneable: read, ListOffsets,
+//!   OffsetsForLeaderEpoch, group-commit `flush_until`).
+//! - [`recovery`](crate::recovery) (private): opening a directory, clean or
+//!   after a crash.
+//! - [`checkpoint`]: leader-epoch cache and high-watermark / recovery-point /
+//!   log-start checkpoint files, replaced atomically.
+//! - [`config`]: [`LogConfig`] with Kafka's setting names.
+//! - [`clock`]: time source for `segment.ms`, `flush.ms`, LogAppendTime.
+//! - [`error`]: [`LogError`] and its Kafka error-code classification.
+//!
+//! See `docs/log-storage.md` for the on-disk format and design decisions.
+
+pub mod batch;
+pub mod checkpoint;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod log;
+mod recovery;
+mod segment;
+
+pub use batch::{Compression, Header, Record, RecordBatch, RecordBatchBuilder, TimestampType};
+pub use checkpoint::LeaderEpochCache;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::LogConfig;
+pub use error::{ErrorKind, LogError, Result};
+pub use log::{
+    AppendInfo, FetchData, LogReader, OffsetAndTimestamp, OffsetSpec, PartitionLog, SegmentInfo,
+};

@@ -1,0 +1,235 @@
+//! The broker's life with the controller: register, heartbeat (renewing
+//! the lease and reporting metadata progress), re-register when the
+//! controller no longer knows this epoch, and controlled shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use strom_controller::QuorumClient;
+use strom_metadata::pb::Endpoint;
+use strom_proto::v1::{
+    BrokerHeartbeatRequest, ControlledShutdownRequest, ErrorCode, RegisterBrokerRequest,
+};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::BrokerConfig;
+use crate::metadata::MetadataCache;
+
+/// What the broker knows of its own standing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrokerStatus {
+    /// Current broker epoch; 0 before registration.
+    pub epoch: i64,
+    /// Whether the controller has this broker fenced.
+    pub fenced: bool,
+    /// Whether the broker has replayed the metadata log up to its registration.
+    pub caught_up: bool,
+    /// Controlled shutdown in progress.
+    pub shutting_down: bool,
+}
+
+/// Registration and heartbeats.
+#[derive(Debug)]
+pub struct Lifecycle {
+    config: BrokerConfig,
+    quorum: Arc<QuorumClient>,
+    cache: MetadataCache,
+    incarnation_id: String,
+    status: watch::Sender<BrokerStatus>,
+}
+
+impl Lifecycle {
+    /// A broker process that is not registered yet.
+    pub fn new(config: BrokerConfig, quorum: Arc<QuorumClient>, cache: MetadataCache) -> Self {
+        let (status, _) = watch::channel(BrokerStatus {
+            fenced: true,
+            ..Default::default()
+        });
+        Self {
+            config,
+            quorum,
+            cache,
+            incarnation_id: uuid::Uuid::new_v4().to_string(),
+            status,
+        }
+    }
+
+    /// Follows the broker's standing.
+    pub fn status(&self) -> watch::Receiver<BrokerStatus> {
+        self.status.subscribe()
+    }
+
+    async fn register(&self) -> Result<i64, strom_proto::StromError> {
+        let request = RegisterBrokerRequest {
+            broker_id: self.config.node_id,
+            incarnation_id: self.incarnation_id.clone(),
+            endpoints: vec![Endpoint {
+                name: "client".into(),
+                host: self.config.advertised_host.clone(),
+                port: u32::from(self.config.advertised_port),
+            }],
+            rack: self.config.rack.clone().unwrap_or_default(),
+            cluster_id: String::new(),
+        };
+        let resp = self
+            .quorum
+            .call(self.config.controller_request_timeout, |mut c| {
+                let r = request.clone();
+                async move { c.register_broker(r).await }
+            })
+            .await?;
+        tracing::info!(broker = self.config.node_id, epoch = resp.broker_epoch, cluster_id = %resp.cluster_id, "registered with controller");
+        Ok(resp.broker_epoch)
+    }
+
+    /// Registers, then heartbeats until `shutdown`.
+    ///
+    /// DUPLICATE_BROKER_REGISTRATION means the controller still holds a live
+    /// lease of another process with this id: after a crash that is our
+    /// previous incarnation, whose lease runs out within one session
+    /// timeout, so registration is retried for that long. Still refused after
+    /// it, another live process has this node id: the error is returned.
+    pub async fn run(&self, shutdown: CancellationToken) -> Result<(), strom_proto::StromError> {
+        let mut epoch = 0;
+        let mut duplicate_since: Option<tokio::time::Instant> = None;
+        let mut interval = self.config.heartbeat_interval;
+        while !shutdown.is_cancelled() {
+            if epoch == 0 {
+                match self.register().await {
+                    Ok(e) => {
+                        epoch = e;
+                        duplicate_since = None;
+                        self.status.send_modify(|s| {
+                            s.epoch = e;
+                            s.fenced = true;
+                            s.caught_up = false;
+                        });
+                    }
+                    Err(e) if e.code == ErrorCode::DuplicateBrokerRegistration => {
+                        let since = *duplicate_since.get_or_insert_with(tokio::time::Instant::now);
+                        if since.elapsed()
+                            > self.config.session_timeout + self.config.session_timeout / 2
+                        {
+                            return Err(e);
+                        }
+                        tracing::info!(error = %e, "waiting for the previous registration's lease to expire");
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                            _ = shutdown.cancelled() => return Ok(()),
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "broker registration failed; retrying");
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                            _ = shutdown.cancelled() => return Ok(()),
+                        }
+                        continue;
+                    }
+                }
+            }
+            let request = BrokerHeartbeatRequest {
+                broker_id: self.config.node_id,
+                broker_epoch: epoch,
+                metadata_offset: self.cache.offset(),
+                want_fence: false,
+                want_shutdown: self.status.borrow().shutting_down,
+            };
+            let timeout = interval.max(Duration::from_millis(500));
+            match self
+                .quorum
+                .call(timeout, |mut c| {
+                    let r = request.clone();
+                    async move { c.broker_heartbeat(r).await }
+                })
+                .await
+            {
+                Ok(resp) => {
+                    if resp.heartbeat_interval_ms > 0 {
+                        interval = Duration::from_millis(
+                            u64::try_from(resp.heartbeat_interval_ms).unwrap_or(2000),
+                        );
+                    }
+                    self.status.send_if_modified(|s| {
+                        let changed =
+                            s.fenced != resp.is_fenced || s.caught_up != resp.is_caught_up;
+                        s.fenced = resp.is_fenced;
+                        s.caught_up = resp.is_caught_up;
+                        changed
+                    });
+                }
+                Err(e)
+                    if matches!(
+                        e.code,
+                        ErrorCode::StaleBrokerEpoch | ErrorCode::BrokerIdNotRegistered
+                    ) =>
+                {
+                    tracing::warn!(error = %e, "controller no longer knows this registration; re-registering");
+                    epoch = 0;
+                    continue;
+                }
+                Err(e) => tracing::warn!(error = %e, "broker heartbeat failed"),
+            }
+            // Heartbeat sooner while waiting to be unfenced, so joining is quick.
+            let wait = if self.status.borrow().fenced {
+                interval.min(Duration::from_millis(200))
+            } else {
+                interval
+            };
+            let fenced = self.status.borrow().fenced;
+            let mut changes = self.cache.subscribe();
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = changes.changed(), if fenced => {}
+                _ = shutdown.cancelled() => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Controlled shutdown: asks the controller to move every leadership
+    /// away and waits (bounded by `controlled.shutdown.timeout.ms`) until none
+    /// is left. Returns the number of leaderships still held.
+    pub async fn controlled_shutdown(&self) -> i32 {
+        self.status.send_modify(|s| s.shutting_down = true);
+        let deadline = tokio::time::Instant::now() + self.config.controlled_shutdown_timeout;
+        let mut remaining = -1;
+        while tokio::time::Instant::now() < deadline {
+            let epoch = self.status.borrow().epoch;
+            if epoch == 0 {
+                return 0;
+            }
+            let request = ControlledShutdownRequest {
+                broker_id: self.config.node_id,
+                broker_epoch: epoch,
+            };
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self
+                .quorum
+                .call(left, |mut c| {
+                    let r = request.clone();
+                    async move { c.controlled_shutdown(r).await }
+                })
+                .await
+            {
+                Ok(resp) if resp.remaining_leaders == 0 => {
+                    tracing::info!("controlled shutdown: no leaderships left");
+                    return 0;
+                }
+                Ok(resp) => {
+                    remaining = resp.remaining_leaders;
+                    tracing::info!(
+                        remaining,
+                        "controlled shutdown: waiting for leaderships to move"
+                    );
+                }
+                Err(e) => tracing::warn!(error = %e, "controlled shutdown request failed"),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tracing::warn!(remaining, "controlled shutdown timed out");
+        remaining
+    }
+}

@@ -1,0 +1,233 @@
+//! `strom`, Strom's command-line tool. Its commands, flags, output and exit
+//! codes are a public contract documented in docs/cli.md.
+//!
+//! One file per command group: `cluster.rs`, `topics.rs`,
+//! `leader_election.rs`, `dev.rs`; all output goes through `output.rs`.
+
+mod cluster;
+mod dev;
+mod leader_election;
+mod output;
+mod topics;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use strom_client::{Admin, ClientConfig, DEFAULT_BOOTSTRAP_SERVER, Error};
+
+use crate::output::{Format, Output};
+
+/// Command-line tool for Strom, a Kafka-style distributed commit log.
+#[derive(Debug, Parser)]
+#[command(name = "strom", version, about, propagate_version = true)]
+struct Cli {
+    /// Nodes to contact: HOST:PORT[,HOST:PORT…] (any node's client port).
+    #[arg(
+        long,
+        global = true,
+        env = "STROM_BOOTSTRAP_SERVER",
+        value_name = "HOST:PORT[,HOST:PORT…]",
+        default_value = DEFAULT_BOOTSTRAP_SERVER,
+        value_parser = parse_bootstrap
+    )]
+    bootstrap_server: Bootstrap,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    output: Format,
+    /// Give up on a request (retries included) after this many milliseconds
+    /// (default 30000; for `strom dev`, the readiness wait, default 60000).
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    timeout_ms: Option<u64>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The parsed `--bootstrap-server` list.
+#[derive(Debug, Clone)]
+struct Bootstrap(Vec<String>);
+
+fn parse_bootstrap(s: &str) -> Result<Bootstrap, String> {
+    strom_client::parse_bootstrap_servers(s)
+        .map(Bootstrap)
+        .map_err(|e| e.to_string())
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Describe the cluster: controller quorum and brokers.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
+    /// Create, list, describe, alter and delete topics.
+    #[command(subcommand)]
+    Topics(topics::TopicsCommand),
+    /// Run preferred or unclean leader elections.
+    LeaderElection(leader_election::LeaderElectionArgs),
+    /// Start a local cluster of combined nodes; Ctrl-C stops it.
+    Dev(dev::DevArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Dev(args) = &cli.command
+        && let Err(message) = args.validate()
+    {
+        Cli::command()
+            .error(clap::error::ErrorKind::ValueValidation, message)
+            .exit();
+    }
+    let output = Output::new(cli.output);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            output.error(&Error::InvalidArgument(format!(
+                "cannot start the async runtime: {e}"
+            )));
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli, &output)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            output.error(&e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli, output: &Output) -> Result<(), Error> {
+    let timeout = cli.timeout_ms.map(Duration::from_millis);
+    if let Command::Dev(args) = cli.command {
+        return dev::run(args, timeout, output).await;
+    }
+    let mut config = ClientConfig {
+        bootstrap_servers: cli.bootstrap_server.0,
+        ..Default::default()
+    };
+    if let Some(timeout) = timeout {
+        config.request_timeout = timeout;
+    }
+    let admin = Admin::connect(config).await?;
+    match cli.command {
+        Command::Cluster(command) => cluster::run(command, &admin, output).await,
+        Command::Topics(command) => topics::run(command, &admin, output).await,
+        Command::LeaderElection(args) => leader_election::run(args, &admin, output).await,
+        Command::Dev(_) => unreachable!("handled above"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn usage_errors_are_reported_by_clap_with_exit_code_2() {
+        let cases: &[&[&str]] = &[
+            &["strom", "topics", "create"],
+            &[
+                "strom",
+                "--bootstrap-server",
+                "nohost",
+                "cluster",
+                "describe",
+            ],
+            &["strom", "--output", "yaml", "topics", "list"],
+            &[
+                "strom",
+                "topics",
+                "create",
+                "--topic",
+                "t",
+                "--partitions",
+                "x",
+                "--replication-factor",
+                "1",
+            ],
+            &["strom", "leader-election", "--election-type", "preferred"],
+            &[
+                "strom",
+                "leader-election",
+                "--election-type",
+                "fast",
+                "--all-topic-partitions",
+            ],
+            &[
+                "strom",
+                "leader-election",
+                "--election-type",
+                "preferred",
+                "--topic",
+                "t",
+            ],
+            &[
+                "strom",
+                "leader-election",
+                "--election-type",
+                "preferred",
+                "--all-topic-partitions",
+                "--topic",
+                "t",
+                "--partition",
+                "0",
+            ],
+            &["strom", "dev", "--nodes", "0"],
+        ];
+        for args in cases {
+            let err = Cli::try_parse_from(*args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn global_flags_parse_anywhere() {
+        let cli = Cli::try_parse_from([
+            "strom",
+            "topics",
+            "list",
+            "--output",
+            "json",
+            "--bootstrap-server",
+            "a:1,b:2",
+            "--timeout-ms",
+            "500",
+        ])
+        .unwrap();
+        assert_eq!(cli.bootstrap_server.0, ["a:1", "b:2"]);
+        assert_eq!(cli.output, Format::Json);
+        assert_eq!(cli.timeout_ms, Some(500));
+    }
+
+    #[test]
+    fn create_accepts_an_assignment_instead_of_counts() {
+        Cli::try_parse_from([
+            "strom",
+            "topics",
+            "create",
+            "--topic",
+            "t",
+            "--replica-assignment",
+            "0:1,1:0",
+        ])
+        .unwrap();
+        Cli::try_parse_from([
+            "strom",
+            "topics",
+            "create",
+            "--topic",
+            "t",
+            "--partitions",
+            "-1",
+            "--replication-factor",
+            "1",
+        ])
+        .unwrap();
+    }
+}

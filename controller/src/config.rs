@@ -1,0 +1,252 @@
+//! Controller configuration, with Kafka's setting names where Kafka has one.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A configuration problem, reported before anything starts.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// Settings of a controller node.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// This controller's node id; must be one of the voters.
+    pub node_id: u64,
+    /// The static quorum: voter id → controller address (host:port).
+    pub voters: BTreeMap<u64, String>,
+    /// Node data directory; the controller keeps its database in `controller/` below it.
+    pub data_dir: PathBuf,
+    /// `broker.session.timeout.ms`: a broker without heartbeat this long is fenced.
+    pub broker_session_timeout: Duration,
+    /// `broker.heartbeat.interval.ms`: told to brokers.
+    pub broker_heartbeat_interval: Duration,
+    /// `auto.leader.rebalance.enable`.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.per.broker.percentage`.
+    pub leader_imbalance_per_broker_percentage: f64,
+    /// `leader.imbalance.check.interval.seconds` (fractions allowed for tests).
+    pub leader_imbalance_check_interval: Duration,
+    /// `controller.quorum.election.timeout.ms`: minimum election timeout; the maximum is twice it.
+    pub election_timeout: Duration,
+    /// `controller.quorum.heartbeat.interval.ms`: leader heartbeat to voters.
+    pub raft_heartbeat_interval: Duration,
+    /// `metadata.snapshot.interval.entries`: build a snapshot after this many entries.
+    pub snapshot_interval_entries: u64,
+    /// `metadata.log.retained.entries`: entries kept in the log after a snapshot.
+    pub log_retained_entries: u64,
+    /// `metadata.feed.batches`: recent batches kept in memory for resuming watchers.
+    pub feed_batches: usize,
+    /// `controller.request.timeout.ms`: bound on one metadata write.
+    pub request_timeout: Duration,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self {
+            node_id: 1,
+            voters: BTreeMap::new(),
+            data_dir: PathBuf::from("data"),
+            broker_session_timeout: Duration::from_millis(9000),
+            broker_heartbeat_interval: Duration::from_millis(2000),
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_per_broker_percentage: 10.0,
+            leader_imbalance_check_interval: Duration::from_secs(300),
+            election_timeout: Duration::from_millis(500),
+            raft_heartbeat_interval: Duration::from_millis(100),
+            snapshot_interval_entries: 20_000,
+            log_retained_entries: 1_000,
+            feed_batches: 10_000,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl ControllerConfig {
+    /// Applies one `--set key=value` setting. Returns `Ok(false)` for a key
+    /// that is not a controller setting.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
+        fn ms(key: &str, v: &str) -> Result<Duration, ConfigError> {
+            v.parse::<u64>().map(Duration::from_millis).map_err(|_| {
+                ConfigError(format!("{key} must be a number of milliseconds, got '{v}'"))
+            })
+        }
+        match key {
+            "broker.session.timeout.ms" => self.broker_session_timeout = ms(key, value)?,
+            "broker.heartbeat.interval.ms" => self.broker_heartbeat_interval = ms(key, value)?,
+            "auto.leader.rebalance.enable" => {
+                self.auto_leader_rebalance_enable = value.parse().map_err(|_| {
+                    ConfigError(format!("{key} must be true or false, got '{value}'"))
+                })?
+            }
+            "leader.imbalance.per.broker.percentage" => {
+                self.leader_imbalance_per_broker_percentage = value
+                    .parse()
+                    .map_err(|_| ConfigError(format!("{key} must be a number, got '{value}'")))?
+            }
+            "leader.imbalance.check.interval.seconds" => {
+                let secs: f64 = value
+                    .parse()
+                    .map_err(|_| ConfigError(format!("{key} must be a number, got '{value}'")))?;
+                if !(secs > 0.0 && secs.is_finite()) {
+                    return Err(ConfigError(format!(
+                        "{key} must be positive, got '{value}'"
+                    )));
+                }
+                self.leader_imbalance_check_interval = Duration::from_secs_f64(secs);
+            }
+            "controller.quorum.election.timeout.ms" => self.election_timeout = ms(key, value)?,
+            "controller.quorum.heartbeat.interval.ms" => {
+                self.raft_heartbeat_interval = ms(key, value)?
+            }
+            "controller.request.timeout.ms" => self.request_timeout = ms(key, value)?,
+            "metadata.snapshot.interval.entries" => {
+                self.snapshot_interval_entries = value
+                    .parse()
+                    .map_err(|_| ConfigError(format!("{key} must be a number, got '{value}'")))?
+            }
+            "metadata.log.retained.entries" => {
+                self.log_retained_entries = value
+                    .parse()
+                    .map_err(|_| ConfigError(format!("{key} must be a number, got '{value}'")))?
+            }
+            "metadata.feed.batches" => {
+                self.feed_batches = value
+                    .parse()
+                    .map_err(|_| ConfigError(format!("{key} must be a number, got '{value}'")))?
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Checks the settings together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.voters.is_empty() {
+            return Err(ConfigError("controller.quorum.voters is empty".into()));
+        }
+        if !self.voters.contains_key(&self.node_id) {
+            let ids: Vec<String> = self.voters.keys().map(|k| k.to_string()).collect();
+            return Err(ConfigError(format!(
+                "node id {} is not among the controller quorum voters ({})",
+                self.node_id,
+                ids.join(",")
+            )));
+        }
+        if self.broker_heartbeat_interval >= self.broker_session_timeout {
+            return Err(ConfigError(
+                "broker.heartbeat.interval.ms must be smaller than broker.session.timeout.ms"
+                    .into(),
+            ));
+        }
+        if self.raft_heartbeat_interval * 2 > self.election_timeout {
+            return Err(ConfigError(
+                "controller.quorum.heartbeat.interval.ms must be at most half of controller.quorum.election.timeout.ms"
+                    .into(),
+            ));
+        }
+        if self.snapshot_interval_entries == 0 {
+            return Err(ConfigError(
+                "metadata.snapshot.interval.entries must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Parses `--controller-quorum-voters`: `id@host:port,id@host:port,...`.
+pub fn parse_voters(s: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
+    let mut voters = BTreeMap::new();
+    if s.trim().is_empty() {
+        return Err(ConfigError(
+            "controller quorum voters is empty; expected id@host:port,...".into(),
+        ));
+    }
+    for part in s.split(',') {
+        let part = part.trim();
+        let (id, addr) = part.split_once('@').ok_or_else(|| {
+            ConfigError(format!("voter '{part}' is not of the form id@host:port"))
+        })?;
+        let id: u64 = id
+            .parse()
+            .map_err(|_| ConfigError(format!("voter '{part}' has an invalid node id '{id}'")))?;
+        let (host, port) = addr.rsplit_once(':').ok_or_else(|| {
+            ConfigError(format!("voter '{part}' has no port; expected id@host:port"))
+        })?;
+        if host.is_empty() {
+            return Err(ConfigError(format!("voter '{part}' has an empty host")));
+        }
+        match port.parse::<u16>() {
+            Ok(p) if p > 0 => {}
+            _ => {
+                return Err(ConfigError(format!(
+                    "voter '{part}' has an invalid port '{port}'"
+                )));
+            }
+        }
+        if voters.insert(id, addr.to_owned()).is_some() {
+            return Err(ConfigError(format!("voter id {id} appears twice")));
+        }
+    }
+    Ok(voters)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn voters_parse_or_name_the_problem() {
+        let ok = parse_voters("1@a:9093,2@b:9093,3@[::1]:9093").expect("valid");
+        assert_eq!(ok.len(), 3);
+        assert_eq!(ok[&3], "[::1]:9093");
+        let bad = [
+            ("", "empty"),
+            ("1@a:9093,", "not of the form"),
+            ("x@a:9093", "invalid node id"),
+            ("1a:9093", "not of the form"),
+            ("1@a", "no port"),
+            ("1@a:99999", "invalid port"),
+            ("1@:9093", "empty host"),
+            ("1@a:1,1@b:2", "appears twice"),
+        ];
+        for (input, want) in bad {
+            let err = parse_voters(input).expect_err(input);
+            assert!(err.0.contains(want), "{input}: {err}");
+        }
+    }
+
+    #[test]
+    fn node_must_be_a_voter() {
+        let mut c = ControllerConfig {
+            voters: parse_voters("1@a:1,2@b:2").expect("valid"),
+            ..Default::default()
+        };
+        c.node_id = 3;
+        assert!(
+            c.validate()
+                .expect_err("not a voter")
+                .0
+                .contains("not among")
+        );
+        c.node_id = 2;
+        c.validate().expect("valid");
+    }
+
+    #[test]
+    fn settings_are_typed() {
+        let mut c = ControllerConfig::default();
+        assert!(c.set("broker.session.timeout.ms", "3000").expect("ok"));
+        assert_eq!(c.broker_session_timeout, Duration::from_secs(3));
+        assert!(c.set("broker.session.timeout.ms", "soon").is_err());
+        assert!(
+            c.set("leader.imbalance.check.interval.seconds", "0.5")
+                .expect("ok")
+        );
+        assert!(
+            !c.set("no.such.key", "1")
+                .expect("unknown is not an error here")
+        );
+    }
+}

@@ -1,0 +1,158 @@
+//! What only the active controller does: fence brokers whose lease ran out,
+//! write the cluster id, and rebalance leaders. The loops run for exactly one
+//! term of leadership and stop as soon as it ends.
+
+use std::time::Duration;
+
+use openraft::ServerState;
+use strom_metadata::pb::{ClusterRecord, MetadataRecord, metadata_record::Record};
+use tokio_util::sync::CancellationToken;
+
+use crate::Controller;
+
+/// Watches Raft and runs [`term_duties`] while this node leads.
+pub(crate) async fn run(controller: Controller) {
+    let inner = controller.inner();
+    let mut metrics = inner.raft.metrics();
+    let mut current: Option<(u64, CancellationToken)> = None;
+    loop {
+        let (leading, term) = {
+            let m = metrics.borrow_and_update();
+            (
+                m.state == ServerState::Leader && m.current_leader == Some(inner.id),
+                m.current_term,
+            )
+        };
+        match (&current, leading) {
+            (Some((t, _)), true) if *t == term => {}
+            (_, true) => {
+                if let Some((_, token)) = current.take() {
+                    token.cancel();
+                }
+                let token = inner.shutdown.child_token();
+                tracing::info!(term, "became active controller");
+                tokio::spawn(term_duties(controller.clone(), token.clone()));
+                current = Some((term, token));
+            }
+            (Some(_), false) => {
+                if let Some((term, token)) = current.take() {
+                    tracing::info!(term, "no longer active controller");
+                    token.cancel();
+                }
+            }
+            (None, false) => {}
+        }
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() { break },
+            _ = inner.shutdown.cancelled() => break,
+        }
+    }
+    if let Some((_, token)) = current {
+        token.cancel();
+    }
+}
+
+async fn term_duties(controller: Controller, token: CancellationToken) {
+    let inner = controller.inner();
+    // Wait until everything committed before this term is applied, so the
+    // image the duties decide on is current.
+    loop {
+        if token.is_cancelled() {
+            return;
+        }
+        match inner.raft.ensure_linearizable().await {
+            Ok(_) => break,
+            Err(e) => {
+                tracing::debug!(error = %e, "waiting for leadership to settle");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    let brokers: Vec<(i32, String)> = controller.with_image(|image| {
+        image
+            .brokers()
+            .map(|b| (b.id, b.incarnation_id.clone()))
+            .collect()
+    });
+    inner.leases.rearm(brokers);
+
+    ensure_cluster_id(&controller).await;
+
+    let mut fence_tick = tokio::time::interval(Duration::from_millis(250));
+    fence_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let rebalance_every = inner.config.leader_imbalance_check_interval;
+    let mut rebalance_tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + rebalance_every,
+        rebalance_every,
+    );
+    rebalance_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = fence_tick.tick() => fence_expired(&controller).await,
+            _ = rebalance_tick.tick() => {
+                if inner.config.auto_leader_rebalance_enable {
+                    rebalance(&controller).await;
+                }
+            }
+        }
+    }
+}
+
+async fn ensure_cluster_id(controller: &Controller) {
+    let result = controller
+        .decide(|image| {
+            if image.cluster_id().is_some() {
+                return Ok((vec![], ()));
+            }
+            let cluster_id = uuid::Uuid::new_v4().to_string();
+            tracing::info!(%cluster_id, "writing new cluster id");
+            Ok((
+                vec![MetadataRecord {
+                    record: Some(Record::Cluster(ClusterRecord { cluster_id })),
+                }],
+                (),
+            ))
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "could not write cluster id");
+    }
+}
+
+async fn fence_expired(controller: &Controller) {
+    let candidates: Vec<i32> = controller.with_image(|image| {
+        image
+            .brokers()
+            .filter(|b| !b.fenced)
+            .map(|b| b.id)
+            .collect()
+    });
+    for broker in controller.inner().leases.expired(candidates) {
+        let result = controller
+            .decide(|image| match image.broker(broker) {
+                Some(b) if !b.fenced => Ok((strom_metadata::fence_broker(image, broker), ())),
+                _ => Ok((vec![], ())),
+            })
+            .await;
+        match result {
+            Ok((_, Some(offset))) => {
+                tracing::warn!(broker, offset, "fenced broker: session expired")
+            }
+            Ok((_, None)) => {}
+            Err(e) => tracing::warn!(broker, error = %e, "could not fence broker"),
+        }
+    }
+}
+
+async fn rebalance(controller: &Controller) {
+    let pct = controller.config().leader_imbalance_per_broker_percentage;
+    let result = controller
+        .decide(|image| Ok((strom_metadata::rebalance_leaders(image, pct), ())))
+        .await;
+    match result {
+        Ok((_, Some(offset))) => tracing::info!(offset, "rebalanced partition leaders"),
+        Ok((_, None)) => {}
+        Err(e) => tracing::warn!(error = %e, "leader rebalance failed"),
+    }
+}

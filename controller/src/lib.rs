@@ -1,0 +1,29 @@
+//! Strom's controller: a KRaft-style quorum that owns all cluster metadata
+//! as a replicated log of metadata records.
+//!
+//! Layout:
+//! * [`config`]: settings (Kafka names) and `--controller-quorum-voters` parsing.
+//! * [`controller`]: start-up, the single write path (`decide`), leadership.
+//! * `duties`: what only the active controller runs (broker fencing, cluster
+//!   id, leader rebalancing), for exactly one term at a time.
+//! * `lease`: broker leases (heartbeats are not logged).
+//! * [`raft`]: openraft over RocksDB — log store, state machine, network.
+//! * [`grpc`]: `ControllerService`, one file per RPC, with forwarding to the leader.
+//! * [`quorum_client`]: how brokers reach the active controller.
+//! * [`error`]: the crate's error and its gRPC mapping.
+
+pub mod config;
+pub mod controller;
+mod duties;
+pub mod error;
+pub mod grpc;
+mod lease;
+pub mod quorum_client;
+pub mod raft;
+
+pub use config::{ConfigError, ControllerConfig, parse_voters};
+pub use controller::{Controller, StartError};
+pub use error::ControllerError;
+pub use grpc::ControllerGrpc;
+pub use quorum_client::QuorumClient;
+pub use raft::service::RaftServiceImpl;

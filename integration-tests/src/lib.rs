@@ -1,0 +1,477 @@
+//! The test harness: a cluster of real `stromd` processes on free loopback
+//! ports with temporary data dirs, which tests can kill -9, pause
+//! (SIGSTOP/SIGCONT), terminate gracefully and restart.
+//!
+//! Binaries are taken from the cargo target dir the tests were built in
+//! (`scripts/test` builds them first), or from `STROMD_BIN` / `STROM_BIN`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use strom_proto::StromError;
+use strom_proto::v1::controller_service_client::ControllerServiceClient;
+use strom_proto::v1::metadata_service_client::MetadataServiceClient;
+use strom_proto::v1::*;
+use tonic::transport::{Channel, Endpoint};
+
+/// Path of a workspace binary next to the test executable.
+pub fn binary(name: &str, env: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(env) {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/debug/deps/<test> → target/debug/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not found: run `cargo build --bin {name}` first (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// One node of a test cluster.
+#[derive(Debug)]
+pub struct Node {
+    /// Node id.
+    pub id: i32,
+    /// Client port.
+    pub client_port: u16,
+    /// Controller port.
+    pub controller_port: u16,
+    /// Admin port.
+    pub admin_port: u16,
+    /// Data dir.
+    pub data_dir: PathBuf,
+    child: Option<Child>,
+    starts: u32,
+}
+
+impl Node {
+    /// `127.0.0.1:<client port>`.
+    pub fn client_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.client_port)
+    }
+
+    /// `127.0.0.1:<controller port>`.
+    pub fn controller_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.controller_port)
+    }
+
+    /// Path of the current log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.data_dir.with_extension(format!("log.{}", self.starts))
+    }
+
+    /// Everything this node logged in all its runs.
+    pub fn logs(&self) -> String {
+        (1..=self.starts)
+            .filter_map(|i| {
+                std::fs::read_to_string(self.data_dir.with_extension(format!("log.{i}"))).ok()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Whether the process runs.
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    fn pid(&self) -> Pid {
+        let child = self.child.as_ref().expect("node is running");
+        Pid::from_raw(i32::try_from(child.id()).expect("pid fits"))
+    }
+}
+
+/// Options of a test cluster.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterOptions {
+    /// `--set` settings for every node.
+    pub settings: Vec<(String, String)>,
+}
+
+impl ClusterOptions {
+    /// Adds a setting.
+    pub fn set(mut self, key: &str, value: &str) -> Self {
+        self.settings.push((key.into(), value.into()));
+        self
+    }
+}
+
+/// A cluster of combined (controller + broker) nodes, ids 1..=n.
+#[derive(Debug)]
+pub struct Cluster {
+    /// Nodes by id.
+    pub nodes: BTreeMap<i32, Node>,
+    voters: String,
+    options: ClusterOptions,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts `n` nodes and waits until the cluster is ready (a controller
+    /// leader and every broker unfenced).
+    pub async fn start(n: i32, options: ClusterOptions) -> Cluster {
+        let dir = tempfile::Builder::new()
+            .prefix("strom-it-")
+            .tempdir()
+            .expect("temp dir");
+        let mut nodes = BTreeMap::new();
+        for id in 1..=n {
+            nodes.insert(
+                id,
+                Node {
+                    id,
+                    client_port: free_port(),
+                    controller_port: free_port(),
+                    admin_port: free_port(),
+                    data_dir: dir.path().join(format!("node-{id}")),
+                    child: None,
+                    starts: 0,
+                },
+            );
+        }
+        let voters = nodes
+            .values()
+            .map(|n| format!("{}@{}", n.id, n.controller_addr()))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cluster = Cluster {
+            nodes,
+            voters,
+            options,
+            _dir: dir,
+        };
+        let ids: Vec<i32> = cluster.nodes.keys().copied().collect();
+        for id in &ids {
+            cluster.spawn(*id);
+        }
+        cluster.wait_ready(Duration::from_secs(60)).await;
+        cluster
+    }
+
+    /// The voters string.
+    pub fn voters(&self) -> &str {
+        &self.voters
+    }
+
+    /// Node `id`.
+    pub fn node(&self, id: i32) -> &Node {
+        &self.nodes[&id]
+    }
+
+    /// The command that starts node `id` (tests may add flags).
+    pub fn command(&self, id: i32) -> Command {
+        let node = &self.nodes[&id];
+        let mut cmd = Command::new(binary("stromd", "STROMD_BIN"));
+        cmd.arg("--node-id")
+            .arg(id.to_string())
+            .arg("--controller-quorum-voters")
+            .arg(&self.voters)
+            .arg("--listen")
+            .arg(node.client_addr())
+            .arg("--controller-listen")
+            .arg(node.controller_addr())
+            .arg("--admin-listen")
+            .arg(format!("127.0.0.1:{}", node.admin_port))
+            .arg("--data-dir")
+            .arg(&node.data_dir)
+            .env(
+                "RUST_LOG",
+                "info,openraft=warn,h2=warn,tower=warn,hyper=warn",
+            )
+            .env_remove("STROM_SET");
+        for (k, v) in &self.options.settings {
+            cmd.arg("--set").arg(format!("{k}={v}"));
+        }
+        cmd
+    }
+
+    fn spawn(&mut self, id: i32) {
+        let mut cmd = self.command(id);
+        let node = self.nodes.get_mut(&id).expect("node exists");
+        node.starts += 1;
+        let log = std::fs::File::create(node.log_path()).expect("create log file");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn stromd");
+        node.child = Some(child);
+    }
+
+    /// kill -9 node `id` and reap it.
+    pub fn kill(&mut self, id: i32) {
+        let node = self.nodes.get_mut(&id).expect("node exists");
+        if let Some(mut child) = node.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGSTOP node `id`.
+    pub fn pause(&mut self, id: i32) {
+        kill(self.nodes[&id].pid(), Signal::SIGSTOP).expect("SIGSTOP");
+    }
+
+    /// SIGCONT node `id`.
+    pub fn resume(&mut self, id: i32) {
+        kill(self.nodes[&id].pid(), Signal::SIGCONT).expect("SIGCONT");
+    }
+
+    /// SIGTERM node `id` and wait (bounded) for it to exit.
+    pub fn terminate(&mut self, id: i32, timeout: Duration) -> ExitStatus {
+        kill(self.nodes[&id].pid(), Signal::SIGTERM).expect("SIGTERM");
+        let node = self.nodes.get_mut(&id).expect("node exists");
+        let mut child = node.child.take().expect("running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("node {id} did not exit within {timeout:?} after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts node `id` again (same id, ports and data dir).
+    pub fn restart(&mut self, id: i32) {
+        self.kill(id);
+        self.spawn(id);
+    }
+
+    /// Starts a stopped node.
+    pub fn start_node(&mut self, id: i32) {
+        assert!(
+            !self.nodes.get_mut(&id).expect("node").is_running(),
+            "node {id} is running"
+        );
+        self.spawn(id);
+    }
+
+    /// Ids of running nodes.
+    pub fn running(&mut self) -> Vec<i32> {
+        self.nodes
+            .values_mut()
+            .filter_map(|n| n.is_running().then_some(n.id))
+            .collect()
+    }
+
+    /// Comma-separated client addresses of every node.
+    pub fn bootstrap(&self) -> String {
+        self.nodes
+            .values()
+            .map(Node::client_addr)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// A ControllerService client on node `id`'s client port.
+    pub fn controller_client(&self, id: i32) -> ControllerServiceClient<Channel> {
+        ControllerServiceClient::new(channel(&self.nodes[&id].client_addr()))
+            .max_decoding_message_size(usize::MAX)
+    }
+
+    /// A MetadataService client on node `id`'s client port.
+    pub fn metadata_client(&self, id: i32) -> MetadataServiceClient<Channel> {
+        MetadataServiceClient::new(channel(&self.nodes[&id].client_addr()))
+            .max_decoding_message_size(usize::MAX)
+    }
+
+    /// DescribeCluster through any running node.
+    pub async fn describe(&self) -> Option<DescribeClusterResponse> {
+        let ids: Vec<i32> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.child.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let mut c = self.controller_client(id);
+            let mut req = tonic::Request::new(DescribeClusterRequest {});
+            req.set_timeout(Duration::from_secs(3));
+            if let Ok(r) = c.describe_cluster(req).await {
+                return Some(r.into_inner());
+            }
+        }
+        None
+    }
+
+    /// The active controller's id, if there is one.
+    pub async fn controller_leader(&self) -> Option<i32> {
+        let d = self.describe().await?;
+        let leader = d.controller?.leader_id;
+        (leader >= 0).then_some(leader)
+    }
+
+    /// Metadata from node `id`'s own image.
+    pub async fn metadata(&self, id: i32, topics: &[&str]) -> Result<MetadataResponse, StromError> {
+        let mut c = self.metadata_client(id);
+        let mut req = tonic::Request::new(MetadataRequest {
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+        });
+        req.set_timeout(Duration::from_secs(3));
+        c.metadata(req)
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|s| StromError::from_status(&s))
+    }
+
+    /// Waits until every running broker is registered and unfenced and a
+    /// controller leads.
+    pub async fn wait_ready(&mut self, timeout: Duration) {
+        let expected: Vec<i32> = self.running();
+        let mut last = None;
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(d) = self.describe().await {
+                let leader_ok = d.controller.as_ref().is_some_and(|c| c.leader_id >= 0);
+                let unfenced: Vec<i32> = d
+                    .brokers
+                    .iter()
+                    .filter(|b| b.state == BrokerState::Unfenced as i32)
+                    .map(|b| b.id)
+                    .collect();
+                if leader_ok
+                    && expected.iter().all(|id| unfenced.contains(id))
+                    && !d.cluster_id.is_empty()
+                {
+                    return;
+                }
+                last = Some(d);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "cluster not ready within {timeout:?}; last describe: {last:?}\n{}",
+            self.dump_logs()
+        );
+    }
+
+    /// The tail of every node's log, for failure messages.
+    pub fn dump_logs(&self) -> String {
+        let mut out = String::new();
+        for n in self.nodes.values() {
+            let logs = n.logs();
+            let tail: Vec<&str> = logs.lines().rev().take(40).collect();
+            out.push_str(&format!("--- node {} log (last 40 lines) ---\n", n.id));
+            for l in tail.into_iter().rev() {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// Creates a topic through node `via`, retrying transient errors.
+    pub async fn create_topic(
+        &self,
+        via: i32,
+        name: &str,
+        partitions: i32,
+        rf: i32,
+        configs: &[(&str, &str)],
+    ) -> Result<CreateTopicResult, StromError> {
+        let req = CreateTopicsRequest {
+            topics: vec![CreatableTopic {
+                name: name.into(),
+                num_partitions: partitions,
+                replication_factor: rf,
+                configs: configs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                ..Default::default()
+            }],
+            validate_only: false,
+        };
+        let mut c = self.controller_client(via);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut r = tonic::Request::new(req.clone());
+            r.set_timeout(Duration::from_secs(5));
+            match c.create_topics(r).await {
+                Ok(resp) => {
+                    let t = resp
+                        .into_inner()
+                        .topics
+                        .into_iter()
+                        .next()
+                        .expect("one result");
+                    if t.error_code != ErrorCode::None as i32 {
+                        let code = ErrorCode::try_from(t.error_code)
+                            .unwrap_or(ErrorCode::UnknownServerError);
+                        return Err(StromError::new(code, t.error_message));
+                    }
+                    return Ok(t);
+                }
+                Err(s) => {
+                    let e = StromError::from_status(&s);
+                    if !e.is_retriable() || Instant::now() > deadline {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in self.nodes.values_mut() {
+            if let Some(mut child) = node.child.take() {
+                let _ = kill(
+                    Pid::from_raw(i32::try_from(child.id()).unwrap_or(0)),
+                    Signal::SIGCONT,
+                );
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// A lazily connecting channel to `addr`.
+pub fn channel(addr: &str) -> Channel {
+    Endpoint::from_shared(format!("http://{addr}"))
+        .expect("valid address")
+        .connect_timeout(Duration::from_millis(500))
+        .connect_lazy()
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub async fn wait_until<F, Fut>(timeout: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f().await {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

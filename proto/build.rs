@@ -1,0 +1,30 @@
+//! Compiles `proto/strom/v1/*.proto` with protox (no system `protoc` needed)
+//! and generates tonic clients and servers. Metadata records live in the
+//! `strom-metadata` crate and are referenced from there.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let files = [
+        "strom/v1/common.proto",
+        "strom/v1/controller.proto",
+        "strom/v1/raft.proto",
+    ];
+    for file in files {
+        println!("cargo:rerun-if-changed={file}");
+    }
+    println!("cargo:rerun-if-changed=strom/metadata/v1/records.proto");
+    let fds = protox::compile(files, ["."])?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    // For server reflection: every Strom file, imports included.
+    std::fs::write(
+        out_dir.join("strom_descriptor.bin"),
+        prost::Message::encode_to_vec(&fds),
+    )?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .extern_path(".strom.metadata.v1", "::strom_metadata::pb")
+        .compile_fds(fds)?;
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! Conversions between `strom-metadata` domain types and `strom.v1`
+//! messages — the only place they are written.
+
+use strom_metadata::image::{BrokerRegistration, ClusterImage, PartitionState, TopicImage};
+use strom_metadata::{ErrorKind, MetadataError};
+
+use crate::StromError;
+use crate::v1::{
+    BrokerDescription, BrokerState, ErrorCode, MetadataResponse, PartitionMetadata, TopicMetadata,
+};
+
+impl From<ErrorKind> for ErrorCode {
+    fn from(kind: ErrorKind) -> Self {
+        ErrorCode::from_str_name(kind.code_name()).unwrap_or(ErrorCode::UnknownServerError)
+    }
+}
+
+impl From<&MetadataError> for StromError {
+    fn from(e: &MetadataError) -> Self {
+        StromError::new(ErrorCode::from(e.code), e.message.clone())
+    }
+}
+
+impl From<MetadataError> for StromError {
+    fn from(e: MetadataError) -> Self {
+        StromError::from(&e)
+    }
+}
+
+/// `host:port` of a broker's first endpoint.
+pub fn broker_address(b: &BrokerRegistration) -> String {
+    b.endpoints
+        .first()
+        .map(|e| format!("{}:{}", e.host, e.port))
+        .unwrap_or_default()
+}
+
+impl From<&BrokerRegistration> for BrokerDescription {
+    fn from(b: &BrokerRegistration) -> Self {
+        let state = if b.fenced {
+            BrokerState::Fenced
+        } else if b.in_controlled_shutdown {
+            BrokerState::ControlledShutdown
+        } else {
+            BrokerState::Unfenced
+        };
+        BrokerDescription {
+            id: b.id,
+            address: broker_address(b),
+            rack: b.rack.clone().unwrap_or_default(),
+            state: state as i32,
+            epoch: b.epoch,
+            incarnation_id: b.incarnation_id.clone(),
+        }
+    }
+}
+
+/// A partition as clients see it; `offline_replicas` from the image.
+pub fn partition_metadata(
+    image: &ClusterImage,
+    partition: i32,
+    p: &PartitionState,
+) -> PartitionMetadata {
+    PartitionMetadata {
+        partition,
+        leader: p.leader,
+        leader_epoch: p.leader_epoch,
+        partition_epoch: p.partition_epoch,
+        replicas: p.replicas.clone(),
+        isr: p.isr.clone(),
+        offline_replicas: image.offline_replicas_of(p),
+    }
+}
+
+/// A topic as clients see it.
+pub fn topic_metadata(image: &ClusterImage, t: &TopicImage) -> TopicMetadata {
+    TopicMetadata {
+        name: t.name.clone(),
+        topic_id: t.id.as_bytes().to_vec(),
+        error_code: ErrorCode::None as i32,
+        configs: t
+            .configs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        partitions: t
+            .partitions
+            .iter()
+            .map(|(i, p)| partition_metadata(image, *i, p))
+            .collect(),
+    }
+}
+
+/// Answers a metadata request from an image: every topic when `topics` is
+/// empty, else the named ones (UNKNOWN_TOPIC_OR_PARTITION for a missing one).
+pub fn metadata_response(
+    image: &ClusterImage,
+    topics: &[String],
+    controller_id: i32,
+) -> MetadataResponse {
+    let topics = if topics.is_empty() {
+        image.topics().map(|t| topic_metadata(image, t)).collect()
+    } else {
+        topics
+            .iter()
+            .map(|name| match image.topic_by_name(name) {
+                Some(t) => topic_metadata(image, t),
+                None => TopicMetadata {
+                    name: name.clone(),
+                    error_code: ErrorCode::UnknownTopicOrPartition as i32,
+                    ..Default::default()
+                },
+            })
+            .collect()
+    };
+    MetadataResponse {
+        cluster_id: image.cluster_id().unwrap_or_default().to_owned(),
+        controller_id,
+        brokers: image.brokers().map(BrokerDescription::from).collect(),
+        topics,
+        metadata_offset: image.offset(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_kind_has_a_wire_code() {
+        use ErrorKind as K;
+        let kinds = [
+            K::InvalidTopicException,
+            K::TopicAlreadyExists,
+            K::UnknownTopicOrPartition,
+            K::UnknownTopicId,
+            K::InvalidPartitions,
+            K::InvalidReplicationFactor,
+            K::InvalidReplicaAssignment,
+            K::InvalidConfig,
+            K::InvalidRequest,
+            K::StaleBrokerEpoch,
+            K::BrokerIdNotRegistered,
+            K::DuplicateBrokerRegistration,
+            K::InvalidUpdateVersion,
+            K::FencedLeaderEpoch,
+            K::IneligibleReplica,
+            K::NotLeaderOrFollower,
+            K::PreferredLeaderNotAvailable,
+            K::EligibleLeadersNotAvailable,
+            K::ElectionNotNeeded,
+            K::CorruptMessage,
+        ];
+        for kind in kinds {
+            assert_ne!(
+                ErrorCode::from(kind),
+                ErrorCode::UnknownServerError,
+                "{kind:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! Strom's gRPC contract, package `strom.v1`.
+//!
+//! * [`v1`]: messages, `ErrorCode`, and the generated tonic clients and
+//!   servers for `ControllerService`, `MetadataService` and `RaftService`.
+//! * [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for gRPC reflection.
+//! * Metadata records (`strom.metadata.v1`) are defined in `strom-metadata`
+//!   and re-exported here as [`records`].
+
+#![allow(missing_docs, unreachable_pub, missing_debug_implementations)]
+
+/// Generated code of package `strom.v1`.
+pub mod v1 {
+    tonic::include_proto!("strom.v1");
+}
+
+pub mod convert;
+pub mod error;
+
+pub use error::{LeaderHint, StromError};
+pub use strom_metadata::pb as records;
+
+/// Encoded `FileDescriptorSet` of every Strom proto, for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("strom_descriptor");

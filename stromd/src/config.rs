@@ -1,0 +1,406 @@
+//! Node configuration: TOML file, then `STROM_*` environment, then flags
+//! (flag > env > file > default), validated before anything starts.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde::Deserialize;
+use strom_broker::BrokerConfig;
+use strom_controller::{ControllerConfig, parse_voters};
+
+/// Command line of `stromd`. Every flag also reads `STROM_<NAME>`.
+#[derive(Debug, Parser, Default)]
+#[command(
+    name = "stromd",
+    version,
+    about = "Strom node: controller, broker, or both"
+)]
+pub(crate) struct Args {
+    /// TOML file with any of the settings below (keys as the flag names).
+    #[arg(long, env = "STROM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Unique node id, never reused.
+    #[arg(long, env = "STROM_NODE_ID")]
+    pub node_id: Option<i32>,
+    /// Take the node id from the host name's trailing number ("strom-2" → 2).
+    #[arg(long, env = "STROM_NODE_ID_FROM_HOSTNAME")]
+    pub node_id_from_hostname: bool,
+    /// Added to the number taken from the host name.
+    #[arg(long, env = "STROM_NODE_ID_OFFSET")]
+    pub node_id_offset: Option<i32>,
+    /// Roles of this node: controller, broker, or both (default).
+    #[arg(long, env = "STROM_ROLES")]
+    pub roles: Option<String>,
+    /// The static controller quorum: id@host:port,...
+    #[arg(long, env = "STROM_CONTROLLER_QUORUM_VOTERS")]
+    pub controller_quorum_voters: Option<String>,
+    /// Client and broker gRPC address (default 0.0.0.0:9092).
+    #[arg(long, env = "STROM_LISTEN")]
+    pub listen: Option<String>,
+    /// host:port clients and peers are told (default: the listen address, with
+    /// 127.0.0.1 for an unspecified host).
+    #[arg(long, env = "STROM_ADVERTISED_ADDRESS")]
+    pub advertised_address: Option<String>,
+    /// Raft and controller gRPC address (default 0.0.0.0:9093).
+    #[arg(long, env = "STROM_CONTROLLER_LISTEN")]
+    pub controller_listen: Option<String>,
+    /// HTTP admin address for /metrics, /healthz, /readyz (default 0.0.0.0:9644).
+    #[arg(long, env = "STROM_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
+    /// Data directory.
+    #[arg(long, env = "STROM_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Rack (failure domain) of this node.
+    #[arg(long, env = "STROM_RACK")]
+    pub rack: Option<String>,
+    /// Any broker or controller setting by its dotted name: KEY=VALUE (repeatable).
+    #[arg(
+        long = "set",
+        value_name = "KEY=VALUE",
+        env = "STROM_SET",
+        value_delimiter = ';'
+    )]
+    pub set: Vec<String>,
+}
+
+/// The settings file: flag names as keys, plus a `[settings]` table.
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct FileConfig {
+    node_id: Option<i32>,
+    node_id_from_hostname: Option<bool>,
+    node_id_offset: Option<i32>,
+    roles: Option<String>,
+    controller_quorum_voters: Option<String>,
+    listen: Option<String>,
+    advertised_address: Option<String>,
+    controller_listen: Option<String>,
+    admin_listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    rack: Option<String>,
+    #[serde(default)]
+    settings: BTreeMap<String, toml::Value>,
+}
+
+/// Which parts a node runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Roles {
+    /// Raft voter and (when leading) active controller.
+    pub controller: bool,
+    /// Hosts partitions and serves clients.
+    pub broker: bool,
+}
+
+/// Validated node configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct NodeConfig {
+    /// Node id.
+    pub node_id: i32,
+    /// Roles.
+    pub roles: Roles,
+    /// Client port address.
+    pub listen: SocketAddr,
+    /// Controller port address.
+    pub controller_listen: SocketAddr,
+    /// Admin HTTP address.
+    pub admin_listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Controller settings (always parsed: brokers need the voters).
+    pub controller: ControllerConfig,
+    /// Broker settings.
+    pub broker: BrokerConfig,
+}
+
+fn parse_roles(s: &str) -> anyhow::Result<Roles> {
+    let mut roles = Roles {
+        controller: false,
+        broker: false,
+    };
+    for r in s.split(',').map(str::trim) {
+        match r {
+            "controller" => roles.controller = true,
+            "broker" => roles.broker = true,
+            other => {
+                bail!("unknown role '{other}'; expected controller, broker or controller,broker")
+            }
+        }
+    }
+    Ok(roles)
+}
+
+fn parse_addr(flag: &str, s: &str) -> anyhow::Result<SocketAddr> {
+    s.parse()
+        .with_context(|| format!("--{flag} '{s}' is not an address of the form ip:port"))
+}
+
+/// Node id from a host name's trailing number: "strom-2" → 2.
+pub(crate) fn id_from_hostname(hostname: &str) -> anyhow::Result<i32> {
+    let digits: String = hostname
+        .chars()
+        .rev()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    if digits.is_empty() {
+        bail!("host name '{hostname}' does not end in a number; cannot derive the node id");
+    }
+    let digits: String = digits.chars().rev().collect();
+    digits
+        .parse()
+        .with_context(|| format!("host name '{hostname}' ends in a number too large for a node id"))
+}
+
+fn hostname() -> anyhow::Result<String> {
+    if let Ok(h) = std::env::var("HOSTNAME")
+        && !h.is_empty()
+    {
+        return Ok(h);
+    }
+    let h = std::fs::read_to_string("/proc/sys/kernel/hostname").context("read host name")?;
+    Ok(h.trim().to_owned())
+}
+
+fn toml_value_string(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl NodeConfig {
+    /// Merges file, environment and flags, and validates.
+    pub(crate) fn load(args: Args) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let from_hostname =
+            args.node_id_from_hostname || file.node_id_from_hostname.unwrap_or(false);
+        let node_id = match args.node_id.or(file.node_id) {
+            Some(id) => id,
+            None if from_hostname => {
+                id_from_hostname(&hostname()?)?
+                    + args.node_id_offset.or(file.node_id_offset).unwrap_or(0)
+            }
+            None => bail!("--node-id is required (or --node-id-from-hostname)"),
+        };
+        if node_id < 0 {
+            bail!("--node-id must be ≥ 0, got {node_id}");
+        }
+        let roles = parse_roles(
+            &args
+                .roles
+                .or(file.roles)
+                .unwrap_or_else(|| "controller,broker".into()),
+        )?;
+        let voters_str = args
+            .controller_quorum_voters
+            .or(file.controller_quorum_voters)
+            .context("--controller-quorum-voters is required (id@host:port,...)")?;
+        let voters = parse_voters(&voters_str)
+            .map_err(|e| anyhow::anyhow!("--controller-quorum-voters: {e}"))?;
+        let listen = parse_addr(
+            "listen",
+            &args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| "0.0.0.0:9092".into()),
+        )?;
+        let controller_listen = parse_addr(
+            "controller-listen",
+            &args
+                .controller_listen
+                .or(file.controller_listen)
+                .unwrap_or_else(|| "0.0.0.0:9093".into()),
+        )?;
+        let admin_listen = parse_addr(
+            "admin-listen",
+            &args
+                .admin_listen
+                .or(file.admin_listen)
+                .unwrap_or_else(|| "0.0.0.0:9644".into()),
+        )?;
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("data"));
+        let rack = args.rack.or(file.rack).filter(|r| !r.is_empty());
+        let advertised = args
+            .advertised_address
+            .or(file.advertised_address)
+            .unwrap_or_else(|| {
+                let host = if listen.ip().is_unspecified() {
+                    "127.0.0.1".to_owned()
+                } else {
+                    listen.ip().to_string()
+                };
+                format!("{host}:{}", listen.port())
+            });
+        let (adv_host, adv_port) = advertised
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
+            .filter(|(h, p)| !h.is_empty() && *p > 0)
+            .with_context(|| format!("--advertised-address '{advertised}' is not host:port"))?;
+
+        let mut controller = ControllerConfig {
+            node_id: u64::try_from(node_id).context("node id")?,
+            voters,
+            data_dir: data_dir.clone(),
+            ..Default::default()
+        };
+        let mut broker = BrokerConfig {
+            node_id,
+            advertised_host: adv_host,
+            advertised_port: adv_port,
+            rack,
+            data_dir: data_dir.clone(),
+            ..Default::default()
+        };
+        let mut settings: Vec<(String, String)> = file
+            .settings
+            .iter()
+            .map(|(k, v)| (k.clone(), toml_value_string(v)))
+            .collect();
+        for kv in &args.set {
+            let (k, v) = kv
+                .split_once('=')
+                .with_context(|| format!("--set '{kv}' is not KEY=VALUE"))?;
+            settings.push((k.trim().to_owned(), v.trim().to_owned()));
+        }
+        for (k, v) in &settings {
+            let known_c = controller.set(k, v).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let known_b = broker.set(k, v).map_err(|e| anyhow::anyhow!("{e}"))?;
+            if !known_c && !known_b {
+                bail!("unknown setting '{k}'");
+            }
+        }
+        if roles.controller {
+            controller.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let own = &controller.voters[&controller.node_id];
+            let own_port = own
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok());
+            if own_port != Some(controller_listen.port()) {
+                bail!(
+                    "node {node_id} is voter {own} but --controller-listen is {controller_listen}: \
+                     the ports differ (is another node using id {node_id}?)"
+                );
+            }
+        }
+        Ok(Self {
+            node_id,
+            roles,
+            listen,
+            controller_listen,
+            admin_listen,
+            data_dir,
+            controller,
+            broker,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parse config file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(voters: &str) -> Args {
+        Args {
+            node_id: Some(1),
+            controller_quorum_voters: Some(voters.into()),
+            controller_listen: Some("127.0.0.1:9093".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn hostname_gives_the_node_id() {
+        assert_eq!(id_from_hostname("strom-2").expect("ok"), 2);
+        assert_eq!(id_from_hostname("node10").expect("ok"), 10);
+        assert!(id_from_hostname("strom").is_err());
+    }
+
+    #[test]
+    fn bad_configs_name_the_problem() {
+        let cases: Vec<(Args, &str)> = vec![
+            (args("1@127.0.0.1:9093,x@h:1"), "invalid node id"),
+            (
+                Args {
+                    node_id: Some(4),
+                    ..args("1@127.0.0.1:9093")
+                },
+                "not among",
+            ),
+            (args("1@127.0.0.1:9999"), "ports differ"),
+            (
+                Args {
+                    roles: Some("leader".into()),
+                    ..args("1@127.0.0.1:9093")
+                },
+                "unknown role",
+            ),
+            (
+                Args {
+                    set: vec!["nope".into()],
+                    ..args("1@127.0.0.1:9093")
+                },
+                "not KEY=VALUE",
+            ),
+            (
+                Args {
+                    set: vec!["x.y=1".into()],
+                    ..args("1@127.0.0.1:9093")
+                },
+                "unknown setting",
+            ),
+            (
+                Args {
+                    listen: Some("localhost".into()),
+                    ..args("1@127.0.0.1:9093")
+                },
+                "not an address",
+            ),
+            (
+                Args {
+                    node_id: None,
+                    ..args("1@127.0.0.1:9093")
+                },
+                "--node-id is required",
+            ),
+        ];
+        for (a, want) in cases {
+            let err = NodeConfig::load(a).expect_err(want).to_string();
+            assert!(err.contains(want), "want '{want}' in '{err}'");
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("strom.toml");
+        std::fs::write(
+            &path,
+            "node-id = 7\nrack = \"r1\"\ncontroller-quorum-voters = \"1@127.0.0.1:9093\"\n[settings]\n\"broker.session.timeout.ms\" = 4000\n",
+        )
+        .expect("write");
+        let a = Args {
+            config: Some(path),
+            node_id: Some(1),
+            controller_listen: Some("127.0.0.1:9093".into()),
+            ..Default::default()
+        };
+        let c = NodeConfig::load(a).expect("valid");
+        assert_eq!(c.node_id, 1);
+        assert_eq!(c.broker.rack.as_deref(), Some("r1"));
+        assert_eq!(c.controller.broker_session_timeout.as_millis(), 4000);
+    }
+}

@@ -1,0 +1,56 @@
+//! `stromd`: one Strom node — controller, broker, or both.
+//!
+//! * `config`: flags, `STROM_*` environment and TOML, validated.
+//! * `node`: starts the parts, serves gRPC, handles signals.
+
+mod config;
+mod node;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RUST_LOG")
+        .or_else(|_| EnvFilter::try_from_env("STROM_LOG"))
+        .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn,h2=warn,tower=warn,hyper=warn"));
+    let json = std::env::var("STROM_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let args = config::Args::parse();
+    init_tracing();
+    let config = match config::NodeConfig::load(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: INVALID_CONFIG: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: UNKNOWN_SERVER_ERROR: start runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(node::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

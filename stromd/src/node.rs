@@ -1,0 +1,318 @@
+//! Starting, serving and stopping one node.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use strom_broker::grpc::{ControllerProxy, MetadataServiceImpl};
+use strom_broker::{Lifecycle, MetadataCache};
+use strom_controller::{Controller, ControllerGrpc, QuorumClient, RaftServiceImpl};
+use strom_proto::v1::controller_service_server::ControllerServiceServer;
+use strom_proto::v1::metadata_service_server::MetadataServiceServer;
+use strom_proto::v1::raft_service_server::RaftServiceServer;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+
+use crate::config::NodeConfig;
+
+/// Largest gRPC message accepted (a metadata snapshot can be large).
+const MAX_MESSAGE: usize = 256 * 1024 * 1024;
+
+/// Claims the data dir: creates it, checks it is writable, takes an
+/// exclusive lock (one process per data dir) and records the node id in
+/// `meta.properties` so a data dir is never reused under another id.
+fn claim_data_dir(config: &NodeConfig) -> anyhow::Result<std::fs::File> {
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir).with_context(|| {
+        format!(
+            "KAFKA_STORAGE_ERROR: data dir {} cannot be created",
+            dir.display()
+        )
+    })?;
+    let lock_path = dir.join(".lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| {
+            format!(
+                "KAFKA_STORAGE_ERROR: data dir {} is not writable",
+                dir.display()
+            )
+        })?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            bail!(
+                "INVALID_CONFIG: data dir {} is in use by another stromd process",
+                dir.display()
+            )
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e)
+                .with_context(|| format!("KAFKA_STORAGE_ERROR: lock data dir {}", dir.display()));
+        }
+    }
+    let meta = dir.join("meta.properties");
+    match std::fs::read_to_string(&meta) {
+        Ok(text) => {
+            let stored = text
+                .lines()
+                .find_map(|l| l.strip_prefix("node.id="))
+                .and_then(|v| v.trim().parse::<i32>().ok());
+            if stored != Some(config.node_id) {
+                bail!(
+                    "INVALID_CONFIG: data dir {} belongs to node {} but this is node {}",
+                    dir.display(),
+                    stored.map_or("?".to_owned(), |s| s.to_string()),
+                    config.node_id
+                );
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::write(&meta, format!("version=1\nnode.id={}\n", config.node_id))
+                .with_context(|| format!("KAFKA_STORAGE_ERROR: write {}", meta.display()))?;
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("KAFKA_STORAGE_ERROR: read {}", meta.display()));
+        }
+    }
+    Ok(lock)
+}
+
+async fn bind(what: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("INVALID_CONFIG: cannot listen on {addr} ({what})"))
+}
+
+fn reflection() -> anyhow::Result<
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(strom_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("build reflection service")
+}
+
+/// Runs the node until a signal stops it.
+pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
+    let _lock = claim_data_dir(&config)?;
+    tracing::info!(node = config.node_id, roles = ?config.roles, listen = %config.listen,
+        controller_listen = %config.controller_listen, admin_listen = %config.admin_listen, data_dir = %config.data_dir.display(), "starting stromd");
+    let root = CancellationToken::new();
+    let servers = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+
+    let controller = if config.roles.controller {
+        let listener = bind("controller", config.controller_listen).await?;
+        let ctl = Controller::start(config.controller.clone(), root.child_token())
+            .await
+            .map_err(|e| anyhow::anyhow!("KAFKA_STORAGE_ERROR: {e}"))?;
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_service_status("strom.v1.ControllerService", ServingStatus::Serving)
+            .await;
+        health.set_service_status("", ServingStatus::Serving).await;
+        let router = Server::builder()
+            .add_service(health_service)
+            .add_service(reflection()?)
+            .add_service(
+                RaftServiceServer::new(RaftServiceImpl::new(ctl.raft().clone()))
+                    .max_decoding_message_size(MAX_MESSAGE)
+                    .max_encoding_message_size(MAX_MESSAGE),
+            )
+            .add_service(
+                ControllerServiceServer::new(ControllerGrpc::new(ctl.clone()))
+                    .max_decoding_message_size(MAX_MESSAGE)
+                    .max_encoding_message_size(MAX_MESSAGE),
+            );
+        let stop = servers.clone();
+        tasks.spawn(async move {
+            router
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop.cancelled())
+                .await
+                .context("controller server")
+        });
+        Some(ctl)
+    } else {
+        None
+    };
+
+    let lifecycle = if config.roles.broker {
+        let listener = bind("client", config.listen).await?;
+        let quorum = Arc::new(QuorumClient::new(config.controller.voters.clone()));
+        let cache = MetadataCache::new();
+        let lifecycle = Arc::new(Lifecycle::new(
+            config.broker.clone(),
+            quorum.clone(),
+            cache.clone(),
+        ));
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+
+        tasks.spawn(
+            strom_broker::metadata::follower::run(
+                config.node_id,
+                quorum.clone(),
+                cache.clone(),
+                root.child_token(),
+            )
+            .then_ok(),
+        );
+        tasks.spawn(
+            strom_broker::isr::run(
+                config.node_id,
+                quorum.clone(),
+                cache.clone(),
+                lifecycle.status(),
+                root.child_token(),
+            )
+            .then_ok(),
+        );
+        {
+            let lifecycle = lifecycle.clone();
+            let token = root.child_token();
+            let fatal = root.clone();
+            tasks.spawn(async move {
+                let result = lifecycle.run(token).await;
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "broker cannot register");
+                    fatal.cancel();
+                }
+                result.map_err(|e| anyhow::anyhow!("{e}"))
+            });
+        }
+        {
+            // Health follows the broker's standing: SERVING once registered,
+            // unfenced and caught up; NOT_SERVING while fenced or stopping.
+            let mut status = lifecycle.status();
+            let token = root.child_token();
+            tasks.spawn(async move {
+                loop {
+                    let s = status.borrow_and_update().clone();
+                    let serving = !s.fenced && s.caught_up && !s.shutting_down;
+                    let st = if serving {
+                        ServingStatus::Serving
+                    } else {
+                        ServingStatus::NotServing
+                    };
+                    health.set_service_status("", st).await;
+                    health
+                        .set_service_status("strom.v1.MetadataService", st)
+                        .await;
+                    tokio::select! {
+                        r = status.changed() => if r.is_err() { return Ok(()) },
+                        _ = token.cancelled() => return Ok(()),
+                    }
+                }
+            });
+        }
+
+        let controller_id: Arc<dyn Fn() -> i32 + Send + Sync> = match &controller {
+            Some(ctl) => {
+                let ctl = ctl.clone();
+                Arc::new(move || {
+                    ctl.leader()
+                        .map_or(-1, |(id, _)| i32::try_from(id).unwrap_or(-1))
+                })
+            }
+            None => Arc::new(|| -1),
+        };
+        let metadata =
+            MetadataServiceServer::new(MetadataServiceImpl::new(cache.clone(), controller_id))
+                .max_encoding_message_size(MAX_MESSAGE);
+        let router = Server::builder()
+            .add_service(health_service)
+            .add_service(reflection()?)
+            .add_service(metadata);
+        let router = match &controller {
+            Some(ctl) => router.add_service(
+                ControllerServiceServer::new(ControllerGrpc::new(ctl.clone()))
+                    .max_decoding_message_size(MAX_MESSAGE)
+                    .max_encoding_message_size(MAX_MESSAGE),
+            ),
+            None => router.add_service(
+                ControllerServiceServer::new(ControllerProxy::new(
+                    quorum.clone(),
+                    config.broker.controller_request_timeout,
+                ))
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+            ),
+        };
+        let stop = servers.clone();
+        tasks.spawn(async move {
+            router
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop.cancelled())
+                .await
+                .context("client server")
+        });
+        Some(lifecycle)
+    } else {
+        None
+    };
+
+    // First SIGTERM/SIGINT: controlled shutdown; a second one: exit at once.
+    let mut sigterm = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
+    let mut failure = None;
+    tokio::select! {
+        _ = sigterm.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = sigint.recv() => tracing::info!("SIGINT: shutting down"),
+        _ = root.cancelled() => failure = Some(anyhow::anyhow!("stopping after a fatal error (see the log above)")),
+        Some(r) = tasks.join_next() => {
+            failure = Some(match r {
+                Ok(Ok(())) => anyhow::anyhow!("a node task ended unexpectedly"),
+                Ok(Err(e)) => e,
+                Err(e) => anyhow::anyhow!("a node task panicked: {e}"),
+            });
+        }
+    }
+    let graceful = async {
+        if let Some(lifecycle) = &lifecycle {
+            lifecycle.controlled_shutdown().await;
+        }
+        root.cancel();
+        servers.cancel();
+        if let Some(ctl) = &controller {
+            ctl.shutdown().await;
+        }
+        while let Some(r) = tasks.join_next().await {
+            if let Ok(Err(e)) = r {
+                tracing::debug!(error = %e, "task ended with error during shutdown");
+            }
+        }
+    };
+    tokio::select! {
+        _ = graceful => {}
+        _ = sigterm.recv() => bail!("second signal: exiting at once"),
+        _ = sigint.recv() => bail!("second signal: exiting at once"),
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+trait ThenOk {
+    fn then_ok(self) -> impl std::future::Future<Output = anyhow::Result<()>> + Send;
+}
+
+impl<F: std::future::Future<Output = ()> + Send> ThenOk for F {
+    async fn then_ok(self) -> anyhow::Result<()> {
+        self.await;
+        Ok(())
+    }
+}
