@@ -141,7 +141,7 @@ impl Lifecycle {
             match self
                 .quorum
                 .call(timeout, |mut c| {
-                    let r = request.clone();
+                    let r = request;
                     async move { c.broker_heartbeat(r).await }
                 })
                 .await
@@ -209,7 +209,7 @@ impl Lifecycle {
             match self
                 .quorum
                 .call(left, |mut c| {
-                    let r = request.clone();
+                    let r = request;
                     async move { c.controlled_shutdown(r).await }
                 })
                 .await

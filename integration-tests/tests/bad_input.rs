@@ -326,15 +326,23 @@ async fn a_second_node_with_the_same_id_is_refused() {
     // Same id, same voters, its own data dir and client port: the controller
     // address of id 2 is taken, so it cannot start.
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut cmd = cluster.command(2);
-    let listen = format!("127.0.0.1:{}", {
+    let free = || {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
         l.local_addr().expect("addr").port()
-    });
-    cmd.arg("--data-dir")
-        .arg(dir.path())
+    };
+    let mut cmd = Command::new(binary("stromd", "STROMD_BIN"));
+    cmd.arg("--node-id")
+        .arg("2")
+        .arg("--controller-quorum-voters")
+        .arg(cluster.voters())
         .arg("--listen")
-        .arg(&listen);
+        .arg(format!("127.0.0.1:{}", free()))
+        .arg("--controller-listen")
+        .arg(cluster.node(2).controller_addr())
+        .arg("--admin-listen")
+        .arg(format!("127.0.0.1:{}", free()))
+        .arg("--data-dir")
+        .arg(dir.path());
     let out = tokio::task::spawn_blocking(move || cmd.output())
         .await
         .expect("join")
