@@ -85,8 +85,20 @@ impl QuorumClient {
         addr
     }
 
+    /// Drops the cached channel to `addr` so the next call connects afresh:
+    /// a channel whose peer died can wait out a whole deadline reconnecting,
+    /// while a new connection to a dead port fails at once.
+    fn evict(&self, addr: &str) {
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(addr);
+    }
+
     /// Calls the active controller, retrying NOT_CONTROLLER and transient
     /// errors with backoff until `timeout`. Other errors return at once.
+    /// One attempt gets at most a third of `timeout` (≥ 500 ms), so a dead
+    /// voter cannot eat the whole deadline.
     pub async fn call<T, F, Fut>(&self, timeout: Duration, f: F) -> Result<T, StromError>
     where
         F: Fn(ControllerServiceClient<Channel>) -> Fut,
@@ -102,14 +114,23 @@ impl QuorumClient {
                 ));
             };
             let client = self.client_for(&addr)?;
-            let error = match tokio::time::timeout_at(deadline, f(client)).await {
+            let attempt = (timeout / 3).max(Duration::from_millis(500));
+            let attempt_deadline = deadline.min(tokio::time::Instant::now() + attempt);
+            let error = match tokio::time::timeout_at(attempt_deadline, f(client)).await {
                 Ok(Ok(resp)) => return Ok(resp.into_inner()),
-                Ok(Err(status)) => StromError::from_status(&status),
+                Ok(Err(status)) => {
+                    let e = StromError::from_status(&status);
+                    if e.code == ErrorCode::NetworkException {
+                        self.evict(&addr);
+                    }
+                    e
+                }
                 Err(_) => {
-                    return Err(StromError::new(
+                    self.evict(&addr);
+                    StromError::new(
                         ErrorCode::RequestTimedOut,
-                        format!("controller quorum did not answer within {timeout:?}"),
-                    ));
+                        format!("controller {addr} did not answer within {attempt:?}"),
+                    )
                 }
             };
             if !error.is_retriable() {

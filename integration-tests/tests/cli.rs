@@ -229,3 +229,84 @@ async fn cli_bad_input_prints_one_error_line_and_exits_1() {
     let out = tokio::task::block_in_place(|| strom(c, &["topics", "create", "--partitions", "x"]));
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_preferred_leader_election_restores_preferred_leaders() {
+    let options = ClusterOptions::default()
+        .set("auto.leader.rebalance.enable", "false")
+        .set("broker.session.timeout.ms", "3000")
+        .set("broker.heartbeat.interval.ms", "500");
+    let mut cluster = Cluster::start(3, options).await;
+    cluster
+        .create_topic(1, "elect", 6, 3, &[])
+        .await
+        .expect("create");
+    let controller = cluster.controller_leader().await.expect("leader");
+    let victim = (1..=3)
+        .find(|id| *id != controller)
+        .expect("non-controller");
+    cluster.kill(victim);
+    let moved = strom_integration_tests::wait_until(std::time::Duration::from_secs(15), || async {
+        cluster
+            .metadata(controller, &["elect"])
+            .await
+            .is_ok_and(|m| {
+                m.topics[0]
+                    .partitions
+                    .iter()
+                    .all(|p| p.leader != victim && p.leader >= 0)
+            })
+    })
+    .await;
+    assert!(moved, "leaders moved off the killed broker");
+    cluster.start_node(victim);
+    // Back in every ISR, but not leading: no automatic rebalance.
+    let back = strom_integration_tests::wait_until(std::time::Duration::from_secs(30), || async {
+        cluster
+            .metadata(controller, &["elect"])
+            .await
+            .is_ok_and(|m| {
+                m.topics[0]
+                    .partitions
+                    .iter()
+                    .all(|p| p.isr.contains(&victim))
+            })
+    })
+    .await;
+    assert!(
+        back,
+        "broker {victim} rejoined the ISRs\n{}",
+        cluster.dump_logs()
+    );
+    let c = &cluster;
+    let out = tokio::task::block_in_place(|| {
+        strom(
+            c,
+            &[
+                "--output",
+                "json",
+                "leader-election",
+                "--election-type",
+                "preferred",
+                "--all-topic-partitions",
+            ],
+        )
+    });
+    assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("election JSON");
+    assert!(
+        json.as_array().is_some_and(|a| !a.is_empty()),
+        "elections reported: {json}"
+    );
+    let m = cluster
+        .metadata(controller, &["elect"])
+        .await
+        .expect("metadata");
+    for p in &m.topics[0].partitions {
+        assert_eq!(
+            p.leader, p.replicas[0],
+            "partition {} led by its preferred replica",
+            p.partition
+        );
+    }
+}

@@ -50,17 +50,34 @@ impl ControllerGrpc {
         }
     }
 
-    fn peer(&self, addr: &str) -> Result<ControllerServiceClient<Channel>, Status> {
-        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = peers.get(addr) {
+    /// A connection to the leader at `addr`. A cached channel is reused
+    /// while it works; otherwise a new connection is made eagerly, so that a
+    /// dead leader fails the forward at once (connection refused) instead of
+    /// stalling it while a lazy channel keeps reconnecting.
+    async fn peer(&self, addr: &str) -> Result<ControllerServiceClient<Channel>, Status> {
+        if let Some(c) = self
+            .peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(addr)
+        {
             return Ok(c.clone());
         }
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .map_err(|e| Status::internal(format!("bad controller address {addr}: {e}")))?
             .connect_timeout(Duration::from_millis(500))
             .tcp_nodelay(true);
-        let client = ControllerServiceClient::new(endpoint.connect_lazy());
-        peers.insert(addr.to_owned(), client.clone());
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| Status::unavailable(format!("cannot reach leader {addr}: {e}")))?;
+        let client = ControllerServiceClient::new(channel)
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX);
+        self.peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(addr.to_owned(), client.clone());
         Ok(client)
     }
 
@@ -92,7 +109,13 @@ impl ControllerGrpc {
         let Some((_, addr)) = &leader else {
             return Err(not_controller());
         };
-        let client = self.peer(addr)?;
+        let client = match self.peer(addr).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(leader = %addr, error = %e, "leader unreachable");
+                return Err(not_controller());
+            }
+        };
         let deadline = self.ctl.config().request_timeout;
         let mut forwarded = Request::new(req.into_inner());
         forwarded.metadata_mut().insert(
