@@ -108,6 +108,15 @@ fn reflection() -> anyhow::Result<
         .context("build reflection service")
 }
 
+/// `ControllerService` with the message limits of a node.
+fn controller_service<S: strom_proto::v1::controller_service_server::ControllerService>(
+    service: S,
+) -> ControllerServiceServer<S> {
+    ControllerServiceServer::new(service)
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE)
+}
+
 /// Runs the node until a signal stops it.
 pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let _lock = claim_data_dir(&config)?;
@@ -135,11 +144,7 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
                     .max_decoding_message_size(MAX_MESSAGE)
                     .max_encoding_message_size(MAX_MESSAGE),
             )
-            .add_service(
-                ControllerServiceServer::new(ControllerGrpc::new(ctl.clone()))
-                    .max_decoding_message_size(MAX_MESSAGE)
-                    .max_encoding_message_size(MAX_MESSAGE),
-            );
+            .add_service(controller_service(ControllerGrpc::new(ctl.clone())));
         let stop = servers.clone();
         tasks.spawn(async move {
             router
@@ -242,19 +247,11 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
             .add_service(reflection()?)
             .add_service(metadata);
         let router = match &controller {
-            Some(ctl) => router.add_service(
-                ControllerServiceServer::new(ControllerGrpc::new(ctl.clone()))
-                    .max_decoding_message_size(MAX_MESSAGE)
-                    .max_encoding_message_size(MAX_MESSAGE),
-            ),
-            None => router.add_service(
-                ControllerServiceServer::new(ControllerProxy::new(
-                    quorum.clone(),
-                    config.broker.controller_request_timeout,
-                ))
-                .max_decoding_message_size(MAX_MESSAGE)
-                .max_encoding_message_size(MAX_MESSAGE),
-            ),
+            Some(ctl) => router.add_service(controller_service(ControllerGrpc::new(ctl.clone()))),
+            None => router.add_service(controller_service(ControllerProxy::new(
+                quorum.clone(),
+                config.broker.controller_request_timeout,
+            ))),
         };
         let stop = servers.clone();
         tasks.spawn(async move {

@@ -45,12 +45,7 @@ impl ControllerGrpc {
             };
             match outcome {
                 Ok(()) => tracing::info!(topic = %t.name, count = t.count, "created partitions"),
-                Err(e @ ControllerError::NotController { .. }) => return Err(e),
-                Err(e) => {
-                    let e = e.to_strom();
-                    result.error_code = e.code as i32;
-                    result.error_message = e.message;
-                }
+                Err(e) => (result.error_code, result.error_message) = super::item_error(e)?,
             }
             results.push(result);
         }

@@ -116,14 +116,7 @@ impl ControllerGrpc {
                         tracing::info!(topic = %t.name, %topic_id, "created topic");
                     }
                 }
-                // Leadership loss mid-request fails the whole request so the
-                // client retries it against the new leader.
-                Err(e @ ControllerError::NotController { .. }) => return Err(e),
-                Err(e) => {
-                    let e = e.to_strom();
-                    result.error_code = e.code as i32;
-                    result.error_message = e.message;
-                }
+                Err(e) => (result.error_code, result.error_message) = super::item_error(e)?,
             }
             results.push(result);
         }

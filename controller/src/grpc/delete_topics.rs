@@ -3,7 +3,7 @@
 use strom_proto::v1::{DeleteTopicResult, DeleteTopicsRequest, DeleteTopicsResponse};
 
 use super::ControllerGrpc;
-use crate::error::{ControllerError, Result};
+use crate::error::Result;
 
 impl ControllerGrpc {
     pub(super) async fn delete_topics_local(
@@ -30,12 +30,7 @@ impl ControllerGrpc {
                     }
                     tracing::info!(topic = %name, "deleted topic");
                 }
-                Err(e @ ControllerError::NotController { .. }) => return Err(e),
-                Err(e) => {
-                    let e = e.to_strom();
-                    result.error_code = e.code as i32;
-                    result.error_message = e.message;
-                }
+                Err(e) => (result.error_code, result.error_message) = super::item_error(e)?,
             }
             results.push(result);
         }

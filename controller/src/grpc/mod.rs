@@ -140,6 +140,19 @@ impl ControllerGrpc {
     }
 }
 
+/// The per-item outcome of a batch RPC: like Kafka, each item gets its own
+/// code, but a lost leadership fails the whole request so that the client
+/// retries it on the new leader.
+fn item_error(e: ControllerError) -> Result<(i32, String), ControllerError> {
+    match e {
+        e @ ControllerError::NotController { .. } => Err(e),
+        e => {
+            let strom = e.to_strom();
+            Ok((strom.code as i32, strom.message))
+        }
+    }
+}
+
 fn missing(field: &str) -> ControllerError {
     ControllerError::InvalidRequest(format!("missing or invalid field '{field}'"))
 }
