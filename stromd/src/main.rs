@@ -2,7 +2,9 @@
 //!
 //! * `config`: flags, `STROM_*` environment and TOML, validated.
 //! * `node`: starts the parts, serves gRPC, handles signals.
+//! * `admin`: the HTTP admin endpoint (`/healthz`, `/readyz`, `/metrics`).
 
+mod admin;
 mod config;
 mod node;
 

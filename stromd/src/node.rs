@@ -122,8 +122,10 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let _lock = claim_data_dir(&config)?;
     tracing::info!(node = config.node_id, roles = ?config.roles, listen = %config.listen,
         controller_listen = %config.controller_listen, admin_listen = %config.admin_listen, data_dir = %config.data_dir.display(), "starting stromd");
+    let admin_listener = bind("admin", config.admin_listen).await?;
     let root = CancellationToken::new();
     let servers = CancellationToken::new();
+    let mut admin_broker = None;
     let mut tasks = tokio::task::JoinSet::new();
 
     let controller = if config.roles.controller {
@@ -166,6 +168,7 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
             quorum.clone(),
             cache.clone(),
         ));
+        admin_broker = Some((cache.clone(), lifecycle.status()));
         let (health, health_service) = tonic_health::server::health_reporter();
         health
             .set_service_status("", ServingStatus::NotServing)
@@ -264,6 +267,13 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
     } else {
         None
     };
+
+    let admin = crate::admin::AdminState {
+        controller: controller.clone(),
+        broker: admin_broker,
+        node_id: config.node_id,
+    };
+    tasks.spawn(crate::admin::serve(admin_listener, admin, servers.clone()));
 
     // First SIGTERM/SIGINT: controlled shutdown; a second one: exit at once.
     let mut sigterm = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
