@@ -227,6 +227,15 @@ impl Cluster {
         }
     }
 
+    /// Process id of node `id` (running).
+    pub fn pid(&self, id: i32) -> u32 {
+        self.nodes[&id]
+            .child
+            .as_ref()
+            .expect("node is running")
+            .id()
+    }
+
     /// SIGSTOP node `id`.
     pub fn pause(&mut self, id: i32) {
         kill(self.nodes[&id].pid(), Signal::SIGSTOP).expect("SIGSTOP");
