@@ -209,9 +209,8 @@ async fn auto_rebalance_restores_preferred_leaders_after_a_broker_returns() {
             .metadata(observer, &["balance"])
             .await
             .is_ok_and(|m| {
-                partitions(&m, "balance")
-                    .values()
-                    .all(|p| p.leader == p.replicas[0])
+                let p = partitions(&m, "balance");
+                p.len() == 6 && p.values().all(|p| p.leader == p.replicas[0])
             })
     })
     .await;
