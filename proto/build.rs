@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "strom/v1/common.proto",
         "strom/v1/controller.proto",
         "strom/v1/raft.proto",
+        "strom/v1/broker.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
@@ -25,6 +26,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .extern_path(".strom.metadata.v1", "::strom_metadata::pb")
+        // Record batches stay `Bytes` end to end: no copy between the
+        // transport, the log and the client.
+        .bytes(".strom.v1.ProducePartitionData.records")
+        .bytes(".strom.v1.FetchPartitionResponse.records")
         .compile_fds(fds)?;
     Ok(())
 }

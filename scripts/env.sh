@@ -12,7 +12,9 @@ strom_prereqs() {
         echo "error: cargo not found: install the Rust toolchain (https://rustup.rs) and retry" >&2
         return 1
     fi
-    if ! ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 \
+    # (libclang-cpp, which other packages pull in, is not what bindgen loads.)
+    if ! ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/llvm-*/lib/libclang-[0-9]*.so* \
+            /usr/lib/x86_64-linux-gnu/libclang-[0-9]*.so* >/dev/null 2>&1 \
         && [ -z "${LIBCLANG_PATH:-}" ]; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
             echo "installing libclang-dev (needed by RocksDB's bindings)..." >&2
@@ -23,4 +25,30 @@ strom_prereqs() {
             return 1
         fi
     fi
+}
+
+# A Python virtualenv with what scripts/check-deploy and the Python example
+# need (scripts/requirements-ci.txt); sets STROM_PYTHON to its interpreter.
+strom_python_env() {
+    local venv="${STROM_VENV:-$HOME/.cache/strom/venv}"
+    if ! "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
+        rm -rf "$venv"
+        if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+            rm -rf "$venv"
+            # Debian and Ubuntu ship venv's pip bootstrap separately.
+            if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+                echo "installing python3-venv..." >&2
+                apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null \
+                    && python3 -m venv "$venv" \
+                    || { echo "error: cannot create a Python venv in $venv" >&2; return 1; }
+            else
+                echo "error: 'python3 -m venv' failed: run 'sudo apt-get install python3-venv' and retry" >&2
+                return 1
+            fi
+        fi
+    fi
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -r scripts/requirements-ci.txt \
+        || { echo "error: pip install -r scripts/requirements-ci.txt failed" >&2; return 1; }
+    export STROM_PYTHON="$venv/bin/python"
+    export PATH="$venv/bin:$PATH"
 }

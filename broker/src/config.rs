@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use strom_controller::ConfigError;
 
+use crate::replica::ReplicationConfig;
+
 /// Settings of a broker.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -26,6 +28,12 @@ pub struct BrokerConfig {
     pub controlled_shutdown_timeout: Duration,
     /// `controller.request.timeout.ms`: bound on one request to the controller quorum.
     pub controller_request_timeout: Duration,
+    /// `socket.request.max.bytes`: largest gRPC request accepted on the
+    /// client port (a larger one fails with `RESOURCE_EXHAUSTED` before
+    /// anything is read). Default 100 MiB.
+    pub socket_request_max_bytes: usize,
+    /// Replication and log defaults.
+    pub replication: ReplicationConfig,
 }
 
 impl Default for BrokerConfig {
@@ -40,6 +48,8 @@ impl Default for BrokerConfig {
             heartbeat_interval: Duration::from_millis(2000),
             controlled_shutdown_timeout: Duration::from_secs(30),
             controller_request_timeout: Duration::from_secs(10),
+            socket_request_max_bytes: 100 << 20,
+            replication: ReplicationConfig::default(),
         }
     }
 }
@@ -52,13 +62,56 @@ impl BrokerConfig {
                 ConfigError(format!("{key} must be a number of milliseconds, got '{v}'"))
             })
         };
+        fn num<T: std::str::FromStr>(v: &str) -> Result<T, ConfigError> {
+            v.parse::<T>()
+                .map_err(|_| ConfigError(format!("expected a non-negative number, got '{v}'")))
+        }
         match key {
             "broker.heartbeat.interval.ms" => self.heartbeat_interval = ms(value)?,
             "broker.session.timeout.ms" => self.session_timeout = ms(value)?,
             "controlled.shutdown.timeout.ms" => self.controlled_shutdown_timeout = ms(value)?,
             "controller.request.timeout.ms" => self.controller_request_timeout = ms(value)?,
+            "socket.request.max.bytes" => self.socket_request_max_bytes = num(value)?,
+            "replica.lag.time.max.ms" => self.replication.replica_lag_time_max = ms(value)?,
+            "replica.fetch.wait.max.ms" => self.replication.replica_fetch_wait_max = ms(value)?,
+            "replica.fetch.max.bytes" => self.replication.replica_fetch_max_bytes = num(value)?,
+            "replica.fetch.response.max.bytes" => {
+                self.replication.replica_fetch_response_max_bytes = num(value)?
+            }
+            "replica.fetch.backoff.ms" => self.replication.replica_fetch_backoff = ms(value)?,
+            "replica.high.watermark.checkpoint.interval.ms" => {
+                self.replication.checkpoint_interval = ms(value)?
+            }
+            "min.insync.replicas" => self.replication.min_insync_replicas = num(value)?,
+            "log.segment.bytes" => self.replication.log.segment_bytes = num(value)?,
+            "log.roll.ms" => self.replication.log.segment_ms = num(value)?,
+            "message.max.bytes" => self.replication.log.max_message_bytes = num(value)?,
+            "log.flush.interval.messages" => {
+                self.replication.log.flush_messages = Some(num(value)?)
+            }
+            "log.flush.interval.ms" => self.replication.log.flush_ms = Some(num(value)?),
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// Checks ranges the settings above cannot express in their types.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let r = &self.replication;
+        if r.min_insync_replicas == 0 {
+            return Err(ConfigError("min.insync.replicas must be at least 1".into()));
+        }
+        if r.replica_fetch_max_bytes <= 0 || r.replica_fetch_response_max_bytes <= 0 {
+            return Err(ConfigError(
+                "replica.fetch.max.bytes and replica.fetch.response.max.bytes must be positive"
+                    .into(),
+            ));
+        }
+        if r.replica_lag_time_max.is_zero() {
+            return Err(ConfigError(
+                "replica.lag.time.max.ms must be positive".into(),
+            ));
+        }
+        r.log.validate().map_err(|e| ConfigError(e.to_string()))
     }
 }

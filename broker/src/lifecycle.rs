@@ -21,7 +21,9 @@ use crate::metadata::MetadataCache;
 pub struct BrokerStatus {
     /// Current broker epoch; 0 before registration.
     pub epoch: i64,
-    /// Whether the controller has this broker fenced.
+    /// Whether the controller has this broker fenced — as its last heartbeat
+    /// answer said, or presumed when no heartbeat was answered for a whole
+    /// session timeout (the controller has fenced it by then).
     pub fenced: bool,
     /// Whether the broker has replayed the metadata log up to its registration.
     pub caught_up: bool,
@@ -87,19 +89,27 @@ impl Lifecycle {
     ///
     /// DUPLICATE_BROKER_REGISTRATION means the controller still holds a live
     /// lease of another process with this id: after a crash that is our
-    /// previous incarnation, whose lease runs out within one session
-    /// timeout, so registration is retried for that long. Still refused after
-    /// it, another live process has this node id: the error is returned.
+    /// previous incarnation, whose lease runs out within one session timeout
+    /// — but every controller failover re-arms all leases, so the wait can
+    /// be longer. Registration is retried for as long as it is refused, as
+    /// Kafka's brokers do; after 1.5 session timeouts an error is logged,
+    /// once, in case another live process really uses this node id. (A
+    /// second process on the same data dir or controller port is refused at
+    /// start.)
     pub async fn run(&self, shutdown: CancellationToken) -> Result<(), strom_proto::StromError> {
         let mut epoch = 0;
         let mut duplicate_since: Option<tokio::time::Instant> = None;
+        let mut duplicate_reported = false;
         let mut interval = self.config.heartbeat_interval;
+        let mut last_answer = tokio::time::Instant::now();
         while !shutdown.is_cancelled() {
             if epoch == 0 {
                 match self.register().await {
                     Ok(e) => {
                         epoch = e;
                         duplicate_since = None;
+                        duplicate_reported = false;
+                        last_answer = tokio::time::Instant::now();
                         self.status.send_modify(|s| {
                             s.epoch = e;
                             s.fenced = true;
@@ -108,12 +118,14 @@ impl Lifecycle {
                     }
                     Err(e) if e.code == ErrorCode::DuplicateBrokerRegistration => {
                         let since = *duplicate_since.get_or_insert_with(tokio::time::Instant::now);
-                        if since.elapsed()
-                            > self.config.session_timeout + self.config.session_timeout / 2
-                        {
-                            return Err(e);
+                        let long = self.config.session_timeout + self.config.session_timeout / 2;
+                        if since.elapsed() > long && !duplicate_reported {
+                            duplicate_reported = true;
+                            tracing::error!(error = %e, waited_ms = since.elapsed().as_millis() as u64,
+                                "registration still refused: is another live process using this node id? retrying");
+                        } else if !duplicate_reported {
+                            tracing::info!(error = %e, "waiting for the previous registration's lease to expire");
                         }
-                        tracing::info!(error = %e, "waiting for the previous registration's lease to expire");
                         tokio::select! {
                             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
                             _ = shutdown.cancelled() => return Ok(()),
@@ -137,7 +149,11 @@ impl Lifecycle {
                 want_fence: false,
                 want_shutdown: self.status.borrow().shutting_down,
             };
-            let timeout = interval.max(Duration::from_millis(500));
+            // Long enough for a second attempt at another voter when the
+            // first one does not answer, well inside the session timeout.
+            let timeout = interval
+                .max(self.config.session_timeout / 3)
+                .max(Duration::from_millis(500));
             match self
                 .quorum
                 .call(timeout, |mut c| {
@@ -147,6 +163,7 @@ impl Lifecycle {
                 .await
             {
                 Ok(resp) => {
+                    last_answer = tokio::time::Instant::now();
                     if resp.heartbeat_interval_ms > 0 {
                         interval = Duration::from_millis(
                             u64::try_from(resp.heartbeat_interval_ms).unwrap_or(2000),
@@ -170,7 +187,22 @@ impl Lifecycle {
                     epoch = 0;
                     continue;
                 }
-                Err(e) => tracing::warn!(error = %e, "broker heartbeat failed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "broker heartbeat failed");
+                    // The controller fences a broker it has not heard from
+                    // for a session timeout: stop claiming to be unfenced
+                    // (health and readiness follow) until it answers again.
+                    if last_answer.elapsed() >= self.config.session_timeout
+                        && self
+                            .status
+                            .send_if_modified(|s| !std::mem::replace(&mut s.fenced, true))
+                    {
+                        tracing::warn!(
+                            silent_ms = last_answer.elapsed().as_millis(),
+                            "no heartbeat answered within the session timeout; presuming this broker fenced"
+                        );
+                    }
+                }
             }
             // Heartbeat sooner while waiting to be unfenced, so joining is quick.
             let wait = if self.status.borrow().fenced {

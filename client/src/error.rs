@@ -2,14 +2,17 @@
 
 use strom_proto::v1::ErrorCode;
 pub use strom_proto::{LeaderHint, StromError};
+
+pub use crate::config::ConfigError;
 use tonic::Code;
 use tonic_types::StatusExt;
 
 /// Result of every client operation.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Why a client operation failed.
-#[derive(Debug, thiserror::Error)]
+/// Why a client operation failed. Cheap to clone, so one failure can be
+/// handed to every record of a failed batch.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// A typed error answered by a server (or a per-item error of a batch).
     #[error("{0}")]
@@ -32,18 +35,26 @@ pub enum Error {
     /// Invalid input detected by the client before sending anything.
     #[error("{0}")]
     InvalidArgument(String),
+    /// A producer or consumer setting is unknown or has an invalid value.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// The producer was closed; no more records are accepted.
+    #[error("{0}")]
+    Closed(String),
 }
 
 impl Error {
     /// The Strom error code this error corresponds to: the server's code,
     /// NETWORK_EXCEPTION for transport errors, REQUEST_TIMED_OUT for
-    /// timeouts, and `None` for client-side argument errors.
+    /// timeouts, INVALID_CONFIG for settings, and `None` for client-side
+    /// argument errors and a closed producer.
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             Error::Strom(e) => Some(e.code),
             Error::Transport { .. } => Some(ErrorCode::NetworkException),
             Error::Timeout { .. } => Some(ErrorCode::RequestTimedOut),
-            Error::InvalidArgument(_) => None,
+            Error::Config(_) => Some(ErrorCode::InvalidConfig),
+            Error::InvalidArgument(_) | Error::Closed(_) => None,
         }
     }
 

@@ -1,28 +1,43 @@
-//! Strom's Rust client.
+//! Strom's Rust client: an admin client, a producer and a consumer, with
+//! Kafka's semantics, settings and defaults, over Strom's gRPC API.
 //!
 //! Layout:
-//! * [`config`] — [`ClientConfig`]: bootstrap servers, timeouts, backoff.
-//!   The producer and consumer configs (next issue) will embed it.
+//! * [`config`] — [`ClientConfig`] (bootstrap servers, timeouts, backoff),
+//!   embedded by every client's config, and the parsing of Kafka-style
+//!   `key=value` properties ([`ConfigError`]).
 //! * [`error`] — [`Error`] and [`Result`]; typed server errors keep their
 //!   [`ErrorCode`].
-//! * `pool` — one lazily connected tonic channel per node, bootstrap rotation.
-//! * [`retry`] — retry classification, exponential backoff and the retry loop
-//!   every request goes through.
+//! * `pool` — one lazily connected tonic channel per node, bootstrap
+//!   rotation, eviction of broken connections.
+//! * [`retry`] — retry classification (whole requests and per partition),
+//!   exponential backoff and the retry loop of single requests.
+//! * `cluster` — the producer's and consumer's metadata: partition leaders
+//!   and epochs, refreshed from `MetadataService` and from leader hints.
 //! * [`admin`] — [`Admin`]: topics, partitions, leader elections, cluster
 //!   description, and their domain types (serialized as the CLI's JSON).
+//! * [`producer`] — [`Producer`]: batching per partition, Kafka's murmur2
+//!   and sticky partitioners, `acks`, compression, retries with ordering,
+//!   delivery timeout, bounded buffer memory.
+//! * [`consumer`] — [`Consumer`] with manual assignment: seeks (offset,
+//!   beginning, end, timestamp), prefetching fetches per leader broker,
+//!   `auto.offset.reset`, offset queries.
 //!
-//! Reserved for the next issue: `producer` (batching, murmur2 partitioner,
-//! acks, compression) and `consumer`, built on the same config, pool and
-//! retry loop.
+//! Records travel as Kafka v2 record batches built and decoded by
+//! `strom-log` ([`Compression`], [`Header`], [`TimestampType`] are its types).
 //!
 //! The `strom` command-line tool lives in `src/bin/strom/`.
 
 #![warn(missing_docs)]
 
 pub mod admin;
+mod cluster;
 pub mod config;
+pub mod consumer;
 pub mod error;
+#[cfg(test)]
+mod mock_cluster;
 mod pool;
+pub mod producer;
 pub mod retry;
 
 pub use admin::{
@@ -30,6 +45,15 @@ pub use admin::{
     DeleteTopicResult, ElectionResult, ElectionType, Metadata, NewTopic, PartitionDescription,
     TopicDescription, TopicId, TopicListing, TopicPartition, VoterDescription,
 };
-pub use config::{ClientConfig, DEFAULT_BOOTSTRAP_SERVER, parse_bootstrap_servers};
+pub use config::{
+    ClientConfig, ConfigError, DEFAULT_BOOTSTRAP_SERVER, parse_bootstrap_servers, parse_properties,
+};
+pub use consumer::{
+    Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, OffsetAndTimestamp, OffsetReset,
+};
 pub use error::{Error, LeaderHint, Result, StromError};
+pub use producer::{
+    Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
+};
+pub use strom_log::{Compression, Header, TimestampType};
 pub use strom_proto::v1::ErrorCode;

@@ -11,9 +11,22 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{Error, Result};
 
+/// Largest message accepted from a node: metadata of a cluster with 100,000
+/// partitions is several MiB, and a fetch may return 50 MiB and more (one
+/// batch larger than `fetch.max.bytes` is always returned), both above
+/// tonic's 4 MiB default.
+pub(crate) const MAX_MESSAGE_SIZE: usize = 256 * 1024 * 1024;
+
 /// A pool of channels keyed by `host:port`. Channels connect on first use
 /// (bounded by the connect timeout) and reconnect by themselves after a
-/// failure, so entries are never evicted.
+/// failure. The producer and consumer still [`evict`](Self::evict) a
+/// channel after a transport error or a deadline, so that a connection that
+/// hangs (rather than fails) is replaced by a fresh one.
+/// HTTP/2 stream flow-control window for data-plane channels.
+const STREAM_WINDOW: u32 = 8 << 20;
+/// HTTP/2 connection flow-control window.
+const CONNECTION_WINDOW: u32 = 32 << 20;
+
 #[derive(Debug)]
 pub(crate) struct ChannelPool {
     connect_timeout: Duration,
@@ -65,10 +78,27 @@ impl ChannelPool {
         let endpoint = Endpoint::from_shared(format!("http://{address}"))
             .map_err(|e| Error::InvalidArgument(format!("invalid address '{address}': {e}")))?
             .connect_timeout(self.connect_timeout)
-            .tcp_nodelay(true);
+            .tcp_nodelay(true)
+            // HTTP/2's default 64 KiB windows cap a produce or fetch stream
+            // at one window per round trip; batches are up to megabytes.
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            // Detect a paused or cut-off broker instead of waiting on it.
+            .http2_keep_alive_interval(std::time::Duration::from_secs(5))
+            .keep_alive_timeout(std::time::Duration::from_secs(10))
+            .keep_alive_while_idle(true);
         let channel = endpoint.connect_lazy();
         channels.insert(address.to_owned(), channel.clone());
         Ok(channel)
+    }
+
+    /// Drops the channel to `address`; the next request dials anew.
+    /// Requests already holding a clone of it are not affected.
+    pub(crate) fn evict(&self, address: &str) {
+        self.channels
+            .lock()
+            .expect("channel pool lock is never poisoned")
+            .remove(address);
     }
 
     /// Whether a channel to `address` was created.
@@ -104,5 +134,8 @@ mod tests {
         pool.channel("a:1").unwrap();
         pool.channel("b:2").unwrap();
         assert_eq!(pool.channels.lock().unwrap().len(), 2);
+        pool.evict("a:1");
+        assert!(!pool.has_channel("a:1"));
+        assert!(pool.has_channel("b:2"));
     }
 }

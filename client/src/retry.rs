@@ -25,7 +25,45 @@ pub fn is_retriable(error: &Error) -> bool {
         Error::Strom(e) => {
             e.code != ErrorCode::UnknownServerError && strom_proto::error::is_retriable(e.code)
         }
-        Error::Timeout { .. } | Error::InvalidArgument(_) => false,
+        Error::Timeout { .. } | Error::InvalidArgument(_) | Error::Config(_) | Error::Closed(_) => {
+            false
+        }
+    }
+}
+
+/// Whether a produce or fetch for one partition may succeed when retried:
+/// transport errors and the transient codes of [`is_retriable`], plus
+/// UNKNOWN_TOPIC_OR_PARTITION while the client's metadata still has the
+/// topic (`topic_known`: the answering broker may not have caught up with a
+/// new topic or partition yet).
+pub fn is_retriable_for_partition(error: &Error, topic_known: bool) -> bool {
+    match error {
+        Error::Strom(e) if e.code == ErrorCode::UnknownTopicOrPartition => topic_known,
+        other => is_retriable(other),
+    }
+}
+
+/// Whether an error means the client's view of a partition's leader may
+/// be wrong, so its metadata should be refreshed before the retry (Kafka's
+/// `InvalidMetadataException` family, and broken connections).
+pub fn invalidates_metadata(error: &Error) -> bool {
+    use ErrorCode as E;
+    match error {
+        Error::Transport { .. } => true,
+        Error::Strom(e) => matches!(
+            e.code,
+            E::NotLeaderOrFollower
+                | E::LeaderNotAvailable
+                | E::FencedLeaderEpoch
+                | E::UnknownLeaderEpoch
+                | E::UnknownTopicOrPartition
+                | E::UnknownTopicId
+                | E::KafkaStorageError
+                | E::NetworkException
+                | E::BrokerNotAvailable
+                | E::ReplicaNotAvailable
+        ),
+        _ => false,
     }
 }
 
@@ -50,6 +88,17 @@ impl Backoff {
         let delay = self.next;
         self.next = self.next.saturating_mul(2).min(self.max);
         delay
+    }
+
+    /// The wait before retry number `attempt` (1 for the first retry):
+    /// `initial · 2^(attempt-1)`, capped at `max` (Kafka's `retry.backoff.ms`
+    /// and `retry.backoff.max.ms`). Attempt 0 waits nothing.
+    pub fn delay_for_attempt(initial: Duration, max: Duration, attempt: u32) -> Duration {
+        if attempt == 0 {
+            return Duration::ZERO;
+        }
+        let factor = 1u32.checked_shl(attempt - 1).unwrap_or(u32::MAX);
+        initial.saturating_mul(factor).min(max)
     }
 }
 
@@ -126,6 +175,28 @@ mod tests {
     }
 
     #[test]
+    fn delay_for_attempt_grows_exponentially_to_the_cap() {
+        let (initial, max) = (Duration::from_millis(100), Duration::from_millis(1000));
+        let table = [
+            (0, 0),
+            (1, 100),
+            (2, 200),
+            (3, 400),
+            (4, 800),
+            (5, 1000),
+            (40, 1000),
+            (u32::MAX, 1000),
+        ];
+        for (attempt, want_ms) in table {
+            assert_eq!(
+                Backoff::delay_for_attempt(initial, max, attempt),
+                Duration::from_millis(want_ms),
+                "attempt {attempt}"
+            );
+        }
+    }
+
+    #[test]
     fn retry_classification() {
         let strom = |code| Error::strom(code, "x");
         let table = [
@@ -149,6 +220,50 @@ mod tests {
         ];
         for (error, want) in table {
             assert_eq!(is_retriable(&error), want, "{error}");
+        }
+    }
+
+    #[test]
+    fn partition_errors_retry_on_transient_codes_and_on_lagging_metadata() {
+        let strom = |code| Error::strom(code, "x");
+        let transport = Error::Transport {
+            address: "h:1".into(),
+            source: tonic::Status::unavailable("reset"),
+        };
+        // (error, topic in metadata, retriable, refresh metadata)
+        let table = [
+            (strom(ErrorCode::NotLeaderOrFollower), true, true, true),
+            (strom(ErrorCode::FencedLeaderEpoch), true, true, true),
+            (strom(ErrorCode::NotEnoughReplicas), true, true, false),
+            (
+                strom(ErrorCode::NotEnoughReplicasAfterAppend),
+                true,
+                true,
+                false,
+            ),
+            (strom(ErrorCode::RequestTimedOut), true, true, false),
+            (strom(ErrorCode::KafkaStorageError), true, true, true),
+            (strom(ErrorCode::UnknownTopicOrPartition), true, true, true),
+            (
+                strom(ErrorCode::UnknownTopicOrPartition),
+                false,
+                false,
+                true,
+            ),
+            (transport, true, true, true),
+            (strom(ErrorCode::CorruptMessage), true, false, false),
+            (strom(ErrorCode::RecordTooLarge), true, false, false),
+            (strom(ErrorCode::InvalidRequiredAcks), true, false, false),
+            (strom(ErrorCode::UnknownServerError), true, false, false),
+            (strom(ErrorCode::OffsetOutOfRange), true, false, false),
+        ];
+        for (error, known, retriable, refresh) in table {
+            assert_eq!(
+                is_retriable_for_partition(&error, known),
+                retriable,
+                "{error} (topic known: {known})"
+            );
+            assert_eq!(invalidates_metadata(&error), refresh, "{error}");
         }
     }
 

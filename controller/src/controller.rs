@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
@@ -42,6 +43,7 @@ pub(crate) struct Inner {
     pub(crate) leases: Leases,
     pub(crate) shutdown: CancellationToken,
     db: RaftDb,
+    commit_index: Arc<AtomicI64>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -98,6 +100,7 @@ impl Controller {
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
         let log = LogStore::new(db.clone());
+        let commit_index = log.commit_index();
 
         let election_ms = u64::try_from(config.election_timeout.as_millis()).unwrap_or(u64::MAX);
         let raft_config = openraft::Config {
@@ -149,6 +152,7 @@ impl Controller {
                 leases,
                 shutdown,
                 db,
+                commit_index,
             }),
         };
         tokio::spawn(crate::duties::run(controller.clone()));
@@ -209,6 +213,17 @@ impl Controller {
                 leader: self.leader(),
             })
         }
+    }
+
+    /// The Raft commit index this voter knows (-1 before any commit).
+    pub fn commit_index(&self) -> i64 {
+        self.inner.commit_index.load(Ordering::Relaxed)
+    }
+
+    /// Metadata offset each broker reported in its last heartbeat to this
+    /// controller while it led (empty on a follower), sorted by broker id.
+    pub fn broker_metadata_offsets(&self) -> Vec<(i32, i64)> {
+        self.inner.leases.reported_offsets()
     }
 
     /// Runs `f` on the committed image.

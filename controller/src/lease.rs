@@ -11,6 +11,8 @@ use tokio::time::Instant;
 struct Lease {
     incarnation: String,
     deadline: Instant,
+    /// Metadata offset of the broker's last heartbeat (-1: none yet).
+    metadata_offset: i64,
 }
 
 /// Lease table: broker id → (incarnation, deadline).
@@ -34,14 +36,33 @@ impl Leases {
 
     /// Extends the lease of a broker process by one session timeout.
     pub(crate) fn renew(&self, broker: i32, incarnation: &str) {
+        self.renew_at(broker, incarnation, -1);
+    }
+
+    /// Renews the lease and records the metadata offset the broker reported.
+    pub(crate) fn renew_at(&self, broker: i32, incarnation: &str, metadata_offset: i64) {
         let deadline = Instant::now() + self.timeout;
         self.map().insert(
             broker,
             Lease {
                 incarnation: incarnation.to_owned(),
                 deadline,
+                metadata_offset,
             },
         );
+    }
+
+    /// `(broker, metadata offset of its last heartbeat)` for every broker
+    /// that heartbeated since this controller took the lead, sorted by id.
+    pub(crate) fn reported_offsets(&self) -> Vec<(i32, i64)> {
+        let mut v: Vec<(i32, i64)> = self
+            .map()
+            .iter()
+            .filter(|(_, l)| l.metadata_offset >= 0)
+            .map(|(id, l)| (*id, l.metadata_offset))
+            .collect();
+        v.sort_unstable();
+        v
     }
 
     /// Whether a *different* process than `incarnation` holds a live lease.
@@ -64,6 +85,7 @@ impl Leases {
                 Lease {
                     incarnation,
                     deadline,
+                    metadata_offset: -1,
                 },
             );
         }
@@ -97,5 +119,7 @@ mod tests {
         assert!(leases.held_by_other(2, "c"));
         assert!(!leases.held_by_other(2, "b"));
         assert!(!leases.held_by_other(1, "z"), "expired lease holds nothing");
+        leases.renew_at(2, "b", 42);
+        assert_eq!(leases.reported_offsets(), vec![(2, 42)]);
     }
 }

@@ -11,6 +11,11 @@ use strom_proto::v1::ErrorCode;
 use strom_proto::v1::controller_service_client::ControllerServiceClient;
 use tonic::transport::{Channel, Endpoint};
 
+/// Interval of HTTP/2 keep-alive pings on controller connections.
+pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(1);
+/// A connection whose ping is not answered within this is closed.
+pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Talks to whichever voter leads.
 #[derive(Debug)]
 pub struct QuorumClient {
@@ -47,7 +52,14 @@ impl QuorumClient {
                 )
             })?
             .connect_timeout(Duration::from_millis(500))
-            .tcp_nodelay(true);
+            .tcp_nodelay(true)
+            // A paused or partitioned voter keeps the TCP connection open
+            // but stops answering HTTP/2 pings: drop the connection after a
+            // few seconds, so a long-lived stream (WatchMetadata) fails over
+            // to another voter instead of waiting forever.
+            .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
+            .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
+            .keep_alive_while_idle(true);
         let client = ControllerServiceClient::new(endpoint.connect_lazy())
             .max_decoding_message_size(usize::MAX);
         clients.insert(addr.to_owned(), client.clone());

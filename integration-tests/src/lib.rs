@@ -5,6 +5,8 @@
 //! Binaries are taken from the cargo target dir the tests were built in
 //! (`scripts/test` builds them first), or from `STROMD_BIN` / `STROM_BIN`.
 
+pub mod data;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -38,9 +40,25 @@ pub fn binary(name: &str, env: &str) -> PathBuf {
     path
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    l.local_addr().expect("local addr").port()
+/// A port free right now, below Linux's ephemeral range (32768–60999): a
+/// port the kernel hands out for outgoing connections could be taken by
+/// one while its node is down for a restart, and the node could not bind
+/// it again.
+pub fn free_port() -> u16 {
+    use rand::Rng;
+    // Never hand out a port twice in one test process: nodes of a cluster
+    // pick their ports before any of them binds.
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut rng = rand::thread_rng();
+    for _ in 0..1000 {
+        let port = rng.gen_range(20_000..32_000);
+        if !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no free port in 20000..32000");
 }
 
 /// One node of a test cluster.
@@ -105,6 +123,11 @@ impl Node {
 pub struct ClusterOptions {
     /// `--set` settings for every node.
     pub settings: Vec<(String, String)>,
+    /// A cgroup v2 directory: node `id` is started inside its existing
+    /// child `node-<id>` (before `stromd` runs, so every socket it opens
+    /// belongs to it), letting fault-injection tests match a node's
+    /// traffic in nftables rules.
+    pub cgroup: Option<PathBuf>,
 }
 
 impl ClusterOptions {
@@ -129,6 +152,16 @@ impl Cluster {
     /// Starts `n` nodes and waits until the cluster is ready (a controller
     /// leader and every broker unfenced).
     pub async fn start(n: i32, options: ClusterOptions) -> Cluster {
+        let mut cluster = Cluster::create(n, options);
+        cluster.launch_all();
+        cluster.wait_ready(Duration::from_secs(60)).await;
+        cluster
+    }
+
+    /// Lays out `n` nodes (ports, data dir paths) without starting any, so
+    /// a test can prepare their data dirs first; [`launch_all`](Self::launch_all)
+    /// starts them.
+    pub fn create(n: i32, options: ClusterOptions) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("strom-it-")
             .tempdir()
@@ -153,18 +186,28 @@ impl Cluster {
             .map(|n| format!("{}@{}", n.id, n.controller_addr()))
             .collect::<Vec<_>>()
             .join(",");
-        let mut cluster = Cluster {
+        Cluster {
             nodes,
             voters,
             options,
             _dir: dir,
-        };
-        let ids: Vec<i32> = cluster.nodes.keys().copied().collect();
-        for id in &ids {
-            cluster.spawn(*id);
         }
-        cluster.wait_ready(Duration::from_secs(60)).await;
-        cluster
+    }
+
+    /// Starts nodes launched from now on inside `dir`'s `node-<id>`
+    /// cgroups (see [`ClusterOptions::cgroup`]).
+    pub fn set_cgroup(&mut self, dir: &std::path::Path) {
+        self.options.cgroup = Some(dir.to_owned());
+    }
+
+    /// Starts every node that is not running.
+    pub fn launch_all(&mut self) {
+        let ids: Vec<i32> = self.nodes.keys().copied().collect();
+        for id in ids {
+            if !self.nodes.get_mut(&id).expect("node exists").is_running() {
+                self.spawn(id);
+            }
+        }
     }
 
     /// The voters string.
@@ -206,6 +249,9 @@ impl Cluster {
 
     fn spawn(&mut self, id: i32) {
         let mut cmd = self.command(id);
+        if let Some(cgroup) = &self.options.cgroup {
+            cmd = in_cgroup(&cmd, &cgroup.join(format!("node-{id}")));
+        }
         let node = self.nodes.get_mut(&id).expect("node exists");
         node.starts += 1;
         let log = std::fs::File::create(node.log_path()).expect("create log file");
@@ -381,10 +427,23 @@ impl Cluster {
     /// The tail of every node's log, for failure messages.
     pub fn dump_logs(&self) -> String {
         let mut out = String::new();
+        // STROM_TEST_LOG_LINES=N shows N lines per node, openraft included.
+        let verbose_lines = std::env::var("STROM_TEST_LOG_LINES")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok());
+        let verbose = verbose_lines.is_some();
+        let lines = verbose_lines.unwrap_or(60);
         for n in self.nodes.values() {
             let logs = n.logs();
-            let tail: Vec<&str> = logs.lines().rev().take(40).collect();
-            out.push_str(&format!("--- node {} log (last 40 lines) ---\n", n.id));
+            // openraft repeats every failed replication to a stopped peer;
+            // keep the lines that tell the story.
+            let tail: Vec<&str> = logs
+                .lines()
+                .rev()
+                .filter(|l| !l.contains("openraft::") || verbose)
+                .take(lines)
+                .collect();
+            out.push_str(&format!("--- node {} log (last {lines} lines) ---\n", n.id));
             for l in tail.into_iter().rev() {
                 out.push_str(l);
                 out.push('\n');
@@ -460,6 +519,26 @@ impl Drop for Cluster {
             }
         }
     }
+}
+
+/// `cmd` run by a shell that first moves itself into the cgroup `dir`, then
+/// execs the program (same pid, environment and arguments).
+fn in_cgroup(cmd: &Command, dir: &std::path::Path) -> Command {
+    let mut wrapped = Command::new("sh");
+    wrapped
+        .arg("-c")
+        .arg(r#"echo $$ > "$1/cgroup.procs" && shift && exec "$@""#)
+        .arg("sh")
+        .arg(dir)
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(v) => wrapped.env(key, v),
+            None => wrapped.env_remove(key),
+        };
+    }
+    wrapped
 }
 
 /// A lazily connecting channel to `addr`.

@@ -14,9 +14,14 @@ use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
 async fn health(addr: &str) -> Option<ServingStatus> {
+    health_of(addr, "").await
+}
+
+/// The status of one health service name on `addr`.
+async fn health_of(addr: &str, service: &str) -> Option<ServingStatus> {
     let mut c = HealthClient::new(channel(addr));
     let mut req = tonic::Request::new(HealthCheckRequest {
-        service: String::new(),
+        service: service.to_owned(),
     });
     req.set_timeout(Duration::from_secs(2));
     let status = c.check(req).await.ok()?.into_inner().status;
@@ -65,11 +70,27 @@ async fn health_and_reflection_are_served_on_every_port() {
         for s in [
             "strom.v1.ControllerService",
             "strom.v1.MetadataService",
+            "strom.v1.BrokerService",
             "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
         ] {
             assert!(
                 listed.iter().any(|l| l == s),
                 "client port lists {s}: {listed:?}"
+            );
+        }
+        // The names Kubernetes probes use.
+        for (addr, name) in [
+            (&client, "liveness"),
+            (&client, "readiness"),
+            (&client, "strom.v1.BrokerService"),
+            (&node.controller_addr(), "liveness"),
+            (&node.controller_addr(), "readiness"),
+        ] {
+            assert_eq!(
+                health_of(addr, name).await,
+                Some(ServingStatus::Serving),
+                "{name} on {addr}"
             );
         }
         let listed = services(&node.controller_addr()).await;
@@ -155,6 +176,82 @@ async fn health_is_not_serving_while_shutting_down_or_unregistered() {
     let _ = child.wait();
     assert!(answered);
     assert_eq!(status, Some(ServingStatus::NotServing));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_not_serving_while_fenced() {
+    // One combined node is the whole quorum; node 2 is a broker only.
+    let timeouts = [
+        "broker.session.timeout.ms=3000",
+        "broker.heartbeat.interval.ms=500",
+    ];
+    let mut options = ClusterOptions::default();
+    for kv in timeouts {
+        let (k, v) = kv.split_once('=').expect("k=v");
+        options = options.set(k, v);
+    }
+    let mut cluster = Cluster::start(1, options).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port()
+    };
+    let (client_port, admin_port) = (free(), free());
+    let mut cmd = Command::new(binary("stromd", "STROMD_BIN"));
+    cmd.args(["--node-id", "2", "--roles", "broker"])
+        .arg("--controller-quorum-voters")
+        .arg(cluster.voters())
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{client_port}"))
+        .arg("--admin-listen")
+        .arg(format!("127.0.0.1:{admin_port}"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stderr(std::process::Stdio::null());
+    for kv in timeouts {
+        cmd.arg("--set").arg(kv);
+    }
+    let broker = KillOnDrop(cmd.spawn().expect("spawn broker"));
+    let addr = format!("127.0.0.1:{client_port}");
+    let serving = wait_until(Duration::from_secs(20), || async {
+        health(&addr).await == Some(ServingStatus::Serving)
+    })
+    .await;
+    assert!(serving, "broker SERVING once unfenced");
+
+    // The controller stops answering: after a session timeout the broker
+    // has been fenced, and says so; liveness still holds.
+    cluster.pause(1);
+    let fenced = wait_until(Duration::from_secs(10), || async {
+        health(&addr).await == Some(ServingStatus::NotServing)
+    })
+    .await;
+    let readiness = health_of(&addr, "readiness").await;
+    let liveness = health_of(&addr, "liveness").await;
+    cluster.resume(1);
+    assert!(fenced, "NOT_SERVING while fenced");
+    assert_eq!(readiness, Some(ServingStatus::NotServing));
+    assert_eq!(liveness, Some(ServingStatus::Serving));
+
+    let back = wait_until(Duration::from_secs(20), || async {
+        health(&addr).await == Some(ServingStatus::Serving)
+    })
+    .await;
+    drop(broker);
+    assert!(back, "SERVING again once unfenced\n{}", cluster.dump_logs());
+}
+
+/// A child process killed when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn cluster_pid(cluster: &mut Cluster, id: i32) -> u32 {

@@ -33,7 +33,8 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | E::InvalidTimestamp
         | E::InvalidFetchSize
         | E::CorruptMessage
-        | E::RecordTooLarge => Code::InvalidArgument,
+        | E::RecordTooLarge
+        | E::RecordListTooLarge => Code::InvalidArgument,
         E::OffsetOutOfRange => Code::OutOfRange,
         E::RequestTimedOut => Code::DeadlineExceeded,
         E::NotController
@@ -153,6 +154,14 @@ impl StromError {
             Code::DeadlineExceeded => ErrorCode::RequestTimedOut,
             Code::InvalidArgument => ErrorCode::InvalidRequest,
             Code::Unimplemented => ErrorCode::UnsupportedVersion,
+            // The transport refused a message over its size limit
+            // (`socket.request.max.bytes` on the broker) before any Strom
+            // code saw it.
+            Code::OutOfRange | Code::ResourceExhausted
+                if status.message().contains("message length too large") =>
+            {
+                ErrorCode::RecordListTooLarge
+            }
             _ => ErrorCode::UnknownServerError,
         };
         Self::new(code, status.message().to_owned())

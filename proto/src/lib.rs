@@ -1,7 +1,8 @@
 //! Strom's gRPC contract, package `strom.v1`.
 //!
 //! * [`v1`]: messages, `ErrorCode`, and the generated tonic clients and
-//!   servers for `ControllerService`, `MetadataService` and `RaftService`.
+//!   servers for `ControllerService`, `MetadataService`, `BrokerService` (produce, fetch,
+//!   offsets) and `RaftService`.
 //! * [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for gRPC reflection.
 //! * Metadata records (`strom.metadata.v1`) are defined in `strom-metadata`
 //!   and re-exported here as [`records`].

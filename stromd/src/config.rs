@@ -64,6 +64,20 @@ pub(crate) struct Args {
         value_delimiter = ';'
     )]
     pub set: Vec<String>,
+    /// Log format on stderr: human or json (one object per line). The
+    /// filter is RUST_LOG (or STROM_LOG), e.g. "info,strom_broker=debug".
+    #[arg(long, env = "STROM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, ignore_case = true)]
+    pub log_format: LogFormat,
+}
+
+/// How `stromd` writes its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line (with the span fields of each request).
+    Json,
 }
 
 /// The settings file: flag names as keys, plus a `[settings]` table.
@@ -264,7 +278,8 @@ impl NodeConfig {
             .iter()
             .map(|(k, v)| (k.clone(), toml_value_string(v)))
             .collect();
-        for kv in &args.set {
+        // Empty entries come from an empty STROM_SET or a trailing ';'.
+        for kv in args.set.iter().filter(|kv| !kv.trim().is_empty()) {
             let (k, v) = kv
                 .split_once('=')
                 .with_context(|| format!("--set '{kv}' is not KEY=VALUE"))?;
@@ -276,6 +291,11 @@ impl NodeConfig {
             if !known_c && !known_b {
                 bail!("unknown setting '{k}'");
             }
+        }
+        if roles.broker {
+            broker
+                .validate()
+                .map_err(|e| anyhow::anyhow!("INVALID_CONFIG: {e}"))?;
         }
         if roles.controller {
             controller.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -381,6 +401,20 @@ mod tests {
             let err = NodeConfig::load(a).expect_err(want).to_string();
             assert!(err.contains(want), "want '{want}' in '{err}'");
         }
+    }
+
+    #[test]
+    fn empty_settings_are_ignored() {
+        let a = Args {
+            set: vec![
+                String::new(),
+                "broker.session.timeout.ms=4000".into(),
+                " ".into(),
+            ],
+            ..args("1@127.0.0.1:9093")
+        };
+        let c = NodeConfig::load(a).expect("valid");
+        assert_eq!(c.broker.session_timeout.as_millis(), 4000);
     }
 
     #[test]

@@ -3,24 +3,32 @@
 //! * `config`: flags, `STROM_*` environment and TOML, validated.
 //! * `node`: starts the parts, serves gRPC, handles signals.
 //! * `admin`: the HTTP admin endpoint (`/healthz`, `/readyz`, `/metrics`).
+//! * `metrics`: the Prometheus exposition `/metrics` serves.
+//! * `rpc`: the tower layer on the gRPC servers (a span and a duration
+//!   histogram per request).
 
 mod admin;
 mod config;
+mod metrics;
 mod node;
+mod rpc;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-fn init_tracing() {
+/// Logs to stderr, filtered by `RUST_LOG` (or `STROM_LOG`) directives,
+/// human-readable or one JSON object per line (`--log-format json`).
+fn init_tracing(format: config::LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("RUST_LOG")
         .or_else(|_| EnvFilter::try_from_env("STROM_LOG"))
         .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn,h2=warn,tower=warn,hyper=warn"));
-    let json = std::env::var("STROM_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let json = format == config::LogFormat::Json;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if json {
         builder.json().init();
     } else {
@@ -30,7 +38,7 @@ fn init_tracing() {
 
 fn main() -> ExitCode {
     let args = config::Args::parse();
-    init_tracing();
+    init_tracing(args.log_format);
     let config = match config::NodeConfig::load(args) {
         Ok(c) => c,
         Err(e) => {

@@ -4,9 +4,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use strom_broker::grpc::{ControllerProxy, MetadataServiceImpl};
-use strom_broker::{Lifecycle, MetadataCache};
+use strom_broker::grpc::{BrokerServiceImpl, ControllerProxy, MetadataServiceImpl};
+use strom_broker::{Lifecycle, MetadataCache, ReplicaManager};
 use strom_controller::{Controller, ControllerGrpc, QuorumClient, RaftServiceImpl};
+use strom_proto::v1::broker_service_server::BrokerServiceServer;
 use strom_proto::v1::controller_service_server::ControllerServiceServer;
 use strom_proto::v1::metadata_service_server::MetadataServiceServer;
 use strom_proto::v1::raft_service_server::RaftServiceServer;
@@ -17,6 +18,16 @@ use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
 use crate::config::NodeConfig;
+use crate::rpc::{RpcLayer, RpcMetrics};
+
+/// Health service name that is SERVING for as long as the process serves
+/// gRPC (Kubernetes liveness and startup probes): a fenced or partitioned
+/// node must not be restarted for it.
+const LIVENESS: &str = "liveness";
+/// Health service name for readiness probes: on the client port the same as
+/// "" (registered, unfenced, caught up, not shutting down); on the controller
+/// port, "this voter knows a Raft leader".
+const READINESS: &str = "readiness";
 
 /// Largest gRPC message accepted (a metadata snapshot can be large).
 const MAX_MESSAGE: usize = 256 * 1024 * 1024;
@@ -117,6 +128,17 @@ fn controller_service<S: strom_proto::v1::controller_service_server::ControllerS
         .max_encoding_message_size(MAX_MESSAGE)
 }
 
+/// A gRPC server with Strom's transport settings: HTTP/2 flow-control
+/// windows large enough for megabyte batches (the 64 KiB default allows one
+/// window per round trip) and keep-alive pings that drop dead clients.
+fn server() -> Server {
+    Server::builder()
+        .initial_stream_window_size(8 << 20)
+        .initial_connection_window_size(32 << 20)
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(5)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+}
+
 /// Runs the node until a signal stops it.
 pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let _lock = claim_data_dir(&config)?;
@@ -126,7 +148,14 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let root = CancellationToken::new();
     let servers = CancellationToken::new();
     let mut admin_broker = None;
+    // Replicas stop after the servers, so in-flight requests drain first.
+    let replicas_stop = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
+    let rpc = Arc::new(RpcMetrics::new(&[
+        strom_proto::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+    ]));
 
     let controller = if config.roles.controller {
         let listener = bind("controller", config.controller_listen).await?;
@@ -138,7 +167,30 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
             .set_service_status("strom.v1.ControllerService", ServingStatus::Serving)
             .await;
         health.set_service_status("", ServingStatus::Serving).await;
-        let router = Server::builder()
+        health
+            .set_service_status(LIVENESS, ServingStatus::Serving)
+            .await;
+        {
+            // "readiness" on the controller port: this voter knows a leader.
+            let mut metrics = ctl.raft().metrics();
+            let token = root.child_token();
+            tasks.spawn(async move {
+                loop {
+                    let st = if metrics.borrow_and_update().current_leader.is_some() {
+                        ServingStatus::Serving
+                    } else {
+                        ServingStatus::NotServing
+                    };
+                    health.set_service_status(READINESS, st).await;
+                    tokio::select! {
+                        r = metrics.changed() => if r.is_err() { return Ok(()) },
+                        _ = token.cancelled() => return Ok(()),
+                    }
+                }
+            });
+        }
+        let router = server()
+            .layer(RpcLayer::new(rpc.clone()))
             .add_service(health_service)
             .add_service(reflection()?)
             .add_service(
@@ -168,10 +220,12 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
             quorum.clone(),
             cache.clone(),
         ));
-        admin_broker = Some((cache.clone(), lifecycle.status()));
         let (health, health_service) = tonic_health::server::health_reporter();
         health
             .set_service_status("", ServingStatus::NotServing)
+            .await;
+        health
+            .set_service_status(LIVENESS, ServingStatus::Serving)
             .await;
 
         tasks.spawn(
@@ -183,15 +237,19 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
             )
             .then_ok(),
         );
+        let replicas = ReplicaManager::new(
+            config.node_id,
+            config.broker.replication.clone(),
+            &config.data_dir,
+            cache.clone(),
+            quorum.clone(),
+            lifecycle.status(),
+        );
         tasks.spawn(
-            strom_broker::isr::run(
-                config.node_id,
-                quorum.clone(),
-                cache.clone(),
-                lifecycle.status(),
-                root.child_token(),
-            )
-            .then_ok(),
+            replicas
+                .clone()
+                .run(lifecycle.status(), replicas_stop.clone())
+                .then_ok(),
         );
         {
             let lifecycle = lifecycle.clone();
@@ -220,10 +278,14 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
                     } else {
                         ServingStatus::NotServing
                     };
-                    health.set_service_status("", st).await;
-                    health
-                        .set_service_status("strom.v1.MetadataService", st)
-                        .await;
+                    for name in [
+                        "",
+                        READINESS,
+                        "strom.v1.MetadataService",
+                        "strom.v1.BrokerService",
+                    ] {
+                        health.set_service_status(name, st).await;
+                    }
                     tokio::select! {
                         r = status.changed() => if r.is_err() { return Ok(()) },
                         _ = token.cancelled() => return Ok(()),
@@ -245,10 +307,23 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
         let metadata =
             MetadataServiceServer::new(MetadataServiceImpl::new(cache.clone(), controller_id))
                 .max_encoding_message_size(MAX_MESSAGE);
-        let router = Server::builder()
+        let max_request = config.broker.socket_request_max_bytes;
+        let broker_service = BrokerServiceImpl::new(replicas);
+        admin_broker = Some(crate::admin::BrokerState {
+            cache: cache.clone(),
+            status: lifecycle.status(),
+            traffic: broker_service.traffic(),
+        });
+        let router = server()
+            .layer(RpcLayer::new(rpc.clone()))
             .add_service(health_service)
             .add_service(reflection()?)
-            .add_service(metadata);
+            .add_service(metadata)
+            .add_service(
+                BrokerServiceServer::new(broker_service)
+                    .max_decoding_message_size(max_request)
+                    .max_encoding_message_size(MAX_MESSAGE),
+            );
         let router = match &controller {
             Some(ctl) => router.add_service(controller_service(ControllerGrpc::new(ctl.clone()))),
             None => router.add_service(controller_service(ControllerProxy::new(
@@ -272,6 +347,8 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
         controller: controller.clone(),
         broker: admin_broker,
         node_id: config.node_id,
+        data_dir: config.data_dir.clone(),
+        rpc,
     };
     tasks.spawn(crate::admin::serve(admin_listener, admin, servers.clone()));
 
@@ -297,6 +374,7 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
         }
         root.cancel();
         servers.cancel();
+        replicas_stop.cancel();
         if let Some(ctl) = &controller {
             ctl.shutdown().await;
         }

@@ -283,6 +283,15 @@ impl LogReader {
         })
     }
 
+    /// Set the high watermark, clamped to `[log start, log end]`: the
+    /// replication layer advances it from fetch handlers without holding the
+    /// writer. Persisted by [`PartitionLog::checkpoint`], truncation and
+    /// close.
+    pub fn set_high_watermark(&self, offset: i64) {
+        let clamped = offset.clamp(self.log_start_offset(), self.log_end_offset());
+        self.shared.high_watermark.store(clamped, Ordering::Release);
+    }
+
     /// ListOffsets for one partition.
     pub fn list_offset(&self, spec: OffsetSpec) -> Result<Option<OffsetAndTimestamp>> {
         match spec {
@@ -572,11 +581,7 @@ impl PartitionLog {
     /// Set the high watermark, clamped to `[log start, log end]`. Persisted
     /// by [`checkpoint`](Self::checkpoint), truncation and close.
     pub fn set_high_watermark(&self, offset: i64) {
-        let clamped = offset.clamp(self.log_start_offset(), self.log_end_offset());
-        self.reader
-            .shared
-            .high_watermark
-            .store(clamped, Ordering::Release);
+        self.reader.set_high_watermark(offset);
     }
 
     /// Persist high watermark, recovery point and log start offset. The
@@ -584,6 +589,20 @@ impl PartitionLog {
     /// watermark, 60 s for the recovery point).
     pub fn checkpoint(&self) -> Result<()> {
         self.reader.shared.write_checkpoint()
+    }
+
+    /// Records that `leader_epoch` starts at the current log end, as a new
+    /// leader does before accepting writes (Kafka's
+    /// `maybeAssignEpochStartOffset`): the leader's epoch cache then always
+    /// holds its current epoch, so `OffsetsForLeaderEpoch` and fetch
+    /// divergence checks answer for it even before its first append. Ignored
+    /// for an epoch not newer than the latest known.
+    pub fn assign_epoch_start(&mut self, leader_epoch: i32) -> Result<()> {
+        let end = self.log_end_offset();
+        if lock(&self.reader.shared.epochs).assign(leader_epoch, end) {
+            self.reader.shared.write_epochs()?;
+        }
+        Ok(())
     }
 
     /// Leader append: assign offsets from the log end, stamp `leader_epoch`
@@ -801,6 +820,15 @@ impl PartitionLog {
     /// Returns whether anything was removed.
     pub fn truncate_to(&mut self, offset: i64) -> Result<bool> {
         if offset >= self.log_end_offset() {
+            // Still drop epochs that start at the log end: a broker that
+            // became leader (recording its epoch's start) but appended
+            // nothing before losing the leadership would otherwise keep
+            // claiming that epoch and never converge with the new leader
+            // (Kafka's `truncateTo` does the same).
+            let end = self.log_end_offset();
+            if lock(&self.reader.shared.epochs).truncate_from_end(end) {
+                self.reader.shared.write_epochs()?;
+            }
             return Ok(false);
         }
         let shared = Arc::clone(&self.reader.shared);

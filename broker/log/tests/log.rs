@@ -525,3 +525,22 @@ fn every_compression_codec_is_stored_and_served_unchanged() {
         assert_eq!(values, expected, "{codec:?}");
     }
 }
+
+#[test]
+fn an_epoch_started_without_appends_is_dropped_by_truncation_at_the_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig::default());
+    log.append_as_leader(batch(3, 1_000, 10), 1)
+        .expect("append");
+    // Became leader at epoch 2 but wrote nothing before losing it.
+    log.assign_epoch_start(2).expect("assign");
+    assert_eq!(log.latest_epoch(), Some(2));
+    assert_eq!(log.end_offset_for_epoch(1), Some((1, 3)));
+    assert!(!log.truncate_to(3).expect("truncate"), "no batch removed");
+    assert_eq!(log.latest_epoch(), Some(1));
+    assert_eq!(log.log_end_offset(), 3);
+    // A new leader's epoch start is recorded once and only when newer.
+    log.assign_epoch_start(4).expect("assign");
+    log.assign_epoch_start(3).expect("older epoch ignored");
+    assert_eq!(log.reader().epoch_entries(), vec![(1, 0), (4, 3)]);
+}

@@ -203,6 +203,10 @@ fn run(config: LogConfig, ops: Vec<Op>) {
                         model.log_end = model.batches.last().map_or(base, |b| b.1 + 1);
                         model.epochs.truncate_from_end(model.log_end);
                     }
+                } else {
+                    // Nothing to remove, but an epoch starting at the log end
+                    // (no batch of it) is dropped, as in Kafka's truncateTo.
+                    model.epochs.truncate_from_end(model.log_end);
                 }
             }
             Op::DeleteBefore { at } => {

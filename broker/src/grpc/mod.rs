@@ -1,11 +1,43 @@
 //! The broker's gRPC services on the client port.
 //!
+//! * [`broker_service`]: `BrokerService`, one file per RPC: [`produce`],
+//!   [`fetch`], [`list_offsets`], [`offsets_for_leader_epoch`].
 //! * [`metadata`]: `MetadataService`, answered from the broker's own image.
 //! * [`controller_proxy`]: `ControllerService` for broker-only nodes,
 //!   forwarding every call to the controller quorum.
+//! * [`traffic`]: bytes and records in and out, for metrics.
 
+pub mod broker_service;
 pub mod controller_proxy;
+pub mod fetch;
+pub mod list_offsets;
 pub mod metadata;
+pub mod offsets_for_leader_epoch;
+pub mod produce;
+pub mod traffic;
 
+pub use broker_service::BrokerServiceImpl;
 pub use controller_proxy::ControllerProxy;
 pub use metadata::MetadataServiceImpl;
+use strom_proto::v1::{ErrorCode, LeaderIdAndEpoch};
+
+use crate::replica::ReplicaManager;
+
+/// The current leader to name in a partition error that sends the client
+/// elsewhere.
+fn leader_hint_for(
+    rm: &ReplicaManager,
+    topic: &str,
+    partition: i32,
+    code: ErrorCode,
+) -> Option<LeaderIdAndEpoch> {
+    matches!(
+        code,
+        ErrorCode::NotLeaderOrFollower
+            | ErrorCode::FencedLeaderEpoch
+            | ErrorCode::UnknownLeaderEpoch
+            | ErrorCode::LeaderNotAvailable
+    )
+    .then(|| rm.leader_hint(topic, partition))
+    .flatten()
+}

@@ -2,15 +2,20 @@
 
 use std::sync::{Arc, RwLock};
 
-use strom_metadata::ClusterImage;
+use strom_metadata::pb::metadata_record::Record;
 use strom_metadata::pb::{ImageSnapshot, MetadataRecord};
+use strom_metadata::records::topic_id_from_bytes;
+use strom_metadata::{ClusterImage, PartitionState, Uuid};
 use tokio::sync::watch;
+
+use super::changes::ChangeCounters;
 
 /// Shared, cheaply cloneable cache of the image.
 #[derive(Debug, Clone)]
 pub struct MetadataCache {
     image: Arc<RwLock<ClusterImage>>,
     offset_tx: Arc<watch::Sender<i64>>,
+    changes: Arc<ChangeCounters>,
 }
 
 impl Default for MetadataCache {
@@ -26,7 +31,13 @@ impl MetadataCache {
         Self {
             image: Arc::new(RwLock::new(ClusterImage::default())),
             offset_tx: Arc::new(tx),
+            changes: Arc::default(),
         }
+    }
+
+    /// ISR and leader changes seen while replaying, per leader.
+    pub fn changes(&self) -> &ChangeCounters {
+        &self.changes
     }
 
     /// Runs `f` on the image; keep it short.
@@ -69,10 +80,24 @@ impl MetadataCache {
         offset: i64,
         records: &[MetadataRecord],
     ) -> Result<(), strom_metadata::MetadataError> {
-        self.image
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .apply_batch(offset, records)?;
+        let mut image = self.image.write().unwrap_or_else(|e| e.into_inner());
+        let mut before: Vec<(Uuid, i32, PartitionState)> = Vec::new();
+        for r in records {
+            if let Some(Record::PartitionChange(c)) = &r.record
+                && let Ok(id) = topic_id_from_bytes(&c.topic_id)
+                && !before.iter().any(|(t, p, _)| *t == id && *p == c.partition)
+                && let Some(state) = image.partition(&id, c.partition)
+            {
+                before.push((id, c.partition, state.clone()));
+            }
+        }
+        image.apply_batch(offset, records)?;
+        for (id, partition, prev) in &before {
+            if let Some(now) = image.partition(id, *partition) {
+                self.changes.observe(prev, now);
+            }
+        }
+        drop(image);
         self.offset_tx.send_replace(offset);
         Ok(())
     }

@@ -33,12 +33,8 @@ pub use self::types::{
 };
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
-use crate::pool::ChannelPool;
+use crate::pool::{ChannelPool, MAX_MESSAGE_SIZE as MAX_RESPONSE};
 use crate::retry;
-
-/// Largest response accepted: metadata of a cluster with 100,000 partitions
-/// is several MiB, above tonic's 4 MiB default.
-const MAX_RESPONSE: usize = 256 * 1024 * 1024;
 
 /// A handle on a cluster for administrative operations. Cheap to clone;
 /// clones share connections.

@@ -41,7 +41,7 @@ impl ControllerGrpc {
         self.ctl
             .inner()
             .leases
-            .renew(r.broker_id, &b.incarnation_id);
+            .renew_at(r.broker_id, &b.incarnation_id, r.metadata_offset);
         // The broker's registration is the record at offset ≈ its epoch:
         // having replayed that far, it knows the cluster as of joining.
         let caught_up = r.metadata_offset >= b.epoch;

@@ -5,6 +5,8 @@
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader, StorageIOError, Vote};
@@ -20,12 +22,27 @@ const KEY_LAST_PURGED: &str = "last_purged";
 #[derive(Debug, Clone)]
 pub struct LogStore {
     db: RaftDb,
+    committed: Arc<AtomicI64>,
 }
 
 impl LogStore {
     /// A log store over an open database.
     pub fn new(db: RaftDb) -> Self {
-        Self { db }
+        Self {
+            db,
+            committed: Arc::new(AtomicI64::new(-1)),
+        }
+    }
+
+    /// The Raft commit index as last saved by openraft (-1 before the first
+    /// commit), shared with the store so metrics can read it at any time.
+    pub fn commit_index(&self) -> Arc<AtomicI64> {
+        self.committed.clone()
+    }
+
+    fn note_committed(&self, committed: Option<&LogId>) {
+        let index = committed.map_or(-1, |l| i64::try_from(l.index).unwrap_or(i64::MAX));
+        self.committed.fetch_max(index, Ordering::Relaxed);
     }
 
     async fn blocking<T, F>(&self, f: F) -> std::io::Result<T>
@@ -141,6 +158,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        self.note_committed(committed.as_ref());
         // Not needed for safety (Raft recomputes it); written without fsync so
         // that a restart re-applies less.
         self.write_json(KEY_COMMITTED, &committed, false)
@@ -153,7 +171,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .read_json(KEY_COMMITTED)
             .await
             .map_err(|e| StorageIOError::read(&e))?;
-        Ok(c.flatten())
+        let c = c.flatten();
+        self.note_committed(c.as_ref());
+        Ok(c)
     }
 
     async fn append<I>(

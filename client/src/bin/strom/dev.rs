@@ -166,6 +166,15 @@ impl Table for Ready {
         ));
         lines.push(format!("  strom{flag} topics describe --topic demo"));
         lines.push(format!(
+            "  seq 1000 | strom{flag} produce --topic demo --output json"
+        ));
+        lines.push(format!(
+            "  strom{flag} consume --topic demo --from-beginning --max-messages 10"
+        ));
+        lines.push(format!(
+            "  strom{flag} perf produce --topic demo --num-records 100000 --record-size 100"
+        ));
+        lines.push(format!(
             "  strom{flag} leader-election --election-type preferred --all-topic-partitions"
         ));
         lines.push(String::new());

@@ -2,12 +2,18 @@
 //! codes are a public contract documented in docs/cli.md.
 //!
 //! One file per command group: `cluster.rs`, `topics.rs`,
-//! `leader_election.rs`, `dev.rs`; all output goes through `output.rs`.
+//! `leader_election.rs`, `produce.rs`, `consume.rs`, `perf/` (producer and
+//! consumer benchmarks), `dev.rs`; all output goes through `output.rs`,
+//! progress indicators through `progress.rs`.
 
 mod cluster;
+mod consume;
 mod dev;
 mod leader_election;
 mod output;
+mod perf;
+mod produce;
+mod progress;
 mod topics;
 
 use std::process::ExitCode;
@@ -36,7 +42,9 @@ struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     output: Format,
     /// Give up on a request (retries included) after this many milliseconds
-    /// (default 30000; for `strom dev`, the readiness wait, default 60000).
+    /// (default 30000). For `strom dev`: the readiness wait (default 60000);
+    /// for `consume`: exit after this long without a new record (default:
+    /// never); for `perf consume`: the same (default 10000).
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     timeout_ms: Option<u64>,
     #[command(subcommand)]
@@ -63,24 +71,51 @@ enum Command {
     Topics(topics::TopicsCommand),
     /// Run preferred or unclean leader elections.
     LeaderElection(leader_election::LeaderElectionArgs),
+    /// Send records read from stdin, one per line.
+    Produce(produce::ProduceArgs),
+    /// Print records of a topic.
+    Consume(consume::ConsumeArgs),
+    /// Measure producer or consumer throughput and latency.
+    #[command(subcommand)]
+    Perf(perf::PerfCommand),
     /// Start a local cluster of combined nodes; Ctrl-C stops it.
     Dev(dev::DevArgs),
 }
 
+impl Command {
+    /// Checks across flags that clap cannot express; a message is a usage error.
+    fn validate(&self) -> Result<(), String> {
+        match self {
+            Command::Dev(args) => args.validate(),
+            Command::Consume(args) => args.validate(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the command moves data and benefits from worker threads
+    /// (the producer's sender, decompression, the caller's loop).
+    fn moves_data(&self) -> bool {
+        matches!(
+            self,
+            Command::Produce(_) | Command::Consume(_) | Command::Perf(_)
+        )
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Dev(args) = &cli.command
-        && let Err(message) = args.validate()
-    {
+    if let Err(message) = cli.command.validate() {
         Cli::command()
             .error(clap::error::ErrorKind::ValueValidation, message)
             .exit();
     }
     let output = Output::new(cli.output);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = if cli.command.moves_data() {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             output.error(&Error::InvalidArgument(format!(
@@ -107,15 +142,25 @@ async fn run(cli: Cli, output: &Output) -> Result<(), Error> {
         bootstrap_servers: cli.bootstrap_server.0,
         ..Default::default()
     };
+    match cli.command {
+        Command::Consume(args) => return consume::run(args, config, timeout, output).await,
+        Command::Perf(command) => return perf::run(command, config, timeout, output).await,
+        _ => {}
+    }
     if let Some(timeout) = timeout {
         config.request_timeout = timeout;
+    }
+    if let Command::Produce(args) = cli.command {
+        return produce::run(args, config, output).await;
     }
     let admin = Admin::connect(config).await?;
     match cli.command {
         Command::Cluster(command) => cluster::run(command, &admin, output).await,
         Command::Topics(command) => topics::run(command, &admin, output).await,
         Command::LeaderElection(args) => leader_election::run(args, &admin, output).await,
-        Command::Dev(_) => unreachable!("handled above"),
+        Command::Dev(_) | Command::Produce(_) | Command::Consume(_) | Command::Perf(_) => {
+            unreachable!("handled above")
+        }
     }
 }
 
@@ -179,11 +224,117 @@ mod tests {
                 "0",
             ],
             &["strom", "dev", "--nodes", "0"],
+            &["strom", "produce", "--topic", "t", "--partition", "-1"],
+            &["strom", "produce", "--topic", "t", "--acks", "2"],
+            &[
+                "strom",
+                "produce",
+                "--topic",
+                "t",
+                "--compression",
+                "brotli",
+            ],
+            &["strom", "consume", "--topic", "t", "--offset", "5"],
+            &[
+                "strom",
+                "consume",
+                "--topic",
+                "t",
+                "--offset",
+                "-3",
+                "--partition",
+                "0",
+            ],
+            &[
+                "strom",
+                "consume",
+                "--topic",
+                "t",
+                "--from-beginning",
+                "--offset",
+                "latest",
+            ],
+            &[
+                "strom",
+                "perf",
+                "produce",
+                "--topic",
+                "t",
+                "--num-records",
+                "10",
+                "--record-size",
+                "10",
+                "--throughput",
+                "0",
+            ],
+            &["strom", "perf", "consume", "--topic", "t"],
         ];
         for args in cases {
-            let err = Cli::try_parse_from(*args).unwrap_err();
-            assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
+            let code = match Cli::try_parse_from(*args) {
+                // Cross-flag checks run after parsing and exit like clap's.
+                Ok(cli) => {
+                    let message = cli.command.validate().unwrap_err();
+                    Cli::command()
+                        .error(clap::error::ErrorKind::ValueValidation, message)
+                        .exit_code()
+                }
+                Err(err) => err.exit_code(),
+            };
+            assert_eq!(code, 2, "{args:?}");
         }
+    }
+
+    #[test]
+    fn data_commands_parse_kafka_style_flags() {
+        let cli = Cli::try_parse_from([
+            "strom",
+            "perf",
+            "produce",
+            "--topic",
+            "t",
+            "--num-records",
+            "1000",
+            "--record-size",
+            "100",
+            "--throughput",
+            "-1",
+            "--producer-props",
+            "acks=1",
+            "linger.ms=10",
+            "--output",
+            "json",
+        ])
+        .unwrap();
+        assert_eq!(cli.output, Format::Json);
+        assert!(cli.command.moves_data());
+        let cli = Cli::try_parse_from([
+            "strom",
+            "consume",
+            "--topic",
+            "t",
+            "--partition",
+            "2",
+            "--offset",
+            "17",
+            "--max-messages",
+            "5",
+            "--print-key",
+        ])
+        .unwrap();
+        cli.command.validate().unwrap();
+        Cli::try_parse_from([
+            "strom",
+            "produce",
+            "--topic",
+            "t",
+            "--key-separator",
+            ":",
+            "--acks",
+            "0",
+            "--compression",
+            "zstd",
+        ])
+        .unwrap();
     }
 
     #[test]

@@ -53,13 +53,19 @@ impl Output {
 
     /// Prints lines on stdout. A closed stdout (`strom … | head`) is not an error.
     pub(crate) fn lines(&self, lines: &[String]) {
+        let _ = self.try_lines(lines);
+    }
+
+    /// Prints lines on stdout; `false` once stdout is closed (`strom … |
+    /// head`), so a long-running command can stop.
+    pub(crate) fn try_lines(&self, lines: &[String]) -> bool {
         let mut stdout = std::io::stdout().lock();
         for line in lines {
             if writeln!(stdout, "{line}").is_err() {
-                return;
+                return false;
             }
         }
-        let _ = stdout.flush();
+        stdout.flush().is_ok()
     }
 
     /// Prints the one-line error of a failed command on stderr.

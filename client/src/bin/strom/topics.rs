@@ -179,6 +179,38 @@ async fn create(args: CreateArgs, admin: &Admin, output: &Output) -> Result<(), 
     Ok(())
 }
 
+/// Checks with the controller that `topic` exists (and has `partition`,
+/// when given) before data commands start, so that a typo fails at once
+/// rather than after the producer's `max.block.ms`. Returns the topic's
+/// partition count.
+pub(crate) async fn check_partition(
+    client: &strom_client::ClientConfig,
+    topic: &str,
+    partition: Option<i32>,
+) -> Result<i32, Error> {
+    let admin = Admin::connect(client.clone()).await?;
+    let described = admin.describe_topics(&[topic.to_owned()]).await?;
+    let count = described
+        .iter()
+        .find(|t| t.name == topic)
+        .map_or(0, |t| t.partitions.len() as i32);
+    if count == 0 {
+        return Err(Error::strom(
+            ErrorCode::UnknownTopicOrPartition,
+            format!("topic '{topic}' does not exist"),
+        ));
+    }
+    if let Some(p) = partition
+        && p >= count
+    {
+        return Err(Error::strom(
+            ErrorCode::UnknownTopicOrPartition,
+            format!("partition {p} of topic '{topic}' does not exist (it has {count} partitions)"),
+        ));
+    }
+    Ok(count)
+}
+
 /// Parses repeated `--config KEY=VALUE`; a missing `=`, an empty key or a
 /// key given twice is INVALID_CONFIG.
 pub(crate) fn parse_configs(configs: &[String]) -> Result<BTreeMap<String, String>, Error> {

@@ -1,0 +1,363 @@
+//! Follower fetch sessions: one task per source broker fetching every
+//! partition this broker follows from it in one long-polling `Fetch`
+//! (Kafka's `ReplicaFetcherThread`), not one task per partition.
+//!
+//! Each request carries, per partition, the follower's log end offset, the
+//! epoch of its last batch and the leader epoch it follows. The leader
+//! answers with records, or with a diverging epoch on which the follower
+//! truncates ([`rules::truncation_offset`](super::rules::truncation_offset))
+//! before fetching again. A response is applied only if the partition still
+//! follows the same leader at the same epoch: after back-to-back leader
+//! changes, an answer from an earlier leadership never touches the log.
+//!
+//! When the set of partitions changes, the in-flight fetch is abandoned and
+//! a new one built, so a new follower starts at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use strom_proto::StromError;
+use strom_proto::v1::broker_service_client::BrokerServiceClient;
+use strom_proto::v1::{
+    ErrorCode, FetchPartition, FetchPartitionResponse, FetchRequest, FetchTopic, IsolationLevel,
+};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+use uuid::Uuid;
+
+use super::manager::ReplicationConfig;
+use super::partition::{Fetched, Partition};
+use crate::metadata::MetadataCache;
+
+type Key = (Uuid, i32);
+
+#[derive(Debug)]
+struct Session {
+    partitions: Arc<Mutex<HashMap<Key, Arc<Partition>>>>,
+    wake: Arc<Notify>,
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+/// Every fetch session of this broker, by source broker id.
+#[derive(Debug)]
+pub struct Fetchers {
+    node_id: i32,
+    config: ReplicationConfig,
+    cache: MetadataCache,
+    sessions: Mutex<HashMap<i32, Session>>,
+    /// Which source each partition fetches from.
+    sources: Mutex<HashMap<Key, i32>>,
+}
+
+impl Fetchers {
+    pub(crate) fn new(node_id: i32, config: ReplicationConfig, cache: MetadataCache) -> Self {
+        Self {
+            node_id,
+            config,
+            cache,
+            sessions: Mutex::new(HashMap::new()),
+            sources: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Starts fetching `part` from `leader`.
+    pub(crate) fn add(&self, leader: i32, part: Arc<Partition>) {
+        let key = (part.topic_id, part.index);
+        self.sources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, leader);
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let session = sessions.entry(leader).or_insert_with(|| {
+            let partitions = Arc::new(Mutex::new(HashMap::new()));
+            let wake = Arc::new(Notify::new());
+            let cancel = CancellationToken::new();
+            let task = tokio::spawn(
+                SessionTask {
+                    node_id: self.node_id,
+                    leader,
+                    config: self.config.clone(),
+                    cache: self.cache.clone(),
+                    partitions: partitions.clone(),
+                    wake: wake.clone(),
+                    cancel: cancel.clone(),
+                    client: None,
+                }
+                .run(),
+            );
+            Session {
+                partitions,
+                wake,
+                cancel,
+                task,
+            }
+        });
+        session
+            .partitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, part);
+        session.wake.notify_one();
+    }
+
+    /// Stops fetching `part`, wherever from. A session left empty ends.
+    pub(crate) fn remove(&self, part: &Partition) {
+        let key = (part.topic_id, part.index);
+        let Some(leader) = self
+            .sources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key)
+        else {
+            return;
+        };
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = sessions.get(&leader) {
+            let empty = {
+                let mut parts = s.partitions.lock().unwrap_or_else(|e| e.into_inner());
+                parts.remove(&key);
+                parts.is_empty()
+            };
+            if empty {
+                if let Some(s) = sessions.remove(&leader) {
+                    s.cancel.cancel();
+                }
+            } else {
+                s.wake.notify_one();
+            }
+        }
+    }
+
+    /// Ends every session.
+    pub(crate) async fn shutdown(&self) {
+        let sessions: Vec<Session> = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, s)| s)
+            .collect();
+        for s in sessions {
+            s.cancel.cancel();
+            let _ = s.task.await;
+        }
+    }
+}
+
+/// Per-partition fetch bookkeeping inside one request.
+struct Sent {
+    part: Arc<Partition>,
+    leader_epoch: i32,
+}
+
+struct SessionTask {
+    node_id: i32,
+    leader: i32,
+    config: ReplicationConfig,
+    cache: MetadataCache,
+    partitions: Arc<Mutex<HashMap<Key, Arc<Partition>>>>,
+    wake: Arc<Notify>,
+    cancel: CancellationToken,
+    client: Option<(String, BrokerServiceClient<Channel>)>,
+}
+
+impl SessionTask {
+    fn client(&mut self) -> Option<BrokerServiceClient<Channel>> {
+        let address = self.cache.with_image(|image| {
+            image
+                .broker(self.leader)
+                .map(strom_proto::convert::broker_address)
+        })?;
+        if let Some((a, c)) = &self.client
+            && *a == address
+        {
+            return Some(c.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+            .ok()?
+            .connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(strom_controller::quorum_client::KEEP_ALIVE_INTERVAL)
+            .keep_alive_timeout(strom_controller::quorum_client::KEEP_ALIVE_TIMEOUT)
+            .keep_alive_while_idle(true)
+            .initial_stream_window_size(8 << 20)
+            .initial_connection_window_size(32 << 20);
+        let client =
+            BrokerServiceClient::new(endpoint.connect_lazy()).max_decoding_message_size(usize::MAX);
+        self.client = Some((address, client.clone()));
+        Some(client)
+    }
+
+    fn build(&self, delayed: &HashMap<Key, Instant>) -> (FetchRequest, HashMap<Key, Sent>) {
+        let parts: Vec<Arc<Partition>> = self
+            .partitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let now = Instant::now();
+        let mut topics: HashMap<Uuid, FetchTopic> = HashMap::new();
+        let mut sent = HashMap::new();
+        for part in parts {
+            let key = (part.topic_id, part.index);
+            if delayed.get(&key).is_some_and(|until| *until > now) {
+                continue;
+            }
+            let Some((offset, last_epoch, leader_epoch)) = part.fetch_position(self.leader) else {
+                continue;
+            };
+            let topic = topics.entry(part.topic_id).or_insert_with(|| FetchTopic {
+                topic: part.topic.clone(),
+                topic_id: part.topic_id.as_bytes().to_vec(),
+                partitions: Vec::new(),
+            });
+            topic.partitions.push(FetchPartition {
+                partition: part.index,
+                fetch_offset: offset,
+                current_leader_epoch: leader_epoch,
+                last_fetched_epoch: last_epoch,
+                log_start_offset: part.reader().log_start_offset(),
+                partition_max_bytes: self.config.replica_fetch_max_bytes,
+            });
+            sent.insert(key, Sent { part, leader_epoch });
+        }
+        let request = FetchRequest {
+            replica_id: self.node_id,
+            replica_epoch: -1,
+            max_wait_ms: i32::try_from(self.config.replica_fetch_wait_max.as_millis())
+                .unwrap_or(i32::MAX),
+            min_bytes: 1,
+            max_bytes: self.config.replica_fetch_response_max_bytes,
+            isolation_level: IsolationLevel::ReadUncommitted as i32,
+            topics: topics.into_values().collect(),
+        };
+        (request, sent)
+    }
+
+    async fn run(mut self) {
+        let mut delayed: HashMap<Key, Instant> = HashMap::new();
+        let mut failures = 0u32;
+        tracing::debug!(leader = self.leader, "fetch session started");
+        while !self.cancel.is_cancelled() {
+            let (request, sent) = self.build(&delayed);
+            if sent.is_empty() {
+                let next = delayed.values().min().copied();
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = self.cancel.cancelled() => break,
+                    _ = async { match next { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {}
+                }
+                delayed.retain(|_, t| *t > Instant::now());
+                continue;
+            }
+            let Some(mut client) = self.client() else {
+                self.backoff(&mut failures).await;
+                continue;
+            };
+            let timeout = self.config.replica_fetch_wait_max + Duration::from_secs(5);
+            let response = tokio::select! {
+                r = tokio::time::timeout(timeout, client.fetch(request)) => r,
+                // The partition set changed: rebuild the request.
+                _ = self.wake.notified() => continue,
+                _ = self.cancel.cancelled() => break,
+            };
+            let response = match response {
+                Ok(Ok(r)) => r.into_inner(),
+                Ok(Err(status)) => {
+                    let e = StromError::from_status(&status);
+                    tracing::debug!(leader = self.leader, error = %e, "follower fetch failed");
+                    self.client = None;
+                    self.backoff(&mut failures).await;
+                    continue;
+                }
+                Err(_) => {
+                    tracing::debug!(leader = self.leader, "follower fetch timed out");
+                    self.client = None;
+                    self.backoff(&mut failures).await;
+                    continue;
+                }
+            };
+            failures = 0;
+            delayed.retain(|_, t| *t > Instant::now());
+            for topic in response.topics {
+                let Ok(id) = Uuid::from_slice(&topic.topic_id) else {
+                    continue;
+                };
+                for p in topic.partitions {
+                    let key = (id, p.partition);
+                    let Some(s) = sent.get(&key) else { continue };
+                    if let Some(pause) = self.apply(s, p).await {
+                        delayed.insert(key, Instant::now() + pause);
+                    }
+                }
+            }
+        }
+        tracing::debug!(leader = self.leader, "fetch session ended");
+    }
+
+    async fn backoff(&self, failures: &mut u32) {
+        *failures = failures.saturating_add(1);
+        let pause = self
+            .config
+            .replica_fetch_backoff
+            .saturating_mul(1 << (*failures).min(4))
+            .min(Duration::from_secs(1));
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = self.cancel.cancelled() => {}
+        }
+    }
+
+    /// Applies one partition's answer; returns a pause before fetching it
+    /// again when the leader refused.
+    async fn apply(&self, s: &Sent, p: FetchPartitionResponse) -> Option<Duration> {
+        let code = ErrorCode::try_from(p.error_code).unwrap_or(ErrorCode::UnknownServerError);
+        let fetched = match code {
+            ErrorCode::None => match p.diverging_epoch {
+                Some(d) => Fetched::Diverging {
+                    epoch: d.epoch,
+                    end_offset: d.end_offset,
+                },
+                None => Fetched::Records {
+                    records: p.records,
+                    high_watermark: p.high_watermark,
+                },
+            },
+            ErrorCode::OffsetOutOfRange => {
+                let leo = s.part.reader().log_end_offset();
+                if leo < p.log_start_offset {
+                    Fetched::StartAt(p.log_start_offset)
+                } else if leo > p.log_end_offset && p.log_end_offset >= 0 {
+                    Fetched::TruncateTo(p.log_end_offset)
+                } else {
+                    return Some(self.config.replica_fetch_backoff);
+                }
+            }
+            // The leader is behind on metadata: it will catch up shortly.
+            ErrorCode::UnknownLeaderEpoch => return Some(Duration::from_millis(20)),
+            // We are behind, or the leadership moved: the manager moves us
+            // when our image catches up.
+            _ => {
+                tracing::debug!(topic = %s.part.topic, partition = s.part.index, leader = self.leader, code = code.as_str_name(), message = %p.error_message, "follower fetch refused");
+                return Some(self.config.replica_fetch_backoff);
+            }
+        };
+        match s
+            .part
+            .apply_fetched(self.leader, s.leader_epoch, fetched)
+            .await
+        {
+            Ok(()) => None,
+            Err(e) => {
+                tracing::warn!(topic = %s.part.topic, partition = s.part.index, error = %e, "follower append failed");
+                Some(self.config.replica_fetch_backoff.saturating_mul(10))
+            }
+        }
+    }
+}

@@ -1,0 +1,469 @@
+//! [`ReplicaManager`]: hosts this broker's partition replicas and keeps
+//! their roles in step with the metadata image.
+//!
+//! On every image change it walks the partitions assigned to this broker:
+//! a new leader epoch naming this broker makes it leader (its epoch starts
+//! at the log end); any other leader makes it a follower fetching from that
+//! leader; an ISR change at the same epoch updates the leader's view; a
+//! partition no longer assigned (deleted topic, moved replica) is stopped
+//! and its directory removed. Directories left from before a restart that
+//! the image does not assign are removed only once the broker has replayed
+//! the metadata log up to its registration, never on a partial image.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use strom_controller::QuorumClient;
+use strom_log::LogConfig;
+use strom_metadata::{ClusterImage, PartitionState, TopicImage};
+use strom_proto::v1::{ErrorCode, LeaderIdAndEpoch};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::PartError;
+use super::fetcher::Fetchers;
+use super::isr::IsrSender;
+use super::partition::{Partition, Role};
+use crate::lifecycle::BrokerStatus;
+use crate::metadata::MetadataCache;
+
+/// File in a partition directory naming the topic id it belongs to.
+const PARTITION_METADATA_FILE: &str = "partition.metadata";
+
+/// Replication settings (Kafka's broker setting names).
+#[derive(Debug, Clone)]
+pub struct ReplicationConfig {
+    /// `replica.lag.time.max.ms`: a follower not caught up for this long
+    /// leaves the ISR.
+    pub replica_lag_time_max: Duration,
+    /// `replica.fetch.wait.max.ms`: a follower fetch's long-poll bound.
+    pub replica_fetch_wait_max: Duration,
+    /// `replica.fetch.max.bytes`: per-partition bytes in a follower fetch.
+    pub replica_fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes`: bytes in a follower fetch response.
+    pub replica_fetch_response_max_bytes: i32,
+    /// `replica.fetch.backoff.ms`: pause after a failed follower fetch.
+    pub replica_fetch_backoff: Duration,
+    /// `min.insync.replicas`: default for topics that do not set it.
+    pub min_insync_replicas: usize,
+    /// `replica.high.watermark.checkpoint.interval.ms`.
+    pub checkpoint_interval: Duration,
+    /// Log settings for topics that do not override them (`log.segment.bytes`,
+    /// `log.roll.ms`, `message.max.bytes`, `log.flush.interval.messages`,
+    /// `log.flush.interval.ms`).
+    pub log: LogConfig,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        Self {
+            replica_lag_time_max: Duration::from_millis(30_000),
+            replica_fetch_wait_max: Duration::from_millis(500),
+            replica_fetch_max_bytes: 1 << 20,
+            replica_fetch_response_max_bytes: 10 << 20,
+            replica_fetch_backoff: Duration::from_millis(100),
+            min_insync_replicas: 1,
+            checkpoint_interval: Duration::from_millis(5000),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// The partitions this broker hosts.
+#[derive(Debug)]
+pub struct ReplicaManager {
+    node_id: i32,
+    config: ReplicationConfig,
+    log_dir: PathBuf,
+    cache: MetadataCache,
+    partitions: RwLock<HashMap<(Uuid, i32), Arc<Partition>>>,
+    fetchers: Fetchers,
+    isr: IsrSender,
+}
+
+/// A topic's log settings: the broker defaults overridden by topic configs.
+fn log_config(defaults: &LogConfig, topic: &TopicImage) -> LogConfig {
+    let mut c = defaults.clone();
+    let get = |k: &str| topic.configs.get(k).and_then(|v| v.parse::<u64>().ok());
+    if let Some(v) = get("segment.bytes") {
+        c.segment_bytes = v;
+    }
+    if let Some(v) = get("segment.ms") {
+        c.segment_ms = v;
+    }
+    if let Some(v) = get("max.message.bytes") {
+        c.max_message_bytes = usize::try_from(v).unwrap_or(usize::MAX);
+    }
+    if let Some(v) = get("flush.messages") {
+        c.flush_messages = Some(v);
+    }
+    if let Some(v) = get("flush.ms") {
+        c.flush_ms = Some(v);
+    }
+    c
+}
+
+/// Where a partition's log lives: `<log dir>/<topic>-<partition>`.
+fn partition_dir(log_dir: &Path, topic: &str, partition: i32) -> PathBuf {
+    log_dir.join(format!("{topic}-{partition}"))
+}
+
+/// Claims `dir` for `topic_id`: a directory left by an earlier topic of the
+/// same name is removed first.
+fn claim_dir(dir: &Path, topic_id: Uuid) -> std::io::Result<()> {
+    let meta = dir.join(PARTITION_METADATA_FILE);
+    match std::fs::read_to_string(&meta) {
+        Ok(text) => {
+            let stored = text
+                .lines()
+                .find_map(|l| l.strip_prefix("topic_id: "))
+                .and_then(|v| Uuid::parse_str(v.trim()).ok());
+            if stored == Some(topic_id) {
+                return Ok(());
+            }
+            tracing::warn!(dir = %dir.display(), "removing the log of an earlier topic with the same name");
+            std::fs::remove_dir_all(dir)?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!("{PARTITION_METADATA_FILE}.tmp"));
+    std::fs::write(&tmp, format!("version: 0\ntopic_id: {topic_id}\n"))?;
+    std::fs::rename(&tmp, &meta)
+}
+
+/// One partition assigned to this broker, as the image says.
+struct Assigned {
+    topic: String,
+    topic_id: Uuid,
+    partition: i32,
+    state: PartitionState,
+    log: LogConfig,
+    min_isr: usize,
+}
+
+impl ReplicaManager {
+    /// A manager hosting logs under `<data_dir>/logs`.
+    pub fn new(
+        node_id: i32,
+        config: ReplicationConfig,
+        data_dir: &Path,
+        cache: MetadataCache,
+        quorum: Arc<QuorumClient>,
+        status: watch::Receiver<BrokerStatus>,
+    ) -> Arc<Self> {
+        let fetchers = Fetchers::new(node_id, config.clone(), cache.clone());
+        Arc::new(Self {
+            node_id,
+            log_dir: data_dir.join("logs"),
+            isr: IsrSender::new(node_id, quorum, status),
+            config,
+            cache,
+            partitions: RwLock::new(HashMap::new()),
+            fetchers,
+        })
+    }
+
+    /// This broker's id.
+    pub fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ReplicationConfig {
+        &self.config
+    }
+
+    /// The metadata image this manager follows.
+    pub fn cache(&self) -> &MetadataCache {
+        &self.cache
+    }
+
+    pub(crate) fn isr_sender(&self) -> &IsrSender {
+        &self.isr
+    }
+
+    fn hosted(&self) -> Vec<Arc<Partition>> {
+        self.partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The hosted replica of `topic`-`partition`, or the error a client
+    /// should see: UNKNOWN_TOPIC_OR_PARTITION when the image has no such
+    /// partition, NOT_LEADER_OR_FOLLOWER when this broker hosts no replica.
+    pub(crate) fn partition(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Arc<Partition>, PartError> {
+        let id = self.cache.with_image(|image| {
+            let t = image.topic_by_name(topic)?;
+            t.partition(partition)?;
+            Some(t.id)
+        });
+        let Some(id) = id else {
+            return Err(PartError::new(
+                ErrorCode::UnknownTopicOrPartition,
+                format!("topic partition {topic}-{partition} does not exist"),
+            ));
+        };
+        self.partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(id, partition))
+            .cloned()
+            .ok_or_else(|| PartError::not_leader(topic, partition))
+    }
+
+    /// The partition's leader as this broker's image says, for redirects.
+    pub fn leader_hint(&self, topic: &str, partition: i32) -> Option<LeaderIdAndEpoch> {
+        self.cache.with_image(|image| {
+            let p = image.topic_by_name(topic)?.partition(partition)?;
+            let leader_address = image
+                .broker(p.leader)
+                .map(strom_proto::convert::broker_address)
+                .unwrap_or_default();
+            Some(LeaderIdAndEpoch {
+                leader_id: p.leader,
+                leader_epoch: p.leader_epoch,
+                leader_address,
+            })
+        })
+    }
+
+    /// `min.insync.replicas` of a topic.
+    fn min_isr(&self, topic: &TopicImage) -> usize {
+        topic
+            .configs
+            .get("min.insync.replicas")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(self.config.min_insync_replicas)
+    }
+
+    fn assigned(&self, image: &ClusterImage) -> Vec<Assigned> {
+        image
+            .all_partitions()
+            .filter(|(_, _, p)| p.replicas.contains(&self.node_id))
+            .map(|(t, partition, p)| Assigned {
+                topic: t.name.clone(),
+                topic_id: t.id,
+                partition,
+                state: p.clone(),
+                log: log_config(&self.config.log, t),
+                min_isr: self.min_isr(t),
+            })
+            .collect()
+    }
+
+    async fn open(&self, a: &Assigned) -> Result<Arc<Partition>, String> {
+        let dir = partition_dir(&self.log_dir, &a.topic, a.partition);
+        let (topic, topic_id, index, config, node) = (
+            a.topic.clone(),
+            a.topic_id,
+            a.partition,
+            a.log.clone(),
+            self.node_id,
+        );
+        tokio::task::spawn_blocking(move || {
+            claim_dir(&dir, topic_id).map_err(|e| format!("claim {}: {e}", dir.display()))?;
+            Partition::open(&dir, &topic, topic_id, index, config, node)
+                .map_err(|e| format!("open {}: {e}", dir.display()))
+        })
+        .await
+        .map_err(|e| format!("open task failed: {e}"))?
+    }
+
+    /// Brings every hosted replica in line with the image. Before this
+    /// process has registered and replayed the metadata log up to its
+    /// registration (`registered`), it takes no leadership the image names
+    /// it for: that image may predate a crash in which this node lost the
+    /// unflushed tail of its logs, and as leader at the old epoch it would
+    /// make its followers truncate acknowledged records to its shorter log.
+    /// The registration moves the leaderships of the previous incarnation
+    /// away (to new epochs), so once caught up they are this process's own.
+    async fn reconcile(&self, registered: bool) {
+        let assigned = self.cache.with_image(|image| self.assigned(image));
+        let mut keep = HashSet::new();
+        for a in &assigned {
+            keep.insert((a.topic_id, a.partition));
+            let existing = self
+                .partitions
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&(a.topic_id, a.partition))
+                .cloned();
+            let part = match existing {
+                Some(p) => p,
+                None => match self.open(a).await {
+                    Ok(p) => {
+                        self.partitions
+                            .write()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert((a.topic_id, a.partition), p.clone());
+                        p
+                    }
+                    Err(e) => {
+                        tracing::error!(topic = %a.topic, partition = a.partition, error = %e, "cannot open partition log");
+                        continue;
+                    }
+                },
+            };
+            let (role, epoch) = part.role();
+            let p = &a.state;
+            if p.leader == self.node_id {
+                if !registered {
+                    continue;
+                }
+                if role != Role::Leader || epoch != p.leader_epoch {
+                    self.fetchers.remove(&part);
+                    if let Err(e) = part.make_leader(p, a.min_isr).await {
+                        tracing::error!(topic = %a.topic, partition = a.partition, error = %e, "cannot become leader");
+                    }
+                } else {
+                    part.update(p, a.min_isr);
+                }
+            } else if role != (Role::Follower { leader: p.leader }) || epoch != p.leader_epoch {
+                self.fetchers.remove(&part);
+                part.make_follower(p).await;
+                if p.leader >= 0 {
+                    self.fetchers.add(p.leader, part.clone());
+                }
+            } else {
+                part.update(p, a.min_isr);
+            }
+        }
+        let gone: Vec<Arc<Partition>> = {
+            let mut map = self.partitions.write().unwrap_or_else(|e| e.into_inner());
+            let keys: Vec<_> = map.keys().filter(|k| !keep.contains(k)).copied().collect();
+            keys.iter().filter_map(|k| map.remove(k)).collect()
+        };
+        for part in gone {
+            self.fetchers.remove(&part);
+            part.stop().await;
+            let dir = partition_dir(&self.log_dir, &part.topic, part.index);
+            tracing::info!(topic = %part.topic, partition = part.index, "partition no longer assigned here: deleting its log");
+            if let Err(e) = part.close().await {
+                tracing::warn!(error = %e, "closing a removed partition");
+            }
+            if let Err(e) = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await
+            {
+                tracing::warn!(error = %e, "deleting a removed partition");
+            }
+        }
+    }
+
+    /// Removes partition directories the image does not assign here.
+    async fn remove_orphans(&self) {
+        let wanted: HashSet<PathBuf> = self.cache.with_image(|image| {
+            self.assigned(image)
+                .iter()
+                .map(|a| partition_dir(&self.log_dir, &a.topic, a.partition))
+                .collect()
+        });
+        let dir = self.log_dir.clone();
+        let result = tokio::task::spawn_blocking(move || -> std::io::Result<usize> {
+            let mut removed = 0;
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let path = entry?.path();
+                if path.is_dir() && !wanted.contains(&path) {
+                    tracing::info!(dir = %path.display(), "removing a partition log not assigned to this broker");
+                    std::fs::remove_dir_all(&path)?;
+                    removed += 1;
+                }
+            }
+            Ok(removed)
+        })
+        .await;
+        match result {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "removing unassigned partition logs"),
+            Err(e) => tracing::warn!(error = %e, "removing unassigned partition logs"),
+        }
+    }
+
+    /// ISR shrink check over the partitions this broker leads.
+    fn shrink_isrs(&self) {
+        let lag = i64::try_from(self.config.replica_lag_time_max.as_millis()).unwrap_or(i64::MAX);
+        for part in self.hosted() {
+            if let Some(change) = part.shrink_check(lag) {
+                tracing::info!(topic = %part.topic, partition = part.index, new_isr = ?change.new_isr, "shrinking ISR: followers lag");
+                self.isr.submit(part, change);
+            }
+        }
+    }
+
+    async fn checkpoint_all(&self) {
+        for part in self.hosted() {
+            if let Err(e) = part.checkpoint().await {
+                tracing::warn!(topic = %part.topic, partition = part.index, error = %e, "checkpoint failed");
+            }
+        }
+    }
+
+    /// Follows the image until `shutdown`, then closes every log.
+    pub async fn run(
+        self: Arc<Self>,
+        mut status: watch::Receiver<BrokerStatus>,
+        shutdown: CancellationToken,
+    ) {
+        let mut changes = self.cache.subscribe();
+        let mut shrink = tokio::time::interval(
+            (self.config.replica_lag_time_max / 2).max(Duration::from_millis(50)),
+        );
+        let mut checkpoint = tokio::time::interval(self.config.checkpoint_interval);
+        shrink.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut registered = false;
+        let mut orphans_done = false;
+        let mut dirty = true;
+        loop {
+            if !registered && status.borrow().caught_up {
+                registered = true;
+                dirty = true;
+            }
+            if dirty {
+                changes.borrow_and_update();
+                self.reconcile(registered).await;
+                dirty = false;
+            }
+            if !orphans_done && registered {
+                self.remove_orphans().await;
+                orphans_done = true;
+            }
+            tokio::select! {
+                r = changes.changed() => if r.is_err() { break } else { dirty = true },
+                r = status.changed(), if !registered => if r.is_err() { break },
+                _ = shrink.tick() => self.shrink_isrs(),
+                _ = checkpoint.tick() => self.checkpoint_all().await,
+                _ = shutdown.cancelled() => break,
+            }
+        }
+        self.fetchers.shutdown().await;
+        let parts: Vec<Arc<Partition>> = self
+            .partitions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, p)| p)
+            .collect();
+        for part in parts {
+            let (topic, index) = (part.topic.clone(), part.index);
+            if let Err(e) = part.close().await {
+                tracing::warn!(%topic, partition = index, error = %e, "closing partition log");
+            }
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! The data path: every partition replica this broker hosts, following the
+//! metadata image.
+//!
+//! * [`rules`]: pure replication rules (ISR, high watermark, divergence).
+//! * [`partition`]: one replica — log, role, follower progress.
+//! * [`manager`]: [`ReplicaManager`], which becomes leader or follower as
+//!   the image changes, opens and deletes logs, and runs the periodic ISR
+//!   shrink check and checkpoints.
+//! * [`fetcher`]: follower fetch sessions, one per source broker.
+//! * [`isr`]: sends ISR changes to the controller (AlterPartition).
+//!
+//! Design notes: `docs/replication.md`.
+
+pub mod fetcher;
+pub mod isr;
+pub mod manager;
+pub(crate) mod partition;
+pub mod rules;
+
+pub use manager::{ReplicaManager, ReplicationConfig};
+use strom_log::{ErrorKind, LogError};
+use strom_proto::v1::ErrorCode;
+
+/// A per-partition error, as carried in produce and fetch responses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartError {
+    /// The Kafka error code.
+    pub code: ErrorCode,
+    /// What and why.
+    pub message: String,
+}
+
+impl PartError {
+    /// An error with a message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn not_leader(topic: &str, partition: i32) -> Self {
+        Self::new(
+            ErrorCode::NotLeaderOrFollower,
+            format!("this broker is not the leader of {topic}-{partition}"),
+        )
+    }
+
+    pub(crate) fn from_log(e: &LogError) -> Self {
+        let code = match e.kind() {
+            ErrorKind::CorruptMessage => ErrorCode::CorruptMessage,
+            ErrorKind::RecordTooLarge => ErrorCode::RecordTooLarge,
+            ErrorKind::OffsetOutOfRange => ErrorCode::OffsetOutOfRange,
+            ErrorKind::InvalidConfig => ErrorCode::InvalidConfig,
+            ErrorKind::UnexpectedAppendOffset | ErrorKind::Storage => ErrorCode::KafkaStorageError,
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+impl std::fmt::Display for PartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str_name(), self.message)
+    }
+}
+
+/// Wall-clock milliseconds.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

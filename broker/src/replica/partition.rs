@@ -1,0 +1,660 @@
+//! One hosted partition replica: its log, its role (leader or follower at a
+//! leader epoch), and, as leader, the followers' progress, the ISR and the
+//! high watermark. Decisions come from [`rules`](super::rules); this file
+//! executes them under two locks, always taken in this order: the log
+//! writer (`tokio::sync::Mutex`, held across appends and truncations) and the
+//! replication state (`std::sync::Mutex`, never held across an await).
+//!
+//! Every change a waiter may care about (log end, high watermark, role, ISR)
+//! bumps a `watch` counter; delayed produce and fetch wait on it instead of
+//! polling.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use strom_log::{AppendInfo, FetchData, LogConfig, LogError, LogReader, PartitionLog};
+use strom_metadata::PartitionState;
+use strom_proto::v1::ErrorCode;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::rules::{self, AcksAll, FollowerProgress, IsrState};
+use super::{PartError, now_ms};
+
+/// The replica's role at `leader_epoch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// Not assigned yet, or stopped.
+    None,
+    /// This broker leads the partition.
+    Leader,
+    /// This broker follows `leader` (-1: offline, nobody to fetch from).
+    Follower { leader: i32 },
+}
+
+#[derive(Debug)]
+struct State {
+    role: Role,
+    leader_epoch: i32,
+    partition_epoch: i32,
+    replicas: Vec<i32>,
+    isr: IsrState,
+    /// Log end offset when this broker became leader at `leader_epoch`.
+    leader_epoch_start: i64,
+    followers: BTreeMap<i32, FollowerProgress>,
+    min_isr: usize,
+}
+
+/// A change of ISR the leader wants to send to the controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct IsrChange {
+    pub(crate) leader_epoch: i32,
+    pub(crate) partition_epoch: i32,
+    pub(crate) new_isr: Vec<i32>,
+}
+
+/// What a follower fetch found, before reading.
+#[derive(Debug)]
+pub(crate) struct FollowerFetch {
+    /// The follower must truncate: (epoch, end offset) on the leader.
+    pub(crate) diverging: Option<(i32, i64)>,
+    /// The follower caught up and may join the ISR.
+    pub(crate) expand: Option<IsrChange>,
+}
+
+/// One partition replica hosted by this broker.
+#[derive(Debug)]
+pub(crate) struct Partition {
+    pub(crate) topic: String,
+    pub(crate) topic_id: Uuid,
+    pub(crate) index: i32,
+    node_id: i32,
+    log: tokio::sync::Mutex<PartitionLog>,
+    reader: LogReader,
+    state: Mutex<State>,
+    changed: watch::Sender<u64>,
+}
+
+fn storage(e: &LogError) -> PartError {
+    PartError::from_log(e)
+}
+
+impl Partition {
+    /// Opens (or creates) the log in `dir`; blocking, recovery may scan.
+    pub(crate) fn open(
+        dir: &Path,
+        topic: &str,
+        topic_id: Uuid,
+        index: i32,
+        config: LogConfig,
+        node_id: i32,
+    ) -> Result<Arc<Self>, LogError> {
+        let log = PartitionLog::open(dir, config)?;
+        let reader = log.reader();
+        Ok(Arc::new(Self {
+            topic: topic.to_owned(),
+            topic_id,
+            index,
+            node_id,
+            log: tokio::sync::Mutex::new(log),
+            reader,
+            state: Mutex::new(State {
+                role: Role::None,
+                leader_epoch: -1,
+                partition_epoch: -1,
+                replicas: Vec::new(),
+                isr: IsrState::default(),
+                leader_epoch_start: 0,
+                followers: BTreeMap::new(),
+                min_isr: 1,
+            }),
+            changed: watch::channel(0).0,
+        }))
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Notified on every change of log end, high watermark, role or ISR.
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// The read handle.
+    pub(crate) fn reader(&self) -> &LogReader {
+        &self.reader
+    }
+
+    /// `(role, leader epoch)`.
+    pub(crate) fn role(&self) -> (Role, i32) {
+        let st = self.state();
+        (st.role, st.leader_epoch)
+    }
+
+    /// Becomes leader at `p.leader_epoch`: the epoch starts at the log end,
+    /// followers start unknown with a full lag window.
+    pub(crate) async fn make_leader(
+        &self,
+        p: &PartitionState,
+        min_isr: usize,
+    ) -> Result<(), PartError> {
+        let mut log = self.log.lock().await;
+        log.assign_epoch_start(p.leader_epoch)
+            .map_err(|e| storage(&e))?;
+        let leo = log.log_end_offset();
+        let now = now_ms();
+        {
+            let mut st = self.state();
+            st.role = Role::Leader;
+            st.leader_epoch = p.leader_epoch;
+            st.partition_epoch = p.partition_epoch;
+            st.replicas = p.replicas.clone();
+            st.isr = IsrState {
+                isr: p.isr.clone(),
+                pending: None,
+            };
+            st.leader_epoch_start = leo;
+            st.min_isr = min_isr;
+            st.followers = p
+                .replicas
+                .iter()
+                .filter(|r| **r != self.node_id)
+                .map(|r| (*r, FollowerProgress::new_leader_view(now)))
+                .collect();
+            self.advance_hw(&st, leo);
+        }
+        drop(log);
+        tracing::info!(topic = %self.topic, partition = self.index, epoch = p.leader_epoch, leo, isr = ?p.isr, "became leader");
+        self.bump();
+        Ok(())
+    }
+
+    /// Becomes a follower of `p.leader` at `p.leader_epoch`. Truncation, if
+    /// any, happens through the fetch protocol (diverging epochs).
+    pub(crate) async fn make_follower(&self, p: &PartitionState) {
+        let _log = self.log.lock().await;
+        {
+            let mut st = self.state();
+            st.role = Role::Follower { leader: p.leader };
+            st.leader_epoch = p.leader_epoch;
+            st.partition_epoch = p.partition_epoch;
+            st.replicas = p.replicas.clone();
+            st.isr = IsrState {
+                isr: p.isr.clone(),
+                pending: None,
+            };
+            st.followers.clear();
+        }
+        tracing::info!(topic = %self.topic, partition = self.index, leader = p.leader, epoch = p.leader_epoch, "became follower");
+        self.bump();
+    }
+
+    /// Stops serving (the partition was deleted or moved away).
+    pub(crate) async fn stop(&self) {
+        let _log = self.log.lock().await;
+        self.state().role = Role::None;
+        self.bump();
+    }
+
+    /// Takes a newer committed state at the same leader epoch (ISR change,
+    /// replica set change) and a possibly changed `min.insync.replicas`.
+    pub(crate) fn update(&self, p: &PartitionState, min_isr: usize) {
+        let mut st = self.state();
+        st.min_isr = min_isr;
+        if p.leader_epoch != st.leader_epoch || p.partition_epoch <= st.partition_epoch {
+            return;
+        }
+        st.partition_epoch = p.partition_epoch;
+        st.replicas = p.replicas.clone();
+        st.isr = IsrState {
+            isr: p.isr.clone(),
+            pending: None,
+        };
+        if st.role == Role::Leader {
+            let now = now_ms();
+            for r in &p.replicas {
+                if *r != self.node_id {
+                    st.followers
+                        .entry(*r)
+                        .or_insert_with(|| FollowerProgress::new_leader_view(now));
+                }
+            }
+            st.followers.retain(|r, _| p.replicas.contains(r));
+            // A shrink can let the high watermark move.
+            let leo = self.reader.log_end_offset();
+            self.advance_hw(&st, leo);
+        }
+        drop(st);
+        self.bump();
+    }
+
+    /// Records that `change` was sent, if it still applies; false when an
+    /// ISR change is already in flight or the epochs moved.
+    pub(crate) fn set_pending(&self, change: &IsrChange) -> bool {
+        let mut st = self.state();
+        if st.role != Role::Leader
+            || st.isr.pending.is_some()
+            || st.leader_epoch != change.leader_epoch
+            || st.partition_epoch != change.partition_epoch
+        {
+            return false;
+        }
+        st.isr.pending = Some(change.new_isr.clone());
+        true
+    }
+
+    /// The controller answered the pending change: `committed` is the
+    /// partition's state after it (current even on error).
+    pub(crate) fn complete_pending(&self, committed: Option<(i32, i32, Vec<i32>)>) {
+        let mut st = self.state();
+        st.isr.pending = None;
+        if let Some((leader_epoch, partition_epoch, isr)) = committed
+            && st.role == Role::Leader
+            && leader_epoch == st.leader_epoch
+            && partition_epoch > st.partition_epoch
+        {
+            st.partition_epoch = partition_epoch;
+            st.isr.isr = isr;
+            let leo = self.reader.log_end_offset();
+            self.advance_hw(&st, leo);
+        }
+        drop(st);
+        self.bump();
+    }
+
+    /// Moves the high watermark as far as the maximal ISR allows; returns
+    /// whether it moved.
+    fn advance_hw(&self, st: &State, leader_leo: i64) -> bool {
+        let current = self.reader.high_watermark();
+        let hw = rules::next_high_watermark(
+            current,
+            self.node_id,
+            leader_leo,
+            &st.isr.maximal(),
+            &st.followers,
+        );
+        if hw > current {
+            self.reader.set_high_watermark(hw);
+        }
+        hw > current
+    }
+
+    /// The leader's checks for a consumer request (fetch, list offsets).
+    pub(crate) fn check_leader(&self, current_leader_epoch: i32) -> Result<(), PartError> {
+        let st = self.state();
+        check_epoch(&st, current_leader_epoch)?;
+        if st.role != Role::Leader {
+            return Err(PartError::not_leader(&self.topic, self.index));
+        }
+        Ok(())
+    }
+
+    /// Leader append. With acks=all the ISR must hold at least
+    /// `min.insync.replicas` members, or nothing is written.
+    pub(crate) async fn append_as_leader(
+        &self,
+        records: Bytes,
+        acks: i32,
+    ) -> Result<(AppendInfo, i32), PartError> {
+        let mut log = self.log.lock().await;
+        let epoch = {
+            let st = self.state();
+            if st.role != Role::Leader {
+                return Err(PartError::not_leader(&self.topic, self.index));
+            }
+            if acks == -1 && st.isr.isr.len() < st.min_isr {
+                return Err(PartError::new(
+                    ErrorCode::NotEnoughReplicas,
+                    format!(
+                        "{}-{} has {} in-sync replicas {:?}, below min.insync.replicas {}",
+                        self.topic,
+                        self.index,
+                        st.isr.isr.len(),
+                        st.isr.isr,
+                        st.min_isr
+                    ),
+                ));
+            }
+            st.leader_epoch
+        };
+        let info = log
+            .append_as_leader(records, epoch)
+            .map_err(|e| storage(&e))?;
+        let leo = log.log_end_offset();
+        {
+            let st = self.state();
+            self.advance_hw(&st, leo);
+        }
+        drop(log);
+        self.bump();
+        Ok((info, epoch))
+    }
+
+    /// Waits until `required_offset` is replicated to the whole ISR
+    /// (acks=all), the leadership of `epoch` ends, or `deadline`.
+    pub(crate) async fn wait_for_isr(
+        &self,
+        required_offset: i64,
+        epoch: i32,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), PartError> {
+        let mut changes = self.subscribe();
+        loop {
+            {
+                let st = self.state();
+                if st.role != Role::Leader || st.leader_epoch != epoch {
+                    return Err(PartError::not_leader(&self.topic, self.index));
+                }
+                let hw = self.reader.high_watermark();
+                match rules::acks_all_status(
+                    hw,
+                    required_offset,
+                    st.isr.maximal().len(),
+                    st.min_isr,
+                ) {
+                    AcksAll::Done => return Ok(()),
+                    AcksAll::DoneBelowMinIsr => {
+                        return Err(PartError::new(
+                            ErrorCode::NotEnoughReplicasAfterAppend,
+                            format!(
+                                "{}-{}: written, but the ISR {:?} shrank below min.insync.replicas {}",
+                                self.topic, self.index, st.isr.isr, st.min_isr
+                            ),
+                        ));
+                    }
+                    AcksAll::Pending => {}
+                }
+            }
+            tokio::select! {
+                r = changes.changed() => if r.is_err() {
+                    return Err(PartError::not_leader(&self.topic, self.index));
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(PartError::new(
+                        ErrorCode::RequestTimedOut,
+                        format!("{}-{}: not replicated to the ISR before the request timeout", self.topic, self.index),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The leader's side of a follower fetch: epoch checks, divergence, the
+    /// follower's progress, the high watermark and a possible ISR expansion.
+    pub(crate) fn on_follower_fetch(
+        &self,
+        replica: i32,
+        fetch_offset: i64,
+        last_fetched_epoch: i32,
+        current_leader_epoch: i32,
+    ) -> Result<FollowerFetch, PartError> {
+        let mut st = self.state();
+        check_epoch(&st, current_leader_epoch)?;
+        if st.role != Role::Leader {
+            return Err(PartError::not_leader(&self.topic, self.index));
+        }
+        if !st.replicas.contains(&replica) {
+            return Err(PartError::new(
+                ErrorCode::NotLeaderOrFollower,
+                format!(
+                    "broker {replica} is not a replica of {}-{}",
+                    self.topic, self.index
+                ),
+            ));
+        }
+        let diverging = rules::diverging_epoch(
+            fetch_offset,
+            last_fetched_epoch,
+            self.reader.end_offset_for_epoch(last_fetched_epoch),
+            self.reader.log_start_offset(),
+        );
+        if diverging.is_some() {
+            return Ok(FollowerFetch {
+                diverging,
+                expand: None,
+            });
+        }
+        let leo = self.reader.log_end_offset();
+        let now = now_ms();
+        if let Some(f) = st.followers.get_mut(&replica) {
+            f.on_fetch(fetch_offset.min(leo), leo, now);
+        }
+        let moved = self.advance_hw(&st, leo);
+        let hw = self.reader.high_watermark();
+        let expand = (!st.isr.isr.contains(&replica)
+            && st.isr.pending.is_none()
+            && rules::may_join_isr(fetch_offset, hw, st.leader_epoch_start))
+        .then(|| {
+            let mut new_isr = st.isr.isr.clone();
+            new_isr.push(replica);
+            IsrChange {
+                leader_epoch: st.leader_epoch,
+                partition_epoch: st.partition_epoch,
+                new_isr,
+            }
+        });
+        drop(st);
+        // Wake waiters (acks=all, consumer long polls) only when the high
+        // watermark moved: every follower fetch passes here.
+        if moved {
+            self.bump();
+        }
+        Ok(FollowerFetch {
+            diverging: None,
+            expand,
+        })
+    }
+
+    /// Followers to drop from the ISR, as an ISR change, if any.
+    pub(crate) fn shrink_check(&self, lag_max_ms: i64) -> Option<IsrChange> {
+        let st = self.state();
+        if st.role != Role::Leader || st.isr.pending.is_some() {
+            return None;
+        }
+        let leo = self.reader.log_end_offset();
+        let out = rules::out_of_sync_replicas(
+            self.node_id,
+            leo,
+            &st.isr.isr,
+            &st.followers,
+            now_ms(),
+            lag_max_ms,
+        );
+        if out.is_empty() {
+            return None;
+        }
+        Some(IsrChange {
+            leader_epoch: st.leader_epoch,
+            partition_epoch: st.partition_epoch,
+            new_isr: st
+                .isr
+                .isr
+                .iter()
+                .copied()
+                .filter(|r| !out.contains(r))
+                .collect(),
+        })
+    }
+
+    /// Reads for a consumer: up to the high watermark.
+    pub(crate) fn read_committed(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<FetchData, PartError> {
+        let hw = self.reader.high_watermark();
+        self.reader
+            .read_bounded(offset, max_bytes, hw)
+            .map_err(|e| storage(&e))
+    }
+
+    /// Reads for a follower: up to the log end.
+    pub(crate) fn read_all(&self, offset: i64, max_bytes: usize) -> Result<FetchData, PartError> {
+        self.reader.read(offset, max_bytes).map_err(|e| storage(&e))
+    }
+
+    /// Follower side: `(fetch offset, last fetched epoch, leader epoch)` to
+    /// send, or `None` when not following `leader`.
+    pub(crate) fn fetch_position(&self, leader: i32) -> Option<(i64, i32, i32)> {
+        let st = self.state();
+        if st.role != (Role::Follower { leader }) {
+            return None;
+        }
+        Some((
+            self.reader.log_end_offset(),
+            self.reader.latest_epoch().unwrap_or(-1),
+            st.leader_epoch,
+        ))
+    }
+
+    /// Follower side: applies a fetch response sent at `leader_epoch` to
+    /// `leader`. Ignored if the role changed meanwhile (a response from an
+    /// earlier leadership must never touch the log).
+    pub(crate) async fn apply_fetched(
+        &self,
+        leader: i32,
+        leader_epoch: i32,
+        fetched: Fetched,
+    ) -> Result<(), PartError> {
+        let mut log = self.log.lock().await;
+        {
+            let st = self.state();
+            if st.role != (Role::Follower { leader }) || st.leader_epoch != leader_epoch {
+                return Ok(());
+            }
+        }
+        match fetched {
+            Fetched::Diverging { epoch, end_offset } => {
+                let leo = log.log_end_offset();
+                let to = rules::truncation_offset(
+                    (epoch, end_offset),
+                    (epoch >= 0)
+                        .then(|| log.end_offset_for_epoch(epoch))
+                        .flatten(),
+                    leo,
+                );
+                if to < log.log_start_offset()
+                    || (epoch < 0 && to < leo && to <= log.log_start_offset())
+                {
+                    log.truncate_fully_and_start_at(to)
+                        .map_err(|e| storage(&e))?;
+                } else {
+                    log.truncate_to(to).map_err(|e| storage(&e))?;
+                }
+                tracing::info!(topic = %self.topic, partition = self.index, leader, diverging_epoch = epoch, end_offset, from = leo, to = log.log_end_offset(), "truncated diverging log");
+            }
+            Fetched::Records {
+                records,
+                high_watermark,
+            } => {
+                if !records.is_empty() {
+                    let leo = log.log_end_offset();
+                    let tail = skip_below(&records, leo)?;
+                    if let Some((first_base, bytes)) = tail {
+                        if first_base < leo {
+                            log.truncate_to(first_base).map_err(|e| storage(&e))?;
+                        }
+                        log.append_as_follower(bytes).map_err(|e| storage(&e))?;
+                    }
+                }
+                let leo = log.log_end_offset();
+                log.set_high_watermark(high_watermark.min(leo));
+            }
+            Fetched::StartAt(offset) => {
+                log.truncate_fully_and_start_at(offset)
+                    .map_err(|e| storage(&e))?;
+                tracing::warn!(topic = %self.topic, partition = self.index, offset, "follower log restarted at the leader's log start");
+            }
+            Fetched::TruncateTo(offset) => {
+                log.truncate_to(offset).map_err(|e| storage(&e))?;
+            }
+        }
+        drop(log);
+        self.bump();
+        Ok(())
+    }
+
+    /// Writes the high-watermark / recovery-point checkpoint and applies
+    /// the time-based flush policy.
+    pub(crate) async fn checkpoint(&self) -> Result<(), LogError> {
+        let log = self.log.lock().await;
+        log.flush_if_due()?;
+        log.checkpoint()
+    }
+
+    /// Flushes and closes the log; the partition is unusable afterwards.
+    pub(crate) async fn close(self: Arc<Self>) -> Result<(), LogError> {
+        match Arc::try_unwrap(self) {
+            Ok(p) => {
+                let log = p.log.into_inner();
+                tokio::task::spawn_blocking(move || log.close())
+                    .await
+                    .map_err(|e| LogError::Io {
+                        context: "close log".into(),
+                        source: std::io::Error::other(e),
+                    })?
+            }
+            // Still referenced by an in-flight request: flush what we have.
+            Err(p) => p.checkpoint().await,
+        }
+    }
+}
+
+/// What a follower fetched for one partition.
+#[derive(Debug)]
+pub(crate) enum Fetched {
+    /// Batches and the leader's high watermark.
+    Records { records: Bytes, high_watermark: i64 },
+    /// The leader says the log diverged.
+    Diverging { epoch: i32, end_offset: i64 },
+    /// Our log end is below the leader's log start: start over there.
+    StartAt(i64),
+    /// Our log end is above the leader's (unclean election): cut back.
+    TruncateTo(i64),
+}
+
+fn check_epoch(st: &State, current_leader_epoch: i32) -> Result<(), PartError> {
+    if current_leader_epoch < 0 || current_leader_epoch == st.leader_epoch {
+        return Ok(());
+    }
+    if current_leader_epoch < st.leader_epoch {
+        Err(PartError::new(
+            ErrorCode::FencedLeaderEpoch,
+            format!(
+                "leader epoch {current_leader_epoch} is older than the current {}",
+                st.leader_epoch
+            ),
+        ))
+    } else {
+        Err(PartError::new(
+            ErrorCode::UnknownLeaderEpoch,
+            format!(
+                "leader epoch {current_leader_epoch} is newer than this broker knows ({})",
+                st.leader_epoch
+            ),
+        ))
+    }
+}
+
+/// The batches of `records` that end at or after `leo`, with the base offset
+/// of the first one. A fetch starts with the batch containing the fetch
+/// offset, which may begin below it. Malformed data yields an error for the
+/// follower append to report.
+fn skip_below(records: &Bytes, leo: i64) -> Result<Option<(i64, Bytes)>, PartError> {
+    let mut pos = 0usize;
+    for batch in strom_log::batch::BatchIter::new(records.clone()) {
+        let batch = batch.map_err(|e| storage(&e))?;
+        if batch.last_offset() >= leo {
+            return Ok(Some((batch.base_offset(), records.slice(pos..))));
+        }
+        pos += batch.size_in_bytes();
+    }
+    Ok(None)
+}

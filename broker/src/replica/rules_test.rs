@@ -1,0 +1,213 @@
+use std::collections::BTreeMap;
+
+use super::*;
+
+fn progress(leo: i64, caught_up: i64) -> FollowerProgress {
+    FollowerProgress {
+        log_end_offset: leo,
+        last_caught_up_ms: caught_up,
+        last_fetch_ms: caught_up,
+        last_fetch_leader_leo: leo,
+    }
+}
+
+#[test]
+fn fetch_updates_caught_up_time() {
+    // (previous state, fetch offset, leader leo, now) -> last caught up
+    let cases = [
+        // reaching the leader's end: caught up now
+        (progress(10, 100), 20, 20, 200, 200),
+        // behind the current end but at the end as of the previous fetch
+        // (leader leo 15 then): caught up at the previous fetch time
+        (
+            FollowerProgress {
+                log_end_offset: 10,
+                last_caught_up_ms: 50,
+                last_fetch_ms: 100,
+                last_fetch_leader_leo: 15,
+            },
+            15,
+            30,
+            200,
+            100,
+        ),
+        // behind both: unchanged
+        (
+            FollowerProgress {
+                log_end_offset: 10,
+                last_caught_up_ms: 50,
+                last_fetch_ms: 100,
+                last_fetch_leader_leo: 15,
+            },
+            12,
+            30,
+            200,
+            50,
+        ),
+        // first fetch ever, behind: unchanged
+        (FollowerProgress::new_leader_view(70), 5, 30, 200, 70),
+    ];
+    for (mut p, offset, leo, now, want) in cases {
+        p.on_fetch(offset, leo, now);
+        assert_eq!(p.last_caught_up_ms, want, "fetch {offset} leo {leo}");
+        assert_eq!(p.log_end_offset, offset);
+        assert_eq!(p.last_fetch_leader_leo, leo);
+    }
+}
+
+#[test]
+fn maximal_isr_includes_pending_additions() {
+    type Case<'a> = (&'a [i32], Option<&'a [i32]>, &'a [i32]);
+    let cases: [Case<'_>; 4] = [
+        (&[1, 2], None, &[1, 2]),
+        (&[1, 2], Some(&[1, 2, 3]), &[1, 2, 3]),
+        // a pending shrink keeps the removed member until committed
+        (&[1, 2, 3], Some(&[1, 2]), &[1, 2, 3]),
+        (&[1], Some(&[1, 3]), &[1, 3]),
+    ];
+    for (isr, pending, want) in cases {
+        let s = IsrState {
+            isr: isr.to_vec(),
+            pending: pending.map(<[i32]>::to_vec),
+        };
+        assert_eq!(
+            s.maximal(),
+            want.to_vec(),
+            "isr {isr:?} pending {pending:?}"
+        );
+    }
+}
+
+#[test]
+fn high_watermark_is_min_over_maximal_isr() {
+    let followers: BTreeMap<i32, FollowerProgress> = [
+        (2, progress(8, 0)),
+        (3, progress(5, 0)),
+        (4, progress(-1, 0)),
+    ]
+    .into_iter()
+    .collect();
+    // (current hw, leader leo, maximal isr) -> hw
+    let cases: [(i64, i64, &[i32], i64); 7] = [
+        (0, 10, &[1], 10),      // alone: the leader's end
+        (0, 10, &[1, 2], 8),    // slowest member
+        (0, 10, &[1, 2, 3], 5), //
+        (6, 10, &[1, 2, 3], 6), // never backwards
+        (0, 10, &[1, 4], 0),    // unknown position holds it
+        (3, 10, &[1, 4], 3),    //
+        (0, 10, &[1, 9], 0),    // member never seen: unknown
+    ];
+    for (hw, leo, isr, want) in cases {
+        assert_eq!(
+            next_high_watermark(hw, 1, leo, isr, &followers),
+            want,
+            "hw {hw} leo {leo} isr {isr:?}"
+        );
+    }
+}
+
+#[test]
+fn out_of_sync_replicas_by_lag_time() {
+    let followers: BTreeMap<i32, FollowerProgress> = [
+        (2, progress(100, 0)),     // at the leader's end: in sync however old
+        (3, progress(50, 1_000)),  // behind, caught up 29 s ago
+        (4, progress(50, 0)),      // behind, caught up 30.001 s ago
+        (5, progress(-1, 25_000)), // new leader's view, inside the window
+    ]
+    .into_iter()
+    .collect();
+    let got = out_of_sync_replicas(1, 100, &[1, 2, 3, 4, 5, 6], &followers, 30_001, 30_000);
+    assert_eq!(got, vec![4]);
+    // nobody lags with a log end the follower reached
+    assert!(out_of_sync_replicas(1, 50, &[1, 3, 4], &followers, 90_000, 30_000).is_empty());
+}
+
+#[test]
+fn join_isr_needs_hw_and_epoch_start() {
+    // (follower leo, hw, epoch start) -> may join
+    let cases = [
+        (10, 10, 5, true),
+        (12, 10, 5, true),
+        (9, 10, 5, false),   // below the high watermark
+        (10, 10, 11, false), // missing the start of the leader's epoch
+        (11, 10, 11, true),
+    ];
+    for (leo, hw, start, want) in cases {
+        assert_eq!(
+            may_join_isr(leo, hw, start),
+            want,
+            "leo {leo} hw {hw} start {start}"
+        );
+    }
+}
+
+#[test]
+fn acks_all_completion() {
+    // (hw, required, maximal isr size, min isr) -> status
+    let cases = [
+        (10, 11, 3, 2, AcksAll::Pending),
+        (11, 11, 3, 2, AcksAll::Done),
+        (11, 11, 2, 2, AcksAll::Done),
+        (11, 11, 1, 2, AcksAll::DoneBelowMinIsr),
+        (20, 11, 1, 1, AcksAll::Done),
+    ];
+    for (hw, required, size, min, want) in cases {
+        assert_eq!(
+            acks_all_status(hw, required, size, min),
+            want,
+            "hw {hw} required {required} isr {size} min {min}"
+        );
+    }
+}
+
+#[test]
+fn leader_detects_divergence() {
+    // (fetch offset, last fetched epoch, leader end for epoch, log start) -> diverging
+    let cases = [
+        // no epoch yet (empty follower): nothing to compare
+        (0, -1, None, 0, None),
+        // same epoch, leader has at least as much
+        (50, 3, Some((3, 80)), 0, None),
+        (80, 3, Some((3, 80)), 0, None),
+        // same epoch, leader's epoch ended earlier: follower has extra records
+        (90, 3, Some((3, 80)), 0, Some((3, 80))),
+        // the leader never had epoch 4 (its largest below is 3)
+        (90, 4, Some((3, 85)), 0, Some((3, 85))),
+        // epoch 4 unknown but it would still be consistent? no: epoch smaller
+        (85, 4, Some((3, 85)), 0, Some((3, 85))),
+        // leader knows nothing at or below: start over at its log start
+        (40, 2, None, 30, Some((-1, 30))),
+    ];
+    for (offset, epoch, leader, start, want) in cases {
+        assert_eq!(
+            diverging_epoch(offset, epoch, leader, start),
+            want,
+            "offset {offset} epoch {epoch} leader {leader:?}"
+        );
+    }
+}
+
+#[test]
+fn follower_truncates_by_epochs_not_high_watermark() {
+    // (diverging, follower end for that epoch, follower leo) -> truncate to
+    let cases = [
+        // KIP-101: follower has epoch 3 up to 90, leader's epoch 3 ended at 80
+        ((3, 80), Some((3, 90)), 90, 80),
+        // follower's epoch 3 ended earlier than the leader's: keep its end
+        ((3, 80), Some((3, 70)), 75, 70),
+        // KIP-279: follower lacks epoch 3; its largest earlier (2) ends at 60
+        ((3, 80), Some((2, 60)), 90, 60),
+        // follower has nothing at or below: leader's end bounds it
+        ((3, 80), None, 90, 80),
+        ((3, 80), None, 50, 50),
+        // leader knows no epoch: its log start
+        ((-1, 30), Some((2, 60)), 90, 30),
+    ];
+    for (div, follower, leo, want) in cases {
+        assert_eq!(
+            truncation_offset(div, follower, leo),
+            want,
+            "diverging {div:?} follower {follower:?} leo {leo}"
+        );
+    }
+}

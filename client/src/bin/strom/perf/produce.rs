@@ -1,0 +1,250 @@
+//! `strom perf produce`: kafka-producer-perf-test. Sends `--num-records`
+//! keyless records of `--record-size` random uppercase letters, at most
+//! `--throughput` per second, and reports every 5 s and at the end.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::Args;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use strom_client::{
+    Acks, ClientConfig, DeliveryFuture, Error, ErrorCode, Producer, ProducerRecord,
+};
+use tokio::sync::mpsc;
+
+use super::stats::{ProducerStats, Throttler};
+use crate::output::{Format, Output};
+use crate::produce::{parse_acks, producer_config};
+use crate::{progress, topics};
+
+/// How often a window line is printed.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Args)]
+pub(crate) struct PerfProduceArgs {
+    /// Topic to write to.
+    #[arg(long)]
+    topic: String,
+    /// Records to send.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    num_records: u64,
+    /// Bytes of each record's value.
+    #[arg(long, value_name = "B")]
+    record_size: usize,
+    /// At most this many records per second; -1: as fast as possible.
+    #[arg(long, value_name = "R", default_value_t = -1.0, allow_negative_numbers = true, value_parser = parse_throughput)]
+    throughput: f64,
+    /// Acknowledgements: all (default), 1 or 0; overrides acks in --producer-props.
+    #[arg(long, value_parser = parse_acks)]
+    acks: Option<Acks>,
+    /// Producer settings by their Kafka name, e.g. linger.ms=10 batch.size=65536.
+    #[arg(long, value_name = "KEY=VALUE", num_args = 1..)]
+    producer_props: Vec<String>,
+}
+
+fn parse_throughput(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r == -1.0 || (r > 0.0 && r.is_finite()) => Ok(r),
+        _ => Err(format!(
+            "expected a positive rate or -1 (unthrottled), got '{s}'"
+        )),
+    }
+}
+
+/// Records in flight, with their send time.
+type InFlight = (Instant, DeliveryFuture);
+
+pub(crate) async fn run(
+    args: PerfProduceArgs,
+    client: ClientConfig,
+    output: &Output,
+) -> Result<(), Error> {
+    let config = producer_config(client, &args.producer_props, |c| {
+        if let Some(acks) = args.acks {
+            c.acks = acks;
+        }
+    })?;
+    topics::check_partition(&config.client, &args.topic, None).await?;
+    let producer = Producer::connect(config).await?;
+    let payload = random_payload(args.record_size);
+    let start = Instant::now();
+    let stats = Arc::new(Mutex::new(ProducerStats::new(args.num_records, start)));
+    let first_error: Arc<Mutex<Option<Error>>> = Arc::default();
+    let bar = progress::bar(args.num_records, "records");
+    let (in_flight_tx, in_flight_rx) = mpsc::unbounded_channel::<InFlight>();
+    let collector = tokio::spawn(collect(
+        in_flight_rx,
+        stats.clone(),
+        first_error.clone(),
+        args.record_size,
+        bar.clone(),
+    ));
+    let reporter = {
+        let stats = stats.clone();
+        let bar = bar.clone();
+        let format = output.format();
+        tokio::spawn(async move {
+            let output = Output::new(format);
+            let mut ticks =
+                tokio::time::interval_at(tokio::time::Instant::now() + REPORT_EVERY, REPORT_EVERY);
+            loop {
+                ticks.tick().await;
+                let window = stats
+                    .lock()
+                    .expect("stats lock is never poisoned")
+                    .take_window(Instant::now());
+                if format == Format::Table && window.records > 0 {
+                    bar.suspend(|| output.lines(&[window.to_string()]));
+                }
+            }
+        })
+    };
+    let throttler = Throttler::new(args.throughput);
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    for sent in 0..args.num_records {
+        if let Some(wait) = throttler.wait(sent, start.elapsed()) {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = &mut interrupted => break,
+            }
+        }
+        let record = ProducerRecord::new(args.topic.clone()).value(payload.clone());
+        let sent_at = Instant::now();
+        let queued = tokio::select! {
+            queued = producer.send(record) => queued,
+            _ = &mut interrupted => break,
+        };
+        match queued {
+            Ok(delivery) => {
+                let _ = in_flight_tx.send((sent_at, delivery));
+            }
+            Err(error) => note_failure(&stats, &first_error, error),
+        }
+    }
+    drop(in_flight_tx);
+    tokio::select! {
+        closed = producer.close() => closed?,
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    let _ = collector.await;
+    reporter.abort();
+    bar.finish_and_clear();
+    let total = stats
+        .lock()
+        .expect("stats lock is never poisoned")
+        .total(Instant::now());
+    output.print(&TotalLine(total.clone()));
+    let first_error = first_error.lock().expect("not poisoned").take();
+    match first_error {
+        Some(error) => Err(Error::strom(
+            error.code().unwrap_or(ErrorCode::InvalidRequest),
+            format!(
+                "{} of {} record(s) failed; the first: {}",
+                total.errors,
+                total.records + total.errors,
+                error.detail()
+            ),
+        )),
+        None if total.records < args.num_records => Err(Error::strom(
+            ErrorCode::RequestTimedOut,
+            format!(
+                "interrupted after {} of {} records",
+                total.records, args.num_records
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `--record-size` random uppercase letters, like Kafka's payload.
+fn random_payload(size: usize) -> Bytes {
+    let mut rng = StdRng::from_entropy();
+    Bytes::from(
+        (0..size)
+            .map(|_| b'A' + rng.gen_range(0..26u8))
+            .collect::<Vec<u8>>(),
+    )
+}
+
+fn note_failure(stats: &Mutex<ProducerStats>, first: &Mutex<Option<Error>>, error: Error) {
+    stats.lock().expect("stats lock is never poisoned").error();
+    first
+        .lock()
+        .expect("error lock is never poisoned")
+        .get_or_insert(error);
+}
+
+/// Awaits deliveries as they complete and records their latencies.
+async fn collect(
+    mut queued: mpsc::UnboundedReceiver<InFlight>,
+    stats: Arc<Mutex<ProducerStats>>,
+    first_error: Arc<Mutex<Option<Error>>>,
+    record_size: usize,
+    bar: indicatif::ProgressBar,
+) {
+    let mut pending = FuturesUnordered::new();
+    let mut open = true;
+    loop {
+        tokio::select! {
+            next = queued.recv(), if open => match next {
+                Some((sent_at, delivery)) => pending.push(async move { (sent_at, delivery.await) }),
+                None => open = false,
+            },
+            Some((sent_at, outcome)) = pending.next(), if !pending.is_empty() => {
+                let latency = sent_at.elapsed();
+                match outcome {
+                    Ok(_) => stats
+                        .lock()
+                        .expect("stats lock is never poisoned")
+                        .record(latency, record_size),
+                    Err(error) => note_failure(&stats, &first_error, error),
+                }
+                bar.inc(1);
+            }
+            else => break,
+        }
+    }
+}
+
+/// The final line (table) or summary object (JSON).
+#[derive(Debug)]
+struct TotalLine(super::stats::TotalReport);
+
+impl serde::Serialize for TotalLine {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl crate::output::Table for TotalLine {
+    fn table(&self) -> Vec<String> {
+        vec![self.0.to_string()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throughput_is_positive_or_minus_one() {
+        assert_eq!(parse_throughput("-1"), Ok(-1.0));
+        assert_eq!(parse_throughput("1000"), Ok(1000.0));
+        assert_eq!(parse_throughput("0.5"), Ok(0.5));
+        for bad in ["0", "-2", "fast", "inf"] {
+            assert!(parse_throughput(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn payload_is_uppercase_letters() {
+        let payload = random_payload(1000);
+        assert_eq!(payload.len(), 1000);
+        assert!(payload.iter().all(u8::is_ascii_uppercase));
+    }
+}

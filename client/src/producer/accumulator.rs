@@ -1,0 +1,839 @@
+//! The record accumulator: per-partition queues of batches being filled or
+//! waiting to be sent, and the decisions about them — which partitions are
+//! ready (a full batch, `linger.ms` passed, a flush, close, or memory
+//! pressure), what a request to a leader carries, what a retry or an expiry
+//! does. No I/O and no clock of its own: the sender passes `now`.
+//!
+//! Every record carries the one-shot channel its `send` future waits on;
+//! finishing a batch (acknowledged, failed, expired) answers all of them
+//! and releases the batch's share of `buffer.memory`.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+use bytes::Bytes;
+use strom_log::{Compression, Header, RecordBatchBuilder};
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
+use tokio::time::Instant;
+
+use super::record::RecordMetadata;
+use crate::admin::TopicPartition;
+use crate::error::{Error, Result};
+
+/// Where a record's outcome is delivered.
+pub(crate) type Completion = oneshot::Sender<Result<RecordMetadata>>;
+
+/// A record waiting in a batch for its outcome.
+#[derive(Debug)]
+struct PendingRecord {
+    timestamp: i64,
+    completion: Completion,
+}
+
+/// One batch of one partition: the encoder, the records' completions and
+/// the retry bookkeeping.
+#[derive(Debug)]
+pub(crate) struct ProducerBatch {
+    /// Increasing per producer; flushes wait for ids up to a mark.
+    pub(crate) id: u64,
+    pub(crate) tp: TopicPartition,
+    builder: RecordBatchBuilder,
+    records: Vec<PendingRecord>,
+    created: Instant,
+    /// Times the batch was handed to a request.
+    pub(crate) attempts: u32,
+    /// The encoded batch, built once on the first send and reused by retries.
+    encoded: Option<Bytes>,
+    /// This batch's share of `buffer.memory`, released when it is dropped.
+    memory: Option<OwnedSemaphorePermit>,
+    /// No more records join (a record did not fit, or it was sent).
+    closed: bool,
+    /// The error of the last failed attempt, for the expiry message.
+    last_error: Option<Error>,
+}
+
+impl ProducerBatch {
+    /// Records in the batch.
+    pub(crate) fn record_count(&self) -> usize {
+        self.records.len()
+    }
+
+    /// The size it takes in a request: encoded when known, else the
+    /// uncompressed estimate (an upper bound for every codec but a
+    /// degenerate one).
+    pub(crate) fn size(&self) -> usize {
+        self.encoded
+            .as_ref()
+            .map_or_else(|| self.builder.estimated_size(), Bytes::len)
+    }
+
+    /// The encoded batch (compressed on first use).
+    pub(crate) fn encode(&mut self) -> Bytes {
+        self.encoded
+            .get_or_insert_with(|| self.builder.build())
+            .clone()
+    }
+
+    /// Answers every record: offsets `base_offset`, `base_offset + 1`, …
+    /// (-1 throughout when `base_offset` is -1); the timestamp is
+    /// `log_append_time` when the broker set one (≥ 0). The batch keeps its
+    /// bytes and memory until dropped.
+    fn answer(&mut self, base_offset: i64, log_append_time: i64) {
+        let tp = &self.tp;
+        for (i, record) in std::mem::take(&mut self.records).into_iter().enumerate() {
+            let offset = if base_offset < 0 {
+                -1
+            } else {
+                base_offset + i as i64
+            };
+            let timestamp = if log_append_time >= 0 {
+                log_append_time
+            } else {
+                record.timestamp
+            };
+            // The caller may have dropped its future; that is not an error.
+            let _ = record.completion.send(Ok(RecordMetadata {
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+                offset,
+                timestamp,
+            }));
+        }
+    }
+
+    /// Answers every record with `error`.
+    fn fail(&mut self, error: &Error) {
+        for record in std::mem::take(&mut self.records) {
+            let _ = record.completion.send(Err(error.clone()));
+        }
+    }
+}
+
+/// A partition's batches and whether it may send.
+#[derive(Debug, Default)]
+struct PartitionQueue {
+    batches: VecDeque<ProducerBatch>,
+    /// A request for this partition is outstanding (one at a time).
+    in_flight: bool,
+    /// Backoff after a failed attempt.
+    retry_at: Option<Instant>,
+}
+
+/// A record to append, already sized and given its timestamp.
+#[derive(Debug)]
+pub(crate) struct NewRecord<'a> {
+    pub(crate) timestamp: i64,
+    pub(crate) key: Option<&'a [u8]>,
+    pub(crate) value: Option<&'a [u8]>,
+    pub(crate) headers: &'a [Header],
+    /// Upper bound of the encoded size.
+    pub(crate) size: usize,
+    pub(crate) completion: Completion,
+    pub(crate) memory: Option<OwnedSemaphorePermit>,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Appended {
+    /// The batch the record joined.
+    pub(crate) batch: u64,
+    /// The record started a new batch (the sender must schedule its linger).
+    pub(crate) new_batch: bool,
+    /// The batch is now full (the sender should send it).
+    pub(crate) full: bool,
+}
+
+/// Which partitions may send now, and when to look again.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Ready {
+    pub(crate) partitions: Vec<TopicPartition>,
+    /// The earliest instant a waiting batch becomes sendable or expires.
+    pub(crate) next_check: Option<Instant>,
+}
+
+/// Batch settings the accumulator applies.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchSettings {
+    pub(crate) batch_size: usize,
+    pub(crate) linger: Duration,
+    pub(crate) compression: Compression,
+    pub(crate) delivery_timeout: Duration,
+}
+
+/// The per-partition queues of one producer.
+#[derive(Debug)]
+pub(crate) struct RecordAccumulator {
+    settings: BatchSettings,
+    queues: BTreeMap<TopicPartition, PartitionQueue>,
+    next_batch_id: u64,
+    /// Batches created and not finished, queued or in flight.
+    incomplete: BTreeSet<u64>,
+    /// Batches with an id up to this are sent without lingering.
+    flush_up_to: Option<u64>,
+    /// Closing: everything is sent without lingering, no record joins.
+    closing: bool,
+    /// Where the next drain starts among a leader's partitions, so that
+    /// every partition gets its turn when requests are full.
+    drain_start: usize,
+}
+
+impl RecordAccumulator {
+    pub(crate) fn new(settings: BatchSettings) -> Self {
+        Self {
+            settings,
+            queues: BTreeMap::new(),
+            next_batch_id: 0,
+            incomplete: BTreeSet::new(),
+            flush_up_to: None,
+            closing: false,
+            drain_start: 0,
+        }
+    }
+
+    /// The batch of `tp` that is open and has room for `size` more bytes.
+    pub(crate) fn open_batch(&self, tp: &TopicPartition, size: usize) -> Option<u64> {
+        let batch = self.queues.get(tp)?.batches.back()?;
+        (!batch.closed && self.has_room(batch, size)).then_some(batch.id)
+    }
+
+    fn has_room(&self, batch: &ProducerBatch, size: usize) -> bool {
+        batch.records.is_empty()
+            || batch.builder.estimated_size() + size <= self.settings.batch_size
+    }
+
+    fn is_full(&self, batch: &ProducerBatch) -> bool {
+        batch.closed || batch.builder.estimated_size() >= self.settings.batch_size
+    }
+
+    /// Appends a record to `tp`'s open batch, or to a new batch when it
+    /// does not fit (a record larger than `batch.size` gets a batch alone).
+    pub(crate) fn append(
+        &mut self,
+        tp: &TopicPartition,
+        record: NewRecord<'_>,
+        now: Instant,
+    ) -> Appended {
+        let settings = self.settings;
+        let queue = self.queues.entry(tp.clone()).or_default();
+        let fits = queue.batches.back().is_some_and(|b| {
+            !b.closed
+                && (b.records.is_empty()
+                    || b.builder.estimated_size() + record.size <= settings.batch_size)
+        });
+        let new_batch = !fits;
+        if new_batch {
+            if let Some(last) = queue.batches.back_mut() {
+                last.closed = true;
+            }
+            let id = self.next_batch_id;
+            self.next_batch_id += 1;
+            self.incomplete.insert(id);
+            queue.batches.push_back(ProducerBatch {
+                id,
+                tp: tp.clone(),
+                builder: RecordBatchBuilder::new(settings.compression),
+                records: Vec::new(),
+                created: now,
+                attempts: 0,
+                encoded: None,
+                memory: None,
+                closed: false,
+                last_error: None,
+            });
+        }
+        let batch = queue
+            .batches
+            .back_mut()
+            .expect("a batch was just found or created");
+        batch
+            .builder
+            .append(record.timestamp, record.key, record.value, record.headers);
+        batch.records.push(PendingRecord {
+            timestamp: record.timestamp,
+            completion: record.completion,
+        });
+        if let Some(permit) = record.memory {
+            match &mut batch.memory {
+                Some(memory) => memory.merge(permit),
+                None => batch.memory = Some(permit),
+            }
+        }
+        let id = batch.id;
+        let full = batch.builder.estimated_size() >= settings.batch_size;
+        Appended {
+            batch: id,
+            new_batch,
+            full,
+        }
+    }
+
+    fn sendable(&self, batch: &ProducerBatch, now: Instant, memory_exhausted: bool) -> bool {
+        self.is_full(batch)
+            || batch.attempts > 0
+            || memory_exhausted
+            || self.closing
+            || self.flush_up_to.is_some_and(|mark| batch.id <= mark)
+            || now >= batch.created + self.settings.linger
+    }
+
+    /// The partitions that may send now: not in flight, not backing off,
+    /// and whose first batch is sendable. `memory_exhausted` (a `send` is
+    /// waiting for buffer memory) makes every batch sendable at once.
+    pub(crate) fn ready(&self, now: Instant, memory_exhausted: bool) -> Ready {
+        let mut ready = Ready::default();
+        let mut wake = |at: Instant| {
+            ready.next_check = Some(ready.next_check.map_or(at, |n: Instant| n.min(at)));
+        };
+        let mut partitions = Vec::new();
+        for (tp, queue) in &self.queues {
+            if let Some(oldest) = queue.batches.iter().map(|b| b.created).min() {
+                wake(oldest + self.settings.delivery_timeout);
+            }
+            let Some(first) = queue.batches.front() else {
+                continue;
+            };
+            if queue.in_flight {
+                continue;
+            }
+            if let Some(retry_at) = queue.retry_at
+                && retry_at > now
+            {
+                wake(retry_at);
+                continue;
+            }
+            if self.sendable(first, now, memory_exhausted) {
+                partitions.push(tp.clone());
+            } else {
+                wake(first.created + self.settings.linger);
+            }
+        }
+        ready.partitions = partitions;
+        ready
+    }
+
+    /// Takes the sendable batches of `partitions` (all led by one broker)
+    /// for one request of at most `max_bytes`: per partition the first
+    /// batch and the sendable ones after it, in order, while they fit; the
+    /// first batch of the request is taken even if larger. Each drained
+    /// partition is in flight until [`finish`](Self::finish).
+    pub(crate) fn drain(
+        &mut self,
+        partitions: &[TopicPartition],
+        max_bytes: usize,
+        now: Instant,
+        memory_exhausted: bool,
+    ) -> Vec<(TopicPartition, Vec<ProducerBatch>)> {
+        let mut drained = Vec::new();
+        let mut total = 0usize;
+        if partitions.is_empty() {
+            return drained;
+        }
+        let start = self.drain_start % partitions.len();
+        self.drain_start = self.drain_start.wrapping_add(1);
+        for tp in partitions[start..].iter().chain(&partitions[..start]) {
+            let mut taken = Vec::new();
+            while let Some(queue) = self.queues.get(tp) {
+                let Some(batch) = queue.batches.front() else {
+                    break;
+                };
+                if queue.in_flight && taken.is_empty() {
+                    break;
+                }
+                if !taken.is_empty() && !self.sendable(batch, now, memory_exhausted) {
+                    break;
+                }
+                let size = batch.size();
+                if total > 0 && total + size > max_bytes {
+                    break;
+                }
+                total += size;
+                let queue = self.queues.get_mut(tp).expect("checked above");
+                let mut batch = queue.batches.pop_front().expect("checked above");
+                queue.in_flight = true;
+                queue.retry_at = None;
+                batch.closed = true;
+                batch.attempts += 1;
+                taken.push(batch);
+            }
+            if !taken.is_empty() {
+                drained.push((tp.clone(), taken));
+            }
+            if total >= max_bytes {
+                break;
+            }
+        }
+        drained
+    }
+
+    /// Ends `tp`'s in-flight request: it may send again.
+    pub(crate) fn finish(&mut self, tp: &TopicPartition) {
+        if let Some(queue) = self.queues.get_mut(tp) {
+            queue.in_flight = false;
+        }
+    }
+
+    /// Acknowledged: the batches (sent together, in order) got consecutive
+    /// offsets from `base_offset`.
+    pub(crate) fn complete(
+        &mut self,
+        batches: Vec<ProducerBatch>,
+        base_offset: i64,
+        log_append_time: i64,
+    ) {
+        let mut offset = base_offset;
+        for mut batch in batches {
+            let count = batch.record_count() as i64;
+            self.incomplete.remove(&batch.id);
+            batch.answer(offset, log_append_time);
+            if offset >= 0 {
+                offset += count;
+            }
+        }
+    }
+
+    /// acks=0: answers the drained records with offset -1 at once and ends
+    /// the partitions' in-flight state (nothing will be awaited). The
+    /// batches keep their bytes and their share of `buffer.memory` until the
+    /// caller drops them after sending.
+    pub(crate) fn complete_unacknowledged(
+        &mut self,
+        drained: &mut [(TopicPartition, Vec<ProducerBatch>)],
+    ) {
+        for (tp, batches) in drained.iter_mut() {
+            for batch in batches.iter_mut() {
+                self.incomplete.remove(&batch.id);
+                batch.answer(-1, -1);
+            }
+            self.finish(tp);
+        }
+    }
+
+    /// Fails the batches with `error`.
+    pub(crate) fn fail(&mut self, batches: Vec<ProducerBatch>, error: &Error) {
+        for mut batch in batches {
+            self.incomplete.remove(&batch.id);
+            batch.fail(error);
+        }
+    }
+
+    /// After a failed attempt with a retriable `error`: batches that may try
+    /// again (fewer than `retries` retries so far, delivery timeout not
+    /// reached) go back to the front of the queue in order, to be resent no
+    /// earlier than `retry_at`; the others fail. Returns how many retry.
+    pub(crate) fn retry_or_fail(
+        &mut self,
+        tp: &TopicPartition,
+        batches: Vec<ProducerBatch>,
+        error: &Error,
+        retries: u32,
+        retry_at: Instant,
+        now: Instant,
+    ) -> usize {
+        let mut again = Vec::new();
+        for mut batch in batches {
+            if batch.attempts > retries {
+                self.incomplete.remove(&batch.id);
+                batch.fail(error);
+            } else if now >= batch.created + self.settings.delivery_timeout {
+                let expired = expiry_error(&batch, self.settings.delivery_timeout, Some(error));
+                self.incomplete.remove(&batch.id);
+                batch.fail(&expired);
+            } else {
+                batch.last_error = Some(error.clone());
+                again.push(batch);
+            }
+        }
+        let count = again.len();
+        let queue = self.queues.entry(tp.clone()).or_default();
+        queue.in_flight = false;
+        if count > 0 {
+            queue.retry_at = Some(retry_at);
+        }
+        for batch in again.into_iter().rev() {
+            queue.batches.push_front(batch);
+        }
+        count
+    }
+
+    /// Fails queued batches that reached `delivery.timeout.ms`. A queue is
+    /// in creation order (retried batches return to the front, and they are
+    /// the oldest), so only its front needs a look.
+    pub(crate) fn expire(&mut self, now: Instant) -> usize {
+        let timeout = self.settings.delivery_timeout;
+        let mut expired = Vec::new();
+        let mut emptied = false;
+        for queue in self.queues.values_mut() {
+            while queue
+                .batches
+                .front()
+                .is_some_and(|b| now >= b.created + timeout)
+            {
+                expired.extend(queue.batches.pop_front());
+            }
+            emptied |= queue.batches.is_empty() && !queue.in_flight;
+        }
+        if emptied {
+            self.queues
+                .retain(|_, q| !q.batches.is_empty() || q.in_flight || q.retry_at.is_some());
+        }
+        let count = expired.len();
+        for mut batch in expired {
+            let error = expiry_error(&batch, timeout, None);
+            self.incomplete.remove(&batch.id);
+            batch.fail(&error);
+        }
+        count
+    }
+
+    /// Marks every existing batch for sending without lingering; returns
+    /// the last batch id the flush waits for (`None`: nothing to wait for).
+    pub(crate) fn begin_flush(&mut self) -> Option<u64> {
+        let mark = self.next_batch_id.checked_sub(1)?;
+        self.flush_up_to = Some(self.flush_up_to.map_or(mark, |m| m.max(mark)));
+        Some(mark)
+    }
+
+    /// The lowest id of a batch not finished yet.
+    pub(crate) fn lowest_incomplete(&self) -> Option<u64> {
+        self.incomplete.first().copied()
+    }
+
+    /// Starts closing: no new records, everything is sent at once.
+    pub(crate) fn begin_close(&mut self) {
+        self.closing = true;
+    }
+
+    /// Whether [`begin_close`](Self::begin_close) was called.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing
+    }
+
+    /// No batch is queued or in flight.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.incomplete.is_empty()
+    }
+}
+
+/// Kafka's expiry message, naming the last error seen.
+fn expiry_error(batch: &ProducerBatch, timeout: Duration, last: Option<&Error>) -> Error {
+    let last = last.or(batch.last_error.as_ref());
+    Error::Timeout {
+        what: format!(
+            "expiring {} record(s) for {}: {} ms has passed since batch creation{}",
+            batch.record_count(),
+            batch.tp,
+            timeout.as_millis(),
+            last.map_or_else(String::new, |e| format!(" (last error: {e})"))
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use strom_log::RecordBatch;
+    use strom_proto::v1::ErrorCode;
+
+    use super::*;
+
+    const LINGER: Duration = Duration::from_millis(5);
+    const DELIVERY: Duration = Duration::from_secs(120);
+
+    fn accumulator(batch_size: usize) -> RecordAccumulator {
+        RecordAccumulator::new(BatchSettings {
+            batch_size,
+            linger: LINGER,
+            compression: Compression::None,
+            delivery_timeout: DELIVERY,
+        })
+    }
+
+    fn tp(p: i32) -> TopicPartition {
+        TopicPartition::new("t", p)
+    }
+
+    type Receiver = oneshot::Receiver<Result<RecordMetadata>>;
+
+    fn append(
+        acc: &mut RecordAccumulator,
+        p: i32,
+        value: &[u8],
+        now: Instant,
+    ) -> (Appended, Receiver) {
+        let (tx, rx) = oneshot::channel();
+        let appended = acc.append(
+            &tp(p),
+            NewRecord {
+                timestamp: 1_000,
+                key: None,
+                value: Some(value),
+                headers: &[],
+                size: 30 + value.len(),
+                completion: tx,
+                memory: None,
+            },
+            now,
+        );
+        (appended, rx)
+    }
+
+    fn outcome(rx: &mut Receiver) -> Option<Result<i64, ErrorCode>> {
+        rx.try_recv()
+            .ok()
+            .map(|r| r.map(|m| m.offset).map_err(|e| e.code().unwrap()))
+    }
+
+    #[test]
+    fn records_fill_a_batch_up_to_batch_size() {
+        let now = Instant::now();
+        let mut acc = accumulator(250);
+        let mut batches = Vec::new();
+        for _ in 0..8 {
+            let (appended, _) = append(&mut acc, 0, &[1; 40], now);
+            batches.push((appended.batch, appended.new_batch));
+        }
+        // 61-byte header + 47 bytes per record (70 reserved): three per batch.
+        assert_eq!(
+            batches,
+            [
+                (0, true),
+                (0, false),
+                (0, false),
+                (1, true),
+                (1, false),
+                (1, false),
+                (2, true),
+                (2, false)
+            ]
+        );
+        let ready = acc.ready(now, false);
+        assert_eq!(ready.partitions, [tp(0)], "full batches do not linger");
+        let drained = acc.drain(&ready.partitions, 1 << 20, now, false);
+        let ids: Vec<u64> = drained[0].1.iter().map(|b| b.id).collect();
+        assert_eq!(ids, [0, 1], "the open last batch still lingers");
+    }
+
+    #[test]
+    fn a_record_larger_than_batch_size_gets_its_own_batch() {
+        let now = Instant::now();
+        let mut acc = accumulator(100);
+        let (a, _) = append(&mut acc, 0, &[0; 10], now);
+        let (b, _) = append(&mut acc, 0, &[0; 500], now);
+        let (c, _) = append(&mut acc, 0, &[0; 10], now);
+        assert_eq!((a.batch, b.batch, c.batch), (0, 1, 2));
+        assert!(b.full);
+    }
+
+    #[test]
+    fn a_batch_lingers_until_linger_ms() {
+        let now = Instant::now();
+        let mut acc = accumulator(16_384);
+        append(&mut acc, 0, b"v", now);
+        let ready = acc.ready(now, false);
+        assert!(ready.partitions.is_empty());
+        assert_eq!(ready.next_check, Some(now + LINGER));
+        assert_eq!(acc.ready(now + LINGER, false).partitions, [tp(0)]);
+        assert_eq!(
+            acc.ready(now, true).partitions,
+            [tp(0)],
+            "memory pressure sends at once"
+        );
+    }
+
+    #[test]
+    fn flush_and_close_send_without_lingering() {
+        let now = Instant::now();
+        let mut acc = accumulator(16_384);
+        assert_eq!(acc.begin_flush(), None, "nothing to flush");
+        append(&mut acc, 0, b"v", now);
+        assert_eq!(acc.begin_flush(), Some(0));
+        append(&mut acc, 1, b"v", now);
+        assert_eq!(acc.ready(now, false).partitions, [tp(0)]);
+        acc.begin_close();
+        assert_eq!(acc.ready(now, false).partitions, [tp(0), tp(1)]);
+    }
+
+    #[test]
+    fn one_request_per_partition_at_a_time() {
+        let now = Instant::now();
+        let mut acc = accumulator(100);
+        for _ in 0..4 {
+            append(&mut acc, 0, &[0; 40], now);
+        }
+        let drained = acc.drain(&[tp(0)], 1 << 20, now, false);
+        assert_eq!(drained.len(), 1);
+        append(&mut acc, 0, &[0; 40], now + LINGER);
+        assert!(
+            acc.ready(now + LINGER, false).partitions.is_empty(),
+            "in flight"
+        );
+        acc.finish(&tp(0));
+        assert_eq!(acc.ready(now + LINGER, false).partitions, [tp(0)]);
+    }
+
+    #[test]
+    fn drain_respects_max_request_size_but_always_takes_one_batch() {
+        let now = Instant::now();
+        let mut acc = accumulator(100);
+        for p in 0..3 {
+            for _ in 0..4 {
+                append(&mut acc, p, &[0; 40], now);
+            }
+        }
+        acc.begin_close();
+        let partitions = [tp(0), tp(1), tp(2)];
+        // One record per batch of 108 bytes; 250 bytes hold two.
+        let drained = acc.drain(&partitions, 250, now, false);
+        let taken: Vec<(i32, usize)> = drained
+            .iter()
+            .map(|(tp, b)| (tp.partition, b.len()))
+            .collect();
+        assert_eq!(taken, [(0, 2)]);
+        // A tiny limit still sends one batch, starting at the next partition.
+        let drained = acc.drain(&partitions, 1, now, false);
+        let taken: Vec<(i32, usize)> = drained
+            .iter()
+            .map(|(tp, b)| (tp.partition, b.len()))
+            .collect();
+        assert_eq!(taken, [(1, 1)]);
+    }
+
+    #[test]
+    fn acknowledged_batches_get_consecutive_offsets() {
+        let now = Instant::now();
+        let mut acc = accumulator(250);
+        let mut receivers: Vec<Receiver> = (0..5)
+            .map(|_| append(&mut acc, 0, &[0; 40], now).1)
+            .collect();
+        acc.begin_close();
+        let (_, batches) = acc.drain(&[tp(0)], 1 << 20, now, false).remove(0);
+        assert_eq!(batches.len(), 2);
+        acc.complete(batches, 40, -1);
+        let offsets: Vec<_> = receivers.iter_mut().map(outcome).collect();
+        assert_eq!(
+            offsets,
+            [
+                Some(Ok(40)),
+                Some(Ok(41)),
+                Some(Ok(42)),
+                Some(Ok(43)),
+                Some(Ok(44))
+            ]
+        );
+        assert!(acc.is_idle());
+    }
+
+    #[test]
+    fn log_append_time_replaces_the_timestamp() {
+        let now = Instant::now();
+        let mut acc = accumulator(100);
+        let (_, mut rx) = append(&mut acc, 0, b"v", now);
+        let (_, batches) = acc.drain(&[tp(0)], 1 << 20, now, false).remove(0);
+        acc.complete(batches, 0, 99_999);
+        assert_eq!(rx.try_recv().unwrap().unwrap().timestamp, 99_999);
+    }
+
+    #[test]
+    fn retried_batches_go_back_to_the_front_in_order() {
+        let now = Instant::now();
+        let mut acc = accumulator(100);
+        let mut receivers: Vec<Receiver> = (0..7)
+            .map(|_| append(&mut acc, 0, &[0; 40], now).1)
+            .collect();
+        let (_, batches) = acc.drain(&[tp(0)], 250, now, false).remove(0);
+        let ids: Vec<u64> = batches.iter().map(|b| b.id).collect();
+        assert_eq!(ids, [0, 1]);
+        let error = Error::strom(ErrorCode::NotLeaderOrFollower, "moved");
+        let retry_at = now + Duration::from_millis(100);
+        assert_eq!(
+            acc.retry_or_fail(&tp(0), batches, &error, 10, retry_at, now),
+            2
+        );
+        assert!(acc.ready(now, false).partitions.is_empty(), "backing off");
+        assert_eq!(acc.ready(now, false).next_check, Some(retry_at));
+        acc.begin_close();
+        let (_, batches) = acc.drain(&[tp(0)], 1 << 20, retry_at, false).remove(0);
+        let ids: Vec<(u64, u32)> = batches.iter().map(|b| (b.id, b.attempts)).collect();
+        assert_eq!(ids[..3], [(0, 2), (1, 2), (2, 1)]);
+        acc.complete(batches, 0, -1);
+        let offsets: Vec<_> = receivers.iter_mut().map(outcome).collect();
+        let want: Vec<_> = (0..7).map(|o| Some(Ok(o))).collect();
+        assert_eq!(offsets, want);
+    }
+
+    #[test]
+    fn retries_stop_at_the_retry_limit_and_the_delivery_timeout() {
+        let now = Instant::now();
+        let error = Error::strom(ErrorCode::NotEnoughReplicas, "isr too small");
+        // (retries allowed, time of the failure, outcome)
+        let table = [
+            (0, now, Some(Err(ErrorCode::NotEnoughReplicas))),
+            (1, now, None),
+            (1, now + DELIVERY, Some(Err(ErrorCode::RequestTimedOut))),
+        ];
+        for (retries, at, want) in table {
+            let mut acc = accumulator(100);
+            let (_, mut rx) = append(&mut acc, 0, b"v", now);
+            let (_, batches) = acc.drain(&[tp(0)], 1 << 20, now, false).remove(0);
+            acc.retry_or_fail(&tp(0), batches, &error, retries, at, at);
+            assert_eq!(outcome(&mut rx), want, "retries {retries}");
+        }
+    }
+
+    #[test]
+    fn queued_batches_expire_at_the_delivery_timeout_naming_the_last_error() {
+        let now = Instant::now();
+        let mut acc = accumulator(100);
+        let (_, mut first) = append(&mut acc, 0, b"v", now);
+        let (_, batches) = acc.drain(&[tp(0)], 1 << 20, now, false).remove(0);
+        let error = Error::strom(ErrorCode::LeaderNotAvailable, "election in progress");
+        acc.retry_or_fail(&tp(0), batches, &error, 10, now, now);
+        let (_, mut second) = append(&mut acc, 1, b"v", now + Duration::from_secs(1));
+        assert_eq!(
+            acc.ready(now, false)
+                .next_check
+                .map(|t| t <= now + DELIVERY),
+            Some(true)
+        );
+        assert_eq!(acc.expire(now + DELIVERY), 1);
+        let error = first.try_recv().unwrap().unwrap_err();
+        assert_eq!(error.code(), Some(ErrorCode::RequestTimedOut));
+        assert_eq!(
+            error.to_string(),
+            "expiring 1 record(s) for t-0: 120000 ms has passed since batch creation \
+             (last error: LEADER_NOT_AVAILABLE: election in progress)"
+        );
+        assert!(second.try_recv().is_err(), "younger batch still waits");
+        assert_eq!(acc.lowest_incomplete(), Some(1));
+    }
+
+    #[test]
+    fn unacknowledged_batches_answer_offset_minus_one_and_keep_their_bytes() {
+        let now = Instant::now();
+        let mut acc = accumulator(100);
+        let (_, mut rx) = append(&mut acc, 0, b"v", now);
+        let mut drained = acc.drain(&[tp(0)], 1 << 20, now, false);
+        acc.complete_unacknowledged(&mut drained);
+        assert_eq!(outcome(&mut rx), Some(Ok(-1)));
+        assert!(acc.is_idle());
+        let bytes = drained[0].1[0].encode();
+        let batch = RecordBatch::from_bytes(bytes).unwrap();
+        assert_eq!(batch.record_count(), 1);
+        assert_eq!(
+            acc.ready(now + LINGER, false),
+            Ready::default(),
+            "not in flight"
+        );
+    }
+
+    #[test]
+    fn open_batch_reports_room_for_the_sticky_partitioner() {
+        let now = Instant::now();
+        let mut acc = accumulator(200);
+        assert_eq!(acc.open_batch(&tp(0), 10), None);
+        append(&mut acc, 0, &[0; 40], now);
+        assert_eq!(acc.open_batch(&tp(0), 50), Some(0));
+        assert_eq!(acc.open_batch(&tp(0), 150), None, "would not fit");
+        acc.drain(&[tp(0)], 1 << 20, now + LINGER, false);
+        assert_eq!(acc.open_batch(&tp(0), 10), None, "sent");
+    }
+}

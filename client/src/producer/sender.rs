@@ -1,0 +1,299 @@
+//! The producer's background task: sends ready batches, grouped by leader
+//! into one `Produce` request per broker (each partition in at most one
+//! request at a time), applies the answers, keeps metadata fresh, expires
+//! batches at `delivery.timeout.ms`, and exits once closing and idle.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use strom_proto::v1::ErrorCode;
+use strom_proto::v1::broker_service_client::BrokerServiceClient;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use super::Shared;
+use super::accumulator::ProducerBatch;
+use super::config::Acks;
+use super::convert::{PartitionOutcome, missing_outcome, partition_outcomes, produce_request};
+use crate::admin::TopicPartition;
+use crate::cluster::Leader;
+use crate::error::Error;
+use crate::pool::MAX_MESSAGE_SIZE;
+use crate::retry::{Backoff, invalidates_metadata, is_retriable_for_partition};
+
+/// Extra time the client waits for a produce answer beyond the
+/// `timeout_ms` it gives the broker, so the broker's REQUEST_TIMED_OUT
+/// arrives before the client gives up on the connection.
+const ANSWER_MARGIN: Duration = Duration::from_millis(500);
+
+/// Batches sent to one leader in one request.
+type Drained = Vec<(TopicPartition, Vec<ProducerBatch>)>;
+
+/// A finished produce request: its batches come back with the answer.
+#[derive(Debug)]
+struct RequestOutcome {
+    leader: Leader,
+    batches: Drained,
+    result: Result<std::collections::HashMap<TopicPartition, PartitionOutcome>, Error>,
+}
+
+/// Runs until the producer is closed and every batch is finished.
+pub(super) async fn run(shared: Arc<Shared>, finished: watch::Sender<bool>) {
+    let mut requests: JoinSet<RequestOutcome> = JoinSet::new();
+    let mut unacknowledged: JoinSet<()> = JoinSet::new();
+    let mut refreshes: JoinSet<crate::Result<()>> = JoinSet::new();
+    let config = &shared.config;
+    loop {
+        let now = Instant::now();
+        let memory_exhausted = shared.memory_waiters.load(Ordering::Relaxed) > 0;
+
+        let refresh_due = shared.metadata.refresh_due(now, config.metadata_max_age);
+        if refreshes.is_empty()
+            && let Some(due) = refresh_due
+            && due <= now
+        {
+            let shared = shared.clone();
+            refreshes.spawn(async move { shared.metadata.refresh().await });
+        }
+
+        let (ready, expired) = {
+            let mut core = shared.lock();
+            let expired = core.accumulator.expire(now);
+            (core.accumulator.ready(now, memory_exhausted), expired)
+        };
+        if expired > 0 {
+            shared.progress.send_modify(|n| *n += 1);
+        }
+
+        let (by_leader, leaderless) = group_by_leader(&shared, ready.partitions);
+        if leaderless {
+            shared.metadata.mark_stale();
+        }
+        for (leader, partitions) in by_leader.into_values() {
+            let drained = {
+                let mut core = shared.lock();
+                let mut drained = core.accumulator.drain(
+                    &partitions,
+                    config.max_request_size,
+                    now,
+                    memory_exhausted,
+                );
+                if config.acks == Acks::None {
+                    core.accumulator.complete_unacknowledged(&mut drained);
+                }
+                drained
+            };
+            if drained.is_empty() {
+                continue;
+            }
+            if config.acks == Acks::None {
+                shared.progress.send_modify(|n| *n += 1);
+                unacknowledged.spawn(send_unacknowledged(shared.clone(), leader, drained));
+            } else {
+                requests.spawn(send(shared.clone(), leader, drained));
+            }
+        }
+
+        let (closing, idle) = {
+            let core = shared.lock();
+            (core.accumulator.is_closing(), core.accumulator.is_idle())
+        };
+        if closing && idle && requests.is_empty() && unacknowledged.is_empty() {
+            break;
+        }
+
+        let mut next = ready.next_check;
+        if refreshes.is_empty()
+            && let Some(due) = shared.metadata.refresh_due(now, config.metadata_max_age)
+        {
+            next = Some(next.map_or(due, |n| n.min(due)));
+        }
+        tokio::select! {
+            _ = shared.wakeup.notified() => {}
+            Some(done) = requests.join_next(), if !requests.is_empty() => match done {
+                Ok(outcome) => handle_outcome(&shared, outcome),
+                Err(e) => warn!(error = %e, "produce request task failed"),
+            },
+            Some(_) = unacknowledged.join_next(), if !unacknowledged.is_empty() => {}
+            Some(done) = refreshes.join_next(), if !refreshes.is_empty() => {
+                if let Ok(Err(e)) = done {
+                    debug!(error = %e, "metadata refresh failed");
+                }
+            }
+            _ = sleep_until(next) => {}
+        }
+    }
+    refreshes.abort_all();
+    let _ = finished.send(true);
+}
+
+/// Sleeps until `at`, forever when `None`.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Ready partitions by their leader (keyed by address and id); `true` when
+/// some have no known leader.
+type LeaderGroups = BTreeMap<(String, i32), (Leader, Vec<TopicPartition>)>;
+
+fn group_by_leader(shared: &Shared, partitions: Vec<TopicPartition>) -> (LeaderGroups, bool) {
+    let mut leaderless = false;
+    let mut groups = LeaderGroups::new();
+    shared.metadata.read(|image| {
+        for tp in partitions {
+            match image.leader(&tp) {
+                Some(leader) => {
+                    groups
+                        .entry((leader.address.clone(), leader.id))
+                        .or_insert_with(|| (leader, Vec::new()))
+                        .1
+                        .push(tp);
+                }
+                None => leaderless = true,
+            }
+        }
+    });
+    (groups, leaderless)
+}
+
+/// Sends one produce request and waits for its answer (bounded by
+/// `request.timeout.ms` plus a margin).
+async fn send(shared: Arc<Shared>, leader: Leader, mut batches: Drained) -> RequestOutcome {
+    let config = &shared.config;
+    let request = produce_request(config.acks, config.client.request_timeout, &mut batches);
+    let wait = config.client.request_timeout + ANSWER_MARGIN;
+    let result = match shared.pool.channel(&leader.address) {
+        Ok(channel) => {
+            let mut client =
+                BrokerServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE_SIZE);
+            let mut request = tonic::Request::new(request);
+            request.set_timeout(wait);
+            match tokio::time::timeout(wait, client.produce(request)).await {
+                Ok(Ok(response)) => Ok(partition_outcomes(response.into_inner())),
+                Ok(Err(status)) => Err(Error::from_status(&leader.address, status)),
+                Err(_elapsed) => Err(Error::strom(
+                    ErrorCode::RequestTimedOut,
+                    format!(
+                        "no produce answer from broker {} ({}) within {} ms",
+                        leader.id,
+                        leader.address,
+                        wait.as_millis()
+                    ),
+                )),
+            }
+        }
+        Err(e) => Err(e),
+    };
+    RequestOutcome {
+        leader,
+        batches,
+        result,
+    }
+}
+
+/// acks=0: sends without awaiting anything but the transport; the records
+/// were answered already. The batches (and their memory) are released when
+/// this returns.
+async fn send_unacknowledged(shared: Arc<Shared>, leader: Leader, batches: Drained) {
+    let outcome = send(shared.clone(), leader, batches).await;
+    if let Err(error) = &outcome.result {
+        debug!(broker = outcome.leader.id, %error, "acks=0 produce request failed");
+        forget_connection(&shared, &outcome.leader, error);
+    }
+}
+
+/// After a transport failure or a timeout: drop the connection (it may
+/// hang rather than fail) and refresh metadata (the broker may be gone).
+fn forget_connection(shared: &Shared, leader: &Leader, error: &Error) {
+    let hung = matches!(error, Error::Transport { .. })
+        || error.code() == Some(ErrorCode::RequestTimedOut);
+    if hung {
+        shared.pool.evict(&leader.address);
+        shared.metadata.mark_stale();
+    }
+}
+
+/// Applies a produce answer: completes acknowledged batches, retries or
+/// fails the others, re-routes on leader hints.
+fn handle_outcome(shared: &Shared, outcome: RequestOutcome) {
+    let RequestOutcome {
+        leader,
+        batches,
+        result,
+    } = outcome;
+    let config = &shared.config;
+    let mut answers = match result {
+        Ok(answers) => Ok(answers),
+        Err(error) => {
+            forget_connection(shared, &leader, &error);
+            Err(error)
+        }
+    };
+    let now = Instant::now();
+    let mut core = shared.lock();
+    for (tp, batches) in batches {
+        let answer = match &mut answers {
+            Ok(answers) => answers.remove(&tp).unwrap_or_else(|| missing_outcome(&tp)),
+            Err(error) => PartitionOutcome::Failed {
+                error: error.clone(),
+                leader: None,
+            },
+        };
+        match answer {
+            PartitionOutcome::Acked {
+                base_offset,
+                log_append_time,
+            } => {
+                core.accumulator.finish(&tp);
+                core.accumulator
+                    .complete(batches, base_offset, log_append_time);
+            }
+            PartitionOutcome::Failed {
+                error,
+                leader: hint,
+            } => {
+                let moved = hint
+                    .as_ref()
+                    .is_some_and(|hint| shared.metadata.apply_leader_hint(&tp, hint, leader.id));
+                if invalidates_metadata(&error) && !moved {
+                    shared.metadata.mark_stale();
+                }
+                let topic_known = shared.metadata.read(|m| m.has_topic(&tp.topic));
+                if is_retriable_for_partition(&error, topic_known) {
+                    let attempts = batches.iter().map(|b| b.attempts).max().unwrap_or(1);
+                    let retry_at = if moved {
+                        now
+                    } else {
+                        now + Backoff::delay_for_attempt(
+                            config.client.retry_backoff,
+                            config.client.retry_backoff_max,
+                            attempts,
+                        )
+                    };
+                    let retrying = core.accumulator.retry_or_fail(
+                        &tp,
+                        batches,
+                        &error,
+                        config.retries,
+                        retry_at,
+                        now,
+                    );
+                    debug!(partition = %tp, broker = leader.id, %error, retrying, attempts, "produce failed");
+                } else {
+                    debug!(partition = %tp, broker = leader.id, %error, "produce failed for good");
+                    core.accumulator.finish(&tp);
+                    core.accumulator.fail(batches, &error);
+                }
+            }
+        }
+    }
+    drop(core);
+    shared.progress.send_modify(|n| *n += 1);
+}

@@ -1,0 +1,313 @@
+#!/usr/bin/env python3
+"""Strom from Python: a client generated from proto/ with grpcio-tools.
+
+Creates a topic, produces records with acks=all to each partition leader and
+consumes them back, checking every record. The record batches are built
+and parsed here, in the Kafka v2 format Strom stores (docs/log-storage.md),
+CRC32C included: nothing but the .proto files and grpcio is needed.
+
+    pip install -r examples/python/requirements.txt
+    python3 examples/python/strom_example.py --bootstrap-server 127.0.0.1:9092
+
+The gRPC code is generated at start into a temporary directory (or
+--gen-dir), never committed. Exit status 0 when every record came back.
+"""
+
+import argparse
+import os
+import struct
+import sys
+import tempfile
+import time
+import uuid
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PROTO_ROOT = os.path.join(REPO, "proto")
+
+
+# --- code generation ---------------------------------------------------------
+
+def generate(out_dir):
+    """Runs protoc (from grpcio-tools) over every .proto under proto/."""
+    import grpc_tools
+    from grpc_tools import protoc
+
+    protos = []
+    for root, _, files in os.walk(PROTO_ROOT):
+        protos += [os.path.relpath(os.path.join(root, f), PROTO_ROOT) for f in files if f.endswith(".proto")]
+    well_known = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
+    args = ["grpc_tools.protoc", f"-I{PROTO_ROOT}", f"-I{well_known}",
+            f"--python_out={out_dir}", f"--grpc_python_out={out_dir}"] + sorted(protos)
+    if protoc.main(args) != 0:
+        raise SystemExit(f"error: protoc failed on {protos}")
+    sys.path.insert(0, out_dir)
+
+
+# --- Kafka v2 record batches -------------------------------------------------
+
+def _crc32c_table():
+    table = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC32C = _crc32c_table()
+
+
+def crc32c(data):
+    """CRC-32C (Castagnoli), as in the batch header."""
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc = _CRC32C[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def varint(n):
+    """Zigzag LEB128, as Kafka records use for every length and delta."""
+    z = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while True:
+        byte = z & 0x7F
+        z >>= 7
+        if z:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def read_varint(buf, pos):
+    shift = result = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return (result >> 1) ^ -(result & 1), pos
+        shift += 7
+
+
+def _bytes_field(b):
+    return varint(-1) if b is None else varint(len(b)) + b
+
+
+def build_batch(records, timestamp_ms):
+    """One uncompressed v2 batch of (key, value) pairs, CreateTime timestamps.
+
+    baseOffset and partitionLeaderEpoch are left for the leader to assign.
+    """
+    body = bytearray()
+    for delta, (key, value) in enumerate(records):
+        rec = (b"\x00"                      # attributes
+               + varint(0)                  # timestamp delta
+               + varint(delta)              # offset delta
+               + _bytes_field(key)
+               + _bytes_field(value)
+               + varint(0))                 # no headers
+        body += varint(len(rec)) + rec
+    n = len(records)
+    after_crc = struct.pack(">hiqqqhii",
+                            0,              # attributes: no compression, CreateTime
+                            n - 1,          # lastOffsetDelta
+                            timestamp_ms,   # baseTimestamp
+                            timestamp_ms,   # maxTimestamp
+                            -1, -1, -1,     # producerId, producerEpoch, baseSequence
+                            n) + bytes(body)
+    batch_length = 4 + 1 + 4 + len(after_crc)   # leader epoch, magic, crc, rest
+    return struct.pack(">qiibI", 0, batch_length, -1, 2, crc32c(after_crc)) + after_crc
+
+
+def parse_batches(buf):
+    """Yields (offset, timestamp, key, value) from concatenated v2 batches."""
+    pos = 0
+    while pos + 61 <= len(buf):
+        base_offset, length = struct.unpack_from(">qi", buf, pos)
+        end = pos + 12 + length
+        if end > len(buf):
+            break                           # a partial batch at the end of a fetch
+        magic = buf[pos + 16]
+        (crc,) = struct.unpack_from(">I", buf, pos + 17)
+        if magic != 2:
+            raise ValueError(f"batch at offset {base_offset}: magic {magic}, expected 2")
+        if crc32c(buf[pos + 21:end]) != crc:
+            raise ValueError(f"batch at offset {base_offset}: CRC32C mismatch")
+        attributes, _, base_ts, _, _, _, _, count = struct.unpack_from(">hiqqqhii", buf, pos + 21)
+        if attributes & 0x07:
+            raise ValueError(f"batch at offset {base_offset}: compressed (codec {attributes & 7}); "
+                             "this example reads uncompressed batches only")
+        p = pos + 61
+        for _ in range(count):
+            _, p = read_varint(buf, p)      # record length
+            p += 1                          # attributes
+            ts_delta, p = read_varint(buf, p)
+            off_delta, p = read_varint(buf, p)
+            fields = []
+            for _ in range(2):
+                n, p = read_varint(buf, p)
+                fields.append(None if n < 0 else bytes(buf[p:p + n]))
+                p += max(n, 0)
+            headers, p = read_varint(buf, p)
+            for _ in range(2 * headers):
+                n, p = read_varint(buf, p)
+                p += max(n, 0)
+            yield base_offset + off_delta, base_ts + ts_delta, fields[0], fields[1]
+        pos = end
+
+
+# --- the example -------------------------------------------------------------
+
+class Strom:
+    """Channels per address, and the generated stubs."""
+
+    def __init__(self, bootstrap):
+        import grpc
+        from strom.v1 import broker_pb2, broker_pb2_grpc, common_pb2, controller_pb2, controller_pb2_grpc
+        self.grpc = grpc
+        self.pb, self.cpb, self.common = broker_pb2, controller_pb2, common_pb2
+        self.broker_grpc, self.controller_grpc = broker_pb2_grpc, controller_pb2_grpc
+        self.bootstrap = bootstrap.split(",")
+        self.channels = {}
+
+    def channel(self, address):
+        if address not in self.channels:
+            self.channels[address] = self.grpc.insecure_channel(address)
+        return self.channels[address]
+
+    def error_name(self, code):
+        return self.common.ErrorCode.Name(code)
+
+    def any_node(self, call):
+        """Runs call(channel) on the first bootstrap node that answers."""
+        last = None
+        for address in self.bootstrap:
+            try:
+                return call(self.channel(address))
+            except self.grpc.RpcError as e:
+                last = e
+        raise SystemExit(f"error: no bootstrap node answered: {last.code().name}: {last.details()}")
+
+    def metadata(self, topic):
+        req = self.cpb.MetadataRequest(topics=[topic] if topic else [])
+        return self.any_node(
+            lambda ch: self.controller_grpc.MetadataServiceStub(ch).Metadata(req, timeout=5))
+
+    def create_topic(self, name, partitions, replication_factor, configs):
+        req = self.cpb.CreateTopicsRequest(topics=[self.cpb.CreatableTopic(
+            name=name, num_partitions=partitions, replication_factor=replication_factor,
+            configs=configs)])
+        resp = self.any_node(
+            lambda ch: self.controller_grpc.ControllerServiceStub(ch).CreateTopics(req, timeout=15))
+        result = resp.topics[0]
+        if result.error_code != 0:
+            raise SystemExit(f"error: {self.error_name(result.error_code)}: {result.error_message}")
+        return uuid.UUID(bytes=bytes(result.topic_id))
+
+    def leaders(self, topic, timeout=30):
+        """partition -> leader address, once every partition has a leader."""
+        deadline = time.monotonic() + timeout
+        while True:
+            md = self.metadata(topic)
+            brokers = {b.id: b.address for b in md.brokers}
+            found, count = {}, None
+            for t in md.topics:
+                if t.name == topic and t.error_code == 0:
+                    count = len(t.partitions)
+                    found = {p.partition: brokers.get(p.leader) for p in t.partitions if p.leader >= 0}
+            if count and len(found) == count and all(found.values()):
+                return found
+            if time.monotonic() > deadline:
+                raise SystemExit(f"error: LEADER_NOT_AVAILABLE: {topic} has leaders only for {sorted(found)}")
+            time.sleep(0.2)
+
+    def produce(self, topic, partition, batch, retries=20):
+        """Sends one batch to the partition leader with acks=all; its base offset."""
+        for _ in range(retries):
+            leader = self.leaders(topic)[partition]
+            req = self.pb.ProduceRequest(acks=-1, timeout_ms=10000, topics=[
+                self.pb.ProduceTopicData(topic=topic, partitions=[
+                    self.pb.ProducePartitionData(partition=partition, records=batch)])])
+            stub = self.broker_grpc.BrokerServiceStub(self.channel(leader))
+            p = stub.Produce(req, timeout=15).topics[0].partitions[0]
+            if p.error_code == 0:
+                return p.base_offset
+            name = self.error_name(p.error_code)
+            if name not in ("NOT_LEADER_OR_FOLLOWER", "LEADER_NOT_AVAILABLE", "NOT_ENOUGH_REPLICAS",
+                            "UNKNOWN_TOPIC_OR_PARTITION", "REQUEST_TIMED_OUT"):
+                raise SystemExit(f"error: {name}: {p.error_message}")
+            time.sleep(0.2)
+        raise SystemExit(f"error: {name}: produce to {topic}-{partition} kept failing")
+
+    def consume(self, topic, partition, until_offset):
+        """Fetches the partition from its leader from offset 0 to until_offset."""
+        records, offset = [], 0
+        deadline = time.monotonic() + 30
+        while offset < until_offset:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"error: REQUEST_TIMED_OUT: read {topic}-{partition} up to {offset} only")
+            leader = self.leaders(topic)[partition]
+            req = self.pb.FetchRequest(
+                replica_id=-1, replica_epoch=-1, max_wait_ms=500, min_bytes=1, max_bytes=1 << 20,
+                topics=[self.pb.FetchTopic(topic=topic, partitions=[self.pb.FetchPartition(
+                    partition=partition, fetch_offset=offset, current_leader_epoch=-1,
+                    last_fetched_epoch=-1, log_start_offset=-1, partition_max_bytes=1 << 20)])])
+            stub = self.broker_grpc.BrokerServiceStub(self.channel(leader))
+            p = stub.Fetch(req, timeout=10).topics[0].partitions[0]
+            if p.error_code != 0:
+                time.sleep(0.2)
+                continue
+            for r in parse_batches(p.records):
+                if r[0] >= offset:
+                    records.append(r)
+                    offset = r[0] + 1
+        return records
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bootstrap-server", default=os.environ.get("STROM_BOOTSTRAP_SERVER", "127.0.0.1:9092"),
+                    help="HOST:PORT[,HOST:PORT...] of any nodes (env STROM_BOOTSTRAP_SERVER)")
+    ap.add_argument("--topic", default=f"python-example-{uuid.uuid4().hex[:8]}")
+    ap.add_argument("--partitions", type=int, default=3)
+    ap.add_argument("--records", type=int, default=100, help="records per partition")
+    ap.add_argument("--gen-dir", help="where to generate the gRPC code (default: a temporary directory)")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="strom-python-") as tmp:
+        out = args.gen_dir or tmp
+        os.makedirs(out, exist_ok=True)
+        generate(out)
+        strom = Strom(args.bootstrap_server)
+
+        md = strom.metadata(None)
+        rf = min(3, len(md.brokers))
+        configs = {"min.insync.replicas": "2"} if rf == 3 else {}
+        print(f"cluster {md.cluster_id}: {len(md.brokers)} brokers, controller {md.controller_id}")
+        topic_id = strom.create_topic(args.topic, args.partitions, rf, configs)
+        print(f"created topic {args.topic} ({topic_id}): {args.partitions} partitions, replication factor {rf}")
+
+        sent = {}
+        now = int(time.time() * 1000)
+        for partition in range(args.partitions):
+            records = [(f"key-{i}".encode(), f"value {partition}/{i} from python".encode())
+                       for i in range(args.records)]
+            base = strom.produce(args.topic, partition, build_batch(records, now))
+            sent[partition] = (base, records)
+            print(f"produced {len(records)} records to {args.topic}-{partition} at offsets "
+                  f"{base}..{base + len(records) - 1} (acks=all)")
+
+        for partition, (base, records) in sent.items():
+            got = strom.consume(args.topic, partition, base + len(records))
+            want = [(base + i, now, k, v) for i, (k, v) in enumerate(records)]
+            if got[-len(want):] != want:
+                raise SystemExit(f"error: {args.topic}-{partition}: consumed records differ from produced ones:\n"
+                                 f"  want {want[:3]}...\n  got  {got[:3]}...")
+            print(f"consumed {len(got)} records from {args.topic}-{partition}: all match")
+        print("ok")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,301 @@
+//! Data-path benchmarks on a real local three-node cluster, driving
+//! `strom perf produce` / `strom perf consume` (the numbers in
+//! docs/benchmarks.md come from here):
+//!
+//! * `throughput`: 1 KiB and 100 B records; RF=3 acks=all (min ISR 2) and
+//!   RF=1 acks=1; 1 and 6 partitions. Each case runs unthrottled, then at
+//!   50% of the rate it reached, with a tailing `perf consume --from-latest`
+//!   measuring end-to-end latency.
+//! * `failover`: kill -9 the partition leader during a steady acks=all
+//!   produce; detection (kill → broker fenced), election (kill → new leader
+//!   in metadata) and client recovery (longest produce stall) per trial.
+//!
+//! Usage: `data_bench [throughput|failover|all] [--trials N] [--records N]`.
+//! `scripts/bench-data` builds release binaries and points `STROMD_BIN` /
+//! `STROM_BIN` at them.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use strom_integration_tests::data::{Addrs, partition_state_any, wait_leader_serving};
+use strom_integration_tests::{Cluster, ClusterOptions, binary};
+use strom_proto::v1::BrokerState;
+
+/// Producer settings of the unthrottled runs (documented with the results).
+const THROUGHPUT_PROPS: &[&str] = &[
+    "linger.ms=5",
+    "batch.size=262144",
+    "max.request.size=4194304",
+];
+/// Producer settings of the 50%-load latency runs: no linger, so latency is
+/// the cluster's, not a batching delay chosen by the client.
+const LATENCY_PROPS: &[&str] = &[
+    "linger.ms=0",
+    "batch.size=262144",
+    "max.request.size=4194304",
+];
+
+fn strom(cluster: &Cluster) -> Command {
+    let mut c = Command::new(binary("strom", "STROM_BIN"));
+    c.arg("--bootstrap-server").arg(cluster.bootstrap());
+    c
+}
+
+fn perf_produce(
+    cluster: &Cluster,
+    topic: &str,
+    records: u64,
+    size: usize,
+    acks: &str,
+    throughput: f64,
+    props: &[&str],
+) -> serde_json::Value {
+    let out = strom(cluster)
+        .args(["--output", "json", "perf", "produce", "--topic", topic])
+        .args(["--num-records", &records.to_string()])
+        .args(["--record-size", &size.to_string()])
+        .args(["--throughput", &format!("{throughput:.0}")])
+        .args(["--acks", acks])
+        .arg("--producer-props")
+        .args(props)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run strom perf produce");
+    assert!(out.status.success(), "perf produce failed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().last().expect("a summary line");
+    serde_json::from_str(last).expect("perf produce JSON summary")
+}
+
+fn f(v: &serde_json::Value, k: &str) -> f64 {
+    v[k].as_f64().unwrap_or(f64::NAN)
+}
+
+async fn create(cluster: &Cluster, topic: &str, partitions: i32, rf: i32) {
+    let configs: &[(&str, &str)] = if rf == 3 {
+        &[("min.insync.replicas", "2")]
+    } else {
+        &[]
+    };
+    cluster
+        .create_topic(1, topic, partitions, rf, configs)
+        .await
+        .expect("create topic");
+    let addrs = Addrs::of(cluster);
+    for p in 0..partitions {
+        wait_leader_serving(&addrs, topic, p, Duration::from_secs(30))
+            .await
+            .expect("leader serves");
+    }
+}
+
+async fn throughput(records_1k: u64) {
+    let cluster = Cluster::start(3, ClusterOptions::default()).await;
+    println!(
+        "| record | replication | partitions | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | at 50%: p50 / p99 / p99.9 ms | end-to-end at 50%: p50 / p99 / p99.9 ms |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for (size, records) in [(1024usize, records_1k), (100, records_1k * 4)] {
+        for (rf, acks) in [(3, "all"), (1, "1")] {
+            for partitions in [1, 6] {
+                let topic = format!("perf-{size}-rf{rf}-p{partitions}");
+                create(&cluster, &topic, partitions, rf).await;
+                let full = perf_produce(
+                    &cluster,
+                    &topic,
+                    records,
+                    size,
+                    acks,
+                    -1.0,
+                    THROUGHPUT_PROPS,
+                );
+                let rate = f(&full, "records_per_sec");
+                // Half speed, with a consumer tailing the topic.
+                let half_records = (rate * 0.5 * 10.0) as u64; // about 10 s
+                let consumer = strom(&cluster)
+                    .args([
+                        "--output",
+                        "json",
+                        "--timeout-ms",
+                        "15000",
+                        "perf",
+                        "consume",
+                    ])
+                    .args(["--topic", &topic, "--from-latest"])
+                    .args(["--messages", &half_records.to_string()])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::inherit())
+                    .spawn()
+                    .expect("spawn perf consume");
+                // Let the consumer find the end before producing.
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                let half = perf_produce(
+                    &cluster,
+                    &topic,
+                    half_records,
+                    size,
+                    acks,
+                    rate * 0.5,
+                    LATENCY_PROPS,
+                );
+                let out = consumer.wait_with_output().expect("perf consume");
+                let text = String::from_utf8_lossy(&out.stdout);
+                let e2e: serde_json::Value = text
+                    .lines()
+                    .last()
+                    .and_then(|l| serde_json::from_str(l).ok())
+                    .unwrap_or_default();
+                let e = &e2e["end_to_end"];
+                println!(
+                    "| {size} B | RF={rf} acks={acks} | {partitions} | {:.0} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} / {:.0} / {:.0} | {} / {} / {} |",
+                    rate,
+                    f(&full, "mb_per_sec"),
+                    f(&full, "p50_latency_ms"),
+                    f(&full, "p99_latency_ms"),
+                    f(&full, "p999_latency_ms"),
+                    f(&half, "p50_latency_ms"),
+                    f(&half, "p99_latency_ms"),
+                    f(&half, "p999_latency_ms"),
+                    e["p50_ms"],
+                    e["p99_ms"],
+                    e["p999_ms"],
+                );
+            }
+        }
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn failover(trials: usize) {
+    let session_ms = 9000u64;
+    let mut cluster = Cluster::start(3, ClusterOptions::default()).await;
+    create(&cluster, "failover", 1, 3).await;
+    let addrs = Addrs::of(&cluster);
+    let (mut detection, mut election, mut recovery) = (Vec::new(), Vec::new(), Vec::new());
+    for trial in 0..trials {
+        let (leader, epoch, _) = partition_state_any(&addrs, "failover", 0)
+            .await
+            .expect("state");
+        // A steady producer (1000 records/s of 1 KiB) whose longest
+        // latency is the client's recovery time.
+        let producer = strom(&cluster)
+            .args([
+                "--output",
+                "json",
+                "--timeout-ms",
+                "30000",
+                "perf",
+                "produce",
+            ])
+            .args([
+                "--topic",
+                "failover",
+                "--num-records",
+                "25000",
+                "--record-size",
+                "1024",
+            ])
+            .args(["--throughput", "1000", "--acks", "all"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn perf produce");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        cluster.kill(leader);
+        let killed = Instant::now();
+        let mut fenced = None;
+        let mut elected = None;
+        while fenced.is_none() || elected.is_none() {
+            if fenced.is_none()
+                && let Some(d) = cluster.describe().await
+                && d.brokers
+                    .iter()
+                    .any(|b| b.id == leader && b.state == BrokerState::Fenced as i32)
+            {
+                fenced = Some(killed.elapsed());
+            }
+            if elected.is_none()
+                && let Some((l, e, _)) = partition_state_any(&addrs, "failover", 0).await
+                && l >= 0
+                && l != leader
+                && e > epoch
+            {
+                elected = Some(killed.elapsed());
+            }
+            assert!(
+                killed.elapsed() < Duration::from_secs(60),
+                "no failover in trial {trial}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let out = producer.wait_with_output().expect("perf produce");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let summary: serde_json::Value = text
+            .lines()
+            .last()
+            .and_then(|l| serde_json::from_str(l).ok())
+            .unwrap_or_default();
+        let stall = Duration::from_secs_f64(f(&summary, "max_latency_ms") / 1000.0);
+        let (d, e) = (fenced.unwrap_or_default(), elected.unwrap_or_default());
+        println!(
+            "trial {trial}: leader {leader} killed; fenced after {:.0} ms, new leader after {:.0} ms, longest produce latency {:.0} ms, errors {}",
+            ms(d),
+            ms(e),
+            ms(stall),
+            summary["errors"]
+        );
+        detection.push(d);
+        election.push(e);
+        recovery.push(stall);
+        cluster.start_node(leader);
+        cluster.wait_ready(Duration::from_secs(60)).await;
+    }
+    for v in [&mut detection, &mut election, &mut recovery] {
+        v.sort();
+    }
+    println!(
+        "failover over {trials} trials (broker.session.timeout.ms={session_ms}): detection p50 {:.0} ms p99 {:.0} ms; election p50 {:.0} ms p99 {:.0} ms; client recovery (longest produce latency) p50 {:.0} ms p99 {:.0} ms",
+        ms(percentile(&detection, 0.5)),
+        ms(percentile(&detection, 0.99)),
+        ms(percentile(&election, 0.5)),
+        ms(percentile(&election, 0.99)),
+        ms(percentile(&recovery, 0.5)),
+        ms(percentile(&recovery, 0.99)),
+    );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mode = args.first().map_or("all", String::as_str).to_owned();
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let trials = value("--trials").unwrap_or(20) as usize;
+    let records = value("--records").unwrap_or(500_000);
+    match mode.as_str() {
+        "throughput" => throughput(records).await,
+        "failover" => failover(trials).await,
+        "all" => {
+            throughput(records).await;
+            failover(trials).await;
+        }
+        other => {
+            eprintln!("unknown mode {other}: use throughput, failover or all");
+            std::process::exit(2);
+        }
+    }
+}

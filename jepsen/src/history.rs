@@ -1,0 +1,335 @@
+//! The history of a run: every client and nemesis operation as an
+//! invocation followed by its completion (`ok`, `fail`: definitely did not
+//! happen, `info`: indeterminate), in the order they happened, one JSON
+//! object per line.
+//!
+//! ```text
+//! {"index":7,"time_us":812345,"process":"p1","type":"invoke","f":"send","partition":2,"value":41}
+//! {"index":9,"time_us":815001,"process":"p1","type":"ok","f":"send","partition":2,"value":41,"offset":17}
+//! {"index":12,"time_us":901234,"process":"c0","type":"ok","f":"poll","records":[{"partition":2,"offset":17,"value":41}]}
+//! ```
+//!
+//! `seek` and `replica` entries are single `ok` lines (nothing to wait
+//! for). Record payloads carry the value in a self-checking encoding
+//! ([`encode_value`]), so a corrupted record that reaches a reader shows as
+//! `"value":null` instead of passing for another value.
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+/// A value a producer sends: unique within a run.
+pub type Value = u64;
+
+/// What an entry of the history is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OpType {
+    /// The operation started.
+    Invoke,
+    /// It happened.
+    Ok,
+    /// It definitely did not happen.
+    Fail,
+    /// Unknown whether it happened (timeout, lost connection, an error
+    /// after the write may have been applied).
+    Info,
+}
+
+/// One entry of the history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Op {
+    /// Position in the history.
+    pub index: u64,
+    /// Microseconds since the run started.
+    pub time_us: u64,
+    /// Who did it: `p<n>` producers, `c<n>` consumers, `final` (the reader
+    /// after healing), `replicas`, `nemesis`.
+    pub process: String,
+    /// Invocation or completion.
+    #[serde(rename = "type")]
+    pub ty: OpType,
+    /// The operation and its arguments or results.
+    #[serde(flatten)]
+    pub body: Body,
+}
+
+/// A record a reader saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Polled {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// The value, `None` when the payload did not decode (corrupt).
+    pub value: Option<Value>,
+}
+
+/// The operations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "f", rename_all = "snake_case")]
+pub enum Body {
+    /// A producer sends `value` to `partition`; the completion carries the
+    /// acknowledged offset or the error.
+    Send {
+        /// Partition.
+        partition: i32,
+        /// The unique value.
+        value: Value,
+        /// Offset acknowledged (ok only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<i64>,
+        /// The error (fail, info).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        /// Sent exactly once on the wire (no client retries): a duplicate
+        /// of it cannot be the client's doing.
+        #[serde(default, skip_serializing_if = "is_false")]
+        single_attempt: bool,
+    },
+    /// A consumer polls; the completion carries the records returned, in
+    /// order.
+    Poll {
+        /// Records (ok only).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        records: Vec<Polled>,
+        /// The error (fail, info).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// A consumer's position in `partition` was set to `offset` (assign or
+    /// seek): the next record it polls there need not follow the previous.
+    Seek {
+        /// Partition.
+        partition: i32,
+        /// The new position.
+        offset: i64,
+    },
+    /// A replica's log as found on disk after the run (nodes stopped),
+    /// below `high_watermark`, for a replica in the final ISR.
+    Replica {
+        /// Node.
+        node: i32,
+        /// Partition.
+        partition: i32,
+        /// The partition's high watermark after healing.
+        high_watermark: i64,
+        /// Its records below the high watermark.
+        records: Vec<Polled>,
+    },
+    /// A fault starts (invoke), is in place (ok), or is healed (`fault` =
+    /// `heal`: everything is healed once it completes ok).
+    Nemesis {
+        /// Fault name, or `heal`.
+        fault: String,
+        /// What exactly was done (nodes, files, rules).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        detail: String,
+    },
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The name of the nemesis operation that heals every fault.
+pub const HEAL: &str = "heal";
+
+/// Length of an encoded value: 20 digits, `|`, padding.
+pub const PAYLOAD_LEN: usize = 100;
+
+/// The record payload carrying `value`: its 20 decimal digits, `|`, then
+/// `.` up to [`PAYLOAD_LEN`] bytes.
+pub fn encode_value(value: Value) -> Vec<u8> {
+    let mut out = format!("{value:020}|").into_bytes();
+    out.resize(PAYLOAD_LEN, b'.');
+    out
+}
+
+/// The value in a payload built by [`encode_value`], `None` if any byte is
+/// off.
+pub fn decode_value(payload: &[u8]) -> Option<Value> {
+    if payload.len() != PAYLOAD_LEN || payload[20] != b'|' {
+        return None;
+    }
+    if !payload[21..].iter().all(|b| *b == b'.') || !payload[..20].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(&payload[..20]).ok()?.parse().ok()
+}
+
+/// Appends operations to a history in memory and, as JSON lines, to a file
+/// (flushed line by line, so a crashed run leaves what it recorded).
+#[derive(Debug)]
+pub struct Recorder {
+    start: Instant,
+    next: AtomicU64,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    ops: Vec<Op>,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+impl Recorder {
+    /// A recorder writing to `path` (created or truncated), or only to
+    /// memory when `None`.
+    pub fn new(path: Option<&Path>) -> std::io::Result<Self> {
+        let file = match path {
+            Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p)?)),
+            None => None,
+        };
+        Ok(Self {
+            start: Instant::now(),
+            next: AtomicU64::new(0),
+            inner: Mutex::new(Inner {
+                ops: Vec::new(),
+                file,
+            }),
+        })
+    }
+
+    /// Microseconds since the recorder was created.
+    pub fn now_us(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// Records one operation and returns it.
+    pub fn record(&self, process: &str, ty: OpType, body: Body) -> Op {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        // Index and time are taken under the lock, so both grow along the
+        // history.
+        let op = Op {
+            index: self.next.fetch_add(1, Ordering::Relaxed),
+            time_us: self.now_us(),
+            process: process.to_owned(),
+            ty,
+            body,
+        };
+        if let Some(f) = &mut inner.file {
+            let line = serde_json::to_string(&op).expect("an op serializes");
+            // A failing history file must not stop the run; the in-memory
+            // history is what gets checked.
+            let _ = writeln!(f, "{line}").and_then(|()| f.flush());
+        }
+        inner.ops.push(op.clone());
+        op
+    }
+
+    /// A copy of the history so far.
+    pub fn snapshot(&self) -> Vec<Op> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .ops
+            .clone()
+    }
+
+    /// Runs `f` on the history so far without copying it.
+    pub fn with_ops<T>(&self, f: impl FnOnce(&[Op]) -> T) -> T {
+        f(&self.inner.lock().unwrap_or_else(|e| e.into_inner()).ops)
+    }
+}
+
+/// Reads a history written by a [`Recorder`].
+pub fn read_history(path: &Path) -> anyhow::Result<Vec<Op>> {
+    use anyhow::Context;
+    let file = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+    let mut ops = Vec::new();
+    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("read {}", path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        ops.push(
+            serde_json::from_str(&line)
+                .with_context(|| format!("parse line {} of {}", n + 1, path.display()))?,
+        );
+    }
+    Ok(ops)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_survive_encoding_and_any_flipped_bit_is_detected() {
+        for v in [0, 1, 42, u64::MAX] {
+            let payload = encode_value(v);
+            assert_eq!(payload.len(), PAYLOAD_LEN);
+            assert_eq!(decode_value(&payload), Some(v));
+        }
+        let payload = encode_value(123_456);
+        for byte in 0..PAYLOAD_LEN {
+            for bit in 0..8 {
+                let mut p = payload.clone();
+                p[byte] ^= 1 << bit;
+                assert_ne!(
+                    decode_value(&p),
+                    Some(123_456),
+                    "flip of bit {bit} in byte {byte}"
+                );
+            }
+        }
+        assert_eq!(decode_value(b"42"), None);
+    }
+
+    #[test]
+    fn ops_round_trip_through_json_lines() {
+        let ops = [
+            Body::Send {
+                partition: 2,
+                value: 41,
+                offset: Some(17),
+                error: None,
+                single_attempt: true,
+            },
+            Body::Poll {
+                records: vec![Polled {
+                    partition: 2,
+                    offset: 17,
+                    value: None,
+                }],
+                error: None,
+            },
+            Body::Seek {
+                partition: 1,
+                offset: 0,
+            },
+            Body::Nemesis {
+                fault: HEAL.into(),
+                detail: String::new(),
+            },
+        ];
+        for body in ops {
+            let op = Op {
+                index: 3,
+                time_us: 9,
+                process: "p0".into(),
+                ty: OpType::Ok,
+                body,
+            };
+            let line = serde_json::to_string(&op).unwrap();
+            assert_eq!(serde_json::from_str::<Op>(&line).unwrap(), op, "{line}");
+        }
+        let line = r#"{"index":1,"time_us":2,"process":"p1","type":"invoke","f":"send","partition":0,"value":5}"#;
+        let op: Op = serde_json::from_str(line).unwrap();
+        assert_eq!(op.ty, OpType::Invoke);
+        assert!(matches!(
+            op.body,
+            Body::Send {
+                value: 5,
+                offset: None,
+                single_attempt: false,
+                ..
+            }
+        ));
+    }
+}

@@ -1,0 +1,501 @@
+//! One run: start a cluster, create the topic, run the workload while the
+//! nemesis injects faults for `duration`, heal, let the cluster recover,
+//! read everything back, compare the replicas on disk, and check the
+//! history. The run's directory keeps the history (`history.jsonl`), the
+//! report (`report.txt`, `report.json`) and every node's log.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use strom_integration_tests::data::{log_on_disk, wait_leader_serving};
+use strom_integration_tests::wait_until;
+
+use crate::checker::{self, CheckOptions, Report};
+use crate::env::{Env, EnvOptions};
+use crate::history::{Body, OpType, Polled, Recorder, decode_value};
+use crate::nemesis::{Fault, Nemesis, net};
+use crate::workload::{self, Context, Mix, Workload};
+
+/// The topic the workload uses.
+pub const TOPIC: &str = "jepsen";
+
+/// Broker session timeout of the cluster (ms); a paused leader is paused
+/// longer than this.
+const SESSION_TIMEOUT_MS: u64 = 3000;
+
+/// Size of the tmpfs holding the data dir of the node whose disk fills.
+const TMPFS_BYTES: u64 = 256 << 20;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Seed of every random choice (faults, their targets, partitions).
+    /// Processes are real, so a seed replays the schedule, not the exact
+    /// interleaving.
+    pub seed: u64,
+    /// How long faults are injected.
+    pub duration: Duration,
+    /// The faults to choose from; none runs the workload alone.
+    pub faults: Vec<Fault>,
+    /// Nodes (each controller and broker).
+    pub nodes: i32,
+    /// Partitions of the topic (RF=3, min.insync.replicas=2).
+    pub partitions: i32,
+    /// Client processes.
+    pub mix: Mix,
+    /// `acks` of every produce: -1 (all, the default and the promise
+    /// under test) or 1 (a negative control the checker must fault).
+    pub acks: i32,
+    /// Faults in place at once, at most (each cycle injects between one
+    /// and this many, at most one of them destructive).
+    pub concurrency: usize,
+    /// Pause between two operations of a process.
+    pub pace: Duration,
+    /// After the final heal, every partition must acknowledge a produce
+    /// and deliver a fresh record within this.
+    pub liveness_bound: Duration,
+    /// The run's directory (created).
+    pub dir: PathBuf,
+}
+
+impl RunConfig {
+    /// The settings of the fast variant CI runs, for `faults`.
+    pub fn fast(faults: Vec<Fault>, seed: u64, dir: PathBuf) -> Self {
+        let nodes = faults.iter().map(|f| f.min_nodes()).max().unwrap_or(3);
+        Self {
+            seed,
+            duration: Duration::from_secs(12),
+            faults,
+            nodes,
+            partitions: 3,
+            mix: Mix {
+                client_producers: 2,
+                raw_producers: 1,
+                consumers: 2,
+            },
+            acks: -1,
+            concurrency: 1,
+            pace: Duration::from_millis(10),
+            liveness_bound: Duration::from_secs(20),
+            dir,
+        }
+    }
+
+    /// The command line of the `jepsen` binary that runs this again.
+    pub fn reproduce_command(&self) -> String {
+        format!(
+            "cargo build --bins && cargo run -p strom-jepsen --bin jepsen -- --seed {} --duration {} \
+             --faults {} --nodes {} --partitions {} --client-producers {} --raw-producers {} \
+             --consumers {} --acks {} --concurrency {} --pace-ms {} --liveness-bound {}",
+            self.seed,
+            self.duration.as_secs(),
+            Fault::list_names(&self.faults),
+            self.nodes,
+            self.partitions,
+            self.mix.client_producers,
+            self.mix.raw_producers,
+            self.mix.consumers,
+            if self.acks == 1 { "1" } else { "all" },
+            self.concurrency,
+            self.pace.as_millis(),
+            self.liveness_bound.as_secs()
+        )
+    }
+
+    /// Why this cannot run on this machine, if it cannot.
+    pub fn unavailable(&self) -> Option<String> {
+        self.faults.iter().find_map(|f| unavailable(*f))
+    }
+}
+
+/// Why `fault` cannot run on this machine, if it cannot: partitions need
+/// root, nftables and cgroup2; a full disk needs root to mount a tmpfs.
+pub fn unavailable(fault: Fault) -> Option<String> {
+    if fault.needs_firewall() {
+        return net::unavailable();
+    }
+    if fault == Fault::DiskFull && !net::is_root() {
+        return Some("a full disk needs root to mount a tmpfs".into());
+    }
+    None
+}
+
+impl RunConfig {
+    /// The faults of `self` that can run here.
+    pub fn without_unavailable(mut self) -> Self {
+        self.faults.retain(|f| unavailable(*f).is_none());
+        self
+    }
+}
+
+/// What a run found.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The checker's report.
+    pub report: Report,
+    /// Problems outside the history that fail the run (the final read
+    /// could not finish, a node crashed).
+    pub problems: Vec<String>,
+    /// Observations that do not fail it.
+    pub notes: Vec<String>,
+    /// The run's directory.
+    pub dir: PathBuf,
+    /// The time from start to end.
+    pub elapsed: Duration,
+}
+
+impl RunOutcome {
+    /// Whether the run found nothing wrong.
+    pub fn valid(&self) -> bool {
+        self.report.valid() && self.problems.is_empty()
+    }
+
+    /// A human summary: verdict, report, problems, notes, and for a failed
+    /// run its seed and how to reproduce it.
+    pub fn summary(&self, config: &RunConfig) -> String {
+        let mut s = format!(
+            "jepsen run {} (seed {}, faults {}{}, {:.0} s) in {}\n{}",
+            if self.valid() { "passed" } else { "FAILED" },
+            config.seed,
+            Fault::list_names(&config.faults),
+            if config.acks == 1 { ", acks=1" } else { "" },
+            self.elapsed.as_secs_f64(),
+            self.dir.display(),
+            self.report
+        );
+        for p in &self.problems {
+            s.push_str(&format!("problem: {p}\n"));
+        }
+        for n in &self.notes {
+            s.push_str(&format!("note: {n}\n"));
+        }
+        if !self.valid() {
+            s.push_str(&format!(
+                "seed {}; history {}; reproduce with:\n  {}\n",
+                config.seed,
+                self.dir.join("history.jsonl").display(),
+                config.reproduce_command()
+            ));
+        }
+        s
+    }
+}
+
+/// The cluster's settings: fast failure detection, as the replication
+/// tests use.
+fn settings() -> Vec<(String, String)> {
+    [
+        ("broker.session.timeout.ms", SESSION_TIMEOUT_MS.to_string()),
+        ("broker.heartbeat.interval.ms", "500".to_owned()),
+        ("replica.lag.time.max.ms", "5000".to_owned()),
+        ("auto.leader.rebalance.enable", "false".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// Runs `config`. Errors are failures to set up the run (the cluster did
+/// not start, the topic could not be created), not findings.
+pub async fn run(config: &RunConfig) -> anyhow::Result<RunOutcome> {
+    let started = Instant::now();
+    if let Some(f) = config.faults.iter().find(|f| f.min_nodes() > config.nodes) {
+        anyhow::bail!("fault {f} needs at least {} nodes", f.min_nodes());
+    }
+    std::fs::create_dir_all(&config.dir)
+        .with_context(|| format!("create {}", config.dir.display()))?;
+    let recorder = Arc::new(Recorder::new(Some(&config.dir.join("history.jsonl")))?);
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    let tmpfs_node = rng.gen_range(1..=config.nodes);
+    let options = EnvOptions {
+        nodes: config.nodes,
+        settings: settings(),
+        firewall: config.faults.iter().any(|f| f.needs_firewall()),
+        tmpfs: config
+            .faults
+            .contains(&Fault::DiskFull)
+            .then_some((tmpfs_node, TMPFS_BYTES)),
+    };
+    let mut env = Env::start(&options).await?;
+    let result = drive(config, &mut env, recorder.clone(), &mut rng).await;
+    let saved = env.save_logs(&config.dir);
+    drop(env);
+    let (mut problems, notes) = result?;
+    saved?;
+
+    let history = recorder.snapshot();
+    let report = checker::check(
+        &history,
+        &CheckOptions {
+            liveness_bound_us: u64::try_from(config.liveness_bound.as_micros()).unwrap_or(u64::MAX),
+            partitions: (0..config.partitions).collect(),
+        },
+    );
+    if report.stats.sends_ok == 0 {
+        problems.push("no send was acknowledged: the run tested nothing".into());
+    }
+    let outcome = RunOutcome {
+        report,
+        problems,
+        notes,
+        dir: config.dir.clone(),
+        elapsed: started.elapsed(),
+    };
+    std::fs::write(config.dir.join("report.txt"), outcome.summary(config))
+        .context("write report.txt")?;
+    std::fs::write(
+        config.dir.join("report.json"),
+        serde_json::to_string_pretty(&outcome.report).context("serialize report")?,
+    )
+    .context("write report.json")?;
+    Ok(outcome)
+}
+
+/// Problems and notes of a run.
+type Findings = (Vec<String>, Vec<String>);
+
+async fn drive(
+    config: &RunConfig,
+    env: &mut Env,
+    recorder: Arc<Recorder>,
+    rng: &mut StdRng,
+) -> anyhow::Result<Findings> {
+    let mut problems = Vec::new();
+    let mut notes = Vec::new();
+    env.cluster()
+        .create_topic(
+            1,
+            TOPIC,
+            config.partitions,
+            3,
+            &[("min.insync.replicas", "2"), ("segment.bytes", "131072")],
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("create topic {TOPIC}: {e}"))?;
+    for p in 0..config.partitions {
+        let full = wait_until(Duration::from_secs(30), || async {
+            env.partition_state(TOPIC, p)
+                .await
+                .is_some_and(|(l, _, isr)| l >= 0 && isr.len() == 3)
+        })
+        .await;
+        anyhow::ensure!(full, "{TOPIC}-{p} did not get a full ISR");
+        wait_leader_serving(&env.addrs(), TOPIC, p, Duration::from_secs(10))
+            .await
+            .with_context(|| format!("{TOPIC}-{p} has no serving leader"))?;
+    }
+
+    let context = Context::new(
+        recorder.clone(),
+        TOPIC,
+        config.partitions,
+        env.addrs(),
+        env.cluster().bootstrap(),
+        config.pace,
+        config.acks,
+    );
+    let workload = Workload::start(context, config.mix, config.seed);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let mut nemesis = Nemesis::new(recorder.clone(), TOPIC, config.partitions);
+    let faults_end = Instant::now() + config.duration;
+    if !config.faults.is_empty() {
+        loop {
+            let mut held = Duration::ZERO;
+            let mut destroyed = false;
+            for _ in 0..rng.gen_range(1..=config.concurrency.max(1)) {
+                let fault = *config.faults.choose(rng).expect("faults is not empty");
+                if fault.destructive() && std::mem::replace(&mut destroyed, true) {
+                    continue;
+                }
+                nemesis.inject(env, fault, rng).await;
+                held = held.max(hold(fault, rng));
+            }
+            tokio::time::sleep(held).await;
+            let rest = Duration::from_millis(rng.gen_range(2000..5000));
+            if Instant::now() + rest >= faults_end {
+                break;
+            }
+            nemesis.heal(env);
+            tokio::time::sleep(rest).await;
+        }
+    } else {
+        tokio::time::sleep(config.duration).await;
+    }
+    nemesis.heal(env);
+    let heal_us = recorder.now_us();
+
+    // Recovery: the workload continues until every partition serves again
+    // (or the liveness bound passes; the checker judges), then until every
+    // replica is back in its ISR, so the replicas compared below are whole.
+    // A node that exits meanwhile is started again, as a supervisor would,
+    // and reported below.
+    let partitions: Vec<i32> = (0..config.partitions).collect();
+    let recovery_end = Instant::now() + config.liveness_bound + Duration::from_secs(1);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    while Instant::now() < recovery_end
+        && !recorder.with_ops(|ops| checker::recovered(ops, heal_us, &partitions))
+    {
+        nemesis.crashed.extend(env.restart_exited());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    for p in 0..config.partitions {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut whole = false;
+        while !whole && Instant::now() < deadline {
+            nemesis.crashed.extend(env.restart_exited());
+            whole = env
+                .partition_state(TOPIC, p)
+                .await
+                .is_some_and(|(l, _, isr)| l >= 0 && isr.len() == 3);
+            if !whole {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        if !whole {
+            notes.push(format!(
+                "{TOPIC}-{p} did not get its full ISR back within 30 s of healing: {:?}",
+                env.partition_state(TOPIC, p).await
+            ));
+        }
+    }
+    workload.stop().await;
+    nemesis.crashed.extend(env.restart_exited());
+
+    let bootstrap = env.cluster().bootstrap();
+    let ends = match workload::final_read(
+        &recorder,
+        &bootstrap,
+        TOPIC,
+        config.partitions,
+        Duration::from_secs(60),
+    )
+    .await
+    {
+        Ok(ends) => ends,
+        Err(e) => {
+            problems.push(e);
+            Default::default()
+        }
+    };
+
+    let mut states = Vec::new();
+    for p in 0..config.partitions {
+        states.push((p, env.partition_state(TOPIC, p).await));
+    }
+    // A node that exited on its own since the last heal.
+    let running = env.cluster_mut().running();
+    for id in env.node_ids() {
+        if !running.contains(&id) {
+            nemesis.crashed.push(id);
+        }
+    }
+    env.stop_all();
+    for (p, state) in states {
+        let (Some((_, _, isr)), Some(hw)) = (state, ends.get(&p).copied()) else {
+            notes.push(format!(
+                "{TOPIC}-{p}: replicas not compared (no partition state or end offset)"
+            ));
+            continue;
+        };
+        for node in isr {
+            replica_snapshot(env, &recorder, node, p, hw, &mut problems);
+        }
+    }
+    nemesis.crashed.sort();
+    nemesis.crashed.dedup();
+    for id in &nemesis.crashed {
+        let what = format!("node {id} exited on its own (see node-{id}.log in the run directory)");
+        if env.tmpfs_node() == Some(*id) {
+            notes.push(format!("{what} while its disk could fill"));
+        } else {
+            problems.push(what);
+        }
+    }
+    Ok((problems, notes))
+}
+
+/// How long a fault stays in place.
+fn hold(fault: Fault, rng: &mut StdRng) -> Duration {
+    let ms = match fault {
+        // Beyond the session timeout, so the controller fences it.
+        Fault::PauseLeader | Fault::PauseController => {
+            SESSION_TIMEOUT_MS + rng.gen_range(1500..4000)
+        }
+        // Sometimes back before the session timeout: the restarted node
+        // replaces a registration whose lease is still alive, and the
+        // controller still names it leader.
+        Fault::KillLeader | Fault::KillController | Fault::PowerCut if rng.gen_bool(0.25) => {
+            rng.gen_range(300..2000)
+        }
+        _ => rng.gen_range(3000..7000),
+    };
+    Duration::from_millis(ms)
+}
+
+/// Records node `node`'s replica of `p` below `hw`, read from its data dir
+/// (the node is stopped) with the same recovery the node would run.
+fn replica_snapshot(
+    env: &Env,
+    recorder: &Recorder,
+    node: i32,
+    p: i32,
+    hw: i64,
+    problems: &mut Vec<String>,
+) {
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        log_on_disk(env.cluster(), node, TOPIC, p)
+    }));
+    match read {
+        Ok(records) => {
+            let records: Vec<Polled> = records
+                .into_iter()
+                .filter(|(o, _)| *o < hw)
+                .map(|(offset, v)| Polled {
+                    partition: p,
+                    offset,
+                    value: decode_value(&v),
+                })
+                .collect();
+            recorder.record(
+                "replicas",
+                OpType::Ok,
+                Body::Replica {
+                    node,
+                    partition: p,
+                    high_watermark: hw,
+                    records,
+                },
+            );
+        }
+        Err(_) => problems.push(format!(
+            "node {node}'s log of {TOPIC}-{p} could not be read back from disk"
+        )),
+    }
+}
+
+/// `target/jepsen` next to the running executable's target dir (where
+/// `stromd` is taken from): the default parent of run directories.
+pub fn default_base_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.pop();
+    }
+    // target/debug → target
+    dir.pop();
+    dir.join("jepsen")
+}
+
+/// A fresh run directory under `base`: `<label>-<seed>-<unix time>`.
+pub fn run_dir(base: &Path, label: &str, seed: u64) -> PathBuf {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    base.join(format!("{label}-{seed}-{now}"))
+}

@@ -1,0 +1,151 @@
+//! The fast variant of the fault-injection suite, run by `scripts/test`:
+//! each scenario runs the workload on a real cluster for ~15 s of faults,
+//! heals, and checks the history (see `docs/reliability.md`).
+//!
+//! Seeds are random unless `STROM_JEPSEN_SEED` is set; every failure
+//! prints its seed, the run directory (history, report, node logs) and the
+//! `jepsen` command that reproduces it. Runs that pass delete their
+//! directory. Scenarios needing root, nftables or cgroup2 are skipped, with
+//! the reason printed, where those are missing.
+
+use strom_jepsen::checker::AnomalyKind;
+use strom_jepsen::nemesis::Fault;
+use strom_jepsen::runner::{self, RunConfig};
+
+/// One scenario at a time even under `cargo test`, which runs a binary's
+/// tests in parallel (nextest runs them in the `clusters` group).
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn seed() -> u64 {
+    std::env::var("STROM_JEPSEN_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random)
+}
+
+async fn scenario(label: &str, faults: &[Fault]) {
+    let _serial = SERIAL.lock().await;
+    let seed = seed();
+    let dir = runner::run_dir(&runner::default_base_dir(), label, seed);
+    let mut config = RunConfig::fast(faults.to_vec(), seed, dir);
+    if faults.len() > 1 {
+        // The mix runs what it can here.
+        for f in faults {
+            if let Some(why) = runner::unavailable(*f) {
+                eprintln!("{label}: without {f}: {why}");
+            }
+        }
+        config = config.without_unavailable();
+    }
+    if let Some(why) = config.unavailable() {
+        eprintln!("skipped {label}: {why}");
+        return;
+    }
+    eprintln!(
+        "{label}: seed {seed}, run directory {}",
+        config.dir.display()
+    );
+    let outcome = match runner::run(&config).await {
+        Ok(o) => o,
+        Err(e) => panic!(
+            "{label}: the run could not be set up (seed {seed}): {e:#}\nreproduce with:\n  {}",
+            config.reproduce_command()
+        ),
+    };
+    let summary = outcome.summary(&config);
+    assert!(outcome.valid(), "{label}: {summary}");
+    eprint!("{summary}");
+    let _ = std::fs::remove_dir_all(&config.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acked_writes_survive_killing_partition_leaders() {
+    scenario("kill-leader", &[Fault::KillLeader]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acked_writes_survive_killing_the_active_controller() {
+    scenario("kill-controller", &[Fault::KillController]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zombie_leader_paused_past_its_session_loses_no_acked_write() {
+    scenario("pause-leader", &[Fault::PauseLeader]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_cut_off_from_its_peers_loses_no_acked_write() {
+    scenario("partition-leader", &[Fault::PartitionLeader]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_cut_off_from_replication_only_loses_no_acked_write() {
+    scenario("partition-leader-data", &[Fault::PartitionLeaderData]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_quorum_split_loses_no_acked_write() {
+    scenario("partition-quorum", &[Fault::PartitionQuorum]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_to_back_leader_failovers_lose_no_acked_write() {
+    scenario("b2b-failover", &[Fault::B2bFailover]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_page_cache_on_one_node_loses_no_acked_write() {
+    scenario("power-cut", &[Fault::PowerCut]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flipped_byte_in_a_follower_segment_loses_no_acked_write() {
+    scenario("bitflip", &[Fault::Bitflip]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_disk_on_one_node_loses_no_acked_write_and_recovers_once_freed() {
+    scenario("disk-full", &[Fault::DiskFull]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_faults_lose_no_acked_write() {
+    let faults: Vec<Fault> = Fault::ALL
+        .into_iter()
+        .filter(|f| f.min_nodes() <= 3)
+        .collect();
+    scenario("mixed", &faults).await;
+}
+
+/// The negative control: with acks=1 a leader cut off from its followers
+/// keeps acknowledging writes only it has, which the new leader's log
+/// replaces. The suite must report them, or it could not be trusted to
+/// report anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_1_writes_of_an_isolated_leader_are_lost_and_the_checker_reports_them() {
+    let _serial = SERIAL.lock().await;
+    let seed = seed();
+    let label = "negative-control";
+    let dir = runner::run_dir(&runner::default_base_dir(), label, seed);
+    let mut config = RunConfig::fast(vec![Fault::PartitionLeader], seed, dir);
+    config.acks = 1;
+    config.duration = std::time::Duration::from_secs(8);
+    if let Some(why) = config.unavailable() {
+        eprintln!("skipped {label}: {why}");
+        return;
+    }
+    let outcome = runner::run(&config)
+        .await
+        .unwrap_or_else(|e| panic!("{label}: the run could not be set up (seed {seed}): {e:#}"));
+    let summary = outcome.summary(&config);
+    let lost = [
+        AnomalyKind::LostWrite,
+        AnomalyKind::Unseen,
+        AnomalyKind::InconsistentOffsets,
+    ];
+    assert!(
+        outcome.report.kinds().iter().any(|k| lost.contains(k)),
+        "{label}: acks=1 writes to an isolated leader went unreported: {summary}"
+    );
+    let _ = std::fs::remove_dir_all(&config.dir);
+}

@@ -1,0 +1,155 @@
+//! Directed reproductions of problems the fault-injection runs found (see
+//! `docs/reliability.md`, "Findings"): fixed ones guard the fix; one that
+//! still fails is `#[ignore]`d with the reason (`cargo nextest run -p
+//! strom-jepsen --run-ignored all` runs it).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use strom_integration_tests::data::{
+    Addrs, Outcome, batch, check_acked, log_on_disk, partition_state_any, produce_retrying,
+    read_from_leader,
+};
+use strom_integration_tests::{Cluster, ClusterOptions, wait_until};
+use strom_jepsen::nemesis::storage;
+
+fn fast_options() -> ClusterOptions {
+    ClusterOptions::default()
+        .set("broker.session.timeout.ms", "3000")
+        .set("broker.heartbeat.interval.ms", "500")
+        .set("auto.leader.rebalance.enable", "false")
+}
+
+/// Finding 3, found by `jepsen --seed 300 --faults kill-leader,kill-all,
+/// pause-leader,partition-leader,b2b-failover,power-cut --nodes 5
+/// --concurrency 2`: a broker restarted right after a kill -9 is refused
+/// with DUPLICATE_BROKER_REGISTRATION while its previous incarnation's
+/// lease lives; every controller failover re-arms all leases
+/// (`Leases::rearm`), the dead incarnation's included, and the broker gave
+/// up after 1.5 session timeouts of refusals (`lifecycle.rs`) and exited.
+/// Fixed: the broker retries registration for as long as it is refused, as
+/// Kafka's brokers do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_broker_outlasts_a_controller_failover_that_rearms_its_old_lease() {
+    let mut cluster = Cluster::start(3, fast_options()).await;
+    let controller = cluster.controller_leader().await.expect("a controller");
+    let broker = *cluster
+        .nodes
+        .keys()
+        .find(|id| **id != controller)
+        .expect("another node");
+    cluster.kill(broker);
+    cluster.start_node(broker);
+    // While the restarted broker waits for its old lease, the controller
+    // fails over twice: each new one grants every registered broker, the
+    // dead incarnation too, a fresh session timeout.
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let Some(active) = cluster.controller_leader().await else {
+            continue;
+        };
+        if active == broker {
+            continue;
+        }
+        cluster.kill(active);
+        wait_until(Duration::from_secs(10), || async {
+            cluster
+                .controller_leader()
+                .await
+                .is_some_and(|c| c != active)
+        })
+        .await;
+        cluster.start_node(active);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        cluster.running().contains(&broker),
+        "node {broker} exited while registering\n{}",
+        cluster.dump_logs()
+    );
+    let ready = wait_until(Duration::from_secs(30), || async {
+        cluster.describe().await.is_some_and(|d| {
+            d.brokers
+                .iter()
+                .any(|b| b.id == broker && b.state == strom_proto::v1::BrokerState::Unfenced as i32)
+        })
+    })
+    .await;
+    assert!(
+        ready,
+        "node {broker} never registered\n{}",
+        cluster.dump_logs()
+    );
+}
+
+/// Finding 1, found by `jepsen --seed 13 --faults power-cut`: a leader that
+/// lost the unflushed tail of its log (power cut) and came back before the
+/// controller fenced it led again at its old epoch from the image, before
+/// registering, and its followers truncated acknowledged records to its
+/// shorter log. Fixed in `broker/src/replica/manager.rs`: no leadership
+/// before the broker has registered and caught up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_back_from_a_power_cut_before_its_fencing_loses_no_acked_write() {
+    let mut cluster = Cluster::start(3, fast_options()).await;
+    cluster
+        .create_topic(1, "cut", 1, 3, &[("min.insync.replicas", "2")])
+        .await
+        .expect("create topic");
+    let addrs = Addrs::of(&cluster);
+    let whole = wait_until(Duration::from_secs(30), || async {
+        partition_state_any(&addrs, "cut", 0)
+            .await
+            .is_some_and(|(l, _, isr)| l >= 0 && isr.len() == 3)
+    })
+    .await;
+    assert!(whole, "no full ISR\n{}", cluster.dump_logs());
+    let mut acked = Vec::new();
+    for i in 0..300 {
+        let v = Bytes::from(format!("v{i:05}"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        match produce_retrying(&addrs, "cut", 0, batch(std::slice::from_ref(&v)), deadline).await {
+            Outcome::Acked(o) => acked.push((v, o)),
+            o => panic!("record {i}: {o:?}"),
+        }
+    }
+    let (leader, epoch, _) = partition_state_any(&addrs, "cut", 0).await.expect("state");
+    cluster.kill(leader);
+    let segment =
+        storage::active_segment(&cluster.node(leader).data_dir, "cut", 0).expect("a segment");
+    let len = std::fs::metadata(&segment).expect("stat").len();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .expect("open segment");
+    f.set_len(len / 2).expect("cut the tail");
+    drop(f);
+    // Back before the session timeout: the controller still names it
+    // leader at the same epoch.
+    cluster.start_node(leader);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let (_, log) = read_from_leader(&cluster, "cut", 0, Duration::from_secs(20)).await;
+    let problems = check_acked(&acked, &log);
+    assert!(
+        problems.is_empty(),
+        "node {leader} (leader at epoch {epoch}) lost half its segment and came back: {} of {} \
+         acknowledged records lost or moved, e.g. {:?}\n{}",
+        problems.len(),
+        acked.len(),
+        &problems[..problems.len().min(5)],
+        cluster.dump_logs()
+    );
+    for id in cluster.running() {
+        cluster.kill(id);
+    }
+    for id in [1, 2, 3] {
+        let problems = check_acked(&acked, &log_on_disk(&cluster, id, "cut", 0));
+        if id != leader {
+            assert!(
+                problems.is_empty(),
+                "follower {id} cut acknowledged records: {} e.g. {:?}",
+                problems.len(),
+                &problems[..problems.len().min(5)]
+            );
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! The Prometheus exposition served on `/metrics`.
+//!
+//! Gauges are computed at scrape time from the node's own state (the Raft
+//! metrics, the replayed image, the broker's standing, the log directories
+//! on disk), so they cost nothing between scrapes. Counters are read from
+//! the atomics their owners keep: data-plane traffic (`BrokerService`), the
+//! partition changes seen while replaying metadata, and the per-RPC families
+//! of the tower layer (`rpc.rs`).
+//!
+//! Cluster-wide gauges (offline partitions, brokers by state, metadata lag
+//! per broker) are reported by the active controller only, so that summing
+//! them over every node gives the cluster's value, as Kafka's controller
+//! metrics. Per-partition series are bounded: see [`LOG_SIZE_SERIES`].
+
+use std::path::Path;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::admin::AdminState;
+
+/// At most this many `strom_log_size_bytes{topic,partition}` series per
+/// node: every hosted partition while there are no more, else the largest.
+pub(crate) const LOG_SIZE_SERIES: usize = 100;
+
+type Labels = Vec<(String, String)>;
+
+fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
+    let g: Gauge = Gauge::default();
+    g.set(value);
+    registry.register(name, help, g);
+}
+
+fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
+    registry.register(name, help, ConstCounter::new(value));
+}
+
+fn clamp(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn labels(pairs: &[(&str, String)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+/// Size on disk of every partition log under `<data-dir>/logs`
+/// (`<topic>-<partition>/*.log`), largest first.
+pub(crate) fn log_sizes(data_dir: &Path) -> Vec<(String, i32, u64)> {
+    let Ok(dirs) = std::fs::read_dir(data_dir.join("logs")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for dir in dirs.flatten() {
+        let name = dir.file_name().to_string_lossy().into_owned();
+        let Some((topic, partition)) = name
+            .rsplit_once('-')
+            .and_then(|(t, p)| Some((t.to_owned(), p.parse::<i32>().ok()?)))
+        else {
+            continue;
+        };
+        let Ok(files) = std::fs::read_dir(dir.path()) else {
+            continue;
+        };
+        let size: u64 = files
+            .flatten()
+            .filter(|f| f.file_name().to_string_lossy().ends_with(".log"))
+            .filter_map(|f| f.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        out.push((topic, partition, size));
+    }
+    out.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| (&a.0, a.1).cmp(&(&b.0, b.1))));
+    out
+}
+
+fn controller_metrics(r: &mut Registry, ctl: &strom_controller::Controller) {
+    let m = ctl.raft().metrics().borrow().clone();
+    let active = ctl.is_leader();
+    gauge(
+        r,
+        "controller_active",
+        "1 on the active controller (the Raft leader), else 0",
+        i64::from(active),
+    );
+    gauge(r, "raft_term", "Current Raft term", clamp(m.current_term));
+    gauge(
+        r,
+        "raft_last_log_index",
+        "Index of the last entry in the local Raft log",
+        m.last_log_index.map_or(-1, clamp),
+    );
+    gauge(
+        r,
+        "raft_commit_index",
+        "Highest Raft log index this voter knows to be committed",
+        ctl.commit_index(),
+    );
+    gauge(
+        r,
+        "raft_applied_index",
+        "Index of the last entry applied to the metadata image",
+        m.last_applied.map_or(-1, |l| clamp(l.index)),
+    );
+    if let Some(replication) = &m.replication {
+        let lag: Family<Labels, Gauge> = Family::default();
+        let last = m.last_log_index.unwrap_or(0);
+        for (voter, matched) in replication {
+            let behind = last.saturating_sub(matched.map_or(0, |l| l.index));
+            lag.get_or_create(&labels(&[("voter", voter.to_string())]))
+                .set(clamp(behind));
+        }
+        r.register(
+            "raft_voter_lag",
+            "Entries each voter is behind the leader (active controller only)",
+            lag,
+        );
+    }
+    if !active {
+        return;
+    }
+    let (offline, brokers, offset) = ctl.with_image(|image| {
+        let offline = image
+            .all_partitions()
+            .filter(|(_, _, p)| p.leader < 0)
+            .count();
+        let mut states = [0i64; 3];
+        for b in image.brokers() {
+            let i = if b.fenced {
+                1
+            } else if b.in_controlled_shutdown {
+                2
+            } else {
+                0
+            };
+            states[i] += 1;
+        }
+        (offline, states, image.offset())
+    });
+    gauge(
+        r,
+        "partitions_offline",
+        "Partitions without a leader (active controller only)",
+        i64::try_from(offline).unwrap_or(i64::MAX),
+    );
+    let fam: Family<Labels, Gauge> = Family::default();
+    for (state, n) in ["unfenced", "fenced", "controlled_shutdown"]
+        .iter()
+        .zip(brokers)
+    {
+        fam.get_or_create(&labels(&[("state", (*state).to_owned())]))
+            .set(n);
+    }
+    r.register(
+        "brokers",
+        "Registered brokers by state (active controller only)",
+        fam,
+    );
+    let lag: Family<Labels, Gauge> = Family::default();
+    for (broker, reported) in ctl.broker_metadata_offsets() {
+        lag.get_or_create(&labels(&[("broker", broker.to_string())]))
+            .set((offset - reported).max(0));
+    }
+    r.register(
+        "broker_metadata_lag",
+        "Metadata offsets each broker was behind the committed image at its last heartbeat (active controller only)",
+        lag,
+    );
+}
+
+fn broker_metrics(r: &mut Registry, state: &AdminState, broker: &crate::admin::BrokerState) {
+    let s = broker.status.borrow().clone();
+    gauge(
+        r,
+        "broker_fenced",
+        "1 while this broker is fenced",
+        i64::from(s.fenced),
+    );
+    gauge(r, "broker_epoch", "Current broker epoch", s.epoch);
+    gauge(
+        r,
+        "metadata_offset",
+        "Offset of the last metadata batch this broker replayed",
+        broker.cache.offset(),
+    );
+    let node = state.node_id;
+    let (leaders, under, topics, partitions) = broker.cache.with_image(|image| {
+        let mut leaders = 0i64;
+        let mut under = 0i64;
+        for (_, _, p) in image.all_partitions().filter(|(_, _, p)| p.leader == node) {
+            leaders += 1;
+            if p.isr.len() < p.replicas.len() {
+                under += 1;
+            }
+        }
+        (leaders, under, image.topic_count(), image.partition_count())
+    });
+    gauge(r, "partitions_led", "Partitions this broker leads", leaders);
+    gauge(
+        r,
+        "partitions_under_replicated",
+        "Partitions led by this broker whose ISR is smaller than the replica set",
+        under,
+    );
+    gauge(
+        r,
+        "topics",
+        "Topics in this broker's metadata image",
+        i64::try_from(topics).unwrap_or(i64::MAX),
+    );
+    gauge(
+        r,
+        "partitions",
+        "Partitions in this broker's metadata image",
+        i64::try_from(partitions).unwrap_or(i64::MAX),
+    );
+
+    let changes = broker.cache.changes().of(node);
+    counter(
+        r,
+        "isr_shrinks",
+        "ISR changes that removed replicas, of partitions this broker leads",
+        changes.isr_shrinks,
+    );
+    counter(
+        r,
+        "isr_expands",
+        "ISR changes that added replicas, of partitions this broker leads",
+        changes.isr_expands,
+    );
+    counter(
+        r,
+        "leader_elections",
+        "Leader changes that made this broker a partition's leader",
+        changes.leader_elections,
+    );
+
+    let t = broker.traffic.counts();
+    counter(
+        r,
+        "bytes_in",
+        "Record batch bytes appended by produce requests",
+        t.bytes_in,
+    );
+    counter(
+        r,
+        "records_in",
+        "Records appended by produce requests",
+        t.records_in,
+    );
+    counter(
+        r,
+        "bytes_out",
+        "Record batch bytes returned to consumers",
+        t.bytes_out,
+    );
+    counter(
+        r,
+        "records_out",
+        "Records returned to consumers",
+        t.records_out,
+    );
+    counter(
+        r,
+        "replication_bytes_out",
+        "Record batch bytes returned to follower replicas",
+        t.replication_bytes_out,
+    );
+    counter(
+        r,
+        "replication_records_out",
+        "Records returned to follower replicas",
+        t.replication_records_out,
+    );
+
+    let sizes = log_sizes(&state.data_dir);
+    gauge(
+        r,
+        "log_partitions",
+        "Partition logs hosted on this node",
+        i64::try_from(sizes.len()).unwrap_or(i64::MAX),
+    );
+    gauge(
+        r,
+        "logs_size_bytes",
+        "Bytes of every partition log on this node",
+        clamp(sizes.iter().map(|s| s.2).sum()),
+    );
+    let fam: Family<Labels, Gauge> = Family::default();
+    for (topic, partition, size) in sizes.into_iter().take(LOG_SIZE_SERIES) {
+        fam.get_or_create(&labels(&[
+            ("topic", topic),
+            ("partition", partition.to_string()),
+        ]))
+        .set(clamp(size));
+    }
+    r.register(
+        "log_size_bytes",
+        "Bytes of a partition's log on this node (the largest 100 partitions only)",
+        fam,
+    );
+}
+
+/// The exposition of every metric of the node (reads the disk: call it off
+/// the async workers).
+pub(crate) fn render(state: &AdminState) -> String {
+    let mut r = Registry::with_prefix("strom");
+    let build: Family<Labels, Gauge> = Family::default();
+    build
+        .get_or_create(&labels(&[(
+            "version",
+            env!("CARGO_PKG_VERSION").to_owned(),
+        )]))
+        .set(1);
+    r.register("build_info", "Version of this stromd (always 1)", build);
+    if let Some(ctl) = &state.controller {
+        controller_metrics(&mut r, ctl);
+    }
+    if let Some(broker) = &state.broker {
+        broker_metrics(&mut r, state, broker);
+    }
+    state.rpc.register(&mut r);
+    let mut out = String::new();
+    if let Err(e) = encode(&mut out, &r) {
+        tracing::warn!(error = %e, "encode metrics");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_sizes_sum_segments_per_partition_largest_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let logs = dir.path().join("logs");
+        for (name, files) in [
+            (
+                "orders-0",
+                vec![
+                    ("00000000000000000000.log", 10),
+                    ("00000000000000000000.index", 99),
+                ],
+            ),
+            (
+                "orders-1",
+                vec![
+                    ("00000000000000000000.log", 30),
+                    ("00000000000000000042.log", 5),
+                ],
+            ),
+            ("my-topic-12", vec![("00000000000000000000.log", 20)]),
+            ("not a partition", vec![("x.log", 1)]),
+        ] {
+            std::fs::create_dir_all(logs.join(name)).expect("mkdir");
+            for (f, n) in files {
+                std::fs::write(logs.join(name).join(f), vec![0u8; n]).expect("write");
+            }
+        }
+        assert_eq!(
+            log_sizes(dir.path()),
+            vec![
+                ("orders".to_owned(), 1, 35),
+                ("my-topic".to_owned(), 12, 20),
+                ("orders".to_owned(), 0, 10),
+            ]
+        );
+        assert!(log_sizes(&dir.path().join("missing")).is_empty());
+    }
+}
