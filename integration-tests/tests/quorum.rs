@@ -185,3 +185,46 @@ async fn voter_far_behind_catches_up_through_a_snapshot() {
     .await;
     assert!(ok, "broker {lagger} did not replay all topics");
 }
+
+/// A node forwarding an admin request to the active controller must notice
+/// when that controller stops answering (paused, cut off) and let the client
+/// retry on the new leader, instead of holding the request on a dead
+/// connection until the client gives up. The client here behaves like the
+/// CLI: one call with a budget, each attempt given the time left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_admin_requests_fail_over_when_the_controller_leader_is_paused() {
+    let mut cluster = Cluster::start(3, ClusterOptions::default()).await;
+    let created = cluster
+        .create_topic(1, "fwd", 1, 3, &[])
+        .await
+        .expect("create topic");
+    assert_eq!(created.error_code, ErrorCode::None as i32, "{created:?}");
+    let leader = cluster.controller_leader().await.expect("a leader");
+    let via = (1..=3).find(|id| *id != leader).expect("another node");
+    let config = strom_client::ClientConfig::new(&cluster.node(via).client_addr())
+        .expect("config")
+        .with_request_timeout(Duration::from_secs(20));
+    let admin = strom_client::Admin::connect(config)
+        .await
+        .expect("admin client");
+    // Warm the forwarding connection from `via` to the leader.
+    let before = admin
+        .describe_topics(&["fwd".to_owned()])
+        .await
+        .expect("describe through a follower");
+    assert_eq!(before.len(), 1);
+
+    cluster.pause(leader);
+    let after = admin.describe_topics(&["fwd".to_owned()]).await;
+    let new_leader = cluster.controller_leader().await;
+    cluster.resume(leader);
+    let after = after.unwrap_or_else(|e| {
+        panic!(
+            "describe through node {via} with controller {leader} paused \
+             (new leader {new_leader:?}): {e}\n{}",
+            cluster.dump_logs()
+        )
+    });
+    assert_eq!(after.len(), 1);
+    assert_ne!(new_leader, Some(leader), "a new controller was elected");
+}

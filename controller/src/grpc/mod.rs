@@ -66,7 +66,14 @@ impl ControllerGrpc {
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .map_err(|e| Status::internal(format!("bad controller address {addr}: {e}")))?
             .connect_timeout(Duration::from_millis(500))
-            .tcp_nodelay(true);
+            .tcp_nodelay(true)
+            // A leader that vanished without closing the connection (cut
+            // off, paused, powered off) must fail the forward within a few
+            // seconds, not after TCP gives up; the caller then retries on
+            // the new leader.
+            .http2_keep_alive_interval(crate::quorum_client::KEEP_ALIVE_INTERVAL)
+            .keep_alive_timeout(crate::quorum_client::KEEP_ALIVE_TIMEOUT)
+            .keep_alive_while_idle(true);
         let channel = endpoint
             .connect()
             .await
@@ -79,6 +86,15 @@ impl ControllerGrpc {
             .unwrap_or_else(|e| e.into_inner())
             .insert(addr.to_owned(), client.clone());
         Ok(client)
+    }
+
+    /// Drops the cached connection to `addr` after it failed, so that the
+    /// next forward dials afresh.
+    fn forget_peer(&self, addr: &str) {
+        self.peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(addr);
     }
 
     /// Serves `req` locally when leading, else forwards it to the leader.
@@ -109,11 +125,16 @@ impl ControllerGrpc {
         let Some((_, addr)) = &leader else {
             return Err(not_controller());
         };
+        // The leader we know of did not answer: pointing the client at it
+        // would only make it wait on the same dead node, so the answer
+        // names no leader and the client retries here, by when this node
+        // may know the new one.
+        let unreachable_leader = || Status::from(ControllerError::NotController { leader: None });
         let client = match self.peer(addr).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!(leader = %addr, error = %e, "leader unreachable");
-                return Err(not_controller());
+                return Err(unreachable_leader());
             }
         };
         let deadline = self.ctl.config().request_timeout;
@@ -123,18 +144,24 @@ impl ControllerGrpc {
             tonic::metadata::MetadataValue::from_static("1"),
         );
         forwarded.set_timeout(deadline);
-        match remote(client, forwarded).await {
-            Ok(resp) => Ok(resp),
+        match tokio::time::timeout(deadline, remote(client, forwarded)).await {
+            Ok(Ok(resp)) => Ok(resp),
             // The leader answered with a typed error: pass it through.
-            Err(status)
+            Ok(Err(status))
                 if status.code() != tonic::Code::Unavailable
                     && status.code() != tonic::Code::Unknown =>
             {
                 Err(status)
             }
-            Err(status) => {
+            Ok(Err(status)) => {
                 tracing::debug!(leader = ?leader, error = %status, "forwarding to leader failed");
-                Err(not_controller())
+                self.forget_peer(addr);
+                Err(unreachable_leader())
+            }
+            Err(_elapsed) => {
+                tracing::debug!(leader = ?leader, "forwarding to leader timed out");
+                self.forget_peer(addr);
+                Err(unreachable_leader())
             }
         }
     }
