@@ -133,6 +133,9 @@ struct Shared {
     flush_done: Condvar,
     /// A segment file was created since the directory was last fsynced.
     dir_dirty: AtomicBool,
+    /// Serialises checkpoint-file writes: the writer and a background
+    /// checkpoint through a [`LogReader`] share one temporary file.
+    checkpoint_write: Mutex<()>,
 }
 
 /// Cloneable read handle; see the module docs.
@@ -188,6 +191,9 @@ impl Shared {
     }
 
     fn write_checkpoint(&self) -> Result<()> {
+        // The values are read under the lock, so the last file written
+        // holds the newest of them.
+        let _writing = lock(&self.checkpoint_write);
         let checkpoint = PartitionCheckpoint {
             high_watermark: self.high_watermark.load(Ordering::Acquire),
             recovery_point: lock(&self.flush).flushed_offset,
@@ -342,6 +348,38 @@ impl LogReader {
             .collect()
     }
 
+    /// Persist high watermark, recovery point and log start offset (see
+    /// [`PartitionLog::checkpoint`]); safe to call while the writer
+    /// appends. Blocking (fsync); call it from `spawn_blocking`.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.shared.write_checkpoint()
+    }
+
+    /// Apply `flush.messages` / `flush.ms`: fsync if either is exceeded.
+    /// Safe to call while the writer appends. Blocking; call it from
+    /// `spawn_blocking`.
+    pub fn flush_if_due(&self) -> Result<()> {
+        let config = &self.shared.config;
+        let (flushed, last_ms) = {
+            let state = lock(&self.shared.flush);
+            (state.flushed_offset, state.last_flush_ms)
+        };
+        let end = self.log_end_offset();
+        let unflushed = end - flushed;
+        if unflushed <= 0 {
+            return Ok(());
+        }
+        let by_count = config.flush_messages.is_some_and(|n| unflushed as u64 >= n);
+        let now = self.shared.clock.now_ms();
+        let by_time = config
+            .flush_ms
+            .is_some_and(|ms| now.saturating_sub(last_ms) >= ms as i64);
+        if by_count || by_time {
+            self.flush_until(end)?;
+        }
+        Ok(())
+    }
+
     /// Make every offset below `offset` (capped at the log end) durable.
     /// Thread-safe group commit: callers arriving during an fsync wait for it
     /// and share the next one. Blocking; call it from `spawn_blocking`.
@@ -489,6 +527,7 @@ impl PartitionLog {
             }),
             flush_done: Condvar::new(),
             dir_dirty: AtomicBool::new(false),
+            checkpoint_write: Mutex::new(()),
         };
         shared.write_checkpoint()?;
         shared.write_epochs()?;
@@ -792,24 +831,7 @@ impl PartitionLog {
     /// Apply `flush.messages` / `flush.ms`: fsync if either is exceeded.
     /// Appends call it; a scheduler may too, for `flush.ms` on idle logs.
     pub fn flush_if_due(&self) -> Result<()> {
-        let config = self.config();
-        let (flushed, last_ms) = {
-            let state = lock(&self.reader.shared.flush);
-            (state.flushed_offset, state.last_flush_ms)
-        };
-        let unflushed = self.log_end_offset() - flushed;
-        if unflushed <= 0 {
-            return Ok(());
-        }
-        let by_count = config.flush_messages.is_some_and(|n| unflushed as u64 >= n);
-        let now = self.reader.shared.clock.now_ms();
-        let by_time = config
-            .flush_ms
-            .is_some_and(|ms| now.saturating_sub(last_ms) >= ms as i64);
-        if by_count || by_time {
-            self.flush()?;
-        }
-        Ok(())
+        self.reader.flush_if_due()
     }
 
     /// Follower truncation: remove every batch from the one containing

@@ -583,10 +583,22 @@ impl Partition {
 
     /// Writes the high-watermark / recovery-point checkpoint and applies
     /// the time-based flush policy.
+    ///
+    /// Both fsync, which under write load can take hundreds of
+    /// milliseconds: they run on the blocking pool through a reader, never
+    /// holding the writer lock, so appends and fetches go on meanwhile. The
+    /// manager awaits this before it may delete or close the log.
     pub(crate) async fn checkpoint(&self) -> Result<(), LogError> {
-        let log = self.log.lock().await;
-        log.flush_if_due()?;
-        log.checkpoint()
+        let reader = self.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            reader.flush_if_due()?;
+            reader.checkpoint()
+        })
+        .await
+        .map_err(|e| LogError::Io {
+            context: "checkpoint".into(),
+            source: std::io::Error::other(e),
+        })?
     }
 
     /// Flushes and closes the log; the partition is unusable afterwards.
