@@ -28,6 +28,7 @@ pub mod error;
 pub mod log;
 mod recovery;
 mod segment;
+mod writeback;
 
 pub use batch::{Compression, Header, Record, RecordBatch, RecordBatchBuilder, TimestampType};
 pub use checkpoint::LeaderEpochCache;

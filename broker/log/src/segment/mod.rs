@@ -33,15 +33,9 @@ use self::time_index::TimeIndex;
 use crate::batch::header::{HeaderSummary, NO_TIMESTAMP, summarize};
 use crate::batch::{HEADER_LEN, RecordBatch};
 use crate::error::{IoContext, LogError, Result};
+use crate::writeback;
 
 /// Extension of the log file.
-/// Appended bytes handed to writeback at a time (see
-/// [`Segment::start_writeback`]). Measured on the 2-core benchmark machine
-/// (RF=3, 1 KiB records, 1 partition): 1 MiB gave the lowest p99 at 50%
-/// load but cost ~15% of full-speed throughput, 32 MiB cost nothing but
-/// left p99 at 37–46 ms; 4 MiB keeps p99 at 50% load at 5–7 ms for ~7%.
-const WRITEBACK_CHUNK: u64 = 4 << 20;
-
 pub(crate) const LOG_SUFFIX: &str = "log";
 /// Extension of the offset index.
 pub(crate) const INDEX_SUFFIX: &str = "index";
@@ -456,38 +450,15 @@ impl Segment {
         Ok(())
     }
 
-    /// Starts writing back appended bytes every [`WRITEBACK_CHUNK`], without
-    /// waiting for it, like RocksDB's `bytes_per_sync`. Left to itself the
-    /// kernel lets gigabytes of a busy log go dirty and then writes them
-    /// out in bursts, during which appends to the same file stall for tens
-    /// of milliseconds behind the flusher (seen with `perf` as appends
-    /// blocked in `ext4_da_get_block_prep`; p99 produce latency in
-    /// docs/benchmarks.md). No durability is claimed: the recovery point
-    /// still moves only by fsync.
-    ///
-    /// `POSIX_FADV_DONTNEED` on a just-written range starts asynchronous
-    /// writeback of its dirty pages (`WB_SYNC_NONE`); pages that are dirty
-    /// or under writeback stay cached, so tail reads still hit memory.
+    /// Hands every [`writeback::CHUNK`] appended to background writeback
+    /// (see [`crate::writeback`]).
     fn start_writeback(&self, end: u64) {
         let from = self.writeback_from.load(Ordering::Relaxed);
-        if end.saturating_sub(from) < WRITEBACK_CHUNK {
+        if end.saturating_sub(from) < writeback::CHUNK {
             return;
         }
         self.writeback_from.store(end, Ordering::Relaxed);
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::fd::AsRawFd;
-            let (Ok(offset), Ok(len)) = (i64::try_from(from), i64::try_from(end - from)) else {
-                return;
-            };
-            // Advice only: a failure changes nothing but timing.
-            let _ = nix::fcntl::posix_fadvise(
-                self.file.as_raw_fd(),
-                offset,
-                len,
-                nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
-            );
-        }
+        writeback::start(&self.file, from, end);
     }
 
     /// Position and header of the first batch whose last offset is ≥
