@@ -64,6 +64,12 @@ impl Default for ControllerConfig {
 }
 
 impl ControllerConfig {
+    /// The identity every Raft request of this quorum carries
+    /// ([`crate::raft::quorum_fingerprint`] of the voters).
+    pub fn quorum_fingerprint(&self) -> u64 {
+        crate::raft::quorum_fingerprint(self.voters.iter().map(|(id, a)| (*id, a.as_str())))
+    }
+
     /// Applies one `--set key=value` setting. Returns `Ok(false)` for a key
     /// that is not a controller setting.
     pub fn set(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {

@@ -117,7 +117,7 @@ impl Controller {
         .validate()
         .map_err(|e| StartError::Raft(e.to_string()))?;
 
-        let network = NetworkFactory::new(Duration::from_millis(500));
+        let network = NetworkFactory::new(Duration::from_millis(500), config.quorum_fingerprint());
         let raft = Raft::new(config.node_id, Arc::new(raft_config), network, log, sm)
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
@@ -166,6 +166,16 @@ impl Controller {
     /// This controller's node id.
     pub fn id(&self) -> NodeId {
         self.inner.id
+    }
+
+    /// Serves this controller's Raft RPCs, refusing requests from other
+    /// quorums or meant for other nodes.
+    pub fn raft_service(&self) -> crate::raft::service::RaftServiceImpl {
+        crate::raft::service::RaftServiceImpl::new(
+            self.inner.raft.clone(),
+            self.inner.id,
+            self.inner.config.quorum_fingerprint(),
+        )
     }
 
     /// The Raft handle (metrics, triggers).

@@ -228,3 +228,69 @@ async fn forwarded_admin_requests_fail_over_when_the_controller_leader_is_paused
     assert_eq!(after.len(), 1);
     assert_ne!(new_leader, Some(leader), "a new controller was elected");
 }
+
+/// A controller of another cluster that reaches this quorum's address (a
+/// reused port, a stale node) is refused before openraft sees its request
+/// (INCONSISTENT_CLUSTER_ID), as is a request meant for another node: a
+/// vote for a far higher term then moves neither the term nor the
+/// leadership. (Found by the fault-injection suite: a foreign leader's
+/// AppendEntries crashed a controller.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raft_requests_from_another_quorum_or_for_another_node_are_refused() {
+    use strom_proto::v1::RaftMessage;
+    use strom_proto::v1::raft_service_client::RaftServiceClient;
+
+    let cluster = Cluster::start(3, ClusterOptions::default()).await;
+    let before = cluster
+        .describe()
+        .await
+        .and_then(|d| d.controller)
+        .expect("controller section");
+    let target = (1..=3)
+        .find(|id| *id != before.leader_id)
+        .expect("a follower");
+    let voters = strom_controller::parse_voters(cluster.voters()).expect("voters");
+    let ours = strom_controller::raft::quorum_fingerprint(
+        voters.iter().map(|(id, addr)| (*id, addr.as_str())),
+    );
+    // A candidate of the same id as a real voter, at a far higher term.
+    let vote = openraft::raft::VoteRequest::<u64>::new(openraft::Vote::new(1_000_000, 3), None);
+    let payload = bincode::serialize(&vote).expect("encode vote");
+    let mut client = RaftServiceClient::new(strom_integration_tests::channel(
+        &cluster.node(target).controller_addr(),
+    ));
+    for (what, fingerprint, target_id) in [
+        ("another quorum", ours ^ 0x5a5a, target),
+        ("another node", ours, target + 10),
+        ("no identity", 0, target),
+    ] {
+        let refused = client
+            .vote(RaftMessage {
+                payload: payload.clone(),
+                quorum_fingerprint: fingerprint,
+                target_id,
+            })
+            .await
+            .expect_err(what);
+        let e = strom_proto::StromError::from_status(&refused);
+        assert_eq!(e.code, ErrorCode::InconsistentClusterId, "{what}: {e}");
+    }
+    // Nothing moved: same leader, same term, and the quorum still commits.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = cluster
+        .describe()
+        .await
+        .and_then(|d| d.controller)
+        .expect("controller section");
+    assert_eq!(
+        (after.leader_id, after.leader_epoch),
+        (before.leader_id, before.leader_epoch),
+        "leadership or term moved\n{}",
+        cluster.dump_logs()
+    );
+    let created = cluster
+        .create_topic(target, "after-foreign-vote", 1, 3, &[])
+        .await
+        .expect("create topic");
+    assert_eq!(created.error_code, ErrorCode::None as i32, "{created:?}");
+}

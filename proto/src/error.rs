@@ -54,7 +54,8 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | E::ReassignmentInProgress
         | E::PreferredLeaderNotAvailable
         | E::EligibleLeadersNotAvailable
-        | E::ElectionNotNeeded => Code::FailedPrecondition,
+        | E::ElectionNotNeeded
+        | E::InconsistentClusterId => Code::FailedPrecondition,
         E::UnsupportedVersion => Code::Unimplemented,
         E::KafkaStorageError | E::UnknownServerError => Code::Internal,
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use strom_broker::grpc::{BrokerServiceImpl, ControllerProxy, MetadataServiceImpl};
 use strom_broker::{Lifecycle, MetadataCache, ReplicaManager};
-use strom_controller::{Controller, ControllerGrpc, QuorumClient, RaftServiceImpl};
+use strom_controller::{Controller, ControllerGrpc, QuorumClient};
 use strom_proto::v1::broker_service_server::BrokerServiceServer;
 use strom_proto::v1::controller_service_server::ControllerServiceServer;
 use strom_proto::v1::metadata_service_server::MetadataServiceServer;
@@ -194,7 +194,7 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
             .add_service(health_service)
             .add_service(reflection()?)
             .add_service(
-                RaftServiceServer::new(RaftServiceImpl::new(ctl.raft().clone()))
+                RaftServiceServer::new(ctl.raft_service())
                     .max_decoding_message_size(MAX_MESSAGE)
                     .max_encoding_message_size(MAX_MESSAGE),
             )

@@ -26,12 +26,18 @@ use super::types::{NodeId, TypeConfig};
 #[derive(Debug, Clone)]
 pub struct NetworkFactory {
     connect_timeout: Duration,
+    fingerprint: u64,
 }
 
 impl NetworkFactory {
-    /// A factory whose connections time out connecting after `connect_timeout`.
-    pub fn new(connect_timeout: Duration) -> Self {
-        Self { connect_timeout }
+    /// A factory whose connections time out connecting after
+    /// `connect_timeout` and whose requests carry the quorum `fingerprint`
+    /// ([`super::quorum_fingerprint`]).
+    pub fn new(connect_timeout: Duration, fingerprint: u64) -> Self {
+        Self {
+            connect_timeout,
+            fingerprint,
+        }
     }
 }
 
@@ -42,6 +48,7 @@ pub struct PeerConnection {
     client: Option<RaftServiceClient<Channel>>,
     address: String,
     connect_timeout: Duration,
+    fingerprint: u64,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -53,6 +60,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             client: None,
             address: node.addr.clone(),
             connect_timeout: self.connect_timeout,
+            fingerprint: self.fingerprint,
         }
     }
 }
@@ -89,7 +97,11 @@ impl PeerConnection {
         let payload =
             bincode::serialize(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let mut client = self.client().map_err(RPCError::Network)?;
-        let mut request = tonic::Request::new(RaftMessage { payload });
+        let mut request = tonic::Request::new(RaftMessage {
+            payload,
+            quorum_fingerprint: self.fingerprint,
+            target_id: i32::try_from(self.target).unwrap_or(-1),
+        });
         request.set_timeout(option.hard_ttl());
         let response = match rpc {
             Rpc::Vote => client.vote(request).await,
