@@ -164,8 +164,16 @@ impl ClusterMetadata {
         let Some(info) = self.topics.get(topic) else {
             return Vec::new();
         };
-        (0..info.partitions.len() as i32)
-            .filter(|p| self.leader(&TopicPartition::new(topic, *p)).is_some())
+        // Called when the sticky partitioner moves on: no per-partition
+        // allocation (this is on the producer's per-record path).
+        (0..)
+            .zip(&info.partitions)
+            .filter(|(_, p)| {
+                p.leader
+                    .and_then(|id| self.brokers.get(&id))
+                    .is_some_and(|a| !a.is_empty())
+            })
+            .map(|(index, _)| index)
             .collect()
     }
 

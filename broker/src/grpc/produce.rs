@@ -16,6 +16,7 @@ use strom_proto::v1::{
 };
 
 use super::leader_hint_for;
+use crate::replica::partition::Wake;
 use crate::replica::{PartError, ReplicaManager};
 
 /// A partition's answer before the acks=all wait.
@@ -68,6 +69,8 @@ pub(crate) async fn produce(rm: &ReplicaManager, req: ProduceRequest) -> Produce
 
     let mut topics = Vec::with_capacity(req.topics.len());
     let mut pending = Vec::new();
+    // Dropped after every partition is appended: fetches wake once.
+    let mut wakes = Vec::new();
     for (ti, topic) in req.topics.into_iter().enumerate() {
         topics.push(ProduceTopicResponse {
             topic: topic.topic.clone(),
@@ -79,11 +82,14 @@ pub(crate) async fn produce(rm: &ReplicaManager, req: ProduceRequest) -> Produce
                 None => append(rm, &topic.topic, p.partition, p.records, acks).await,
             };
             pending.push(match result {
-                Ok(r) => Pending {
-                    topic: ti,
-                    wait: r.1,
-                    response: r.0,
-                },
+                Ok((response, wait, wake)) => {
+                    wakes.push(wake);
+                    Pending {
+                        topic: ti,
+                        wait,
+                        response,
+                    }
+                }
                 Err(e) => {
                     let mut response = error_response(p.partition, &e);
                     response.current_leader =
@@ -97,6 +103,8 @@ pub(crate) async fn produce(rm: &ReplicaManager, req: ProduceRequest) -> Produce
             });
         }
     }
+
+    drop(wakes);
 
     let waits = pending.into_iter().map(|mut p| async move {
         if let Some((required, epoch, part)) = p.wait.take()
@@ -125,6 +133,7 @@ type Appended = (
         i32,
         std::sync::Arc<crate::replica::partition::Partition>,
     )>,
+    Wake,
 );
 
 async fn append(
@@ -141,7 +150,7 @@ async fn append(
         ));
     }
     let part = rm.partition(topic, partition)?;
-    let (info, epoch) = part.append_as_leader(records, acks).await?;
+    let (info, epoch, wake) = part.append_as_leader(records, acks).await?;
     let response = ProducePartitionResponse {
         partition,
         error_code: ErrorCode::None as i32,
@@ -152,5 +161,5 @@ async fn append(
         current_leader: None,
     };
     let wait = (acks == -1).then(|| (info.last_offset + 1, epoch, part));
-    Ok((response, wait))
+    Ok((response, wait, wake))
 }

@@ -298,11 +298,16 @@ impl Partition {
 
     /// Leader append. With acks=all the ISR must hold at least
     /// `min.insync.replicas` members, or nothing is written.
+    ///
+    /// Waiters (follower and consumer fetches, acks=all produces) are woken
+    /// when the returned [`Wake`] is dropped, so a request appending to
+    /// several partitions wakes each fetch once, after all its appends, and
+    /// a follower picks the whole request up in one fetch round trip.
     pub(crate) async fn append_as_leader(
-        &self,
+        self: &Arc<Self>,
         records: Bytes,
         acks: i32,
-    ) -> Result<(AppendInfo, i32), PartError> {
+    ) -> Result<(AppendInfo, i32, Wake), PartError> {
         let mut log = self.log.lock().await;
         let epoch = {
             let st = self.state();
@@ -333,8 +338,7 @@ impl Partition {
             self.advance_hw(&st, leo);
         }
         drop(log);
-        self.bump();
-        Ok((info, epoch))
+        Ok((info, epoch, Wake(self.clone())))
     }
 
     /// Waits until `required_offset` is replicated to the whole ISR
@@ -619,6 +623,19 @@ impl Partition {
     }
 }
 
+/// Wakes the partition's waiters when dropped (see
+/// [`Partition::append_as_leader`]); dropped on every path, so a wake-up is
+/// never lost.
+#[must_use = "the partition's waiters are woken when this is dropped"]
+#[derive(Debug)]
+pub(crate) struct Wake(Arc<Partition>);
+
+impl Drop for Wake {
+    fn drop(&mut self) {
+        self.0.bump();
+    }
+}
+
 /// What a follower fetched for one partition.
 #[derive(Debug)]
 pub(crate) enum Fetched {
@@ -669,4 +686,64 @@ fn skip_below(records: &Bytes, leo: i64) -> Result<Option<(i64, Bytes)>, PartErr
         pos += batch.size_in_bytes();
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use strom_log::batch::{Compression, RecordBatchBuilder};
+
+    use super::*;
+
+    fn batch(value: &[u8]) -> Bytes {
+        let mut b = RecordBatchBuilder::new(Compression::None);
+        b.append(1, None, Some(value), &[]);
+        b.build()
+    }
+
+    /// A leader append wakes the partition's waiters only once the request
+    /// lets go of the [`Wake`]: a produce to several partitions publishes
+    /// them together, so a follower fetch picks all of them up.
+    #[tokio::test]
+    async fn leader_appends_wake_waiters_when_the_request_lets_go() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let part = Partition::open(dir.path(), "t", Uuid::nil(), 0, LogConfig::default(), 1)
+            .expect("open partition");
+        let state = PartitionState {
+            replicas: vec![1, 2],
+            isr: vec![1, 2],
+            leader: 1,
+            leader_epoch: 3,
+            partition_epoch: 5,
+        };
+        part.make_leader(&state, 1).await.expect("leader");
+        let mut changes = part.subscribe();
+        changes.borrow_and_update();
+
+        let (first, epoch, wake_first) = part
+            .append_as_leader(batch(b"a"), -1)
+            .await
+            .expect("append");
+        let (second, _, wake_second) = part
+            .append_as_leader(batch(b"b"), -1)
+            .await
+            .expect("append");
+        assert_eq!((first.first_offset, second.first_offset, epoch), (0, 1, 3));
+        // Written and readable, but nobody woken yet.
+        assert_eq!(part.reader().log_end_offset(), 2);
+        assert!(!changes.has_changed().expect("sender alive"));
+        drop(wake_first);
+        assert!(changes.has_changed().expect("sender alive"));
+        changes.borrow_and_update();
+        drop(wake_second);
+        assert!(changes.has_changed().expect("sender alive"));
+
+        // A refused append hands out no wake and changes nothing.
+        changes.borrow_and_update();
+        let refused = part
+            .append_as_leader(Bytes::from_static(b"garbage"), -1)
+            .await;
+        assert!(refused.is_err());
+        assert_eq!(part.reader().log_end_offset(), 2);
+        assert!(!changes.has_changed().expect("sender alive"));
+    }
 }

@@ -245,13 +245,6 @@ impl Producer {
         let memory = self.reserve_memory(size, deadline).await?;
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
         let keyless = record.partition.is_none() && record.key.is_none();
-        let available = if keyless {
-            shared
-                .metadata
-                .read(|m| m.available_partitions(&record.topic))
-        } else {
-            Vec::new()
-        };
         let (completion, receiver) = oneshot::channel();
         let appended = {
             let mut core = shared.lock();
@@ -265,9 +258,17 @@ impl Producer {
             let partition = match (record.partition, &record.key) {
                 (Some(p), _) => p,
                 (None, Some(key)) => partition_for_key(key, partitions),
-                (None, None) => sticky.partition(&record.topic, partitions, &available, |p| {
-                    accumulator.open_batch(&TopicPartition::new(record.topic.clone(), p), size)
-                }),
+                (None, None) => sticky.partition(
+                    &record.topic,
+                    partitions,
+                    // Only when the sticky partition moves on.
+                    || {
+                        shared
+                            .metadata
+                            .read(|m| m.available_partitions(&record.topic))
+                    },
+                    |p| accumulator.open_batch(&TopicPartition::new(record.topic.clone(), p), size),
+                ),
             };
             let tp = TopicPartition::new(record.topic.clone(), partition);
             let appended = accumulator.append(

@@ -88,7 +88,7 @@ impl<R: Rng> StickyPartitioner<R> {
         &mut self,
         topic: &str,
         partitions: usize,
-        available: &[i32],
+        available: impl FnOnce() -> Vec<i32>,
         open_batch: impl Fn(i32) -> Option<u64>,
     ) -> i32 {
         let previous = self.sticky.get(topic).copied();
@@ -103,14 +103,12 @@ impl<R: Rng> StickyPartitioner<R> {
                 Some(_) => {}
             }
         }
-        let all: Vec<i32>;
-        let mut candidates = available;
+        let mut candidates = available();
         if candidates.is_empty() {
-            all = (0..partitions as i32).collect();
-            candidates = &all;
+            candidates = (0..partitions as i32).collect();
         }
         let previous = previous.map(|s| s.partition);
-        let partition = match candidates {
+        let partition = match candidates.as_slice() {
             [] => 0,
             [only] => *only,
             _ => loop {
@@ -209,20 +207,28 @@ mod tests {
     fn keyless_records_stick_while_their_batch_is_open() {
         let mut sticky = partitioner(1);
         let available = [0, 1, 2, 3];
-        let first = sticky.partition("t", 4, &available, |_| None);
+        let first = sticky.partition("t", 4, || available.to_vec(), |_| None);
         // Nothing appended yet: stays.
-        assert_eq!(sticky.partition("t", 4, &available, |_| None), first);
+        assert_eq!(
+            sticky.partition("t", 4, || available.to_vec(), |_| None),
+            first
+        );
         sticky.on_append("t", first, 10);
         for _ in 0..5 {
-            let p = sticky.partition("t", 4, &available, |p| (p == first).then_some(10));
+            let p = sticky.partition(
+                "t",
+                4,
+                || available.to_vec(),
+                |p| (p == first).then_some(10),
+            );
             assert_eq!(p, first);
         }
         // The batch was closed (full or sent): a different partition.
-        let next = sticky.partition("t", 4, &available, |_| None);
+        let next = sticky.partition("t", 4, || available.to_vec(), |_| None);
         assert_ne!(next, first);
         sticky.on_append("t", next, 11);
         // The batch id changed under us (a new batch): move on again.
-        let third = sticky.partition("t", 4, &available, |p| (p == next).then_some(12));
+        let third = sticky.partition("t", 4, || available.to_vec(), |p| (p == next).then_some(12));
         assert_ne!(third, next);
     }
 
@@ -230,17 +236,17 @@ mod tests {
     fn keyless_records_prefer_partitions_with_a_leader() {
         let mut sticky = partitioner(7);
         for i in 0..50u64 {
-            let p = sticky.partition("t", 6, &[2, 5], |_| None);
+            let p = sticky.partition("t", 6, || vec![2, 5], |_| None);
             assert!(p == 2 || p == 5, "{p}");
             sticky.on_append("t", p, i);
         }
         // No partition has a leader: any partition.
-        let p = sticky.partition("u", 3, &[], |_| None);
+        let p = sticky.partition("u", 3, Vec::new, |_| None);
         assert!((0..3).contains(&p));
         // One partition: always it.
         let mut single = partitioner(3);
         for i in 0..5 {
-            assert_eq!(single.partition("s", 1, &[0], |_| None), 0);
+            assert_eq!(single.partition("s", 1, || vec![0], |_| None), 0);
             single.on_append("s", 0, i);
         }
     }
@@ -249,12 +255,12 @@ mod tests {
     fn sticky_partition_is_redrawn_when_the_topic_shrank_in_metadata() {
         let mut sticky = partitioner(5);
         let available: Vec<i32> = (0..8).collect();
-        let mut p = sticky.partition("t", 8, &available, |_| None);
+        let mut p = sticky.partition("t", 8, || available.to_vec(), |_| None);
         while p < 4 {
             sticky.on_append("t", p, 1);
-            p = sticky.partition("t", 8, &available, |_| None);
+            p = sticky.partition("t", 8, || available.to_vec(), |_| None);
         }
-        let q = sticky.partition("t", 4, &[0, 1, 2, 3], |_| Some(1));
+        let q = sticky.partition("t", 4, || vec![0, 1, 2, 3], |_| Some(1));
         assert!(q < 4);
     }
 }

@@ -35,6 +35,48 @@ const LATENCY_PROPS: &[&str] = &[
     "max.request.size=4194304",
 ];
 
+/// The machine's CPU time counters (`/proc/stat`, first line): busy and
+/// steal (time the hypervisor ran something else while this guest wanted
+/// the CPU), and the total, in clock ticks.
+#[derive(Debug, Clone, Copy, Default)]
+struct CpuTicks {
+    busy: u64,
+    steal: u64,
+    total: u64,
+}
+
+impl CpuTicks {
+    fn now() -> Self {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        let at = |i: usize| fields.get(i).copied().unwrap_or(0);
+        // user nice system idle iowait irq softirq steal
+        let (idle, steal) = (at(3) + at(4), at(7));
+        let total: u64 = fields.iter().take(8).sum();
+        Self {
+            busy: total.saturating_sub(idle + steal),
+            steal,
+            total,
+        }
+    }
+
+    /// `(busy %, steal %)` of the machine between `self` and `later`.
+    fn percent_until(self, later: Self) -> (f64, f64) {
+        let total = later.total.saturating_sub(self.total).max(1) as f64;
+        (
+            100.0 * later.busy.saturating_sub(self.busy) as f64 / total,
+            100.0 * later.steal.saturating_sub(self.steal) as f64 / total,
+        )
+    }
+}
+
 fn strom(cluster: &Cluster) -> Command {
     let mut c = Command::new(binary("strom", "STROM_BIN"));
     c.arg("--bootstrap-server").arg(cluster.bootstrap());
@@ -92,9 +134,9 @@ async fn create(cluster: &Cluster, topic: &str, partitions: i32, rf: i32) {
 async fn throughput(records_1k: u64) {
     let cluster = Cluster::start(3, ClusterOptions::default()).await;
     println!(
-        "| record | replication | partitions | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | at 50%: p50 / p99 / p99.9 ms | end-to-end at 50%: p50 / p99 / p99.9 ms |"
+        "| record | replication | partitions | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | at 50%: p50 / p99 / p99.9 ms | end-to-end at 50%: p50 / p99 / p99.9 ms | CPU at 50%: busy / steal |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (size, records) in [(1024usize, records_1k), (100, records_1k * 4)] {
         for (rf, acks) in [(3, "all"), (1, "1")] {
             for partitions in [1, 6] {
@@ -129,6 +171,7 @@ async fn throughput(records_1k: u64) {
                     .expect("spawn perf consume");
                 // Let the consumer find the end before producing.
                 tokio::time::sleep(Duration::from_millis(1500)).await;
+                let before = CpuTicks::now();
                 let half = perf_produce(
                     &cluster,
                     &topic,
@@ -138,6 +181,7 @@ async fn throughput(records_1k: u64) {
                     rate * 0.5,
                     LATENCY_PROPS,
                 );
+                let (busy, steal) = before.percent_until(CpuTicks::now());
                 let out = consumer.wait_with_output().expect("perf consume");
                 let text = String::from_utf8_lossy(&out.stdout);
                 let e2e: serde_json::Value = text
@@ -147,7 +191,7 @@ async fn throughput(records_1k: u64) {
                     .unwrap_or_default();
                 let e = &e2e["end_to_end"];
                 println!(
-                    "| {size} B | RF={rf} acks={acks} | {partitions} | {:.0} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} / {:.0} / {:.0} | {} / {} / {} |",
+                    "| {size} B | RF={rf} acks={acks} | {partitions} | {:.0} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} / {:.0} / {:.0} | {} / {} / {} | {busy:.0}% / {steal:.0}% |",
                     rate,
                     f(&full, "mb_per_sec"),
                     f(&full, "p50_latency_ms"),

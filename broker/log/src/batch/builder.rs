@@ -125,7 +125,13 @@ impl RecordBatchBuilder {
 
     /// Encode the batch, header and CRC included.
     pub fn build(&self) -> Bytes {
-        let body = self.compression.compress(&self.records);
+        let compressed;
+        let body: &[u8] = if self.compression == Compression::None {
+            &self.records
+        } else {
+            compressed = self.compression.compress(&self.records);
+            &compressed
+        };
         let mut attributes = self.compression.id();
         if self.timestamp_type == TimestampType::LogAppendTime {
             attributes |= TIMESTAMP_TYPE_BIT;
@@ -154,7 +160,7 @@ impl RecordBatchBuilder {
         buf.put_i32(self.base_sequence);
         buf.put_i32(self.count);
         debug_assert_eq!(buf.len(), HEADER_LEN);
-        buf.extend_from_slice(&body);
+        buf.extend_from_slice(body);
         let crc = compute_crc(&buf);
         buf[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
         buf.freeze()

@@ -139,8 +139,9 @@ impl Reader {
     }
 }
 
-/// Encode one record body (everything after the length prefix) into `out`,
-/// then prefix it with its length. Used by the builder.
+/// Encode one record into `out`: its length prefix, then the body. The
+/// body's length is computed first so the fields are written once, straight
+/// into `out` (this is on the producer's per-record path).
 pub(crate) fn encode_record(
     out: &mut Vec<u8>,
     timestamp_delta: i64,
@@ -149,21 +150,48 @@ pub(crate) fn encode_record(
     value: Option<&[u8]>,
     headers: &[Header],
 ) {
-    let mut body = Vec::with_capacity(
-        16 + key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len) + headers.len() * 16,
-    );
-    body.put_i8(0);
-    put_varlong(&mut body, timestamp_delta);
-    put_varint(&mut body, offset_delta);
-    put_nullable(&mut body, key);
-    put_nullable(&mut body, value);
-    put_varint(&mut body, len_i32(headers.len()));
+    let body_len = 1
+        + varlong_len(timestamp_delta)
+        + varint_len(offset_delta)
+        + nullable_len(key)
+        + nullable_len(value)
+        + varint_len(len_i32(headers.len()))
+        + headers
+            .iter()
+            .map(|h| nullable_len(Some(h.key.as_bytes())) + nullable_len(h.value.as_deref()))
+            .sum::<usize>();
+    let body_len_i32 = len_i32(body_len);
+    out.reserve(varint_len(body_len_i32) + body_len);
+    put_varint(out, body_len_i32);
+    out.put_i8(0);
+    put_varlong(out, timestamp_delta);
+    put_varint(out, offset_delta);
+    put_nullable(out, key);
+    put_nullable(out, value);
+    put_varint(out, len_i32(headers.len()));
     for header in headers {
-        put_nullable(&mut body, Some(header.key.as_bytes()));
-        put_nullable(&mut body, header.value.as_deref());
+        put_nullable(out, Some(header.key.as_bytes()));
+        put_nullable(out, header.value.as_deref());
     }
-    put_varint(out, len_i32(body.len()));
-    out.extend_from_slice(&body);
+}
+
+/// Encoded size of a zigzag varlong.
+fn varlong_len(value: i64) -> usize {
+    let mut v = ((value << 1) ^ (value >> 63)) as u64;
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
+}
+
+/// Encoded size of a nullable length-prefixed field.
+fn nullable_len(field: Option<&[u8]>) -> usize {
+    match field {
+        None => varint_len(-1),
+        Some(bytes) => varint_len(len_i32(bytes.len())) + bytes.len(),
+    }
 }
 
 fn len_i32(len: usize) -> i32 {
@@ -260,6 +288,73 @@ mod tests {
             put_varlong(&mut buf, value);
             let mut reader = Reader::new(Bytes::from(buf));
             assert_eq!(reader.varlong().expect("decodes"), value);
+        }
+    }
+
+    /// The straightforward encoding (body into a scratch buffer, then its
+    /// length and the body), which `encode_record` must reproduce.
+    fn encode_record_reference(
+        timestamp_delta: i64,
+        offset_delta: i32,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.put_i8(0);
+        put_varlong(&mut body, timestamp_delta);
+        put_varint(&mut body, offset_delta);
+        put_nullable(&mut body, key);
+        put_nullable(&mut body, value);
+        put_varint(&mut body, len_i32(headers.len()));
+        for header in headers {
+            put_nullable(&mut body, Some(header.key.as_bytes()));
+            put_nullable(&mut body, header.value.as_deref());
+        }
+        let mut out = Vec::new();
+        put_varint(&mut out, len_i32(body.len()));
+        out.extend_from_slice(&body);
+        out
+    }
+
+    #[test]
+    fn encode_record_writes_the_reference_encoding() {
+        let big = vec![7u8; 70_000];
+        let headers = [
+            Header {
+                key: "h".into(),
+                value: Some(Bytes::from_static(b"v")),
+            },
+            Header {
+                key: "none".into(),
+                value: None,
+            },
+        ];
+        // Sizes around the varint boundaries (63/64 and 8191/8192 bytes of
+        // body length), negative and large deltas, null fields.
+        /// timestamp delta, offset delta, key, value, headers
+        type Case<'a> = (i64, i32, Option<&'a [u8]>, Option<&'a [u8]>, &'a [Header]);
+        let cases: [Case<'_>; 8] = [
+            (0, 0, None, None, &[]),
+            (-1, 1, Some(b""), Some(b""), &[]),
+            (1, 63, None, Some(&big[..50]), &[]),
+            (150, 64, Some(b"key"), Some(&big[..57]), &headers),
+            (
+                i64::MAX,
+                i32::MAX,
+                Some(&big[..10]),
+                Some(&big[..8180]),
+                &[],
+            ),
+            (i64::MIN, i32::MIN, None, Some(&big[..8192]), &headers),
+            (1 << 40, 300, Some(&big[..300]), Some(&big), &headers),
+            (-(1 << 40), 5, Some(&big[..1]), None, &headers),
+        ];
+        for (ts, od, key, value, hs) in cases {
+            let mut out = vec![0xAB];
+            encode_record(&mut out, ts, od, key, value, hs);
+            let expected = encode_record_reference(ts, od, key, value, hs);
+            assert_eq!(&out[1..], &expected[..], "ts {ts} delta {od}");
         }
     }
 
