@@ -238,6 +238,21 @@ impl BrokerService for MockBroker {
         }))
     }
 
+    type FetchStreamStream = std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<pb::FetchResponse, Status>> + Send + 'static>,
+    >;
+
+    async fn fetch_stream(
+        &self,
+        _request: Request<tonic::Streaming<pb::FetchRequest>>,
+    ) -> Result<Response<Self::FetchStreamStream>, Status> {
+        // The client library uses unary Fetch; followers (not modelled
+        // here) use the stream.
+        Err(Status::unimplemented(
+            "the mock broker serves unary Fetch only",
+        ))
+    }
+
     async fn fetch(
         &self,
         request: Request<pb::FetchRequest>,

@@ -98,6 +98,30 @@ async fn list_offset(
     resp.topics[0].partitions[0].clone()
 }
 
+/// A consumer fetch of partition 0 of `topic` from `offset`.
+fn consumer_fetch(topic: &str, offset: i64, max_wait_ms: i32) -> FetchRequest {
+    FetchRequest {
+        replica_id: -1,
+        replica_epoch: -1,
+        max_wait_ms,
+        min_bytes: 1,
+        max_bytes: 1 << 20,
+        isolation_level: 0,
+        topics: vec![FetchTopic {
+            topic: topic.into(),
+            topic_id: Vec::new(),
+            partitions: vec![FetchPartition {
+                partition: 0,
+                fetch_offset: offset,
+                current_leader_epoch: -1,
+                last_fetched_epoch: -1,
+                log_start_offset: -1,
+                partition_max_bytes: 1 << 20,
+            }],
+        }],
+    }
+}
+
 fn code(r: &Result<i64, StromError>) -> Option<ErrorCode> {
     r.as_ref().err().map(|e| e.code)
 }
@@ -365,4 +389,139 @@ async fn bad_input_gets_typed_errors_and_writes_nothing() {
     )
     .await;
     assert_eq!(again, Ok(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_stream_answers_each_request_in_order_and_ends_on_a_rejected_one() {
+    let (cluster, addrs, leader) = cluster_with_topic(
+        "fs",
+        &[("min.insync.replicas", "2")],
+        ClusterOptions::default(),
+    )
+    .await;
+    let t = Duration::from_secs(5);
+    let values: Vec<Bytes> = (0..4).map(|i| Bytes::from(format!("s{i}"))).collect();
+    assert_eq!(
+        produce_once(&addrs, leader, "fs", 0, batch(&values[..2]), -1, t).await,
+        Ok(0)
+    );
+    assert_eq!(
+        produce_once(&addrs, leader, "fs", 0, batch(&values[2..]), -1, t).await,
+        Ok(2)
+    );
+
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut c = broker_client(&addrs, leader);
+    // Two requests queued before the call: answered in order.
+    tx.send(consumer_fetch("fs", 2, 0)).await.expect("queue");
+    tx.send(consumer_fetch("fs", 0, 0)).await.expect("queue");
+    let mut responses = c
+        .fetch_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .expect("open stream")
+        .into_inner();
+    let mut next = async || {
+        let r = tokio::time::timeout(Duration::from_secs(10), responses.message())
+            .await
+            .expect("answered in time");
+        r.map(|m| m.map(|m| m.topics[0].partitions[0].clone()))
+    };
+    let first = next().await.expect("first").expect("first response");
+    assert_eq!(
+        strom_integration_tests::data::records(first.records),
+        vec![(2, values[2].clone()), (3, values[3].clone())]
+    );
+    let second = next().await.expect("second").expect("second response");
+    assert_eq!(second.high_watermark, 4);
+    assert_eq!(
+        strom_integration_tests::data::records(second.records).len(),
+        4
+    );
+
+    // A long poll on the stream waits for new data like unary Fetch.
+    tx.send(consumer_fetch("fs", 4, 10_000))
+        .await
+        .expect("queue");
+    let produced = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        produce_once(
+            &addrs,
+            leader,
+            "fs",
+            0,
+            batch(&[Bytes::from("late")]),
+            -1,
+            t,
+        )
+        .await
+    };
+    let (polled, produced) = tokio::join!(next(), produced);
+    assert_eq!(produced, Ok(4));
+    let polled = polled.expect("polled").expect("poll response");
+    assert_eq!(
+        strom_integration_tests::data::records(polled.records),
+        vec![(4, Bytes::from("late"))]
+    );
+
+    // A partition error is an answer, and the stream goes on.
+    tx.send(consumer_fetch("fs", 1000, 0)).await.expect("queue");
+    let past = next().await.expect("past").expect("past response");
+    assert_eq!(past.error_code, ErrorCode::OffsetOutOfRange as i32);
+
+    // A request the call rejects ends the stream with its typed status.
+    let mut bad = consumer_fetch("fs", 0, 0);
+    bad.max_wait_ms = -1;
+    tx.send(bad).await.expect("queue");
+    let status = next()
+        .await
+        .expect_err("the stream ends with the rejection");
+    assert_eq!(
+        StromError::from_status(&status).code,
+        ErrorCode::InvalidRequest,
+        "{status:?}"
+    );
+
+    // A FetchSession whose round is abandoned mid-wait never hands that
+    // round's late answer to the next request.
+    let mut session = strom_proto::FetchSession::new(broker_client(&addrs, leader));
+    let first = session
+        .fetch(consumer_fetch("fs", 0, 0), Duration::from_secs(10))
+        .await
+        .expect("first round");
+    assert_eq!(first.topics[0].partitions[0].high_watermark, 5);
+    let abandoned = session
+        .fetch(consumer_fetch("fs", 5, 5_000), Duration::from_millis(300))
+        .await
+        .expect_err("the long poll outlasts the round's timeout");
+    assert_eq!(abandoned.code(), tonic::Code::DeadlineExceeded);
+    assert_eq!(
+        produce_once(
+            &addrs,
+            leader,
+            "fs",
+            0,
+            batch(&[Bytes::from("after")]),
+            -1,
+            t
+        )
+        .await,
+        Ok(5)
+    );
+    let next = session
+        .fetch(consumer_fetch("fs", 3, 0), Duration::from_secs(10))
+        .await
+        .expect("round after the abandoned one");
+    let got = strom_integration_tests::data::records(next.topics[0].partitions[0].records.clone());
+    assert_eq!(
+        got.first().map(|(o, _)| *o),
+        Some(2),
+        "answers offset 3's batch: {got:?}"
+    );
+    assert!(!session.is_unary());
+
+    // Nothing the rejected request carried was written, and the broker still serves.
+    let (hw, log) = read_all(&addrs, leader, "fs", 0).await.expect("read");
+    assert_eq!(hw, 6);
+    assert_eq!(log.len(), 6);
+    drop(cluster);
 }

@@ -3,6 +3,8 @@
 //! * [`v1`]: messages, `ErrorCode`, and the generated tonic clients and
 //!   servers for `ControllerService`, `MetadataService`, `BrokerService` (produce, fetch,
 //!   offsets) and `RaftService`.
+//! * [`FetchSession`]: repeated fetches from one broker on a long-lived
+//!   `FetchStream`.
 //! * [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for gRPC reflection.
 //! * Metadata records (`strom.metadata.v1`) are defined in `strom-metadata`
 //!   and re-exported here as [`records`].
@@ -16,8 +18,10 @@ pub mod v1 {
 
 pub mod convert;
 pub mod error;
+pub mod fetch_session;
 
 pub use error::{LeaderHint, StromError};
+pub use fetch_session::FetchSession;
 pub use strom_metadata::pb as records;
 
 /// Encoded `FileDescriptorSet` of every Strom proto, for server reflection.

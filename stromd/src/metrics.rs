@@ -277,6 +277,18 @@ fn broker_metrics(r: &mut Registry, state: &AdminState, broker: &crate::admin::B
         "Records returned to follower replicas",
         t.replication_records_out,
     );
+    counter(
+        r,
+        "fetch_requests",
+        "Consumer fetch requests answered (unary Fetch or a FetchStream message)",
+        t.fetch_requests,
+    );
+    counter(
+        r,
+        "replication_fetch_requests",
+        "Follower fetch requests answered (unary Fetch or a FetchStream message)",
+        t.replication_fetch_requests,
+    );
 
     let sizes = log_sizes(&state.data_dir);
     gauge(

@@ -1,14 +1,16 @@
 //! `BrokerService`: the data plane's gRPC surface; each RPC lives in its
 //! own file.
 
+use std::pin::Pin;
 use std::sync::Arc;
 
+use futures::Stream;
 use strom_proto::v1::broker_service_server::BrokerService;
 use strom_proto::v1::{
     FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
     OffsetsForLeaderEpochRequest, OffsetsForLeaderEpochResponse, ProduceRequest, ProduceResponse,
 };
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use super::traffic::Traffic;
 use crate::replica::ReplicaManager;
@@ -56,6 +58,42 @@ impl BrokerService for BrokerServiceImpl {
             .map_err(Status::from)?;
         self.traffic.record_fetch(replica_id, &resp);
         Ok(Response::new(resp))
+    }
+
+    type FetchStreamStream =
+        Pin<Box<dyn Stream<Item = Result<FetchResponse, Status>> + Send + 'static>>;
+
+    async fn fetch_stream(
+        &self,
+        req: Request<Streaming<FetchRequest>>,
+    ) -> Result<Response<Self::FetchStreamStream>, Status> {
+        let replicas = self.replicas.clone();
+        let traffic = self.traffic.clone();
+        // One request at a time, answered in order; the first rejected
+        // request ends the stream with its status. When the client goes
+        // away, hyper drops this stream and with it any fetch still
+        // waiting.
+        let responses = futures::stream::unfold(Some(req.into_inner()), move |inbound| {
+            let replicas = replicas.clone();
+            let traffic = traffic.clone();
+            async move {
+                let mut inbound = inbound?;
+                let req = match inbound.message().await {
+                    Ok(Some(req)) => req,
+                    Ok(None) => return None,
+                    Err(status) => return Some((Err(status), None)),
+                };
+                let replica_id = req.replica_id;
+                match super::fetch::fetch(&replicas, req).await {
+                    Ok(resp) => {
+                        traffic.record_fetch(replica_id, &resp);
+                        Some((Ok(resp), Some(inbound)))
+                    }
+                    Err(e) => Some((Err(Status::from(e)), None)),
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(responses)))
     }
 
     async fn list_offsets(

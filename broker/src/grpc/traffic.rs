@@ -48,6 +48,8 @@ pub struct Traffic {
     records_out: AtomicU64,
     replication_bytes_out: AtomicU64,
     replication_records_out: AtomicU64,
+    fetch_requests: AtomicU64,
+    replication_fetch_requests: AtomicU64,
 }
 
 /// A reading of [`Traffic`].
@@ -65,6 +67,10 @@ pub struct TrafficCounts {
     pub replication_bytes_out: u64,
     /// Records returned to follower replicas.
     pub replication_records_out: u64,
+    /// Consumer fetch requests answered, unary or on a `FetchStream`.
+    pub fetch_requests: u64,
+    /// Follower fetch requests answered, unary or on a `FetchStream`.
+    pub replication_fetch_requests: u64,
 }
 
 /// What one produce request carries per partition: (topic, partition, bytes, records).
@@ -81,6 +87,8 @@ impl Traffic {
             records_out: get(&self.records_out),
             replication_bytes_out: get(&self.replication_bytes_out),
             replication_records_out: get(&self.replication_records_out),
+            fetch_requests: get(&self.fetch_requests),
+            replication_fetch_requests: get(&self.replication_fetch_requests),
         }
     }
 
@@ -121,11 +129,16 @@ impl Traffic {
 
     /// Counts the records a fetch returns; `replica_id` ≥ 0 is a follower.
     pub(crate) fn record_fetch(&self, replica_id: i32, resp: &FetchResponse) {
-        let (bytes, records) = if replica_id >= 0 {
-            (&self.replication_bytes_out, &self.replication_records_out)
+        let (requests, bytes, records) = if replica_id >= 0 {
+            (
+                &self.replication_fetch_requests,
+                &self.replication_bytes_out,
+                &self.replication_records_out,
+            )
         } else {
-            (&self.bytes_out, &self.records_out)
+            (&self.fetch_requests, &self.bytes_out, &self.records_out)
         };
+        requests.fetch_add(1, Ordering::Relaxed);
         for p in resp.topics.iter().flat_map(|t| t.partitions.iter()) {
             if !p.records.is_empty() {
                 bytes.fetch_add(p.records.len() as u64, Ordering::Relaxed);

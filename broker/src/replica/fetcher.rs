@@ -10,23 +10,31 @@
 //! follows the same leader at the same epoch: after back-to-back leader
 //! changes, an answer from an earlier leadership never touches the log.
 //!
-//! When the set of partitions changes, the in-flight fetch is abandoned and
-//! a new one built, so a new follower starts at once.
+//! The rounds travel on one `FetchStream` per leader, a request and its
+//! response per round on a long-lived HTTP/2 stream, rather than one unary
+//! `Fetch` call each: at low latency most of a round's cost is the call
+//! itself (headers, a new stream, a server task), not the handler. A leader
+//! that does not serve the stream (UNIMPLEMENTED, an older version during a
+//! rolling upgrade) is fetched from with unary calls instead.
+//!
+//! When the set of partitions changes, the in-flight fetch is abandoned
+//! (with its stream) and a new one built, so a new follower starts at once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use strom_proto::StromError;
 use strom_proto::v1::broker_service_client::BrokerServiceClient;
 use strom_proto::v1::{
-    ErrorCode, FetchPartition, FetchPartitionResponse, FetchRequest, FetchTopic, IsolationLevel,
+    ErrorCode, FetchPartition, FetchPartitionResponse, FetchRequest, FetchResponse, FetchTopic,
+    IsolationLevel,
 };
+use strom_proto::{FetchSession, StromError};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use uuid::Uuid;
 
 use super::manager::ReplicationConfig;
@@ -86,7 +94,7 @@ impl Fetchers {
                     partitions: partitions.clone(),
                     wake: wake.clone(),
                     cancel: cancel.clone(),
-                    client: None,
+                    session: None,
                 }
                 .run(),
             );
@@ -163,34 +171,43 @@ struct SessionTask {
     partitions: Arc<Mutex<HashMap<Key, Arc<Partition>>>>,
     wake: Arc<Notify>,
     cancel: CancellationToken,
-    client: Option<(String, BrokerServiceClient<Channel>)>,
+    /// The fetch session with the leader, and the address it dialled.
+    session: Option<(String, FetchSession)>,
+}
+
+/// How one fetch round ended.
+enum Round {
+    Answered(FetchResponse),
+    Failed(StromError),
+    TimedOut,
+    /// The partition set changed mid-round.
+    Rebuild,
+    Cancelled,
 }
 
 impl SessionTask {
-    fn client(&mut self) -> Option<BrokerServiceClient<Channel>> {
+    /// The session with the leader at its current address, dialled lazily.
+    fn session(&mut self) -> Option<&mut FetchSession> {
         let address = self.cache.with_image(|image| {
             image
                 .broker(self.leader)
                 .map(strom_proto::convert::broker_address)
         })?;
-        if let Some((a, c)) = &self.client
-            && *a == address
-        {
-            return Some(c.clone());
+        if self.session.as_ref().is_none_or(|(a, _)| *a != address) {
+            let endpoint = Endpoint::from_shared(format!("http://{address}"))
+                .ok()?
+                .connect_timeout(Duration::from_millis(500))
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(strom_controller::quorum_client::KEEP_ALIVE_INTERVAL)
+                .keep_alive_timeout(strom_controller::quorum_client::KEEP_ALIVE_TIMEOUT)
+                .keep_alive_while_idle(true)
+                .initial_stream_window_size(8 << 20)
+                .initial_connection_window_size(32 << 20);
+            let client = BrokerServiceClient::new(endpoint.connect_lazy())
+                .max_decoding_message_size(usize::MAX);
+            self.session = Some((address, FetchSession::new(client)));
         }
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
-            .ok()?
-            .connect_timeout(Duration::from_millis(500))
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(strom_controller::quorum_client::KEEP_ALIVE_INTERVAL)
-            .keep_alive_timeout(strom_controller::quorum_client::KEEP_ALIVE_TIMEOUT)
-            .keep_alive_while_idle(true)
-            .initial_stream_window_size(8 << 20)
-            .initial_connection_window_size(32 << 20);
-        let client =
-            BrokerServiceClient::new(endpoint.connect_lazy()).max_decoding_message_size(usize::MAX);
-        self.client = Some((address, client.clone()));
-        Some(client)
+        self.session.as_mut().map(|(_, s)| s)
     }
 
     fn build(&self, delayed: &HashMap<Key, Instant>) -> (FetchRequest, HashMap<Key, Sent>) {
@@ -256,29 +273,19 @@ impl SessionTask {
                 delayed.retain(|_, t| *t > Instant::now());
                 continue;
             }
-            let Some(mut client) = self.client() else {
-                self.backoff(&mut failures).await;
-                continue;
-            };
-            let timeout = self.config.replica_fetch_wait_max + Duration::from_secs(5);
-            let response = tokio::select! {
-                r = tokio::time::timeout(timeout, client.fetch(request)) => r,
-                // The partition set changed: rebuild the request.
-                _ = self.wake.notified() => continue,
-                _ = self.cancel.cancelled() => break,
-            };
-            let response = match response {
-                Ok(Ok(r)) => r.into_inner(),
-                Ok(Err(status)) => {
-                    let e = StromError::from_status(&status);
+            let response = match self.round(request).await {
+                Round::Answered(r) => r,
+                Round::Rebuild => continue,
+                Round::Cancelled => break,
+                Round::Failed(e) => {
                     tracing::debug!(leader = self.leader, error = %e, "follower fetch failed");
-                    self.client = None;
+                    self.session = None;
                     self.backoff(&mut failures).await;
                     continue;
                 }
-                Err(_) => {
+                Round::TimedOut => {
                     tracing::debug!(leader = self.leader, "follower fetch timed out");
-                    self.client = None;
+                    self.session = None;
                     self.backoff(&mut failures).await;
                     continue;
                 }
@@ -299,6 +306,38 @@ impl SessionTask {
             }
         }
         tracing::debug!(leader = self.leader, "fetch session ended");
+    }
+
+    /// Sends one request and waits for its response.
+    async fn round(&mut self, request: FetchRequest) -> Round {
+        let timeout = self.config.replica_fetch_wait_max + Duration::from_secs(5);
+        let leader = self.leader;
+        let (wake, cancel) = (self.wake.clone(), self.cancel.clone());
+        let Some(session) = self.session() else {
+            return Round::Failed(StromError::new(
+                ErrorCode::LeaderNotAvailable,
+                format!("no address for broker {leader}"),
+            ));
+        };
+        let was_unary = session.is_unary();
+        // Abandoning a round (the partition set changed) abandons the
+        // session's stream with it; the session opens another.
+        let round = tokio::select! {
+            r = session.fetch(request, timeout) => match r {
+                Ok(r) => Round::Answered(r),
+                Err(status) if status.code() == tonic::Code::DeadlineExceeded => Round::TimedOut,
+                Err(status) => Round::Failed(StromError::from_status(&status)),
+            },
+            _ = wake.notified() => Round::Rebuild,
+            _ = cancel.cancelled() => Round::Cancelled,
+        };
+        if !was_unary && session.is_unary() {
+            tracing::info!(
+                leader,
+                "the leader does not serve FetchStream; fetching with unary calls"
+            );
+        }
+        round
     }
 
     async fn backoff(&self, failures: &mut u32) {

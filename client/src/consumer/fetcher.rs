@@ -1,15 +1,17 @@
 //! `Fetch`: one request per leader broker for the assigned partitions it
 //! leads, as a consumer (`replica_id` -1) with the leader epoch metadata
 //! knows (so a stale leader answers FENCED_LEADER_EPOCH), and the decoding
-//! of its answer.
+//! of its answer. Requests to a leader go as rounds of its
+//! [`FetchSession`] (one long-lived `FetchStream`), kept between rounds in
+//! [`Shared::sessions`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use strom_proto::StromError;
 use strom_proto::v1 as pb;
 use strom_proto::v1::ErrorCode;
 use strom_proto::v1::broker_service_client::BrokerServiceClient;
+use strom_proto::{FetchSession, StromError};
 
 use super::Shared;
 use super::config::ConsumerConfig;
@@ -160,8 +162,12 @@ pub(crate) fn fetch_answers(
         .collect()
 }
 
-/// Sends one fetch to `leader` and decodes the answer (off the async
-/// threads: decompression of a large answer takes a while).
+/// Answers up to this many record bytes are decoded on the async thread;
+/// a hand-off to the blocking pool costs more than decoding them.
+const INLINE_DECODE_BYTES: usize = 64 << 10;
+
+/// Sends one fetch to `leader` and decodes the answer (a large one off the
+/// async threads: decompressing it takes a while).
 pub(crate) async fn fetch(
     shared: Arc<Shared>,
     leader: Leader,
@@ -176,28 +182,37 @@ pub(crate) async fn fetch(
     });
     let request = fetch_request(config, &targets, &topic_ids);
     let wait = config.fetch_max_wait + config.client.request_timeout;
-    let channel = match shared.pool.channel(&leader.address) {
-        Ok(channel) => channel,
-        Err(e) => {
-            return FetchOutcome {
-                leader,
-                result: Err((targets, e)),
-            };
-        }
+    // The leader's fetch session, if the last round with it went well: one
+    // fetch per leader is in flight at a time, so it is never shared.
+    let idle = shared
+        .sessions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&leader.address);
+    let mut session = match idle {
+        Some(session) => session,
+        None => match shared.pool.channel(&leader.address) {
+            Ok(channel) => FetchSession::new(
+                BrokerServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE_SIZE),
+            ),
+            Err(e) => {
+                return FetchOutcome {
+                    leader,
+                    result: Err((targets, e)),
+                };
+            }
+        },
     };
-    let mut client = BrokerServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE_SIZE);
-    let mut message = tonic::Request::new(request);
-    message.set_timeout(wait);
-    let response = match tokio::time::timeout(wait, client.fetch(message)).await {
-        Ok(Ok(response)) => response.into_inner(),
-        Ok(Err(status)) => {
-            let error = Error::from_status(&leader.address, status);
-            return FetchOutcome {
-                leader,
-                result: Err((targets, error)),
-            };
+    let response = match session.fetch(request, wait).await {
+        Ok(response) => {
+            shared
+                .sessions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(leader.address.clone(), session);
+            response
         }
-        Err(_) => {
+        Err(status) if status.code() == tonic::Code::DeadlineExceeded => {
             let error = Error::strom(
                 ErrorCode::RequestTimedOut,
                 format!(
@@ -212,7 +227,24 @@ pub(crate) async fn fetch(
                 result: Err((targets, error)),
             };
         }
+        Err(status) => {
+            let error = Error::from_status(&leader.address, status);
+            return FetchOutcome {
+                leader,
+                result: Err((targets, error)),
+            };
+        }
     };
+    let bytes: usize = response
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| p.records.len())
+        .sum();
+    if bytes <= INLINE_DECODE_BYTES {
+        let result = Ok(fetch_answers(config, targets, response));
+        return FetchOutcome { leader, result };
+    }
     let decode_config = config.clone();
     let sent = targets.clone();
     let decoded =

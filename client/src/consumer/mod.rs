@@ -23,10 +23,11 @@ mod offsets;
 mod record;
 mod state;
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use strom_proto::FetchSession;
 use strom_proto::v1::ErrorCode;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -49,6 +50,8 @@ struct Shared {
     config: ConsumerConfig,
     pool: Arc<ChannelPool>,
     metadata: MetadataCache,
+    /// Fetch sessions between rounds, by leader address.
+    sessions: Mutex<HashMap<String, FetchSession>>,
 }
 
 /// A finished background task.
@@ -122,6 +125,7 @@ impl Consumer {
                 config,
                 pool,
                 metadata,
+                sessions: Mutex::default(),
             }),
             tasks: JoinSet::new(),
             fetching: HashSet::new(),
