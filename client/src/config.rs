@@ -179,6 +179,44 @@ where
         .collect()
 }
 
+/// Settings set by their Kafka names from `key=value` properties: the
+/// producer's and the consumer's configs. Each names its own keys in
+/// [`set`](Properties::set) and checks them together in
+/// [`validate`](Properties::validate); the rest is shared.
+pub trait Properties: Default {
+    /// Sets one setting by its Kafka name.
+    fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError>;
+
+    /// Checks the settings together, as Kafka does.
+    fn validate(&self) -> Result<(), ConfigError>;
+
+    /// Applies `key=value` properties in order (no check across keys; call
+    /// [`validate`](Properties::validate) afterwards).
+    fn set_all<I, S>(&mut self, properties: I) -> Result<(), ConfigError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        for (key, value) in parse_properties(properties)? {
+            self.set(&key, &value)?;
+        }
+        Ok(())
+    }
+
+    /// The defaults overridden by `key=value` properties (as
+    /// kafka-producer-perf-test's `--producer-props`), then validated.
+    fn from_properties<I, S>(properties: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut config = Self::default();
+        config.set_all(properties)?;
+        config.validate()?;
+        Ok(config)
+    }
+}
+
 /// Applies the settings every client shares (`bootstrap.servers`,
 /// `client.id`, `request.timeout.ms`, `retry.backoff.ms`,
 /// `retry.backoff.max.ms`, `socket.connection.setup.timeout.ms`) to

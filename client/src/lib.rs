@@ -46,7 +46,8 @@ pub use admin::{
     TopicDescription, TopicId, TopicListing, TopicPartition, VoterDescription,
 };
 pub use config::{
-    ClientConfig, ConfigError, DEFAULT_BOOTSTRAP_SERVER, parse_bootstrap_servers, parse_properties,
+    ClientConfig, ConfigError, DEFAULT_BOOTSTRAP_SERVER, Properties, parse_bootstrap_servers,
+    parse_properties,
 };
 pub use consumer::{
     Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, OffsetAndTimestamp, OffsetReset,

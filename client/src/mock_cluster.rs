@@ -39,6 +39,11 @@ pub(crate) struct State {
     pub(crate) produce_calls: Vec<(i32, TopicPartition, usize)>,
     /// (broker, partition, fetch offset) of every fetch partition seen.
     pub(crate) fetch_calls: Vec<(i32, TopicPartition, i64)>,
+    /// `ProduceStream` calls answered UNIMPLEMENTED, as by a broker from
+    /// before it; else each stream message is answered as `Produce`.
+    pub(crate) unary_produce_only: bool,
+    /// `ProduceStream` calls opened.
+    pub(crate) produce_streams: usize,
 }
 
 impl State {
@@ -238,6 +243,47 @@ impl BrokerService for MockBroker {
         }))
     }
 
+    type ProduceStreamStream = std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<pb::ProduceStreamResponse, Status>> + Send + 'static>,
+    >;
+
+    async fn produce_stream(
+        &self,
+        request: Request<tonic::Streaming<pb::ProduceStreamRequest>>,
+    ) -> Result<Response<Self::ProduceStreamStream>, Status> {
+        {
+            let mut state = self.state();
+            if state.unary_produce_only {
+                return Err(Status::unimplemented(
+                    "this mock broker serves unary Produce only",
+                ));
+            }
+            state.produce_streams += 1;
+        }
+        // Each message answered in turn, as `Produce` answers it.
+        let answers = futures::stream::unfold(
+            (self.clone(), request.into_inner()),
+            |(broker, mut inbound)| async move {
+                let message = match inbound.message().await {
+                    Ok(Some(message)) => message,
+                    Ok(None) => return None,
+                    Err(status) => return Some((Err(status), (broker, inbound))),
+                };
+                let answer = match message.request {
+                    Some(request) => broker.produce(Request::new(request)).await.map(|r| {
+                        pb::ProduceStreamResponse {
+                            correlation_id: message.correlation_id,
+                            response: Some(r.into_inner()),
+                        }
+                    }),
+                    None => Err(Status::invalid_argument("a message without a request")),
+                };
+                Some((answer, (broker, inbound)))
+            },
+        );
+        Ok(Response::new(Box::pin(answers)))
+    }
+
     type FetchStreamStream = std::pin::Pin<
         Box<dyn futures::Stream<Item = Result<pb::FetchResponse, Status>> + Send + 'static>,
     >;
@@ -246,8 +292,8 @@ impl BrokerService for MockBroker {
         &self,
         _request: Request<tonic::Streaming<pb::FetchRequest>>,
     ) -> Result<Response<Self::FetchStreamStream>, Status> {
-        // The client library uses unary Fetch; followers (not modelled
-        // here) use the stream.
+        // As a broker before `FetchStream`: the consumer falls back to
+        // unary `Fetch`.
         Err(Status::unimplemented(
             "the mock broker serves unary Fetch only",
         ))
@@ -560,6 +606,30 @@ mod tests {
             state.produce_calls.iter().any(|(_, _, n)| *n > 1),
             "batches travel together"
         );
+    }
+
+    #[tokio::test]
+    async fn producer_streams_its_requests_and_falls_back_to_unary_calls() {
+        for unary_only in [false, true] {
+            let cluster = MockCluster::start(1, leaders("t", &[(1, 0)])).await;
+            cluster.state().unary_produce_only = unary_only;
+            let mut config = producer_config(&cluster);
+            config.linger = Duration::ZERO;
+            let producer = Producer::connect(config).await.unwrap();
+            let tp = TopicPartition::new("t", 0);
+            for round in 0..3 {
+                let offsets = produce(&producer, &tp, &values(4)).await;
+                let offsets: Vec<i64> = offsets.into_iter().map(Result::unwrap).collect();
+                assert_eq!(offsets.len(), 4, "unary only: {unary_only}");
+                assert_eq!(offsets[0], round * 4, "unary only: {unary_only}");
+            }
+            producer.close().await.unwrap();
+            let state = cluster.state();
+            assert_eq!(state.values(&tp).len(), 12, "unary only: {unary_only}");
+            // One stream serves every request; without it, none is open.
+            let streams = if unary_only { 0 } else { 1 };
+            assert_eq!(state.produce_streams, streams, "unary only: {unary_only}");
+        }
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use strom_client::{
-    Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, TopicPartition,
+    Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, Properties, TopicPartition,
 };
 use strom_integration_tests::data::{Addrs, partition_state_any, wait_leader_serving};
 use strom_integration_tests::{Cluster, ClusterOptions, binary};

@@ -525,3 +525,127 @@ async fn fetch_stream_answers_each_request_in_order_and_ends_on_a_rejected_one()
     assert_eq!(log.len(), 6);
     drop(cluster);
 }
+
+fn stream_produce(id: u64, acks: i32, timeout_ms: i32, value: &str) -> ProduceStreamRequest {
+    ProduceStreamRequest {
+        correlation_id: id,
+        request: Some(ProduceRequest {
+            acks,
+            timeout_ms,
+            transactional_id: String::new(),
+            topics: vec![ProduceTopicData {
+                topic: "ps".into(),
+                partitions: vec![ProducePartitionData {
+                    partition: 0,
+                    records: batch(&[Bytes::from(value.to_owned())]),
+                }],
+            }],
+        }),
+    }
+}
+
+/// `(correlation id, error code, base offset)` of a stream answer.
+fn stream_answer(answer: ProduceStreamResponse) -> (u64, i32, i64) {
+    let p = &answer.response.expect("a response").topics[0].partitions[0];
+    (answer.correlation_id, p.error_code, p.base_offset)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_stream_appends_in_arrival_order_and_answers_in_completion_order() {
+    let (mut cluster, addrs, leader) = cluster_with_topic(
+        "ps",
+        &[("min.insync.replicas", "1")],
+        ClusterOptions::default(),
+    )
+    .await;
+    let follower = *addrs
+        .0
+        .keys()
+        .find(|id| **id != leader)
+        .expect("a follower");
+    let ok = ErrorCode::None as i32;
+
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    // Two requests queued before the call: appended in arrival order.
+    tx.send(stream_produce(1, 1, 5_000, "a")).expect("queue");
+    tx.send(stream_produce(2, 1, 5_000, "b")).expect("queue");
+    let mut answers = broker_client(&addrs, leader)
+        .produce_stream(tokio_stream::wrappers::UnboundedReceiverStream::new(rx))
+        .await
+        .expect("open stream")
+        .into_inner();
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(10), answers.message())
+            .await
+            .expect("answered in time")
+    };
+    let mut first_two = vec![
+        stream_answer(next().await.expect("answer").expect("first")),
+        stream_answer(next().await.expect("answer").expect("second")),
+    ];
+    first_two.sort();
+    assert_eq!(first_two, vec![(1, ok, 0), (2, ok, 1)]);
+
+    // With a follower stopped, an acks=all request waits (and times out),
+    // and the acks=1 request sent after it is answered first.
+    cluster.pause(follower);
+    tx.send(stream_produce(3, -1, 1_500, "c")).expect("queue");
+    tx.send(stream_produce(4, 1, 5_000, "d")).expect("queue");
+    let early = stream_answer(next().await.expect("answer").expect("early"));
+    assert_eq!(early, (4, ok, 3), "the acks=1 request is not held back");
+    let late = stream_answer(next().await.expect("answer").expect("late"));
+    assert_eq!(
+        late,
+        (3, ErrorCode::RequestTimedOut as i32, -1),
+        "the acks=all request times out while the follower is stopped"
+    );
+
+    // Reusing the id of an unanswered request ends the stream with
+    // INVALID_REQUEST, and the second request is not written.
+    tx.send(stream_produce(5, -1, 10_000, "e")).expect("queue");
+    tx.send(stream_produce(5, 1, 5_000, "not written"))
+        .expect("queue");
+    let status = next().await.expect_err("the stream ends");
+    assert_eq!(
+        StromError::from_status(&status).code,
+        ErrorCode::InvalidRequest,
+        "{status:?}"
+    );
+    cluster.resume(follower);
+
+    // A message without a request ends a stream the same way.
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tx.send(ProduceStreamRequest {
+        correlation_id: 1,
+        request: None,
+    })
+    .expect("queue");
+    let mut answers = broker_client(&addrs, leader)
+        .produce_stream(tokio_stream::wrappers::UnboundedReceiverStream::new(rx))
+        .await
+        .expect("open stream")
+        .into_inner();
+    let status = tokio::time::timeout(Duration::from_secs(10), answers.message())
+        .await
+        .expect("answered in time")
+        .expect_err("the stream ends");
+    assert_eq!(
+        StromError::from_status(&status).code,
+        ErrorCode::InvalidRequest,
+        "{status:?}"
+    );
+
+    // The log holds every appended request once, in arrival order; the
+    // unacknowledged ones (c, e) included, the refused one not.
+    let settled = wait_until(Duration::from_secs(30), || async {
+        read_all(&addrs, leader, "ps", 0)
+            .await
+            .is_ok_and(|(hw, _)| hw == 5)
+    })
+    .await;
+    assert!(settled, "the follower catches up\n{}", cluster.dump_logs());
+    let (_, log) = read_all(&addrs, leader, "ps", 0).await.expect("read");
+    let values: Vec<Bytes> = log.into_iter().map(|(_, v)| v).collect();
+    assert_eq!(values, ["a", "b", "c", "d", "e"].map(Bytes::from).to_vec());
+    drop(cluster);
+}

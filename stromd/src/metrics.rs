@@ -279,6 +279,12 @@ fn broker_metrics(r: &mut Registry, state: &AdminState, broker: &crate::admin::B
     );
     counter(
         r,
+        "produce_requests",
+        "Produce requests answered (unary Produce or a ProduceStream message)",
+        t.produce_requests,
+    );
+    counter(
+        r,
         "fetch_requests",
         "Consumer fetch requests answered (unary Fetch or a FetchStream message)",
         t.fetch_requests,

@@ -9,6 +9,7 @@ use strom_proto::v1::broker_service_server::BrokerService;
 use strom_proto::v1::{
     FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
     OffsetsForLeaderEpochRequest, OffsetsForLeaderEpochResponse, ProduceRequest, ProduceResponse,
+    ProduceStreamRequest, ProduceStreamResponse,
 };
 use tonic::{Request, Response, Status, Streaming};
 
@@ -48,6 +49,20 @@ impl BrokerService for BrokerServiceImpl {
         let resp = super::produce::produce(&self.replicas, req).await;
         self.traffic.record_produce(&sizes, &resp);
         Ok(Response::new(resp))
+    }
+
+    type ProduceStreamStream =
+        Pin<Box<dyn Stream<Item = Result<ProduceStreamResponse, Status>> + Send + 'static>>;
+
+    async fn produce_stream(
+        &self,
+        req: Request<Streaming<ProduceStreamRequest>>,
+    ) -> Result<Response<Self::ProduceStreamStream>, Status> {
+        Ok(Response::new(Box::pin(super::produce::produce_stream(
+            self.replicas.clone(),
+            self.traffic.clone(),
+            req.into_inner(),
+        ))))
     }
 
     async fn fetch(&self, req: Request<FetchRequest>) -> Result<Response<FetchResponse>, Status> {

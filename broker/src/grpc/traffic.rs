@@ -48,6 +48,7 @@ pub struct Traffic {
     records_out: AtomicU64,
     replication_bytes_out: AtomicU64,
     replication_records_out: AtomicU64,
+    produce_requests: AtomicU64,
     fetch_requests: AtomicU64,
     replication_fetch_requests: AtomicU64,
 }
@@ -67,6 +68,8 @@ pub struct TrafficCounts {
     pub replication_bytes_out: u64,
     /// Records returned to follower replicas.
     pub replication_records_out: u64,
+    /// Produce requests answered, unary or on a `ProduceStream`.
+    pub produce_requests: u64,
     /// Consumer fetch requests answered, unary or on a `FetchStream`.
     pub fetch_requests: u64,
     /// Follower fetch requests answered, unary or on a `FetchStream`.
@@ -87,6 +90,7 @@ impl Traffic {
             records_out: get(&self.records_out),
             replication_bytes_out: get(&self.replication_bytes_out),
             replication_records_out: get(&self.replication_records_out),
+            produce_requests: get(&self.produce_requests),
             fetch_requests: get(&self.fetch_requests),
             replication_fetch_requests: get(&self.replication_fetch_requests),
         }
@@ -109,8 +113,10 @@ impl Traffic {
             .collect()
     }
 
-    /// Counts the partitions of a produce request that were appended.
+    /// Counts an answered produce request and the partitions of it that
+    /// were appended.
     pub(crate) fn record_produce(&self, sizes: &ProduceSizes, resp: &ProduceResponse) {
+        self.produce_requests.fetch_add(1, Ordering::Relaxed);
         for t in &resp.topics {
             for p in &t.partitions {
                 if p.error_code != ErrorCode::None as i32 {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use strom_proto::v1 as pb;
 
 use crate::config::{
-    ClientConfig, ConfigError, parse_bool, parse_bytes, parse_ms, parse_number, parse_properties,
+    ClientConfig, ConfigError, Properties, parse_bool, parse_bytes, parse_ms, parse_number,
     set_common,
 };
 
@@ -158,32 +158,9 @@ impl ConsumerConfig {
             ..Self::default()
         })
     }
+}
 
-    /// The defaults overridden by `key=value` properties, then validated.
-    pub fn from_properties<I, S>(properties: I) -> Result<Self, ConfigError>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        let mut config = Self::default();
-        config.set_all(properties)?;
-        config.validate()?;
-        Ok(config)
-    }
-
-    /// Applies `key=value` properties in order (call
-    /// [`validate`](Self::validate) afterwards).
-    pub fn set_all<I, S>(&mut self, properties: I) -> Result<(), ConfigError>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        for (key, value) in parse_properties(properties)? {
-            self.set(&key, &value)?;
-        }
-        Ok(())
-    }
-
+impl Properties for ConsumerConfig {
     /// Sets one setting by its Kafka name.
     ///
     /// Known: `bootstrap.servers`, `client.id`, `fetch.min.bytes`,
@@ -193,7 +170,7 @@ impl ConsumerConfig {
     /// `metadata.max.age.ms`, `check.crcs`,
     /// `socket.connection.setup.timeout.ms`. `group.id` is refused:
     /// consumer groups are not supported yet.
-    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+    fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         if set_common(&mut self.client, &mut self.client_id, key, value)? {
             return Ok(());
         }
@@ -222,7 +199,7 @@ impl ConsumerConfig {
     }
 
     /// Checks the settings together.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         self.client
             .validate()
             .map_err(|e| ConfigError::Inconsistent(e.to_string()))?;

@@ -40,6 +40,7 @@ pub use self::record::{ConsumerRecord, OffsetAndTimestamp};
 use self::state::{ResetTo, SubscriptionState};
 use crate::admin::TopicPartition;
 use crate::cluster::{Leader, MetadataCache};
+use crate::config::Properties;
 use crate::error::{Error, Result};
 use crate::pool::ChannelPool;
 use crate::retry::is_retriable;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use strom_log::Compression;
 
 use crate::config::{
-    ClientConfig, ConfigError, parse_bool, parse_bytes, parse_ms, parse_number, parse_properties,
+    ClientConfig, ConfigError, Properties, parse_bool, parse_bytes, parse_ms, parse_number,
     set_common,
 };
 
@@ -168,33 +168,9 @@ impl ProducerConfig {
             ..Self::default()
         })
     }
+}
 
-    /// The defaults overridden by `key=value` properties (as
-    /// kafka-producer-perf-test's `--producer-props`), then validated.
-    pub fn from_properties<I, S>(properties: I) -> Result<Self, ConfigError>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        let mut config = Self::default();
-        config.set_all(properties)?;
-        config.validate()?;
-        Ok(config)
-    }
-
-    /// Applies `key=value` properties in order (no validation across keys;
-    /// call [`validate`](Self::validate) afterwards).
-    pub fn set_all<I, S>(&mut self, properties: I) -> Result<(), ConfigError>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        for (key, value) in parse_properties(properties)? {
-            self.set(&key, &value)?;
-        }
-        Ok(())
-    }
-
+impl Properties for ProducerConfig {
     /// Sets one setting by its Kafka name.
     ///
     /// Known: `bootstrap.servers`, `client.id`, `acks`, `linger.ms`,
@@ -204,7 +180,7 @@ impl ProducerConfig {
     /// `metadata.max.age.ms`, `socket.connection.setup.timeout.ms`, and for
     /// compatibility `max.in.flight.requests.per.connection` (only `1`) and
     /// `enable.idempotence` (only `false`).
-    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+    fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         if set_common(&mut self.client, &mut self.client_id, key, value)? {
             return Ok(());
         }
@@ -246,7 +222,7 @@ impl ProducerConfig {
     }
 
     /// Checks the settings together, as Kafka does.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         self.client
             .validate()
             .map_err(|e| ConfigError::Inconsistent(e.to_string()))?;

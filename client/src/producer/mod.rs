@@ -7,8 +7,10 @@
 //! * `accumulator` — per-partition batches: filling, readiness (full,
 //!   `linger.ms`, flush, close), draining into requests, retries, expiry.
 //! * `sender` — the one background task that sends ready batches, grouped
-//!   by leader into one `Produce` request per broker, one request per
+//!   by leader into one produce request per broker, one request per
 //!   partition at a time, and handles the answers.
+//! * `session` — the requests to each broker as messages on one
+//!   long-lived `ProduceStream`, answered in completion order.
 //! * `convert` — produce requests and responses.
 //!
 //! A record's life: [`Producer::send`] waits (at most `max.block.ms`) for
@@ -28,6 +30,7 @@ mod convert;
 mod partitioner;
 mod record;
 mod sender;
+mod session;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -49,8 +52,10 @@ pub use self::config::{Acks, ProducerConfig, compression_name, parse_compression
 use self::partitioner::StickyPartitioner;
 pub use self::partitioner::{murmur2, partition_for_key, to_positive};
 pub use self::record::{ProducerRecord, RecordMetadata};
+use self::session::ProduceSessions;
 use crate::admin::TopicPartition;
 use crate::cluster::MetadataCache;
+use crate::config::Properties;
 use crate::error::{Error, Result};
 use crate::pool::ChannelPool;
 use crate::retry::Backoff;
@@ -109,6 +114,8 @@ struct Core {
 struct Shared {
     config: ProducerConfig,
     pool: Arc<ChannelPool>,
+    /// One `ProduceStream` per broker.
+    sessions: ProduceSessions,
     metadata: MetadataCache,
     core: Mutex<Core>,
     /// `buffer.memory`, one permit per byte of records not yet finished.
@@ -185,6 +192,7 @@ impl Producer {
             memory: Arc::new(Semaphore::new(config.buffer_memory)),
             config,
             pool,
+            sessions: ProduceSessions::default(),
             metadata,
             core: Mutex::new(Core {
                 accumulator,

@@ -9,7 +9,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use strom_proto::v1::ErrorCode;
-use strom_proto::v1::broker_service_client::BrokerServiceClient;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -22,7 +21,6 @@ use super::convert::{PartitionOutcome, missing_outcome, partition_outcomes, prod
 use crate::admin::TopicPartition;
 use crate::cluster::Leader;
 use crate::error::Error;
-use crate::pool::MAX_MESSAGE_SIZE;
 use crate::retry::{Backoff, invalidates_metadata, is_retriable_for_partition};
 
 /// Extra time the client waits for a produce answer beyond the
@@ -163,34 +161,17 @@ fn group_by_leader(shared: &Shared, partitions: Vec<TopicPartition>) -> (LeaderG
     (groups, leaderless)
 }
 
-/// Sends one produce request and waits for its answer (bounded by
-/// `request.timeout.ms` plus a margin).
+/// Sends one produce request on the leader's produce session and waits for
+/// its answer (bounded by `request.timeout.ms` plus a margin).
 async fn send(shared: Arc<Shared>, leader: Leader, mut batches: Drained) -> RequestOutcome {
     let config = &shared.config;
     let request = produce_request(config.acks, config.client.request_timeout, &mut batches);
     let wait = config.client.request_timeout + ANSWER_MARGIN;
-    let result = match shared.pool.channel(&leader.address) {
-        Ok(channel) => {
-            let mut client =
-                BrokerServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE_SIZE);
-            let mut request = tonic::Request::new(request);
-            request.set_timeout(wait);
-            match tokio::time::timeout(wait, client.produce(request)).await {
-                Ok(Ok(response)) => Ok(partition_outcomes(response.into_inner())),
-                Ok(Err(status)) => Err(Error::from_status(&leader.address, status)),
-                Err(_elapsed) => Err(Error::strom(
-                    ErrorCode::RequestTimedOut,
-                    format!(
-                        "no produce answer from broker {} ({}) within {} ms",
-                        leader.id,
-                        leader.address,
-                        wait.as_millis()
-                    ),
-                )),
-            }
-        }
-        Err(e) => Err(e),
-    };
+    let result = shared
+        .sessions
+        .produce(&shared.pool, &leader, request, wait)
+        .await
+        .map(partition_outcomes);
     RequestOutcome {
         leader,
         batches,

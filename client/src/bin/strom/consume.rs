@@ -10,7 +10,7 @@ use clap::Args;
 use serde::Serialize;
 use strom_client::{
     ClientConfig, Consumer, ConsumerConfig, ConsumerRecord, Error, ErrorCode, IsolationLevel,
-    OffsetReset, TopicPartition,
+    OffsetReset, Properties, TopicPartition,
 };
 use tokio::time::Instant;
 

@@ -11,7 +11,7 @@ use serde::Serialize;
 use strom_client::producer::parse_compression;
 use strom_client::{
     Acks, ClientConfig, Compression, DeliveryFuture, Error, ErrorCode, Producer, ProducerConfig,
-    ProducerRecord, RecordMetadata,
+    ProducerRecord, Properties, RecordMetadata,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
