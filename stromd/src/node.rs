@@ -308,7 +308,7 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
             MetadataServiceServer::new(MetadataServiceImpl::new(cache.clone(), controller_id))
                 .max_encoding_message_size(MAX_MESSAGE);
         let max_request = config.broker.socket_request_max_bytes;
-        let broker_service = BrokerServiceImpl::new(replicas);
+        let broker_service = BrokerServiceImpl::new(replicas, servers.clone());
         admin_broker = Some(crate::admin::BrokerState {
             cache: cache.clone(),
             status: lifecycle.status(),

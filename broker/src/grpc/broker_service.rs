@@ -4,13 +4,14 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use strom_proto::v1::broker_service_server::BrokerService;
 use strom_proto::v1::{
     FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
     OffsetsForLeaderEpochRequest, OffsetsForLeaderEpochResponse, ProduceRequest, ProduceResponse,
     ProduceStreamRequest, ProduceStreamResponse,
 };
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::traffic::Traffic;
@@ -21,14 +22,18 @@ use crate::replica::ReplicaManager;
 pub struct BrokerServiceImpl {
     replicas: Arc<ReplicaManager>,
     traffic: Arc<Traffic>,
+    closing: CancellationToken,
 }
 
 impl BrokerServiceImpl {
-    /// Serves `replicas`.
-    pub fn new(replicas: Arc<ReplicaManager>) -> Self {
+    /// Serves `replicas`. When `closing` is cancelled (the server shuts
+    /// down) the long-lived `ProduceStream`s and `FetchStream`s end, so a
+    /// graceful shutdown does not wait on clients that keep them open.
+    pub fn new(replicas: Arc<ReplicaManager>, closing: CancellationToken) -> Self {
         Self {
             replicas,
             traffic: Arc::default(),
+            closing,
         }
     }
 
@@ -62,6 +67,7 @@ impl BrokerService for BrokerServiceImpl {
             self.replicas.clone(),
             self.traffic.clone(),
             req.into_inner(),
+            self.closing.clone(),
         ))))
     }
 
@@ -87,7 +93,7 @@ impl BrokerService for BrokerServiceImpl {
         // One request at a time, answered in order; the first rejected
         // request ends the stream with its status. When the client goes
         // away, hyper drops this stream and with it any fetch still
-        // waiting.
+        // waiting; when the server shuts down, the stream ends.
         let responses = futures::stream::unfold(Some(req.into_inner()), move |inbound| {
             let replicas = replicas.clone();
             let traffic = traffic.clone();
@@ -107,7 +113,8 @@ impl BrokerService for BrokerServiceImpl {
                     Err(e) => Some((Err(Status::from(e)), None)),
                 }
             }
-        });
+        })
+        .take_until(self.closing.clone().cancelled_owned());
         Ok(Response::new(Box::pin(responses)))
     }
 

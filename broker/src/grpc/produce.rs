@@ -21,6 +21,7 @@ use strom_proto::v1::{
     ErrorCode, ProducePartitionResponse, ProduceRequest, ProduceResponse, ProduceStreamRequest,
     ProduceStreamResponse, ProduceTopicResponse,
 };
+use tokio_util::sync::CancellationToken;
 use tonic::{Status, Streaming};
 
 use super::leader_hint_for;
@@ -180,6 +181,9 @@ struct StreamSession {
     inbound: Option<Streaming<ProduceStreamRequest>>,
     answering: FuturesUnordered<Answering>,
     unanswered: HashSet<u64>,
+    /// Cancelled when the server shuts down: no further request is read,
+    /// the waiting ones are answered, and the stream ends.
+    closing: CancellationToken,
 }
 
 /// What the session does next.
@@ -204,11 +208,13 @@ async fn next_message(
 /// for requests still unanswered then stay unacknowledged, as when a
 /// connection drops. The stream ends once the client has half-closed it
 /// and every request is answered; if the client goes away, the waits are
-/// dropped with it.
+/// dropped with it. When the server shuts down (`closing`), the stream
+/// reads no further request, answers the waiting ones and ends.
 pub(crate) fn produce_stream(
     rm: Arc<ReplicaManager>,
     traffic: Arc<Traffic>,
     inbound: Streaming<ProduceStreamRequest>,
+    closing: CancellationToken,
 ) -> impl Stream<Item = Result<ProduceStreamResponse, Status>> + Send + 'static {
     let session = StreamSession {
         rm,
@@ -216,10 +222,14 @@ pub(crate) fn produce_stream(
         inbound: Some(inbound),
         answering: FuturesUnordered::new(),
         unanswered: HashSet::new(),
+        closing,
     };
     futures::stream::unfold(Some(session), |session| async move {
         let mut s = session?;
         loop {
+            if s.closing.is_cancelled() {
+                s.inbound = None;
+            }
             if s.inbound.is_none() && s.answering.is_empty() {
                 return None;
             }
@@ -229,6 +239,7 @@ pub(crate) fn produce_stream(
                 biased;
                 Some(answer) = s.answering.next(), if !s.answering.is_empty() => Step::Answer(answer),
                 message = next_message(&mut s.inbound), if reading => Step::Request(message),
+                _ = s.closing.cancelled(), if s.inbound.is_some() => continue,
                 else => return None,
             };
             match step {
