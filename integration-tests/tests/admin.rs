@@ -276,6 +276,13 @@ async fn admin_endpoint_reports_health_readiness_and_metrics() {
         );
         assert!(cluster_sum(c, "strom_records_out_total") >= 50.0);
         assert!(cluster_sum(c, "strom_bytes_out_total") >= produced_bytes as f64);
+        // Every answered produce request (retries included) is timed.
+        let requests = cluster_sum(c, "strom_produce_requests_total");
+        assert!(requests >= 10.0, "{requests} produce requests");
+        assert_eq!(
+            cluster_sum(c, "strom_produce_duration_seconds_count"),
+            requests
+        );
     });
     // Both followers fetch every record.
     eventually(&cluster, "followers replicate the 50 records", |c| {

@@ -244,6 +244,55 @@ async fn health_is_not_serving_while_fenced() {
     assert!(back, "SERVING again once unfenced\n{}", cluster.dump_logs());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_keeps_serving_when_its_log_cannot_be_written() {
+    // stderr on a full disk: every log line fails with ENOSPC (/dev/full).
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        eprintln!("no /dev/full here: skipped");
+        return;
+    };
+    let cluster = Cluster::start(1, ClusterOptions::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port()
+    };
+    let (client_port, admin_port) = (free(), free());
+    let mut cmd = Command::new(binary("stromd", "STROMD_BIN"));
+    cmd.args(["--node-id", "2", "--roles", "broker"])
+        .arg("--controller-quorum-voters")
+        .arg(cluster.voters())
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{client_port}"))
+        .arg("--admin-listen")
+        .arg(format!("127.0.0.1:{admin_port}"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stderr(full);
+    let mut broker = KillOnDrop(cmd.spawn().expect("spawn broker"));
+    let addr = format!("127.0.0.1:{client_port}");
+    let serving = wait_until(Duration::from_secs(20), || async {
+        health(&addr).await == Some(ServingStatus::Serving)
+    })
+    .await;
+    let exited = broker.0.try_wait().expect("wait");
+    assert!(
+        serving && exited.is_none(),
+        "a broker whose log writes fail keeps running and serving (exited: {exited:?})\n{}",
+        cluster.dump_logs()
+    );
+    // It registered and logged all along; it still answers afterwards.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        broker.0.try_wait().expect("wait").is_none(),
+        "still running"
+    );
+    assert_eq!(health(&addr).await, Some(ServingStatus::Serving));
+}
+
 /// A child process killed when the test ends, however it ends.
 struct KillOnDrop(std::process::Child);
 

@@ -283,6 +283,11 @@ fn broker_metrics(r: &mut Registry, state: &AdminState, broker: &crate::admin::B
         "Produce requests answered (unary Produce or a ProduceStream message)",
         t.produce_requests,
     );
+    r.register(
+        "produce_duration_seconds",
+        "Produce requests from arrival to answer (append and acks wait), unary Produce or a ProduceStream message",
+        broker.traffic.produce_duration(),
+    );
     counter(
         r,
         "fetch_requests",

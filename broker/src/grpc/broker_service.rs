@@ -3,6 +3,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::{Stream, StreamExt};
 use strom_proto::v1::broker_service_server::BrokerService;
@@ -49,10 +50,11 @@ impl BrokerService for BrokerServiceImpl {
         &self,
         req: Request<ProduceRequest>,
     ) -> Result<Response<ProduceResponse>, Status> {
+        let arrived = Instant::now();
         let req = req.into_inner();
         let sizes = Traffic::produce_sizes(&req);
         let resp = super::produce::produce(&self.replicas, req).await;
-        self.traffic.record_produce(&sizes, &resp);
+        self.traffic.record_produce(&sizes, &resp, arrived);
         Ok(Response::new(resp))
     }
 

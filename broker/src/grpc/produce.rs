@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, Stream, StreamExt};
@@ -261,6 +261,7 @@ pub(crate) fn produce_stream(
                             None,
                         ));
                     }
+                    let arrived = Instant::now();
                     let sizes = Traffic::produce_sizes(&request);
                     // Appended here, before the next message is read, so
                     // requests reach the log in the order they arrived.
@@ -269,7 +270,7 @@ pub(crate) fn produce_stream(
                     let traffic = s.traffic.clone();
                     s.answering.push(Box::pin(async move {
                         let response = appended.answer(&rm).await;
-                        traffic.record_produce(&sizes, &response);
+                        traffic.record_produce(&sizes, &response, arrived);
                         ProduceStreamResponse {
                             correlation_id: id,
                             response: Some(response),

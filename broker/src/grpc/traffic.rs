@@ -1,9 +1,14 @@
 //! Data-plane traffic counters for `/metrics`: bytes and records produced
 //! (appended by this broker as leader), fetched by consumers and fetched by
 //! follower replicas. Records are counted from the v2 batch headers
-//! (`recordCount`), never by decoding.
+//! (`recordCount`), never by decoding. Also the produce duration
+//! histogram: a `ProduceStream` message is not a gRPC call, so the per-RPC
+//! histogram of the servers' tower layer cannot see it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 
 use strom_proto::v1::{ErrorCode, FetchResponse, ProduceRequest, ProduceResponse};
 
@@ -40,7 +45,7 @@ pub fn count_records(mut buf: &[u8]) -> u64 {
 }
 
 /// Monotonic counters, shared by the service and the metrics endpoint.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Traffic {
     bytes_in: AtomicU64,
     records_in: AtomicU64,
@@ -51,6 +56,27 @@ pub struct Traffic {
     produce_requests: AtomicU64,
     fetch_requests: AtomicU64,
     replication_fetch_requests: AtomicU64,
+    /// Seconds from a produce request's arrival to its answer.
+    produce_duration: Histogram,
+}
+
+impl Default for Traffic {
+    fn default() -> Self {
+        Self {
+            bytes_in: AtomicU64::default(),
+            records_in: AtomicU64::default(),
+            bytes_out: AtomicU64::default(),
+            records_out: AtomicU64::default(),
+            replication_bytes_out: AtomicU64::default(),
+            replication_records_out: AtomicU64::default(),
+            produce_requests: AtomicU64::default(),
+            fetch_requests: AtomicU64::default(),
+            replication_fetch_requests: AtomicU64::default(),
+            // 0.25 ms doubling to ~8 s: acks=all answers on a healthy
+            // cluster take a few milliseconds, a timed-out one seconds.
+            produce_duration: Histogram::new(exponential_buckets(0.00025, 2.0, 16)),
+        }
+    }
 }
 
 /// A reading of [`Traffic`].
@@ -113,10 +139,23 @@ impl Traffic {
             .collect()
     }
 
-    /// Counts an answered produce request and the partitions of it that
-    /// were appended.
-    pub(crate) fn record_produce(&self, sizes: &ProduceSizes, resp: &ProduceResponse) {
+    /// The produce duration histogram (shared: a clone observes the same
+    /// data), for the metrics endpoint.
+    pub fn produce_duration(&self) -> Histogram {
+        self.produce_duration.clone()
+    }
+
+    /// Counts an answered produce request, received at `arrived`, and the
+    /// partitions of it that were appended.
+    pub(crate) fn record_produce(
+        &self,
+        sizes: &ProduceSizes,
+        resp: &ProduceResponse,
+        arrived: Instant,
+    ) {
         self.produce_requests.fetch_add(1, Ordering::Relaxed);
+        self.produce_duration
+            .observe(arrived.elapsed().as_secs_f64());
         for t in &resp.topics {
             for p in &t.partitions {
                 if p.error_code != ErrorCode::None as i32 {

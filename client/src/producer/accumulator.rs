@@ -109,6 +109,36 @@ impl ProducerBatch {
     }
 }
 
+/// Batches whose outcome is known, answered outside the producer's lock:
+/// answering wakes each record's waiter, and `send` must not wait on that.
+#[derive(Debug, Default)]
+#[must_use = "the records are answered only by `deliver`"]
+pub(crate) struct Deliveries(Vec<(ProducerBatch, BatchOutcome)>);
+
+/// A batch's outcome: its base offset and the broker's log append time
+/// (-1 unless the topic uses `LogAppendTime`), or why it failed.
+type BatchOutcome = Result<(i64, i64), Error>;
+
+impl Deliveries {
+    /// Answers every record; returns the batches' ids for
+    /// [`RecordAccumulator::delivered`]. A batch keeps its bytes and memory until
+    /// it is dropped here.
+    pub(crate) fn deliver(self) -> Vec<u64> {
+        self.0
+            .into_iter()
+            .map(|(mut batch, outcome)| {
+                match outcome {
+                    Ok((base_offset, log_append_time)) => {
+                        batch.answer(base_offset, log_append_time)
+                    }
+                    Err(error) => batch.fail(&error),
+                }
+                batch.id
+            })
+            .collect()
+    }
+}
+
 /// A partition's batches and whether it may send.
 #[derive(Debug, Default)]
 struct PartitionQueue {
@@ -373,21 +403,30 @@ impl RecordAccumulator {
     }
 
     /// Acknowledged: the batches (sent together, in order) got consecutive
-    /// offsets from `base_offset`.
+    /// offsets from `base_offset`. Their records are answered by
+    /// [`Deliveries::deliver`], once the caller has released the lock.
     pub(crate) fn complete(
         &mut self,
         batches: Vec<ProducerBatch>,
         base_offset: i64,
         log_append_time: i64,
+        out: &mut Deliveries,
     ) {
         let mut offset = base_offset;
-        for mut batch in batches {
+        for batch in batches {
             let count = batch.record_count() as i64;
-            self.incomplete.remove(&batch.id);
-            batch.answer(offset, log_append_time);
+            out.0.push((batch, Ok((offset, log_append_time))));
             if offset >= 0 {
                 offset += count;
             }
+        }
+    }
+
+    /// Ends the batches [`Deliveries::deliver`] answered: flushes and
+    /// closing wait for them until then.
+    pub(crate) fn delivered(&mut self, ids: &[u64]) {
+        for id in ids {
+            self.incomplete.remove(id);
         }
     }
 
@@ -408,12 +447,15 @@ impl RecordAccumulator {
         }
     }
 
-    /// Fails the batches with `error`.
-    pub(crate) fn fail(&mut self, batches: Vec<ProducerBatch>, error: &Error) {
-        for mut batch in batches {
-            self.incomplete.remove(&batch.id);
-            batch.fail(error);
-        }
+    /// Fails the batches with `error`, answered like [`Self::complete`]'s.
+    pub(crate) fn fail(
+        &mut self,
+        batches: Vec<ProducerBatch>,
+        error: &Error,
+        out: &mut Deliveries,
+    ) {
+        out.0
+            .extend(batches.into_iter().map(|batch| (batch, Err(error.clone()))));
     }
 
     /// After a failed attempt with a retriable `error`: batches that may try
@@ -576,6 +618,19 @@ mod tests {
         (appended, rx)
     }
 
+    /// Completes and answers at once.
+    fn complete(
+        acc: &mut RecordAccumulator,
+        batches: Vec<ProducerBatch>,
+        base: i64,
+        append_time: i64,
+    ) {
+        let mut deliveries = Deliveries::default();
+        acc.complete(batches, base, append_time, &mut deliveries);
+        let ids = deliveries.deliver();
+        acc.delivered(&ids);
+    }
+
     fn outcome(rx: &mut Receiver) -> Option<Result<i64, ErrorCode>> {
         rx.try_recv()
             .ok()
@@ -707,7 +762,18 @@ mod tests {
         acc.begin_close();
         let (_, batches) = acc.drain(&[tp(0)], 1 << 20, now, false).remove(0);
         assert_eq!(batches.len(), 2);
-        acc.complete(batches, 40, -1);
+        let mut deliveries = Deliveries::default();
+        acc.complete(batches, 40, -1, &mut deliveries);
+        assert!(
+            outcome(&mut receivers[0]).is_none(),
+            "answered only by deliver"
+        );
+        let ids = deliveries.deliver();
+        assert!(
+            !acc.is_idle(),
+            "incomplete until delivered() records the answers"
+        );
+        acc.delivered(&ids);
         let offsets: Vec<_> = receivers.iter_mut().map(outcome).collect();
         assert_eq!(
             offsets,
@@ -728,7 +794,7 @@ mod tests {
         let mut acc = accumulator(100);
         let (_, mut rx) = append(&mut acc, 0, b"v", now);
         let (_, batches) = acc.drain(&[tp(0)], 1 << 20, now, false).remove(0);
-        acc.complete(batches, 0, 99_999);
+        complete(&mut acc, batches, 0, 99_999);
         assert_eq!(rx.try_recv().unwrap().unwrap().timestamp, 99_999);
     }
 
@@ -754,7 +820,7 @@ mod tests {
         let (_, batches) = acc.drain(&[tp(0)], 1 << 20, retry_at, false).remove(0);
         let ids: Vec<(u64, u32)> = batches.iter().map(|b| (b.id, b.attempts)).collect();
         assert_eq!(ids[..3], [(0, 2), (1, 2), (2, 1)]);
-        acc.complete(batches, 0, -1);
+        complete(&mut acc, batches, 0, -1);
         let offsets: Vec<_> = receivers.iter_mut().map(outcome).collect();
         let want: Vec<_> = (0..7).map(|o| Some(Ok(o))).collect();
         assert_eq!(offsets, want);

@@ -4,18 +4,22 @@
 //! batches at `delivery.timeout.ms`, and exits once closing and idle.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use strom_proto::v1::ErrorCode;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::Shared;
-use super::accumulator::ProducerBatch;
+use super::accumulator::{Deliveries, ProducerBatch};
 use super::config::Acks;
 use super::convert::{PartitionOutcome, missing_outcome, partition_outcomes, produce_request};
 use crate::admin::TopicPartition;
@@ -39,9 +43,15 @@ struct RequestOutcome {
     result: Result<std::collections::HashMap<TopicPartition, PartitionOutcome>, Error>,
 }
 
+/// A produce request awaiting its answer.
+type InFlight = Pin<Box<dyn Future<Output = RequestOutcome> + Send>>;
+
 /// Runs until the producer is closed and every batch is finished.
 pub(super) async fn run(shared: Arc<Shared>, finished: watch::Sender<bool>) {
-    let mut requests: JoinSet<RequestOutcome> = JoinSet::new();
+    // Polled by this loop itself rather than spawned: an answer then wakes
+    // this task directly (one hop from the produce session's reader), not
+    // a request task that in turn wakes this one.
+    let mut requests: FuturesUnordered<InFlight> = FuturesUnordered::new();
     let mut unacknowledged: JoinSet<()> = JoinSet::new();
     let mut refreshes: JoinSet<crate::Result<()>> = JoinSet::new();
     let config = &shared.config;
@@ -92,7 +102,7 @@ pub(super) async fn run(shared: Arc<Shared>, finished: watch::Sender<bool>) {
                 shared.progress.send_modify(|n| *n += 1);
                 unacknowledged.spawn(send_unacknowledged(shared.clone(), leader, drained));
             } else {
-                requests.spawn(send(shared.clone(), leader, drained));
+                requests.push(Box::pin(send(shared.clone(), leader, drained)));
             }
         }
 
@@ -112,10 +122,13 @@ pub(super) async fn run(shared: Arc<Shared>, finished: watch::Sender<bool>) {
         }
         tokio::select! {
             _ = shared.wakeup.notified() => {}
-            Some(done) = requests.join_next(), if !requests.is_empty() => match done {
-                Ok(outcome) => handle_outcome(&shared, outcome),
-                Err(e) => warn!(error = %e, "produce request task failed"),
-            },
+            Some(outcome) = requests.next(), if !requests.is_empty() => {
+                handle_outcome(&shared, outcome);
+                // Others that completed meanwhile, before the next scan.
+                while let Some(Some(outcome)) = requests.next().now_or_never() {
+                    handle_outcome(&shared, outcome);
+                }
+            }
             Some(_) = unacknowledged.join_next(), if !unacknowledged.is_empty() => {}
             Some(done) = refreshes.join_next(), if !refreshes.is_empty() => {
                 if let Ok(Err(e)) = done {
@@ -218,6 +231,7 @@ fn handle_outcome(shared: &Shared, outcome: RequestOutcome) {
         }
     };
     let now = Instant::now();
+    let mut deliveries = Deliveries::default();
     let mut core = shared.lock();
     for (tp, batches) in batches {
         let answer = match &mut answers {
@@ -234,7 +248,7 @@ fn handle_outcome(shared: &Shared, outcome: RequestOutcome) {
             } => {
                 core.accumulator.finish(&tp);
                 core.accumulator
-                    .complete(batches, base_offset, log_append_time);
+                    .complete(batches, base_offset, log_append_time, &mut deliveries);
             }
             PartitionOutcome::Failed {
                 error,
@@ -270,11 +284,17 @@ fn handle_outcome(shared: &Shared, outcome: RequestOutcome) {
                 } else {
                     debug!(partition = %tp, broker = leader.id, %error, "produce failed for good");
                     core.accumulator.finish(&tp);
-                    core.accumulator.fail(batches, &error);
+                    core.accumulator.fail(batches, &error, &mut deliveries);
                 }
             }
         }
     }
     drop(core);
+    // Answered without the lock, so `send` callers never wait on the
+    // wake-ups; flushes see the batches end only after their answers.
+    let ids = deliveries.deliver();
+    if !ids.is_empty() {
+        shared.lock().accumulator.delivered(&ids);
+    }
     shared.progress.send_modify(|n| *n += 1);
 }
