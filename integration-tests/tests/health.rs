@@ -3,7 +3,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use strom_integration_tests::{Cluster, ClusterOptions, binary, channel, wait_until};
+use strom_integration_tests::{Cluster, ClusterOptions, binary, channel, free_port, wait_until};
 use strom_proto::v1::{CreatableTopic, CreateTopicsRequest, ReplicaAssignment};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -192,30 +192,12 @@ async fn health_is_not_serving_while_fenced() {
     }
     let mut cluster = Cluster::start(1, options).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("port")
-            .local_addr()
-            .expect("addr")
-            .port()
-    };
-    let (client_port, admin_port) = (free(), free());
-    let mut cmd = Command::new(binary("stromd", "STROMD_BIN"));
-    cmd.args(["--node-id", "2", "--roles", "broker"])
-        .arg("--controller-quorum-voters")
-        .arg(cluster.voters())
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{client_port}"))
-        .arg("--admin-listen")
-        .arg(format!("127.0.0.1:{admin_port}"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .stderr(std::process::Stdio::null());
+    let (mut cmd, addr) = broker_node(&cluster, dir.path());
+    cmd.stderr(std::process::Stdio::null());
     for kv in timeouts {
         cmd.arg("--set").arg(kv);
     }
     let broker = KillOnDrop(cmd.spawn().expect("spawn broker"));
-    let addr = format!("127.0.0.1:{client_port}");
     let serving = wait_until(Duration::from_secs(20), || async {
         health(&addr).await == Some(ServingStatus::Serving)
     })
@@ -253,27 +235,9 @@ async fn a_node_keeps_serving_when_its_log_cannot_be_written() {
     };
     let cluster = Cluster::start(1, ClusterOptions::default()).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("port")
-            .local_addr()
-            .expect("addr")
-            .port()
-    };
-    let (client_port, admin_port) = (free(), free());
-    let mut cmd = Command::new(binary("stromd", "STROMD_BIN"));
-    cmd.args(["--node-id", "2", "--roles", "broker"])
-        .arg("--controller-quorum-voters")
-        .arg(cluster.voters())
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{client_port}"))
-        .arg("--admin-listen")
-        .arg(format!("127.0.0.1:{admin_port}"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .stderr(full);
+    let (mut cmd, addr) = broker_node(&cluster, dir.path());
+    cmd.stderr(full);
     let mut broker = KillOnDrop(cmd.spawn().expect("spawn broker"));
-    let addr = format!("127.0.0.1:{client_port}");
     let serving = wait_until(Duration::from_secs(20), || async {
         health(&addr).await == Some(ServingStatus::Serving)
     })
@@ -291,6 +255,23 @@ async fn a_node_keeps_serving_when_its_log_cannot_be_written() {
         "still running"
     );
     assert_eq!(health(&addr).await, Some(ServingStatus::Serving));
+}
+
+/// The command of a broker-only node 2 joining `cluster`'s quorum, with
+/// its data in `dir`, and the address it will serve clients on.
+fn broker_node(cluster: &Cluster, dir: &std::path::Path) -> (Command, String) {
+    let (client_port, admin_port) = (free_port(), free_port());
+    let mut cmd = Command::new(binary("stromd", "STROMD_BIN"));
+    cmd.args(["--node-id", "2", "--roles", "broker"])
+        .arg("--controller-quorum-voters")
+        .arg(cluster.voters())
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{client_port}"))
+        .arg("--admin-listen")
+        .arg(format!("127.0.0.1:{admin_port}"))
+        .arg("--data-dir")
+        .arg(dir);
+    (cmd, format!("127.0.0.1:{client_port}"))
 }
 
 /// A child process killed when the test ends, however it ends.
