@@ -707,6 +707,61 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn callbacks_hear_each_outcome_once_before_close_returns() {
+        let cluster = MockCluster::start(1, leaders("t", &[(1, 0), (1, 0)])).await;
+        let p1 = TopicPartition::new("t", 1);
+        cluster
+            .state()
+            .produce_errors
+            .insert(p1, VecDeque::from([ErrorCode::CorruptMessage]));
+        for acks in [Acks::All, Acks::None] {
+            let mut config = producer_config(&cluster);
+            config.acks = acks;
+            config.batch_size = 200;
+            let producer = Producer::connect(config).await.unwrap();
+            // (partition, value index, outcome), in the order heard.
+            type Heard = Vec<(i32, usize, Result<i64, ErrorCode>)>;
+            let heard: Arc<Mutex<Heard>> = Arc::default();
+            for i in 0..40 {
+                let partition = if i % 10 == 9 { 1 } else { 0 };
+                let heard = heard.clone();
+                let record = ProducerRecord::new("t")
+                    .partition(partition)
+                    .value(format!("v{i}"));
+                producer
+                    .send_with_callback(record, move |outcome| {
+                        let outcome = outcome.map(|m| m.offset).map_err(|e| e.code().unwrap());
+                        heard.lock().unwrap().push((partition, i, outcome));
+                        // A panicking callback must not stop the others.
+                        assert!(i != 3, "callback 3 panics on purpose");
+                    })
+                    .await
+                    .unwrap();
+            }
+            producer.close().await.unwrap();
+            let mut heard = std::mem::take(&mut *heard.lock().unwrap());
+            heard.sort_by_key(|(_, i, _)| *i);
+            assert_eq!(heard.len(), 40, "acks {acks:?}: each callback once");
+            let mut p0_offsets = Vec::new();
+            let mut p1_failed = 0;
+            for (partition, i, outcome) in heard {
+                match (acks, partition, outcome) {
+                    (Acks::None, _, Ok(-1)) | (Acks::All, 1, Ok(_)) => {}
+                    (Acks::All, 0, Ok(offset)) => p0_offsets.push(offset),
+                    (Acks::All, 1, Err(ErrorCode::CorruptMessage)) => p1_failed += 1,
+                    other => panic!("record {i}: unexpected {other:?}"),
+                }
+            }
+            if acks == Acks::All {
+                assert!(p1_failed > 0, "the failed batch's records hear the error");
+                let first = p0_offsets[0];
+                let want: Vec<i64> = (first..first + 36).collect();
+                assert_eq!(p0_offsets, want, "partition order kept");
+            }
+        }
+    }
+
+    #[tokio::test]
     async fn keyed_records_land_where_the_java_client_puts_them() {
         let cluster = MockCluster::start(1, leaders("t", &[(1, 0), (1, 0), (1, 0)])).await;
         let producer = Producer::connect(producer_config(&cluster)).await.unwrap();

@@ -20,8 +20,65 @@ use super::record::RecordMetadata;
 use crate::admin::TopicPartition;
 use crate::error::{Error, Result};
 
-/// Where a record's outcome is delivered.
-pub(crate) type Completion = oneshot::Sender<Result<RecordMetadata>>;
+/// Where a record's outcome goes: the channel its [`DeliveryFuture`]
+/// waits on, or the callback given to [`Producer::send_with_callback`].
+///
+/// [`DeliveryFuture`]: super::DeliveryFuture
+/// [`Producer::send_with_callback`]: super::Producer::send_with_callback
+/// (Each is taken when the outcome is delivered.)
+pub(crate) enum Completion {
+    Future(Option<oneshot::Sender<Result<RecordMetadata>>>),
+    Callback(Option<Callback>),
+}
+
+/// A record's callback; it runs on the producer's sender task.
+pub(crate) type Callback = Box<dyn FnOnce(Result<RecordMetadata>) + Send>;
+
+impl Completion {
+    /// Delivers the outcome. A dropped future is not an error; a panicking
+    /// callback is logged and does not stop the producer.
+    pub(crate) fn complete(mut self, outcome: Result<RecordMetadata>) {
+        match &mut self {
+            Completion::Future(sender) => {
+                if let Some(sender) = sender.take() {
+                    let _ = sender.send(outcome);
+                }
+            }
+            Completion::Callback(callback) => {
+                if let Some(callback) = callback.take() {
+                    run_callback(callback, outcome);
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Completion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Completion::Future(_) => "Completion::Future",
+            Completion::Callback(_) => "Completion::Callback",
+        })
+    }
+}
+
+/// A callback whose record is dropped unanswered (the producer's task
+/// stopped) still hears of it, as a future does from its closed channel.
+impl Drop for Completion {
+    fn drop(&mut self) {
+        if let Completion::Callback(callback) = self
+            && let Some(callback) = callback.take()
+        {
+            run_callback(callback, Err(super::stopped_error()));
+        }
+    }
+}
+
+fn run_callback(callback: Callback, outcome: Result<RecordMetadata>) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(outcome))).is_err() {
+        tracing::error!("a producer send callback panicked; the producer carries on");
+    }
+}
 
 /// A record waiting in a batch for its outcome.
 #[derive(Debug)]
@@ -73,67 +130,91 @@ impl ProducerBatch {
             .get_or_insert_with(|| self.builder.build())
             .clone()
     }
-
-    /// Answers every record: offsets `base_offset`, `base_offset + 1`, …
-    /// (-1 throughout when `base_offset` is -1); the timestamp is
-    /// `log_append_time` when the broker set one (≥ 0). The batch keeps its
-    /// bytes and memory until dropped.
-    fn answer(&mut self, base_offset: i64, log_append_time: i64) {
-        let tp = &self.tp;
-        for (i, record) in std::mem::take(&mut self.records).into_iter().enumerate() {
-            let offset = if base_offset < 0 {
-                -1
-            } else {
-                base_offset + i as i64
-            };
-            let timestamp = if log_append_time >= 0 {
-                log_append_time
-            } else {
-                record.timestamp
-            };
-            // The caller may have dropped its future; that is not an error.
-            let _ = record.completion.send(Ok(RecordMetadata {
-                topic: tp.topic.clone(),
-                partition: tp.partition,
-                offset,
-                timestamp,
-            }));
-        }
-    }
-
-    /// Answers every record with `error`.
-    fn fail(&mut self, error: &Error) {
-        for record in std::mem::take(&mut self.records) {
-            let _ = record.completion.send(Err(error.clone()));
-        }
-    }
 }
 
-/// Batches whose outcome is known, answered outside the producer's lock:
-/// answering wakes each record's waiter, and `send` must not wait on that.
+/// Finished batches, answered outside the producer's lock: answering wakes
+/// each record's waiter or runs its callback, and neither `send` nor the
+/// callbacks may wait on the lock for that.
 #[derive(Debug, Default)]
 #[must_use = "the records are answered only by `deliver`"]
-pub(crate) struct Deliveries(Vec<(ProducerBatch, BatchOutcome)>);
+pub(crate) struct Deliveries(Vec<Delivery>);
+
+/// One batch's records and their outcome.
+#[derive(Debug)]
+struct Delivery {
+    id: u64,
+    tp: TopicPartition,
+    records: Vec<PendingRecord>,
+    outcome: BatchOutcome,
+    /// The finished batch, released (bytes and memory) once its records
+    /// are answered; `None` while an acks=0 request still sends it.
+    batch: Option<ProducerBatch>,
+}
 
 /// A batch's outcome: its base offset and the broker's log append time
 /// (-1 unless the topic uses `LogAppendTime`), or why it failed.
 type BatchOutcome = Result<(i64, i64), Error>;
 
 impl Deliveries {
-    /// Answers every record; returns the batches' ids for
-    /// [`RecordAccumulator::delivered`]. A batch keeps its bytes and memory until
-    /// it is dropped here.
+    fn push(&mut self, mut batch: ProducerBatch, outcome: BatchOutcome) {
+        self.0.push(Delivery {
+            id: batch.id,
+            tp: batch.tp.clone(),
+            records: std::mem::take(&mut batch.records),
+            outcome,
+            batch: Some(batch),
+        });
+    }
+
+    /// Nothing to answer.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Answers every record: offsets `base_offset`, `base_offset + 1`, …
+    /// (-1 throughout when `base_offset` is -1); the timestamp is
+    /// `log_append_time` when the broker set one (≥ 0). Returns the
+    /// batches' ids for [`RecordAccumulator::delivered`].
     pub(crate) fn deliver(self) -> Vec<u64> {
         self.0
             .into_iter()
-            .map(|(mut batch, outcome)| {
+            .map(|delivery| {
+                let Delivery {
+                    id,
+                    tp,
+                    records,
+                    outcome,
+                    batch,
+                } = delivery;
                 match outcome {
                     Ok((base_offset, log_append_time)) => {
-                        batch.answer(base_offset, log_append_time)
+                        for (i, record) in records.into_iter().enumerate() {
+                            let offset = if base_offset < 0 {
+                                -1
+                            } else {
+                                base_offset + i as i64
+                            };
+                            let timestamp = if log_append_time >= 0 {
+                                log_append_time
+                            } else {
+                                record.timestamp
+                            };
+                            record.completion.complete(Ok(RecordMetadata {
+                                topic: tp.topic.clone(),
+                                partition: tp.partition,
+                                offset,
+                                timestamp,
+                            }));
+                        }
                     }
-                    Err(error) => batch.fail(&error),
+                    Err(error) => {
+                        for record in records {
+                            record.completion.complete(Err(error.clone()));
+                        }
+                    }
                 }
-                batch.id
+                drop(batch);
+                id
             })
             .collect()
     }
@@ -415,7 +496,7 @@ impl RecordAccumulator {
         let mut offset = base_offset;
         for batch in batches {
             let count = batch.record_count() as i64;
-            out.0.push((batch, Ok((offset, log_append_time))));
+            out.push(batch, Ok((offset, log_append_time)));
             if offset >= 0 {
                 offset += count;
             }
@@ -430,18 +511,24 @@ impl RecordAccumulator {
         }
     }
 
-    /// acks=0: answers the drained records with offset -1 at once and ends
-    /// the partitions' in-flight state (nothing will be awaited). The
-    /// batches keep their bytes and their share of `buffer.memory` until the
-    /// caller drops them after sending.
+    /// acks=0: answers the drained records with offset -1 (once the caller
+    /// delivers) and ends the partitions' in-flight state (nothing will be
+    /// awaited). The batches keep their bytes and their share of
+    /// `buffer.memory` until the caller drops them after sending.
     pub(crate) fn complete_unacknowledged(
         &mut self,
         drained: &mut [(TopicPartition, Vec<ProducerBatch>)],
+        out: &mut Deliveries,
     ) {
         for (tp, batches) in drained.iter_mut() {
             for batch in batches.iter_mut() {
-                self.incomplete.remove(&batch.id);
-                batch.answer(-1, -1);
+                out.0.push(Delivery {
+                    id: batch.id,
+                    tp: tp.clone(),
+                    records: std::mem::take(&mut batch.records),
+                    outcome: Ok((-1, -1)),
+                    batch: None,
+                });
             }
             self.finish(tp);
         }
@@ -454,14 +541,17 @@ impl RecordAccumulator {
         error: &Error,
         out: &mut Deliveries,
     ) {
-        out.0
-            .extend(batches.into_iter().map(|batch| (batch, Err(error.clone()))));
+        for batch in batches {
+            out.push(batch, Err(error.clone()));
+        }
     }
 
     /// After a failed attempt with a retriable `error`: batches that may try
     /// again (fewer than `retries` retries so far, delivery timeout not
     /// reached) go back to the front of the queue in order, to be resent no
-    /// earlier than `retry_at`; the others fail. Returns how many retry.
+    /// earlier than `retry_at`; the others fail (answered like
+    /// [`Self::complete`]'s). Returns how many retry.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn retry_or_fail(
         &mut self,
         tp: &TopicPartition,
@@ -470,16 +560,15 @@ impl RecordAccumulator {
         retries: u32,
         retry_at: Instant,
         now: Instant,
+        out: &mut Deliveries,
     ) -> usize {
         let mut again = Vec::new();
         for mut batch in batches {
             if batch.attempts > retries {
-                self.incomplete.remove(&batch.id);
-                batch.fail(error);
+                out.push(batch, Err(error.clone()));
             } else if now >= batch.created + self.settings.delivery_timeout {
                 let expired = expiry_error(&batch, self.settings.delivery_timeout, Some(error));
-                self.incomplete.remove(&batch.id);
-                batch.fail(&expired);
+                out.push(batch, Err(expired));
             } else {
                 batch.last_error = Some(error.clone());
                 again.push(batch);
@@ -499,8 +588,9 @@ impl RecordAccumulator {
 
     /// Fails queued batches that reached `delivery.timeout.ms`. A queue is
     /// in creation order (retried batches return to the front, and they are
-    /// the oldest), so only its front needs a look.
-    pub(crate) fn expire(&mut self, now: Instant) -> usize {
+    /// the oldest), so only its front needs a look. Their records are
+    /// answered like [`Self::complete`]'s.
+    pub(crate) fn expire(&mut self, now: Instant, out: &mut Deliveries) -> usize {
         let timeout = self.settings.delivery_timeout;
         let mut expired = Vec::new();
         let mut emptied = false;
@@ -519,10 +609,9 @@ impl RecordAccumulator {
                 .retain(|_, q| !q.batches.is_empty() || q.in_flight || q.retry_at.is_some());
         }
         let count = expired.len();
-        for mut batch in expired {
+        for batch in expired {
             let error = expiry_error(&batch, timeout, None);
-            self.incomplete.remove(&batch.id);
-            batch.fail(&error);
+            out.push(batch, Err(error));
         }
         count
     }
@@ -610,7 +699,7 @@ mod tests {
                 value: Some(value),
                 headers: &[],
                 size: 30 + value.len(),
-                completion: tx,
+                completion: Completion::Future(Some(tx)),
                 memory: None,
             },
             now,
@@ -635,6 +724,37 @@ mod tests {
         rx.try_recv()
             .ok()
             .map(|r| r.map(|m| m.offset).map_err(|e| e.code().unwrap()))
+    }
+
+    #[test]
+    fn a_callback_is_called_once_even_when_its_record_is_dropped() {
+        let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let callback = |heard: &std::sync::Arc<std::sync::Mutex<Vec<String>>>| {
+            let heard = heard.clone();
+            Completion::Callback(Some(Box::new(move |outcome: Result<RecordMetadata>| {
+                heard.lock().unwrap().push(match outcome {
+                    Ok(m) => format!("offset {}", m.offset),
+                    Err(e) => e.to_string(),
+                });
+            })))
+        };
+        let metadata = RecordMetadata {
+            topic: "t".into(),
+            partition: 0,
+            offset: 7,
+            timestamp: 0,
+        };
+        callback(&heard).complete(Ok(metadata));
+        drop(callback(&heard));
+        let panicking = Completion::Callback(Some(Box::new(|_| panic!("on purpose"))));
+        panicking.complete(Err(Error::Closed("x".into())));
+        assert_eq!(
+            *heard.lock().unwrap(),
+            [
+                "offset 7",
+                "the producer stopped before the record's delivery was known"
+            ]
+        );
     }
 
     #[test]
@@ -810,10 +930,12 @@ mod tests {
         assert_eq!(ids, [0, 1]);
         let error = Error::strom(ErrorCode::NotLeaderOrFollower, "moved");
         let retry_at = now + Duration::from_millis(100);
+        let mut failed = Deliveries::default();
         assert_eq!(
-            acc.retry_or_fail(&tp(0), batches, &error, 10, retry_at, now),
+            acc.retry_or_fail(&tp(0), batches, &error, 10, retry_at, now, &mut failed),
             2
         );
+        assert!(failed.is_empty());
         assert!(acc.ready(now, false).partitions.is_empty(), "backing off");
         assert_eq!(acc.ready(now, false).next_check, Some(retry_at));
         acc.begin_close();
@@ -840,7 +962,11 @@ mod tests {
             let mut acc = accumulator(100);
             let (_, mut rx) = append(&mut acc, 0, b"v", now);
             let (_, batches) = acc.drain(&[tp(0)], 1 << 20, now, false).remove(0);
-            acc.retry_or_fail(&tp(0), batches, &error, retries, at, at);
+            let mut failed = Deliveries::default();
+            acc.retry_or_fail(&tp(0), batches, &error, retries, at, at, &mut failed);
+            assert_eq!(outcome(&mut rx), None, "answered only by deliver");
+            let ids = failed.deliver();
+            acc.delivered(&ids);
             assert_eq!(outcome(&mut rx), want, "retries {retries}");
         }
     }
@@ -852,7 +978,9 @@ mod tests {
         let (_, mut first) = append(&mut acc, 0, b"v", now);
         let (_, batches) = acc.drain(&[tp(0)], 1 << 20, now, false).remove(0);
         let error = Error::strom(ErrorCode::LeaderNotAvailable, "election in progress");
-        acc.retry_or_fail(&tp(0), batches, &error, 10, now, now);
+        let mut failed = Deliveries::default();
+        acc.retry_or_fail(&tp(0), batches, &error, 10, now, now, &mut failed);
+        assert!(failed.is_empty());
         let (_, mut second) = append(&mut acc, 1, b"v", now + Duration::from_secs(1));
         assert_eq!(
             acc.ready(now, false)
@@ -860,7 +988,11 @@ mod tests {
                 .map(|t| t <= now + DELIVERY),
             Some(true)
         );
-        assert_eq!(acc.expire(now + DELIVERY), 1);
+        let mut expired = Deliveries::default();
+        assert_eq!(acc.expire(now + DELIVERY, &mut expired), 1);
+        assert_eq!(acc.lowest_incomplete(), Some(0), "until delivered");
+        let ids = expired.deliver();
+        acc.delivered(&ids);
         let error = first.try_recv().unwrap().unwrap_err();
         assert_eq!(error.code(), Some(ErrorCode::RequestTimedOut));
         assert_eq!(
@@ -878,7 +1010,12 @@ mod tests {
         let mut acc = accumulator(100);
         let (_, mut rx) = append(&mut acc, 0, b"v", now);
         let mut drained = acc.drain(&[tp(0)], 1 << 20, now, false);
-        acc.complete_unacknowledged(&mut drained);
+        let mut answered = Deliveries::default();
+        acc.complete_unacknowledged(&mut drained, &mut answered);
+        assert_eq!(outcome(&mut rx), None, "answered only by deliver");
+        let ids = answered.deliver();
+        assert!(!acc.is_idle());
+        acc.delivered(&ids);
         assert_eq!(outcome(&mut rx), Some(Ok(-1)));
         assert!(acc.is_idle());
         let bytes = drained[0].1[0].encode();

@@ -131,7 +131,7 @@ mod tests {
     use tokio::sync::oneshot;
     use tokio::time::Instant;
 
-    use super::super::accumulator::{BatchSettings, NewRecord, RecordAccumulator};
+    use super::super::accumulator::{BatchSettings, Completion, NewRecord, RecordAccumulator};
     use super::*;
 
     fn drained(partitions: &[(&str, i32, usize)]) -> Vec<(TopicPartition, Vec<ProducerBatch>)> {
@@ -155,7 +155,7 @@ mod tests {
                         value: Some(&[1; 50]),
                         headers: &[],
                         size: 60,
-                        completion: tx,
+                        completion: Completion::Future(Some(tx)),
                         memory: None,
                     },
                     now,

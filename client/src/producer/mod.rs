@@ -16,7 +16,8 @@
 //! A record's life: [`Producer::send`] waits (at most `max.block.ms`) for
 //! the topic's metadata and for `buffer.memory`, picks the partition and
 //! appends the record to the partition's open batch, then returns a
-//! [`DeliveryFuture`]. The sender sends the batch when it is full, when
+//! [`DeliveryFuture`] ([`Producer::send_with_callback`]: the outcome goes
+//! to a callback instead). The sender sends the batch when it is full, when
 //! `linger.ms` has passed, on [`flush`](Producer::flush) or
 //! [`close`](Producer::close), or at once while a `send` waits for memory.
 //! Retriable errors resend the batch after an exponential backoff
@@ -47,7 +48,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use self::accumulator::{BatchSettings, NewRecord, RecordAccumulator};
+use self::accumulator::{BatchSettings, Completion, NewRecord, RecordAccumulator};
 pub use self::config::{Acks, ProducerConfig, compression_name, parse_compression};
 use self::partitioner::StickyPartitioner;
 pub use self::partitioner::{murmur2, partition_for_key, to_positive};
@@ -155,14 +156,15 @@ impl Future for DeliveryFuture {
     type Output = Result<RecordMetadata>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.receiver).poll(cx).map(|outcome| {
-            outcome.unwrap_or_else(|_| {
-                Err(Error::Closed(
-                    "the producer stopped before the record's delivery was known".to_owned(),
-                ))
-            })
-        })
+        Pin::new(&mut self.receiver)
+            .poll(cx)
+            .map(|outcome| outcome.unwrap_or_else(|_| Err(stopped_error())))
     }
+}
+
+/// What a record hears when the producer stopped before knowing its fate.
+fn stopped_error() -> Error {
+    Error::Closed("the producer stopped before the record's delivery was known".to_owned())
 }
 
 /// Milliseconds since the epoch, now.
@@ -228,6 +230,38 @@ impl Producer {
     /// Records of one partition are written in the order their `send`s
     /// returned.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+        let (sender, receiver) = oneshot::channel();
+        self.enqueue(record, || Completion::Future(Some(sender)))
+            .await?;
+        Ok(DeliveryFuture { receiver })
+    }
+
+    /// Like [`send`](Self::send), but the outcome goes to `callback`, as
+    /// with Kafka's `send(record, callback)`: it is called exactly once with
+    /// the record's metadata or the error that failed it, unless this
+    /// returns an error (then the record was not queued and the callback is
+    /// dropped uncalled).
+    ///
+    /// The callback runs on the producer's background task, so it should be
+    /// quick: while it runs, no other answer is handled. It costs less than
+    /// a [`DeliveryFuture`] polled by another task (no channel, no wake-up),
+    /// which is what `strom perf produce` uses it for. A panic in it is
+    /// logged and does not affect other records.
+    pub async fn send_with_callback<F>(&self, record: ProducerRecord, callback: F) -> Result<()>
+    where
+        F: FnOnce(Result<RecordMetadata>) + Send + 'static,
+    {
+        self.enqueue(record, || Completion::Callback(Some(Box::new(callback))))
+            .await
+    }
+
+    /// Queues `record`; `completion` is made only once it is sure to be
+    /// appended, so a refused record's callback is never called.
+    async fn enqueue(
+        &self,
+        record: ProducerRecord,
+        completion: impl FnOnce() -> Completion,
+    ) -> Result<()> {
         let shared = &self.handle.shared;
         let config = &shared.config;
         if shared.lock().accumulator.is_closing() {
@@ -253,7 +287,6 @@ impl Producer {
         let memory = self.reserve_memory(size, deadline).await?;
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
         let keyless = record.partition.is_none() && record.key.is_none();
-        let (completion, receiver) = oneshot::channel();
         let appended = {
             let mut core = shared.lock();
             let Core {
@@ -287,7 +320,7 @@ impl Producer {
                     value: record.value.as_deref(),
                     headers: &record.headers,
                     size,
-                    completion,
+                    completion: completion(),
                     memory: Some(memory),
                 },
                 Instant::now(),
@@ -300,7 +333,7 @@ impl Producer {
         if appended.new_batch || appended.full {
             shared.wakeup.notify_one();
         }
-        Ok(DeliveryFuture { receiver })
+        Ok(())
     }
 
     /// Sends every record queued so far without waiting for `linger.ms`, and

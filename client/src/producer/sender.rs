@@ -68,20 +68,20 @@ pub(super) async fn run(shared: Arc<Shared>, finished: watch::Sender<bool>) {
             refreshes.spawn(async move { shared.metadata.refresh().await });
         }
 
-        let (ready, expired) = {
+        let mut expired = Deliveries::default();
+        let ready = {
             let mut core = shared.lock();
-            let expired = core.accumulator.expire(now);
-            (core.accumulator.ready(now, memory_exhausted), expired)
+            core.accumulator.expire(now, &mut expired);
+            core.accumulator.ready(now, memory_exhausted)
         };
-        if expired > 0 {
-            shared.progress.send_modify(|n| *n += 1);
-        }
+        deliver(&shared, expired);
 
         let (by_leader, leaderless) = group_by_leader(&shared, ready.partitions);
         if leaderless {
             shared.metadata.mark_stale();
         }
         for (leader, partitions) in by_leader.into_values() {
+            let mut answered = Deliveries::default();
             let drained = {
                 let mut core = shared.lock();
                 let mut drained = core.accumulator.drain(
@@ -91,7 +91,8 @@ pub(super) async fn run(shared: Arc<Shared>, finished: watch::Sender<bool>) {
                     memory_exhausted,
                 );
                 if config.acks == Acks::None {
-                    core.accumulator.complete_unacknowledged(&mut drained);
+                    core.accumulator
+                        .complete_unacknowledged(&mut drained, &mut answered);
                 }
                 drained
             };
@@ -99,7 +100,7 @@ pub(super) async fn run(shared: Arc<Shared>, finished: watch::Sender<bool>) {
                 continue;
             }
             if config.acks == Acks::None {
-                shared.progress.send_modify(|n| *n += 1);
+                deliver(&shared, answered);
                 unacknowledged.spawn(send_unacknowledged(shared.clone(), leader, drained));
             } else {
                 requests.push(Box::pin(send(shared.clone(), leader, drained)));
@@ -279,6 +280,7 @@ fn handle_outcome(shared: &Shared, outcome: RequestOutcome) {
                         config.retries,
                         retry_at,
                         now,
+                        &mut deliveries,
                     );
                     debug!(partition = %tp, broker = leader.id, %error, retrying, attempts, "produce failed");
                 } else {
@@ -290,11 +292,17 @@ fn handle_outcome(shared: &Shared, outcome: RequestOutcome) {
         }
     }
     drop(core);
-    // Answered without the lock, so `send` callers never wait on the
-    // wake-ups; flushes see the batches end only after their answers.
-    let ids = deliveries.deliver();
-    if !ids.is_empty() {
-        shared.lock().accumulator.delivered(&ids);
+    deliver(shared, deliveries);
+}
+
+/// Answers finished records without the lock, so `send` callers never wait
+/// on the wake-ups or callbacks; flushes see the batches end only after
+/// their answers.
+fn deliver(shared: &Shared, deliveries: Deliveries) {
+    if deliveries.is_empty() {
+        return;
     }
+    let ids = deliveries.deliver();
+    shared.lock().accumulator.delivered(&ids);
     shared.progress.send_modify(|n| *n += 1);
 }

@@ -7,14 +7,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Args;
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use strom_client::{
-    Acks, ClientConfig, DeliveryFuture, Error, ErrorCode, Producer, ProducerRecord,
+    Acks, ClientConfig, Error, ErrorCode, Producer, ProducerRecord, RecordMetadata,
 };
-use tokio::sync::mpsc;
 
 use super::stats::{ProducerStats, Throttler};
 use crate::output::{Format, Output};
@@ -55,9 +52,6 @@ fn parse_throughput(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Records in flight, with their send time.
-type InFlight = (Instant, DeliveryFuture);
-
 pub(crate) async fn run(
     args: PerfProduceArgs,
     client: ClientConfig,
@@ -72,20 +66,15 @@ pub(crate) async fn run(
     let producer = Producer::connect(config).await?;
     let payload = random_payload(args.record_size);
     let start = Instant::now();
-    let stats = Arc::new(Mutex::new(ProducerStats::new(args.num_records, start)));
-    let first_error: Arc<Mutex<Option<Error>>> = Arc::default();
     let bar = progress::bar(args.num_records, "records");
-    let (in_flight_tx, in_flight_rx) = mpsc::unbounded_channel::<InFlight>();
-    let collector = tokio::spawn(collect(
-        in_flight_rx,
-        stats.clone(),
-        first_error.clone(),
-        args.record_size,
-        bar.clone(),
-    ));
+    let tally = Arc::new(Tally {
+        stats: Mutex::new(ProducerStats::new(args.num_records, start)),
+        first_error: Mutex::new(None),
+        bar: bar.clone(),
+        record_size: args.record_size,
+    });
     let reporter = {
-        let stats = stats.clone();
-        let bar = bar.clone();
+        let tally = tally.clone();
         let format = output.format();
         tokio::spawn(async move {
             let output = Output::new(format);
@@ -93,12 +82,9 @@ pub(crate) async fn run(
                 tokio::time::interval_at(tokio::time::Instant::now() + REPORT_EVERY, REPORT_EVERY);
             loop {
                 ticks.tick().await;
-                let window = stats
-                    .lock()
-                    .expect("stats lock is never poisoned")
-                    .take_window(Instant::now());
+                let window = tally.stats().take_window(Instant::now());
                 if format == Format::Table && window.records > 0 {
-                    bar.suspend(|| output.lines(&[window.to_string()]));
+                    tally.bar.suspend(|| output.lines(&[window.to_string()]));
                 }
             }
         })
@@ -114,32 +100,36 @@ pub(crate) async fn run(
             }
         }
         let record = ProducerRecord::new(args.topic.clone()).value(payload.clone());
-        let sent_at = Instant::now();
+        // Like Kafka's perf tool, a callback per record: it runs on the
+        // producer's task when the answer arrives, with no channel and no
+        // task of its own to wake.
+        let on_delivery = {
+            let sent_at = Instant::now();
+            let tally = tally.clone();
+            move |outcome: Result<_, Error>| tally.delivered(sent_at, outcome)
+        };
         let queued = tokio::select! {
-            queued = producer.send(record) => queued,
+            queued = producer.send_with_callback(record, on_delivery) => queued,
             _ = &mut interrupted => break,
         };
-        match queued {
-            Ok(delivery) => {
-                let _ = in_flight_tx.send((sent_at, delivery));
-            }
-            Err(error) => note_failure(&stats, &first_error, error),
+        if let Err(error) = queued {
+            tally.failed(error);
         }
     }
-    drop(in_flight_tx);
+    // Every callback has run once the producer is closed.
     tokio::select! {
         closed = producer.close() => closed?,
         _ = tokio::signal::ctrl_c() => {}
     }
-    let _ = collector.await;
     reporter.abort();
     bar.finish_and_clear();
-    let total = stats
-        .lock()
-        .expect("stats lock is never poisoned")
-        .total(Instant::now());
+    let total = tally.stats().total(Instant::now());
     output.print(&TotalLine(total.clone()));
-    let first_error = first_error.lock().expect("not poisoned").take();
+    let first_error = tally
+        .first_error
+        .lock()
+        .expect("error lock is never poisoned")
+        .take();
     match first_error {
         Some(error) => Err(Error::strom(
             error.code().unwrap_or(ErrorCode::InvalidRequest),
@@ -171,43 +161,34 @@ fn random_payload(size: usize) -> Bytes {
     )
 }
 
-fn note_failure(stats: &Mutex<ProducerStats>, first: &Mutex<Option<Error>>, error: Error) {
-    stats.lock().expect("stats lock is never poisoned").error();
-    first
-        .lock()
-        .expect("error lock is never poisoned")
-        .get_or_insert(error);
+/// What the records' callbacks and the reporter share.
+struct Tally {
+    stats: Mutex<ProducerStats>,
+    first_error: Mutex<Option<Error>>,
+    bar: indicatif::ProgressBar,
+    record_size: usize,
 }
 
-/// Awaits deliveries as they complete and records their latencies.
-async fn collect(
-    mut queued: mpsc::UnboundedReceiver<InFlight>,
-    stats: Arc<Mutex<ProducerStats>>,
-    first_error: Arc<Mutex<Option<Error>>>,
-    record_size: usize,
-    bar: indicatif::ProgressBar,
-) {
-    let mut pending = FuturesUnordered::new();
-    let mut open = true;
-    loop {
-        tokio::select! {
-            next = queued.recv(), if open => match next {
-                Some((sent_at, delivery)) => pending.push(async move { (sent_at, delivery.await) }),
-                None => open = false,
-            },
-            Some((sent_at, outcome)) = pending.next(), if !pending.is_empty() => {
-                let latency = sent_at.elapsed();
-                match outcome {
-                    Ok(_) => stats
-                        .lock()
-                        .expect("stats lock is never poisoned")
-                        .record(latency, record_size),
-                    Err(error) => note_failure(&stats, &first_error, error),
-                }
-                bar.inc(1);
-            }
-            else => break,
+impl Tally {
+    fn stats(&self) -> std::sync::MutexGuard<'_, ProducerStats> {
+        self.stats.lock().expect("stats lock is never poisoned")
+    }
+
+    /// A record's outcome, `sent_at` being when it was handed to `send`.
+    fn delivered(&self, sent_at: Instant, outcome: Result<RecordMetadata, Error>) {
+        match outcome {
+            Ok(_) => self.stats().record(sent_at.elapsed(), self.record_size),
+            Err(error) => self.failed(error),
         }
+        self.bar.inc(1);
+    }
+
+    fn failed(&self, error: Error) {
+        self.stats().error();
+        self.first_error
+            .lock()
+            .expect("error lock is never poisoned")
+            .get_or_insert(error);
     }
 }
 
