@@ -18,13 +18,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::batch::Compression;
 use crate::batch::header::{
-    ATTRIBUTES_OFFSET, CRC_OFFSET, HeaderSummary, RECORD_COUNT_OFFSET, TIMESTAMP_TYPE_BIT,
-    compute_crc, framed_size, get_i16, get_i32, patch_log_append_time, patch_offset_and_epoch,
-    summarize,
+    ATTRIBUTES_OFFSET, CRC_OFFSET, HEADER_LEN, HeaderSummary, RECORD_COUNT_OFFSET,
+    TIMESTAMP_TYPE_BIT, compute_crc, framed_size, get_i16, get_i32, patch_log_append_time,
+    patch_offset_and_epoch, summarize,
 };
 use crate::checkpoint::{
     LEADER_EPOCH_FILE, LeaderEpochCache, PARTITION_CHECKPOINT_FILE, PartitionCheckpoint,
@@ -645,18 +645,16 @@ impl PartitionLog {
     }
 
     /// Leader append: assign offsets from the log end, stamp `leader_epoch`
-    /// into each batch (outside the CRC, patched in place) and the append
-    /// time into LogAppendTime batches. `batches` holds one or more
+    /// into each batch (outside the CRC) and the append time into
+    /// LogAppendTime batches, all in copies of the headers: `batches` is
+    /// left as it is. `batches` holds one or more
     /// concatenated batches from a producer; all are validated before any is
     /// written. Each batch must have `lastOffsetDelta == recordCount - 1`.
     pub fn append_as_leader(&mut self, batches: Bytes, leader_epoch: i32) -> Result<AppendInfo> {
         let max = self.config().max_message_bytes;
-        let mut buf = batches
-            .try_into_mut()
-            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
-        let validated = validate_batches(&buf, Some(max))?;
+        let validated = validate_batches(&batches, Some(max))?;
         for v in &validated {
-            let count = get_i32(&buf[v.start..], RECORD_COUNT_OFFSET);
+            let count = get_i32(&batches[v.start..], RECORD_COUNT_OFFSET);
             let delta = v.summary.last_offset - v.summary.base_offset;
             if count <= 0 || i64::from(count) - 1 != delta {
                 return Err(LogError::corrupt(format!(
@@ -668,16 +666,25 @@ impl PartitionLog {
         let mut next = self.log_end_offset();
         let mut log_append_time = None;
         let mut summaries = Vec::with_capacity(validated.len());
+        // The request's bytes are shared with the transport's buffer, so the
+        // leader's fields go into copies of the 61-byte headers, written
+        // ahead of the untouched records (one `pwritev`), not into a copy of
+        // the whole request.
+        let mut headers = Vec::with_capacity(validated.len());
         for v in &validated {
-            let batch = &mut buf[v.start..v.start + v.summary.size];
+            let batch = &batches[v.start..v.start + v.summary.size];
+            let (head, records) = batch.split_at(HEADER_LEN);
+            let mut header = [0; HEADER_LEN];
+            header.copy_from_slice(head);
             let delta = v.summary.last_offset - v.summary.base_offset;
-            patch_offset_and_epoch(batch, next, leader_epoch);
+            patch_offset_and_epoch(&mut header, next, leader_epoch);
             let mut max_timestamp = v.summary.max_timestamp;
-            if get_i16(batch, ATTRIBUTES_OFFSET) & TIMESTAMP_TYPE_BIT != 0 {
-                patch_log_append_time(batch, now);
+            if get_i16(&header, ATTRIBUTES_OFFSET) & TIMESTAMP_TYPE_BIT != 0 {
+                patch_log_append_time(&mut header, records, now);
                 log_append_time = Some(now);
                 max_timestamp = now;
             }
+            headers.push(header);
             summaries.push(HeaderSummary {
                 base_offset: next,
                 last_offset: next + delta,
@@ -687,7 +694,7 @@ impl PartitionLog {
             });
             next += delta + 1;
         }
-        let info = self.write_batches(&buf, &summaries, log_append_time)?;
+        let info = self.write_batches(&batches, Some(&headers), &summaries, log_append_time)?;
         if lock(&self.reader.shared.epochs).assign(leader_epoch, info.first_offset) {
             self.reader.shared.write_epochs()?;
         }
@@ -713,7 +720,7 @@ impl PartitionLog {
             expected = v.summary.last_offset + 1;
         }
         let summaries: Vec<HeaderSummary> = validated.iter().map(|v| v.summary).collect();
-        let info = self.write_batches(&batches, &summaries, None)?;
+        let info = self.write_batches(&batches, None, &summaries, None)?;
         let changed = {
             let mut epochs = lock(&self.reader.shared.epochs);
             let mut changed = false;
@@ -730,10 +737,12 @@ impl PartitionLog {
     }
 
     /// Write contiguous, validated batches, rolling segments as needed, then
-    /// publish the new log end offset.
+    /// publish the new log end offset. `headers`, when given, replace the
+    /// first [`HEADER_LEN`] bytes of each batch in `buf`.
     fn write_batches(
         &mut self,
         buf: &[u8],
+        headers: Option<&[[u8; HEADER_LEN]]>,
         summaries: &[HeaderSummary],
         log_append_time: Option<i64>,
     ) -> Result<AppendInfo> {
@@ -743,9 +752,12 @@ impl PartitionLog {
         let mut max_timestamp = -1;
         let mut offset_of_max_timestamp = -1;
         for (i, s) in summaries.iter().enumerate() {
-            if self.should_roll(s)? {
-                self.active
-                    .append(&buf[run_pos..pos], &summaries[run_start..i])?;
+            if self.should_roll(s, (pos - run_pos) as u64)? {
+                self.active.append(
+                    &buf[run_pos..pos],
+                    headers.map(|h| &h[run_start..i]),
+                    &summaries[run_start..i],
+                )?;
                 self.roll(s.base_offset)?;
                 run_start = i;
                 run_pos = pos;
@@ -756,8 +768,11 @@ impl PartitionLog {
             }
             pos += s.size;
         }
-        self.active
-            .append(&buf[run_pos..pos], &summaries[run_start..])?;
+        self.active.append(
+            &buf[run_pos..pos],
+            headers.map(|h| &h[run_start..]),
+            &summaries[run_start..],
+        )?;
         let first = summaries
             .first()
             .expect("validated batches are never empty");
@@ -777,9 +792,11 @@ impl PartitionLog {
         })
     }
 
-    fn should_roll(&self, next: &HeaderSummary) -> Result<bool> {
+    /// Whether `next` must go to a new segment, `pending` bytes of this
+    /// append being bound for the active segment ahead of it.
+    fn should_roll(&self, next: &HeaderSummary, pending: u64) -> Result<bool> {
         let config = self.config();
-        let size = self.active.size();
+        let size = self.active.size() + pending;
         if size == 0 {
             return Ok(false);
         }

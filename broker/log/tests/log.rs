@@ -69,6 +69,65 @@ fn leader_append_assigns_offsets_and_reads_return_the_stored_bytes() {
 }
 
 #[test]
+fn a_leader_request_in_a_shared_buffer_is_stored_patched_across_segment_rolls() {
+    // As the transport hands it over: the request is a slice of a larger,
+    // shared buffer. Ten ~1.1 KiB batches roll 4 KiB segments mid-request.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), small_config());
+    log.append_as_leader(batch(1, 0, 10), 1).expect("first");
+    let mut frame = b"transport frame header".to_vec();
+    let start = frame.len();
+    for i in 0..10 {
+        frame.extend_from_slice(&batch(3, 100 * i, 350));
+    }
+    let frame = Bytes::from(frame);
+    let request = frame.slice(start..);
+    let sent = request.clone();
+    let info = log.append_as_leader(request, 4).expect("append");
+    assert_eq!(
+        (info.first_offset, info.last_offset, info.batch_count),
+        (1, 30, 10)
+    );
+    assert_eq!(
+        frame.slice(start..),
+        sent,
+        "the shared buffer is not modified"
+    );
+    assert!(
+        segment_files(dir.path()).len() > 3,
+        "the request rolled segments"
+    );
+
+    let stored = read_all(&log.reader(), 1);
+    let mut sent_batches = BatchIter::new(sent);
+    for (i, batch) in stored.iter().enumerate() {
+        let original = sent_batches.next().expect("as many").expect("valid");
+        assert_eq!(batch.base_offset(), 1 + 3 * i as i64);
+        assert_eq!(batch.partition_leader_epoch(), 4);
+        assert_eq!(
+            batch.crc(),
+            original.crc(),
+            "offset and epoch are outside the CRC"
+        );
+        assert_eq!(
+            batch
+                .records()
+                .expect("decode")
+                .iter()
+                .map(|r| r.value.clone())
+                .collect::<Vec<_>>(),
+            original
+                .records()
+                .expect("decode")
+                .iter()
+                .map(|r| r.value.clone())
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(stored.len(), 10);
+}
+
+#[test]
 fn reads_outside_the_log_are_out_of_range_with_both_bounds() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut log = open(dir.path(), small_config());

@@ -339,10 +339,12 @@ pub(crate) fn patch_offset_and_epoch(batch: &mut [u8], base_offset: i64, epoch: 
         .copy_from_slice(&epoch.to_be_bytes());
 }
 
-/// Set `maxTimestamp` of a LogAppendTime batch, then recompute the CRC
-/// (both are inside it), as a Kafka leader does for LogAppendTime topics.
-pub(crate) fn patch_log_append_time(batch: &mut [u8], timestamp: i64) {
-    batch[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&timestamp.to_be_bytes());
-    let crc = compute_crc(batch);
-    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+/// Set `maxTimestamp` in the header of a LogAppendTime batch whose records
+/// are `records`, then recompute the CRC (both are inside it), as a Kafka
+/// leader does for LogAppendTime topics.
+pub(crate) fn patch_log_append_time(header: &mut [u8; HEADER_LEN], records: &[u8], timestamp: i64) {
+    header[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8]
+        .copy_from_slice(&timestamp.to_be_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&header[ATTRIBUTES_OFFSET..]), records);
+    header[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
 }

@@ -15,7 +15,7 @@ fn filled(dir: &Path, n: usize) -> Segment {
     for i in 0..n {
         let bytes = batch(100 + 3 * i as i64, 3, 1_000 + 10 * i as i64);
         let summary = summarize(&bytes).expect("valid");
-        segment.append(&bytes, &[summary]).expect("append");
+        segment.append(&bytes, None, &[summary]).expect("append");
     }
     segment
 }
@@ -109,7 +109,7 @@ fn truncation_removes_the_containing_batch_and_rebuilds_the_tail() {
     );
     let bytes = batch(130, 2, 5_000);
     segment
-        .append(&bytes, &[summarize(&bytes).expect("valid")])
+        .append(&bytes, None, &[summarize(&bytes).expect("valid")])
         .expect("append");
     assert_eq!(segment.next_offset().expect("loaded"), 132);
 }
