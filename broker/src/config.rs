@@ -84,6 +84,7 @@ impl BrokerConfig {
             }
             "min.insync.replicas" => self.replication.min_insync_replicas = num(value)?,
             "log.segment.bytes" => self.replication.log.segment_bytes = num(value)?,
+            "log.cache.drop.behind.bytes" => self.replication.cache_drop_behind_bytes = num(value)?,
             "log.roll.ms" => self.replication.log.segment_ms = num(value)?,
             "message.max.bytes" => self.replication.log.max_message_bytes = num(value)?,
             "log.flush.interval.messages" => {
@@ -106,6 +107,14 @@ impl BrokerConfig {
                 "replica.fetch.max.bytes and replica.fetch.response.max.bytes must be positive"
                     .into(),
             ));
+        }
+        // Closer than one writeback chunk (4 MiB) the pages are still dirty
+        // and would never be dropped.
+        if r.cache_drop_behind_bytes != 0 && r.cache_drop_behind_bytes < 4 << 20 {
+            return Err(ConfigError(format!(
+                "log.cache.drop.behind.bytes must be 0 (off) or at least 4194304, got {}",
+                r.cache_drop_behind_bytes
+            )));
         }
         if r.replica_lag_time_max.is_zero() {
             return Err(ConfigError(

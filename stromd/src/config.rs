@@ -396,6 +396,20 @@ mod tests {
                 },
                 "--node-id is required",
             ),
+            (
+                Args {
+                    set: vec!["log.cache.drop.behind.bytes=4096".into()],
+                    ..args("1@127.0.0.1:9093")
+                },
+                "log.cache.drop.behind.bytes must be 0 (off) or at least 4194304",
+            ),
+            (
+                Args {
+                    set: vec!["log.cache.drop.behind.bytes=-1".into()],
+                    ..args("1@127.0.0.1:9093")
+                },
+                "non-negative number",
+            ),
         ];
         for (a, want) in cases {
             let err = NodeConfig::load(a).expect_err(want).to_string();
@@ -415,6 +429,16 @@ mod tests {
         };
         let c = NodeConfig::load(a).expect("valid");
         assert_eq!(c.broker.session_timeout.as_millis(), 4000);
+        assert_eq!(
+            c.broker.replication.cache_drop_behind_bytes, 0,
+            "the page cache is kept by default"
+        );
+        let a = Args {
+            set: vec!["log.cache.drop.behind.bytes=16777216".into()],
+            ..args("1@127.0.0.1:9093")
+        };
+        let c = NodeConfig::load(a).expect("valid");
+        assert_eq!(c.broker.replication.cache_drop_behind_bytes, 16 << 20);
     }
 
     #[test]

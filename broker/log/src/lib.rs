@@ -38,3 +38,4 @@ pub use error::{ErrorKind, LogError, Result};
 pub use log::{
     AppendInfo, FetchData, LogReader, OffsetAndTimestamp, OffsetSpec, PartitionLog, SegmentInfo,
 };
+pub use writeback::set_cache_drop_behind;

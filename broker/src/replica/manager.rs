@@ -55,6 +55,11 @@ pub struct ReplicationConfig {
     /// `log.roll.ms`, `message.max.bytes`, `log.flush.interval.messages`,
     /// `log.flush.interval.ms`).
     pub log: LogConfig,
+    /// `log.cache.drop.behind.bytes`: drop written-back log pages from the
+    /// page cache once they are this far behind the appends
+    /// ([`strom_log::set_cache_drop_behind`]); 0, the default, keeps them
+    /// cached as Kafka does.
+    pub cache_drop_behind_bytes: u64,
 }
 
 impl Default for ReplicationConfig {
@@ -68,6 +73,7 @@ impl Default for ReplicationConfig {
             min_insync_replicas: 1,
             checkpoint_interval: Duration::from_millis(5000),
             log: LogConfig::default(),
+            cache_drop_behind_bytes: 0,
         }
     }
 }
@@ -156,6 +162,7 @@ impl ReplicaManager {
         quorum: Arc<QuorumClient>,
         status: watch::Receiver<BrokerStatus>,
     ) -> Arc<Self> {
+        strom_log::set_cache_drop_behind(config.cache_drop_behind_bytes);
         let fetchers = Fetchers::new(node_id, config.clone(), cache.clone());
         Arc::new(Self {
             node_id,

@@ -9,11 +9,17 @@
 //!   p99 is reported, with each run's p99), and one with a tailing
 //!   `perf consume --from-latest` measuring end-to-end latency. Each run
 //!   starts after `sync`, so none pays for the writeback of the one before.
+//!   The brokers run with `log.cache.drop.behind.bytes` (16 MiB; set with
+//!   `--cache-drop-behind BYTES`, 0 for the default of keeping the page
+//!   cache): on the benchmark VM, whose host takes back freed guest memory,
+//!   a page cache that grows into all free memory costs host faults on
+//!   every append (docs/benchmarks.md, "Page cache on a reclaiming VM").
 //! * `failover`: kill -9 the partition leader during a steady acks=all
 //!   produce; detection (kill → broker fenced), election (kill → new leader
 //!   in metadata) and client recovery (longest produce stall) per trial.
 //!
-//! Usage: `data_bench [throughput|failover|all] [--trials N] [--records N]`.
+//! Usage: `data_bench [throughput|failover|all] [--trials N] [--records N]
+//! [--cache-drop-behind BYTES]`.
 //! `scripts/bench-data` builds release binaries and points `STROMD_BIN` /
 //! `STROM_BIN` at them.
 
@@ -148,8 +154,13 @@ async fn create(cluster: &Cluster, topic: &str, partitions: i32, rf: i32) {
     }
 }
 
-async fn throughput(records_1k: u64) {
-    let cluster = Cluster::start(3, ClusterOptions::default()).await;
+async fn throughput(records_1k: u64, drop_behind: u64) {
+    eprintln!("brokers: log.cache.drop.behind.bytes={drop_behind}");
+    let cluster = Cluster::start(
+        3,
+        ClusterOptions::default().set("log.cache.drop.behind.bytes", &drop_behind.to_string()),
+    )
+    .await;
     println!(
         "| record | replication | partitions | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | at 50%, median run: p50 / p99 / p99.9 ms | at 50%: p99 of each run, ms | CPU at 50%: busy / steal | at 50% with a tailing consumer: produce p99 ms | end-to-end at 50%: p50 / p99 / p99.9 ms |"
     );
@@ -381,11 +392,12 @@ async fn main() {
     };
     let trials = value("--trials").unwrap_or(20) as usize;
     let records = value("--records").unwrap_or(2_000_000);
+    let drop_behind = value("--cache-drop-behind").unwrap_or(16 << 20);
     match mode.as_str() {
-        "throughput" => throughput(records).await,
+        "throughput" => throughput(records, drop_behind).await,
         "failover" => failover(trials).await,
         "all" => {
-            throughput(records).await;
+            throughput(records, drop_behind).await;
             failover(trials).await;
         }
         other => {
