@@ -138,6 +138,25 @@ impl ClusterOptions {
     }
 }
 
+/// Whether every thread of `pid` is stopped (`T`) or gone (`Z`, `X`), per
+/// `/proc/<pid>/task/*/stat`.
+fn all_threads_stopped(pid: Pid) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        // The state follows the parenthesised command name, which may
+        // itself contain spaces or parentheses.
+        std::fs::read_to_string(task.path().join("stat"))
+            .ok()
+            .and_then(|stat| {
+                let (_, rest) = stat.rsplit_once(')')?;
+                rest.trim_start().chars().next()
+            })
+            .is_none_or(|state| matches!(state, 'T' | 't' | 'Z' | 'X'))
+    })
+}
+
 /// A cluster of combined (controller + broker) nodes, ids 1..=n.
 #[derive(Debug)]
 pub struct Cluster {
@@ -282,9 +301,26 @@ impl Cluster {
             .id()
     }
 
-    /// SIGSTOP node `id`.
+    /// SIGSTOP node `id`, returning once every thread of it has stopped.
+    ///
+    /// A process stops one thread at a time: SIGSTOP wakes one of its
+    /// threads, which then stops the others, so a thread busy in a slow
+    /// uninterruptible call (an fsync, a write stalled on memory) can hold
+    /// the stop back while the other threads keep serving requests. Seen in
+    /// CI: a "paused" leader appended writes sent after `kill` returned and
+    /// its followers fetched them. Tests that send to a paused node rely on
+    /// it being stopped.
     pub fn pause(&mut self, id: i32) {
-        kill(self.nodes[&id].pid(), Signal::SIGSTOP).expect("SIGSTOP");
+        let pid = self.nodes[&id].pid();
+        kill(pid, Signal::SIGSTOP).expect("SIGSTOP");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !all_threads_stopped(pid) {
+            assert!(
+                Instant::now() < deadline,
+                "node {id} did not stop within 30 s of SIGSTOP"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// SIGCONT node `id`.
