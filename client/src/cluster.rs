@@ -247,6 +247,19 @@ impl MetadataCache {
         f(&self.lock().image)
     }
 
+    /// Adds `topic` to the topics the image must cover, as
+    /// [`add_topics`](Self::add_topics), and reads its partition count, under
+    /// one lock: a producer does both for every record.
+    pub(crate) fn add_topic_partition_count(&self, topic: &str) -> (bool, Option<usize>) {
+        let mut state = self.lock();
+        let added = !state.topics.contains(topic);
+        if added {
+            state.topics.insert(topic.to_owned());
+            state.stale_generation += 1;
+        }
+        (added, state.image.partition_count(topic))
+    }
+
     /// Adds topics the image must cover; returns whether any was new (the
     /// image is then stale).
     pub(crate) fn add_topics<'a>(&self, topics: impl IntoIterator<Item = &'a str>) -> bool {

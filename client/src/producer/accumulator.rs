@@ -8,6 +8,8 @@
 //! finishing a batch (acknowledged, failed, expired) answers all of them
 //! and releases the batch's share of `buffer.memory`.
 
+use std::borrow::Borrow;
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
@@ -262,6 +264,58 @@ pub(crate) struct Ready {
     pub(crate) next_check: Option<Instant>,
 }
 
+/// A queue's key as lookups see it: a topic name and a partition, borrowed
+/// from a [`TopicPartition`] or from the parts of a record being appended,
+/// so that appending a record costs no `String`.
+pub(crate) trait PartitionKey {
+    fn parts(&self) -> (&str, i32);
+
+    fn to_owned_key(&self) -> TopicPartition {
+        let (topic, partition) = self.parts();
+        TopicPartition::new(topic, partition)
+    }
+}
+
+impl PartitionKey for TopicPartition {
+    fn parts(&self) -> (&str, i32) {
+        (&self.topic, self.partition)
+    }
+}
+
+impl PartitionKey for (&str, i32) {
+    fn parts(&self) -> (&str, i32) {
+        *self
+    }
+}
+
+impl<'a> Borrow<dyn PartitionKey + 'a> for TopicPartition {
+    fn borrow(&self) -> &(dyn PartitionKey + 'a) {
+        self
+    }
+}
+
+// Ordered as `TopicPartition` is (topic, then partition), which the map's
+// lookups through `Borrow` rely on.
+impl PartialEq for dyn PartitionKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn PartitionKey + '_ {}
+
+impl PartialOrd for dyn PartitionKey + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for dyn PartitionKey + '_ {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.parts().cmp(&other.parts())
+    }
+}
+
 /// Batch settings the accumulator applies.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BatchSettings {
@@ -302,7 +356,7 @@ impl RecordAccumulator {
     }
 
     /// The batch of `tp` that is open and has room for `size` more bytes.
-    pub(crate) fn open_batch(&self, tp: &TopicPartition, size: usize) -> Option<u64> {
+    pub(crate) fn open_batch(&self, tp: &dyn PartitionKey, size: usize) -> Option<u64> {
         let batch = self.queues.get(tp)?.batches.back()?;
         (!batch.closed && self.has_room(batch, size)).then_some(batch.id)
     }
@@ -318,14 +372,19 @@ impl RecordAccumulator {
 
     /// Appends a record to `tp`'s open batch, or to a new batch when it
     /// does not fit (a record larger than `batch.size` gets a batch alone).
+    /// `now` is read only for a new batch.
     pub(crate) fn append(
         &mut self,
-        tp: &TopicPartition,
+        tp: &dyn PartitionKey,
         record: NewRecord<'_>,
-        now: Instant,
+        now: impl FnOnce() -> Instant,
     ) -> Appended {
         let settings = self.settings;
-        let queue = self.queues.entry(tp.clone()).or_default();
+        if !self.queues.contains_key(tp) {
+            self.queues
+                .insert(tp.to_owned_key(), PartitionQueue::default());
+        }
+        let queue = self.queues.get_mut(tp).expect("inserted above");
         let fits = queue.batches.back().is_some_and(|b| {
             !b.closed
                 && (b.records.is_empty()
@@ -341,10 +400,10 @@ impl RecordAccumulator {
             self.incomplete.insert(id);
             queue.batches.push_back(ProducerBatch {
                 id,
-                tp: tp.clone(),
+                tp: tp.to_owned_key(),
                 builder: RecordBatchBuilder::new(settings.compression),
                 records: Vec::new(),
-                created: now,
+                created: now(),
                 attempts: 0,
                 encoded: None,
                 memory: None,
@@ -702,7 +761,7 @@ mod tests {
                 completion: Completion::Future(Some(tx)),
                 memory: None,
             },
-            now,
+            || now,
         );
         (appended, rx)
     }
@@ -1038,5 +1097,24 @@ mod tests {
         assert_eq!(acc.open_batch(&tp(0), 150), None, "would not fit");
         acc.drain(&[tp(0)], 1 << 20, now + LINGER, false);
         assert_eq!(acc.open_batch(&tp(0), 10), None, "sent");
+    }
+
+    #[test]
+    fn borrowed_partition_keys_order_and_find_like_owned_ones() {
+        let keys = [("a", 2), ("a", 10), ("ab", 0), ("b", -1), ("b", 0), ("", 0)];
+        for (x, y) in keys.iter().flat_map(|x| keys.iter().map(move |y| (x, y))) {
+            let owned = TopicPartition::new(x.0, x.1).cmp(&TopicPartition::new(y.0, y.1));
+            let borrowed = (x as &dyn PartitionKey).cmp(y as &dyn PartitionKey);
+            assert_eq!(owned, borrowed, "{x:?} vs {y:?}");
+        }
+        let map: BTreeMap<TopicPartition, usize> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, (t, p))| (TopicPartition::new(*t, *p), i))
+            .collect();
+        for (i, key) in keys.iter().enumerate() {
+            assert_eq!(map.get(key as &dyn PartitionKey), Some(&i), "{key:?}");
+        }
+        assert_eq!(map.get(&("a", 3) as &dyn PartitionKey), None);
     }
 }

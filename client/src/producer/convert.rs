@@ -158,7 +158,7 @@ mod tests {
                         completion: Completion::Future(Some(tx)),
                         memory: None,
                     },
-                    now,
+                    || now,
                 );
             }
             tps.push(tp);

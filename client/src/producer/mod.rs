@@ -35,7 +35,7 @@ mod session;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -44,7 +44,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use strom_log::batch::HEADER_LEN;
 use strom_proto::v1::ErrorCode;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError, oneshot, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -54,7 +54,6 @@ use self::partitioner::StickyPartitioner;
 pub use self::partitioner::{murmur2, partition_for_key, to_positive};
 pub use self::record::{ProducerRecord, RecordMetadata};
 use self::session::ProduceSessions;
-use crate::admin::TopicPartition;
 use crate::cluster::MetadataCache;
 use crate::config::Properties;
 use crate::error::{Error, Result};
@@ -119,6 +118,9 @@ struct Shared {
     sessions: ProduceSessions,
     metadata: MetadataCache,
     core: Mutex<Core>,
+    /// Set once closing begins, so `send` refuses records without taking
+    /// the lock (the accumulator's own flag, under the lock, decides).
+    closing: AtomicBool,
     /// `buffer.memory`, one permit per byte of records not yet finished.
     memory: Arc<Semaphore>,
     /// `send` calls waiting for memory: batches are sent without lingering.
@@ -135,6 +137,7 @@ impl Shared {
     }
 
     fn begin_close(&self) {
+        self.closing.store(true, Ordering::Release);
         self.lock().accumulator.begin_close();
         self.wakeup.notify_one();
     }
@@ -200,6 +203,7 @@ impl Producer {
                 accumulator,
                 sticky: StickyPartitioner::new(StdRng::from_entropy()),
             }),
+            closing: AtomicBool::new(false),
             memory_waiters: AtomicUsize::new(0),
             wakeup: Notify::new(),
             progress: watch::Sender::new(0),
@@ -257,6 +261,10 @@ impl Producer {
 
     /// Queues `record`; `completion` is made only once it is sure to be
     /// appended, so a refused record's callback is never called.
+    ///
+    /// This runs for every record, so its common case (metadata known,
+    /// memory free, the partition's batch open) reads the clock once, for
+    /// the timestamp, and allocates nothing beyond the completion.
     async fn enqueue(
         &self,
         record: ProducerRecord,
@@ -264,29 +272,33 @@ impl Producer {
     ) -> Result<()> {
         let shared = &self.handle.shared;
         let config = &shared.config;
-        if shared.lock().accumulator.is_closing() {
+        if shared.closing.load(Ordering::Acquire) {
             return Err(Shared::closed_error());
         }
-        if record.topic.is_empty() {
+        let size = record.encoded_size_upper_bound();
+        let ProducerRecord {
+            topic,
+            partition,
+            key,
+            value,
+            headers,
+            timestamp,
+        } = record;
+        if topic.is_empty() {
             return Err(Error::InvalidArgument("the record has no topic".to_owned()));
         }
-        if let Some(p) = record.partition
+        if let Some(p) = partition
             && p < 0
         {
             return Err(Error::InvalidArgument(format!(
-                "invalid partition {p} for topic '{}'",
-                record.topic
+                "invalid partition {p} for topic '{topic}'"
             )));
         }
-        let size = record.encoded_size_upper_bound();
         check_record_size(size + HEADER_LEN, config)?;
-        let deadline = Instant::now() + config.max_block;
-        let partitions = self
-            .wait_for_partition(&record.topic, record.partition, deadline)
-            .await?;
+        let (partitions, deadline) = self.wait_for_partition(&topic, partition).await?;
         let memory = self.reserve_memory(size, deadline).await?;
-        let timestamp = record.timestamp.unwrap_or_else(now_ms);
-        let keyless = record.partition.is_none() && record.key.is_none();
+        let timestamp = timestamp.unwrap_or_else(now_ms);
+        let keyless = partition.is_none() && key.is_none();
         let appended = {
             let mut core = shared.lock();
             let Core {
@@ -296,37 +308,32 @@ impl Producer {
             if accumulator.is_closing() {
                 return Err(Shared::closed_error());
             }
-            let partition = match (record.partition, &record.key) {
+            let partition = match (partition, &key) {
                 (Some(p), _) => p,
                 (None, Some(key)) => partition_for_key(key, partitions),
                 (None, None) => sticky.partition(
-                    &record.topic,
+                    &topic,
                     partitions,
                     // Only when the sticky partition moves on.
-                    || {
-                        shared
-                            .metadata
-                            .read(|m| m.available_partitions(&record.topic))
-                    },
-                    |p| accumulator.open_batch(&TopicPartition::new(record.topic.clone(), p), size),
+                    || shared.metadata.read(|m| m.available_partitions(&topic)),
+                    |p| accumulator.open_batch(&(topic.as_str(), p), size),
                 ),
             };
-            let tp = TopicPartition::new(record.topic.clone(), partition);
             let appended = accumulator.append(
-                &tp,
+                &(topic.as_str(), partition),
                 NewRecord {
                     timestamp,
-                    key: record.key.as_deref(),
-                    value: record.value.as_deref(),
-                    headers: &record.headers,
+                    key: key.as_deref(),
+                    value: value.as_deref(),
+                    headers: &headers,
                     size,
                     completion: completion(),
                     memory: Some(memory),
                 },
-                Instant::now(),
+                Instant::now,
             );
             if keyless {
-                sticky.on_append(&record.topic, partition, appended.batch);
+                sticky.on_append(&topic, partition, appended.batch);
             }
             appended
         };
@@ -371,30 +378,35 @@ impl Producer {
         Ok(())
     }
 
-    /// Waits until `topic` (and `partition`, if given) is in metadata;
-    /// returns the topic's partition count.
+    /// Waits until `topic` (and `partition`, if given) is in metadata, at
+    /// most `max.block.ms`; returns the topic's partition count and, when it
+    /// had to wait, the deadline the rest of `send` keeps to (Kafka's
+    /// `max.block.ms` bounds both waits together).
     async fn wait_for_partition(
         &self,
         topic: &str,
         partition: Option<i32>,
-        deadline: Instant,
-    ) -> Result<usize> {
+    ) -> Result<(usize, Option<Instant>)> {
         let shared = &self.handle.shared;
         let metadata = &shared.metadata;
-        if metadata.add_topics([topic]) {
+        let present = |count: Option<usize>| match (count, partition) {
+            (Some(n), None) if n > 0 => Some(n),
+            (Some(n), Some(p)) if (p as usize) < n => Some(n),
+            _ => None,
+        };
+        let (added, mut count) = metadata.add_topic_partition_count(topic);
+        if added {
             shared.wakeup.notify_one();
         }
+        if let Some(n) = present(count) {
+            return Ok((n, None));
+        }
+        let deadline = Instant::now() + shared.config.max_block;
         let backoff = shared.config.client.retry_backoff;
         let backoff_max = shared.config.client.retry_backoff_max;
         let mut attempt = 0;
         let mut last_error = None;
         loop {
-            let count = metadata.read(|m| m.partition_count(topic));
-            match (count, partition) {
-                (Some(n), None) if n > 0 => return Ok(n),
-                (Some(n), Some(p)) if (p as usize) < n => return Ok(n),
-                _ => {}
-            }
             let now = Instant::now();
             if now >= deadline {
                 return Err(missing_partition_error(
@@ -413,13 +425,30 @@ impl Producer {
             if let Ok(result) = tokio::time::timeout_at(deadline, metadata.refresh()).await {
                 last_error = result.err();
             }
+            count = metadata.read(|m| m.partition_count(topic));
+            if let Some(n) = present(count) {
+                return Ok((n, Some(deadline)));
+            }
         }
     }
 
-    /// Takes `size` bytes of `buffer.memory`, waiting until `deadline`.
-    async fn reserve_memory(&self, size: usize, deadline: Instant) -> Result<OwnedSemaphorePermit> {
+    /// Takes `size` bytes of `buffer.memory`, waiting until `deadline`
+    /// (`None`: `max.block.ms` from the moment it has to wait).
+    async fn reserve_memory(
+        &self,
+        size: usize,
+        deadline: Option<Instant>,
+    ) -> Result<OwnedSemaphorePermit> {
         let shared = &self.handle.shared;
         let permits = u32::try_from(size).expect("records are checked against buffer.memory");
+        // Released permits go to waiting `send`s first, so taking free ones
+        // here does not jump the queue.
+        match shared.memory.clone().try_acquire_many_owned(permits) {
+            Ok(permit) => return Ok(permit),
+            Err(TryAcquireError::Closed) => return Err(Shared::closed_error()),
+            Err(TryAcquireError::NoPermits) => {}
+        }
+        let deadline = deadline.unwrap_or_else(|| Instant::now() + shared.config.max_block);
         /// Counts this `send` among the memory waiters while it waits.
         struct Waiting<'a>(&'a AtomicUsize);
         impl Drop for Waiting<'_> {
