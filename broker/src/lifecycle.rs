@@ -8,13 +8,15 @@ use std::time::Duration;
 use strom_controller::QuorumClient;
 use strom_metadata::pb::Endpoint;
 use strom_proto::v1::{
-    BrokerHeartbeatRequest, ControlledShutdownRequest, ErrorCode, RegisterBrokerRequest,
+    BrokerHeartbeatRequest, ControlledShutdownRequest, DamagedReplica as DamagedReplicaProto,
+    ErrorCode, RegisterBrokerRequest,
 };
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::BrokerConfig;
 use crate::metadata::MetadataCache;
+use crate::replica::{DamagedReplica, clear_lost_records_markers};
 
 /// What the broker knows of its own standing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,6 +41,9 @@ pub struct Lifecycle {
     cache: MetadataCache,
     incarnation_id: String,
     status: watch::Sender<BrokerStatus>,
+    /// Replicas that lost records in recovery, reported by the first
+    /// registration that succeeds ([`crate::replica::recover_local_logs`]).
+    damaged: std::sync::Mutex<Vec<DamagedReplica>>,
 }
 
 impl Lifecycle {
@@ -54,7 +59,16 @@ impl Lifecycle {
             cache,
             incarnation_id: uuid::Uuid::new_v4().to_string(),
             status,
+            damaged: std::sync::Mutex::default(),
         }
+    }
+
+    /// Reports `damaged` replicas with the registration: the controller then
+    /// takes them out of their ISR and eligible leader replicas before this
+    /// broker can lead them.
+    pub fn with_damaged_replicas(self, damaged: Vec<DamagedReplica>) -> Self {
+        *self.damaged.lock().unwrap_or_else(|e| e.into_inner()) = damaged;
+        self
     }
 
     /// Follows the broker's standing.
@@ -63,6 +77,11 @@ impl Lifecycle {
     }
 
     async fn register(&self) -> Result<i64, strom_proto::StromError> {
+        let damaged = self
+            .damaged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let request = RegisterBrokerRequest {
             broker_id: self.config.node_id,
             incarnation_id: self.incarnation_id.clone(),
@@ -73,6 +92,13 @@ impl Lifecycle {
             }],
             rack: self.config.rack.clone().unwrap_or_default(),
             cluster_id: String::new(),
+            damaged_replicas: damaged
+                .iter()
+                .map(|d| DamagedReplicaProto {
+                    topic_id: d.topic_id.as_bytes().to_vec(),
+                    partition: d.partition,
+                })
+                .collect(),
         };
         let resp = self
             .quorum
@@ -81,7 +107,21 @@ impl Lifecycle {
                 async move { c.register_broker(r).await }
             })
             .await?;
-        tracing::info!(broker = self.config.node_id, epoch = resp.broker_epoch, cluster_id = %resp.cluster_id, "registered with controller");
+        tracing::info!(broker = self.config.node_id, epoch = resp.broker_epoch, cluster_id = %resp.cluster_id,
+            damaged_replicas = damaged.len(), "registered with controller");
+        if !damaged.is_empty() {
+            // Reported: later re-registrations of this process must not take
+            // the replicas out of an ISR they have rejoined meanwhile.
+            self.damaged
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
+            if let Err(e) =
+                tokio::task::spawn_blocking(move || clear_lost_records_markers(&damaged)).await
+            {
+                tracing::warn!(error = %e, "removing lost-records markers");
+            }
+        }
         Ok(resp.broker_epoch)
     }
 

@@ -40,6 +40,10 @@ pub struct ControllerConfig {
     pub feed_batches: usize,
     /// `controller.request.timeout.ms`: bound on one metadata write.
     pub request_timeout: Duration,
+    /// `min.insync.replicas` for topics that do not set it: decides which
+    /// replicas become eligible leaders when an ISR shrinks below it. Must
+    /// equal the brokers' setting (a combined node shares one value).
+    pub min_insync_replicas: usize,
 }
 
 impl Default for ControllerConfig {
@@ -59,6 +63,7 @@ impl Default for ControllerConfig {
             log_retained_entries: 1_000,
             feed_batches: 10_000,
             request_timeout: Duration::from_secs(30),
+            min_insync_replicas: strom_metadata::DEFAULT_MIN_INSYNC_REPLICAS,
         }
     }
 }
@@ -116,6 +121,16 @@ impl ControllerConfig {
                 self.log_retained_entries = value
                     .parse()
                     .map_err(|_| ConfigError(format!("{key} must be a number, got '{value}'")))?
+            }
+            "min.insync.replicas" => {
+                self.min_insync_replicas = match value.parse::<usize>() {
+                    Ok(n) if n >= 1 => n,
+                    _ => {
+                        return Err(ConfigError(format!(
+                            "{key} must be a number of at least 1, got '{value}'"
+                        )));
+                    }
+                }
             }
             "metadata.feed.batches" => {
                 self.feed_batches = value

@@ -163,6 +163,12 @@ impl Controller {
         &self.inner
     }
 
+    /// `min.insync.replicas` for topics without the config, as every
+    /// partition decision needs it.
+    pub(crate) fn default_min_isr(&self) -> usize {
+        self.inner.config.min_insync_replicas
+    }
+
     /// This controller's node id.
     pub fn id(&self) -> NodeId {
         self.inner.id

@@ -75,7 +75,9 @@ pub async fn partition_state(
         .map(|p| (p.leader, p.leader_epoch, p.isr))
 }
 
-async fn partition_metadata(
+/// Partition `topic`-`partition` in node `via`'s metadata image, if it
+/// answers within a second.
+pub async fn partition_metadata(
     addrs: &Addrs,
     via: i32,
     topic: &str,

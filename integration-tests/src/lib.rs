@@ -74,6 +74,8 @@ pub struct Node {
     pub admin_port: u16,
     /// Data dir.
     pub data_dir: PathBuf,
+    /// Started with `--roles broker`: not a controller voter.
+    pub broker_only: bool,
     child: Option<Child>,
     starts: u32,
 }
@@ -128,12 +130,21 @@ pub struct ClusterOptions {
     /// belongs to it), letting fault-injection tests match a node's
     /// traffic in nftables rules.
     pub cgroup: Option<PathBuf>,
+    /// Broker-only nodes after the `n` combined ones (ids n+1..=n+k), so a
+    /// test can stop brokers without touching the controller quorum.
+    pub broker_only: i32,
 }
 
 impl ClusterOptions {
     /// Adds a setting.
     pub fn set(mut self, key: &str, value: &str) -> Self {
         self.settings.push((key.into(), value.into()));
+        self
+    }
+
+    /// Adds `k` broker-only nodes (see [`ClusterOptions::broker_only`]).
+    pub fn broker_only(mut self, k: i32) -> Self {
+        self.broker_only = k;
         self
     }
 }
@@ -157,7 +168,8 @@ fn all_threads_stopped(pid: Pid) -> bool {
     })
 }
 
-/// A cluster of combined (controller + broker) nodes, ids 1..=n.
+/// A cluster of combined (controller + broker) nodes, ids 1..=n, and any
+/// broker-only nodes after them ([`ClusterOptions::broker_only`]).
 #[derive(Debug)]
 pub struct Cluster {
     /// Nodes by id.
@@ -186,7 +198,7 @@ impl Cluster {
             .tempdir()
             .expect("temp dir");
         let mut nodes = BTreeMap::new();
-        for id in 1..=n {
+        for id in 1..=n + options.broker_only {
             nodes.insert(
                 id,
                 Node {
@@ -195,6 +207,7 @@ impl Cluster {
                     controller_port: free_port(),
                     admin_port: free_port(),
                     data_dir: dir.path().join(format!("node-{id}")),
+                    broker_only: id > n,
                     child: None,
                     starts: 0,
                 },
@@ -202,6 +215,7 @@ impl Cluster {
         }
         let voters = nodes
             .values()
+            .filter(|n| !n.broker_only)
             .map(|n| format!("{}@{}", n.id, n.controller_addr()))
             .collect::<Vec<_>>()
             .join(",");
@@ -248,10 +262,13 @@ impl Cluster {
             .arg("--controller-quorum-voters")
             .arg(&self.voters)
             .arg("--listen")
-            .arg(node.client_addr())
-            .arg("--controller-listen")
-            .arg(node.controller_addr())
-            .arg("--admin-listen")
+            .arg(node.client_addr());
+        if node.broker_only {
+            cmd.args(["--roles", "broker"]);
+        } else {
+            cmd.arg("--controller-listen").arg(node.controller_addr());
+        }
+        cmd.arg("--admin-listen")
             .arg(format!("127.0.0.1:{}", node.admin_port))
             .arg("--data-dir")
             .arg(&node.data_dir)
@@ -497,17 +514,54 @@ impl Cluster {
         rf: i32,
         configs: &[(&str, &str)],
     ) -> Result<CreateTopicResult, StromError> {
+        let topic = CreatableTopic {
+            name: name.into(),
+            num_partitions: partitions,
+            replication_factor: rf,
+            configs: configs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        };
+        self.create_topic_as(via, topic).await
+    }
+
+    /// Creates topic `name` with partition `i` on the brokers `assignment[i]`
+    /// (the first preferred).
+    pub async fn create_topic_assigned(
+        &self,
+        via: i32,
+        name: &str,
+        assignment: &[&[i32]],
+        configs: &[(&str, &str)],
+    ) -> Result<CreateTopicResult, StromError> {
+        let topic = CreatableTopic {
+            name: name.into(),
+            assignments: assignment
+                .iter()
+                .zip(0..)
+                .map(|(replicas, partition)| ReplicaAssignment {
+                    partition,
+                    replicas: replicas.to_vec(),
+                })
+                .collect(),
+            configs: configs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        };
+        self.create_topic_as(via, topic).await
+    }
+
+    async fn create_topic_as(
+        &self,
+        via: i32,
+        topic: CreatableTopic,
+    ) -> Result<CreateTopicResult, StromError> {
         let req = CreateTopicsRequest {
-            topics: vec![CreatableTopic {
-                name: name.into(),
-                num_partitions: partitions,
-                replication_factor: rf,
-                configs: configs
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-                ..Default::default()
-            }],
+            topics: vec![topic],
             validate_only: false,
         };
         let mut c = self.controller_client(via);

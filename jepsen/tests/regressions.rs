@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use strom_integration_tests::data::{
-    Addrs, Outcome, batch, check_acked, log_on_disk, partition_state_any, produce_retrying,
-    read_from_leader,
+    Addrs, Outcome, batch, check_acked, log_on_disk, partition_metadata, partition_state_any,
+    produce_retrying, read_from_leader,
 };
 use strom_integration_tests::{Cluster, ClusterOptions, wait_until};
 use strom_jepsen::nemesis::storage;
+use strom_proto::v1::{BrokerState, PartitionMetadata};
 
 fn fast_options() -> ClusterOptions {
     ClusterOptions::default()
@@ -151,5 +152,152 @@ async fn leader_back_from_a_power_cut_before_its_fencing_loses_no_acked_write() 
                 &problems[..problems.len().min(5)]
             );
         }
+    }
+}
+
+/// Found by the CI run of `faults::mixed_faults_lose_no_acked_write` (seed
+/// 11920580819585367876): every node was killed; while they were down the
+/// controller fenced the brokers one after another, each fencing shrinking
+/// the ISR, until only the last one fenced was left in it. That replica
+/// then lost the tail of its log (a flipped bit: recovery cut the damaged
+/// batch, acknowledged records with it), came back, and as the sole ISR
+/// member was elected leader with the shorter log; the others truncated to
+/// it and new records reused acknowledged offsets. Fixed with Kafka's
+/// KIP-966: the replica that left the ISR when it fell below
+/// min.insync.replicas stays an eligible leader replica (the high
+/// watermark no longer moves), and a broker reports the replicas that lost
+/// records in recovery when it registers, which takes them out of the ISR
+/// and eligible replicas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_isr_member_back_with_a_damaged_log_does_not_lead() {
+    // Controllers 1-3; the partition lives on broker-only nodes 4-6, so all
+    // its replicas can be down while the quorum goes on fencing them.
+    let mut cluster = Cluster::start(3, fast_options().broker_only(3)).await;
+    cluster
+        .create_topic_assigned(1, "elr", &[&[4, 5, 6]], &[("min.insync.replicas", "2")])
+        .await
+        .expect("create topic");
+    let addrs = Addrs::of(&cluster);
+    let whole = wait_until(Duration::from_secs(30), || async {
+        partition_state_any(&addrs, "elr", 0)
+            .await
+            .is_some_and(|(l, _, isr)| l >= 0 && isr.len() == 3)
+    })
+    .await;
+    assert!(whole, "no full ISR\n{}", cluster.dump_logs());
+    let mut acked = Vec::new();
+    for i in 0..200 {
+        let v = Bytes::from(format!("v{i:05}"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        match produce_retrying(&addrs, "elr", 0, batch(std::slice::from_ref(&v)), deadline).await {
+            Outcome::Acked(o) => acked.push((v, o)),
+            o => panic!("record {i}: {o:?}"),
+        }
+    }
+
+    // Every replica dies; the controller fences them one by one.
+    for id in [4, 5, 6] {
+        cluster.kill(id);
+    }
+    // Node 1's image (a combined node): (leader, isr, elr).
+    let view = |p: PartitionMetadata| (p.leader, p.isr, p.elr);
+    let state = || async { partition_metadata(&addrs, 1, "elr", 0).await.map(view) };
+    let all_fenced = wait_until(Duration::from_secs(30), || async {
+        cluster.describe().await.is_some_and(|d| {
+            d.brokers
+                .iter()
+                .filter(|b| b.id >= 4)
+                .all(|b| b.state == BrokerState::Fenced as i32)
+        }) && state()
+            .await
+            .is_some_and(|(l, isr, elr)| l < 0 && isr.len() == 1 && elr.len() == 1)
+    })
+    .await;
+    let (_, isr, elr) = state().await.expect("node 1 answers");
+    assert!(
+        all_fenced,
+        "expected no leader, one ISR member and one eligible replica, got isr {isr:?} elr {elr:?}\n{}",
+        cluster.dump_logs()
+    );
+    let (last, eligible) = (isr[0], elr[0]);
+    let third = [4, 5, 6]
+        .into_iter()
+        .find(|id| *id != last && *id != eligible)
+        .expect("a third replica");
+
+    // The last ISR member loses its newest (acknowledged) batch to a
+    // flipped bit, and comes back alone.
+    let segment =
+        storage::active_segment(&cluster.node(last).data_dir, "elr", 0).expect("a segment");
+    let mut bytes = std::fs::read(&segment).expect("read segment");
+    let at = bytes.len() - 3;
+    bytes[at] ^= 0x10;
+    std::fs::write(&segment, &bytes).expect("write segment");
+    cluster.start_node(last);
+    let unfenced = |id: i32| {
+        let cluster = &cluster;
+        async move {
+            cluster.describe().await.is_some_and(|d| {
+                d.brokers
+                    .iter()
+                    .any(|b| b.id == id && b.state == BrokerState::Unfenced as i32)
+            })
+        }
+    };
+    let back = wait_until(Duration::from_secs(30), || unfenced(last)).await;
+    assert!(back, "node {last} never unfenced\n{}", cluster.dump_logs());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (leader, isr, elr) = state().await.expect("node 1 answers");
+    assert!(
+        leader != last && isr == vec![eligible] && elr.is_empty(),
+        "node {last} lost acknowledged records but is leader {leader}, isr {isr:?}, elr {elr:?}; \
+         the eligible replica {eligible} must take its place\n{}",
+        cluster.dump_logs()
+    );
+
+    // The eligible replica comes back and leads; nothing acknowledged is lost.
+    cluster.start_node(eligible);
+    cluster.start_node(third);
+    let whole = wait_until(Duration::from_secs(60), || async {
+        state()
+            .await
+            .is_some_and(|(l, isr, _)| l == eligible && isr.len() == 3)
+    })
+    .await;
+    assert!(
+        whole,
+        "ISR never whole again under node {eligible}: {:?}\n{}",
+        state().await,
+        cluster.dump_logs()
+    );
+    for i in 200..220 {
+        let v = Bytes::from(format!("v{i:05}"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        match produce_retrying(&addrs, "elr", 0, batch(std::slice::from_ref(&v)), deadline).await {
+            Outcome::Acked(o) => acked.push((v, o)),
+            o => panic!("record {i}: {o:?}"),
+        }
+    }
+    let (_, log) = read_from_leader(&cluster, "elr", 0, Duration::from_secs(20)).await;
+    let problems = check_acked(&acked, &log);
+    assert!(
+        problems.is_empty(),
+        "{} of {} acknowledged records lost or moved, e.g. {:?}\n{}",
+        problems.len(),
+        acked.len(),
+        &problems[..problems.len().min(5)],
+        cluster.dump_logs()
+    );
+    for id in cluster.running() {
+        cluster.kill(id);
+    }
+    for id in [4, 5, 6] {
+        let problems = check_acked(&acked, &log_on_disk(&cluster, id, "elr", 0));
+        assert!(
+            problems.is_empty(),
+            "replica {id} differs from what was acknowledged: {} e.g. {:?}",
+            problems.len(),
+            &problems[..problems.len().min(5)]
+        );
     }
 }

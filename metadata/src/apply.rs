@@ -247,6 +247,7 @@ impl ClusterImage {
             leader: p.leader,
             leader_epoch: p.leader_epoch,
             partition_epoch: p.partition_epoch,
+            elr: p.elr.clone(),
         };
         check_partition_state(&state).map_err(|e| {
             err!(
@@ -311,6 +312,9 @@ impl ClusterImage {
         }
         if let Some(replicas) = &c.replicas {
             next.replicas = replicas.ids.clone();
+        }
+        if let Some(elr) = &c.elr {
+            next.elr = elr.ids.clone();
         }
         check_partition_state(&next).map_err(|e| {
             err!(
@@ -505,6 +509,15 @@ pub(crate) fn check_partition_state(s: &PartitionState) -> std::result::Result<(
     }
     if s.leader != NO_LEADER && !s.isr.contains(&s.leader) {
         return Err(format!("leader {} is not in the isr", s.leader));
+    }
+    if let Some(d) = first_duplicate(&s.elr) {
+        return Err(format!("eligible leader replica {d} appears twice"));
+    }
+    if let Some(r) = s.elr.iter().find(|r| !s.replicas.contains(r)) {
+        return Err(format!("eligible leader replica {r} is not a replica"));
+    }
+    if let Some(r) = s.elr.iter().find(|r| s.isr.contains(r)) {
+        return Err(format!("eligible leader replica {r} is in the isr"));
     }
     Ok(())
 }

@@ -22,6 +22,7 @@ fn part(topic: &str, p: i32, replicas: &[i32], isr: &[i32], leader: i32) -> pb::
         leader,
         leader_epoch: 0,
         partition_epoch: 0,
+        elr: Vec::new(),
     }))
 }
 
@@ -40,6 +41,7 @@ fn change(
         leader,
         isr: isr.map(|i| pb::ReplicaList::of(i.to_vec())),
         replicas: replicas.map(|r| pb::ReplicaList::of(r.to_vec())),
+        elr: None,
     }))
 }
 

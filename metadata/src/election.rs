@@ -3,14 +3,16 @@
 //!
 //! The rule: the preferred replica (first in the replica list) when it is
 //! alive and in the ISR; otherwise the first alive ISR member in replica
-//! order; a replica outside the ISR only when unclean election is allowed,
-//! and the ISR then becomes just that replica. Alive means registered,
-//! unfenced and not in controlled shutdown.
+//! order; otherwise the first alive eligible leader replica (KIP-966: out of
+//! the ISR, but holding every record below the high watermark), which then
+//! becomes the ISR; a replica outside both only when unclean election is
+//! allowed, and the ISR then becomes just that replica. Alive means
+//! registered, unfenced and not in controlled shutdown.
 
 use uuid::Uuid;
 
 use crate::error::{MetadataError, err};
-use crate::image::{ClusterImage, NO_LEADER, PartitionState, TopicImage};
+use crate::image::{ClusterImage, NO_LEADER, PartitionState, TopicImage, effective_min_isr};
 use crate::pb;
 use crate::pb::metadata_record::Record;
 use crate::records::record;
@@ -38,37 +40,82 @@ pub struct ElectionResult {
     pub leader: i32,
 }
 
+/// Where [`choose_leader`] found the leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaderSource {
+    /// An ISR member.
+    Isr,
+    /// An eligible leader replica: the ISR becomes `[leader]`, and the ISR
+    /// members it replaces become eligible (they hold everything too).
+    Elr,
+    /// Neither (unclean election): the ISR becomes `[leader]`, records may be lost.
+    Unclean,
+}
+
 /// A leader chosen by [`choose_leader`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LeaderChoice {
     /// The new leader.
     pub leader: i32,
-    /// Chosen outside the ISR: the ISR becomes `[leader]`.
-    pub unclean: bool,
+    /// Where it was found.
+    pub source: LeaderSource,
 }
 
-/// Applies the election rule to a partition whose ISR is `isr`: the first
-/// alive ISR member in replica order (that is the preferred replica when it
-/// qualifies); else, if `allow_unclean`, the first alive replica.
+/// Applies the election rule to a partition whose ISR is `isr` and eligible
+/// leader replicas `elr`: the first alive ISR member in replica order (that
+/// is the preferred replica when it qualifies); else the first alive ELR
+/// member; else, if `allow_unclean`, the first alive replica.
 pub fn choose_leader(
     replicas: &[i32],
     isr: &[i32],
+    elr: &[i32],
     alive: impl Fn(i32) -> bool,
     allow_unclean: bool,
 ) -> Option<LeaderChoice> {
-    if let Some(&l) = replicas.iter().find(|r| isr.contains(r) && alive(**r)) {
+    let first =
+        |among: &dyn Fn(i32) -> bool| replicas.iter().copied().find(|r| among(*r) && alive(*r));
+    if let Some(leader) = first(&|r| isr.contains(&r)) {
         return Some(LeaderChoice {
-            leader: l,
-            unclean: false,
+            leader,
+            source: LeaderSource::Isr,
         });
     }
-    if allow_unclean && let Some(&l) = replicas.iter().find(|r| alive(**r)) {
+    if let Some(leader) = first(&|r| elr.contains(&r)) {
         return Some(LeaderChoice {
-            leader: l,
-            unclean: true,
+            leader,
+            source: LeaderSource::Elr,
+        });
+    }
+    if allow_unclean && let Some(leader) = first(&|_| true) {
+        return Some(LeaderChoice {
+            leader,
+            source: LeaderSource::Unclean,
         });
     }
     None
+}
+
+/// The eligible leader replicas after a partition's ISR goes from `cur_isr`
+/// to `new_isr` (KIP-966). While the new ISR has `min_isr` members the high
+/// watermark may advance past any replica outside it, so none is eligible.
+/// Below that the high watermark is frozen: every replica that was eligible
+/// or in the ISR, and is not in the new one, holds every record below it.
+/// In replica order.
+pub fn next_elr(
+    replicas: &[i32],
+    cur_isr: &[i32],
+    cur_elr: &[i32],
+    new_isr: &[i32],
+    min_isr: usize,
+) -> Vec<i32> {
+    if new_isr.len() >= min_isr {
+        return Vec::new();
+    }
+    replicas
+        .iter()
+        .copied()
+        .filter(|r| !new_isr.contains(r) && (cur_isr.contains(r) || cur_elr.contains(r)))
+        .collect()
 }
 
 /// Which brokers count as alive for a decision: those the image says are
@@ -97,44 +144,85 @@ impl<'a> Liveness<'a> {
     }
 }
 
-/// Target ISR and leader of a partition; turned into a minimal
-/// `PartitionChangeRecord` by [`change_record`].
+/// Target ISR, leader and eligible leader replicas of a partition; turned
+/// into a minimal `PartitionChangeRecord` by [`change_record`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Target {
     pub(crate) isr: Vec<i32>,
     pub(crate) leader: i32,
+    pub(crate) elr: Vec<i32>,
+}
+
+impl Target {
+    /// `cur` with ISR `isr` and leader `leader`, the ELR following by
+    /// [`next_elr`].
+    pub(crate) fn new(cur: &PartitionState, isr: Vec<i32>, leader: i32, min_isr: usize) -> Self {
+        let elr = next_elr(&cur.replicas, &cur.isr, &cur.elr, &isr, min_isr);
+        Target { isr, leader, elr }
+    }
+
+    /// `cur` with only the leader moving to `leader` (an ISR member): ISR
+    /// and ELR stay.
+    pub(crate) fn leader_only(cur: &PartitionState, leader: i32) -> Self {
+        Target {
+            isr: cur.isr.clone(),
+            leader,
+            elr: cur.elr.clone(),
+        }
+    }
 }
 
 /// Keeps the current leader when it is alive and in `isr`; otherwise elects
-/// by the rule (unclean only if `allow_unclean`). Returns the new ISR and leader.
+/// by the rule (unclean only if `allow_unclean`). Returns the new ISR,
+/// leader and eligible leader replicas; `min_isr` is the partition's
+/// effective `min.insync.replicas`.
 pub(crate) fn reelect(
     cur: &PartitionState,
     isr: Vec<i32>,
     live: &Liveness<'_>,
     allow_unclean: bool,
+    min_isr: usize,
 ) -> Target {
     if cur.leader != NO_LEADER && live.is_alive(cur.leader) && isr.contains(&cur.leader) {
-        return Target {
-            isr,
-            leader: cur.leader,
-        };
+        return Target::new(cur, isr, cur.leader, min_isr);
     }
-    match choose_leader(&cur.replicas, &isr, |b| live.is_alive(b), allow_unclean) {
+    match choose_leader(
+        &cur.replicas,
+        &isr,
+        &cur.elr,
+        |b| live.is_alive(b),
+        allow_unclean,
+    ) {
         Some(LeaderChoice {
             leader,
-            unclean: false,
-        }) => Target { isr, leader },
+            source: LeaderSource::Isr,
+        }) => Target::new(cur, isr, leader, min_isr),
         Some(LeaderChoice {
             leader,
-            unclean: true,
+            source: LeaderSource::Elr,
+        }) => {
+            // The ISR members it replaces hold everything too: they stay
+            // eligible beside the rest of the ELR.
+            let mut was = cur.isr.clone();
+            was.extend(isr.iter().filter(|r| !cur.isr.contains(r)));
+            let elr = next_elr(&cur.replicas, &was, &cur.elr, &[leader], min_isr);
+            Target {
+                isr: vec![leader],
+                leader,
+                elr,
+            }
+        }
+        Some(LeaderChoice {
+            leader,
+            source: LeaderSource::Unclean,
         }) => Target {
             isr: vec![leader],
             leader,
+            // The new leader's log is the truth now: nobody else is known
+            // to hold what it holds.
+            elr: Vec::new(),
         },
-        None => Target {
-            isr,
-            leader: NO_LEADER,
-        },
+        None => Target::new(cur, isr, NO_LEADER, min_isr),
     }
 }
 
@@ -148,7 +236,8 @@ pub(crate) fn change_record(
 ) -> Option<pb::MetadataRecord> {
     let leader = (target.leader != cur.leader).then_some(target.leader);
     let isr = (target.isr != cur.isr).then(|| pb::ReplicaList::of(target.isr.clone()));
-    if leader.is_none() && isr.is_none() {
+    let elr = (target.elr != cur.elr).then(|| pb::ReplicaList::of(target.elr.clone()));
+    if leader.is_none() && isr.is_none() && elr.is_none() {
         return None;
     }
     Some(record(Record::PartitionChange(pb::PartitionChangeRecord {
@@ -158,6 +247,7 @@ pub(crate) fn change_record(
         leader,
         isr,
         replicas: None,
+        elr,
     })))
 }
 
@@ -171,18 +261,22 @@ pub(crate) fn change_record(
 ///   `PREFERRED_LEADER_NOT_AVAILABLE` when it is not alive or not in the ISR;
 ///   else the preferred replica becomes leader.
 /// * Unclean: `ELECTION_NOT_NEEDED` when the partition has a leader;
-///   otherwise the rule with unclean allowed, `ELIGIBLE_LEADERS_NOT_AVAILABLE`
-///   when no replica is alive.
+///   otherwise the rule with unclean allowed (an alive ISR or eligible
+///   replica still wins), `ELIGIBLE_LEADERS_NOT_AVAILABLE` when no replica
+///   is alive.
+///
+/// `default_min_isr` is `min.insync.replicas` for topics without the config.
 pub fn elect_leaders(
     image: &ClusterImage,
     kind: ElectionKind,
     partitions: Option<&[(String, i32)]>,
+    default_min_isr: usize,
 ) -> (Vec<pb::MetadataRecord>, Vec<ElectionResult>) {
     let mut records = Vec::new();
     let mut results = Vec::new();
     let live = Liveness::of(image);
     let mut one = |topic: &TopicImage, p: i32, state: &PartitionState, all: bool| {
-        let outcome = elect_one(topic, p, state, kind, &live);
+        let outcome = elect_one(topic, p, state, kind, &live, default_min_isr);
         let (error, leader) = match outcome {
             Ok(target) => {
                 let leader = target.leader;
@@ -236,6 +330,7 @@ fn elect_one(
     state: &PartitionState,
     kind: ElectionKind,
     live: &Liveness<'_>,
+    default_min_isr: usize,
 ) -> Result<Target, MetadataError> {
     let name = &topic.name;
     match kind {
@@ -253,10 +348,7 @@ fn elect_one(
                     "preferred replica {preferred} of {name}-{p} is not alive or not in the isr"
                 ));
             }
-            Ok(Target {
-                isr: state.isr.clone(),
-                leader: preferred,
-            })
+            Ok(Target::leader_only(state, preferred))
         }
         ElectionKind::Unclean => {
             if state.leader != NO_LEADER && live.is_alive(state.leader) {
@@ -266,7 +358,8 @@ fn elect_one(
                     state.leader
                 ));
             }
-            let target = reelect(state, state.isr.clone(), live, true);
+            let min_isr = effective_min_isr(topic, state, default_min_isr);
+            let target = reelect(state, state.isr.clone(), live, true, min_isr);
             if target.leader == NO_LEADER {
                 return Err(err!(
                     EligibleLeadersNotAvailable,

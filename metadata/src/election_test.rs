@@ -1,36 +1,106 @@
 use super::*;
 use crate::ErrorKind;
+use crate::image::DEFAULT_MIN_INSYNC_REPLICAS as MIN_ISR;
 use crate::testutil::{Cluster, changes, tid};
 
 #[test]
 fn leader_choice_rule() {
-    // (replicas, isr, alive, unclean allowed) -> (leader, unclean)
-    type Case<'a> = (&'a [i32], &'a [i32], &'a [i32], bool, Option<(i32, bool)>);
+    use LeaderSource::{Elr, Isr, Unclean};
+    // (replicas, isr, elr, alive, unclean allowed) -> (leader, source)
+    type Case<'a> = (
+        &'a [i32],
+        &'a [i32],
+        &'a [i32],
+        &'a [i32],
+        bool,
+        Option<(i32, LeaderSource)>,
+    );
     let cases: &[Case<'_>] = &[
         // preferred alive and in ISR
-        (&[1, 2, 3], &[1, 2, 3], &[1, 2, 3], false, Some((1, false))),
+        (
+            &[1, 2, 3],
+            &[1, 2, 3],
+            &[],
+            &[1, 2, 3],
+            false,
+            Some((1, Isr)),
+        ),
         // ISR order does not matter, replica order does
-        (&[1, 2, 3], &[3, 2, 1], &[1, 2, 3], false, Some((1, false))),
+        (
+            &[1, 2, 3],
+            &[3, 2, 1],
+            &[],
+            &[1, 2, 3],
+            false,
+            Some((1, Isr)),
+        ),
         // preferred dead: first alive ISR member in replica order
-        (&[1, 2, 3], &[3, 2, 1], &[2, 3], false, Some((2, false))),
+        (&[1, 2, 3], &[3, 2, 1], &[], &[2, 3], false, Some((2, Isr))),
         // preferred alive but out of the ISR
-        (&[1, 2, 3], &[3, 2], &[1, 2, 3], false, Some((2, false))),
-        (&[1, 2, 3], &[3], &[1, 3], false, Some((3, false))),
+        (&[1, 2, 3], &[3, 2], &[], &[1, 2, 3], false, Some((2, Isr))),
+        (&[1, 2, 3], &[3], &[], &[1, 3], false, Some((3, Isr))),
         // no alive ISR member: offline unless unclean
-        (&[1, 2, 3], &[3], &[1, 2], false, None),
-        (&[1, 2, 3], &[3], &[2, 1], true, Some((1, true))),
-        (&[1, 2, 3], &[3], &[2], true, Some((2, true))),
+        (&[1, 2, 3], &[3], &[], &[1, 2], false, None),
+        (&[1, 2, 3], &[3], &[], &[2, 1], true, Some((1, Unclean))),
+        (&[1, 2, 3], &[3], &[], &[2], true, Some((2, Unclean))),
         // unclean allowed but a clean choice exists: clean wins
-        (&[1, 2, 3], &[3], &[1, 3], true, Some((3, false))),
+        (&[1, 2, 3], &[3], &[], &[1, 3], true, Some((3, Isr))),
+        // no alive ISR member, an alive eligible replica: it leads
+        (&[1, 2, 3], &[3], &[2], &[1, 2], false, Some((2, Elr))),
+        // eligible replicas in replica order, dead ones skipped
+        (&[1, 2, 3], &[1], &[3, 2], &[2, 3], false, Some((2, Elr))),
+        (&[1, 2, 3], &[1], &[3, 2], &[3], false, Some((3, Elr))),
+        // an alive ISR member beats an eligible replica, even the preferred one
+        (&[1, 2, 3], &[3], &[1], &[1, 3], false, Some((3, Isr))),
+        // an eligible replica beats an unclean choice
+        (&[1, 2, 3], &[3], &[2], &[1, 2], true, Some((2, Elr))),
+        // eligible replicas all dead: offline, or unclean
+        (&[1, 2, 3], &[3], &[2], &[1], false, None),
+        (&[1, 2, 3], &[3], &[2], &[1], true, Some((1, Unclean))),
         // nobody alive
-        (&[1, 2, 3], &[1, 2, 3], &[], true, None),
+        (&[1, 2, 3], &[1, 2, 3], &[], &[], true, None),
     ];
-    for (replicas, isr, alive, unclean, want) in cases {
-        let got = choose_leader(replicas, isr, |b| alive.contains(&b), *unclean)
-            .map(|c| (c.leader, c.unclean));
+    for (replicas, isr, elr, alive, unclean, want) in cases {
+        let got = choose_leader(replicas, isr, elr, |b| alive.contains(&b), *unclean)
+            .map(|c| (c.leader, c.source));
         assert_eq!(
             got, *want,
-            "replicas {replicas:?} isr {isr:?} alive {alive:?} unclean {unclean}"
+            "replicas {replicas:?} isr {isr:?} elr {elr:?} alive {alive:?} unclean {unclean}"
+        );
+    }
+}
+
+#[test]
+fn eligible_leader_replicas_rule() {
+    // (current isr, current elr, new isr, min isr) -> new elr; replicas [1, 2, 3]
+    type Case<'a> = (&'a [i32], &'a [i32], &'a [i32], usize, &'a [i32]);
+    let cases: &[Case<'_>] = &[
+        // min.insync.replicas 1: never any
+        (&[1, 2, 3], &[], &[1], 1, &[]),
+        // still at min.insync.replicas: the high watermark may pass the leaver
+        (&[1, 2, 3], &[], &[1, 2], 2, &[]),
+        // below it: the leaver holds everything below the frozen high watermark
+        (&[1, 2], &[], &[1], 2, &[2]),
+        (&[2, 3], &[], &[3], 2, &[2]),
+        // two leave at once: both eligible, in replica order
+        (&[3, 2, 1], &[], &[1], 3, &[2, 3]),
+        // already eligible members stay while the ISR stays below
+        (&[3], &[2], &[3], 2, &[2]),
+        (&[1, 3], &[2], &[3], 3, &[1, 2]),
+        // an eligible replica elected into the ISR leaves the ELR, the
+        // member it replaces joins
+        (&[3], &[2], &[2], 2, &[3]),
+        // back at min.insync.replicas: empty
+        (&[3], &[2], &[3, 1], 2, &[]),
+        (&[3], &[1, 2], &[3, 2], 2, &[]),
+        // a replica that was neither never becomes eligible
+        (&[1, 2], &[], &[1], 3, &[2]),
+    ];
+    for (cur_isr, cur_elr, new_isr, min_isr, want) in cases {
+        let got = next_elr(&[1, 2, 3], cur_isr, cur_elr, new_isr, *min_isr);
+        assert_eq!(
+            got, *want,
+            "isr {cur_isr:?} elr {cur_elr:?} -> isr {new_isr:?}, min isr {min_isr}"
         );
     }
 }
@@ -72,7 +142,7 @@ fn preferred_election_results() {
     .iter()
     .map(|(t, p)| (t.to_string(), *p))
     .collect();
-    let (records, results) = elect_leaders(&c.image, ElectionKind::Preferred, Some(&ask));
+    let (records, results) = elect_leaders(&c.image, ElectionKind::Preferred, Some(&ask), MIN_ISR);
     let got: Vec<(i32, Option<ErrorKind>, i32)> = results
         .iter()
         .map(|r| (r.partition, err_of(r), r.leader))
@@ -101,7 +171,7 @@ fn preferred_election_results() {
 #[test]
 fn electing_all_partitions_omits_those_not_needed() {
     let c = cluster();
-    let (records, results) = elect_leaders(&c.image, ElectionKind::Preferred, None);
+    let (records, results) = elect_leaders(&c.image, ElectionKind::Preferred, None, MIN_ISR);
     let got: Vec<(i32, Option<ErrorKind>)> =
         results.iter().map(|r| (r.partition, err_of(r))).collect();
     assert_eq!(
@@ -133,7 +203,7 @@ fn unclean_election_results() {
         c.set("u", p, &isr, -1);
     }
     let all: Vec<(String, i32)> = (0..4).map(|p| ("u".to_string(), p)).collect();
-    let (records, results) = elect_leaders(&c.image, ElectionKind::Unclean, Some(&all));
+    let (records, results) = elect_leaders(&c.image, ElectionKind::Unclean, Some(&all), MIN_ISR);
     let got: Vec<(i32, Option<ErrorKind>, i32)> = results
         .iter()
         .map(|r| (r.partition, err_of(r), r.leader))
@@ -160,10 +230,11 @@ fn unclean_election_results() {
 
     // With every replica fenced there is no eligible leader.
     for b in [1, 2] {
-        let recs = crate::fence_broker(&c.image, b);
+        let recs = crate::fence_broker(&c.image, b, MIN_ISR);
         c.apply(recs).unwrap();
     }
-    let (records, results) = elect_leaders(&c.image, ElectionKind::Unclean, Some(&all[..1]));
+    let (records, results) =
+        elect_leaders(&c.image, ElectionKind::Unclean, Some(&all[..1]), MIN_ISR);
     assert!(records.is_empty());
     assert_eq!(
         err_of(&results[0]),

@@ -50,6 +50,11 @@ pub struct PartitionState {
     pub leader_epoch: i32,
     /// Bumped on every change of the partition.
     pub partition_epoch: i32,
+    /// Eligible leader replicas (Kafka's KIP-966): replicas outside the ISR
+    /// that hold every record below the high watermark, because they left
+    /// an ISR smaller than `min.insync.replicas` (which freezes the high
+    /// watermark). Empty whenever the ISR has `min.insync.replicas` members.
+    pub elr: Vec<i32>,
 }
 
 impl PartitionState {
@@ -67,6 +72,26 @@ impl PartitionState {
     pub fn is_under_replicated(&self) -> bool {
         self.isr.len() < self.replicas.len()
     }
+}
+
+/// Name of the topic config (and node setting, for topics without it) that
+/// acks=all writes, the high watermark and eligible leader replicas follow.
+pub const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
+
+/// Kafka's default `min.insync.replicas`.
+pub const DEFAULT_MIN_INSYNC_REPLICAS: usize = 1;
+
+/// The `min.insync.replicas` that governs eligible leader replicas and the
+/// high watermark of `state`: the topic's setting, else `default`, at most
+/// the replication factor (a topic of one replica never waits for a
+/// second). Controllers and brokers must use the same `default`.
+pub fn effective_min_isr(topic: &TopicImage, state: &PartitionState, default: usize) -> usize {
+    topic
+        .configs
+        .get(MIN_INSYNC_REPLICAS)
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(default)
+        .clamp(1, state.replicas.len().max(1))
 }
 
 /// The `leader` value of a partition without a leader.

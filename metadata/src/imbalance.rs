@@ -49,10 +49,7 @@ pub fn rebalance_leaders(
         if !live.is_alive(preferred) || !s.isr.contains(&preferred) {
             continue;
         }
-        let target = Target {
-            isr: s.isr.clone(),
-            leader: preferred,
-        };
+        let target = Target::leader_only(s, preferred);
         records.extend(change_record(topic.id, p, s, &target));
     }
     records

@@ -5,7 +5,7 @@ use uuid::Uuid;
 use crate::apply::first_duplicate;
 use crate::election::{Target, change_record};
 use crate::error::{Result, bail};
-use crate::image::ClusterImage;
+use crate::image::{ClusterImage, effective_min_isr};
 use crate::pb;
 
 /// Decides an `AlterPartition` request of `broker_id` (epoch `broker_epoch`)
@@ -23,7 +23,9 @@ use crate::pb;
 ///    the leader (`INVALID_REQUEST`);
 /// 7. every member added is alive: unfenced, not shutting down (`INELIGIBLE_REPLICA`).
 ///
-/// Returns no records when `new_isr` equals the current ISR.
+/// Returns no records when `new_isr` equals the current ISR. The eligible
+/// leader replicas follow the new ISR ([`next_elr`](crate::next_elr)), with
+/// `default_min_isr` as `min.insync.replicas` for topics without the config.
 #[allow(clippy::too_many_arguments)] // mirrors the request's fields one to one
 pub fn alter_partition(
     image: &ClusterImage,
@@ -34,6 +36,7 @@ pub fn alter_partition(
     leader_epoch: i32,
     partition_epoch: i32,
     new_isr: &[i32],
+    default_min_isr: usize,
 ) -> Result<Vec<pb::MetadataRecord>> {
     let Some(b) = image.broker(broker_id) else {
         bail!(
@@ -116,10 +119,8 @@ pub fn alter_partition(
             "replica {r} cannot join the isr of {name}-{partition}: it is fenced, shutting down or unregistered"
         );
     }
-    let target = Target {
-        isr: new_isr.to_vec(),
-        leader: cur.leader,
-    };
+    let min_isr = effective_min_isr(topic, cur, default_min_isr);
+    let target = Target::new(cur, new_isr.to_vec(), cur.leader, min_isr);
     Ok(change_record(*topic_id, partition, cur, &target)
         .into_iter()
         .collect())

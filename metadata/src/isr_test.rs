@@ -1,5 +1,6 @@
 use super::*;
 use crate::ErrorKind;
+use crate::image::DEFAULT_MIN_INSYNC_REPLICAS as MIN_ISR;
 use crate::testutil::{Cluster, changes, tid};
 
 /// Brokers 1-4 (4 fenced, 3 shutting down at times); "t"-0 [1,2,3,4] led
@@ -105,7 +106,7 @@ fn alter_partition_checks() {
         ),
     ];
     for (i, &(b, be, topic, p, le, pe, isr, want)) in cases.iter().enumerate() {
-        let r = alter_partition(&c.image, b, be, &topic, p, le, pe, isr);
+        let r = alter_partition(&c.image, b, be, &topic, p, le, pe, isr, MIN_ISR);
         assert_eq!(r.as_ref().err().map(|e| e.code), want, "case {i}: {r:?}");
         if let Ok(records) = r {
             assert_eq!(
@@ -145,6 +146,7 @@ fn shutting_down_replicas_cannot_join_but_may_stay() {
             s.leader_epoch,
             s.partition_epoch,
             isr,
+            MIN_ISR,
         )
     };
     assert_eq!(

@@ -47,14 +47,16 @@ pub mod validation;
 mod testutil;
 
 pub use brokers::{
-    ControlledShutdown, controlled_shutdown, fence_broker, register_broker, remaining_leaderships,
-    unfence_broker, unregister_broker,
+    ControlledShutdown, Registration, controlled_shutdown, fence_broker, register_broker,
+    remaining_leaderships, unfence_broker, unregister_broker,
 };
-pub use election::{ElectionKind, ElectionResult, LeaderChoice, choose_leader, elect_leaders};
+pub use election::{
+    ElectionKind, ElectionResult, LeaderChoice, choose_leader, elect_leaders, next_elr,
+};
 pub use error::{ErrorKind, MetadataError, Result};
 pub use image::{
-    BrokerRegistration, ClusterImage, NO_LEADER, PartitionState, TopicImage, is_offline,
-    offline_replicas, under_replicated,
+    BrokerRegistration, ClusterImage, DEFAULT_MIN_INSYNC_REPLICAS, MIN_INSYNC_REPLICAS, NO_LEADER,
+    PartitionState, TopicImage, effective_min_isr, is_offline, offline_replicas, under_replicated,
 };
 pub use imbalance::{DEFAULT_LEADER_IMBALANCE_PERCENTAGE, leader_imbalance, rebalance_leaders};
 pub use isr::alter_partition;

@@ -40,6 +40,7 @@ pub fn partition_record(
         leader: state.leader,
         leader_epoch: state.leader_epoch,
         partition_epoch: state.partition_epoch,
+        elr: state.elr.clone(),
     }))
 }
 

@@ -2,6 +2,7 @@ use std::time::Instant;
 
 use super::*;
 use crate::PartitionState;
+use crate::image::DEFAULT_MIN_INSYNC_REPLICAS as MIN_ISR;
 use crate::testutil::{Cluster, tid};
 
 #[test]
@@ -66,12 +67,19 @@ fn big_image() -> ClusterImage {
         for p in 0..1000 {
             let first = (t * 7 + p) % 30;
             let replicas = vec![first, (first + 1) % 30, (first + 2) % 30];
+            // Every third partition below min.insync.replicas, with an ELR.
+            let (isr, elr) = if p % 3 == 0 {
+                (vec![replicas[0]], vec![replicas[2]])
+            } else {
+                (replicas.clone(), Vec::new())
+            };
             let state = PartitionState {
-                isr: replicas.clone(),
+                isr,
                 leader: replicas[0],
                 replicas,
                 leader_epoch: p % 5,
                 partition_epoch: p % 7,
+                elr,
             };
             records.push(partition_record(id, p, &state));
         }
@@ -101,7 +109,7 @@ fn hundred_thousand_partitions_snapshot_and_restore() {
     let before = image.clone();
     let started = Instant::now();
     let bad = vec![
-        crate::fence_broker(&image, 0).remove(0),
+        crate::fence_broker(&image, 0, MIN_ISR).remove(0),
         record(Record::RemoveTopic(pb::RemoveTopicRecord {
             topic_id: tid("topic-0").as_bytes().to_vec(),
         })),

@@ -103,6 +103,7 @@ impl Cluster {
                 leader: replicas[0],
                 leader_epoch: 0,
                 partition_epoch: 0,
+                elr: Vec::new(),
             };
             recs.push(crate::records::partition_record(id, p as i32, &state));
         }
@@ -132,6 +133,7 @@ impl Cluster {
                 leader: (leader != cur.leader).then_some(leader),
                 isr: Some(pb::ReplicaList::of(isr.to_vec())),
                 replicas: None,
+                elr: None,
             },
         ))])
         .expect("set partition");

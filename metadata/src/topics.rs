@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
+use crate::election::{Target, change_record};
 use crate::error::{Result, bail, err};
-use crate::image::{ClusterImage, PartitionState};
+use crate::image::{ClusterImage, MIN_INSYNC_REPLICAS, PartitionState};
 use crate::pb;
 use crate::pb::config_resource::Type as ResourceType;
 use crate::pb::metadata_record::Record;
@@ -169,6 +170,7 @@ fn new_state(replicas: Vec<i32>) -> PartitionState {
         replicas,
         leader_epoch: 0,
         partition_epoch: 0,
+        elr: Vec::new(),
     }
 }
 
@@ -200,6 +202,7 @@ fn states_for_assignment(
                 leader,
                 leader_epoch: 0,
                 partition_epoch: 0,
+                elr: Vec::new(),
             })
         })
         .collect()
@@ -281,7 +284,10 @@ pub fn create_partitions(
 
 /// Decides changing configs of topic `name`: one `ConfigRecord` per entry,
 /// `None` deleting the key (back to the default). Values are validated
-/// against the topic's smallest replication factor.
+/// against the topic's smallest replication factor. A change of
+/// `min.insync.replicas` also empties every eligible leader replica list of
+/// the topic, in the same batch (as KRaft does): they were computed against
+/// the old value, and a lower one may let the high watermark pass them.
 pub fn alter_topic_configs(
     image: &ClusterImage,
     name: &str,
@@ -291,7 +297,7 @@ pub fn alter_topic_configs(
         bail!(UnknownTopicOrPartition, "topic {name} does not exist");
     };
     let rf = topic.min_replication_factor();
-    changes
+    let mut records = changes
         .iter()
         .map(|(k, v)| {
             match v {
@@ -307,7 +313,17 @@ pub fn alter_topic_configs(
                 value: v.clone(),
             })))
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    if changes.iter().any(|(k, _)| k == MIN_INSYNC_REPLICAS) {
+        for (p, cur) in topic.partitions.iter().filter(|(_, s)| !s.elr.is_empty()) {
+            let target = Target {
+                elr: Vec::new(),
+                ..Target::leader_only(cur, cur.leader)
+            };
+            records.extend(change_record(topic.id, *p, cur, &target));
+        }
+    }
+    Ok(records)
 }
 
 fn validate_topic_config_name(name: &str) -> Result<()> {

@@ -69,6 +69,7 @@ pub fn partition_metadata(
         replicas: p.replicas.clone(),
         isr: p.isr.clone(),
         offline_replicas: image.offline_replicas_of(p),
+        elr: p.elr.clone(),
     }
 }
 

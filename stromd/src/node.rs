@@ -215,11 +215,18 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
         let listener = bind("client", config.listen).await?;
         let quorum = Arc::new(QuorumClient::new(config.controller.voters.clone()));
         let cache = MetadataCache::new();
-        let lifecycle = Arc::new(Lifecycle::new(
-            config.broker.clone(),
-            quorum.clone(),
-            cache.clone(),
-        ));
+        // Every local log is recovered before the broker registers, so the
+        // registration can name the replicas that lost records.
+        let log_dir = config.data_dir.join("logs");
+        let damaged = tokio::task::spawn_blocking(move || {
+            strom_broker::replica::recover_local_logs(&log_dir)
+        })
+        .await
+        .context("log recovery task")?;
+        let lifecycle = Arc::new(
+            Lifecycle::new(config.broker.clone(), quorum.clone(), cache.clone())
+                .with_damaged_replicas(damaged),
+        );
         let (health, health_service) = tonic_health::server::health_reporter();
         health
             .set_service_status("", ServingStatus::NotServing)

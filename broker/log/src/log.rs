@@ -153,6 +153,8 @@ pub struct PartitionLog {
     /// Wall-clock creation (or open) time of the active segment, the base of
     /// `segment.ms`.
     active_since_ms: i64,
+    /// Opening lost records (see [`lost_records_in_recovery`](Self::lost_records_in_recovery)).
+    lost_records: bool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -536,6 +538,7 @@ impl PartitionLog {
             log_start_offset = recovered.log_start_offset,
             log_end_offset = recovered.log_end_offset,
             clean = recovered.clean,
+            lost_records = recovered.lost_records,
             "opened partition log"
         );
         Ok(PartitionLog {
@@ -544,7 +547,19 @@ impl PartitionLog {
             },
             active,
             active_since_ms: now,
+            lost_records: recovered.lost_records,
         })
+    }
+
+    /// Whether opening this log lost records it held before: recovery cut
+    /// a damaged tail or deleted segments after one, or the log ends below
+    /// the high watermark it had checkpointed. A replica that lost records
+    /// may lack acknowledged ones, so it must not lead before it has
+    /// fetched them again (the broker reports it when registering). Only
+    /// the open that found the damage says so; the next open sees a valid
+    /// shorter log.
+    pub fn lost_records_in_recovery(&self) -> bool {
+        self.lost_records
     }
 
     /// A cloneable read handle sharing this log.

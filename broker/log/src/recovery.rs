@@ -44,6 +44,10 @@ pub(crate) struct Recovered {
     pub(crate) high_watermark: i64,
     pub(crate) recovery_point: i64,
     pub(crate) clean: bool,
+    /// Records that were in the log are gone: a damaged tail was cut or
+    /// segments deleted, or the log ends below its checkpointed high
+    /// watermark.
+    pub(crate) lost_records: bool,
 }
 
 pub(crate) fn open_dir(dir: &Path, config: &LogConfig) -> Result<Recovered> {
@@ -100,11 +104,13 @@ pub(crate) fn open_dir(dir: &Path, config: &LogConfig) -> Result<Recovered> {
     }
 
     // 3. Load or recover.
+    let mut lost_records = false;
     let recovery_point = if clean {
         let last = segments.values().next_back().expect("at least one segment");
         let cut = last.load(true)?;
         if cut > 0 {
             tracing::warn!(dir = %dir.display(), cut, "clean log had an invalid tail");
+            lost_records = true;
         }
         None
     } else {
@@ -134,12 +140,14 @@ pub(crate) fn open_dir(dir: &Path, config: &LogConfig) -> Result<Recovered> {
                 }
             })?;
             if cut > 0 {
+                lost_records = true;
                 delete_from = bases.get(i + 1).copied();
                 break;
             }
             expected_base = Some(segment.next_offset()?);
         }
         if let Some(first_doomed) = delete_from {
+            lost_records = true;
             let doomed: Vec<i64> = segments.range(first_doomed..).map(|(&b, _)| b).collect();
             for base in doomed {
                 if let Some(segment) = segments.remove(&base) {
@@ -162,9 +170,12 @@ pub(crate) fn open_dir(dir: &Path, config: &LogConfig) -> Result<Recovered> {
     let log_start_offset = checkpoint
         .map_or(first_base, |c| c.log_start_offset.max(first_base))
         .min(log_end_offset);
-    let high_watermark = checkpoint
-        .map_or(log_start_offset, |c| c.high_watermark)
-        .clamp(log_start_offset, log_end_offset);
+    let checkpointed_hw = checkpoint.map_or(log_start_offset, |c| c.high_watermark);
+    if checkpointed_hw > log_end_offset {
+        tracing::warn!(dir = %dir.display(), checkpointed_hw, log_end_offset, "log ends below its checkpointed high watermark");
+        lost_records = true;
+    }
+    let high_watermark = checkpointed_hw.clamp(log_start_offset, log_end_offset);
     let _ = recovery_point;
     // Epochs starting beyond the surviving data are gone; one starting exactly
     // at the log end (e.g. after retention emptied the log) is kept.
@@ -183,5 +194,6 @@ pub(crate) fn open_dir(dir: &Path, config: &LogConfig) -> Result<Recovered> {
         // segments were fsynced above.
         recovery_point: log_end_offset,
         clean,
+        lost_records,
     })
 }

@@ -262,3 +262,71 @@ fn garbage_checkpoints_are_ignored() {
     );
     assert!(!dir.path().join("partition.checkpoint.tmp").exists());
 }
+
+/// How a log is left before it is opened again.
+#[derive(Debug, Clone, Copy)]
+enum Ending {
+    /// Closed cleanly.
+    Clean,
+    /// Dropped without closing (a crash that kept the page cache).
+    Crash,
+    /// Crash, then the last 5 bytes of the active segment cut (a torn batch).
+    TornTail,
+    /// Crash, then the last batch removed whole at a batch boundary, below
+    /// the checkpointed high watermark (a power cut losing written pages).
+    LostBelowHighWatermark,
+    /// Crash, then the last batch removed whole above the checkpointed high
+    /// watermark: indistinguishable from never having been written.
+    LostAboveHighWatermark,
+}
+
+#[test]
+fn recovery_reports_lost_records_only_when_records_are_gone() {
+    let cases = [
+        (Ending::Clean, false),
+        (Ending::Crash, false),
+        (Ending::TornTail, true),
+        (Ending::LostBelowHighWatermark, true),
+        (Ending::LostAboveHighWatermark, false),
+    ];
+    for (ending, lost) in cases {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = PartitionLog::open(dir.path(), config()).expect("open");
+        let mut sizes = Vec::new();
+        for i in 0..3 {
+            let batch = common::batch(2, i, 50);
+            sizes.push(batch.len() as u64);
+            log.append_as_leader(batch, 1).expect("append");
+        }
+        let hw = match ending {
+            Ending::LostAboveHighWatermark => 4,
+            _ => 6,
+        };
+        log.set_high_watermark(hw);
+        log.checkpoint().expect("checkpoint");
+        assert!(!log.lost_records_in_recovery());
+        match ending {
+            Ending::Clean => log.close().expect("close"),
+            _ => drop(log),
+        }
+        let cut = match ending {
+            Ending::TornTail => 5,
+            Ending::LostBelowHighWatermark | Ending::LostAboveHighWatermark => sizes[2],
+            Ending::Clean | Ending::Crash => 0,
+        };
+        let last = files(dir.path(), "log").pop().expect("segment");
+        let len = fs::metadata(&last).expect("stat").len();
+        OpenOptions::new()
+            .write(true)
+            .open(&last)
+            .expect("open")
+            .set_len(len - cut)
+            .expect("cut");
+        let log = PartitionLog::open(dir.path(), config()).expect("reopen");
+        assert_eq!(log.lost_records_in_recovery(), lost, "{ending:?}");
+        log.close().expect("close");
+        // The next open finds a valid shorter log: nothing more is lost.
+        let log = PartitionLog::open(dir.path(), config()).expect("reopen again");
+        assert!(!log.lost_records_in_recovery(), "{ending:?} reopened");
+    }
+}

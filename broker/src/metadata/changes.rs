@@ -81,6 +81,7 @@ mod tests {
             leader,
             leader_epoch: 0,
             partition_epoch: 0,
+            elr: Vec::new(),
         }
     }
 

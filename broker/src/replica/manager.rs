@@ -117,24 +117,29 @@ fn partition_dir(log_dir: &Path, topic: &str, partition: i32) -> PathBuf {
     log_dir.join(format!("{topic}-{partition}"))
 }
 
+/// The topic id a partition directory was claimed for: `None` when it has
+/// no `partition.metadata`, or one naming no valid topic id.
+pub(crate) fn read_topic_id(dir: &Path) -> std::io::Result<Option<Uuid>> {
+    match std::fs::read_to_string(dir.join(PARTITION_METADATA_FILE)) {
+        Ok(text) => Ok(text
+            .lines()
+            .find_map(|l| l.strip_prefix("topic_id: "))
+            .and_then(|v| Uuid::parse_str(v.trim()).ok())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Claims `dir` for `topic_id`: a directory left by an earlier topic of the
 /// same name is removed first.
-fn claim_dir(dir: &Path, topic_id: Uuid) -> std::io::Result<()> {
+pub(crate) fn claim_dir(dir: &Path, topic_id: Uuid) -> std::io::Result<()> {
     let meta = dir.join(PARTITION_METADATA_FILE);
-    match std::fs::read_to_string(&meta) {
-        Ok(text) => {
-            let stored = text
-                .lines()
-                .find_map(|l| l.strip_prefix("topic_id: "))
-                .and_then(|v| Uuid::parse_str(v.trim()).ok());
-            if stored == Some(topic_id) {
-                return Ok(());
-            }
-            tracing::warn!(dir = %dir.display(), "removing the log of an earlier topic with the same name");
-            std::fs::remove_dir_all(dir)?;
+    if meta.exists() {
+        if read_topic_id(dir)? == Some(topic_id) {
+            return Ok(());
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
+        tracing::warn!(dir = %dir.display(), "removing the log of an earlier topic with the same name");
+        std::fs::remove_dir_all(dir)?;
     }
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!("{PARTITION_METADATA_FILE}.tmp"));

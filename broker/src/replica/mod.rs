@@ -8,6 +8,8 @@
 //!   shrink check and checkpoints.
 //! * [`fetcher`]: follower fetch sessions, one per source broker.
 //! * [`isr`]: sends ISR changes to the controller (AlterPartition).
+//! * [`startup`]: recovers every local log before the broker registers and
+//!   finds the replicas that lost records.
 //!
 //! Design notes: `docs/replication.md`.
 
@@ -16,8 +18,10 @@ pub mod isr;
 pub mod manager;
 pub(crate) mod partition;
 pub mod rules;
+pub mod startup;
 
 pub use manager::{ReplicaManager, ReplicationConfig};
+pub use startup::{DamagedReplica, clear_lost_records_markers, recover_local_logs};
 use strom_log::{ErrorKind, LogError};
 use strom_proto::v1::ErrorCode;
 

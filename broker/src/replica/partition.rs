@@ -279,6 +279,7 @@ impl Partition {
             leader_leo,
             &st.isr.maximal(),
             &st.followers,
+            st.min_isr.clamp(1, st.replicas.len().max(1)),
         );
         if hw > current {
             self.reader.set_high_watermark(hw);
@@ -714,6 +715,7 @@ mod tests {
             leader: 1,
             leader_epoch: 3,
             partition_epoch: 5,
+            elr: Vec::new(),
         };
         part.make_leader(&state, 1).await.expect("leader");
         let mut changes = part.subscribe();

@@ -86,14 +86,21 @@ impl IsrState {
 
 /// The high watermark a leader may move to: the smallest log end offset over
 /// the maximal ISR (the leader's own is `leader_leo`), never backwards. An
-/// ISR member whose position is unknown holds it where it is.
+/// ISR member whose position is unknown holds it where it is. With fewer
+/// than `min_isr` members (the partition's effective `min.insync.replicas`)
+/// it does not move at all (KIP-966): the replicas that left the ISR are
+/// eligible leaders because they hold everything below it.
 pub fn next_high_watermark(
     current_hw: i64,
     leader_id: i32,
     leader_leo: i64,
     maximal_isr: &[i32],
     followers: &BTreeMap<i32, FollowerProgress>,
+    min_isr: usize,
 ) -> i64 {
+    if maximal_isr.len() < min_isr {
+        return current_hw;
+    }
     let mut hw = leader_leo;
     for r in maximal_isr {
         if *r == leader_id {

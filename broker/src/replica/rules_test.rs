@@ -87,21 +87,27 @@ fn high_watermark_is_min_over_maximal_isr() {
     ]
     .into_iter()
     .collect();
-    // (current hw, leader leo, maximal isr) -> hw
-    let cases: [(i64, i64, &[i32], i64); 7] = [
-        (0, 10, &[1], 10),      // alone: the leader's end
-        (0, 10, &[1, 2], 8),    // slowest member
-        (0, 10, &[1, 2, 3], 5), //
-        (6, 10, &[1, 2, 3], 6), // never backwards
-        (0, 10, &[1, 4], 0),    // unknown position holds it
-        (3, 10, &[1, 4], 3),    //
-        (0, 10, &[1, 9], 0),    // member never seen: unknown
+    // (current hw, leader leo, maximal isr, min isr) -> hw
+    let cases: [(i64, i64, &[i32], usize, i64); 11] = [
+        (0, 10, &[1], 1, 10),      // alone: the leader's end
+        (0, 10, &[1, 2], 1, 8),    // slowest member
+        (0, 10, &[1, 2, 3], 1, 5), //
+        (6, 10, &[1, 2, 3], 1, 6), // never backwards
+        (0, 10, &[1, 4], 1, 0),    // unknown position holds it
+        (3, 10, &[1, 4], 1, 3),    //
+        (0, 10, &[1, 9], 1, 0),    // member never seen: unknown
+        // below min.insync.replicas: frozen (KIP-966)
+        (2, 10, &[1], 2, 2),
+        (2, 10, &[1, 2], 3, 2),
+        // at it: moves
+        (2, 10, &[1, 2], 2, 8),
+        (2, 10, &[1, 2, 3], 3, 5),
     ];
-    for (hw, leo, isr, want) in cases {
+    for (hw, leo, isr, min_isr, want) in cases {
         assert_eq!(
-            next_high_watermark(hw, 1, leo, isr, &followers),
+            next_high_watermark(hw, 1, leo, isr, &followers, min_isr),
             want,
-            "hw {hw} leo {leo} isr {isr:?}"
+            "hw {hw} leo {leo} isr {isr:?} min isr {min_isr}"
         );
     }
 }

@@ -134,6 +134,7 @@ impl From<pb::PartitionMetadata> for PartitionDescription {
             leader_epoch: p.leader_epoch,
             replicas: p.replicas,
             isr: p.isr,
+            elr: p.elr,
             partition_epoch: p.partition_epoch,
             offline_replicas: p.offline_replicas,
         }

@@ -68,6 +68,7 @@ fn topic() -> TopicDescription {
                 replicas: vec![2, 3],
                 isr: vec![2],
                 offline_replicas: vec![3],
+                elr: vec![],
             },
             pb::PartitionMetadata {
                 partition: 0,
@@ -77,6 +78,7 @@ fn topic() -> TopicDescription {
                 replicas: vec![1, 2],
                 isr: vec![1, 2],
                 offline_replicas: vec![],
+                elr: vec![],
             },
         ],
     }
@@ -156,8 +158,8 @@ fn topic_json_has_exactly_the_documented_shape() {
             "topic_id": ID,
             "configs": {"min.insync.replicas": "2"},
             "partitions": [
-                {"partition": 0, "leader": 1, "leader_epoch": 2, "replicas": [1, 2], "isr": [1, 2]},
-                {"partition": 1, "leader": null, "leader_epoch": 3, "replicas": [2, 3], "isr": [2]},
+                {"partition": 0, "leader": 1, "leader_epoch": 2, "replicas": [1, 2], "isr": [1, 2], "elr": []},
+                {"partition": 1, "leader": null, "leader_epoch": 3, "replicas": [2, 3], "isr": [2], "elr": []},
             ],
         }])
     );

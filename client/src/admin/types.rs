@@ -245,7 +245,7 @@ impl TopicDescription {
 }
 
 /// One partition's replicas and leader
-/// (JSON: `{"partition", "leader", "leader_epoch", "replicas", "isr"}`).
+/// (JSON: `{"partition", "leader", "leader_epoch", "replicas", "isr", "elr"}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionDescription {
     /// Partition index.
@@ -258,6 +258,10 @@ pub struct PartitionDescription {
     pub replicas: Vec<i32>,
     /// In-sync replicas.
     pub isr: Vec<i32>,
+    /// Eligible leader replicas (KIP-966): outside the ISR, but holding every
+    /// record below the high watermark; empty unless the ISR is smaller than
+    /// `min.insync.replicas`.
+    pub elr: Vec<i32>,
     /// Bumped on every change of the partition.
     #[serde(skip)]
     pub partition_epoch: i32,

@@ -46,13 +46,14 @@ impl ControllerGrpc {
         // having replayed that far, it knows the cluster as of joining.
         let caught_up = r.metadata_offset >= b.epoch;
         let mut fenced = b.fenced;
+        let min_isr = self.ctl.default_min_isr();
         if fenced && caught_up && !r.want_fence && !b.in_controlled_shutdown {
             self.ctl
                 .decide(|image| {
                     let b = check_epoch(image, r.broker_id, r.broker_epoch)?;
                     Ok((
                         if b.fenced {
-                            strom_metadata::unfence_broker(image, r.broker_id)?
+                            strom_metadata::unfence_broker(image, r.broker_id, min_isr)?
                         } else {
                             vec![]
                         },
@@ -73,7 +74,7 @@ impl ControllerGrpc {
                         if b.fenced {
                             vec![]
                         } else {
-                            strom_metadata::fence_broker(image, r.broker_id)
+                            strom_metadata::fence_broker(image, r.broker_id, min_isr)
                         },
                         (),
                     ))

@@ -1,7 +1,6 @@
 //! RegisterBroker: a broker process (re)joins and gets its broker epoch.
 
-use strom_metadata::pb::Endpoint;
-use strom_metadata::{ErrorKind, MetadataError};
+use strom_metadata::{ErrorKind, MetadataError, Registration, Uuid};
 use strom_proto::v1::{RegisterBrokerRequest, RegisterBrokerResponse};
 
 use super::{ControllerGrpc, missing};
@@ -36,9 +35,29 @@ impl ControllerGrpc {
             )
             .into());
         }
+        let mut damaged = Vec::with_capacity(r.damaged_replicas.len());
+        for d in &r.damaged_replicas {
+            let Ok(topic_id) = Uuid::from_slice(&d.topic_id) else {
+                return Err(MetadataError::new(
+                    ErrorKind::InvalidRequest,
+                    format!(
+                        "damaged replica topic id has {} bytes, not 16",
+                        d.topic_id.len()
+                    ),
+                )
+                .into());
+            };
+            damaged.push((topic_id, d.partition));
+        }
         let ctl = self.ctl.clone();
-        let endpoints: Vec<Endpoint> = r.endpoints.clone();
-        let rack = (!r.rack.is_empty()).then(|| r.rack.clone());
+        let registration = Registration {
+            broker_id: r.broker_id,
+            incarnation_id: r.incarnation_id.clone(),
+            endpoints: r.endpoints.clone(),
+            rack: (!r.rack.is_empty()).then(|| r.rack.clone()),
+            damaged,
+        };
+        let default_min_isr = self.ctl.default_min_isr();
         let ((epoch, cluster_id), _) = self
             .ctl
             .decide(|image| {
@@ -60,17 +79,19 @@ impl ControllerGrpc {
                 // old one's leaderships moved away (register_broker emits that).
                 let records = strom_metadata::register_broker(
                     image,
-                    r.broker_id,
-                    &r.incarnation_id,
-                    endpoints,
-                    rack,
+                    &registration,
                     false,
                     epoch,
+                    default_min_isr,
                 )?;
                 Ok((records, (epoch, cluster_id)))
             })
             .await?;
         leases.renew(r.broker_id, &r.incarnation_id);
+        if !registration.damaged.is_empty() {
+            tracing::warn!(broker = r.broker_id, damaged = ?registration.damaged,
+                "broker registered with replicas that lost records: out of their ISR and eligible leaders");
+        }
         tracing::info!(broker = r.broker_id, epoch, incarnation = %r.incarnation_id, "registered broker");
         Ok(RegisterBrokerResponse {
             broker_epoch: epoch,

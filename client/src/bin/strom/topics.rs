@@ -380,14 +380,18 @@ impl Table for Described {
                 let leader = p
                     .leader
                     .map_or_else(|| "none".to_owned(), |l| l.to_string());
-                lines.push(format!(
+                let mut line = format!(
                     "\tTopic: {}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}",
                     topic.name,
                     p.partition,
                     leader,
                     id_list(&p.replicas),
                     id_list(&p.isr)
-                ));
+                );
+                if !p.elr.is_empty() {
+                    line.push_str(&format!("\tElr: {}", id_list(&p.elr)));
+                }
+                lines.push(line);
             }
         }
         lines
@@ -412,6 +416,7 @@ mod tests {
             leader_epoch: 0,
             replicas: replicas.to_vec(),
             isr: isr.to_vec(),
+            elr: vec![],
             partition_epoch: 0,
             offline_replicas: vec![],
         }
@@ -429,7 +434,10 @@ mod tests {
             partitions: vec![
                 partition(0, Some(1), &[1, 2, 3], &[1, 2, 3]),
                 partition(1, Some(2), &[2, 3, 1], &[2]),
-                partition(2, None, &[3, 1, 2], &[3]),
+                PartitionDescription {
+                    elr: vec![1],
+                    ..partition(2, None, &[3, 1, 2], &[3])
+                },
             ],
         }
     }
@@ -502,7 +510,7 @@ mod tests {
                 "Topic: T\tTopicId: 00000000-0000-0000-0000-0000000000aa\tPartitionCount: 3\tReplicationFactor: 3\tConfigs: a.b=1,c=x",
                 "\tTopic: T\tPartition: 0\tLeader: 1\tReplicas: 1,2,3\tIsr: 1,2,3",
                 "\tTopic: T\tPartition: 1\tLeader: 2\tReplicas: 2,3,1\tIsr: 2",
-                "\tTopic: T\tPartition: 2\tLeader: none\tReplicas: 3,1,2\tIsr: 3",
+                "\tTopic: T\tPartition: 2\tLeader: none\tReplicas: 3,1,2\tIsr: 3\tElr: 1",
             ]
         );
     }
