@@ -79,20 +79,27 @@ fn recover_one(dir: &Path) -> Result<Option<DamagedReplica>, String> {
         return Ok(None);
     };
     let marker = dir.join(LOST_RECORDS_MARKER_FILE);
-    let mut lost = marker.exists();
+    let reported_before = marker.exists();
     let log = PartitionLog::open(dir, LogConfig::default()).map_err(|e| e.to_string())?;
-    if log.lost_records_in_recovery() {
+    let lost_now = log.lost_records_in_recovery();
+    if lost_now {
         tracing::warn!(dir = %dir.display(), log_end_offset = log.log_end_offset(),
             "partition log lost records in recovery: reporting the replica to the controller");
-        lost = true;
     }
-    log.close().map_err(|e| e.to_string())?;
-    if !lost {
+    // A failed close (say, a full disk) only costs the next open a recovery.
+    if let Err(e) = log.close() {
+        tracing::warn!(dir = %dir.display(), error = %e, "closing a recovered partition log");
+    }
+    if !lost_now && !reported_before {
         return Ok(None);
     }
-    std::fs::write(&marker, b"")
-        .and_then(|()| std::fs::File::open(dir)?.sync_all())
-        .map_err(|e| format!("write {}: {e}", marker.display()))?;
+    if lost_now
+        && let Err(e) =
+            std::fs::write(&marker, b"").and_then(|()| std::fs::File::open(dir)?.sync_all())
+    {
+        // Still reported now; only a crash before registering would forget it.
+        tracing::warn!(file = %marker.display(), error = %e, "cannot persist the lost-records report");
+    }
     Ok(Some(DamagedReplica {
         topic_id,
         partition,
