@@ -518,10 +518,7 @@ impl Cluster {
             name: name.into(),
             num_partitions: partitions,
             replication_factor: rf,
-            configs: configs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            configs: config_map(configs),
             ..Default::default()
         };
         self.create_topic_as(via, topic).await
@@ -546,10 +543,7 @@ impl Cluster {
                     replicas: replicas.to_vec(),
                 })
                 .collect(),
-            configs: configs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            configs: config_map(configs),
             ..Default::default()
         };
         self.create_topic_as(via, topic).await
@@ -594,6 +588,13 @@ impl Cluster {
             }
         }
     }
+}
+
+fn config_map(configs: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+    configs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 impl Drop for Cluster {

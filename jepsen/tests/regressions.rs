@@ -21,6 +21,36 @@ fn fast_options() -> ClusterOptions {
         .set("auto.leader.rebalance.enable", "false")
 }
 
+/// Waits until `topic`-0 has a leader and all three replicas in its ISR.
+async fn wait_whole_isr(cluster: &Cluster, addrs: &Addrs, topic: &str) {
+    let whole = wait_until(Duration::from_secs(30), || async {
+        partition_state_any(addrs, topic, 0)
+            .await
+            .is_some_and(|(l, _, isr)| l >= 0 && isr.len() == 3)
+    })
+    .await;
+    assert!(whole, "no full ISR\n{}", cluster.dump_logs());
+}
+
+/// Produces values `v<i>` for `range` to `topic`-0 one by one with acks=all,
+/// each retried until acknowledged; returns (value, offset) per record.
+async fn produce_acked(
+    addrs: &Addrs,
+    topic: &str,
+    range: std::ops::Range<usize>,
+) -> Vec<(Bytes, i64)> {
+    let mut acked = Vec::new();
+    for i in range {
+        let v = Bytes::from(format!("v{i:05}"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        match produce_retrying(addrs, topic, 0, batch(std::slice::from_ref(&v)), deadline).await {
+            Outcome::Acked(o) => acked.push((v, o)),
+            o => panic!("record {i}: {o:?}"),
+        }
+    }
+    acked
+}
+
 /// Finding 3, found by `jepsen --seed 300 --faults kill-leader,kill-all,
 /// pause-leader,partition-leader,b2b-failover,power-cut --nodes 5
 /// --concurrency 2`: a broker restarted right after a kill -9 is refused
@@ -97,22 +127,8 @@ async fn leader_back_from_a_power_cut_before_its_fencing_loses_no_acked_write() 
         .await
         .expect("create topic");
     let addrs = Addrs::of(&cluster);
-    let whole = wait_until(Duration::from_secs(30), || async {
-        partition_state_any(&addrs, "cut", 0)
-            .await
-            .is_some_and(|(l, _, isr)| l >= 0 && isr.len() == 3)
-    })
-    .await;
-    assert!(whole, "no full ISR\n{}", cluster.dump_logs());
-    let mut acked = Vec::new();
-    for i in 0..300 {
-        let v = Bytes::from(format!("v{i:05}"));
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        match produce_retrying(&addrs, "cut", 0, batch(std::slice::from_ref(&v)), deadline).await {
-            Outcome::Acked(o) => acked.push((v, o)),
-            o => panic!("record {i}: {o:?}"),
-        }
-    }
+    wait_whole_isr(&cluster, &addrs, "cut").await;
+    let acked = produce_acked(&addrs, "cut", 0..300).await;
     let (leader, epoch, _) = partition_state_any(&addrs, "cut", 0).await.expect("state");
     cluster.kill(leader);
     let segment =
@@ -178,22 +194,8 @@ async fn last_isr_member_back_with_a_damaged_log_does_not_lead() {
         .await
         .expect("create topic");
     let addrs = Addrs::of(&cluster);
-    let whole = wait_until(Duration::from_secs(30), || async {
-        partition_state_any(&addrs, "elr", 0)
-            .await
-            .is_some_and(|(l, _, isr)| l >= 0 && isr.len() == 3)
-    })
-    .await;
-    assert!(whole, "no full ISR\n{}", cluster.dump_logs());
-    let mut acked = Vec::new();
-    for i in 0..200 {
-        let v = Bytes::from(format!("v{i:05}"));
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        match produce_retrying(&addrs, "elr", 0, batch(std::slice::from_ref(&v)), deadline).await {
-            Outcome::Acked(o) => acked.push((v, o)),
-            o => panic!("record {i}: {o:?}"),
-        }
-    }
+    wait_whole_isr(&cluster, &addrs, "elr").await;
+    let mut acked = produce_acked(&addrs, "elr", 0..200).await;
 
     // Every replica dies; the controller fences them one by one.
     for id in [4, 5, 6] {
@@ -270,14 +272,7 @@ async fn last_isr_member_back_with_a_damaged_log_does_not_lead() {
         state().await,
         cluster.dump_logs()
     );
-    for i in 200..220 {
-        let v = Bytes::from(format!("v{i:05}"));
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        match produce_retrying(&addrs, "elr", 0, batch(std::slice::from_ref(&v)), deadline).await {
-            Outcome::Acked(o) => acked.push((v, o)),
-            o => panic!("record {i}: {o:?}"),
-        }
-    }
+    acked.extend(produce_acked(&addrs, "elr", 200..220).await);
     let (_, log) = read_from_leader(&cluster, "elr", 0, Duration::from_secs(20)).await;
     let problems = check_acked(&acked, &log);
     assert!(

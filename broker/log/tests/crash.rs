@@ -57,6 +57,18 @@ fn write_crashed_log(dir: &Path, batches: &[usize], flushed: usize) -> (Vec<Byte
     (stored, flushed_offset)
 }
 
+/// Cuts `bytes` off the end of the last segment in `dir`.
+fn cut_last_segment(dir: &Path, bytes: u64) {
+    let last = files(dir, "log").pop().expect("segment");
+    let len = fs::metadata(&last).expect("stat").len();
+    OpenOptions::new()
+        .write(true)
+        .open(&last)
+        .expect("open")
+        .set_len(len - bytes)
+        .expect("cut");
+}
+
 /// Reopen and check the log is a prefix of `stored` reaching at least
 /// `must_reach`; returns the log end offset.
 fn reopen_and_check_prefix(dir: &Path, stored: &[Bytes], must_reach: i64) -> i64 {
@@ -229,14 +241,7 @@ proptest! {
 fn a_torn_final_batch_is_truncated_and_appends_continue() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (stored, flushed) = write_crashed_log(dir.path(), &[3, 3, 3], 2);
-    let last = files(dir.path(), "log").pop().expect("segment");
-    let len = fs::metadata(&last).expect("stat").len();
-    OpenOptions::new()
-        .write(true)
-        .open(&last)
-        .expect("open")
-        .set_len(len - 5)
-        .expect("cut");
+    cut_last_segment(dir.path(), 5);
     assert_eq!(reopen_and_check_prefix(dir.path(), &stored, flushed), 6);
     let mut log = PartitionLog::open(dir.path(), config()).expect("open");
     assert_eq!(log.recovery_point(), 6, "recovered data is fsynced");
@@ -314,14 +319,7 @@ fn recovery_reports_lost_records_only_when_records_are_gone() {
             Ending::LostBelowHighWatermark | Ending::LostAboveHighWatermark => sizes[2],
             Ending::Clean | Ending::Crash => 0,
         };
-        let last = files(dir.path(), "log").pop().expect("segment");
-        let len = fs::metadata(&last).expect("stat").len();
-        OpenOptions::new()
-            .write(true)
-            .open(&last)
-            .expect("open")
-            .set_len(len - cut)
-            .expect("cut");
+        cut_last_segment(dir.path(), cut);
         let log = PartitionLog::open(dir.path(), config()).expect("reopen");
         assert_eq!(log.lost_records_in_recovery(), lost, "{ending:?}");
         log.close().expect("close");
