@@ -17,6 +17,10 @@ use crate::error::{IoContext, Result};
 
 /// File name of the leader-epoch checkpoint.
 pub const LEADER_EPOCH_FILE: &str = "leader-epoch-checkpoint";
+/// Name of the clean-shutdown marker written by
+/// [`PartitionLog::close`](crate::PartitionLog::close) and removed by the
+/// next open.
+pub const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 /// File name of the partition checkpoint.
 pub const PARTITION_CHECKPOINT_FILE: &str = "partition.checkpoint";
 

@@ -9,11 +9,14 @@
 //!   `.index` and `.timeindex`; positional reads, index rebuilds, scans.
 //! - [`log`]: [`PartitionLog`] (the writer: append, truncate, roll,
 //!   retention, close) and [`LogReader`] (cloneable: read, ListOffsets,
-//!   OffsetsForLeaderEpoch, group-commit `flush_until`).
+//!   OffsetsForLeaderEpoch, group-commit `flush_until`); one file per concern
+//!   under `log/`: validation, append, flush, truncation, reads.
 //! - [`recovery`](crate::recovery) (private): opening a directory, clean or
-//!   after a crash.
-//! - [`checkpoint`]: leader-epoch cache and high-watermark / recovery-point /
-//!   log-start checkpoint files, replaced atomically.
+//!   after a crash. It builds on `segment` and `checkpoint` only; `log`
+//!   calls it, never the other way round.
+//! - [`checkpoint`]: leader-epoch cache, high-watermark / recovery-point /
+//!   log-start checkpoint files replaced atomically, and the names of the
+//!   files beside the segments (incl. the clean-shutdown marker).
 //! - [`config`]: [`LogConfig`] with Kafka's setting names.
 //! - [`clock`]: time source for `segment.ms`, `flush.ms`, LogAppendTime.
 //! - [`error`]: [`LogError`] and its Kafka error-code classification.

@@ -24,12 +24,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::checkpoint::{
-    LEADER_EPOCH_FILE, LeaderEpochCache, PARTITION_CHECKPOINT_FILE, PartitionCheckpoint, read_text,
-    sync_dir,
+    CLEAN_SHUTDOWN_FILE, LEADER_EPOCH_FILE, LeaderEpochCache, PARTITION_CHECKPOINT_FILE,
+    PartitionCheckpoint, read_text, sync_dir,
 };
 use crate::config::LogConfig;
 use crate::error::{IoContext, Result};
-use crate::log::CLEAN_SHUTDOWN_FILE;
 use crate::segment::{
     INDEX_SUFFIX, LOG_SUFFIX, Segment, TIME_INDEX_SUFFIX, parse_file_name, remove_if_exists,
 };

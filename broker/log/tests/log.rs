@@ -479,14 +479,18 @@ fn flush_until_is_a_shared_group_commit_and_advances_the_recovery_point() {
             let reader = reader.clone();
             let stop = stop.clone();
             thread::spawn(move || {
+                // At least one flush each, even if the appends are done
+                // before this thread first runs (a loaded machine).
                 let mut flushes = 0;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                loop {
                     let target = reader.log_end_offset();
                     reader.flush_until(target).expect("flush");
                     assert!(reader.recovery_point() >= target);
                     flushes += 1;
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break flushes;
+                    }
                 }
-                flushes
             })
         })
         .collect();

@@ -1,0 +1,211 @@
+//! Appends (leader and follower) and segment rolling.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::shared::lock;
+use super::validate::validate_batches;
+use super::{AppendInfo, PartitionLog};
+use crate::batch::header::{
+    ATTRIBUTES_OFFSET, HEADER_LEN, HeaderSummary, RECORD_COUNT_OFFSET, TIMESTAMP_TYPE_BIT, get_i16,
+    get_i32, patch_log_append_time, patch_offset_and_epoch,
+};
+use crate::error::{LogError, Result};
+use crate::segment::Segment;
+
+impl PartitionLog {
+    /// Leader append: assign offsets from the log end, stamp `leader_epoch`
+    /// into each batch (outside the CRC) and the append time into
+    /// LogAppendTime batches, all in copies of the headers: `batches` is
+    /// left as it is. `batches` holds one or more
+    /// concatenated batches from a producer; all are validated before any is
+    /// written. Each batch must have `lastOffsetDelta == recordCount - 1`.
+    pub fn append_as_leader(&mut self, batches: Bytes, leader_epoch: i32) -> Result<AppendInfo> {
+        let max = self.config().max_message_bytes;
+        let validated = validate_batches(&batches, Some(max))?;
+        for v in &validated {
+            let count = get_i32(&batches[v.start..], RECORD_COUNT_OFFSET);
+            let delta = v.summary.last_offset - v.summary.base_offset;
+            if count <= 0 || i64::from(count) - 1 != delta {
+                return Err(LogError::corrupt(format!(
+                    "batch has {count} records but last offset delta {delta}"
+                )));
+            }
+        }
+        let now = self.reader.shared.clock.now_ms();
+        let mut next = self.log_end_offset();
+        let mut log_append_time = None;
+        let mut summaries = Vec::with_capacity(validated.len());
+        // The request's bytes are shared with the transport's buffer, so the
+        // leader's fields go into copies of the 61-byte headers, written
+        // ahead of the untouched records (one `pwritev`), not into a copy of
+        // the whole request.
+        let mut headers = Vec::with_capacity(validated.len());
+        for v in &validated {
+            let batch = &batches[v.start..v.start + v.summary.size];
+            let (head, records) = batch.split_at(HEADER_LEN);
+            let mut header = [0; HEADER_LEN];
+            header.copy_from_slice(head);
+            let delta = v.summary.last_offset - v.summary.base_offset;
+            patch_offset_and_epoch(&mut header, next, leader_epoch);
+            let mut max_timestamp = v.summary.max_timestamp;
+            if get_i16(&header, ATTRIBUTES_OFFSET) & TIMESTAMP_TYPE_BIT != 0 {
+                patch_log_append_time(&mut header, records, now);
+                log_append_time = Some(now);
+                max_timestamp = now;
+            }
+            headers.push(header);
+            summaries.push(HeaderSummary {
+                base_offset: next,
+                last_offset: next + delta,
+                max_timestamp,
+                leader_epoch,
+                size: v.summary.size,
+            });
+            next += delta + 1;
+        }
+        let info = self.write_batches(&batches, Some(&headers), &summaries, log_append_time)?;
+        if lock(&self.reader.shared.epochs).assign(leader_epoch, info.first_offset) {
+            self.reader.shared.write_epochs()?;
+        }
+        self.maybe_flush_by_policy()?;
+        Ok(info)
+    }
+
+    /// Follower append: store batches fetched from the leader unchanged,
+    /// keeping their offsets and epochs. Each batch must start exactly at the
+    /// log end: Strom logs are dense (there is no compaction), which lets
+    /// recovery detect a corrupt `baseOffset` (outside the CRC). A new epoch in
+    /// a batch header is added to the leader-epoch cache.
+    pub fn append_as_follower(&mut self, batches: Bytes) -> Result<AppendInfo> {
+        let validated = validate_batches(&batches, None)?;
+        let mut expected = self.log_end_offset();
+        for v in &validated {
+            if v.summary.base_offset != expected {
+                return Err(LogError::UnexpectedAppendOffset {
+                    offset: v.summary.base_offset,
+                    log_end: expected,
+                });
+            }
+            expected = v.summary.last_offset + 1;
+        }
+        let summaries: Vec<HeaderSummary> = validated.iter().map(|v| v.summary).collect();
+        let info = self.write_batches(&batches, None, &summaries, None)?;
+        let changed = {
+            let mut epochs = lock(&self.reader.shared.epochs);
+            let mut changed = false;
+            for s in &summaries {
+                changed |= epochs.assign(s.leader_epoch, s.base_offset);
+            }
+            changed
+        };
+        if changed {
+            self.reader.shared.write_epochs()?;
+        }
+        self.maybe_flush_by_policy()?;
+        Ok(info)
+    }
+
+    /// Write contiguous, validated batches, rolling segments as needed, then
+    /// publish the new log end offset. `headers`, when given, replace the
+    /// first [`HEADER_LEN`] bytes of each batch in `buf`.
+    fn write_batches(
+        &mut self,
+        buf: &[u8],
+        headers: Option<&[[u8; HEADER_LEN]]>,
+        summaries: &[HeaderSummary],
+        log_append_time: Option<i64>,
+    ) -> Result<AppendInfo> {
+        let mut run_start = 0; // index into summaries
+        let mut run_pos = 0; // byte position in buf
+        let mut pos = 0;
+        let mut max_timestamp = -1;
+        let mut offset_of_max_timestamp = -1;
+        for (i, s) in summaries.iter().enumerate() {
+            if self.should_roll(s, (pos - run_pos) as u64)? {
+                self.active.append(
+                    &buf[run_pos..pos],
+                    headers.map(|h| &h[run_start..i]),
+                    &summaries[run_start..i],
+                )?;
+                self.roll(s.base_offset)?;
+                run_start = i;
+                run_pos = pos;
+            }
+            if s.max_timestamp > max_timestamp {
+                max_timestamp = s.max_timestamp;
+                offset_of_max_timestamp = s.last_offset;
+            }
+            pos += s.size;
+        }
+        self.active.append(
+            &buf[run_pos..pos],
+            headers.map(|h| &h[run_start..]),
+            &summaries[run_start..],
+        )?;
+        let first = summaries
+            .first()
+            .expect("validated batches are never empty");
+        let last = summaries.last().expect("validated batches are never empty");
+        self.reader
+            .shared
+            .log_end_offset
+            .store(last.last_offset + 1, Ordering::Release);
+        Ok(AppendInfo {
+            first_offset: first.base_offset,
+            last_offset: last.last_offset,
+            max_timestamp,
+            offset_of_max_timestamp,
+            log_append_time,
+            batch_count: summaries.len(),
+            bytes: pos,
+        })
+    }
+
+    /// Whether `next` must go to a new segment, `pending` bytes of this
+    /// append being bound for the active segment ahead of it.
+    fn should_roll(&self, next: &HeaderSummary, pending: u64) -> Result<bool> {
+        let config = self.config();
+        let size = self.active.size() + pending;
+        if size == 0 {
+            return Ok(false);
+        }
+        let now = self.reader.shared.clock.now_ms();
+        Ok(size + next.size as u64 > config.segment_bytes
+            || now.saturating_sub(self.active_since_ms) >= config.segment_ms as i64
+            || next.last_offset - self.active.base_offset() > i64::from(i32::MAX)
+            || self.active.index_full(
+                config.max_index_entries(),
+                (config.segment_index_bytes / 12) as usize,
+            )?)
+    }
+
+    /// Seal the active segment and start a new one at `base_offset`.
+    fn roll(&mut self, base_offset: i64) -> Result<()> {
+        self.active.seal()?;
+        let shared = &self.reader.shared;
+        let segment = Arc::new(Segment::create(
+            &shared.dir,
+            base_offset,
+            shared.config.index_interval_bytes,
+        )?);
+        shared.dir_dirty.store(true, Ordering::Release);
+        shared
+            .segments_mut()
+            .insert(base_offset, Arc::clone(&segment));
+        self.active = segment;
+        self.active_since_ms = shared.clock.now_ms();
+        tracing::debug!(base_offset, "rolled segment");
+        Ok(())
+    }
+
+    /// Force a roll if the active segment is not empty (tests, admin).
+    pub fn roll_now(&mut self) -> Result<()> {
+        if self.active.size() > 0 {
+            self.roll(self.log_end_offset())?;
+        }
+        Ok(())
+    }
+}
