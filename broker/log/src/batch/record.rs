@@ -69,6 +69,44 @@ pub fn varint_len(value: i32) -> usize {
     n
 }
 
+/// Unsigned LEB128 of at most `max_bytes` bytes at `*pos`, advancing it.
+fn read_unsigned(buf: &[u8], pos: &mut usize, max_bytes: usize) -> Result<u64> {
+    let mut value = 0u64;
+    for i in 0..max_bytes {
+        let Some(&byte) = buf.get(*pos) else {
+            return Err(LogError::corrupt("truncated varint"));
+        };
+        *pos += 1;
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(LogError::corrupt("varint too long"))
+}
+
+fn read_varint(buf: &[u8], pos: &mut usize) -> Result<i32> {
+    let raw = read_unsigned(buf, pos, 5)?;
+    if raw > u64::from(u32::MAX) {
+        return Err(LogError::corrupt("varint overflows i32"));
+    }
+    let raw = raw as u32;
+    Ok(((raw >> 1) as i32) ^ -((raw & 1) as i32))
+}
+
+fn read_varlong(buf: &[u8], pos: &mut usize) -> Result<i64> {
+    let raw = read_unsigned(buf, pos, 10)?;
+    Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
+}
+
+fn read_i8(buf: &[u8], pos: &mut usize) -> Result<i8> {
+    let Some(&byte) = buf.get(*pos) else {
+        return Err(LogError::corrupt("truncated record attributes"));
+    };
+    *pos += 1;
+    Ok(byte as i8)
+}
+
 /// A cursor over a record section that never reads out of bounds.
 pub(crate) struct Reader {
     buf: Bytes,
@@ -84,41 +122,16 @@ impl Reader {
         self.buf.len() - self.pos
     }
 
-    fn unsigned(&mut self, max_bytes: usize) -> Result<u64> {
-        let mut value = 0u64;
-        for i in 0..max_bytes {
-            let Some(&byte) = self.buf.get(self.pos) else {
-                return Err(LogError::corrupt("truncated varint"));
-            };
-            self.pos += 1;
-            value |= u64::from(byte & 0x7f) << (7 * i);
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(LogError::corrupt("varint too long"))
-    }
-
     pub(crate) fn varint(&mut self) -> Result<i32> {
-        let raw = self.unsigned(5)?;
-        if raw > u64::from(u32::MAX) {
-            return Err(LogError::corrupt("varint overflows i32"));
-        }
-        let raw = raw as u32;
-        Ok(((raw >> 1) as i32) ^ -((raw & 1) as i32))
+        read_varint(&self.buf, &mut self.pos)
     }
 
     pub(crate) fn varlong(&mut self) -> Result<i64> {
-        let raw = self.unsigned(10)?;
-        Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
+        read_varlong(&self.buf, &mut self.pos)
     }
 
     fn i8(&mut self) -> Result<i8> {
-        let Some(&byte) = self.buf.get(self.pos) else {
-            return Err(LogError::corrupt("truncated record attributes"));
-        };
-        self.pos += 1;
-        Ok(byte as i8)
+        read_i8(&self.buf, &mut self.pos)
     }
 
     fn take(&mut self, len: usize) -> Result<Bytes> {
@@ -269,6 +282,98 @@ pub(crate) fn decode_records(
     Ok(records)
 }
 
+/// A borrowing cursor for [`check_records`]: walks fields without
+/// creating `Bytes` or `Record`s.
+struct Walk<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Walk<'a> {
+    fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn take(&mut self, len: usize) -> Result<&'a [u8]> {
+        if len > self.remaining() {
+            return Err(LogError::corrupt("field extends past end of record"));
+        }
+        let out = &self.buf[self.pos..self.pos + len];
+        self.pos += len;
+        Ok(out)
+    }
+
+    fn nullable_bytes(&mut self) -> Result<Option<&'a [u8]>> {
+        match read_varint(self.buf, &mut self.pos)? {
+            -1 => Ok(None),
+            len if len < 0 => Err(LogError::corrupt(format!("negative field length {len}"))),
+            len => self.take(len as usize).map(Some),
+        }
+    }
+}
+
+/// Check that an uncompressed record section holds exactly `count`
+/// well-formed records, the i-th with offset delta i, without decoding them
+/// into [`Record`]s: lengths within bounds, varints that end, header keys
+/// present and UTF-8, no trailing bytes in a record or after the last one.
+/// Whatever passes, [`decode_records`] decodes. This is what a leader checks
+/// before acknowledging a batch (Kafka's `LogValidator`), so that no consumer
+/// can be handed a batch it cannot read.
+pub(crate) fn check_records(body: &[u8], count: i32) -> Result<()> {
+    let mut walk = Walk { buf: body, pos: 0 };
+    for i in 0..count {
+        let len = read_varint(walk.buf, &mut walk.pos)?;
+        let len = usize::try_from(len)
+            .map_err(|_| LogError::corrupt(format!("negative record length {len}")))?;
+        let at = walk.pos;
+        let mut record = Walk {
+            buf: walk.take(len).map_err(|_| {
+                LogError::corrupt(format!(
+                    "record {i} at byte {at} claims {len} bytes, {} remain",
+                    walk.remaining()
+                ))
+            })?,
+            pos: 0,
+        };
+        read_i8(record.buf, &mut record.pos)?; // attributes
+        read_varlong(record.buf, &mut record.pos)?; // timestamp delta
+        let offset_delta = read_varint(record.buf, &mut record.pos)?;
+        if offset_delta != i {
+            return Err(LogError::corrupt(format!(
+                "record {i} has offset delta {offset_delta}"
+            )));
+        }
+        record.nullable_bytes()?; // key
+        record.nullable_bytes()?; // value
+        let header_count = read_varint(record.buf, &mut record.pos)?;
+        if header_count < 0 {
+            return Err(LogError::corrupt(format!(
+                "negative header count {header_count}"
+            )));
+        }
+        for _ in 0..header_count {
+            let key = record
+                .nullable_bytes()?
+                .ok_or_else(|| LogError::corrupt("null header key"))?;
+            std::str::from_utf8(key).map_err(|_| LogError::corrupt("header key is not utf-8"))?;
+            record.nullable_bytes()?; // value
+        }
+        if record.remaining() != 0 {
+            return Err(LogError::corrupt(format!(
+                "{} trailing bytes in record {i}",
+                record.remaining()
+            )));
+        }
+    }
+    if walk.remaining() != 0 {
+        return Err(LogError::corrupt(format!(
+            "{} trailing bytes after {count} records",
+            walk.remaining()
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,5 +516,126 @@ mod tests {
         let body = Bytes::from(out);
         assert!(decode_records(body.clone(), 2, 0, 0, None).is_err());
         assert!(decode_records(body, 0, 0, 0, None).is_err());
+    }
+
+    /// A record from its body bytes: `length` varint, then `body`.
+    fn framed(body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_varint(&mut out, len_i32(body.len()));
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// attributes, timestamp delta 0, offset delta `delta`, then `rest`.
+    fn body(delta: i32, rest: &[u8]) -> Vec<u8> {
+        let mut out = vec![0, 0];
+        put_varint(&mut out, delta);
+        out.extend_from_slice(rest);
+        out
+    }
+
+    #[test]
+    fn record_walk_accepts_exactly_what_decoding_accepts_with_dense_deltas() {
+        let headers = [Header {
+            key: "h".into(),
+            value: None,
+        }];
+        let mut two = Vec::new();
+        encode_record(&mut two, 0, 0, None, Some(b"v"), &headers);
+        encode_record(&mut two, 7, 1, Some(b"k"), None, &[]);
+        let mut gap = Vec::new();
+        encode_record(&mut gap, 0, 0, None, None, &[]);
+        encode_record(&mut gap, 0, 2, None, None, &[]);
+        // key -1 (null), value -1, one header: key length 1 "\xff", value -1
+        let bad_utf8 = framed(&body(0, &[1, 1, 2, 2, 0xff, 1]));
+        let null_header_key = framed(&body(0, &[1, 1, 2, 1, 1]));
+        let negative_headers = framed(&body(0, &[1, 1, 1]));
+        let key_past_record = framed(&body(0, &[20, b'k']));
+        let mut trailing_in_record = body(0, &[1, 1, 0]);
+        trailing_in_record.push(0);
+        let trailing_in_record = framed(&trailing_in_record);
+        let mut negative_length = Vec::new();
+        put_varint(&mut negative_length, -2);
+        let mut length_past_end = Vec::new();
+        put_varint(&mut length_past_end, 50);
+        length_past_end.extend_from_slice(&[0, 0, 0]);
+        let cut_varint = vec![0x80];
+
+        /// body, count, expected error text (None: valid)
+        type Case<'a> = (&'a str, &'a [u8], i32, Option<&'a str>);
+        let cases: [Case<'_>; 13] = [
+            ("two records", &two, 2, None),
+            ("count above the records", &two, 3, Some("truncated varint")),
+            (
+                "count below the records",
+                &two,
+                1,
+                Some("trailing bytes after 1"),
+            ),
+            ("empty section", &[], 1, Some("truncated varint")),
+            (
+                "offset delta gap",
+                &gap,
+                2,
+                Some("record 1 has offset delta 2"),
+            ),
+            ("header key not utf-8", &bad_utf8, 1, Some("not utf-8")),
+            (
+                "null header key",
+                &null_header_key,
+                1,
+                Some("null header key"),
+            ),
+            (
+                "negative header count",
+                &negative_headers,
+                1,
+                Some("negative header count"),
+            ),
+            (
+                "key past the record",
+                &key_past_record,
+                1,
+                Some("past end of record"),
+            ),
+            (
+                "trailing byte in a record",
+                &trailing_in_record,
+                1,
+                Some("trailing bytes in record 0"),
+            ),
+            (
+                "negative record length",
+                &negative_length,
+                1,
+                Some("negative record length"),
+            ),
+            (
+                "record past the section",
+                &length_past_end,
+                1,
+                Some("claims 50 bytes, 3 remain"),
+            ),
+            ("cut varint", &cut_varint, 1, Some("truncated varint")),
+        ];
+        for (name, section, count, want) in cases {
+            let walked = check_records(section, count);
+            let decoded = decode_records(Bytes::copy_from_slice(section), count, 0, 0, None);
+            match want {
+                None => {
+                    walked.unwrap_or_else(|e| panic!("{name}: {e}"));
+                    decoded.unwrap_or_else(|e| panic!("{name}: decode: {e}"));
+                }
+                Some(text) => {
+                    let err = walked.expect_err(name).to_string();
+                    assert!(err.contains(text), "{name}: {err}");
+                    // Decoding refuses the same sections, except a gap in
+                    // the offset deltas, which only a leader refuses.
+                    if !name.contains("delta") {
+                        assert!(decoded.is_err(), "{name}: decoded");
+                    }
+                }
+            }
+        }
     }
 }

@@ -6,11 +6,11 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::shared::lock;
-use super::validate::validate_batches;
+use super::validate::{check_leader_batch, validate_batches};
 use super::{AppendInfo, PartitionLog};
 use crate::batch::header::{
-    ATTRIBUTES_OFFSET, HEADER_LEN, HeaderSummary, RECORD_COUNT_OFFSET, TIMESTAMP_TYPE_BIT, get_i16,
-    get_i32, patch_log_append_time, patch_offset_and_epoch,
+    ATTRIBUTES_OFFSET, HEADER_LEN, HeaderSummary, TIMESTAMP_TYPE_BIT, get_i16,
+    patch_log_append_time, patch_offset_and_epoch,
 };
 use crate::error::{LogError, Result};
 use crate::segment::Segment;
@@ -21,18 +21,15 @@ impl PartitionLog {
     /// LogAppendTime batches, all in copies of the headers: `batches` is
     /// left as it is. `batches` holds one or more
     /// concatenated batches from a producer; all are validated before any is
-    /// written. Each batch must have `lastOffsetDelta == recordCount - 1`.
+    /// written: framing, CRC and codec, then each batch's records, which
+    /// must number `recordCount == lastOffsetDelta + 1` and be well formed
+    /// (decompressed first when compressed). Any failure is
+    /// `CorruptMessage` and writes nothing.
     pub fn append_as_leader(&mut self, batches: Bytes, leader_epoch: i32) -> Result<AppendInfo> {
         let max = self.config().max_message_bytes;
         let validated = validate_batches(&batches, Some(max))?;
         for v in &validated {
-            let count = get_i32(&batches[v.start..], RECORD_COUNT_OFFSET);
-            let delta = v.summary.last_offset - v.summary.base_offset;
-            if count <= 0 || i64::from(count) - 1 != delta {
-                return Err(LogError::corrupt(format!(
-                    "batch has {count} records but last offset delta {delta}"
-                )));
-            }
+            check_leader_batch(&batches, v)?;
         }
         let now = self.reader.shared.clock.now_ms();
         let mut next = self.log_end_offset();
