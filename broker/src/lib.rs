@@ -2,22 +2,29 @@
 //!
 //! Layout:
 //! * [`config`]: broker settings (Kafka names).
+//! * [`error`]: the broker's own [`Error`]; per-partition request errors
+//!   are [`replica::PartError`]s.
 //! * [`metadata`]: the replayed cluster image and the follower that replays
 //!   the controller's metadata log into it.
 //! * [`lifecycle`]: registration, heartbeats, controlled shutdown.
-//! * [`replica`]: the data path — hosted partition replicas, leader and
-//!   follower roles, follower fetch sessions, ISR and high watermark.
+//! * [`replica`]: the data path — the one write path
+//!   ([`ReplicaManager::append`]) and read path ([`ReplicaManager::fetch`])
+//!   every front end and internal writer uses, hosted partition replicas,
+//!   leader and follower roles, follower fetch sessions, ISR and high
+//!   watermark, and the leadership hook for coordinators.
 //! * [`grpc`]: `BrokerService` (produce, fetch, offsets), `MetadataService`
 //!   and, on broker-only nodes, the forwarding `ControllerService`.
 //! * Partition log storage lives in the `strom-log` crate (`broker/log`).
 
 pub mod config;
+pub mod error;
 pub mod grpc;
 pub mod lifecycle;
 pub mod metadata;
 pub mod replica;
 
 pub use config::BrokerConfig;
+pub use error::{Error, Result};
 pub use lifecycle::{BrokerStatus, Lifecycle};
 pub use metadata::MetadataCache;
 pub use replica::{ReplicaManager, ReplicationConfig};

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::BrokerConfig;
 use crate::metadata::MetadataCache;
-use crate::replica::{DamagedReplica, clear_lost_records_markers};
+use crate::replica::{DamagedReplica, LogDirHealth, clear_lost_records_markers};
 
 /// What the broker knows of its own standing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -44,6 +44,9 @@ pub struct Lifecycle {
     /// Replicas that lost records in recovery, reported by the first
     /// registration that succeeds ([`crate::replica::recover_local_logs`]).
     damaged: std::sync::Mutex<Vec<DamagedReplica>>,
+    /// The log directory's health: heartbeats report it offline, and the
+    /// controller then fences this broker.
+    log_dirs: Option<LogDirHealth>,
 }
 
 impl Lifecycle {
@@ -60,7 +63,21 @@ impl Lifecycle {
             incarnation_id: uuid::Uuid::new_v4().to_string(),
             status,
             damaged: std::sync::Mutex::default(),
+            log_dirs: None,
         }
+    }
+
+    /// Reports `log_dirs` offline in heartbeats once it fails.
+    pub fn with_log_dirs(mut self, log_dirs: LogDirHealth) -> Self {
+        self.log_dirs = Some(log_dirs);
+        self
+    }
+
+    fn offline_log_dirs(&self) -> Vec<String> {
+        self.log_dirs
+            .as_ref()
+            .map(LogDirHealth::offline_dirs)
+            .unwrap_or_default()
     }
 
     /// Reports `damaged` replicas with the registration: the controller then
@@ -182,12 +199,14 @@ impl Lifecycle {
                     }
                 }
             }
+            let offline_log_dirs = self.offline_log_dirs();
             let request = BrokerHeartbeatRequest {
                 broker_id: self.config.node_id,
                 broker_epoch: epoch,
                 metadata_offset: self.cache.offset(),
-                want_fence: false,
+                want_fence: !offline_log_dirs.is_empty(),
                 want_shutdown: self.status.borrow().shutting_down,
+                offline_log_dirs,
             };
             // Long enough for a second attempt at another voter when the
             // first one does not answer, well inside the session timeout.
@@ -197,7 +216,7 @@ impl Lifecycle {
             match self
                 .quorum
                 .call(timeout, |mut c| {
-                    let r = request;
+                    let r = request.clone();
                     async move { c.broker_heartbeat(r).await }
                 })
                 .await
@@ -252,9 +271,20 @@ impl Lifecycle {
             };
             let fenced = self.status.borrow().fenced;
             let mut changes = self.cache.subscribe();
+            // A log directory going offline is reported at once.
+            let mut dirs = self.log_dirs.as_ref().map(LogDirHealth::subscribe);
+            let dir_failed = async {
+                match dirs.as_mut() {
+                    Some(d) if !fenced => {
+                        let _ = d.changed().await;
+                    }
+                    _ => std::future::pending::<()>().await,
+                }
+            };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = changes.changed(), if fenced => {}
+                _ = dir_failed => {}
                 _ = shutdown.cancelled() => return Ok(()),
             }
         }

@@ -252,6 +252,7 @@ mod tests {
             ),
             (transport, true, true, true),
             (strom(ErrorCode::CorruptMessage), true, false, false),
+            (strom(ErrorCode::InvalidRecord), true, false, false),
             (strom(ErrorCode::RecordTooLarge), true, false, false),
             (strom(ErrorCode::InvalidRequiredAcks), true, false, false),
             (strom(ErrorCode::UnknownServerError), true, false, false),

@@ -61,7 +61,7 @@ impl QuorumClient {
             .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
             .keep_alive_while_idle(true);
         let client = ControllerServiceClient::new(endpoint.connect_lazy())
-            .max_decoding_message_size(usize::MAX);
+            .max_decoding_message_size(strom_proto::MAX_CONTROL_MESSAGE_BYTES);
         clients.insert(addr.to_owned(), client.clone());
         Ok(client)
     }

@@ -100,6 +100,31 @@ pub async fn partition_metadata(
     t.partitions.into_iter().find(|p| p.partition == partition)
 }
 
+/// Every partition of `topic` in node `via`'s metadata image, if it
+/// answers within a few seconds.
+pub async fn partition_metadata_all(
+    addrs: &Addrs,
+    via: i32,
+    topic: &str,
+) -> Option<Vec<PartitionMetadata>> {
+    let mut c = strom_proto::v1::metadata_service_client::MetadataServiceClient::new(channel(
+        &addrs.0[&via],
+    ))
+    .max_decoding_message_size(usize::MAX);
+    let req = tonic::Request::new(MetadataRequest {
+        topics: vec![topic.to_owned()],
+    });
+    let m = tokio::time::timeout(Duration::from_secs(3), c.metadata(req))
+        .await
+        .ok()?
+        .ok()?
+        .into_inner();
+    m.topics
+        .into_iter()
+        .find(|t| t.name == topic)
+        .map(|t| t.partitions)
+}
+
 /// The partition's state in the freshest image among the nodes that answer
 /// (highest partition epoch): a node that was paused or cut off may still
 /// hold an old image naming itself leader.

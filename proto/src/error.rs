@@ -33,6 +33,7 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | E::InvalidTimestamp
         | E::InvalidFetchSize
         | E::CorruptMessage
+        | E::InvalidRecord
         | E::RecordTooLarge
         | E::RecordListTooLarge => Code::InvalidArgument,
         E::OffsetOutOfRange => Code::OutOfRange,

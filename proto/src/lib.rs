@@ -24,5 +24,10 @@ pub use error::{LeaderHint, StromError};
 pub use fetch_session::FetchSession;
 pub use strom_metadata::pb as records;
 
+/// Largest message on the controller's channels (Raft, `ControllerService`,
+/// `WatchMetadata`), in both directions: a metadata snapshot can be large,
+/// but a peer must never make another allocate without bound.
+pub const MAX_CONTROL_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
 /// Encoded `FileDescriptorSet` of every Strom proto, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("strom_descriptor");

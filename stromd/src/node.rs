@@ -29,8 +29,9 @@ const LIVENESS: &str = "liveness";
 /// port, "this voter knows a Raft leader".
 const READINESS: &str = "readiness";
 
-/// Largest gRPC message accepted (a metadata snapshot can be large).
-const MAX_MESSAGE: usize = 256 * 1024 * 1024;
+/// Largest gRPC message on the controller's services (a metadata snapshot
+/// can be large); clients of those services use the same bound.
+const MAX_MESSAGE: usize = strom_proto::MAX_CONTROL_MESSAGE_BYTES;
 
 /// Claims the data dir: creates it, checks it is writable, takes an
 /// exclusive lock (one process per data dir) and records the node id in
@@ -218,6 +219,7 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
         // Every local log is recovered before the broker registers, so the
         // registration can name the replicas that lost records.
         let log_dir = config.data_dir.join("logs");
+        let log_dir_health = strom_broker::replica::LogDirHealth::new(&log_dir);
         let damaged = tokio::task::spawn_blocking(move || {
             strom_broker::replica::recover_local_logs(&log_dir)
         })
@@ -225,7 +227,8 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
         .context("log recovery task")?;
         let lifecycle = Arc::new(
             Lifecycle::new(config.broker.clone(), quorum.clone(), cache.clone())
-                .with_damaged_replicas(damaged),
+                .with_damaged_replicas(damaged)
+                .with_log_dirs(log_dir_health.clone()),
         );
         let (health, health_service) = tonic_health::server::health_reporter();
         health
@@ -251,6 +254,7 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
             cache.clone(),
             quorum.clone(),
             lifecycle.status(),
+            log_dir_health,
         );
         tasks.spawn(
             replicas

@@ -1,20 +1,14 @@
-//! `BrokerService.Produce`: leader appends, then acks=all waits for the ISR.
-//!
-//! Every partition of the request is validated and appended on its own (a
-//! bad batch fails only its partition, and writes nothing there). With
-//! acks=all the ISR must hold `min.insync.replicas` members before anything
-//! is written (NOT_ENOUGH_REPLICAS), and the answer waits — on partition
-//! notifications, not by polling — until the high watermark passes the
-//! batches, the leadership ends (NOT_LEADER_OR_FOLLOWER) or the request's
-//! timeout expires (REQUEST_TIMED_OUT).
+//! `BrokerService.Produce` and `ProduceStream`: convert, then call the
+//! replica manager's one write path
+//! ([`ReplicaManager::append`](crate::replica::ReplicaManager::append)),
+//! which holds every rule (validation, min ISR, the acks=all wait).
 
 use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::Bytes;
 use futures::stream::{FuturesUnordered, Stream, StreamExt};
 use strom_proto::StromError;
 use strom_proto::v1::{
@@ -26,32 +20,10 @@ use tonic::{Status, Streaming};
 
 use super::leader_hint_for;
 use super::traffic::Traffic;
-use crate::replica::partition::Wake;
-use crate::replica::{PartError, ReplicaManager};
-
-/// A partition's answer before the acks=all wait.
-struct Pending {
-    topic: usize,
-    response: ProducePartitionResponse,
-    /// `(offset after the last record, leader epoch)` to wait for.
-    wait: Option<(
-        i64,
-        i32,
-        std::sync::Arc<crate::replica::partition::Partition>,
-    )>,
-}
-
-fn error_response(partition: i32, e: &PartError) -> ProducePartitionResponse {
-    ProducePartitionResponse {
-        partition,
-        error_code: e.code as i32,
-        error_message: e.message.clone(),
-        base_offset: -1,
-        log_append_time_ms: -1,
-        log_start_offset: -1,
-        current_leader: None,
-    }
-}
+use crate::replica::{
+    AppendOrigin, AppendRequest, Appended, Appending, PartitionAppend, PartitionResult,
+    ReplicaManager,
+};
 
 /// Handles one produce request.
 pub(crate) async fn produce(rm: &ReplicaManager, req: ProduceRequest) -> ProduceResponse {
@@ -61,107 +33,84 @@ pub(crate) async fn produce(rm: &ReplicaManager, req: ProduceRequest) -> Produce
 /// A produce request whose partitions are appended (or refused), before
 /// the acks=all wait.
 pub(crate) struct AppendedRequest {
-    topics: Vec<ProduceTopicResponse>,
-    pending: Vec<Pending>,
-    deadline: tokio::time::Instant,
+    /// Topic names in request order, with each one's partition count.
+    topics: Vec<(String, usize)>,
+    appending: Appending,
 }
 
-/// Validates and appends every partition of `req`, then wakes the fetches
-/// waiting on them (once, after the last append).
+/// Converts `req` and appends it through the replica manager.
 pub(crate) async fn append_request(rm: &ReplicaManager, req: ProduceRequest) -> AppendedRequest {
-    let acks = req.acks;
-    let request_error = if !matches!(acks, -1..=1) {
-        Some(PartError::new(
-            ErrorCode::InvalidRequiredAcks,
-            format!("acks must be -1 (all), 0 or 1, got {acks}"),
-        ))
-    } else if req.timeout_ms < 0 {
-        Some(PartError::new(
-            ErrorCode::InvalidRequest,
-            format!("timeout_ms must not be negative, got {}", req.timeout_ms),
-        ))
-    } else if !req.transactional_id.is_empty() {
-        Some(PartError::new(
-            ErrorCode::UnsupportedVersion,
-            "transactional produce is not supported yet",
-        ))
-    } else {
-        None
-    };
-    let deadline = tokio::time::Instant::now()
-        + Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0));
-
     let mut topics = Vec::with_capacity(req.topics.len());
-    let mut pending = Vec::new();
-    // Dropped after every partition is appended: fetches wake once.
-    let mut wakes = Vec::new();
-    for (ti, topic) in req.topics.into_iter().enumerate() {
-        topics.push(ProduceTopicResponse {
-            topic: topic.topic.clone(),
-            partitions: Vec::with_capacity(topic.partitions.len()),
-        });
+    let mut partitions = Vec::new();
+    for topic in req.topics {
+        topics.push((topic.topic.clone(), topic.partitions.len()));
         for p in topic.partitions {
-            let result = match &request_error {
-                Some(e) => Err(e.clone()),
-                None => append(rm, &topic.topic, p.partition, p.records, acks).await,
-            };
-            pending.push(match result {
-                Ok((response, wait, wake)) => {
-                    wakes.push(wake);
-                    Pending {
-                        topic: ti,
-                        wait,
-                        response,
-                    }
-                }
-                Err(e) => {
-                    let mut response = error_response(p.partition, &e);
-                    response.current_leader =
-                        leader_hint_for(rm, &topic.topic, p.partition, e.code);
-                    Pending {
-                        topic: ti,
-                        response,
-                        wait: None,
-                    }
-                }
+            partitions.push(PartitionAppend {
+                topic: topic.topic.clone(),
+                partition: p.partition,
+                records: p.records,
             });
         }
     }
-    drop(wakes);
-    AppendedRequest {
-        topics,
-        pending,
-        deadline,
-    }
+    let appending = rm
+        .append(AppendRequest {
+            acks: req.acks,
+            timeout_ms: req.timeout_ms,
+            transactional_id: (!req.transactional_id.is_empty()).then_some(req.transactional_id),
+            origin: AppendOrigin::Client,
+            partitions,
+        })
+        .await;
+    AppendedRequest { topics, appending }
 }
 
 impl AppendedRequest {
     /// The answer: at once for acks 0 and 1, after the ISR has the records
     /// (or the leadership ends, or the request times out) for acks=all.
     pub(crate) async fn answer(self, rm: &ReplicaManager) -> ProduceResponse {
-        let Self {
-            mut topics,
-            pending,
-            deadline,
-        } = self;
-        let waits = pending.into_iter().map(|mut p| async move {
-            if let Some((required, epoch, part)) = p.wait.take()
-                && let Err(e) = part.wait_for_isr(required, epoch, deadline).await
-            {
-                let partition = p.response.partition;
-                // The records are in the leader's log but not acknowledged.
-                p.response = error_response(partition, &e);
-                p.response.current_leader = leader_hint_for(rm, &part.topic, partition, e.code);
-            }
-            p
-        });
-        for p in futures::future::join_all(waits).await {
-            topics[p.topic].partitions.push(p.response);
-        }
+        let mut results = self.appending.wait().await.into_iter();
+        let topics = self
+            .topics
+            .into_iter()
+            .map(|(topic, count)| ProduceTopicResponse {
+                partitions: results
+                    .by_ref()
+                    .take(count)
+                    .map(|r| partition_response(rm, r))
+                    .collect(),
+                topic,
+            })
+            .collect();
         ProduceResponse {
             topics,
             throttle_time_ms: 0,
         }
+    }
+}
+
+fn partition_response(
+    rm: &ReplicaManager,
+    r: PartitionResult<Appended>,
+) -> ProducePartitionResponse {
+    match r.result {
+        Ok(a) => ProducePartitionResponse {
+            partition: r.partition,
+            error_code: ErrorCode::None as i32,
+            error_message: String::new(),
+            base_offset: a.base_offset,
+            log_append_time_ms: a.log_append_time.unwrap_or(-1),
+            log_start_offset: a.log_start_offset,
+            current_leader: None,
+        },
+        Err(e) => ProducePartitionResponse {
+            partition: r.partition,
+            error_code: e.code as i32,
+            current_leader: leader_hint_for(rm, &r.topic, r.partition, e.code),
+            error_message: e.message,
+            base_offset: -1,
+            log_append_time_ms: -1,
+            log_start_offset: -1,
+        },
     }
 }
 
@@ -290,42 +239,4 @@ fn invalid_stream_request(id: u64, what: &str) -> Status {
         format!("produce stream message {id} {what}"),
     )
     .into()
-}
-
-type Appended = (
-    ProducePartitionResponse,
-    Option<(
-        i64,
-        i32,
-        std::sync::Arc<crate::replica::partition::Partition>,
-    )>,
-    Wake,
-);
-
-async fn append(
-    rm: &ReplicaManager,
-    topic: &str,
-    partition: i32,
-    records: Bytes,
-    acks: i32,
-) -> Result<Appended, PartError> {
-    if records.is_empty() {
-        return Err(PartError::new(
-            ErrorCode::CorruptMessage,
-            "the request holds no record batch",
-        ));
-    }
-    let part = rm.partition(topic, partition)?;
-    let (info, epoch, wake) = part.append_as_leader(records, acks).await?;
-    let response = ProducePartitionResponse {
-        partition,
-        error_code: ErrorCode::None as i32,
-        error_message: String::new(),
-        base_offset: info.first_offset,
-        log_append_time_ms: info.log_append_time.unwrap_or(-1),
-        log_start_offset: part.reader().log_start_offset(),
-        current_leader: None,
-    };
-    let wait = (acks == -1).then(|| (info.last_offset + 1, epoch, part));
-    Ok((response, wait, wake))
 }

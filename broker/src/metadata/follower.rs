@@ -47,23 +47,17 @@ async fn follow(
     quorum: &QuorumClient,
     addr: &str,
     cache: &MetadataCache,
-) -> Result<(), String> {
-    let mut client = quorum.client_for(addr).map_err(|e| e.to_string())?;
+) -> crate::Result<()> {
+    let mut client = quorum.client_for(addr)?;
     let request = WatchMetadataRequest {
         broker_id,
         from_offset: cache.offset(),
     };
-    let mut stream = client
-        .watch_metadata(request)
-        .await
-        .map_err(|e| e.to_string())?
-        .into_inner();
-    while let Some(msg) = stream.message().await.map_err(|e| e.to_string())? {
+    let mut stream = client.watch_metadata(request).await?.into_inner();
+    while let Some(msg) = stream.message().await? {
         match msg.event {
             Some(Event::Snapshot(snapshot)) => {
-                cache
-                    .install(&snapshot)
-                    .map_err(|e| format!("bad snapshot: {e}"))?;
+                cache.install(&snapshot)?;
                 tracing::debug!(offset = snapshot.offset, "installed metadata snapshot");
             }
             Some(Event::Delta(delta)) => {
@@ -75,7 +69,9 @@ async fn follow(
                     // to: start over from a snapshot.
                     tracing::warn!(offset = delta.offset, error = %e, "metadata batch did not apply; re-snapshotting");
                     cache.invalidate();
-                    return Err("diverged from the metadata log".into());
+                    return Err(crate::Error::MetadataDiverged {
+                        offset: delta.offset,
+                    });
                 }
             }
             None => {}

@@ -204,10 +204,34 @@ impl SessionTask {
                 .initial_stream_window_size(8 << 20)
                 .initial_connection_window_size(32 << 20);
             let client = BrokerServiceClient::new(endpoint.connect_lazy())
-                .max_decoding_message_size(usize::MAX);
+                .max_decoding_message_size(self.decode_limit());
             self.session = Some((address, FetchSession::new(client)));
         }
         self.session.as_mut().map(|(_, s)| s)
+    }
+
+    /// Largest fetch response accepted from the leader: the response
+    /// budget, plus one batch as large as any topic allows (the first
+    /// batch is returned whatever its size, as in Kafka), plus framing per
+    /// partition. Computed when dialling; a larger topic limit set later
+    /// fails a round, and the redial takes it into account.
+    fn decode_limit(&self) -> usize {
+        let largest_batch = self.cache.with_image(|image| {
+            image
+                .topics()
+                .filter_map(|t| t.configs.get("max.message.bytes")?.parse::<usize>().ok())
+                .fold(self.config.log.max_message_bytes, usize::max)
+        });
+        let partitions = self
+            .partitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len();
+        usize::try_from(self.config.replica_fetch_response_max_bytes)
+            .unwrap_or(0)
+            .saturating_add(largest_batch)
+            .saturating_add(partitions.saturating_mul(256))
+            .saturating_add(1 << 20)
     }
 
     fn build(&self, delayed: &HashMap<Key, Instant>) -> (FetchRequest, HashMap<Key, Sent>) {

@@ -13,16 +13,21 @@ use std::time::Duration;
 use strom_controller::QuorumClient;
 use strom_proto::v1::{AlterPartitionRequest, ErrorCode};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::partition::{IsrChange, Partition};
 use crate::lifecycle::BrokerStatus;
 
-/// Submits ISR changes.
+/// Submits ISR changes. Each request runs on a task of its own, owned by
+/// the sender: [`IsrSender::shutdown`] cancels and awaits them.
 #[derive(Debug, Clone)]
 pub(crate) struct IsrSender {
     node_id: i32,
     quorum: Arc<QuorumClient>,
     status: watch::Receiver<BrokerStatus>,
+    tasks: TaskTracker,
+    cancel: CancellationToken,
 }
 
 impl IsrSender {
@@ -35,7 +40,16 @@ impl IsrSender {
             node_id,
             quorum,
             status,
+            tasks: TaskTracker::new(),
+            cancel: CancellationToken::new(),
         }
+    }
+
+    /// Abandons the requests in flight and waits for their tasks.
+    pub(crate) async fn shutdown(&self) {
+        self.cancel.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
     }
 
     /// Sends `change` for `part` unless another change is in flight.
@@ -54,13 +68,16 @@ impl IsrSender {
             new_isr: change.new_isr.clone(),
         };
         let quorum = self.quorum.clone();
-        tokio::spawn(async move {
-            let result = quorum
-                .call(Duration::from_secs(5), |mut c| {
-                    let r = request.clone();
-                    async move { c.alter_partition(r).await }
-                })
-                .await;
+        let cancel = self.cancel.clone();
+        self.tasks.spawn(async move {
+            let call = quorum.call(Duration::from_secs(5), |mut c| {
+                let r = request.clone();
+                async move { c.alter_partition(r).await }
+            });
+            let result = tokio::select! {
+                r = call => r,
+                _ = cancel.cancelled() => return,
+            };
             let committed = match result {
                 Ok(resp) => {
                     let code = ErrorCode::try_from(resp.error_code)

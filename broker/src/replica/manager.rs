@@ -1,23 +1,28 @@
 //! [`ReplicaManager`]: hosts this broker's partition replicas and keeps
 //! their roles in step with the metadata image.
 //!
-//! On every image change it walks the partitions assigned to this broker:
+//! On every image change it plans ([`plan`](super::plan)), then executes:
 //! a new leader epoch naming this broker makes it leader (its epoch starts
 //! at the log end); any other leader makes it a follower fetching from that
 //! leader; an ISR change at the same epoch updates the leader's view; a
 //! partition no longer assigned (deleted topic, moved replica) is stopped
-//! and its directory removed. Directories left from before a restart that
+//! and its directory removed. Logs open in parallel on the blocking pool,
+//! and role changes run concurrently (their fsyncs on the blocking pool),
+//! so failover does not grow with the partitions a broker takes over one
+//! fsync at a time. Listeners ([`LeadershipListener`]) hear of each role
+//! change once it took effect. Directories left from before a restart that
 //! the image does not assign are removed only once the broker has replayed
 //! the metadata log up to its registration, never on a partial image.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use strom_controller::QuorumClient;
 use strom_log::LogConfig;
-use strom_metadata::{ClusterImage, PartitionState, TopicImage};
+use strom_metadata::ClusterImage;
 use strom_proto::v1::{ErrorCode, LeaderIdAndEpoch};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -26,7 +31,10 @@ use uuid::Uuid;
 use super::PartError;
 use super::fetcher::Fetchers;
 use super::isr::IsrSender;
-use super::partition::{Partition, Role};
+use super::leadership::{LeadershipChange, LeadershipListener, LeadershipRole};
+use super::log_dir::LogDirHealth;
+use super::partition::Partition;
+use super::plan::{self, Assigned, Defaults, Hosted, Key, Transition};
 use crate::lifecycle::BrokerStatus;
 use crate::metadata::MetadataCache;
 
@@ -85,32 +93,17 @@ pub struct ReplicaManager {
     config: ReplicationConfig,
     log_dir: PathBuf,
     cache: MetadataCache,
-    partitions: RwLock<HashMap<(Uuid, i32), Arc<Partition>>>,
+    partitions: RwLock<HashMap<Key, Arc<Partition>>>,
     fetchers: Fetchers,
     isr: IsrSender,
+    listeners: RwLock<Vec<Arc<dyn LeadershipListener>>>,
+    log_dir_health: LogDirHealth,
 }
 
-/// A topic's log settings: the broker defaults overridden by topic configs.
-fn log_config(defaults: &LogConfig, topic: &TopicImage) -> LogConfig {
-    let mut c = defaults.clone();
-    let get = |k: &str| topic.configs.get(k).and_then(|v| v.parse::<u64>().ok());
-    if let Some(v) = get("segment.bytes") {
-        c.segment_bytes = v;
-    }
-    if let Some(v) = get("segment.ms") {
-        c.segment_ms = v;
-    }
-    if let Some(v) = get("max.message.bytes") {
-        c.max_message_bytes = usize::try_from(v).unwrap_or(usize::MAX);
-    }
-    if let Some(v) = get("flush.messages") {
-        c.flush_messages = Some(v);
-    }
-    if let Some(v) = get("flush.ms") {
-        c.flush_ms = Some(v);
-    }
-    c
-}
+/// Most logs opened, and role changes run, at once: enough to keep the
+/// blocking pool's fsyncs overlapping, few enough to bound memory and
+/// file descriptors in flight.
+const PARALLEL_TRANSITIONS: usize = 64;
 
 /// Where a partition's log lives: `<log dir>/<topic>-<partition>`.
 fn partition_dir(log_dir: &Path, topic: &str, partition: i32) -> PathBuf {
@@ -147,18 +140,9 @@ pub(crate) fn claim_dir(dir: &Path, topic_id: Uuid) -> std::io::Result<()> {
     std::fs::rename(&tmp, &meta)
 }
 
-/// One partition assigned to this broker, as the image says.
-struct Assigned {
-    topic: String,
-    topic_id: Uuid,
-    partition: i32,
-    state: PartitionState,
-    log: LogConfig,
-    min_isr: usize,
-}
-
 impl ReplicaManager {
-    /// A manager hosting logs under `<data_dir>/logs`.
+    /// A manager hosting logs under `<data_dir>/logs`, whose health
+    /// `log_dir_health` tracks (the lifecycle reports it to the controller).
     pub fn new(
         node_id: i32,
         config: ReplicationConfig,
@@ -166,6 +150,7 @@ impl ReplicaManager {
         cache: MetadataCache,
         quorum: Arc<QuorumClient>,
         status: watch::Receiver<BrokerStatus>,
+        log_dir_health: LogDirHealth,
     ) -> Arc<Self> {
         strom_log::set_cache_drop_behind(config.cache_drop_behind_bytes);
         let fetchers = Fetchers::new(node_id, config.clone(), cache.clone());
@@ -177,7 +162,43 @@ impl ReplicaManager {
             cache,
             partitions: RwLock::new(HashMap::new()),
             fetchers,
+            listeners: RwLock::new(Vec::new()),
+            log_dir_health,
         })
+    }
+
+    /// The log directory's health.
+    pub fn log_dir_health(&self) -> &LogDirHealth {
+        &self.log_dir_health
+    }
+
+    /// Tells `listener` of every role change from now on.
+    pub fn add_listener(&self, listener: Arc<dyn LeadershipListener>) {
+        self.listeners
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(listener);
+    }
+
+    fn notify(&self, part: &Partition, leader_epoch: i32, role: LeadershipRole) {
+        let listeners = self
+            .listeners
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if listeners.is_empty() {
+            return;
+        }
+        let change = LeadershipChange {
+            topic: part.topic.clone(),
+            topic_id: part.topic_id,
+            partition: part.index,
+            leader_epoch,
+            role,
+        };
+        for l in listeners {
+            l.on_change(&change);
+        }
     }
 
     /// This broker's id.
@@ -227,6 +248,15 @@ impl ReplicaManager {
                 format!("topic partition {topic}-{partition} does not exist"),
             ));
         };
+        if let Some(reason) = self.log_dir_health.reason() {
+            return Err(PartError::new(
+                ErrorCode::KafkaStorageError,
+                format!(
+                    "the log directory of {topic}-{partition} on broker {} is offline: {reason}",
+                    self.node_id
+                ),
+            ));
+        }
         self.partitions
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -251,124 +281,170 @@ impl ReplicaManager {
         })
     }
 
-    /// `min.insync.replicas` of a topic.
-    fn min_isr(&self, topic: &TopicImage) -> usize {
-        topic
-            .configs
-            .get("min.insync.replicas")
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(self.config.min_insync_replicas)
+    fn defaults(&self) -> Defaults {
+        Defaults {
+            log: self.config.log.clone(),
+            min_insync_replicas: self.config.min_insync_replicas,
+        }
     }
 
     fn assigned(&self, image: &ClusterImage) -> Vec<Assigned> {
-        image
-            .all_partitions()
-            .filter(|(_, _, p)| p.replicas.contains(&self.node_id))
-            .map(|(t, partition, p)| Assigned {
-                topic: t.name.clone(),
-                topic_id: t.id,
-                partition,
-                state: p.clone(),
-                log: log_config(&self.config.log, t),
-                min_isr: self.min_isr(t),
-            })
-            .collect()
+        plan::assigned(image, self.node_id, &self.defaults())
     }
 
-    async fn open(&self, a: &Assigned) -> Result<Arc<Partition>, String> {
+    async fn open(&self, a: &Assigned) -> Result<Arc<Partition>, crate::Error> {
         let dir = partition_dir(&self.log_dir, &a.topic, a.partition);
-        let (topic, topic_id, index, config, node) = (
+        let (topic, topic_id, index, config, node, health) = (
             a.topic.clone(),
             a.topic_id,
             a.partition,
             a.log.clone(),
             self.node_id,
+            self.log_dir_health.clone(),
         );
         tokio::task::spawn_blocking(move || {
-            claim_dir(&dir, topic_id).map_err(|e| format!("claim {}: {e}", dir.display()))?;
-            Partition::open(&dir, &topic, topic_id, index, config, node)
-                .map_err(|e| format!("open {}: {e}", dir.display()))
+            claim_dir(&dir, topic_id).map_err(|source| crate::Error::Io {
+                context: format!("claim {}", dir.display()),
+                source,
+            })?;
+            Ok(Partition::open(
+                &dir, &topic, topic_id, index, config, node, health,
+            )?)
         })
-        .await
-        .map_err(|e| format!("open task failed: {e}"))?
+        .await?
     }
 
     /// Brings every hosted replica in line with the image. Before this
     /// process has registered and replayed the metadata log up to its
     /// registration (`registered`), it takes no leadership the image names
-    /// it for: that image may predate a crash in which this node lost the
-    /// unflushed tail of its logs, and as leader at the old epoch it would
-    /// make its followers truncate acknowledged records to its shorter log.
-    /// The registration moves the leaderships of the previous incarnation
-    /// away (to new epochs), so once caught up they are this process's own.
+    /// it for ([`Transition::Wait`]).
     async fn reconcile(&self, registered: bool) {
+        if self.log_dir_health.is_offline() {
+            // Nothing is opened, led, followed or deleted on a failed disk.
+            return;
+        }
+        let started = Instant::now();
         let assigned = self.cache.with_image(|image| self.assigned(image));
-        let mut keep = HashSet::new();
-        for a in &assigned {
-            keep.insert((a.topic_id, a.partition));
-            let existing = self
-                .partitions
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&(a.topic_id, a.partition))
-                .cloned();
-            let part = match existing {
-                Some(p) => p,
-                None => match self.open(a).await {
+        let hosted: HashMap<Key, Hosted> = self
+            .hosted()
+            .iter()
+            .map(|p| {
+                let (role, leader_epoch) = p.role();
+                ((p.topic_id, p.index), Hosted { role, leader_epoch })
+            })
+            .collect();
+        let plan = plan::plan(self.node_id, &assigned, &hosted, registered);
+        let role_changes = plan.role_changes();
+
+        // Open every new log, in parallel on the blocking pool.
+        let opening: Vec<_> = plan
+            .steps
+            .iter()
+            .filter(|s| s.open)
+            .map(|s| {
+                let a = assigned[s.assigned].clone();
+                async move {
+                    let result = self.open(&a).await;
+                    (a.key(), result)
+                }
+            })
+            .collect();
+        let opened: Vec<(Key, Result<Arc<Partition>, crate::Error>)> =
+            futures::stream::iter(opening)
+                .buffer_unordered(PARALLEL_TRANSITIONS)
+                .collect()
+                .await;
+        {
+            let mut map = self.partitions.write().unwrap_or_else(|e| e.into_inner());
+            for (key, result) in opened {
+                match result {
                     Ok(p) => {
-                        self.partitions
-                            .write()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert((a.topic_id, a.partition), p.clone());
-                        p
+                        map.insert(key, p);
                     }
                     Err(e) => {
-                        tracing::error!(topic = %a.topic, partition = a.partition, error = %e, "cannot open partition log");
-                        continue;
+                        tracing::error!(topic_id = %key.0, partition = key.1, error = %e, "cannot open partition log");
                     }
-                },
-            };
-            let (role, epoch) = part.role();
-            let p = &a.state;
-            if p.leader == self.node_id {
-                if !registered {
-                    continue;
                 }
-                if role != Role::Leader || epoch != p.leader_epoch {
-                    self.fetchers.remove(&part);
-                    if let Err(e) = part.make_leader(p, a.min_isr).await {
+            }
+        }
+
+        // Role changes, concurrently; updates are cheap and synchronous.
+        let changing: Vec<_> = {
+            let map = self.partitions.read().unwrap_or_else(|e| e.into_inner());
+            plan.steps
+                .iter()
+                .filter_map(|s| {
+                    let a = assigned[s.assigned].clone();
+                    let part = map.get(&a.key()).cloned()?;
+                    Some(self.transition(s.transition, a, part))
+                })
+                .collect()
+        };
+        futures::stream::iter(changing)
+            .buffer_unordered(PARALLEL_TRANSITIONS)
+            .collect::<Vec<()>>()
+            .await;
+
+        for key in plan.remove {
+            let part = self
+                .partitions
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&key);
+            if let Some(part) = part {
+                self.remove(part).await;
+            }
+        }
+        if role_changes > 0 {
+            tracing::info!(
+                role_changes,
+                elapsed_ms = started.elapsed().as_millis(),
+                "followed the metadata image"
+            );
+        }
+    }
+
+    async fn transition(&self, transition: Transition, a: Assigned, part: Arc<Partition>) {
+        let p = &a.state;
+        match transition {
+            Transition::Wait => {}
+            Transition::Update => part.update(p, a.min_isr),
+            Transition::Leader => {
+                self.fetchers.remove(&part);
+                match part.make_leader(p, a.min_isr).await {
+                    Ok(()) => self.notify(&part, p.leader_epoch, LeadershipRole::Leader),
+                    Err(e) => {
                         tracing::error!(topic = %a.topic, partition = a.partition, error = %e, "cannot become leader");
                     }
-                } else {
-                    part.update(p, a.min_isr);
                 }
-            } else if role != (Role::Follower { leader: p.leader }) || epoch != p.leader_epoch {
+            }
+            Transition::Follower => {
                 self.fetchers.remove(&part);
                 part.make_follower(p).await;
                 if p.leader >= 0 {
                     self.fetchers.add(p.leader, part.clone());
                 }
-            } else {
-                part.update(p, a.min_isr);
+                self.notify(
+                    &part,
+                    p.leader_epoch,
+                    LeadershipRole::Follower { leader: p.leader },
+                );
             }
         }
-        let gone: Vec<Arc<Partition>> = {
-            let mut map = self.partitions.write().unwrap_or_else(|e| e.into_inner());
-            let keys: Vec<_> = map.keys().filter(|k| !keep.contains(k)).copied().collect();
-            keys.iter().filter_map(|k| map.remove(k)).collect()
-        };
-        for part in gone {
-            self.fetchers.remove(&part);
-            part.stop().await;
-            let dir = partition_dir(&self.log_dir, &part.topic, part.index);
-            tracing::info!(topic = %part.topic, partition = part.index, "partition no longer assigned here: deleting its log");
-            if let Err(e) = part.close().await {
-                tracing::warn!(error = %e, "closing a removed partition");
-            }
-            if let Err(e) = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await
-            {
-                tracing::warn!(error = %e, "deleting a removed partition");
-            }
+    }
+
+    /// Stops a replica no longer assigned here and deletes its log.
+    async fn remove(&self, part: Arc<Partition>) {
+        self.fetchers.remove(&part);
+        part.stop().await;
+        self.notify(&part, -1, LeadershipRole::Removed);
+        let dir = partition_dir(&self.log_dir, &part.topic, part.index);
+        tracing::info!(topic = %part.topic, partition = part.index, "partition no longer assigned here: deleting its log");
+        if let Err(e) = part.close().await {
+            tracing::warn!(error = %e, "closing a removed partition");
+        }
+        if let Err(e) = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await {
+            tracing::warn!(error = %e, "deleting a removed partition");
         }
     }
 
@@ -406,6 +482,23 @@ impl ReplicaManager {
         }
     }
 
+    /// The log directory failed: every replica stops serving (appends and
+    /// fetches get KAFKA_STORAGE_ERROR) and stops fetching. The controller,
+    /// told by the next heartbeat, fences this broker and moves its
+    /// leaderships away.
+    async fn take_offline(&self) {
+        let parts = self.hosted();
+        tracing::warn!(
+            replicas = parts.len(),
+            "log directory offline: stopping every replica"
+        );
+        for part in parts {
+            self.fetchers.remove(&part);
+            part.stop().await;
+            self.notify(&part, -1, LeadershipRole::Removed);
+        }
+    }
+
     /// ISR shrink check over the partitions this broker leads.
     fn shrink_isrs(&self) {
         let lag = i64::try_from(self.config.replica_lag_time_max.as_millis()).unwrap_or(i64::MAX);
@@ -418,8 +511,12 @@ impl ReplicaManager {
     }
 
     async fn checkpoint_all(&self) {
+        if self.log_dir_health.is_offline() {
+            return;
+        }
         for part in self.hosted() {
             if let Err(e) = part.checkpoint().await {
+                self.log_dir_health.check(&e);
                 tracing::warn!(topic = %part.topic, partition = part.index, error = %e, "checkpoint failed");
             }
         }
@@ -441,7 +538,13 @@ impl ReplicaManager {
         let mut registered = false;
         let mut orphans_done = false;
         let mut dirty = true;
+        let mut dir_health = self.log_dir_health.subscribe();
+        let mut offline = false;
         loop {
+            if !offline && self.log_dir_health.is_offline() {
+                offline = true;
+                self.take_offline().await;
+            }
             if !registered && status.borrow().caught_up {
                 registered = true;
                 dirty = true;
@@ -451,7 +554,7 @@ impl ReplicaManager {
                 self.reconcile(registered).await;
                 dirty = false;
             }
-            if !orphans_done && registered {
+            if !orphans_done && registered && !offline {
                 self.remove_orphans().await;
                 orphans_done = true;
             }
@@ -460,10 +563,12 @@ impl ReplicaManager {
                 r = status.changed(), if !registered => if r.is_err() { break },
                 _ = shrink.tick() => self.shrink_isrs(),
                 _ = checkpoint.tick() => self.checkpoint_all().await,
+                r = dir_health.changed(), if !offline => if r.is_err() { break },
                 _ = shutdown.cancelled() => break,
             }
         }
         self.fetchers.shutdown().await;
+        self.isr.shutdown().await;
         let parts: Vec<Arc<Partition>> = self
             .partitions
             .write()

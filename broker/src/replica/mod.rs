@@ -1,11 +1,22 @@
 //! The data path: every partition replica this broker hosts, following the
 //! metadata image.
 //!
+//! * [`append`]: the one write path, [`ReplicaManager::append`]: client
+//!   rules, leader append, the acks=all wait. Every writer uses it.
+//! * [`fetch`]: the one read path, [`ReplicaManager::fetch`]: consumer and
+//!   follower fetches, follower progress, the delayed-fetch wait.
 //! * [`rules`]: pure replication rules (ISR, high watermark, divergence).
 //! * [`partition`]: one replica — log, role, follower progress.
-//! * [`manager`]: [`ReplicaManager`], which becomes leader or follower as
-//!   the image changes, opens and deletes logs, and runs the periodic ISR
-//!   shrink check and checkpoints.
+//! * [`plan`](self::plan): the pure decision of what to do on an image
+//!   change (open, lead, follow, update, wait, remove).
+//! * [`manager`]: [`ReplicaManager`], which executes those plans (opens
+//!   and role changes in parallel), and runs the periodic ISR shrink check
+//!   and checkpoints.
+//! * [`log_dir`]: the log directory's health: a write error takes it
+//!   offline, the broker's heartbeats report it and the controller fences
+//!   the broker (KIP-112).
+//! * [`leadership`]: the hook that tells components (coordinators) of role
+//!   changes.
 //! * [`fetcher`]: follower fetch sessions, one per source broker.
 //! * [`isr`]: sends ISR changes to the controller (AlterPartition).
 //! * [`startup`]: recovers every local log before the broker registers and
@@ -13,13 +24,28 @@
 //!
 //! Design notes: `docs/replication.md`.
 
+pub mod append;
+pub mod fetch;
 pub mod fetcher;
 pub mod isr;
+pub mod leadership;
+pub mod log_dir;
 pub mod manager;
+#[cfg(test)]
+mod manager_test;
 pub(crate) mod partition;
+pub(crate) mod plan;
+#[cfg(test)]
+mod plan_test;
 pub mod rules;
 pub mod startup;
 
+pub use append::{
+    AppendOrigin, AppendRequest, Appended, Appending, PartitionAppend, PartitionResult,
+};
+pub use fetch::{FetchParams, FetchPartition, FetchedPartition, Isolation};
+pub use leadership::{LeadershipChange, LeadershipListener, LeadershipRole};
+pub use log_dir::LogDirHealth;
 pub use manager::{ReplicaManager, ReplicationConfig};
 pub use startup::{DamagedReplica, clear_lost_records_markers, recover_local_logs};
 use strom_log::{ErrorKind, LogError};

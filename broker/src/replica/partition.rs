@@ -20,6 +20,7 @@ use strom_proto::v1::ErrorCode;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use super::log_dir::LogDirHealth;
 use super::rules::{self, AcksAll, FollowerProgress, IsrState};
 use super::{PartError, now_ms};
 
@@ -71,14 +72,14 @@ pub(crate) struct Partition {
     pub(crate) topic_id: Uuid,
     pub(crate) index: i32,
     node_id: i32,
-    log: tokio::sync::Mutex<PartitionLog>,
+    /// The writer. Work that may fsync or rewrite files (becoming leader,
+    /// truncation) runs on the blocking pool holding an owned guard.
+    log: Arc<tokio::sync::Mutex<PartitionLog>>,
     reader: LogReader,
     state: Mutex<State>,
     changed: watch::Sender<u64>,
-}
-
-fn storage(e: &LogError) -> PartError {
-    PartError::from_log(e)
+    /// Told of every storage failure: it takes the log directory offline.
+    health: LogDirHealth,
 }
 
 impl Partition {
@@ -90,6 +91,7 @@ impl Partition {
         index: i32,
         config: LogConfig,
         node_id: i32,
+        health: LogDirHealth,
     ) -> Result<Arc<Self>, LogError> {
         let log = PartitionLog::open(dir, config)?;
         let reader = log.reader();
@@ -98,7 +100,7 @@ impl Partition {
             topic_id,
             index,
             node_id,
-            log: tokio::sync::Mutex::new(log),
+            log: Arc::new(tokio::sync::Mutex::new(log)),
             reader,
             state: Mutex::new(State {
                 role: Role::None,
@@ -111,7 +113,15 @@ impl Partition {
                 min_isr: 1,
             }),
             changed: watch::channel(0).0,
+            health,
         }))
+    }
+
+    /// A log error as a partition error; a storage failure takes the log
+    /// directory offline.
+    fn storage(&self, e: &LogError) -> PartError {
+        self.health.check(e);
+        PartError::from_log(e)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -139,15 +149,23 @@ impl Partition {
     }
 
     /// Becomes leader at `p.leader_epoch`: the epoch starts at the log end,
-    /// followers start unknown with a full lag window.
+    /// followers start unknown with a full lag window. The epoch start is
+    /// written (and fsynced) on the blocking pool, so many partitions can
+    /// become leaders at once without holding up the async workers.
     pub(crate) async fn make_leader(
         &self,
         p: &PartitionState,
         min_isr: usize,
     ) -> Result<(), PartError> {
-        let mut log = self.log.lock().await;
-        log.assign_epoch_start(p.leader_epoch)
-            .map_err(|e| storage(&e))?;
+        let mut log = self.log.clone().lock_owned().await;
+        let epoch = p.leader_epoch;
+        let (log, assigned) = tokio::task::spawn_blocking(move || {
+            let r = log.assign_epoch_start(epoch);
+            (log, r)
+        })
+        .await
+        .map_err(|e| PartError::new(ErrorCode::KafkaStorageError, format!("become leader: {e}")))?;
+        assigned.map_err(|e| self.storage(&e))?;
         let leo = log.log_end_offset();
         let now = now_ms();
         {
@@ -332,7 +350,7 @@ impl Partition {
         };
         let info = log
             .append_as_leader(records, epoch)
-            .map_err(|e| storage(&e))?;
+            .map_err(|e| self.storage(&e))?;
         let leo = log.log_end_offset();
         {
             let st = self.state();
@@ -497,12 +515,14 @@ impl Partition {
         let hw = self.reader.high_watermark();
         self.reader
             .read_bounded(offset, max_bytes, hw)
-            .map_err(|e| storage(&e))
+            .map_err(|e| self.storage(&e))
     }
 
     /// Reads for a follower: up to the log end.
     pub(crate) fn read_all(&self, offset: i64, max_bytes: usize) -> Result<FetchData, PartError> {
-        self.reader.read(offset, max_bytes).map_err(|e| storage(&e))
+        self.reader
+            .read(offset, max_bytes)
+            .map_err(|e| self.storage(&e))
     }
 
     /// Follower side: `(fetch offset, last fetched epoch, leader epoch)` to
@@ -528,7 +548,7 @@ impl Partition {
         leader_epoch: i32,
         fetched: Fetched,
     ) -> Result<(), PartError> {
-        let mut log = self.log.lock().await;
+        let mut log = self.log.clone().lock_owned().await;
         {
             let st = self.state();
             if st.role != (Role::Follower { leader }) || st.leader_epoch != leader_epoch {
@@ -536,49 +556,40 @@ impl Partition {
             }
         }
         match fetched {
-            Fetched::Diverging { epoch, end_offset } => {
-                let leo = log.log_end_offset();
-                let to = rules::truncation_offset(
-                    (epoch, end_offset),
-                    (epoch >= 0)
-                        .then(|| log.end_offset_for_epoch(epoch))
-                        .flatten(),
-                    leo,
-                );
-                if to < log.log_start_offset()
-                    || (epoch < 0 && to < leo && to <= log.log_start_offset())
-                {
-                    log.truncate_fully_and_start_at(to)
-                        .map_err(|e| storage(&e))?;
-                } else {
-                    log.truncate_to(to).map_err(|e| storage(&e))?;
-                }
-                tracing::info!(topic = %self.topic, partition = self.index, leader, diverging_epoch = epoch, end_offset, from = leo, to = log.log_end_offset(), "truncated diverging log");
-            }
             Fetched::Records {
                 records,
                 high_watermark,
             } => {
+                // Page-cache writes: short enough to run here.
                 if !records.is_empty() {
                     let leo = log.log_end_offset();
                     let tail = skip_below(&records, leo)?;
                     if let Some((first_base, bytes)) = tail {
                         if first_base < leo {
-                            log.truncate_to(first_base).map_err(|e| storage(&e))?;
+                            log.truncate_to(first_base).map_err(|e| self.storage(&e))?;
                         }
-                        log.append_as_follower(bytes).map_err(|e| storage(&e))?;
+                        log.append_as_follower(bytes)
+                            .map_err(|e| self.storage(&e))?;
                     }
                 }
                 let leo = log.log_end_offset();
                 log.set_high_watermark(high_watermark.min(leo));
             }
-            Fetched::StartAt(offset) => {
-                log.truncate_fully_and_start_at(offset)
-                    .map_err(|e| storage(&e))?;
-                tracing::warn!(topic = %self.topic, partition = self.index, offset, "follower log restarted at the leader's log start");
-            }
-            Fetched::TruncateTo(offset) => {
-                log.truncate_to(offset).map_err(|e| storage(&e))?;
+            // Truncations rewrite indexes and checkpoints: blocking pool.
+            other => {
+                let (topic, index, health) = (self.topic.clone(), self.index, self.health.clone());
+                tokio::task::spawn_blocking(move || {
+                    truncate(log, other, &topic, index, leader).map_err(|e| {
+                        health.check(&e);
+                        PartError::from_log(&e)
+                    })
+                })
+                .await
+                .map_err(|e| {
+                    PartError::new(ErrorCode::KafkaStorageError, format!("truncate: {e}"))
+                })??;
+                self.bump();
+                return Ok(());
             }
         }
         drop(log);
@@ -608,9 +619,9 @@ impl Partition {
 
     /// Flushes and closes the log; the partition is unusable afterwards.
     pub(crate) async fn close(self: Arc<Self>) -> Result<(), LogError> {
-        match Arc::try_unwrap(self) {
-            Ok(p) => {
-                let log = p.log.into_inner();
+        match Arc::try_unwrap(self).map(|p| Arc::try_unwrap(p.log)) {
+            Ok(Ok(log)) => {
+                let log = log.into_inner();
                 tokio::task::spawn_blocking(move || log.close())
                     .await
                     .map_err(|e| LogError::Io {
@@ -618,7 +629,20 @@ impl Partition {
                         source: std::io::Error::other(e),
                     })?
             }
-            // Still referenced by an in-flight request: flush what we have.
+            // Still referenced by an in-flight request (or a blocking
+            // task): flush what we have.
+            Ok(Err(log)) => {
+                let reader = log.lock().await.reader();
+                tokio::task::spawn_blocking(move || {
+                    reader.flush_if_due()?;
+                    reader.checkpoint()
+                })
+                .await
+                .map_err(|e| LogError::Io {
+                    context: "checkpoint".into(),
+                    source: std::io::Error::other(e),
+                })?
+            }
             Err(p) => p.checkpoint().await,
         }
     }
@@ -648,6 +672,60 @@ pub(crate) enum Fetched {
     StartAt(i64),
     /// Our log end is above the leader's (unclean election): cut back.
     TruncateTo(i64),
+}
+
+/// A follower's truncation, on the blocking pool with the writer held.
+fn truncate(
+    mut log: tokio::sync::OwnedMutexGuard<PartitionLog>,
+    fetched: Fetched,
+    topic: &str,
+    partition: i32,
+    leader: i32,
+) -> Result<(), LogError> {
+    match fetched {
+        Fetched::Diverging { epoch, end_offset } => {
+            let leo = log.log_end_offset();
+            let to = rules::truncation_offset(
+                (epoch, end_offset),
+                (epoch >= 0)
+                    .then(|| log.end_offset_for_epoch(epoch))
+                    .flatten(),
+                leo,
+            );
+            if to < log.log_start_offset()
+                || (epoch < 0 && to < leo && to <= log.log_start_offset())
+            {
+                log.truncate_fully_and_start_at(to)?;
+            } else {
+                log.truncate_to(to)?;
+            }
+            tracing::info!(
+                topic,
+                partition,
+                leader,
+                diverging_epoch = epoch,
+                end_offset,
+                from = leo,
+                to = log.log_end_offset(),
+                "truncated diverging log"
+            );
+        }
+        Fetched::StartAt(offset) => {
+            log.truncate_fully_and_start_at(offset)?;
+            tracing::warn!(
+                topic,
+                partition,
+                offset,
+                "follower log restarted at the leader's log start"
+            );
+        }
+        Fetched::TruncateTo(offset) => {
+            log.truncate_to(offset)?;
+        }
+        // Appends are not truncations; nothing to do here.
+        Fetched::Records { .. } => {}
+    }
+    Ok(())
 }
 
 fn check_epoch(st: &State, current_leader_epoch: i32) -> Result<(), PartError> {
@@ -680,7 +758,7 @@ fn check_epoch(st: &State, current_leader_epoch: i32) -> Result<(), PartError> {
 fn skip_below(records: &Bytes, leo: i64) -> Result<Option<(i64, Bytes)>, PartError> {
     let mut pos = 0usize;
     for batch in strom_log::batch::BatchIter::new(records.clone()) {
-        let batch = batch.map_err(|e| storage(&e))?;
+        let batch = batch.map_err(|e| PartError::from_log(&e))?;
         if batch.last_offset() >= leo {
             return Ok(Some((batch.base_offset(), records.slice(pos..))));
         }
@@ -707,8 +785,16 @@ mod tests {
     #[tokio::test]
     async fn leader_appends_wake_waiters_when_the_request_lets_go() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let part = Partition::open(dir.path(), "t", Uuid::nil(), 0, LogConfig::default(), 1)
-            .expect("open partition");
+        let part = Partition::open(
+            dir.path(),
+            "t",
+            Uuid::nil(),
+            0,
+            LogConfig::default(),
+            1,
+            LogDirHealth::new(dir.path()),
+        )
+        .expect("open partition");
         let state = PartitionState {
             replicas: vec![1, 2],
             isr: vec![1, 2],

@@ -65,22 +65,26 @@ pub fn recover_local_logs(log_dir: &Path) -> Vec<DamagedReplica> {
     damaged
 }
 
-fn recover_one(dir: &Path) -> Result<Option<DamagedReplica>, String> {
+fn recover_one(dir: &Path) -> crate::Result<Option<DamagedReplica>> {
     let partition = dir
         .file_name()
         .and_then(|n| n.to_str())
         .and_then(|n| n.rsplit_once('-'))
         .and_then(|(_, p)| p.parse::<i32>().ok())
         .filter(|p| *p >= 0)
-        .ok_or("not a <topic>-<partition> directory")?;
-    let Some(topic_id) = read_topic_id(dir).map_err(|e| format!("partition metadata: {e}"))? else {
+        .ok_or_else(|| crate::Error::NotAPartitionDir(dir.display().to_string()))?;
+    let Some(topic_id) = read_topic_id(dir).map_err(|source| crate::Error::Io {
+        context: format!("read partition metadata in {}", dir.display()),
+        source,
+    })?
+    else {
         // Never claimed (created and abandoned before its metadata file):
         // the replica manager claims or removes it.
         return Ok(None);
     };
     let marker = dir.join(LOST_RECORDS_MARKER_FILE);
     let reported_before = marker.exists();
-    let log = PartitionLog::open(dir, LogConfig::default()).map_err(|e| e.to_string())?;
+    let log = PartitionLog::open(dir, LogConfig::default())?;
     let lost_now = log.lost_records_in_recovery();
     if lost_now {
         tracing::warn!(dir = %dir.display(), log_end_offset = log.log_end_offset(),

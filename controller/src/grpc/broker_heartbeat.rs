@@ -45,9 +45,16 @@ impl ControllerGrpc {
         // The broker's registration is the record at offset ≈ its epoch:
         // having replayed that far, it knows the cluster as of joining.
         let caught_up = r.metadata_offset >= b.epoch;
+        // A broker with an offline log directory cannot serve its replicas:
+        // fence it (moving its leaderships, shrinking ISRs) and keep it
+        // fenced, as for a broker asking to stay fenced.
+        let want_fence = r.want_fence || !r.offline_log_dirs.is_empty();
+        if !r.offline_log_dirs.is_empty() && !b.fenced {
+            tracing::warn!(broker = r.broker_id, offline_log_dirs = ?r.offline_log_dirs, "broker reports offline log directories: fencing it");
+        }
         let mut fenced = b.fenced;
         let min_isr = self.ctl.default_min_isr();
-        if fenced && caught_up && !r.want_fence && !b.in_controlled_shutdown {
+        if fenced && caught_up && !want_fence && !b.in_controlled_shutdown {
             self.ctl
                 .decide(|image| {
                     let b = check_epoch(image, r.broker_id, r.broker_epoch)?;
@@ -66,7 +73,7 @@ impl ControllerGrpc {
                 broker = r.broker_id,
                 "unfenced broker: caught up with metadata"
             );
-        } else if !fenced && r.want_fence {
+        } else if !fenced && want_fence {
             self.ctl
                 .decide(|image| {
                     let b = check_epoch(image, r.broker_id, r.broker_epoch)?;

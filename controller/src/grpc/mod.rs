@@ -79,8 +79,8 @@ impl ControllerGrpc {
             .await
             .map_err(|e| Status::unavailable(format!("cannot reach leader {addr}: {e}")))?;
         let client = ControllerServiceClient::new(channel)
-            .max_decoding_message_size(usize::MAX)
-            .max_encoding_message_size(usize::MAX);
+            .max_decoding_message_size(strom_proto::MAX_CONTROL_MESSAGE_BYTES)
+            .max_encoding_message_size(strom_proto::MAX_CONTROL_MESSAGE_BYTES);
         self.peers
             .lock()
             .unwrap_or_else(|e| e.into_inner())

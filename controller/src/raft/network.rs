@@ -77,8 +77,8 @@ impl PeerConnection {
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true);
         let client = RaftServiceClient::new(endpoint.connect_lazy())
-            .max_decoding_message_size(usize::MAX)
-            .max_encoding_message_size(usize::MAX);
+            .max_decoding_message_size(strom_proto::MAX_CONTROL_MESSAGE_BYTES)
+            .max_encoding_message_size(strom_proto::MAX_CONTROL_MESSAGE_BYTES);
         self.client = Some(client.clone());
         Ok(client)
     }

@@ -18,15 +18,25 @@
 //!   produce; detection (kill → broker fenced), election (kill → new leader
 //!   in metadata) and client recovery (longest produce stall) per trial.
 //!
-//! Usage: `data_bench [throughput|failover|all] [--trials N] [--records N]
-//! [--cache-drop-behind BYTES]`.
+//! * `failover-many`: partition-leader failover with many partitions per
+//!   broker (`--partitions N`, RF=3 on three nodes, so every broker hosts N
+//!   replicas and leads about N/3): kill -9 the broker leading the most,
+//!   then time fencing, the election of every partition it led, and until
+//!   each of them accepts an acks=all produce at its new leader. What the
+//!   partition count adds is "writable after fencing" at N against N=1.
+//!
+//! Usage: `data_bench [throughput|failover|failover-many|all] [--trials N]
+//! [--records N] [--partitions N] [--cache-drop-behind BYTES]`.
 //! `scripts/bench-data` builds release binaries and points `STROMD_BIN` /
 //! `STROM_BIN` at them.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use strom_integration_tests::data::{Addrs, partition_state_any, wait_leader_serving};
+use futures::StreamExt;
+use strom_integration_tests::data::{
+    Addrs, batch, partition_metadata_all, partition_state_any, produce_once, wait_leader_serving,
+};
 use strom_integration_tests::{Cluster, ClusterOptions, binary};
 use strom_proto::v1::BrokerState;
 
@@ -380,6 +390,164 @@ async fn failover(trials: usize) {
     );
 }
 
+/// Every partition of `topic` as `(partition, leader, leader epoch)`, from
+/// the first node among `via` that answers.
+async fn leaders(addrs: &Addrs, via: &[i32], topic: &str) -> Option<Vec<(i32, i32, i32)>> {
+    for id in via {
+        if let Some(parts) = partition_metadata_all(addrs, *id, topic).await {
+            return Some(
+                parts
+                    .into_iter()
+                    .map(|p| (p.partition, p.leader, p.leader_epoch))
+                    .collect(),
+            );
+        }
+    }
+    None
+}
+
+async fn failover_many(partitions: i32, trials: usize) {
+    let topic = "failover-many";
+    let mut cluster = Cluster::start(3, ClusterOptions::default()).await;
+    create(&cluster, topic, partitions, 3).await;
+    let addrs = Addrs::of(&cluster);
+    let value = bytes::Bytes::from_static(b"failover");
+    let (mut fenced_all, mut elected_all, mut writable_all, mut after_fence) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for trial in 0..trials {
+        let before = leaders(&addrs, &[1, 2, 3], topic).await.expect("metadata");
+        let mut counts = std::collections::BTreeMap::<i32, usize>::new();
+        for (_, leader, _) in &before {
+            *counts.entry(*leader).or_default() += 1;
+        }
+        let victim = counts
+            .iter()
+            .max_by_key(|(id, n)| (**n, -**id))
+            .map(|(id, _)| *id)
+            .expect("a leader");
+        let led: Vec<(i32, i32)> = before
+            .iter()
+            .filter(|(_, l, _)| *l == victim)
+            .map(|(p, _, e)| (*p, *e))
+            .collect();
+        let others: Vec<i32> = (1..=3).filter(|id| *id != victim).collect();
+        cluster.kill(victim);
+        let killed = Instant::now();
+        let mut fenced = None;
+        let mut elected = None;
+        while fenced.is_none() || elected.is_none() {
+            if fenced.is_none()
+                && let Some(d) = cluster.describe().await
+                && d.brokers
+                    .iter()
+                    .any(|b| b.id == victim && b.state == BrokerState::Fenced as i32)
+            {
+                fenced = Some(killed.elapsed());
+            }
+            if elected.is_none()
+                && let Some(now) = leaders(&addrs, &others, topic).await
+                && led.iter().all(|(p, e)| {
+                    now.iter()
+                        .any(|(q, l, f)| q == p && *l >= 0 && *l != victim && f > e)
+                })
+            {
+                elected = Some(killed.elapsed());
+            }
+            assert!(
+                killed.elapsed() < Duration::from_secs(90),
+                "no failover in trial {trial}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Every partition the victim led takes an acks=all write at its new
+        // leader.
+        let mut pending: Vec<i32> = led.iter().map(|(p, _)| *p).collect();
+        while !pending.is_empty() {
+            let now = leaders(&addrs, &others, topic).await.unwrap_or_default();
+            let attempts = pending.iter().map(|p| {
+                let leader = now
+                    .iter()
+                    .find(|(q, _, _)| q == p)
+                    .map_or(-1, |(_, l, _)| *l);
+                let (addrs, value) = (addrs.clone(), value.clone());
+                let p = *p;
+                async move {
+                    let ok = leader >= 0
+                        && produce_once(
+                            &addrs,
+                            leader,
+                            topic,
+                            p,
+                            batch(&[value]),
+                            -1,
+                            Duration::from_secs(2),
+                        )
+                        .await
+                        .is_ok();
+                    (p, ok)
+                }
+            });
+            let results: Vec<(i32, bool)> = futures::stream::iter(attempts)
+                .buffer_unordered(64)
+                .collect()
+                .await;
+            pending = results
+                .into_iter()
+                .filter(|(_, ok)| !ok)
+                .map(|(p, _)| p)
+                .collect();
+            assert!(
+                killed.elapsed() < Duration::from_secs(120),
+                "partitions never writable in trial {trial}: {pending:?}"
+            );
+        }
+        let writable = killed.elapsed();
+        let (f, e) = (fenced.unwrap_or_default(), elected.unwrap_or_default());
+        println!(
+            "trial {trial}: broker {victim} (leader of {} of {partitions}) killed; fenced after {:.0} ms, every leader elected after {:.0} ms, every partition writable after {:.0} ms ({:.0} ms after fencing)",
+            led.len(),
+            ms(f),
+            ms(e),
+            ms(writable),
+            ms(writable.saturating_sub(f))
+        );
+        fenced_all.push(f);
+        elected_all.push(e);
+        writable_all.push(writable);
+        after_fence.push(writable.saturating_sub(f));
+        cluster.start_node(victim);
+        cluster.wait_ready(Duration::from_secs(120)).await;
+        // Back in every ISR before the next trial kills someone else.
+        let back = strom_integration_tests::wait_until(Duration::from_secs(120), || {
+            let addrs = addrs.clone();
+            async move {
+                partition_metadata_all(&addrs, 1, topic)
+                    .await
+                    .is_some_and(|ps| ps.iter().all(|p| p.isr.len() == 3))
+            }
+        })
+        .await;
+        assert!(back, "ISR not restored after trial {trial}");
+    }
+    for v in [
+        &mut fenced_all,
+        &mut elected_all,
+        &mut writable_all,
+        &mut after_fence,
+    ] {
+        v.sort();
+    }
+    println!(
+        "failover-many, {partitions} partitions RF=3 on 3 brokers, {trials} trials: fenced p50 {:.0} ms; all elected p50 {:.0} ms; all writable p50 {:.0} ms p99 {:.0} ms; writable after fencing p50 {:.0} ms p99 {:.0} ms",
+        ms(percentile(&fenced_all, 0.5)),
+        ms(percentile(&elected_all, 0.5)),
+        ms(percentile(&writable_all, 0.5)),
+        ms(percentile(&writable_all, 0.99)),
+        ms(percentile(&after_fence, 0.5)),
+        ms(percentile(&after_fence, 0.99)),
+    );
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -393,15 +561,17 @@ async fn main() {
     let trials = value("--trials").unwrap_or(20) as usize;
     let records = value("--records").unwrap_or(2_000_000);
     let drop_behind = value("--cache-drop-behind").unwrap_or(16 << 20);
+    let partitions = value("--partitions").map_or(1000, |p| i32::try_from(p).unwrap_or(1000));
     match mode.as_str() {
         "throughput" => throughput(records, drop_behind).await,
         "failover" => failover(trials).await,
+        "failover-many" => failover_many(partitions, trials).await,
         "all" => {
             throughput(records, drop_behind).await;
             failover(trials).await;
         }
         other => {
-            eprintln!("unknown mode {other}: use throughput, failover or all");
+            eprintln!("unknown mode {other}: use throughput, failover, failover-many or all");
             std::process::exit(2);
         }
     }

@@ -1,0 +1,330 @@
+//! The one write path: [`ReplicaManager::append`] validates and appends
+//! record batches to the partitions this broker leads, and
+//! [`Appending::wait`] answers once acks allow — for acks=all after the
+//! high watermark passes the batches, the leadership ends
+//! (NOT_LEADER_OR_FOLLOWER) or the timeout expires (REQUEST_TIMED_OUT).
+//!
+//! Every writer uses it: the gRPC produce handlers, and the internal
+//! writers to come (group and transaction coordinators) with
+//! [`AppendOrigin::Coordinator`]. The two steps are apart so that a stream
+//! of requests appends in arrival order while the acks=all waits overlap.
+//!
+//! Each partition is validated and appended on its own: a bad batch fails
+//! only its partition and writes nothing there. With acks=all the ISR must
+//! hold `min.insync.replicas` members before anything is written
+//! (NOT_ENOUGH_REPLICAS). The waits are on partition notifications, never
+//! polling.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use strom_log::batch::BatchIter;
+use strom_proto::v1::ErrorCode;
+
+use super::PartError;
+use super::manager::ReplicaManager;
+use super::partition::Partition;
+
+/// Who writes. Kafka's `AppendOrigin`: client batches are held to the
+/// client rules (no producer state yet, no control batches); coordinators
+/// write the internal topics through the same path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOrigin {
+    /// A producer, over any front end.
+    Client,
+    /// A coordinator of this broker writing its internal topic.
+    Coordinator,
+}
+
+/// An append to many partitions.
+#[derive(Debug)]
+pub struct AppendRequest {
+    /// -1 (all), 0 or 1.
+    pub acks: i32,
+    /// How long acks=all may wait for the ISR, in milliseconds.
+    pub timeout_ms: i32,
+    /// The producer's transactional id, if any.
+    pub transactional_id: Option<String>,
+    /// Who writes.
+    pub origin: AppendOrigin,
+    /// What to append where.
+    pub partitions: Vec<PartitionAppend>,
+}
+
+/// Record batches for one partition.
+#[derive(Debug, Clone)]
+pub struct PartitionAppend {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// Kafka v2 record batches.
+    pub records: Bytes,
+}
+
+/// Where one partition's batches landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Offset of the first record.
+    pub base_offset: i64,
+    /// Offset of the last record.
+    pub last_offset: i64,
+    /// The broker's append time for LogAppendTime topics.
+    pub log_append_time: Option<i64>,
+    /// The log start offset after the append.
+    pub log_start_offset: i64,
+}
+
+/// One partition's outcome, in the request's order.
+#[derive(Debug, Clone)]
+pub struct PartitionResult<T> {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// What happened.
+    pub result: Result<T, PartError>,
+}
+
+/// One partition after its append, before the acks=all wait.
+#[derive(Debug)]
+struct Slot {
+    topic: String,
+    partition: i32,
+    result: Result<Appended, PartError>,
+    /// `(offset after the last record, leader epoch, replica)` to wait for.
+    wait: Option<(i64, i32, Arc<Partition>)>,
+}
+
+/// Batches appended (or refused), awaiting their acknowledgement.
+#[derive(Debug)]
+#[must_use = "an append is answered by waiting for it"]
+pub struct Appending {
+    slots: Vec<Slot>,
+    deadline: tokio::time::Instant,
+}
+
+impl ReplicaManager {
+    /// Validates and appends every partition of `req`, then wakes the
+    /// fetches waiting on them, once, after the last append (a follower
+    /// picks the whole request up in one round trip).
+    pub async fn append(&self, req: AppendRequest) -> Appending {
+        let request_error = request_error(&req);
+        let deadline = tokio::time::Instant::now()
+            + Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0));
+        let mut slots = Vec::with_capacity(req.partitions.len());
+        // Dropped after every partition is appended: fetches wake once.
+        let mut wakes = Vec::with_capacity(req.partitions.len());
+        for p in req.partitions {
+            let mut slot = Slot {
+                topic: p.topic,
+                partition: p.partition,
+                result: Err(PartError::new(ErrorCode::UnknownServerError, "")),
+                wait: None,
+            };
+            let appended = match &request_error {
+                Some(e) => Err(e.clone()),
+                None => {
+                    self.append_partition(&slot.topic, p.partition, p.records, req.acks, req.origin)
+                        .await
+                }
+            };
+            match appended {
+                Ok((appended, epoch, part, wake)) => {
+                    wakes.push(wake);
+                    slot.result = Ok(appended);
+                    if req.acks == -1 {
+                        slot.wait = Some((appended.last_offset + 1, epoch, part));
+                    }
+                }
+                Err(e) => slot.result = Err(e),
+            }
+            slots.push(slot);
+        }
+        drop(wakes);
+        Appending { slots, deadline }
+    }
+
+    async fn append_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Bytes,
+        acks: i32,
+        origin: AppendOrigin,
+    ) -> Result<(Appended, i32, Arc<Partition>, super::partition::Wake), PartError> {
+        if records.is_empty() {
+            return Err(PartError::new(
+                ErrorCode::CorruptMessage,
+                "the request holds no record batch",
+            ));
+        }
+        if origin == AppendOrigin::Client {
+            check_client_batches(&records)?;
+        }
+        let part = self.partition(topic, partition)?;
+        let (info, epoch, wake) = part.append_as_leader(records, acks).await?;
+        let appended = Appended {
+            base_offset: info.first_offset,
+            last_offset: info.last_offset,
+            log_append_time: info.log_append_time,
+            log_start_offset: part.reader().log_start_offset(),
+        };
+        Ok((appended, epoch, part, wake))
+    }
+}
+
+impl Appending {
+    /// The outcome per partition, in the request's order: at once for
+    /// acks 0 and 1, after the ISR has the records (or the leadership
+    /// ends, or the timeout expires) for acks=all. A partition that fails
+    /// its wait has its records in the leader's log, unacknowledged.
+    pub async fn wait(self) -> Vec<PartitionResult<Appended>> {
+        let Self { slots, deadline } = self;
+        let waits = slots.into_iter().map(|slot| async move {
+            let Slot {
+                topic,
+                partition,
+                mut result,
+                wait,
+            } = slot;
+            if let Some((required, epoch, part)) = wait
+                && let Err(e) = part.wait_for_isr(required, epoch, deadline).await
+            {
+                result = Err(e);
+            }
+            PartitionResult {
+                topic,
+                partition,
+                result,
+            }
+        });
+        futures::future::join_all(waits).await
+    }
+}
+
+/// The request-wide refusal, if any.
+fn request_error(req: &AppendRequest) -> Option<PartError> {
+    if !matches!(req.acks, -1..=1) {
+        Some(PartError::new(
+            ErrorCode::InvalidRequiredAcks,
+            format!("acks must be -1 (all), 0 or 1, got {}", req.acks),
+        ))
+    } else if req.timeout_ms < 0 {
+        Some(PartError::new(
+            ErrorCode::InvalidRequest,
+            format!("timeout_ms must not be negative, got {}", req.timeout_ms),
+        ))
+    } else if req.transactional_id.is_some() {
+        Some(PartError::new(
+            ErrorCode::UnsupportedVersion,
+            "transactional produce is not supported yet",
+        ))
+    } else {
+        None
+    }
+}
+
+/// Refuses client batches that carry producer state or are control
+/// batches. Until idempotent and transactional producers exist, such a
+/// batch would be acknowledged and then skipped by every consumer that
+/// honours those fields (a transactional batch with no commit marker is
+/// never visible to read_committed readers). Malformed batches pass here:
+/// the log's validation refuses them with CORRUPT_MESSAGE.
+pub(crate) fn check_client_batches(records: &Bytes) -> Result<(), PartError> {
+    for batch in BatchIter::new(records.clone()) {
+        let Ok(batch) = batch else { return Ok(()) };
+        let what = if batch.is_control() {
+            Some("is a control batch".to_owned())
+        } else if batch.is_transactional() {
+            Some("has the transactional bit set".to_owned())
+        } else if batch.producer_id() != -1
+            || batch.producer_epoch() != -1
+            || batch.base_sequence() != -1
+        {
+            Some(format!(
+                "carries producer id {}, epoch {}, base sequence {}",
+                batch.producer_id(),
+                batch.producer_epoch(),
+                batch.base_sequence()
+            ))
+        } else {
+            None
+        };
+        if let Some(what) = what {
+            return Err(PartError::new(
+                ErrorCode::InvalidRecord,
+                format!(
+                    "the batch at offset delta {} {what}: idempotent and transactional producers are not supported yet (producer id, epoch and base sequence must be -1)",
+                    batch.base_offset()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use strom_log::batch::{Compression, RecordBatchBuilder};
+
+    use super::*;
+
+    fn batch(configure: impl FnOnce(RecordBatchBuilder) -> RecordBatchBuilder) -> Bytes {
+        let mut b = configure(RecordBatchBuilder::new(Compression::None));
+        b.append(1, Some(b"k"), Some(b"v"), &[]);
+        b.build()
+    }
+
+    #[test]
+    fn client_batches_with_producer_state_or_control_bits_are_refused() {
+        let table: Vec<(&str, Bytes, Option<&str>)> = vec![
+            ("plain", batch(|b| b), None),
+            (
+                "producer id",
+                batch(|b| b.producer(7, -1, -1)),
+                Some("producer id 7"),
+            ),
+            (
+                "producer epoch",
+                batch(|b| b.producer(-1, 0, -1)),
+                Some("epoch 0"),
+            ),
+            (
+                "sequence",
+                batch(|b| b.producer(-1, -1, 0)),
+                Some("base sequence 0"),
+            ),
+            (
+                "idempotent",
+                batch(|b| b.producer(1000, 0, 0)),
+                Some("producer id 1000"),
+            ),
+            (
+                "transactional",
+                batch(|b| b.transactional(true)),
+                Some("transactional bit"),
+            ),
+            ("control", batch(|b| b.control(true)), Some("control batch")),
+            // Malformed input is the log's to refuse (CORRUPT_MESSAGE).
+            ("garbage", Bytes::from_static(b"garbage"), None),
+        ];
+        for (name, records, refused) in table {
+            let result = check_client_batches(&records);
+            match refused {
+                None => assert!(result.is_ok(), "{name}: {result:?}"),
+                Some(needle) => {
+                    let e = result.expect_err(name);
+                    assert_eq!(e.code, ErrorCode::InvalidRecord, "{name}");
+                    assert!(e.message.contains(needle), "{name}: {}", e.message);
+                }
+            }
+        }
+        // A refused batch behind a good one refuses the whole partition.
+        let mut two = bytes::BytesMut::new();
+        two.extend_from_slice(&batch(|b| b));
+        two.extend_from_slice(&batch(|b| b.producer(3, 0, 0)));
+        assert!(check_client_batches(&two.freeze()).is_err());
+    }
+}
