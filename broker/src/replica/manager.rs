@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use strom_controller::QuorumClient;
+use strom_controller_client::QuorumClient;
 use strom_log::LogConfig;
 use strom_metadata::{ClusterImage, PartitionState, TopicImage};
 use strom_proto::v1::{ErrorCode, LeaderIdAndEpoch};
