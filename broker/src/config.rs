@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use strom_controller::ConfigError;
+use strom_controller_client::ConfigError;
 
 use crate::replica::ReplicationConfig;
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use strom_controller::QuorumClient;
+use strom_controller_client::QuorumClient;
 use strom_metadata::pb::Endpoint;
 use strom_proto::v1::{
     BrokerHeartbeatRequest, ControlledShutdownRequest, DamagedReplica as DamagedReplicaProto,

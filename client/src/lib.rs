@@ -25,7 +25,8 @@
 //! Records travel as Kafka v2 record batches built and decoded by
 //! `strom-log` ([`Compression`], [`Header`], [`TimestampType`] are its types).
 //!
-//! The `strom` command-line tool lives in `src/bin/strom/`.
+//! The `strom` command-line tool is a separate crate, `strom-cli` (`cli/`),
+//! so this library carries none of its dependencies.
 
 #![warn(missing_docs)]
 

@@ -9,7 +9,8 @@
 //! * `lease`: broker leases (heartbeats are not logged).
 //! * [`raft`]: openraft over RocksDB — log store, state machine, network.
 //! * [`grpc`]: `ControllerService`, one file per RPC, with forwarding to the leader.
-//! * [`quorum_client`]: how brokers reach the active controller.
+//! * [`quorum_client`]: how brokers reach the active controller (from
+//!   `strom-controller-client`, re-exported).
 //! * [`error`]: the crate's error and its gRPC mapping.
 
 // openraft's StorageError and RaftError are large by design; boxing them at
@@ -22,12 +23,11 @@ mod duties;
 pub mod error;
 pub mod grpc;
 mod lease;
-pub mod quorum_client;
 pub mod raft;
 
 pub use config::{ConfigError, ControllerConfig, parse_voters};
 pub use controller::{Controller, StartError};
 pub use error::ControllerError;
 pub use grpc::ControllerGrpc;
-pub use quorum_client::QuorumClient;
 pub use raft::service::RaftServiceImpl;
+pub use strom_controller_client::{QuorumClient, quorum_client};

@@ -1,8 +1,8 @@
 //! The HTTP admin endpoint (`--admin-listen`): `/healthz`, `/readyz` and
-//! `/metrics` in the Prometheus text format (rendered by `metrics.rs`).
+//! `/metrics` in the Prometheus text format (rendered by `metrics.rs`), all
+//! answered from the node's [`NodeView`].
 
 use std::convert::Infallible;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -10,102 +10,77 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use strom_broker::grpc::traffic::Traffic;
-use strom_broker::{BrokerStatus, MetadataCache};
-use strom_controller::Controller;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::rpc::RpcMetrics;
+use crate::view::NodeView;
 
-/// What the admin endpoint reads of a broker.
-#[derive(Clone)]
-pub(crate) struct BrokerState {
-    pub(crate) cache: MetadataCache,
-    pub(crate) status: watch::Receiver<BrokerStatus>,
-    pub(crate) traffic: Arc<Traffic>,
-}
-
-/// What the admin endpoint reads.
-#[derive(Clone)]
-pub(crate) struct AdminState {
-    pub(crate) controller: Option<Controller>,
-    pub(crate) broker: Option<BrokerState>,
-    pub(crate) node_id: i32,
-    pub(crate) data_dir: PathBuf,
-    pub(crate) rpc: Arc<RpcMetrics>,
-}
-
-impl AdminState {
-    /// Whether the node should receive traffic, and why not.
-    fn ready(&self) -> Result<(), String> {
-        if let Some(broker) = &self.broker {
-            let s = broker.status.borrow().clone();
-            if s.shutting_down {
-                return Err("broker is shutting down".into());
-            }
-            if s.fenced || !s.caught_up {
-                return Err("broker is not yet registered, unfenced and caught up".into());
-            }
+/// Whether the node should receive traffic, and why not.
+fn ready(node: &NodeView) -> Result<(), String> {
+    if let Some(broker) = &node.broker {
+        let s = broker.status.borrow().clone();
+        if s.shutting_down {
+            return Err("broker is shutting down".into());
         }
-        if let Some(ctl) = &self.controller
-            && ctl.leader().is_none()
-        {
-            return Err("controller quorum has no leader".into());
+        if s.fenced || !s.caught_up {
+            return Err("broker is not yet registered, unfenced and caught up".into());
         }
-        Ok(())
     }
+    if let Some(ctl) = &node.controller
+        && ctl.leader().is_none()
+    {
+        return Err("controller quorum has no leader".into());
+    }
+    Ok(())
+}
 
-    async fn respond(self: Arc<Self>, method: String, path: String) -> Response<Full<Bytes>> {
-        let (status, content_type, body) = match (method.as_str(), path.as_str()) {
-            ("GET", "/healthz") => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
-            ("GET", "/readyz") => match self.ready() {
-                Ok(()) => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
-                Err(why) => (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "text/plain",
-                    format!("not ready: {why}\n"),
-                ),
-            },
-            ("GET", "/metrics") => {
-                // Reads the log directories: off the async workers.
-                let state = self.clone();
-                match tokio::task::spawn_blocking(move || crate::metrics::render(&state)).await {
-                    Ok(text) => (
-                        StatusCode::OK,
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        text,
-                    ),
-                    Err(e) => (
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "text/plain",
-                        format!("metrics failed: {e}\n"),
-                    ),
-                }
-            }
-            _ => (
-                StatusCode::NOT_FOUND,
+async fn respond(node: Arc<NodeView>, method: String, path: String) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = match (method.as_str(), path.as_str()) {
+        ("GET", "/healthz") => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
+        ("GET", "/readyz") => match ready(&node) {
+            Ok(()) => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
+            Err(why) => (
+                StatusCode::SERVICE_UNAVAILABLE,
                 "text/plain",
-                "not found: try /healthz, /readyz or /metrics\n".to_owned(),
+                format!("not ready: {why}\n"),
             ),
-        };
-        let mut resp = Response::new(Full::new(Bytes::from(body)));
-        *resp.status_mut() = status;
-        if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
-            resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+        },
+        ("GET", "/metrics") => {
+            // Reads the log directories: off the async workers.
+            match tokio::task::spawn_blocking(move || crate::metrics::render(&node)).await {
+                Ok(text) => (
+                    StatusCode::OK,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    text,
+                ),
+                Err(e) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "text/plain",
+                    format!("metrics failed: {e}\n"),
+                ),
+            }
         }
-        resp
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found: try /healthz, /readyz or /metrics\n".to_owned(),
+        ),
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
+        resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
     }
+    resp
 }
 
 /// Serves the admin endpoint until `shutdown`.
 pub(crate) async fn serve(
     listener: TcpListener,
-    state: AdminState,
+    node: NodeView,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let state = Arc::new(state);
+    let node = Arc::new(node);
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -117,12 +92,12 @@ pub(crate) async fn serve(
             },
             _ = shutdown.cancelled() => return Ok(()),
         };
-        let state = state.clone();
+        let node = node.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let state = state.clone();
+                let node = node.clone();
                 let (method, path) = (req.method().to_string(), req.uri().path().to_owned());
-                async move { Ok::<_, Infallible>(state.respond(method, path).await) }
+                async move { Ok::<_, Infallible>(respond(node, method, path).await) }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)

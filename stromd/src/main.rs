@@ -2,8 +2,12 @@
 //!
 //! * `config`: flags, `STROM_*` environment and TOML, validated.
 //! * `node`: starts the parts, serves gRPC, handles signals.
+//! * `view`: what the admin endpoint reads of the node (controller, broker
+//!   standing and counters, data directory, RPC metrics).
 //! * `admin`: the HTTP admin endpoint (`/healthz`, `/readyz`, `/metrics`).
 //! * `metrics`: the Prometheus exposition `/metrics` serves.
+//!
+//! `admin` uses `metrics`, both read `view`: dependencies point one way.
 //! * `rpc`: the tower layer on the gRPC servers (a span and a duration
 //!   histogram per request).
 
@@ -12,6 +16,7 @@ mod config;
 mod metrics;
 mod node;
 mod rpc;
+mod view;
 
 use std::process::ExitCode;
 

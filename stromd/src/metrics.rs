@@ -20,7 +20,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::admin::AdminState;
+use crate::view::{BrokerView, NodeView};
 
 /// At most this many `strom_log_size_bytes{topic,partition}` series per
 /// node: every hosted partition while there are no more, else the largest.
@@ -173,7 +173,7 @@ fn controller_metrics(r: &mut Registry, ctl: &strom_controller::Controller) {
     );
 }
 
-fn broker_metrics(r: &mut Registry, state: &AdminState, broker: &crate::admin::BrokerState) {
+fn broker_metrics(r: &mut Registry, state: &NodeView, broker: &BrokerView) {
     let s = broker.status.borrow().clone();
     gauge(
         r,
@@ -331,7 +331,7 @@ fn broker_metrics(r: &mut Registry, state: &AdminState, broker: &crate::admin::B
 
 /// The exposition of every metric of the node (reads the disk: call it off
 /// the async workers).
-pub(crate) fn render(state: &AdminState) -> String {
+pub(crate) fn render(state: &NodeView) -> String {
     let mut r = Registry::with_prefix("strom");
     let build: Family<Labels, Gauge> = Family::default();
     build

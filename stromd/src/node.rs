@@ -320,7 +320,7 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
                 .max_encoding_message_size(MAX_MESSAGE);
         let max_request = config.broker.socket_request_max_bytes;
         let broker_service = BrokerServiceImpl::new(replicas, servers.clone());
-        admin_broker = Some(crate::admin::BrokerState {
+        admin_broker = Some(crate::view::BrokerView {
             cache: cache.clone(),
             status: lifecycle.status(),
             traffic: broker_service.traffic(),
@@ -354,7 +354,7 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
         None
     };
 
-    let admin = crate::admin::AdminState {
+    let admin = crate::view::NodeView {
         controller: controller.clone(),
         broker: admin_broker,
         node_id: config.node_id,

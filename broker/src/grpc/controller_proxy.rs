@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
-use strom_controller::QuorumClient;
+use strom_controller_client::QuorumClient;
 use strom_proto::v1::controller_service_server::ControllerService;
 use strom_proto::v1::*;
 use tonic::{Request, Response, Status};

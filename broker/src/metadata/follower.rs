@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use strom_controller::QuorumClient;
+use strom_controller_client::QuorumClient;
 use strom_proto::v1::WatchMetadataRequest;
 use strom_proto::v1::watch_metadata_response::Event;
 use tokio_util::sync::CancellationToken;

@@ -198,8 +198,8 @@ impl SessionTask {
                 .ok()?
                 .connect_timeout(Duration::from_millis(500))
                 .tcp_nodelay(true)
-                .http2_keep_alive_interval(strom_controller::quorum_client::KEEP_ALIVE_INTERVAL)
-                .keep_alive_timeout(strom_controller::quorum_client::KEEP_ALIVE_TIMEOUT)
+                .http2_keep_alive_interval(strom_controller_client::KEEP_ALIVE_INTERVAL)
+                .keep_alive_timeout(strom_controller_client::KEEP_ALIVE_TIMEOUT)
                 .keep_alive_while_idle(true)
                 .initial_stream_window_size(8 << 20)
                 .initial_connection_window_size(32 << 20);

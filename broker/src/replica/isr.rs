@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use strom_controller::QuorumClient;
+use strom_controller_client::QuorumClient;
 use strom_proto::v1::{AlterPartitionRequest, ErrorCode};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;

@@ -20,7 +20,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use strom_controller::QuorumClient;
+use strom_controller_client::QuorumClient;
 use strom_log::LogConfig;
 use strom_metadata::ClusterImage;
 use strom_proto::v1::{ErrorCode, LeaderIdAndEpoch};

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use strom_controller::QuorumClient;
+use strom_controller_client::QuorumClient;
 use strom_log::batch::{Compression, RecordBatchBuilder};
 use strom_metadata::PartitionState;
 use strom_metadata::pb::metadata_record::Record;

@@ -1,0 +1,32 @@
+//! What the HTTP admin endpoint reads of the node: handles on the
+//! controller, the broker's standing and counters, the data directory and
+//! the per-RPC metrics. `admin.rs` answers `/readyz` from it and `metrics.rs`
+//! renders `/metrics` from it; neither depends on the other.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use strom_broker::grpc::traffic::Traffic;
+use strom_broker::{BrokerStatus, MetadataCache};
+use strom_controller::Controller;
+use tokio::sync::watch;
+
+use crate::rpc::RpcMetrics;
+
+/// What the admin endpoint reads of a broker.
+#[derive(Clone)]
+pub(crate) struct BrokerView {
+    pub(crate) cache: MetadataCache,
+    pub(crate) status: watch::Receiver<BrokerStatus>,
+    pub(crate) traffic: Arc<Traffic>,
+}
+
+/// What the admin endpoint reads of the node.
+#[derive(Clone)]
+pub(crate) struct NodeView {
+    pub(crate) controller: Option<Controller>,
+    pub(crate) broker: Option<BrokerView>,
+    pub(crate) node_id: i32,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) rpc: Arc<RpcMetrics>,
+}
