@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,7 +13,7 @@ use strom_client::{
     Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, Properties, TopicPartition,
 };
 use strom_integration_tests::data::{Addrs, partition_state_any, wait_leader_serving};
-use strom_integration_tests::{Cluster, ClusterOptions, binary};
+use strom_integration_tests::{Cluster, ClusterOptions, binary, wait_until};
 
 fn fast_options() -> ClusterOptions {
     ClusterOptions::default()
@@ -87,11 +89,14 @@ async fn producer_survives_controlled_shutdown_of_a_leader_without_errors_or_los
     config.set("linger.ms", "2").expect("linger");
     let producer = Producer::connect(config).await.expect("producer");
 
+    let queued = Arc::new(AtomicU32::new(0));
     let sender = {
         let producer = producer.clone();
+        let queued = queued.clone();
         tokio::spawn(async move {
             let mut deliveries = Vec::new();
             for i in 0..3000u32 {
+                queued.store(i, Ordering::Relaxed);
                 let value = Bytes::from(format!("cs-{i}"));
                 let record = ProducerRecord::new("cs")
                     .key(format!("k{i}"))
@@ -112,7 +117,12 @@ async fn producer_survives_controlled_shutdown_of_a_leader_without_errors_or_los
             (acked, errors)
         })
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The shutdown lands mid-stream: a third of the records queued.
+    let midway = wait_until(Duration::from_secs(30), || async {
+        queued.load(Ordering::Relaxed) >= 1000
+    })
+    .await;
+    assert!(midway, "the producer queued 1000 records");
     let addrs = Addrs::of(&cluster);
     let (leader, _, _) = partition_state_any(&addrs, "cs", 0).await.expect("state");
     let status = cluster.terminate(leader, Duration::from_secs(30));

@@ -3,8 +3,13 @@
 //! `deploy/compose/docker-compose.yml`, and the faults an operator meets —
 //! the partition leader's container killed, a node cut off the network and
 //! reconnected, a node restarted — with every acknowledged record checked at
-//! the end. Skipped (with a message) when no Docker engine or docker-compose
-//! is available.
+//! the end.
+//!
+//! Needs a Docker engine and docker-compose (or `docker compose`): the test
+//! sits in module `needs_docker`, which `scripts/test` skips by name
+//! (`--skip needs_docker::`, reported as skipped with the reason) where
+//! `docker info` or both compose commands fail. Run elsewhere without them,
+//! it fails with the reason rather than passing without running.
 //!
 //! Bounded in time: every command has a timeout and a watchdog tears the
 //! project down and aborts if the whole test runs too long. The project
@@ -501,24 +506,31 @@ fn other_than(ids: &[i64]) -> i64 {
         .expect("a node not excluded")
 }
 
-#[test]
-fn compose_cluster_survives_leader_kill_network_partition_and_restart() {
-    if !run(
+/// Tests that need a Docker engine: runners leave this module out by name
+/// where there is none.
+mod needs_docker {
+    #[test]
+    fn compose_cluster_survives_leader_kill_network_partition_and_restart() {
+        super::compose_end_to_end();
+    }
+}
+
+fn compose_end_to_end() {
+    let info = run(
         Command::new("docker").arg("info"),
         None,
         Duration::from_secs(20),
-    )
-    .ok
-    {
-        eprintln!("SKIPPED compose end-to-end test: no Docker engine (`docker info` failed)");
-        return;
-    }
-    let Some(compose) = compose_command() else {
-        eprintln!(
-            "SKIPPED compose end-to-end test: neither docker-compose nor `docker compose` works"
-        );
-        return;
-    };
+    );
+    assert!(
+        info.ok,
+        "this test needs a Docker engine, and `docker info` failed: {}\n\
+         (scripts/test skips needs_docker:: tests where that is so)",
+        info.stderr.trim()
+    );
+    let compose = compose_command().expect(
+        "this test needs docker-compose or `docker compose`, and neither works \
+         (scripts/test skips needs_docker:: tests where that is so)",
+    );
     let started = Instant::now();
     reap_stale_projects(&compose);
 

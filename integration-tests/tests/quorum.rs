@@ -275,10 +275,38 @@ async fn raft_requests_from_another_quorum_or_for_another_node_are_refused() {
         let e = strom_proto::StromError::from_status(&refused);
         assert_eq!(e.code, ErrorCode::InconsistentClusterId, "{what}: {e}");
     }
-    // Nothing moved: same leader, same term, and the quorum still commits.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = cluster
-        .describe()
+    // Nothing moved: the quorum still commits, and once the target has
+    // applied that commit (so the leader has exchanged AppendEntries with
+    // it since the votes) the leader and term are the same.
+    let created = cluster
+        .create_topic(target, "after-foreign-vote", 1, 3, &[])
+        .await
+        .expect("create topic");
+    assert_eq!(created.error_code, ErrorCode::None as i32, "{created:?}");
+    let describe = |id: i32| {
+        let mut c = cluster.controller_client(id);
+        async move {
+            let mut req = tonic::Request::new(strom_proto::v1::DescribeClusterRequest {});
+            req.set_timeout(Duration::from_secs(3));
+            c.describe_cluster(req).await.ok().map(|r| r.into_inner())
+        }
+    };
+    let committed = describe(before.leader_id)
+        .await
+        .expect("the leader answers")
+        .metadata_offset;
+    let applied = wait_until(Duration::from_secs(10), || async {
+        describe(target)
+            .await
+            .is_some_and(|d| d.metadata_offset >= committed)
+    })
+    .await;
+    assert!(
+        applied,
+        "node {target} never applied offset {committed}\n{}",
+        cluster.dump_logs()
+    );
+    let after = describe(before.leader_id)
         .await
         .and_then(|d| d.controller)
         .expect("controller section");
@@ -288,9 +316,4 @@ async fn raft_requests_from_another_quorum_or_for_another_node_are_refused() {
         "leadership or term moved\n{}",
         cluster.dump_logs()
     );
-    let created = cluster
-        .create_topic(target, "after-foreign-vote", 1, 3, &[])
-        .await
-        .expect("create topic");
-    assert_eq!(created.error_code, ErrorCode::None as i32, "{created:?}");
 }

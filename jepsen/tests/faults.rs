@@ -5,8 +5,16 @@
 //! Seeds are random unless `STROM_JEPSEN_SEED` is set; every failure
 //! prints its seed, the run directory (history, report, node logs) and the
 //! `jepsen` command that reproduces it. Runs that pass delete their
-//! directory. Scenarios needing root, nftables or cgroup2 are skipped, with
-//! the reason printed, where those are missing.
+//! directory.
+//!
+//! Scenarios that need more than a Linux machine sit in modules named after
+//! what they need, so a test runner can leave them out by name:
+//! `needs_firewall::` (root, `nft` and the cgroup2 hierarchy: network
+//! partitions) and `needs_root::` (mounting a tmpfs). `scripts/test` probes
+//! the machine and skips (`--skip needs_firewall::`) what it cannot run,
+//! saying why; nextest counts them as skipped. Run on a machine without
+//! them otherwise, such a scenario fails with the reason: it never passes
+//! without running.
 
 use strom_jepsen::checker::AnomalyKind;
 use strom_jepsen::nemesis::Fault;
@@ -23,24 +31,24 @@ fn seed() -> u64 {
         .unwrap_or_else(rand::random)
 }
 
+/// Fails the test when `config` cannot run on this machine: a scenario that
+/// cannot run must not pass. `scripts/test` leaves such tests out (by their
+/// `needs_*` module) before they start.
+fn require(label: &str, config: &RunConfig) {
+    if let Some(why) = config.unavailable() {
+        panic!(
+            "{label} cannot run on this machine: {why}; scripts/test skips the needs_* tests \
+             whose requirement is missing (or pass `-- --skip needs_`)"
+        );
+    }
+}
+
 async fn scenario(label: &str, faults: &[Fault]) {
     let _serial = SERIAL.lock().await;
     let seed = seed();
     let dir = runner::run_dir(&runner::default_base_dir(), label, seed);
-    let mut config = RunConfig::fast(faults.to_vec(), seed, dir);
-    if faults.len() > 1 {
-        // The mix runs what it can here.
-        for f in faults {
-            if let Some(why) = runner::unavailable(*f) {
-                eprintln!("{label}: without {f}: {why}");
-            }
-        }
-        config = config.without_unavailable();
-    }
-    if let Some(why) = config.unavailable() {
-        eprintln!("skipped {label}: {why}");
-        return;
-    }
+    let config = RunConfig::fast(faults.to_vec(), seed, dir);
+    require(label, &config);
     eprintln!(
         "{label}: seed {seed}, run directory {}",
         config.dir.display()
@@ -74,21 +82,6 @@ async fn zombie_leader_paused_past_its_session_loses_no_acked_write() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn leader_cut_off_from_its_peers_loses_no_acked_write() {
-    scenario("partition-leader", &[Fault::PartitionLeader]).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn leader_cut_off_from_replication_only_loses_no_acked_write() {
-    scenario("partition-leader-data", &[Fault::PartitionLeaderData]).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn controller_quorum_split_loses_no_acked_write() {
-    scenario("partition-quorum", &[Fault::PartitionQuorum]).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn back_to_back_leader_failovers_lose_no_acked_write() {
     scenario("b2b-failover", &[Fault::B2bFailover]).await;
 }
@@ -103,49 +96,73 @@ async fn flipped_byte_in_a_follower_segment_loses_no_acked_write() {
     scenario("bitflip", &[Fault::Bitflip]).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn full_disk_on_one_node_loses_no_acked_write_and_recovers_once_freed() {
-    scenario("disk-full", &[Fault::DiskFull]).await;
-}
+/// Scenarios that mount a tmpfs.
+mod needs_root {
+    use super::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mixed_faults_lose_no_acked_write() {
-    let faults: Vec<Fault> = Fault::ALL
-        .into_iter()
-        .filter(|f| f.min_nodes() <= 3)
-        .collect();
-    scenario("mixed", &faults).await;
-}
-
-/// The negative control: with acks=1 a leader cut off from its followers
-/// keeps acknowledging writes only it has, which the new leader's log
-/// replaces. The suite must report them, or it could not be trusted to
-/// report anything.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acks_1_writes_of_an_isolated_leader_are_lost_and_the_checker_reports_them() {
-    let _serial = SERIAL.lock().await;
-    let seed = seed();
-    let label = "negative-control";
-    let dir = runner::run_dir(&runner::default_base_dir(), label, seed);
-    let mut config = RunConfig::fast(vec![Fault::PartitionLeader], seed, dir);
-    config.acks = 1;
-    config.duration = std::time::Duration::from_secs(8);
-    if let Some(why) = config.unavailable() {
-        eprintln!("skipped {label}: {why}");
-        return;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn full_disk_on_one_node_loses_no_acked_write_and_recovers_once_freed() {
+        scenario("disk-full", &[Fault::DiskFull]).await;
     }
-    let outcome = runner::run(&config)
-        .await
-        .unwrap_or_else(|e| panic!("{label}: the run could not be set up (seed {seed}): {e:#}"));
-    let summary = outcome.summary(&config);
-    let lost = [
-        AnomalyKind::LostWrite,
-        AnomalyKind::Unseen,
-        AnomalyKind::InconsistentOffsets,
-    ];
-    assert!(
-        outcome.report.kinds().iter().any(|k| lost.contains(k)),
-        "{label}: acks=1 writes to an isolated leader went unreported: {summary}"
-    );
-    let _ = std::fs::remove_dir_all(&config.dir);
+}
+
+/// Scenarios that partition the network (root, `nft`, cgroup2); the mix
+/// also fills a tmpfs, which root allows.
+mod needs_firewall {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn leader_cut_off_from_its_peers_loses_no_acked_write() {
+        scenario("partition-leader", &[Fault::PartitionLeader]).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn leader_cut_off_from_replication_only_loses_no_acked_write() {
+        scenario("partition-leader-data", &[Fault::PartitionLeaderData]).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn controller_quorum_split_loses_no_acked_write() {
+        scenario("partition-quorum", &[Fault::PartitionQuorum]).await;
+    }
+
+    /// Every fault that runs on 3 nodes, none left out.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mixed_faults_lose_no_acked_write() {
+        let faults: Vec<Fault> = Fault::ALL
+            .into_iter()
+            .filter(|f| f.min_nodes() <= 3)
+            .collect();
+        scenario("mixed", &faults).await;
+    }
+
+    /// The negative control: with acks=1 a leader cut off from its followers
+    /// keeps acknowledging writes only it has, which the new leader's log
+    /// replaces. The suite must report them, or it could not be trusted to
+    /// report anything.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn acks_1_writes_of_an_isolated_leader_are_lost_and_the_checker_reports_them() {
+        let _serial = SERIAL.lock().await;
+        let seed = seed();
+        let label = "negative-control";
+        let dir = runner::run_dir(&runner::default_base_dir(), label, seed);
+        let mut config = RunConfig::fast(vec![Fault::PartitionLeader], seed, dir);
+        config.acks = 1;
+        config.duration = std::time::Duration::from_secs(8);
+        require(label, &config);
+        let outcome = runner::run(&config).await.unwrap_or_else(|e| {
+            panic!("{label}: the run could not be set up (seed {seed}): {e:#}")
+        });
+        let summary = outcome.summary(&config);
+        let lost = [
+            AnomalyKind::LostWrite,
+            AnomalyKind::Unseen,
+            AnomalyKind::InconsistentOffsets,
+        ];
+        assert!(
+            outcome.report.kinds().iter().any(|k| lost.contains(k)),
+            "{label}: acks=1 writes to an isolated leader went unreported: {summary}"
+        );
+        let _ = std::fs::remove_dir_all(&config.dir);
+    }
 }

@@ -32,6 +32,16 @@ async fn wait_whole_isr(cluster: &Cluster, addrs: &Addrs, topic: &str) {
     assert!(whole, "no full ISR\n{}", cluster.dump_logs());
 }
 
+/// The incarnation id node `id` registered with.
+async fn incarnation(cluster: &Cluster, id: i32) -> String {
+    let d = cluster.describe().await.expect("describe");
+    d.brokers
+        .into_iter()
+        .find(|b| b.id == id)
+        .map(|b| b.incarnation_id)
+        .expect("the broker is registered")
+}
+
 /// Produces values `v<i>` for `range` to `topic`-0 one by one with acks=all,
 /// each retried until acknowledged; returns (value, offset) per record.
 async fn produce_acked(
@@ -92,20 +102,25 @@ async fn restarted_broker_outlasts_a_controller_failover_that_rearms_its_old_lea
         .await;
         cluster.start_node(active);
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(
-        cluster.running().contains(&broker),
-        "node {broker} exited while registering\n{}",
-        cluster.dump_logs()
-    );
-    let ready = wait_until(Duration::from_secs(30), || async {
-        cluster.describe().await.is_some_and(|d| {
+    // Until it has registered, it must keep running (before the fix it
+    // gave up after 1.5 session timeouts of refusals and exited).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let ready = loop {
+        assert!(
+            cluster.running().contains(&broker),
+            "node {broker} exited while registering\n{}",
+            cluster.dump_logs()
+        );
+        let unfenced = cluster.describe().await.is_some_and(|d| {
             d.brokers
                 .iter()
-                .any(|b| b.id == broker && b.state == strom_proto::v1::BrokerState::Unfenced as i32)
-        })
-    })
-    .await;
+                .any(|b| b.id == broker && b.state == BrokerState::Unfenced as i32)
+        });
+        if unfenced || std::time::Instant::now() > deadline {
+            break unfenced;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(
         ready,
         "node {broker} never registered\n{}",
@@ -130,6 +145,7 @@ async fn leader_back_from_a_power_cut_before_its_fencing_loses_no_acked_write() 
     wait_whole_isr(&cluster, &addrs, "cut").await;
     let acked = produce_acked(&addrs, "cut", 0..300).await;
     let (leader, epoch, _) = partition_state_any(&addrs, "cut", 0).await.expect("state");
+    let incarnation = incarnation(&cluster, leader).await;
     cluster.kill(leader);
     let segment =
         storage::active_segment(&cluster.node(leader).data_dir, "cut", 0).expect("a segment");
@@ -143,7 +159,25 @@ async fn leader_back_from_a_power_cut_before_its_fencing_loses_no_acked_write() 
     // Back before the session timeout: the controller still names it
     // leader at the same epoch.
     cluster.start_node(leader);
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // The damage, if any, is done by the time the node has registered
+    // again (it led at its old epoch before registering) and every replica
+    // is back in the ISR, caught up with whoever leads.
+    let registered = wait_until(Duration::from_secs(30), || async {
+        cluster.describe().await.is_some_and(|d| {
+            d.brokers.iter().any(|b| {
+                b.id == leader
+                    && b.incarnation_id != incarnation
+                    && b.state == BrokerState::Unfenced as i32
+            })
+        })
+    })
+    .await;
+    assert!(
+        registered,
+        "node {leader} never registered again\n{}",
+        cluster.dump_logs()
+    );
+    wait_whole_isr(&cluster, &addrs, "cut").await;
     let (_, log) = read_from_leader(&cluster, "cut", 0, Duration::from_secs(20)).await;
     let problems = check_acked(&acked, &log);
     assert!(
@@ -248,10 +282,17 @@ async fn last_isr_member_back_with_a_damaged_log_does_not_lead() {
     };
     let back = wait_until(Duration::from_secs(30), || unfenced(last)).await;
     assert!(back, "node {last} never unfenced\n{}", cluster.dump_logs());
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Its registration names the damaged replica; the controller then
+    // moves the eligible replica into the ISR in its place.
+    let replaced = wait_until(Duration::from_secs(10), || async {
+        state()
+            .await
+            .is_some_and(|(_, isr, elr)| isr == vec![eligible] && elr.is_empty())
+    })
+    .await;
     let (leader, isr, elr) = state().await.expect("node 1 answers");
     assert!(
-        leader != last && isr == vec![eligible] && elr.is_empty(),
+        replaced && leader != last && isr == vec![eligible] && elr.is_empty(),
         "node {last} lost acknowledged records but is leader {leader}, isr {isr:?}, elr {elr:?}; \
          the eligible replica {eligible} must take its place\n{}",
         cluster.dump_logs()

@@ -74,12 +74,17 @@ pub fn unavailable() -> Option<String> {
     if !is_root() {
         return Some("network partitions need root (nftables and cgroups)".into());
     }
-    if Command::new("nft")
-        .arg("--version")
-        .output()
-        .map_or(true, |o| !o.status.success())
-    {
-        return Some("network partitions need nft (apt-get install nftables)".into());
+    // Listing tables, not just `--version`: it also needs the kernel's
+    // nf_tables.
+    match Command::new("nft").args(["list", "tables"]).output() {
+        Err(_) => return Some("network partitions need nft (apt-get install nftables)".into()),
+        Ok(o) if !o.status.success() => {
+            return Some(format!(
+                "network partitions need nftables, and `nft list tables` failed: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            ));
+        }
+        Ok(_) => {}
     }
     match cgroup2_mount() {
         Ok(m) if m.starts_with("/sys/fs/cgroup") => None,
