@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use strom_integration_tests::{Cluster, ClusterOptions, binary, wait_until};
+use strom_integration_tests::{Cluster, ClusterOptions, binary};
 use strom_proto::StromError;
 use strom_proto::v1::*;
 
@@ -146,12 +146,8 @@ async fn bad_admin_requests_get_typed_errors_and_change_nothing() {
         .await
         .expect("request accepted")
         .into_inner();
-    // One result per requested topic, in order. The controller's handler
-    // (controller/src/grpc/create_topics.rs) creates the first copy and
-    // refuses each later one with INVALID_REQUEST. Kafka refuses every copy
-    // and creates none (its KRaft controller answers one INVALID_REQUEST
-    // per duplicated name), as `strom_metadata::create_topics` decides,
-    // which the handler does not use.
+    // One result per requested topic, in order: as Kafka, every copy of a
+    // duplicated name is refused with INVALID_REQUEST and none is created.
     let outcome: Vec<(&str, i32, &str)> = r
         .topics
         .iter()
@@ -160,7 +156,11 @@ async fn bad_admin_requests_get_typed_errors_and_change_nothing() {
     assert_eq!(
         outcome,
         vec![
-            ("dup", ErrorCode::None as i32, ""),
+            (
+                "dup",
+                ErrorCode::InvalidRequest as i32,
+                "topic 'dup' appears more than once in the request"
+            ),
             (
                 "dup",
                 ErrorCode::InvalidRequest as i32,
@@ -169,10 +169,9 @@ async fn bad_admin_requests_get_typed_errors_and_change_nothing() {
         ],
         "{r:?}"
     );
-    assert_eq!(r.topics[0].topic_id.len(), 16, "{r:?}");
-    assert!(r.topics[1].topic_id.is_empty(), "{r:?}");
+    assert!(r.topics.iter().all(|t| t.topic_id.is_empty()), "{r:?}");
     let with_dup = settled_offset(&cluster).await;
-    assert_eq!(with_dup, before + 1, "creating dup is one metadata commit");
+    assert_eq!(with_dup, before, "a refused duplicate commits nothing");
 
     // Partition count only grows.
     let r = c
@@ -267,14 +266,13 @@ async fn bad_admin_requests_get_typed_errors_and_change_nothing() {
     assert_eq!(after, with_dup, "bad input changed the metadata");
     let m = cluster.metadata(1, &["exists"]).await.expect("metadata");
     assert_eq!(m.topics[0].partitions.len(), 3);
-    // Node 1's broker follows the metadata log on its own.
-    let dup_served = wait_until(Duration::from_secs(10), || async {
-        cluster.metadata(1, &["dup"]).await.is_ok_and(|m| {
-            m.topics[0].error_code == ErrorCode::None as i32 && m.topics[0].partitions.len() == 1
-        })
-    })
-    .await;
-    assert!(dup_served, "{:?}", cluster.metadata(1, &["dup"]).await);
+    // Node 1's broker follows the metadata log on its own: no "dup".
+    let m = cluster.metadata(1, &["dup"]).await.expect("metadata");
+    assert_eq!(
+        m.topics[0].error_code,
+        ErrorCode::UnknownTopicOrPartition as i32,
+        "{m:?}"
+    );
 }
 
 fn stromd_error(args: &[&str]) -> (i32, String) {

@@ -185,8 +185,18 @@ impl Env {
         if let Some((node, t)) = &self.tmpfs
             && std::mem::take(&mut self.disk_filled)
         {
+            let node = *node;
             t.drain()?;
             done.push(format!("freed the disk of node {node}"));
+            // A broker whose log directory failed keeps it offline (and
+            // stays fenced) until it restarts, as in Kafka: the operator's
+            // step after fixing the disk.
+            if self.cluster_mut().running().contains(&node) {
+                self.cluster_mut().restart(node);
+                done.push(format!(
+                    "restarted node {node} (its log directory may have gone offline)"
+                ));
+            }
         }
         let running: BTreeSet<i32> = self.cluster_mut().running().into_iter().collect();
         let mut crashed = Vec::new();

@@ -337,3 +337,94 @@ async fn last_isr_member_back_with_a_damaged_log_does_not_lead() {
         );
     }
 }
+
+/// Tests that mount a tmpfs (root).
+mod needs_root {
+    use strom_jepsen::env::{Env, EnvOptions};
+
+    use super::*;
+
+    /// Finding 4, found by `jepsen --seed 5 --faults disk-full`: a leader
+    /// whose disk was full kept its partitions and answered every produce
+    /// with KAFKA_STORAGE_ERROR until the disk was freed. Fixed as Kafka's
+    /// KIP-112: the write error takes the log directory offline, the
+    /// broker's next heartbeat reports it, and the controller fences the
+    /// broker, so its leaderships move to the other ISR members at once.
+    /// The directory stays offline until the broker restarts.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn leader_on_a_full_disk_hands_its_leadership_over() {
+        assert!(
+            strom_jepsen::nemesis::net::is_root(),
+            "mounting a tmpfs needs root (scripts/test skips needs_root:: tests otherwise)"
+        );
+        let full = 1;
+        let mut env = Env::start(&EnvOptions {
+            nodes: 3,
+            settings: vec![
+                ("broker.session.timeout.ms".into(), "3000".into()),
+                ("broker.heartbeat.interval.ms".into(), "500".into()),
+                ("auto.leader.rebalance.enable".into(), "false".into()),
+            ],
+            firewall: false,
+            tmpfs: Some((full, 64 << 20)),
+        })
+        .await
+        .expect("environment");
+        let addrs = env.addrs();
+        let topic = "full-disk";
+        env.cluster()
+            .create_topic_assigned(2, topic, &[&[full, 2, 3]], &[("min.insync.replicas", "2")])
+            .await
+            .expect("create topic");
+        wait_whole_isr(env.cluster(), &addrs, topic).await;
+        let mut acked = produce_acked(&addrs, topic, 0..20).await;
+        let (leader, epoch, _) = partition_state_any(&addrs, topic, 0).await.expect("state");
+        assert_eq!(leader, full);
+
+        env.fill_disk().expect("fill the disk");
+        // Records big enough that the full leader's next append needs a
+        // page it cannot get.
+        for i in 20..60 {
+            let v = Bytes::from(format!("v{i:05}-{}", "x".repeat(8192)));
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            match produce_retrying(&addrs, topic, 0, batch(std::slice::from_ref(&v)), deadline)
+                .await
+            {
+                Outcome::Acked(o) => acked.push((v, o)),
+                o => panic!(
+                    "record {i} not acknowledged with node {full}'s disk full: {o:?}\n{}",
+                    env.cluster().dump_logs()
+                ),
+            }
+        }
+        let (leader, new_epoch, isr) = partition_state_any(&addrs, topic, 0).await.expect("state");
+        assert!(
+            leader != full && new_epoch > epoch && !isr.contains(&full),
+            "leader {leader} epoch {new_epoch} isr {isr:?}: node {full} still leads or is in the ISR\n{}",
+            env.cluster().dump_logs()
+        );
+        let logs = env.cluster().node(full).logs();
+        assert!(
+            logs.contains("log directory offline"),
+            "node {full} never took its log directory offline"
+        );
+        let fenced = env.cluster().describe().await.is_some_and(|d| {
+            d.brokers
+                .iter()
+                .any(|b| b.id == full && b.state == BrokerState::Fenced as i32)
+        });
+        assert!(fenced, "node {full} is not fenced");
+
+        // Freeing the disk and restarting the broker brings it back.
+        let (done, _) = env.heal().expect("heal");
+        assert!(
+            done.iter()
+                .any(|d| d.contains(&format!("restarted node {full}"))),
+            "{done:?}"
+        );
+        wait_whole_isr(env.cluster(), &addrs, topic).await;
+        let (_, log) = read_from_leader(env.cluster(), topic, 0, Duration::from_secs(20)).await;
+        let problems = check_acked(&acked, &log);
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+}

@@ -1,7 +1,7 @@
 //! CreateTopics: each topic is validated and committed as its own atomic
 //! batch (TopicRecord + PartitionRecords), with one result per topic.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use strom_metadata::{CreateTopicSpec, ErrorKind, MetadataError, Uuid};
 use strom_proto::StromError;
@@ -59,14 +59,18 @@ impl ControllerGrpc {
         &self,
         r: CreateTopicsRequest,
     ) -> Result<CreateTopicsResponse> {
-        let mut seen = HashSet::new();
+        // As Kafka: every copy of a name listed twice is refused, and none
+        // is created.
+        let duplicates = strom_metadata::validation::duplicate_topic_names(
+            r.topics.iter().map(|t| t.name.as_str()),
+        );
         let mut results = Vec::with_capacity(r.topics.len());
         for t in &r.topics {
             let mut result = CreateTopicResult {
                 name: t.name.clone(),
                 ..Default::default()
             };
-            if !seen.insert(t.name.clone()) {
+            if duplicates.contains(&t.name) {
                 let e = StromError::new(
                     ErrorCode::InvalidRequest,
                     format!("topic '{}' appears more than once in the request", t.name),
