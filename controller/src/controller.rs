@@ -42,6 +42,9 @@ pub(crate) struct Inner {
     write_lock: tokio::sync::Mutex<()>,
     pub(crate) leases: Leases,
     pub(crate) shutdown: CancellationToken,
+    /// Every task the controller spawns (duties, metadata watches): cancelled
+    /// through `shutdown` and awaited by [`Controller::shutdown`].
+    pub(crate) tasks: tokio_util::task::TaskTracker,
     db: RaftDb,
     commit_index: Arc<AtomicI64>,
 }
@@ -151,11 +154,15 @@ impl Controller {
                 write_lock: tokio::sync::Mutex::new(()),
                 leases,
                 shutdown,
+                tasks: tokio_util::task::TaskTracker::new(),
                 db,
                 commit_index,
             }),
         };
-        tokio::spawn(crate::duties::run(controller.clone()));
+        controller
+            .inner
+            .tasks
+            .spawn(crate::duties::run(controller.clone()));
         Ok(controller)
     }
 
@@ -296,8 +303,12 @@ impl Controller {
             .saturating_add(1)
     }
 
-    /// Stops Raft and flushes storage.
+    /// Stops the controller's tasks (duties, metadata watches) and awaits
+    /// them, then stops Raft and flushes storage.
     pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
         if let Err(e) = self.inner.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
         }

@@ -31,7 +31,9 @@ pub(crate) async fn run(controller: Controller) {
                 }
                 let token = inner.shutdown.child_token();
                 tracing::info!(term, "became active controller");
-                tokio::spawn(term_duties(controller.clone(), token.clone()));
+                inner
+                    .tasks
+                    .spawn(term_duties(controller.clone(), token.clone()));
                 current = Some((term, token));
             }
             (Some(_), false) => {

@@ -81,6 +81,8 @@ pub(crate) async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let node = Arc::new(node);
+    // Connections are owned: on shutdown they end and are awaited.
+    let connections = tokio_util::task::TaskTracker::new();
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -90,19 +92,32 @@ pub(crate) async fn serve(
                     continue;
                 }
             },
-            _ = shutdown.cancelled() => return Ok(()),
+            _ = shutdown.cancelled() => {
+                connections.close();
+                connections.wait().await;
+                return Ok(());
+            }
         };
         let node = node.clone();
-        tokio::spawn(async move {
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let node = node.clone();
                 let (method, path) = (req.method().to_string(), req.uri().path().to_owned());
                 async move { Ok::<_, Infallible>(respond(node, method, path).await) }
             });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            let served = tokio::select! {
+                r = connection.as_mut() => r,
+                _ = shutdown.cancelled() => {
+                    // Finish the request in flight, then close.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(error = %e, "admin connection");
             }
         });

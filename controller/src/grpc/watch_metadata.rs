@@ -23,7 +23,7 @@ impl ControllerGrpc {
         let feed = self.ctl.feed().clone();
         let shutdown = self.ctl.inner().shutdown.clone();
         let (tx, rx) = mpsc::channel(256);
-        tokio::spawn(async move {
+        self.ctl.inner().tasks.spawn(async move {
             tokio::select! {
                 _ = stream_feed(feed, r.from_offset, tx) => {}
                 _ = shutdown.cancelled() => {}
