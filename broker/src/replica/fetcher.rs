@@ -268,11 +268,22 @@ impl SessionTask {
             });
             sent.insert(key, Sent { part, leader_epoch });
         }
+        // A partition paused after a refusal (say, its new leader had not
+        // taken over yet) rejoins at the next round: the long poll ends by
+        // then, so the pause is its own length and not a whole
+        // replica.fetch.wait.max.ms on top.
+        let wait = delayed
+            .values()
+            .filter(|until| **until > now)
+            .map(|until| until.saturating_duration_since(now))
+            .min()
+            .map_or(self.config.replica_fetch_wait_max, |next| {
+                next.min(self.config.replica_fetch_wait_max)
+            });
         let request = FetchRequest {
             replica_id: self.node_id,
             replica_epoch: -1,
-            max_wait_ms: i32::try_from(self.config.replica_fetch_wait_max.as_millis())
-                .unwrap_or(i32::MAX),
+            max_wait_ms: i32::try_from(wait.as_millis()).unwrap_or(i32::MAX),
             min_bytes: 1,
             max_bytes: self.config.replica_fetch_response_max_bytes,
             isolation_level: IsolationLevel::ReadUncommitted as i32,

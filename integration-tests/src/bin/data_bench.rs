@@ -33,12 +33,12 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use strom_integration_tests::data::{
-    Addrs, batch, partition_metadata_all, partition_state_any, produce_once, wait_leader_serving,
+    Addrs, batch, broker_client, partition_metadata_all, partition_state_any, wait_leader_serving,
 };
 use strom_integration_tests::{Cluster, ClusterOptions, binary};
 use strom_proto::v1::BrokerState;
+use strom_proto::v1::{ErrorCode, ProducePartitionData, ProduceRequest, ProduceTopicData};
 
 /// Producer settings of the unthrottled runs (documented with the results).
 const THROUGHPUT_PROPS: &[&str] = &[
@@ -460,42 +460,85 @@ async fn failover_many(partitions: i32, trials: usize) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         // Every partition the victim led takes an acks=all write at its new
-        // leader.
+        // leader: one produce request per leader for all its partitions,
+        // as a client's sender sends them, repeated for those refused.
         let mut pending: Vec<i32> = led.iter().map(|(p, _)| *p).collect();
         while !pending.is_empty() {
             let now = leaders(&addrs, &others, topic).await.unwrap_or_default();
-            let attempts = pending.iter().map(|p| {
+            let mut by_leader = std::collections::BTreeMap::<i32, Vec<i32>>::new();
+            for p in &pending {
                 let leader = now
                     .iter()
                     .find(|(q, _, _)| q == p)
                     .map_or(-1, |(_, l, _)| *l);
+                by_leader.entry(leader).or_default().push(*p);
+            }
+            let mut errors = std::collections::BTreeMap::<String, usize>::new();
+            let mut refused = by_leader.remove(&-1).unwrap_or_default();
+            if !refused.is_empty() {
+                errors.insert("no leader".into(), refused.len());
+            }
+            let requests = by_leader.into_iter().map(|(leader, parts)| {
                 let (addrs, value) = (addrs.clone(), value.clone());
-                let p = *p;
                 async move {
-                    let ok = leader >= 0
-                        && produce_once(
-                            &addrs,
-                            leader,
-                            topic,
-                            p,
-                            batch(&[value]),
-                            -1,
-                            Duration::from_secs(2),
-                        )
-                        .await
-                        .is_ok();
-                    (p, ok)
+                    let request = ProduceRequest {
+                        acks: -1,
+                        timeout_ms: 2000,
+                        topics: vec![ProduceTopicData {
+                            topic: topic.into(),
+                            partitions: parts
+                                .iter()
+                                .map(|p| ProducePartitionData {
+                                    partition: *p,
+                                    records: batch(std::slice::from_ref(&value)),
+                                })
+                                .collect(),
+                        }],
+                        transactional_id: String::new(),
+                    };
+                    let answer = tokio::time::timeout(
+                        Duration::from_secs(4),
+                        broker_client(&addrs, leader).produce(request),
+                    )
+                    .await;
+                    (parts, answer)
                 }
             });
-            let results: Vec<(i32, bool)> = futures::stream::iter(attempts)
-                .buffer_unordered(64)
-                .collect()
-                .await;
-            pending = results
-                .into_iter()
-                .filter(|(_, ok)| !ok)
-                .map(|(p, _)| p)
-                .collect();
+            for (parts, answer) in futures::future::join_all(requests).await {
+                match answer {
+                    Ok(Ok(resp)) => {
+                        for p in resp
+                            .into_inner()
+                            .topics
+                            .into_iter()
+                            .flat_map(|t| t.partitions)
+                        {
+                            if p.error_code != ErrorCode::None as i32 {
+                                let code = ErrorCode::try_from(p.error_code)
+                                    .map_or("?", |c| c.as_str_name());
+                                *errors.entry(code.to_owned()).or_default() += 1;
+                                refused.push(p.partition);
+                            }
+                        }
+                    }
+                    Ok(Err(status)) => {
+                        *errors.entry(status.code().to_string()).or_default() += parts.len();
+                        refused.extend(parts);
+                    }
+                    Err(_) => {
+                        *errors.entry("no answer".into()).or_default() += parts.len();
+                        refused.extend(parts);
+                    }
+                }
+            }
+            pending = refused;
+            if !errors.is_empty() {
+                println!(
+                    "  at {:.0} ms: {} partitions not yet writable: {errors:?}",
+                    ms(killed.elapsed()),
+                    pending.len()
+                );
+            }
             assert!(
                 killed.elapsed() < Duration::from_secs(120),
                 "partitions never writable in trial {trial}: {pending:?}"
@@ -511,6 +554,33 @@ async fn failover_many(partitions: i32, trials: usize) {
             ms(writable),
             ms(writable.saturating_sub(f))
         );
+        // How long each survivor's replica manager took to follow the
+        // image changes of the failover (its own log line).
+        for id in &others {
+            let took: Vec<String> = cluster
+                .node(*id)
+                .logs()
+                .lines()
+                .filter(|l| l.contains("followed the metadata image"))
+                .rev()
+                .take(2)
+                .map(|l| {
+                    let field = |k: &str| {
+                        l.split(k)
+                            .nth(1)
+                            .and_then(|r| r.split_whitespace().next())
+                            .unwrap_or("?")
+                            .to_owned()
+                    };
+                    format!(
+                        "{} role changes in {} ms",
+                        field("role_changes="),
+                        field("elapsed_ms=")
+                    )
+                })
+                .collect();
+            println!("  node {id}: {}", took.join("; "));
+        }
         fenced_all.push(f);
         elected_all.push(e);
         writable_all.push(writable);

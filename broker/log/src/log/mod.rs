@@ -173,7 +173,7 @@ impl PartitionLog {
             }),
             flush_done: Condvar::new(),
             dir_dirty: AtomicBool::new(false),
-            checkpoint_write: Mutex::new(()),
+            checkpoint_write: Mutex::new(None),
         };
         shared.write_checkpoint()?;
         shared.write_epochs()?;

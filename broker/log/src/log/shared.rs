@@ -43,9 +43,11 @@ pub(super) struct Shared {
     pub(super) flush_done: Condvar,
     /// A segment file was created since the directory was last fsynced.
     pub(super) dir_dirty: AtomicBool,
-    /// Serialises checkpoint-file writes: the writer and a background
-    /// checkpoint through a [`LogReader`] share one temporary file.
-    pub(super) checkpoint_write: Mutex<()>,
+    /// Serialises checkpoint-file writes (the writer and a background
+    /// checkpoint through a [`LogReader`] share one temporary file), and
+    /// remembers the last one written, so an unchanged checkpoint is not
+    /// written (and fsynced) again.
+    pub(super) checkpoint_write: Mutex<Option<PartitionCheckpoint>>,
 }
 
 /// Lock `mutex`, going on after a panic elsewhere poisoned it: every
@@ -88,13 +90,18 @@ impl Shared {
     pub(super) fn write_checkpoint(&self) -> Result<()> {
         // The values are read under the lock, so the last file written
         // holds the newest of them.
-        let _writing = lock(&self.checkpoint_write);
+        let mut written = lock(&self.checkpoint_write);
         let checkpoint = PartitionCheckpoint {
             high_watermark: self.high_watermark.load(Ordering::Acquire),
             recovery_point: lock(&self.flush).flushed_offset,
             log_start_offset: self.log_start_offset.load(Ordering::Acquire),
         };
-        write_atomic(&self.dir, PARTITION_CHECKPOINT_FILE, &checkpoint.encode())
+        if *written == Some(checkpoint) {
+            return Ok(());
+        }
+        write_atomic(&self.dir, PARTITION_CHECKPOINT_FILE, &checkpoint.encode())?;
+        *written = Some(checkpoint);
+        Ok(())
     }
 
     pub(super) fn write_epochs(&self) -> Result<()> {
