@@ -19,6 +19,10 @@
 //!   changes.
 //! * [`fetcher`]: follower fetch sessions, one per source broker.
 //! * [`isr`]: sends ISR changes to the controller (AlterPartition).
+//! * [`seams`]: the traits between the core and the outside world
+//!   (controller, peer fetch transport, clock, blocking work), so a
+//!   simulation runs the real core in one process.
+//! * [`peer_grpc`]: the production peer fetch transport (`FetchStream`).
 //! * [`startup`]: recovers every local log before the broker registers and
 //!   finds the replicas that lost records.
 //!
@@ -34,10 +38,12 @@ pub mod manager;
 #[cfg(test)]
 mod manager_test;
 pub(crate) mod partition;
+pub mod peer_grpc;
 pub(crate) mod plan;
 #[cfg(test)]
 mod plan_test;
 pub mod rules;
+pub mod seams;
 pub mod startup;
 
 pub use append::{
@@ -47,6 +53,10 @@ pub use fetch::{FetchParams, FetchPartition, FetchedPartition, Isolation};
 pub use leadership::{LeadershipChange, LeadershipListener, LeadershipRole};
 pub use log_dir::LogDirHealth;
 pub use manager::{ReplicaManager, ReplicationConfig};
+pub use peer_grpc::GrpcPeers;
+pub use seams::{
+    Blocking, Clock, ControllerClient, PeerSession, PeerTransport, Seams, SystemClock,
+};
 pub use startup::{DamagedReplica, clear_lost_records_markers, recover_local_logs};
 use strom_log::{ErrorKind, LogError};
 use strom_proto::v1::ErrorCode;
@@ -92,11 +102,4 @@ impl std::fmt::Display for PartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.code.as_str_name(), self.message)
     }
-}
-
-/// Wall-clock milliseconds.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
