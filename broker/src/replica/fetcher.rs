@@ -17,7 +17,6 @@
 //! When the set of partitions changes, the in-flight fetch is abandoned
 //! (with its stream) and a new one built, so a new follower starts at once.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,6 +31,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::FixedMap;
 use super::manager::ReplicationConfig;
 use super::partition::{Fetched, Partition};
 use super::seams::{PeerSession, PeerTransport};
@@ -40,7 +40,7 @@ type Key = (Uuid, i32);
 
 #[derive(Debug)]
 struct Session {
-    partitions: Arc<Mutex<HashMap<Key, Arc<Partition>>>>,
+    partitions: Arc<Mutex<FixedMap<Key, Arc<Partition>>>>,
     wake: Arc<Notify>,
     cancel: CancellationToken,
     task: JoinHandle<()>,
@@ -52,9 +52,9 @@ pub struct Fetchers {
     node_id: i32,
     config: ReplicationConfig,
     peers: Arc<dyn PeerTransport>,
-    sessions: Mutex<HashMap<i32, Session>>,
+    sessions: Mutex<FixedMap<i32, Session>>,
     /// Which source each partition fetches from.
-    sources: Mutex<HashMap<Key, i32>>,
+    sources: Mutex<FixedMap<Key, i32>>,
 }
 
 impl Fetchers {
@@ -67,8 +67,8 @@ impl Fetchers {
             node_id,
             config,
             peers,
-            sessions: Mutex::new(HashMap::new()),
-            sources: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(FixedMap::default()),
+            sources: Mutex::new(FixedMap::default()),
         }
     }
 
@@ -81,7 +81,7 @@ impl Fetchers {
             .insert(key, leader);
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         let session = sessions.entry(leader).or_insert_with(|| {
-            let partitions = Arc::new(Mutex::new(HashMap::new()));
+            let partitions = Arc::new(Mutex::new(FixedMap::default()));
             let wake = Arc::new(Notify::new());
             let cancel = CancellationToken::new();
             let task = tokio::spawn(
@@ -165,7 +165,7 @@ struct SessionTask {
     node_id: i32,
     leader: i32,
     config: ReplicationConfig,
-    partitions: Arc<Mutex<HashMap<Key, Arc<Partition>>>>,
+    partitions: Arc<Mutex<FixedMap<Key, Arc<Partition>>>>,
     wake: Arc<Notify>,
     cancel: CancellationToken,
     /// The fetch session with the leader.
@@ -183,7 +183,7 @@ enum Round {
 }
 
 impl SessionTask {
-    fn build(&self, delayed: &HashMap<Key, Instant>) -> (FetchRequest, HashMap<Key, Sent>) {
+    fn build(&self, delayed: &FixedMap<Key, Instant>) -> (FetchRequest, FixedMap<Key, Sent>) {
         let parts: Vec<Arc<Partition>> = self
             .partitions
             .lock()
@@ -192,8 +192,8 @@ impl SessionTask {
             .cloned()
             .collect();
         let now = Instant::now();
-        let mut topics: HashMap<Uuid, FetchTopic> = HashMap::new();
-        let mut sent = HashMap::new();
+        let mut topics: FixedMap<Uuid, FetchTopic> = FixedMap::default();
+        let mut sent = FixedMap::default();
         for part in parts {
             let key = (part.topic_id, part.index);
             if delayed.get(&key).is_some_and(|until| *until > now) {
@@ -231,7 +231,7 @@ impl SessionTask {
     }
 
     async fn run(mut self) {
-        let mut delayed: HashMap<Key, Instant> = HashMap::new();
+        let mut delayed: FixedMap<Key, Instant> = FixedMap::default();
         let mut failures = 0u32;
         tracing::debug!(leader = self.leader, "fetch session started");
         while !self.cancel.is_cancelled() {
@@ -239,8 +239,9 @@ impl SessionTask {
             if sent.is_empty() {
                 let next = delayed.values().min().copied();
                 tokio::select! {
-                    _ = self.wake.notified() => {}
+                    biased;
                     _ = self.cancel.cancelled() => break,
+                    _ = self.wake.notified() => {}
                     _ = async { match next { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {}
                 }
                 delayed.retain(|_, t| *t > Instant::now());
@@ -287,13 +288,14 @@ impl SessionTask {
         // Abandoning a round (the partition set changed) abandons the
         // session's stream with it; the session opens another.
         tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => Round::Cancelled,
             r = self.session.fetch(request, timeout) => match r {
                 Ok(r) => Round::Answered(r),
                 Err(status) if status.code() == tonic::Code::DeadlineExceeded => Round::TimedOut,
                 Err(status) => Round::Failed(StromError::from_status(&status)),
             },
             _ = self.wake.notified() => Round::Rebuild,
-            _ = self.cancel.cancelled() => Round::Cancelled,
         }
     }
 
@@ -305,8 +307,9 @@ impl SessionTask {
             .saturating_mul(1 << (*failures).min(4))
             .min(Duration::from_secs(1));
         tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
+            biased;
             _ = self.cancel.cancelled() => {}
+            _ = tokio::time::sleep(pause) => {}
         }
     }
 

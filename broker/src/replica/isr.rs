@@ -71,8 +71,9 @@ impl IsrSender {
         self.tasks.spawn(async move {
             let call = controller.alter_partition(request.clone());
             let result = tokio::select! {
-                r = call => r,
+                biased;
                 _ = cancel.cancelled() => return,
+                r = call => r,
             };
             let committed = match result {
                 Ok(resp) => {

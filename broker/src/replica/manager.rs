@@ -27,7 +27,6 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::PartError;
 use super::fetcher::Fetchers;
 use super::isr::IsrSender;
 use super::leadership::{LeadershipChange, LeadershipListener, LeadershipRole};
@@ -36,6 +35,7 @@ use super::partition::Partition;
 use super::peer_grpc::GrpcPeers;
 use super::plan::{self, Assigned, Defaults, Hosted, Key, Transition};
 use super::seams::{Blocking, ControllerClient, Host, Seams, SystemClock};
+use super::{FixedMap, PartError};
 use crate::lifecycle::BrokerStatus;
 use crate::metadata::MetadataCache;
 
@@ -94,7 +94,7 @@ pub struct ReplicaManager {
     config: ReplicationConfig,
     log_dir: PathBuf,
     cache: MetadataCache,
-    partitions: RwLock<HashMap<Key, Arc<Partition>>>,
+    partitions: RwLock<FixedMap<Key, Arc<Partition>>>,
     fetchers: Fetchers,
     isr: IsrSender,
     listeners: RwLock<Vec<Arc<dyn LeadershipListener>>>,
@@ -193,7 +193,7 @@ impl ReplicaManager {
             isr: IsrSender::new(node_id, seams.controller, status),
             config,
             cache,
-            partitions: RwLock::new(HashMap::new()),
+            partitions: RwLock::new(FixedMap::default()),
             fetchers,
             listeners: RwLock::new(Vec::new()),
             host: Host {
@@ -603,13 +603,17 @@ impl ReplicaManager {
                 self.remove_orphans().await;
                 orphans_done = true;
             }
+            // Biased: a seeded simulation replays only if the branch taken
+            // when several are ready does not depend on tokio's random
+            // choice.
             tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
                 r = changes.changed() => if r.is_err() { break } else { dirty = true },
                 r = status.changed(), if !registered => if r.is_err() { break },
                 _ = shrink.tick() => self.shrink_isrs(),
                 _ = checkpoint.tick() => self.checkpoint_all().await,
                 r = dir_health.changed(), if !offline => if r.is_err() { break },
-                _ = shutdown.cancelled() => break,
             }
         }
         self.fetchers.shutdown().await;

@@ -29,6 +29,7 @@
 //! Design notes: `docs/replication.md`.
 
 pub mod append;
+mod changes;
 pub mod fetch;
 pub mod fetcher;
 pub mod isr;
@@ -58,6 +59,10 @@ pub use seams::{
     Blocking, Clock, ControllerClient, PeerSession, PeerTransport, Seams, SystemClock,
 };
 pub use startup::{DamagedReplica, clear_lost_records_markers, recover_local_logs};
+use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::BuildHasherDefault;
+
 use strom_log::{ErrorKind, LogError};
 use strom_proto::v1::ErrorCode;
 
@@ -103,3 +108,11 @@ impl std::fmt::Display for PartError {
         write!(f, "{}: {}", self.code.as_str_name(), self.message)
     }
 }
+
+/// A hash map whose iteration order follows from what was inserted, not
+/// from a per-process random seed: SipHash with fixed keys, as fast as
+/// `HashMap`'s default. The core iterates these maps to build fetch
+/// requests and to run ISR checks, and a simulation replays a seed only if
+/// that order does too. Its keys (topic ids, partition indexes, broker
+/// ids) come from the controller, not from clients.
+pub(crate) type FixedMap<K, V> = HashMap<K, V, BuildHasherDefault<DefaultHasher>>;

@@ -6,8 +6,8 @@
 //! replication state (`std::sync::Mutex`, never held across an await).
 //!
 //! Every change a waiter may care about (log end, high watermark, role, ISR)
-//! bumps a `watch` counter; delayed produce and fetch wait on it instead of
-//! polling.
+//! bumps a change counter (`changes.rs`); delayed produce and fetch wait on
+//! it instead of polling.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,10 +17,10 @@ use bytes::Bytes;
 use strom_log::{AppendInfo, FetchData, LogConfig, LogError, LogReader, PartitionLog};
 use strom_metadata::PartitionState;
 use strom_proto::v1::ErrorCode;
-use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::PartError;
+use super::changes::{Changes, Subscription};
 use super::log_dir::LogDirHealth;
 use super::rules::{self, AcksAll, FollowerProgress, IsrState};
 use super::seams::{Blocking, Host};
@@ -78,7 +78,7 @@ pub(crate) struct Partition {
     log: Arc<tokio::sync::Mutex<PartitionLog>>,
     reader: LogReader,
     state: Mutex<State>,
-    changed: watch::Sender<u64>,
+    changed: Changes,
     /// Told of every storage failure: it takes the log directory offline.
     health: LogDirHealth,
     /// Wall-clock time for the ISR lag rules.
@@ -116,7 +116,7 @@ impl Partition {
                 followers: BTreeMap::new(),
                 min_isr: 1,
             }),
-            changed: watch::channel(0).0,
+            changed: Changes::default(),
             health: host.health.clone(),
             clock: host.clock.clone(),
             blocking: host.blocking,
@@ -135,11 +135,11 @@ impl Partition {
     }
 
     fn bump(&self) {
-        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+        self.changed.bump();
     }
 
     /// Notified on every change of log end, high watermark, role or ISR.
-    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+    pub(crate) fn subscribe(&self) -> Subscription {
         self.changed.subscribe()
     }
 
@@ -406,9 +406,8 @@ impl Partition {
                 }
             }
             tokio::select! {
-                r = changes.changed() => if r.is_err() {
-                    return Err(PartError::not_leader(&self.topic, self.index));
-                },
+                biased;
+                _ = changes.changed() => {}
                 _ = tokio::time::sleep_until(deadline) => {
                     return Err(PartError::new(
                         ErrorCode::RequestTimedOut,
@@ -819,7 +818,7 @@ mod tests {
         };
         part.make_leader(&state, 1).await.expect("leader");
         let mut changes = part.subscribe();
-        changes.borrow_and_update();
+        changes.mark_seen();
 
         let (first, epoch, wake_first) = part
             .append_as_leader(batch(b"a"), -1)
@@ -832,20 +831,20 @@ mod tests {
         assert_eq!((first.first_offset, second.first_offset, epoch), (0, 1, 3));
         // Written and readable, but nobody woken yet.
         assert_eq!(part.reader().log_end_offset(), 2);
-        assert!(!changes.has_changed().expect("sender alive"));
+        assert!(!changes.has_changed());
         drop(wake_first);
-        assert!(changes.has_changed().expect("sender alive"));
-        changes.borrow_and_update();
+        assert!(changes.has_changed());
+        changes.mark_seen();
         drop(wake_second);
-        assert!(changes.has_changed().expect("sender alive"));
+        assert!(changes.has_changed());
 
         // A refused append hands out no wake and changes nothing.
-        changes.borrow_and_update();
+        changes.mark_seen();
         let refused = part
             .append_as_leader(Bytes::from_static(b"garbage"), -1)
             .await;
         assert!(refused.is_err());
         assert_eq!(part.reader().log_end_offset(), 2);
-        assert!(!changes.has_changed().expect("sender alive"));
+        assert!(!changes.has_changed());
     }
 }
