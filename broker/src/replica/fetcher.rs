@@ -267,9 +267,16 @@ impl SessionTask {
             failures = 0;
             delayed.retain(|_, t| *t > Instant::now());
             for topic in response.topics {
-                let Ok(id) = Uuid::from_slice(&topic.topic_id) else {
-                    continue;
-                };
+                // A leader that does not know the topic yet (its metadata
+                // lags) answers UNKNOWN_TOPIC_ID without the id: match by
+                // name, so that the partition backs off rather than being
+                // fetched again at once, round after round.
+                let id = Uuid::from_slice(&topic.topic_id).ok().or_else(|| {
+                    sent.values()
+                        .find(|s| s.part.topic == topic.topic)
+                        .map(|s| s.part.topic_id)
+                });
+                let Some(id) = id else { continue };
                 for p in topic.partitions {
                     let key = (id, p.partition);
                     let Some(s) = sent.get(&key) else { continue };
