@@ -77,3 +77,45 @@ impl Subscription {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_change_before_the_wait_is_not_missed() {
+        let changes = Changes::default();
+        let mut sub = changes.subscribe();
+        assert!(!sub.has_changed());
+        changes.bump();
+        assert!(sub.has_changed());
+        // Returns at once, and marks the change seen.
+        sub.changed().await;
+        assert!(!sub.has_changed());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn waiters_wake_in_the_order_they_started_waiting() {
+        let changes = Arc::new(Changes::default());
+        let woken = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let mut sub = changes.subscribe();
+            let woken = woken.clone();
+            tasks.push(tokio::spawn(async move {
+                sub.changed().await;
+                woken.lock().unwrap_or_else(|e| e.into_inner()).push(i);
+            }));
+            // Let it start waiting before the next one.
+            tokio::task::yield_now().await;
+        }
+        changes.bump();
+        for t in tasks {
+            t.await.expect("waiter");
+        }
+        let order = woken.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert_eq!(order, (0..16).collect::<Vec<_>>());
+    }
+}
