@@ -14,6 +14,9 @@
 //!   watermark, and the leadership hook for coordinators.
 //! * [`grpc`]: `BrokerService` (produce, fetch, offsets), `MetadataService`
 //!   and, on broker-only nodes, the forwarding `ControllerService`.
+//! * [`testkit`] (tests, and the `testkit` feature): an in-process cluster
+//!   of real replica managers over in-memory transports, for deterministic
+//!   simulation.
 //! * Partition log storage lives in the `strom-log` crate (`broker/log`).
 
 pub mod config;
@@ -22,6 +25,8 @@ pub mod grpc;
 pub mod lifecycle;
 pub mod metadata;
 pub mod replica;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 
 pub use config::BrokerConfig;
 pub use error::{Error, Result};

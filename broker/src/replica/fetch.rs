@@ -17,10 +17,10 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use strom_proto::v1::ErrorCode;
-use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::PartError;
+use super::changes::Subscription;
 use super::manager::ReplicaManager;
 use super::partition::Partition;
 
@@ -146,7 +146,7 @@ impl ReplicaManager {
 
         // Subscribe before the first read so no change between read and
         // wait is missed.
-        let mut watches: Vec<watch::Receiver<u64>> = slots
+        let mut watches: Vec<Subscription> = slots
             .iter()
             .filter_map(|s| s.part.as_ref().ok().map(|p| p.subscribe()))
             .collect();
@@ -164,6 +164,7 @@ impl ReplicaManager {
             let mut changed: FuturesUnordered<_> =
                 watches.iter_mut().map(|w| w.changed()).collect();
             tokio::select! {
+                biased;
                 _ = changed.next() => {}
                 _ = tokio::time::sleep_until(deadline) => {}
             }

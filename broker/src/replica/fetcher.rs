@@ -10,42 +10,37 @@
 //! follows the same leader at the same epoch: after back-to-back leader
 //! changes, an answer from an earlier leadership never touches the log.
 //!
-//! The rounds travel on one `FetchStream` per leader, a request and its
-//! response per round on a long-lived HTTP/2 stream, rather than one unary
-//! `Fetch` call each: at low latency most of a round's cost is the call
-//! itself (headers, a new stream, a server task), not the handler. A leader
-//! that does not serve the stream (UNIMPLEMENTED, an older version during a
-//! rolling upgrade) is fetched from with unary calls instead.
+//! The rounds go through a [`PeerTransport`]: in production one
+//! `FetchStream` per leader ([`GrpcPeers`](super::peer_grpc::GrpcPeers)),
+//! in a simulation the leader's `ReplicaManager::fetch` in-process.
 //!
 //! When the set of partitions changes, the in-flight fetch is abandoned
 //! (with its stream) and a new one built, so a new follower starts at once.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use strom_proto::v1::broker_service_client::BrokerServiceClient;
+use strom_proto::StromError;
 use strom_proto::v1::{
     ErrorCode, FetchPartition, FetchPartitionResponse, FetchRequest, FetchResponse, FetchTopic,
     IsolationLevel,
 };
-use strom_proto::{FetchSession, StromError};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Endpoint;
 use uuid::Uuid;
 
+use super::FixedMap;
 use super::manager::ReplicationConfig;
 use super::partition::{Fetched, Partition};
-use crate::metadata::MetadataCache;
+use super::seams::{PeerSession, PeerTransport};
 
 type Key = (Uuid, i32);
 
 #[derive(Debug)]
 struct Session {
-    partitions: Arc<Mutex<HashMap<Key, Arc<Partition>>>>,
+    partitions: Arc<Mutex<FixedMap<Key, Arc<Partition>>>>,
     wake: Arc<Notify>,
     cancel: CancellationToken,
     task: JoinHandle<()>,
@@ -56,20 +51,24 @@ struct Session {
 pub struct Fetchers {
     node_id: i32,
     config: ReplicationConfig,
-    cache: MetadataCache,
-    sessions: Mutex<HashMap<i32, Session>>,
+    peers: Arc<dyn PeerTransport>,
+    sessions: Mutex<FixedMap<i32, Session>>,
     /// Which source each partition fetches from.
-    sources: Mutex<HashMap<Key, i32>>,
+    sources: Mutex<FixedMap<Key, i32>>,
 }
 
 impl Fetchers {
-    pub(crate) fn new(node_id: i32, config: ReplicationConfig, cache: MetadataCache) -> Self {
+    pub(crate) fn new(
+        node_id: i32,
+        config: ReplicationConfig,
+        peers: Arc<dyn PeerTransport>,
+    ) -> Self {
         Self {
             node_id,
             config,
-            cache,
-            sessions: Mutex::new(HashMap::new()),
-            sources: Mutex::new(HashMap::new()),
+            peers,
+            sessions: Mutex::new(FixedMap::default()),
+            sources: Mutex::new(FixedMap::default()),
         }
     }
 
@@ -82,7 +81,7 @@ impl Fetchers {
             .insert(key, leader);
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         let session = sessions.entry(leader).or_insert_with(|| {
-            let partitions = Arc::new(Mutex::new(HashMap::new()));
+            let partitions = Arc::new(Mutex::new(FixedMap::default()));
             let wake = Arc::new(Notify::new());
             let cancel = CancellationToken::new();
             let task = tokio::spawn(
@@ -90,11 +89,10 @@ impl Fetchers {
                     node_id: self.node_id,
                     leader,
                     config: self.config.clone(),
-                    cache: self.cache.clone(),
                     partitions: partitions.clone(),
                     wake: wake.clone(),
                     cancel: cancel.clone(),
-                    session: None,
+                    session: self.peers.connect(leader),
                 }
                 .run(),
             );
@@ -167,12 +165,11 @@ struct SessionTask {
     node_id: i32,
     leader: i32,
     config: ReplicationConfig,
-    cache: MetadataCache,
-    partitions: Arc<Mutex<HashMap<Key, Arc<Partition>>>>,
+    partitions: Arc<Mutex<FixedMap<Key, Arc<Partition>>>>,
     wake: Arc<Notify>,
     cancel: CancellationToken,
-    /// The fetch session with the leader, and the address it dialled.
-    session: Option<(String, FetchSession)>,
+    /// The fetch session with the leader.
+    session: Box<dyn PeerSession>,
 }
 
 /// How one fetch round ended.
@@ -186,55 +183,7 @@ enum Round {
 }
 
 impl SessionTask {
-    /// The session with the leader at its current address, dialled lazily.
-    fn session(&mut self) -> Option<&mut FetchSession> {
-        let address = self.cache.with_image(|image| {
-            image
-                .broker(self.leader)
-                .map(strom_proto::convert::broker_address)
-        })?;
-        if self.session.as_ref().is_none_or(|(a, _)| *a != address) {
-            let endpoint = Endpoint::from_shared(format!("http://{address}"))
-                .ok()?
-                .connect_timeout(Duration::from_millis(500))
-                .tcp_nodelay(true)
-                .http2_keep_alive_interval(strom_controller_client::KEEP_ALIVE_INTERVAL)
-                .keep_alive_timeout(strom_controller_client::KEEP_ALIVE_TIMEOUT)
-                .keep_alive_while_idle(true)
-                .initial_stream_window_size(8 << 20)
-                .initial_connection_window_size(32 << 20);
-            let client = BrokerServiceClient::new(endpoint.connect_lazy())
-                .max_decoding_message_size(self.decode_limit());
-            self.session = Some((address, FetchSession::new(client)));
-        }
-        self.session.as_mut().map(|(_, s)| s)
-    }
-
-    /// Largest fetch response accepted from the leader: the response
-    /// budget, plus one batch as large as any topic allows (the first
-    /// batch is returned whatever its size, as in Kafka), plus framing per
-    /// partition. Computed when dialling; a larger topic limit set later
-    /// fails a round, and the redial takes it into account.
-    fn decode_limit(&self) -> usize {
-        let largest_batch = self.cache.with_image(|image| {
-            image
-                .topics()
-                .filter_map(|t| t.configs.get("max.message.bytes")?.parse::<usize>().ok())
-                .fold(self.config.log.max_message_bytes, usize::max)
-        });
-        let partitions = self
-            .partitions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len();
-        usize::try_from(self.config.replica_fetch_response_max_bytes)
-            .unwrap_or(0)
-            .saturating_add(largest_batch)
-            .saturating_add(partitions.saturating_mul(256))
-            .saturating_add(1 << 20)
-    }
-
-    fn build(&self, delayed: &HashMap<Key, Instant>) -> (FetchRequest, HashMap<Key, Sent>) {
+    fn build(&self, delayed: &FixedMap<Key, Instant>) -> (FetchRequest, FixedMap<Key, Sent>) {
         let parts: Vec<Arc<Partition>> = self
             .partitions
             .lock()
@@ -243,8 +192,8 @@ impl SessionTask {
             .cloned()
             .collect();
         let now = Instant::now();
-        let mut topics: HashMap<Uuid, FetchTopic> = HashMap::new();
-        let mut sent = HashMap::new();
+        let mut topics: FixedMap<Uuid, FetchTopic> = FixedMap::default();
+        let mut sent = FixedMap::default();
         for part in parts {
             let key = (part.topic_id, part.index);
             if delayed.get(&key).is_some_and(|until| *until > now) {
@@ -293,7 +242,7 @@ impl SessionTask {
     }
 
     async fn run(mut self) {
-        let mut delayed: HashMap<Key, Instant> = HashMap::new();
+        let mut delayed: FixedMap<Key, Instant> = FixedMap::default();
         let mut failures = 0u32;
         tracing::debug!(leader = self.leader, "fetch session started");
         while !self.cancel.is_cancelled() {
@@ -301,8 +250,9 @@ impl SessionTask {
             if sent.is_empty() {
                 let next = delayed.values().min().copied();
                 tokio::select! {
-                    _ = self.wake.notified() => {}
+                    biased;
                     _ = self.cancel.cancelled() => break,
+                    _ = self.wake.notified() => {}
                     _ = async { match next { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {}
                 }
                 delayed.retain(|_, t| *t > Instant::now());
@@ -314,13 +264,13 @@ impl SessionTask {
                 Round::Cancelled => break,
                 Round::Failed(e) => {
                     tracing::debug!(leader = self.leader, error = %e, "follower fetch failed");
-                    self.session = None;
+                    self.session.reset();
                     self.backoff(&mut failures).await;
                     continue;
                 }
                 Round::TimedOut => {
                     tracing::debug!(leader = self.leader, "follower fetch timed out");
-                    self.session = None;
+                    self.session.reset();
                     self.backoff(&mut failures).await;
                     continue;
                 }
@@ -328,9 +278,16 @@ impl SessionTask {
             failures = 0;
             delayed.retain(|_, t| *t > Instant::now());
             for topic in response.topics {
-                let Ok(id) = Uuid::from_slice(&topic.topic_id) else {
-                    continue;
-                };
+                // A leader that does not know the topic yet (its metadata
+                // lags) answers UNKNOWN_TOPIC_ID without the id: match by
+                // name, so that the partition backs off rather than being
+                // fetched again at once, round after round.
+                let id = Uuid::from_slice(&topic.topic_id).ok().or_else(|| {
+                    sent.values()
+                        .find(|s| s.part.topic == topic.topic)
+                        .map(|s| s.part.topic_id)
+                });
+                let Some(id) = id else { continue };
                 for p in topic.partitions {
                     let key = (id, p.partition);
                     let Some(s) = sent.get(&key) else { continue };
@@ -346,33 +303,18 @@ impl SessionTask {
     /// Sends one request and waits for its response.
     async fn round(&mut self, request: FetchRequest) -> Round {
         let timeout = self.config.replica_fetch_wait_max + Duration::from_secs(5);
-        let leader = self.leader;
-        let (wake, cancel) = (self.wake.clone(), self.cancel.clone());
-        let Some(session) = self.session() else {
-            return Round::Failed(StromError::new(
-                ErrorCode::LeaderNotAvailable,
-                format!("no address for broker {leader}"),
-            ));
-        };
-        let was_unary = session.is_unary();
         // Abandoning a round (the partition set changed) abandons the
         // session's stream with it; the session opens another.
-        let round = tokio::select! {
-            r = session.fetch(request, timeout) => match r {
+        tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => Round::Cancelled,
+            r = self.session.fetch(request, timeout) => match r {
                 Ok(r) => Round::Answered(r),
                 Err(status) if status.code() == tonic::Code::DeadlineExceeded => Round::TimedOut,
                 Err(status) => Round::Failed(StromError::from_status(&status)),
             },
-            _ = wake.notified() => Round::Rebuild,
-            _ = cancel.cancelled() => Round::Cancelled,
-        };
-        if !was_unary && session.is_unary() {
-            tracing::info!(
-                leader,
-                "the leader does not serve FetchStream; fetching with unary calls"
-            );
+            _ = self.wake.notified() => Round::Rebuild,
         }
-        round
     }
 
     async fn backoff(&self, failures: &mut u32) {
@@ -383,8 +325,9 @@ impl SessionTask {
             .saturating_mul(1 << (*failures).min(4))
             .min(Duration::from_secs(1));
         tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
+            biased;
             _ = self.cancel.cancelled() => {}
+            _ = tokio::time::sleep(pause) => {}
         }
     }
 

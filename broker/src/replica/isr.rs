@@ -8,15 +8,14 @@
 //! pending, the high watermark waits for the maximal ISR (KIP-497).
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use strom_controller_client::QuorumClient;
 use strom_proto::v1::{AlterPartitionRequest, ErrorCode};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::partition::{IsrChange, Partition};
+use super::seams::ControllerClient;
 use crate::lifecycle::BrokerStatus;
 
 /// Submits ISR changes. Each request runs on a task of its own, owned by
@@ -24,7 +23,7 @@ use crate::lifecycle::BrokerStatus;
 #[derive(Debug, Clone)]
 pub(crate) struct IsrSender {
     node_id: i32,
-    quorum: Arc<QuorumClient>,
+    controller: Arc<dyn ControllerClient>,
     status: watch::Receiver<BrokerStatus>,
     tasks: TaskTracker,
     cancel: CancellationToken,
@@ -33,12 +32,12 @@ pub(crate) struct IsrSender {
 impl IsrSender {
     pub(crate) fn new(
         node_id: i32,
-        quorum: Arc<QuorumClient>,
+        controller: Arc<dyn ControllerClient>,
         status: watch::Receiver<BrokerStatus>,
     ) -> Self {
         Self {
             node_id,
-            quorum,
+            controller,
             status,
             tasks: TaskTracker::new(),
             cancel: CancellationToken::new(),
@@ -67,16 +66,14 @@ impl IsrSender {
             partition_epoch: change.partition_epoch,
             new_isr: change.new_isr.clone(),
         };
-        let quorum = self.quorum.clone();
+        let controller = self.controller.clone();
         let cancel = self.cancel.clone();
         self.tasks.spawn(async move {
-            let call = quorum.call(Duration::from_secs(5), |mut c| {
-                let r = request.clone();
-                async move { c.alter_partition(r).await }
-            });
+            let call = controller.alter_partition(request.clone());
             let result = tokio::select! {
-                r = call => r,
+                biased;
                 _ = cancel.cancelled() => return,
+                r = call => r,
             };
             let committed = match result {
                 Ok(resp) => {

@@ -20,7 +20,6 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use strom_controller_client::QuorumClient;
 use strom_log::LogConfig;
 use strom_metadata::ClusterImage;
 use strom_proto::v1::{ErrorCode, LeaderIdAndEpoch};
@@ -28,13 +27,15 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::PartError;
 use super::fetcher::Fetchers;
 use super::isr::IsrSender;
 use super::leadership::{LeadershipChange, LeadershipListener, LeadershipRole};
 use super::log_dir::LogDirHealth;
 use super::partition::Partition;
+use super::peer_grpc::GrpcPeers;
 use super::plan::{self, Assigned, Defaults, Hosted, Key, Transition};
+use super::seams::{Blocking, ControllerClient, Host, Seams, SystemClock};
+use super::{FixedMap, PartError};
 use crate::lifecycle::BrokerStatus;
 use crate::metadata::MetadataCache;
 
@@ -93,11 +94,13 @@ pub struct ReplicaManager {
     config: ReplicationConfig,
     log_dir: PathBuf,
     cache: MetadataCache,
-    partitions: RwLock<HashMap<Key, Arc<Partition>>>,
+    partitions: RwLock<FixedMap<Key, Arc<Partition>>>,
     fetchers: Fetchers,
     isr: IsrSender,
     listeners: RwLock<Vec<Arc<dyn LeadershipListener>>>,
     log_dir_health: LogDirHealth,
+    /// What each partition takes from this manager (clock, blocking work).
+    host: Host,
 }
 
 /// Most logs opened, and role changes run, at once: enough to keep the
@@ -145,27 +148,63 @@ pub(crate) fn claim_dir(dir: &Path, topic_id: Uuid) -> std::io::Result<()> {
 
 impl ReplicaManager {
     /// A manager hosting logs under `<data_dir>/logs`, whose health
-    /// `log_dir_health` tracks (the lifecycle reports it to the controller).
+    /// `log_dir_health` tracks (the lifecycle reports it to the controller),
+    /// sending ISR changes to `controller` and fetching from leaders over
+    /// gRPC, on the system clock and the blocking pool.
     pub fn new(
         node_id: i32,
         config: ReplicationConfig,
         data_dir: &Path,
         cache: MetadataCache,
-        quorum: Arc<QuorumClient>,
+        controller: Arc<dyn ControllerClient>,
+        status: watch::Receiver<BrokerStatus>,
+        log_dir_health: LogDirHealth,
+    ) -> Arc<Self> {
+        let seams = Seams {
+            controller,
+            peers: Arc::new(GrpcPeers::new(config.clone(), cache.clone())),
+            clock: Arc::new(SystemClock),
+            blocking: Blocking::Pool,
+        };
+        Self::with_seams(
+            node_id,
+            config,
+            data_dir,
+            cache,
+            seams,
+            status,
+            log_dir_health,
+        )
+    }
+
+    /// [`new`](Self::new) with every seam given: a simulation's in-memory
+    /// controller and peers, a clock on tokio's time, blocking work inline.
+    pub fn with_seams(
+        node_id: i32,
+        config: ReplicationConfig,
+        data_dir: &Path,
+        cache: MetadataCache,
+        seams: Seams,
         status: watch::Receiver<BrokerStatus>,
         log_dir_health: LogDirHealth,
     ) -> Arc<Self> {
         strom_log::set_cache_drop_behind(config.cache_drop_behind_bytes);
-        let fetchers = Fetchers::new(node_id, config.clone(), cache.clone());
+        let fetchers = Fetchers::new(node_id, config.clone(), seams.peers);
         Arc::new(Self {
             node_id,
             log_dir: data_dir.join("logs"),
-            isr: IsrSender::new(node_id, quorum, status),
+            isr: IsrSender::new(node_id, seams.controller, status),
             config,
             cache,
-            partitions: RwLock::new(HashMap::new()),
+            partitions: RwLock::new(FixedMap::default()),
             fetchers,
             listeners: RwLock::new(Vec::new()),
+            host: Host {
+                node_id,
+                health: log_dir_health.clone(),
+                clock: seams.clock,
+                blocking: seams.blocking,
+            },
             log_dir_health,
         })
     }
@@ -297,24 +336,25 @@ impl ReplicaManager {
 
     async fn open(&self, a: &Assigned) -> Result<Arc<Partition>, crate::Error> {
         let dir = partition_dir(&self.log_dir, &a.topic, a.partition);
-        let (topic, topic_id, index, config, node, health) = (
+        let (topic, topic_id, index, config, host) = (
             a.topic.clone(),
             a.topic_id,
             a.partition,
             a.log.clone(),
-            self.node_id,
-            self.log_dir_health.clone(),
+            self.host.clone(),
         );
-        tokio::task::spawn_blocking(move || {
-            claim_dir(&dir, topic_id).map_err(|source| crate::Error::Io {
-                context: format!("claim {}", dir.display()),
-                source,
-            })?;
-            Ok(Partition::open(
-                &dir, &topic, topic_id, index, config, node, health,
-            )?)
-        })
-        .await?
+        self.host
+            .blocking
+            .run(move || {
+                claim_dir(&dir, topic_id).map_err(|source| crate::Error::Io {
+                    context: format!("claim {}", dir.display()),
+                    source,
+                })?;
+                Ok(Partition::open(
+                    &dir, &topic, topic_id, index, config, &host,
+                )?)
+            })
+            .await?
     }
 
     /// Brings every hosted replica in line with the image. Before this
@@ -446,7 +486,12 @@ impl ReplicaManager {
         if let Err(e) = part.close().await {
             tracing::warn!(error = %e, "closing a removed partition");
         }
-        if let Err(e) = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await {
+        if let Err(e) = self
+            .host
+            .blocking
+            .run(move || std::fs::remove_dir_all(dir))
+            .await
+        {
             tracing::warn!(error = %e, "deleting a removed partition");
         }
     }
@@ -460,7 +505,7 @@ impl ReplicaManager {
                 .collect()
         });
         let dir = self.log_dir.clone();
-        let result = tokio::task::spawn_blocking(move || -> std::io::Result<usize> {
+        let result = self.host.blocking.run(move || -> std::io::Result<usize> {
             let mut removed = 0;
             let entries = match std::fs::read_dir(&dir) {
                 Ok(e) => e,
@@ -574,7 +619,9 @@ impl ReplicaManager {
                 orphans_done = true;
             }
             // Biased: shutdown, a failed disk and image changes (a failover
-            // to take part in) go before the periodic work.
+            // to take part in) go before the periodic work; and a seeded
+            // simulation replays only if the branch taken when several are
+            // ready does not depend on tokio's random choice.
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,

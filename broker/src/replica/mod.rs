@@ -19,12 +19,17 @@
 //!   changes.
 //! * [`fetcher`]: follower fetch sessions, one per source broker.
 //! * [`isr`]: sends ISR changes to the controller (AlterPartition).
+//! * [`seams`]: the traits between the core and the outside world
+//!   (controller, peer fetch transport, clock, blocking work), so a
+//!   simulation runs the real core in one process.
+//! * [`peer_grpc`]: the production peer fetch transport (`FetchStream`).
 //! * [`startup`]: recovers every local log before the broker registers and
 //!   finds the replicas that lost records.
 //!
 //! Design notes: `docs/replication.md`.
 
 pub mod append;
+mod changes;
 pub mod fetch;
 pub mod fetcher;
 pub mod isr;
@@ -34,10 +39,12 @@ pub mod manager;
 #[cfg(test)]
 mod manager_test;
 pub(crate) mod partition;
+pub mod peer_grpc;
 pub(crate) mod plan;
 #[cfg(test)]
 mod plan_test;
 pub mod rules;
+pub mod seams;
 pub mod startup;
 
 pub use append::{
@@ -47,7 +54,15 @@ pub use fetch::{FetchParams, FetchPartition, FetchedPartition, Isolation};
 pub use leadership::{LeadershipChange, LeadershipListener, LeadershipRole};
 pub use log_dir::LogDirHealth;
 pub use manager::{ReplicaManager, ReplicationConfig};
+pub use peer_grpc::GrpcPeers;
+pub use seams::{
+    Blocking, Clock, ControllerClient, PeerSession, PeerTransport, Seams, SystemClock,
+};
 pub use startup::{DamagedReplica, clear_lost_records_markers, recover_local_logs};
+use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::BuildHasherDefault;
+
 use strom_log::{ErrorKind, LogError};
 use strom_proto::v1::ErrorCode;
 
@@ -94,9 +109,10 @@ impl std::fmt::Display for PartError {
     }
 }
 
-/// Wall-clock milliseconds.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+/// A hash map whose iteration order follows from what was inserted, not
+/// from a per-process random seed: SipHash with fixed keys, as fast as
+/// `HashMap`'s default. The core iterates these maps to build fetch
+/// requests and to run ISR checks, and a simulation replays a seed only if
+/// that order does too. Its keys (topic ids, partition indexes, broker
+/// ids) come from the controller, not from clients.
+pub(crate) type FixedMap<K, V> = HashMap<K, V, BuildHasherDefault<DefaultHasher>>;

@@ -6,8 +6,8 @@
 //! replication state (`std::sync::Mutex`, never held across an await).
 //!
 //! Every change a waiter may care about (log end, high watermark, role, ISR)
-//! bumps a `watch` counter; delayed produce and fetch wait on it instead of
-//! polling.
+//! bumps a change counter (`changes.rs`); delayed produce and fetch wait on
+//! it instead of polling.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,12 +17,13 @@ use bytes::Bytes;
 use strom_log::{AppendInfo, FetchData, LogConfig, LogError, LogReader, PartitionLog};
 use strom_metadata::PartitionState;
 use strom_proto::v1::ErrorCode;
-use tokio::sync::watch;
 use uuid::Uuid;
 
+use super::PartError;
+use super::changes::{Changes, Subscription};
 use super::log_dir::LogDirHealth;
 use super::rules::{self, AcksAll, FollowerProgress, IsrState};
-use super::{PartError, now_ms};
+use super::seams::{Blocking, Host};
 
 /// The replica's role at `leader_epoch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,9 +78,13 @@ pub(crate) struct Partition {
     log: Arc<tokio::sync::Mutex<PartitionLog>>,
     reader: LogReader,
     state: Mutex<State>,
-    changed: watch::Sender<u64>,
+    changed: Changes,
     /// Told of every storage failure: it takes the log directory offline.
     health: LogDirHealth,
+    /// Wall-clock time for the ISR lag rules.
+    clock: Arc<dyn strom_log::Clock>,
+    /// Where fsyncs and truncations run.
+    blocking: Blocking,
 }
 
 impl Partition {
@@ -90,16 +95,15 @@ impl Partition {
         topic_id: Uuid,
         index: i32,
         config: LogConfig,
-        node_id: i32,
-        health: LogDirHealth,
+        host: &Host,
     ) -> Result<Arc<Self>, LogError> {
-        let log = PartitionLog::open(dir, config)?;
+        let log = PartitionLog::open_with_clock(dir, config, host.clock.clone())?;
         let reader = log.reader();
         Ok(Arc::new(Self {
             topic: topic.to_owned(),
             topic_id,
             index,
-            node_id,
+            node_id: host.node_id,
             log: Arc::new(tokio::sync::Mutex::new(log)),
             reader,
             state: Mutex::new(State {
@@ -112,8 +116,10 @@ impl Partition {
                 followers: BTreeMap::new(),
                 min_isr: 1,
             }),
-            changed: watch::channel(0).0,
-            health,
+            changed: Changes::default(),
+            health: host.health.clone(),
+            clock: host.clock.clone(),
+            blocking: host.blocking,
         }))
     }
 
@@ -129,11 +135,11 @@ impl Partition {
     }
 
     fn bump(&self) {
-        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+        self.changed.bump();
     }
 
     /// Notified on every change of log end, high watermark, role or ISR.
-    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+    pub(crate) fn subscribe(&self) -> Subscription {
         self.changed.subscribe()
     }
 
@@ -159,15 +165,19 @@ impl Partition {
     ) -> Result<(), PartError> {
         let mut log = self.log.clone().lock_owned().await;
         let epoch = p.leader_epoch;
-        let (log, assigned) = tokio::task::spawn_blocking(move || {
-            let r = log.assign_epoch_start(epoch);
-            (log, r)
-        })
-        .await
-        .map_err(|e| PartError::new(ErrorCode::KafkaStorageError, format!("become leader: {e}")))?;
+        let (log, assigned) = self
+            .blocking
+            .run(move || {
+                let r = log.assign_epoch_start(epoch);
+                (log, r)
+            })
+            .await
+            .map_err(|e| {
+                PartError::new(ErrorCode::KafkaStorageError, format!("become leader: {e}"))
+            })?;
         assigned.map_err(|e| self.storage(&e))?;
         let leo = log.log_end_offset();
-        let now = now_ms();
+        let now = self.clock.now_ms();
         {
             let mut st = self.state();
             st.role = Role::Leader;
@@ -236,7 +246,7 @@ impl Partition {
             pending: None,
         };
         if st.role == Role::Leader {
-            let now = now_ms();
+            let now = self.clock.now_ms();
             for r in &p.replicas {
                 if *r != self.node_id {
                     st.followers
@@ -396,9 +406,8 @@ impl Partition {
                 }
             }
             tokio::select! {
-                r = changes.changed() => if r.is_err() {
-                    return Err(PartError::not_leader(&self.topic, self.index));
-                },
+                biased;
+                _ = changes.changed() => {}
                 _ = tokio::time::sleep_until(deadline) => {
                     return Err(PartError::new(
                         ErrorCode::RequestTimedOut,
@@ -445,7 +454,7 @@ impl Partition {
             });
         }
         let leo = self.reader.log_end_offset();
-        let now = now_ms();
+        let now = self.clock.now_ms();
         if let Some(f) = st.followers.get_mut(&replica) {
             f.on_fetch(fetch_offset.min(leo), leo, now);
         }
@@ -487,7 +496,7 @@ impl Partition {
             leo,
             &st.isr.isr,
             &st.followers,
-            now_ms(),
+            self.clock.now_ms(),
             lag_max_ms,
         );
         if out.is_empty() {
@@ -578,16 +587,17 @@ impl Partition {
             // Truncations rewrite indexes and checkpoints: blocking pool.
             other => {
                 let (topic, index, health) = (self.topic.clone(), self.index, self.health.clone());
-                tokio::task::spawn_blocking(move || {
-                    truncate(log, other, &topic, index, leader).map_err(|e| {
-                        health.check(&e);
-                        PartError::from_log(&e)
+                self.blocking
+                    .run(move || {
+                        truncate(log, other, &topic, index, leader).map_err(|e| {
+                            health.check(&e);
+                            PartError::from_log(&e)
+                        })
                     })
-                })
-                .await
-                .map_err(|e| {
-                    PartError::new(ErrorCode::KafkaStorageError, format!("truncate: {e}"))
-                })??;
+                    .await
+                    .map_err(|e| {
+                        PartError::new(ErrorCode::KafkaStorageError, format!("truncate: {e}"))
+                    })??;
                 self.bump();
                 return Ok(());
             }
@@ -606,23 +616,26 @@ impl Partition {
     /// manager awaits this before it may delete or close the log.
     pub(crate) async fn checkpoint(&self) -> Result<(), LogError> {
         let reader = self.reader.clone();
-        tokio::task::spawn_blocking(move || {
-            reader.flush_if_due()?;
-            reader.checkpoint()
-        })
-        .await
-        .map_err(|e| LogError::Io {
-            context: "checkpoint".into(),
-            source: std::io::Error::other(e),
-        })?
+        self.blocking
+            .run(move || {
+                reader.flush_if_due()?;
+                reader.checkpoint()
+            })
+            .await
+            .map_err(|e| LogError::Io {
+                context: "checkpoint".into(),
+                source: std::io::Error::other(e),
+            })?
     }
 
     /// Flushes and closes the log; the partition is unusable afterwards.
     pub(crate) async fn close(self: Arc<Self>) -> Result<(), LogError> {
+        let blocking = self.blocking;
         match Arc::try_unwrap(self).map(|p| Arc::try_unwrap(p.log)) {
             Ok(Ok(log)) => {
                 let log = log.into_inner();
-                tokio::task::spawn_blocking(move || log.close())
+                blocking
+                    .run(move || log.close())
                     .await
                     .map_err(|e| LogError::Io {
                         context: "close log".into(),
@@ -633,15 +646,16 @@ impl Partition {
             // task): flush what we have.
             Ok(Err(log)) => {
                 let reader = log.lock().await.reader();
-                tokio::task::spawn_blocking(move || {
-                    reader.flush_if_due()?;
-                    reader.checkpoint()
-                })
-                .await
-                .map_err(|e| LogError::Io {
-                    context: "checkpoint".into(),
-                    source: std::io::Error::other(e),
-                })?
+                blocking
+                    .run(move || {
+                        reader.flush_if_due()?;
+                        reader.checkpoint()
+                    })
+                    .await
+                    .map_err(|e| LogError::Io {
+                        context: "checkpoint".into(),
+                        source: std::io::Error::other(e),
+                    })?
             }
             Err(p) => p.checkpoint().await,
         }
@@ -791,8 +805,7 @@ mod tests {
             Uuid::nil(),
             0,
             LogConfig::default(),
-            1,
-            LogDirHealth::new(dir.path()),
+            &Host::system(1, LogDirHealth::new(dir.path())),
         )
         .expect("open partition");
         let state = PartitionState {
@@ -805,7 +818,7 @@ mod tests {
         };
         part.make_leader(&state, 1).await.expect("leader");
         let mut changes = part.subscribe();
-        changes.borrow_and_update();
+        changes.mark_seen();
 
         let (first, epoch, wake_first) = part
             .append_as_leader(batch(b"a"), -1)
@@ -818,20 +831,20 @@ mod tests {
         assert_eq!((first.first_offset, second.first_offset, epoch), (0, 1, 3));
         // Written and readable, but nobody woken yet.
         assert_eq!(part.reader().log_end_offset(), 2);
-        assert!(!changes.has_changed().expect("sender alive"));
+        assert!(!changes.has_changed());
         drop(wake_first);
-        assert!(changes.has_changed().expect("sender alive"));
-        changes.borrow_and_update();
+        assert!(changes.has_changed());
+        changes.mark_seen();
         drop(wake_second);
-        assert!(changes.has_changed().expect("sender alive"));
+        assert!(changes.has_changed());
 
         // A refused append hands out no wake and changes nothing.
-        changes.borrow_and_update();
+        changes.mark_seen();
         let refused = part
             .append_as_leader(Bytes::from_static(b"garbage"), -1)
             .await;
         assert!(refused.is_err());
         assert_eq!(part.reader().log_end_offset(), 2);
-        assert!(!changes.has_changed().expect("sender alive"));
+        assert!(!changes.has_changed());
     }
 }
