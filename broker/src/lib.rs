@@ -14,7 +14,7 @@
 //!   watermark, and the leadership hook for coordinators.
 //! * [`grpc`]: `BrokerService` (produce, fetch, offsets), `MetadataService`
 //!   and, on broker-only nodes, the forwarding `ControllerService`.
-//! * [`testkit`] (tests, and the `testkit` feature): an in-process cluster
+//! * `testkit` (tests, and the `testkit` feature): an in-process cluster
 //!   of real replica managers over in-memory transports, for deterministic
 //!   simulation.
 //! * Partition log storage lives in the `strom-log` crate (`broker/log`).

@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::FixedMap;
-use super::manager::ReplicationConfig;
+use super::config::ReplicationConfig;
 use super::partition::{Fetched, Partition};
 use super::seams::{PeerSession, PeerTransport};
 

@@ -5,9 +5,11 @@
 //!   rules, leader append, the acks=all wait. Every writer uses it.
 //! * [`fetch`]: the one read path, [`ReplicaManager::fetch`]: consumer and
 //!   follower fetches, follower progress, the delayed-fetch wait.
+//! * [`config`]: [`ReplicationConfig`], read by the manager and the
+//!   fetchers (apart from both, so neither module depends on the other).
 //! * [`rules`]: pure replication rules (ISR, high watermark, divergence).
-//! * [`partition`]: one replica — log, role, follower progress.
-//! * [`plan`](self::plan): the pure decision of what to do on an image
+//! * `partition`: one replica — log, role, follower progress.
+//! * `plan`: the pure decision of what to do on an image
 //!   change (open, lead, follow, update, wait, remove).
 //! * [`manager`]: [`ReplicaManager`], which executes those plans (opens
 //!   and role changes in parallel), and runs the periodic ISR shrink check
@@ -30,6 +32,7 @@
 
 pub mod append;
 mod changes;
+pub mod config;
 pub mod fetch;
 pub mod fetcher;
 pub mod isr;
@@ -50,10 +53,11 @@ pub mod startup;
 pub use append::{
     AppendOrigin, AppendRequest, Appended, Appending, PartitionAppend, PartitionResult,
 };
+pub use config::ReplicationConfig;
 pub use fetch::{FetchParams, FetchPartition, FetchedPartition, Isolation};
 pub use leadership::{LeadershipChange, LeadershipListener, LeadershipRole};
 pub use log_dir::LogDirHealth;
-pub use manager::{ReplicaManager, ReplicationConfig};
+pub use manager::ReplicaManager;
 pub use peer_grpc::GrpcPeers;
 pub use seams::{
     Blocking, Clock, ControllerClient, PeerSession, PeerTransport, Seams, SystemClock,

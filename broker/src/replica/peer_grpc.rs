@@ -17,7 +17,7 @@ use strom_proto::v1::broker_service_client::BrokerServiceClient;
 use strom_proto::v1::{FetchRequest, FetchResponse};
 use tonic::transport::Endpoint;
 
-use super::manager::ReplicationConfig;
+use super::config::ReplicationConfig;
 use super::seams::{PeerSession, PeerTransport};
 use crate::metadata::MetadataCache;
 
