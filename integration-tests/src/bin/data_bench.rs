@@ -26,7 +26,9 @@
 //!   partition count adds is "writable after fencing" at N against N=1.
 //!
 //! Usage: `data_bench [throughput|failover|failover-many|all] [--trials N]
-//! [--records N] [--partitions N] [--cache-drop-behind BYTES]`.
+//! [--records N] [--partitions N] [--cache-drop-behind BYTES]`;
+//! `DATA_BENCH_CASES=1024/3/1,1024/3/6` (size/replication/partitions)
+//! limits `throughput` to those cases.
 //! `scripts/bench-data` builds release binaries and points `STROMD_BIN` /
 //! `STROM_BIN` at them.
 
@@ -175,9 +177,20 @@ async fn throughput(records_1k: u64, drop_behind: u64) {
         "| record | replication | partitions | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | at 50%, median run: p50 / p99 / p99.9 ms | at 50%: p99 of each run, ms | CPU at 50%: busy / steal | at 50% with a tailing consumer: produce p99 ms | end-to-end at 50%: p50 / p99 / p99.9 ms |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    // DATA_BENCH_CASES=1024/3/1,1024/3/6 (size/replication/partitions)
+    // runs only those cases, e.g. for an A/B of two builds.
+    let only: Option<Vec<String>> = std::env::var("DATA_BENCH_CASES")
+        .ok()
+        .map(|v| v.split(',').map(|c| c.trim().to_owned()).collect());
     for (size, records) in [(1024usize, records_1k), (100, records_1k * 4)] {
         for (rf, acks) in [(3, "all"), (1, "1")] {
             for partitions in [1, 6] {
+                if only
+                    .as_ref()
+                    .is_some_and(|o| !o.contains(&format!("{size}/{rf}/{partitions}")))
+                {
+                    continue;
+                }
                 let topic = format!("perf-{size}-rf{rf}-p{partitions}");
                 create(&cluster, &topic, partitions, rf).await;
                 settle();
