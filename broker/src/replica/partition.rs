@@ -615,17 +615,7 @@ impl Partition {
     /// holding the writer lock, so appends and fetches go on meanwhile. The
     /// manager awaits this before it may delete or close the log.
     pub(crate) async fn checkpoint(&self) -> Result<(), LogError> {
-        let reader = self.reader.clone();
-        self.blocking
-            .run(move || {
-                reader.flush_if_due()?;
-                reader.checkpoint()
-            })
-            .await
-            .map_err(|e| LogError::Io {
-                context: "checkpoint".into(),
-                source: std::io::Error::other(e),
-            })?
+        checkpoint(self.blocking, self.reader.clone()).await
     }
 
     /// Flushes and closes the log; the partition is unusable afterwards.
@@ -646,20 +636,25 @@ impl Partition {
             // task): flush what we have.
             Ok(Err(log)) => {
                 let reader = log.lock().await.reader();
-                blocking
-                    .run(move || {
-                        reader.flush_if_due()?;
-                        reader.checkpoint()
-                    })
-                    .await
-                    .map_err(|e| LogError::Io {
-                        context: "checkpoint".into(),
-                        source: std::io::Error::other(e),
-                    })?
+                checkpoint(blocking, reader).await
             }
             Err(p) => p.checkpoint().await,
         }
     }
+}
+
+/// The time-based flush and the checkpoint of `reader`'s log, on `blocking`.
+async fn checkpoint(blocking: Blocking, reader: LogReader) -> Result<(), LogError> {
+    blocking
+        .run(move || {
+            reader.flush_if_due()?;
+            reader.checkpoint()
+        })
+        .await
+        .map_err(|e| LogError::Io {
+            context: "checkpoint".into(),
+            source: std::io::Error::other(e),
+        })?
 }
 
 /// Wakes the partition's waiters when dropped (see

@@ -305,6 +305,44 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// After `victim` was killed at `killed`: how long until the controller
+/// fenced it, and until `elected` says its leaderships moved.
+async fn time_failover<F, Fut>(
+    cluster: &Cluster,
+    victim: i32,
+    killed: Instant,
+    trial: usize,
+    mut elected: F,
+) -> (Duration, Duration)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let (mut fenced_at, mut elected_at) = (None, None);
+    while fenced_at.is_none() || elected_at.is_none() {
+        if fenced_at.is_none()
+            && let Some(d) = cluster.describe().await
+            && d.brokers
+                .iter()
+                .any(|b| b.id == victim && b.state == BrokerState::Fenced as i32)
+        {
+            fenced_at = Some(killed.elapsed());
+        }
+        if elected_at.is_none() && elected().await {
+            elected_at = Some(killed.elapsed());
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(90),
+            "no failover in trial {trial}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (
+        fenced_at.unwrap_or_default(),
+        elected_at.unwrap_or_default(),
+    )
+}
+
 async fn failover(trials: usize) {
     let session_ms = 9000u64;
     let mut cluster = Cluster::start(3, ClusterOptions::default()).await;
@@ -342,31 +380,12 @@ async fn failover(trials: usize) {
         tokio::time::sleep(Duration::from_secs(2)).await;
         cluster.kill(leader);
         let killed = Instant::now();
-        let mut fenced = None;
-        let mut elected = None;
-        while fenced.is_none() || elected.is_none() {
-            if fenced.is_none()
-                && let Some(d) = cluster.describe().await
-                && d.brokers
-                    .iter()
-                    .any(|b| b.id == leader && b.state == BrokerState::Fenced as i32)
-            {
-                fenced = Some(killed.elapsed());
-            }
-            if elected.is_none()
-                && let Some((l, e, _)) = partition_state_any(&addrs, "failover", 0).await
-                && l >= 0
-                && l != leader
-                && e > epoch
-            {
-                elected = Some(killed.elapsed());
-            }
-            assert!(
-                killed.elapsed() < Duration::from_secs(60),
-                "no failover in trial {trial}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let (fenced, elected) = time_failover(&cluster, leader, killed, trial, || async {
+            partition_state_any(&addrs, "failover", 0)
+                .await
+                .is_some_and(|(l, e, _)| l >= 0 && l != leader && e > epoch)
+        })
+        .await;
         let out = producer.wait_with_output().expect("perf produce");
         let text = String::from_utf8_lossy(&out.stdout);
         let summary: serde_json::Value = text
@@ -375,7 +394,7 @@ async fn failover(trials: usize) {
             .and_then(|l| serde_json::from_str(l).ok())
             .unwrap_or_default();
         let stall = Duration::from_secs_f64(f(&summary, "max_latency_ms") / 1000.0);
-        let (d, e) = (fenced.unwrap_or_default(), elected.unwrap_or_default());
+        let (d, e) = (fenced, elected);
         println!(
             "trial {trial}: leader {leader} killed; fenced after {:.0} ms, new leader after {:.0} ms, longest produce latency {:.0} ms, errors {}",
             ms(d),
@@ -446,32 +465,15 @@ async fn failover_many(partitions: i32, trials: usize) {
         let others: Vec<i32> = (1..=3).filter(|id| *id != victim).collect();
         cluster.kill(victim);
         let killed = Instant::now();
-        let mut fenced = None;
-        let mut elected = None;
-        while fenced.is_none() || elected.is_none() {
-            if fenced.is_none()
-                && let Some(d) = cluster.describe().await
-                && d.brokers
-                    .iter()
-                    .any(|b| b.id == victim && b.state == BrokerState::Fenced as i32)
-            {
-                fenced = Some(killed.elapsed());
-            }
-            if elected.is_none()
-                && let Some(now) = leaders(&addrs, &others, topic).await
-                && led.iter().all(|(p, e)| {
+        let (fenced, elected) = time_failover(&cluster, victim, killed, trial, || async {
+            leaders(&addrs, &others, topic).await.is_some_and(|now| {
+                led.iter().all(|(p, e)| {
                     now.iter()
                         .any(|(q, l, f)| q == p && *l >= 0 && *l != victim && f > e)
                 })
-            {
-                elected = Some(killed.elapsed());
-            }
-            assert!(
-                killed.elapsed() < Duration::from_secs(90),
-                "no failover in trial {trial}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+            })
+        })
+        .await;
         // Every partition the victim led takes an acks=all write at its new
         // leader: one produce request per leader for all its partitions,
         // as a client's sender sends them, repeated for those refused.
@@ -558,7 +560,7 @@ async fn failover_many(partitions: i32, trials: usize) {
             );
         }
         let writable = killed.elapsed();
-        let (f, e) = (fenced.unwrap_or_default(), elected.unwrap_or_default());
+        let (f, e) = (fenced, elected);
         println!(
             "trial {trial}: broker {victim} (leader of {} of {partitions}) killed; fenced after {:.0} ms, every leader elected after {:.0} ms, every partition writable after {:.0} ms ({:.0} ms after fencing)",
             led.len(),
