@@ -1,33 +1,14 @@
 //! The HTTP admin endpoint: health, readiness and Prometheus metrics.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use strom_integration_tests::data::{Addrs, Outcome, batch, produce_retrying, read_from_leader};
-use strom_integration_tests::{Cluster, ClusterOptions, wait_until};
+use strom_integration_tests::{Cluster, ClusterOptions, admin_get as get, wait_until};
 use strom_proto::v1::{CreatableTopic, CreateTopicsRequest, ReplicaAssignment};
 
 /// A plain HTTP/1.1 GET: (status code, body).
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let status = raw.split_whitespace().nth(1)?.parse().ok()?;
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Some((status, body))
-}
-
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars

@@ -414,6 +414,22 @@ mod needs_root {
                 .any(|b| b.id == full && b.state == BrokerState::Fenced as i32)
         });
         assert!(fenced, "node {full} is not fenced");
+        // Operators see it: /readyz names the directory, /metrics counts it.
+        let port = env.cluster().node(full).admin_port;
+        let ready = strom_integration_tests::admin_get(port, "/readyz");
+        assert!(
+            ready
+                .as_ref()
+                .is_some_and(|(status, body)| *status == 503 && body.contains("log directory")),
+            "{ready:?}"
+        );
+        let metrics = strom_integration_tests::admin_get(port, "/metrics");
+        assert!(
+            metrics
+                .as_ref()
+                .is_some_and(|(_, body)| body.lines().any(|l| l == "strom_log_dirs_offline 1")),
+            "no strom_log_dirs_offline 1 in /metrics"
+        );
 
         // Freeing the disk and restarting the broker brings it back.
         let (done, _) = env.heal().expect("heal");

@@ -22,6 +22,12 @@ fn ready(node: &NodeView) -> Result<(), String> {
         if s.shutting_down {
             return Err("broker is shutting down".into());
         }
+        if let Some(reason) = broker.log_dirs.reason() {
+            return Err(format!(
+                "log directory {} is offline ({reason}): restart the broker once the disk is fixed",
+                broker.log_dirs.dir().display()
+            ));
+        }
         if s.fenced || !s.caught_up {
             return Err("broker is not yet registered, unfenced and caught up".into());
         }

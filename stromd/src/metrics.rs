@@ -184,6 +184,12 @@ fn broker_metrics(r: &mut Registry, state: &NodeView, broker: &BrokerView) {
     gauge(r, "broker_epoch", "Current broker epoch", s.epoch);
     gauge(
         r,
+        "log_dirs_offline",
+        "Log directories of this broker taken offline by a storage error (KIP-112)",
+        i64::try_from(broker.log_dirs.offline_dirs().len()).unwrap_or(i64::MAX),
+    );
+    gauge(
+        r,
         "metadata_offset",
         "Offset of the last metadata batch this broker replayed",
         broker.cache.offset(),

@@ -254,7 +254,7 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
             cache.clone(),
             quorum.clone(),
             lifecycle.status(),
-            log_dir_health,
+            log_dir_health.clone(),
         );
         tasks.spawn(
             replicas
@@ -324,6 +324,7 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
             cache: cache.clone(),
             status: lifecycle.status(),
             traffic: broker_service.traffic(),
+            log_dirs: log_dir_health.clone(),
         });
         let router = server()
             .layer(RpcLayer::new(rpc.clone()))

@@ -19,6 +19,7 @@ pub(crate) struct BrokerView {
     pub(crate) cache: MetadataCache,
     pub(crate) status: watch::Receiver<BrokerStatus>,
     pub(crate) traffic: Arc<Traffic>,
+    pub(crate) log_dirs: strom_broker::replica::LogDirHealth,
 }
 
 /// What the admin endpoint reads of the node.
