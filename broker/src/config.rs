@@ -91,6 +91,17 @@ impl BrokerConfig {
                 self.replication.log.flush_messages = Some(num(value)?)
             }
             "log.flush.interval.ms" => self.replication.log.flush_ms = Some(num(value)?),
+            "log.write.caching" => {
+                self.replication.write_caching = match value {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(ConfigError(format!(
+                            "log.write.caching must be true or false, got '{value}'"
+                        )));
+                    }
+                }
+            }
             _ => return Ok(false),
         }
         Ok(true)

@@ -177,6 +177,10 @@ const TOPIC_CONFIGS: &[(&str, ConfigType)] = &[
     ),
     ("flush.messages", ConfigType::Long { min: 1 }),
     ("flush.ms", ConfigType::Long { min: 0 }),
+    // Redpanda's name: `false` acknowledges acks=all writes only once every
+    // ISR member fsynced them (docs/replication.md, "Durable
+    // acknowledgements").
+    ("write.caching", ConfigType::Bool),
     (
         "message.timestamp.type",
         ConfigType::Choice(&["CreateTime", "LogAppendTime"]),

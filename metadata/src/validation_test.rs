@@ -151,6 +151,10 @@ fn topic_configs() {
         ("message.timestamp.type", "CreateTime", 1, true),
         ("message.timestamp.type", "LogAppendTime", 1, true),
         ("message.timestamp.type", "logappendtime", 1, false),
+        ("write.caching", "false", 3, true),
+        ("write.caching", "true", 1, true),
+        ("write.caching", "disabled", 1, false),
+        ("write.caching", "", 1, false),
         ("retention.hours", "1", 1, false),
         ("", "1", 1, false),
     ];
@@ -161,5 +165,5 @@ fn topic_configs() {
             assert_eq!(e.code, ErrorKind::InvalidConfig);
         }
     }
-    assert_eq!(topic_config_names().count(), 12);
+    assert_eq!(topic_config_names().count(), 13);
 }

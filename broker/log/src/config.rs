@@ -20,11 +20,14 @@ pub struct LogConfig {
     /// `max.message.bytes`: largest batch a leader accepts. Default 1 MiB.
     pub max_message_bytes: usize,
     /// `flush.messages`: fsync after this many messages (offsets) since the
-    /// last flush. `None` (Kafka's `Long.MAX_VALUE`) leaves flushing to
-    /// [`flush_until`](crate::PartitionLog::flush_until) and the OS.
+    /// last flush ([`flush_due`](crate::PartitionLog::flush_due) tells the
+    /// appender, which runs the fsync). `None` (Kafka's `Long.MAX_VALUE`)
+    /// leaves flushing to [`flush_until`](crate::PartitionLog::flush_until)
+    /// and the OS.
     pub flush_messages: Option<u64>,
-    /// `flush.ms`: fsync when the last flush is older than this, checked on
-    /// append and by [`flush_if_due`](crate::PartitionLog::flush_if_due).
+    /// `flush.ms`: fsync when the last flush is older than this, checked
+    /// after appends and by
+    /// [`flush_if_due`](crate::PartitionLog::flush_if_due).
     /// `None` disables it.
     pub flush_ms: Option<u64>,
 }

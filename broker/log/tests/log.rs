@@ -506,7 +506,7 @@ fn flush_until_is_a_shared_group_commit_and_advances_the_recovery_point() {
 }
 
 #[test]
-fn flush_messages_policy_fsyncs_on_append() {
+fn flush_policy_says_when_an_fsync_is_due_and_appends_never_fsync() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = LogConfig {
         flush_messages: Some(10),
@@ -514,9 +514,18 @@ fn flush_messages_policy_fsyncs_on_append() {
     };
     let mut log = open(dir.path(), config);
     log.append_as_leader(batch(4, 0, 10), 0).expect("append");
-    assert_eq!(log.recovery_point(), 0);
+    assert!(!log.flush_due());
     log.append_as_leader(batch(6, 0, 10), 0).expect("append");
+    assert!(log.flush_due(), "10 unflushed records");
+    assert_eq!(log.recovery_point(), 0, "the append itself does not fsync");
+    log.flush_if_due().expect("flush");
     assert_eq!(log.recovery_point(), 10);
+    assert!(!log.flush_due());
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig::default());
+    log.append_as_leader(batch(100, 0, 10), 0).expect("append");
+    assert!(!log.flush_due(), "no policy, never due");
 
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(0));
@@ -527,7 +536,9 @@ fn flush_messages_policy_fsyncs_on_append() {
     let mut log = PartitionLog::open_with_clock(dir.path(), config, clock.clone()).expect("open");
     log.append_as_leader(batch(1, 0, 10), 0).expect("append");
     assert_eq!(log.recovery_point(), 0);
+    assert!(!log.flush_due());
     clock.advance(1_000);
+    assert!(log.flush_due());
     log.flush_if_due().expect("scheduler tick");
     assert_eq!(log.recovery_point(), 1);
 }

@@ -32,6 +32,11 @@ pub struct ReplicationConfig {
     /// ([`strom_log::set_cache_drop_behind`]); 0, the default, keeps them
     /// cached as Kafka does.
     pub cache_drop_behind_bytes: u64,
+    /// `log.write.caching`: default of the topic config `write.caching`.
+    /// `true` (Kafka's behaviour) acknowledges acks=all writes once every
+    /// ISR member has them in its page cache; `false` once every ISR member
+    /// fsynced them, so they survive a power cut of every node.
+    pub write_caching: bool,
 }
 
 impl Default for ReplicationConfig {
@@ -46,6 +51,7 @@ impl Default for ReplicationConfig {
             checkpoint_interval: Duration::from_millis(5000),
             log: LogConfig::default(),
             cache_drop_behind_bytes: 0,
+            write_caching: true,
         }
     }
 }

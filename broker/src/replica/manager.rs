@@ -159,6 +159,7 @@ impl ReplicaManager {
                 health: log_dir_health.clone(),
                 clock: seams.clock,
                 blocking: seams.blocking,
+                flushes: tokio_util::task::TaskTracker::new(),
             },
             log_dir_health,
         })
@@ -282,6 +283,7 @@ impl ReplicaManager {
         Defaults {
             log: self.config.log.clone(),
             min_insync_replicas: self.config.min_insync_replicas,
+            write_caching: self.config.write_caching,
         }
     }
 
@@ -406,10 +408,10 @@ impl ReplicaManager {
         let p = &a.state;
         match transition {
             Transition::Wait => {}
-            Transition::Update => part.update(p, a.min_isr),
+            Transition::Update => part.update(p, a.keeping),
             Transition::Leader => {
                 self.fetchers.remove(&part);
-                match part.make_leader(p, a.min_isr).await {
+                match part.make_leader(p, a.keeping).await {
                     Ok(()) => self.notify(&part, p.leader_epoch, LeadershipRole::Leader),
                     Err(e) => {
                         tracing::error!(topic = %a.topic, partition = a.partition, error = %e, "cannot become leader");
@@ -418,7 +420,7 @@ impl ReplicaManager {
             }
             Transition::Follower => {
                 self.fetchers.remove(&part);
-                part.make_follower(p).await;
+                part.make_follower(p, a.keeping).await;
                 if p.leader >= 0 {
                     self.fetchers.add(p.leader, part.clone());
                 }
@@ -435,6 +437,7 @@ impl ReplicaManager {
     async fn remove(&self, part: Arc<Partition>) {
         self.fetchers.remove(&part);
         part.stop().await;
+        part.flushes_done().await;
         self.notify(&part, -1, LeadershipRole::Removed);
         let dir = partition_dir(&self.log_dir, &part.topic, part.index);
         tracing::info!(topic = %part.topic, partition = part.index, "partition no longer assigned here: deleting its log");
@@ -589,6 +592,9 @@ impl ReplicaManager {
         }
         self.fetchers.shutdown().await;
         self.isr.shutdown().await;
+        // Flush jobs hold their partitions: let them end before closing.
+        self.host.flushes.close();
+        self.host.flushes.wait().await;
         let parts: Vec<Arc<Partition>> = self
             .partitions
             .write()

@@ -180,6 +180,7 @@ async fn replica_manager_leads_many_partitions_serves_appends_and_tells_listener
                 fetch_offset: 0,
                 current_leader_epoch: 0,
                 last_fetched_epoch: -1,
+                durable_offset: -1,
                 max_bytes: 1 << 20,
             }],
         })
@@ -207,6 +208,7 @@ async fn replica_manager_leads_many_partitions_serves_appends_and_tells_listener
                 fetch_offset: 0,
                 current_leader_epoch: -1,
                 last_fetched_epoch: -1,
+                durable_offset: -1,
                 max_bytes: 1 << 20,
             }],
         })

@@ -13,7 +13,7 @@ use strom_log::LogConfig;
 use strom_metadata::{ClusterImage, PartitionState, TopicImage};
 use uuid::Uuid;
 
-use super::partition::Role;
+use super::partition::{Keeping, Role};
 
 /// A hosted partition: (topic id, partition index).
 pub(crate) type Key = (Uuid, i32);
@@ -26,7 +26,8 @@ pub(crate) struct Assigned {
     pub(crate) partition: i32,
     pub(crate) state: PartitionState,
     pub(crate) log: LogConfig,
-    pub(crate) min_isr: usize,
+    /// `min.insync.replicas` and `write.caching`.
+    pub(crate) keeping: Keeping,
 }
 
 impl Assigned {
@@ -40,6 +41,8 @@ impl Assigned {
 pub(crate) struct Defaults {
     pub(crate) log: LogConfig,
     pub(crate) min_insync_replicas: usize,
+    /// `log.write.caching`.
+    pub(crate) write_caching: bool,
 }
 
 /// A topic's log settings: the broker defaults overridden by topic configs.
@@ -73,6 +76,17 @@ pub(crate) fn min_isr(default: usize, topic: &TopicImage) -> usize {
         .unwrap_or(default)
 }
 
+/// `write.caching` of a topic: `false` makes acks=all wait for every ISR
+/// member's fsync. Values are validated when set; anything else keeps
+/// the broker default.
+pub(crate) fn write_caching(default: bool, topic: &TopicImage) -> bool {
+    match topic.configs.get("write.caching").map(String::as_str) {
+        Some(v) if v.eq_ignore_ascii_case("true") => true,
+        Some(v) if v.eq_ignore_ascii_case("false") => false,
+        _ => default,
+    }
+}
+
 /// Every partition the image assigns to `node_id`.
 pub(crate) fn assigned(image: &ClusterImage, node_id: i32, defaults: &Defaults) -> Vec<Assigned> {
     image
@@ -84,7 +98,10 @@ pub(crate) fn assigned(image: &ClusterImage, node_id: i32, defaults: &Defaults) 
             partition,
             state: p.clone(),
             log: log_config(&defaults.log, t),
-            min_isr: min_isr(defaults.min_insync_replicas, t),
+            keeping: Keeping {
+                min_isr: min_isr(defaults.min_insync_replicas, t),
+                durable: !write_caching(defaults.write_caching, t),
+            },
         })
         .collect()
 }

@@ -6,7 +6,7 @@ use strom_log::LogConfig;
 use strom_metadata::PartitionState;
 use uuid::Uuid;
 
-use super::partition::Role;
+use super::partition::{Keeping, Role};
 use super::plan::{Assigned, Hosted, Key, Plan, Step, Transition, plan};
 
 const ME: i32 = 1;
@@ -29,7 +29,10 @@ fn assigned(partition: i32, leader: i32, leader_epoch: i32) -> Assigned {
             elr: Vec::new(),
         },
         log: LogConfig::default(),
-        min_isr: 1,
+        keeping: Keeping {
+            min_isr: 1,
+            durable: false,
+        },
     }
 }
 

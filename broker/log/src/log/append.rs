@@ -67,7 +67,6 @@ impl PartitionLog {
         if lock(&self.reader.shared.epochs).assign(leader_epoch, info.first_offset) {
             self.reader.shared.write_epochs()?;
         }
-        self.maybe_flush_by_policy()?;
         Ok(info)
     }
 
@@ -101,7 +100,6 @@ impl PartitionLog {
         if changed {
             self.reader.shared.write_epochs()?;
         }
-        self.maybe_flush_by_policy()?;
         Ok(info)
     }
 
