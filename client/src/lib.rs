@@ -35,8 +35,6 @@ mod cluster;
 pub mod config;
 pub mod consumer;
 pub mod error;
-#[cfg(test)]
-mod mock_cluster;
 mod pool;
 pub mod producer;
 pub mod retry;

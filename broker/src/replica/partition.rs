@@ -182,6 +182,11 @@ impl Partition {
         (st.role, st.leader_epoch)
     }
 
+    /// The partition epoch of the committed state this replica holds.
+    pub(crate) fn partition_epoch(&self) -> i32 {
+        self.state().partition_epoch
+    }
+
     /// Becomes leader at `p.leader_epoch`: the epoch starts at the log end,
     /// followers start unknown with a full lag window. The epoch start is
     /// written (and fsynced) on the blocking pool, so many partitions can

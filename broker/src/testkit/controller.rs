@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::future::BoxFuture;
-use strom_metadata::pb::MetadataRecord;
+use strom_metadata::pb::{Endpoint, MetadataRecord};
 use strom_metadata::records::topic_id_from_bytes;
 use strom_metadata::{ClusterImage, CreateTopicSpec, MetadataError, Registration, Uuid};
 use strom_proto::StromError;
@@ -137,10 +137,15 @@ impl SimController {
         self.state().log.get(i).cloned()
     }
 
-    /// Registers broker `id` (incarnation `incarnation`) with a new broker
-    /// epoch; returns the epoch and the offset of the registration. A
-    /// registration starts fenced.
-    pub fn register(&self, id: i32, incarnation: &str) -> Result<(i64, i64), MetadataError> {
+    /// Registers broker `id` (incarnation `incarnation`, reachable at
+    /// `endpoints`) with a new broker epoch; returns the epoch and the offset
+    /// of the registration. A registration starts fenced.
+    pub fn register(
+        &self,
+        id: i32,
+        incarnation: &str,
+        endpoints: Vec<Endpoint>,
+    ) -> Result<(i64, i64), MetadataError> {
         let epoch = {
             let mut st = self.state();
             st.next_broker_epoch += 1;
@@ -149,7 +154,7 @@ impl SimController {
         let registration = Registration {
             broker_id: id,
             incarnation_id: incarnation.to_owned(),
-            endpoints: Vec::new(),
+            endpoints,
             rack: None,
             damaged: Vec::new(),
         };
