@@ -12,7 +12,7 @@ impl LogReader {
     /// Safe to call while the writer appends. Blocking; call it from
     /// `spawn_blocking`.
     pub fn flush_if_due(&self) -> Result<()> {
-        let config = &self.shared.config;
+        let config = self.shared.config();
         let (flushed, last_ms) = {
             let state = lock(&self.shared.flush);
             (state.flushed_offset, state.last_flush_ms)
