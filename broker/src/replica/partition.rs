@@ -231,12 +231,39 @@ impl Partition {
         self.bump();
     }
 
+    /// Applies the log settings in force (topic configs over the live
+    /// broker defaults) to the open log, when they changed: they take
+    /// effect from the next append, roll or flush check. A config the log
+    /// refuses (the controller checked it, so only a bug or a newer
+    /// version) keeps the one in force.
+    pub(crate) fn set_log_config(&self, config: &LogConfig) {
+        if *self.reader.config() == *config {
+            return;
+        }
+        match self.reader.set_config(config.clone()) {
+            Ok(()) => {
+                tracing::debug!(topic = %self.topic, partition = self.index, ?config, "log config changed")
+            }
+            Err(e) => {
+                tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "log config refused")
+            }
+        }
+    }
+
     /// Takes a newer committed state at the same leader epoch (ISR change,
-    /// replica set change) and a possibly changed `min.insync.replicas`.
+    /// replica set change) and a possibly changed `min.insync.replicas`
+    /// (a lower one may let the high watermark move at once).
     pub(crate) fn update(&self, p: &PartitionState, min_isr: usize) {
         let mut st = self.state();
+        let min_isr_changed = st.min_isr != min_isr;
         st.min_isr = min_isr;
         if p.leader_epoch != st.leader_epoch || p.partition_epoch <= st.partition_epoch {
+            if min_isr_changed && st.role == Role::Leader {
+                let leo = self.reader.log_end_offset();
+                self.advance_hw(&st, leo);
+                drop(st);
+                self.bump();
+            }
             return;
         }
         st.partition_epoch = p.partition_epoch;
