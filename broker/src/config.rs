@@ -1,5 +1,6 @@
 //! Broker settings, with Kafka's names where Kafka has one.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -34,6 +35,10 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     /// Replication and log defaults.
     pub replication: ReplicationConfig,
+    /// The settings this node was started with (config file, environment,
+    /// `--set`) by Kafka name, sensitive values empty: reported when
+    /// registering, so `DescribeConfigs` shows them as STATIC_BROKER_CONFIG.
+    pub static_configs: BTreeMap<String, String>,
 }
 
 impl Default for BrokerConfig {
@@ -50,6 +55,7 @@ impl Default for BrokerConfig {
             controller_request_timeout: Duration::from_secs(10),
             socket_request_max_bytes: 100 << 20,
             replication: ReplicationConfig::default(),
+            static_configs: BTreeMap::new(),
         }
     }
 }
@@ -72,37 +78,7 @@ impl BrokerConfig {
             "controlled.shutdown.timeout.ms" => self.controlled_shutdown_timeout = ms(value)?,
             "controller.request.timeout.ms" => self.controller_request_timeout = ms(value)?,
             "socket.request.max.bytes" => self.socket_request_max_bytes = num(value)?,
-            "replica.lag.time.max.ms" => self.replication.replica_lag_time_max = ms(value)?,
-            "replica.fetch.wait.max.ms" => self.replication.replica_fetch_wait_max = ms(value)?,
-            "replica.fetch.max.bytes" => self.replication.replica_fetch_max_bytes = num(value)?,
-            "replica.fetch.response.max.bytes" => {
-                self.replication.replica_fetch_response_max_bytes = num(value)?
-            }
-            "replica.fetch.backoff.ms" => self.replication.replica_fetch_backoff = ms(value)?,
-            "replica.high.watermark.checkpoint.interval.ms" => {
-                self.replication.checkpoint_interval = ms(value)?
-            }
-            "min.insync.replicas" => self.replication.min_insync_replicas = num(value)?,
-            "log.segment.bytes" => self.replication.log.segment_bytes = num(value)?,
-            "log.cache.drop.behind.bytes" => self.replication.cache_drop_behind_bytes = num(value)?,
-            "log.roll.ms" => self.replication.log.segment_ms = num(value)?,
-            "message.max.bytes" => self.replication.log.max_message_bytes = num(value)?,
-            "log.flush.interval.messages" => {
-                self.replication.log.flush_messages = Some(num(value)?)
-            }
-            "log.flush.interval.ms" => self.replication.log.flush_ms = Some(num(value)?),
-            "log.write.caching" => {
-                self.replication.write_caching = match value {
-                    "true" => true,
-                    "false" => false,
-                    _ => {
-                        return Err(ConfigError(format!(
-                            "log.write.caching must be true or false, got '{value}'"
-                        )));
-                    }
-                }
-            }
-            _ => return Ok(false),
+            _ => return self.replication.set(key, value),
         }
         Ok(true)
     }

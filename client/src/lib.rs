@@ -40,7 +40,8 @@ pub mod producer;
 pub mod retry;
 
 pub use admin::{
-    Admin, BrokerDescription, BrokerState, ClusterDescription, ControllerQuorum, CreateTopicResult,
+    Admin, AlterConfigOp, BrokerDescription, BrokerState, ClusterDescription, ConfigEntry,
+    ConfigResource, ConfigSource, ConfigSynonym, ControllerQuorum, CreateTopicResult,
     DeleteTopicResult, ElectionResult, ElectionType, Metadata, NewTopic, PartitionDescription,
     TopicDescription, TopicId, TopicListing, TopicPartition, VoterDescription,
 };

@@ -113,3 +113,139 @@ async fn durable_topic_acks_only_what_every_isr_member_fsynced() {
         "the default topic was fsynced everywhere, so this check cannot fail: {cached:?}"
     );
 }
+
+fn strom(cluster: &Cluster, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(strom_integration_tests::binary("strom", "STROM_BIN"))
+        .arg("--bootstrap-server")
+        .arg(cluster.bootstrap())
+        .args(args)
+        .output()
+        .expect("run strom")
+}
+
+/// `strom configs alter` turns `write.caching` off on a running cluster:
+/// from then on the topic's acknowledged records are on every ISR member's
+/// disk, those written before the change included. An unknown value, or
+/// the config on an unknown topic, is a typed error that changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_caching_turns_off_live_and_bad_values_change_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let journal = dir.path().join("sync-journal");
+    let mut cluster = Cluster::start(3, watched(&journal)).await;
+    let addrs = Addrs::of(&cluster);
+    cluster
+        .create_topic(1, "live", 1, 3, &[("min.insync.replicas", "2")])
+        .await
+        .expect("create topic");
+    wait_whole_isr(&addrs, "live").await;
+    produce_acked(&addrs, "live", 100).await;
+
+    let describe = |c: &Cluster| {
+        let out = strom(
+            c,
+            &[
+                "--output",
+                "json",
+                "configs",
+                "describe",
+                "--entity-type",
+                "topics",
+                "--entity-name",
+                "live",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "describe: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let before = describe(&cluster);
+    for (args, code) in [
+        (
+            vec![
+                "--entity-name",
+                "live",
+                "--add-config",
+                "write.caching=sometimes",
+            ],
+            "INVALID_CONFIG",
+        ),
+        (
+            vec![
+                "--entity-name",
+                "nope",
+                "--add-config",
+                "write.caching=false",
+            ],
+            "UNKNOWN_TOPIC_OR_PARTITION",
+        ),
+    ] {
+        let mut all = vec!["configs", "alter", "--entity-type", "topics"];
+        all.extend(args);
+        let out = strom(&cluster, &all);
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(1), "{all:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{all:?}: one line: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("error: {code}")),
+            "{all:?}: {stderr}"
+        );
+    }
+    assert_eq!(
+        describe(&cluster),
+        before,
+        "refused changes changed nothing"
+    );
+
+    let out = strom(
+        &cluster,
+        &[
+            "configs",
+            "alter",
+            "--entity-type",
+            "topics",
+            "--entity-name",
+            "live",
+            "--add-config",
+            "write.caching=false",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "alter: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = describe(&cluster);
+    assert!(
+        after.contains("\"write.caching\"") && after.contains("DYNAMIC_TOPIC_CONFIG"),
+        "{after}"
+    );
+    // The brokers take the change from the metadata log; records acked
+    // once every replica runs with it are durable, and so is all before.
+    let mut durable_everywhere = false;
+    for _ in 0..50 {
+        produce_acked(&addrs, "live", 5).await;
+        let synced = storage::synced_lengths(&journal).expect("read the journal");
+        if synced_bytes(&cluster, &synced, "live")
+            .iter()
+            .all(|(_, total, durable)| durable == total)
+        {
+            durable_everywhere = true;
+            break;
+        }
+    }
+    assert!(durable_everywhere, "write.caching=false never took effect");
+    produce_acked(&addrs, "live", 100).await;
+    for id in 1..=3 {
+        cluster.kill(id);
+    }
+    let synced = storage::synced_lengths(&journal).expect("read the journal");
+    for (id, total, durable) in synced_bytes(&cluster, &synced, "live") {
+        assert_eq!(
+            durable, total,
+            "node {id}: unsynced bytes after write.caching=false"
+        );
+    }
+}

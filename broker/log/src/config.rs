@@ -1,5 +1,6 @@
 //! Per-partition log configuration, named after Kafka's topic settings.
 
+use crate::batch::TimestampType;
 use crate::error::{LogError, Result};
 
 /// Log settings. Field docs give the Kafka topic-config name.
@@ -27,9 +28,14 @@ pub struct LogConfig {
     pub flush_messages: Option<u64>,
     /// `flush.ms`: fsync when the last flush is older than this, checked
     /// after appends and by
-    /// [`flush_if_due`](crate::PartitionLog::flush_if_due).
-    /// `None` disables it.
+    /// [`flush_if_due`](crate::PartitionLog::flush_if_due). `None` disables
+    /// it; 0 fsyncs after every append, as in Kafka.
     pub flush_ms: Option<u64>,
+    /// `message.timestamp.type`: with `LogAppendTime` the leader stamps its
+    /// append time into every batch, whatever the producer set (Kafka's
+    /// topic setting); with `CreateTime` only batches the producer marked
+    /// LogAppendTime are stamped.
+    pub message_timestamp_type: TimestampType,
 }
 
 /// 1 GiB.
@@ -53,6 +59,7 @@ impl Default for LogConfig {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             flush_messages: None,
             flush_ms: None,
+            message_timestamp_type: TimestampType::CreateTime,
         }
     }
 }
@@ -87,9 +94,6 @@ impl LogConfig {
         }
         if self.flush_messages == Some(0) {
             return invalid("flush.messages", "must be positive");
-        }
-        if self.flush_ms == Some(0) {
-            return invalid("flush.ms", "must be positive");
         }
         Ok(())
     }
@@ -156,13 +160,6 @@ mod tests {
                 "flush.messages",
                 LogConfig {
                     flush_messages: Some(0),
-                    ..Default::default()
-                },
-            ),
-            (
-                "flush.ms",
-                LogConfig {
-                    flush_ms: Some(0),
                     ..Default::default()
                 },
             ),

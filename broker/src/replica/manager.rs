@@ -279,16 +279,18 @@ impl ReplicaManager {
         })
     }
 
-    fn defaults(&self) -> Defaults {
-        Defaults {
-            log: self.config.log.clone(),
-            min_insync_replicas: self.config.min_insync_replicas,
-            write_caching: self.config.write_caching,
+    /// The broker defaults in force: static settings with the image's live
+    /// broker settings over them.
+    fn defaults(&self, image: &ClusterImage) -> Defaults {
+        let (defaults, ignored) = plan::defaults(&self.config, image, self.node_id);
+        if !ignored.is_empty() {
+            tracing::debug!(?ignored, "live broker settings this broker cannot apply");
         }
+        defaults
     }
 
     fn assigned(&self, image: &ClusterImage) -> Vec<Assigned> {
-        plan::assigned(image, self.node_id, &self.defaults())
+        plan::assigned(image, self.node_id, &self.defaults(image))
     }
 
     async fn open(&self, a: &Assigned) -> Result<Arc<Partition>, crate::Error> {
@@ -406,6 +408,8 @@ impl ReplicaManager {
 
     async fn transition(&self, transition: Transition, a: Assigned, part: Arc<Partition>) {
         let p = &a.state;
+        // Topic configs and live broker defaults reach open logs here.
+        part.set_log_config(&a.log);
         match transition {
             Transition::Wait => {}
             Transition::Update => part.update(p, a.keeping),

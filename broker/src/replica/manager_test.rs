@@ -68,6 +68,7 @@ fn image_records(topic_id: Uuid) -> Vec<pb::MetadataRecord> {
             incarnation_id: "test".into(),
             endpoints: Vec::new(),
             rack: String::new(),
+            static_configs: Default::default(),
         })),
         record(Record::Topic(TopicRecord {
             name: "t".into(),

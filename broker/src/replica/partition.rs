@@ -271,11 +271,32 @@ impl Partition {
         self.bump();
     }
 
+    /// Applies the log settings in force (topic configs over the live
+    /// broker defaults) to the open log, when they changed: they take
+    /// effect from the next append, roll or flush check. A config the log
+    /// refuses (the controller checked it, so only a bug or a newer
+    /// version) keeps the one in force.
+    pub(crate) fn set_log_config(&self, config: &LogConfig) {
+        if *self.reader.config() == *config {
+            return;
+        }
+        match self.reader.set_config(config.clone()) {
+            Ok(()) => {
+                tracing::debug!(topic = %self.topic, partition = self.index, ?config, "log config changed")
+            }
+            Err(e) => {
+                tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "log config refused")
+            }
+        }
+    }
+
     /// Takes a newer committed state at the same leader epoch (ISR change,
     /// replica set change) and a possibly changed `min.insync.replicas` or
-    /// `write.caching`.
+    /// `write.caching` (a lower minimum, or page-cache ends counting again,
+    /// may let the high watermark move at once).
     pub(crate) fn update(self: &Arc<Self>, p: &PartitionState, keeping: Keeping) {
         let mut st = self.state();
+        let min_isr_changed = st.min_isr != keeping.min_isr;
         st.min_isr = keeping.min_isr;
         let became_durable = keeping.durable && !st.durable;
         let relaxed = !keeping.durable && st.durable;
@@ -286,16 +307,13 @@ impl Partition {
             self.request_flush();
             st = self.state();
         }
-        if relaxed && st.role == Role::Leader {
-            // Page-cache ends count again: the high watermark may move.
-            let leo = self.reader.log_end_offset();
-            if self.advance_hw(&st, leo) {
+        if p.leader_epoch != st.leader_epoch || p.partition_epoch <= st.partition_epoch {
+            if (min_isr_changed || relaxed) && st.role == Role::Leader {
+                let leo = self.reader.log_end_offset();
+                self.advance_hw(&st, leo);
                 drop(st);
                 self.bump();
-                st = self.state();
             }
-        }
-        if p.leader_epoch != st.leader_epoch || p.partition_epoch <= st.partition_epoch {
             return;
         }
         st.partition_epoch = p.partition_epoch;

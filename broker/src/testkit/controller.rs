@@ -113,7 +113,10 @@ impl SimController {
         decide: impl FnOnce(&ClusterImage, usize) -> Result<Vec<MetadataRecord>, MetadataError>,
     ) -> Result<i64, MetadataError> {
         let mut st = self.state();
-        let records = decide(&st.image, self.inner.default_min_isr)?;
+        // As the real controller: a cluster-wide dynamic value wins.
+        let min_isr =
+            strom_metadata::configs::default_min_isr(&st.image, self.inner.default_min_isr);
+        let records = decide(&st.image, min_isr)?;
         if records.is_empty() {
             return Ok(st.image.offset());
         }
@@ -157,6 +160,7 @@ impl SimController {
             endpoints,
             rack: None,
             damaged: Vec::new(),
+            static_configs: Default::default(),
         };
         let offset = self.decide(|image, min_isr| {
             strom_metadata::register_broker(image, &registration, false, epoch, min_isr)

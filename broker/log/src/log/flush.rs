@@ -17,7 +17,7 @@ impl LogReader {
     /// unflushed records than the one, or the last flush older than the
     /// other. No I/O.
     pub fn flush_due(&self) -> bool {
-        let config = &self.shared.config;
+        let config = self.shared.config();
         if config.flush_messages.is_none() && config.flush_ms.is_none() {
             return false;
         }
