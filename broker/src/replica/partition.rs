@@ -183,6 +183,7 @@ impl Partition {
     }
 
     /// The partition epoch of the committed state this replica holds.
+    #[cfg(any(test, feature = "testkit"))]
     pub(crate) fn partition_epoch(&self) -> i32 {
         self.state().partition_epoch
     }
