@@ -8,9 +8,15 @@ use bytes::Bytes;
 
 use super::shared::lock;
 use super::{FetchData, LogReader, OffsetAndTimestamp, OffsetSpec, SegmentInfo};
+use crate::config::LogConfig;
 use crate::error::{LogError, Result};
 
 impl LogReader {
+    /// The log's configuration.
+    pub fn config(&self) -> &LogConfig {
+        &self.shared.config
+    }
+
     /// First readable offset.
     pub fn log_start_offset(&self) -> i64 {
         self.shared.log_start_offset.load(Ordering::Acquire)
