@@ -34,6 +34,49 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     /// Replication and log defaults.
     pub replication: ReplicationConfig,
+    /// `log.retention.ms`, `log.retention.minutes` and `log.retention.hours`
+    /// as set; [`set`](Self::set) resolves them into
+    /// `replication.log.retention_ms`.
+    pub log_retention: RetentionTime,
+}
+
+/// The broker's default `retention.ms`, settable in three units as in
+/// Kafka: the finest one set wins (`ms` over `minutes` over `hours`),
+/// whatever the order they were given in; -1 is unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionTime {
+    /// `log.retention.ms`.
+    pub ms: Option<i64>,
+    /// `log.retention.minutes`.
+    pub minutes: Option<i64>,
+    /// `log.retention.hours` (Kafka's default: 168).
+    pub hours: Option<i64>,
+}
+
+impl RetentionTime {
+    /// The retention in milliseconds: `None` when nothing is set (keep the
+    /// default), `Some(None)` for unlimited.
+    fn resolve(&self) -> Result<Option<Option<u64>>, ConfigError> {
+        let (value, unit, name) = match (self.ms, self.minutes, self.hours) {
+            (Some(v), _, _) => (v, 1, "log.retention.ms"),
+            (None, Some(v), _) => (v, 60_000, "log.retention.minutes"),
+            (None, None, Some(v)) => (v, 3_600_000, "log.retention.hours"),
+            (None, None, None) => return Ok(None),
+        };
+        if value == -1 {
+            return Ok(Some(None));
+        }
+        let ms = u64::try_from(value)
+            .ok()
+            .and_then(|v| v.checked_mul(unit))
+            .filter(|ms| i64::try_from(*ms).is_ok())
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "{name} must be -1 (unlimited) or a non-negative number that fits in milliseconds, got {value}"
+                ))
+            })?;
+        Ok(Some(Some(ms)))
+    }
 }
 
 impl Default for BrokerConfig {
@@ -50,6 +93,7 @@ impl Default for BrokerConfig {
             controller_request_timeout: Duration::from_secs(10),
             socket_request_max_bytes: 100 << 20,
             replication: ReplicationConfig::default(),
+            log_retention: RetentionTime::default(),
         }
     }
 }
@@ -65,6 +109,10 @@ impl BrokerConfig {
         fn num<T: std::str::FromStr>(v: &str) -> Result<T, ConfigError> {
             v.parse::<T>()
                 .map_err(|_| ConfigError(format!("expected a non-negative number, got '{v}'")))
+        }
+        fn long(key: &str, v: &str) -> Result<i64, ConfigError> {
+            v.parse::<i64>()
+                .map_err(|_| ConfigError(format!("{key} must be a number, got '{v}'")))
         }
         match key {
             "broker.heartbeat.interval.ms" => self.heartbeat_interval = ms(value)?,
@@ -91,7 +139,35 @@ impl BrokerConfig {
                 self.replication.log.flush_messages = Some(num(value)?)
             }
             "log.flush.interval.ms" => self.replication.log.flush_ms = Some(num(value)?),
+            "log.retention.check.interval.ms" => {
+                self.replication.retention_check_interval = ms(value)?
+            }
+            "log.retention.ms" => self.log_retention.ms = Some(long(key, value)?),
+            "log.retention.minutes" => self.log_retention.minutes = Some(long(key, value)?),
+            "log.retention.hours" => self.log_retention.hours = Some(long(key, value)?),
+            "log.retention.bytes" => {
+                let v = long(key, value)?;
+                self.replication.log.retention_bytes = match v {
+                    -1 => None,
+                    v => Some(u64::try_from(v).map_err(|_| {
+                        ConfigError(format!(
+                            "log.retention.bytes must be -1 (unlimited) or non-negative, got {v}"
+                        ))
+                    })?),
+                };
+            }
+            "log.cleanup.policy" => {
+                self.replication.log.cleanup_policy =
+                    strom_log::CleanupPolicy::parse(value).ok_or_else(|| {
+                        ConfigError(format!(
+                            "log.cleanup.policy must be delete, compact or compact,delete, got '{value}'"
+                        ))
+                    })?
+            }
             _ => return Ok(false),
+        }
+        if let Some(ms) = self.log_retention.resolve()? {
+            self.replication.log.retention_ms = ms;
         }
         Ok(true)
     }
@@ -121,6 +197,85 @@ impl BrokerConfig {
                 "replica.lag.time.max.ms must be positive".into(),
             ));
         }
+        if r.retention_check_interval.is_zero() {
+            return Err(ConfigError(
+                "log.retention.check.interval.ms must be positive".into(),
+            ));
+        }
         r.log.validate().map_err(|e| ConfigError(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(settings: &[(&str, &str)]) -> Result<BrokerConfig, ConfigError> {
+        let mut c = BrokerConfig::default();
+        for (k, v) in settings {
+            assert!(c.set(k, v)?, "{k} is a broker setting");
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    #[test]
+    fn retention_settings_take_kafka_names_and_precedence() {
+        // (settings, retention.ms, retention.bytes)
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<u64>, Option<u64>);
+        let cases: &[Case<'_>] = &[
+            (&[], Some(604_800_000), None),
+            (&[("log.retention.hours", "1")], Some(3_600_000), None),
+            (&[("log.retention.minutes", "2")], Some(120_000), None),
+            (&[("log.retention.ms", "-1")], None, None),
+            (
+                &[("log.retention.ms", "500"), ("log.retention.hours", "1")],
+                Some(500),
+                None,
+            ),
+            (
+                &[("log.retention.hours", "1"), ("log.retention.minutes", "3")],
+                Some(180_000),
+                None,
+            ),
+            (
+                &[("log.retention.bytes", "1048576")],
+                Some(604_800_000),
+                Some(1 << 20),
+            ),
+            (&[("log.retention.bytes", "-1")], Some(604_800_000), None),
+        ];
+        for (settings, ms, bytes) in cases {
+            let c = with(settings).expect("valid");
+            let log = &c.replication.log;
+            assert_eq!(
+                (log.retention_ms, log.retention_bytes),
+                (*ms, *bytes),
+                "{settings:?}"
+            );
+        }
+        let c = with(&[
+            ("log.retention.check.interval.ms", "250"),
+            ("log.cleanup.policy", "compact"),
+        ])
+        .expect("valid");
+        assert_eq!(c.replication.retention_check_interval.as_millis(), 250);
+        assert!(!c.replication.log.cleanup_policy.delete);
+    }
+
+    #[test]
+    fn bad_retention_settings_are_refused_by_name() {
+        let cases: &[(&str, &str)] = &[
+            ("log.retention.ms", "-2"),
+            ("log.retention.hours", "x"),
+            ("log.retention.hours", "9223372036854775807"),
+            ("log.retention.bytes", "-5"),
+            ("log.cleanup.policy", "remove"),
+            ("log.retention.check.interval.ms", "0"),
+        ];
+        for (k, v) in cases {
+            let err = with(&[(k, v)]).expect_err(k);
+            assert!(err.0.contains(k), "{k}={v}: {}", err.0);
+        }
     }
 }

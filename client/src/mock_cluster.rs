@@ -44,6 +44,10 @@ pub(crate) struct State {
     pub(crate) unary_produce_only: bool,
     /// `ProduceStream` calls opened.
     pub(crate) produce_streams: usize,
+    /// Log start offsets moved by `DeleteRecords` (0 when absent).
+    pub(crate) log_starts: HashMap<TopicPartition, i64>,
+    /// (broker, validate only, partitions) of every `DeleteRecords` call.
+    pub(crate) delete_records_calls: Vec<(i32, bool, usize)>,
 }
 
 impl State {
@@ -440,6 +444,56 @@ impl BrokerService for MockBroker {
         _request: Request<pb::OffsetsForLeaderEpochRequest>,
     ) -> Result<Response<pb::OffsetsForLeaderEpochResponse>, Status> {
         Err(Status::unimplemented("not used by clients"))
+    }
+
+    /// As a broker: leaders only, at most the end offset (the mock's high
+    /// watermark), -1 for it; `validate_only` changes nothing.
+    async fn delete_records(
+        &self,
+        request: Request<pb::DeleteRecordsRequest>,
+    ) -> Result<Response<pb::DeleteRecordsResponse>, Status> {
+        let request = request.into_inner();
+        let mut state = self.state();
+        let count = request.topics.iter().map(|t| t.partitions.len()).sum();
+        state
+            .delete_records_calls
+            .push((self.id, request.validate_only, count));
+        let mut topics = Vec::new();
+        for topic in request.topics {
+            let mut partitions = Vec::new();
+            for p in topic.partitions {
+                let tp = TopicPartition::new(topic.topic.clone(), p.partition);
+                let mut result = pb::DeleteRecordsPartitionResult {
+                    partition: p.partition,
+                    low_watermark: -1,
+                    ..Default::default()
+                };
+                if let Some(code) = state.not_leader(self.id, &tp) {
+                    result.error_code = code as i32;
+                    result.current_leader = state.hint(&tp);
+                    partitions.push(result);
+                    continue;
+                }
+                let end = state.end_offset(&tp);
+                let start = state.log_starts.get(&tp).copied().unwrap_or(0);
+                let target = if p.offset == -1 { end } else { p.offset };
+                if target < 0 || target > end {
+                    result.error_code = ErrorCode::OffsetOutOfRange as i32;
+                    result.error_message = format!("valid offsets are {start} to {end}");
+                } else {
+                    result.low_watermark = target.max(start);
+                    if !request.validate_only {
+                        state.log_starts.insert(tp, result.low_watermark);
+                    }
+                }
+                partitions.push(result);
+            }
+            topics.push(pb::DeleteRecordsTopicResult {
+                topic: topic.topic,
+                partitions,
+            });
+        }
+        Ok(Response::new(pb::DeleteRecordsResponse { topics }))
     }
 }
 
@@ -938,5 +992,99 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(error.code(), Some(ErrorCode::UnknownTopicOrPartition));
+    }
+
+    #[tokio::test]
+    async fn admin_deletes_records_at_the_leaders_after_checking_every_partition() {
+        use crate::{Admin, ClientConfig, DeletedRecords};
+
+        // t-0 moved to broker 2 (metadata still says 1); t-1 is on 1.
+        let cluster = MockCluster::start(2, leaders("t", &[(2, 5), (1, 3)])).await;
+        let (t0, t1) = (TopicPartition::new("t", 0), TopicPartition::new("t", 1));
+        let producer = Producer::connect(producer_config(&cluster)).await.unwrap();
+        for tp in [&t0, &t1] {
+            let offsets = produce(&producer, tp, &values(10)).await;
+            assert!(offsets.iter().all(Result::is_ok));
+        }
+        producer.close().await.unwrap();
+        cluster.state().advertised = Some(leaders("t", &[(1, 4), (1, 3)]));
+        let admin = Admin::connect(ClientConfig {
+            bootstrap_servers: vec![cluster.address(1)],
+            retry_backoff: Duration::from_millis(1),
+            retry_backoff_max: Duration::from_millis(5),
+            ..ClientConfig::default()
+        })
+        .await
+        .unwrap();
+
+        // One partition beyond its high watermark: nothing is deleted.
+        let err = admin
+            .delete_records(BTreeMap::from([(t0.clone(), 4), (t1.clone(), 11)]))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::OffsetOutOfRange), "{err}");
+        assert!(
+            err.to_string().contains("valid offsets are 0 to 10"),
+            "{err}"
+        );
+        let err = admin
+            .delete_records(BTreeMap::from([(TopicPartition::new("nope", 0), 1)]))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.code(),
+            Some(ErrorCode::UnknownTopicOrPartition),
+            "{err}"
+        );
+        let err = admin
+            .delete_records(BTreeMap::from([(TopicPartition::new("t", 7), 1)]))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.code(),
+            Some(ErrorCode::UnknownTopicOrPartition),
+            "{err}"
+        );
+        assert!(cluster.state().log_starts.is_empty(), "nothing changed");
+        assert!(
+            cluster.state().delete_records_calls.iter().all(|c| c.1),
+            "refused requests were only checked"
+        );
+
+        // Both valid: t-0 reaches its leader through the hint, -1 is the
+        // high watermark.
+        cluster.state().delete_records_calls.clear();
+        let done = admin
+            .delete_records(BTreeMap::from([(t0.clone(), 4), (t1.clone(), -1)]))
+            .await
+            .unwrap();
+        assert_eq!(
+            done,
+            [
+                DeletedRecords {
+                    topic: "t".into(),
+                    partition: 0,
+                    low_watermark: 4
+                },
+                DeletedRecords {
+                    topic: "t".into(),
+                    partition: 1,
+                    low_watermark: 10
+                },
+            ]
+        );
+        let state = cluster.state();
+        assert_eq!(state.log_starts, HashMap::from([(t0, 4), (t1, 10)]));
+        let calls = &state.delete_records_calls;
+        let first_delete = calls.iter().position(|c| !c.1).unwrap();
+        assert!(
+            calls[..first_delete].iter().all(|c| c.1),
+            "checks come first: {calls:?}"
+        );
+        assert!(calls[first_delete..].iter().all(|c| !c.1), "{calls:?}");
+        assert!(
+            calls[first_delete..].iter().any(|c| c.0 == 2),
+            "t-0 deleted at broker 2: {calls:?}"
+        );
     }
 }

@@ -23,9 +23,13 @@ pub struct ReplicationConfig {
     pub min_insync_replicas: usize,
     /// `replica.high.watermark.checkpoint.interval.ms`.
     pub checkpoint_interval: Duration,
+    /// `log.retention.check.interval.ms`: how often retention runs (and a
+    /// quiet partition's active segment is rolled by `segment.ms`).
+    pub retention_check_interval: Duration,
     /// Log settings for topics that do not override them (`log.segment.bytes`,
     /// `log.roll.ms`, `message.max.bytes`, `log.flush.interval.messages`,
-    /// `log.flush.interval.ms`).
+    /// `log.flush.interval.ms`, `log.retention.ms` (or `.minutes`, `.hours`),
+    /// `log.retention.bytes`, `log.cleanup.policy`).
     pub log: LogConfig,
     /// `log.cache.drop.behind.bytes`: drop written-back log pages from the
     /// page cache once they are this far behind the appends
@@ -44,6 +48,7 @@ impl Default for ReplicationConfig {
             replica_fetch_backoff: Duration::from_millis(100),
             min_insync_replicas: 1,
             checkpoint_interval: Duration::from_millis(5000),
+            retention_check_interval: Duration::from_millis(300_000),
             log: LogConfig::default(),
             cache_drop_behind_bytes: 0,
         }
