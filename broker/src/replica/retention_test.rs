@@ -36,8 +36,8 @@ fn batch(timestamp: i64, n: i64) -> Bytes {
     b.build()
 }
 
-/// Ten simulated milliseconds, then the metadata log and the controller's
-/// duties, `n` times.
+/// `ms` simulated milliseconds, ten at a time, each followed by the
+/// metadata log's delivery and the controller's duties.
 async fn run_for(cluster: &mut Cluster, ms: u64) {
     for _ in 0..ms / 10 {
         tokio::time::sleep(Duration::from_millis(10)).await;
