@@ -16,7 +16,8 @@
 //!   and, on broker-only nodes, the forwarding `ControllerService`.
 //! * `testkit` (tests, and the `testkit` feature): an in-process cluster
 //!   of real replica managers over in-memory transports, for deterministic
-//!   simulation.
+//!   simulation, and the same cluster serving its gRPC services on
+//!   127.0.0.1 for client libraries' tests.
 //! * Partition log storage lives in the `strom-log` crate (`broker/log`).
 
 pub mod config;

@@ -116,6 +116,12 @@ impl Lifecycle {
                     partition: d.partition,
                 })
                 .collect(),
+            static_configs: self
+                .config
+                .static_configs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         };
         let resp = self
             .quorum

@@ -1,12 +1,13 @@
 //! `strom`, Strom's command-line tool. Its commands, flags, output and exit
 //! codes are a public contract documented in docs/cli.md.
 //!
-//! One file per command group: `cluster.rs`, `topics.rs`,
+//! One file per command group: `cluster.rs`, `topics.rs`, `configs.rs`,
 //! `leader_election.rs`, `delete_records.rs`, `produce.rs`, `consume.rs`,
 //! `perf/` (producer and consumer benchmarks), `dev.rs`; all output goes
 //! through `output.rs`, progress indicators through `progress.rs`.
 
 mod cluster;
+mod configs;
 mod consume;
 mod delete_records;
 mod dev;
@@ -70,6 +71,9 @@ enum Command {
     /// Create, list, describe, alter and delete topics.
     #[command(subcommand)]
     Topics(topics::TopicsCommand),
+    /// Describe and change topic and broker configs, live.
+    #[command(subcommand)]
+    Configs(configs::ConfigsCommand),
     /// Run preferred or unclean leader elections.
     LeaderElection(leader_election::LeaderElectionArgs),
     /// Delete the records of partitions below given offsets.
@@ -91,6 +95,7 @@ impl Command {
         match self {
             Command::Dev(args) => args.validate(),
             Command::Consume(args) => args.validate(),
+            Command::Configs(command) => command.validate(),
             _ => Ok(()),
         }
     }
@@ -160,6 +165,7 @@ async fn run(cli: Cli, output: &Output) -> Result<(), Error> {
     match cli.command {
         Command::Cluster(command) => cluster::run(command, &admin, output).await,
         Command::Topics(command) => topics::run(command, &admin, output).await,
+        Command::Configs(command) => configs::run(command, &admin, output).await,
         Command::LeaderElection(args) => leader_election::run(args, &admin, output).await,
         Command::DeleteRecords(args) => delete_records::run(args, &admin, output).await,
         Command::Dev(_) | Command::Produce(_) | Command::Consume(_) | Command::Perf(_) => {
@@ -273,6 +279,54 @@ mod tests {
             ],
             &["strom", "perf", "consume", "--topic", "t"],
             &["strom", "delete-records"],
+            &["strom", "configs", "describe", "--entity-type", "topics"],
+            &[
+                "strom",
+                "configs",
+                "describe",
+                "--entity-type",
+                "topics",
+                "--entity-default",
+            ],
+            &[
+                "strom",
+                "configs",
+                "describe",
+                "--entity-type",
+                "brokers",
+                "--entity-name",
+                "b1",
+            ],
+            &[
+                "strom",
+                "configs",
+                "describe",
+                "--entity-type",
+                "groups",
+                "--entity-name",
+                "g",
+            ],
+            &[
+                "strom",
+                "configs",
+                "alter",
+                "--entity-type",
+                "topics",
+                "--entity-name",
+                "t",
+            ],
+            &[
+                "strom",
+                "configs",
+                "alter",
+                "--entity-type",
+                "brokers",
+                "--entity-name",
+                "1",
+                "--entity-default",
+                "--add-config",
+                "a=1",
+            ],
         ];
         for args in cases {
             let code = match Cli::try_parse_from(*args) {

@@ -36,14 +36,13 @@ mod cluster;
 pub mod config;
 pub mod consumer;
 pub mod error;
-#[cfg(test)]
-mod mock_cluster;
 mod pool;
 pub mod producer;
 pub mod retry;
 
 pub use admin::{
-    Admin, BrokerDescription, BrokerState, ClusterDescription, ControllerQuorum, CreateTopicResult,
+    Admin, AlterConfigOp, BrokerDescription, BrokerState, ClusterDescription, ConfigEntry,
+    ConfigResource, ConfigSource, ConfigSynonym, ControllerQuorum, CreateTopicResult,
     DeleteTopicResult, DeletedRecords, ElectionResult, ElectionType, Metadata, NewTopic,
     PartitionDescription, TopicDescription, TopicId, TopicListing, TopicPartition,
     VoterDescription,

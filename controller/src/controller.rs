@@ -171,9 +171,11 @@ impl Controller {
     }
 
     /// `min.insync.replicas` for topics without the config, as every
-    /// partition decision needs it.
-    pub(crate) fn default_min_isr(&self) -> usize {
-        self.inner.config.min_insync_replicas
+    /// partition decision needs it: the cluster-wide dynamic value in
+    /// `image`, else this node's setting. Call it on the image the decision
+    /// reads, so the two agree.
+    pub(crate) fn default_min_isr(&self, image: &ClusterImage) -> usize {
+        strom_metadata::configs::default_min_isr(image, self.inner.config.min_insync_replicas)
     }
 
     /// This controller's node id.

@@ -130,11 +130,11 @@ async fn fence_expired(controller: &Controller) {
             .map(|b| b.id)
             .collect()
     });
-    let min_isr = controller.default_min_isr();
     for broker in controller.inner().leases.expired(candidates) {
         let result = controller
             .decide(|image| match image.broker(broker) {
                 Some(b) if !b.fenced => {
+                    let min_isr = controller.default_min_isr(image);
                     Ok((strom_metadata::fence_broker(image, broker, min_isr), ()))
                 }
                 _ => Ok((vec![], ())),

@@ -305,6 +305,7 @@ pub async fn read_all_at_epoch(
                     last_fetched_epoch: -1,
                     log_start_offset: -1,
                     partition_max_bytes: 4 << 20,
+                    replica_durable_offset: 0,
                 }],
             }],
         });

@@ -134,12 +134,20 @@ pub struct ClusterOptions {
     /// Broker-only nodes after the `n` combined ones (ids n+1..=n+k), so a
     /// test can stop brokers without touching the controller quorum.
     pub broker_only: i32,
+    /// Environment variables of every node's process (e.g. `LD_PRELOAD`).
+    pub env: Vec<(String, String)>,
 }
 
 impl ClusterOptions {
     /// Adds a setting.
     pub fn set(mut self, key: &str, value: &str) -> Self {
         self.settings.push((key.into(), value.into()));
+        self
+    }
+
+    /// Adds an environment variable of every node's process.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
         self
     }
 
@@ -280,6 +288,9 @@ impl Cluster {
             .env_remove("STROM_SET");
         for (k, v) in &self.options.settings {
             cmd.arg("--set").arg(format!("{k}={v}"));
+        }
+        for (k, v) in &self.options.env {
+            cmd.env(k, v);
         }
         cmd
     }

@@ -124,6 +124,14 @@ async fn bad_admin_requests_get_typed_errors_and_change_nothing() {
             ErrorCode::InvalidConfig,
             "no.such.config",
         ),
+        (
+            CreatableTopic {
+                configs: [("write.caching".into(), "sometimes".into())].into(),
+                ..topic("bad-write-caching", 1, 1)
+            },
+            ErrorCode::InvalidConfig,
+            "write.caching",
+        ),
     ];
     for (t, code, mention) in cases {
         let name = t.name.clone();
@@ -352,6 +360,21 @@ fn stromd_refuses_bad_configuration_with_one_line() {
                 data,
             ],
             "unknown setting",
+        ),
+        (
+            vec![
+                "--node-id",
+                "1",
+                "--controller-quorum-voters",
+                "1@127.0.0.1:19093",
+                "--controller-listen",
+                "127.0.0.1:19093",
+                "--set",
+                "log.write.caching=maybe",
+                "--data-dir",
+                data,
+            ],
+            "log.write.caching must be true or false",
         ),
     ];
     for (args, want) in cases {

@@ -63,6 +63,7 @@ async fn fetch_one(
                     last_fetched_epoch: -1,
                     log_start_offset: -1,
                     partition_max_bytes: 1 << 20,
+                    replica_durable_offset: 0,
                 }],
             }],
         })
@@ -117,6 +118,7 @@ fn consumer_fetch(topic: &str, offset: i64, max_wait_ms: i32) -> FetchRequest {
                 last_fetched_epoch: -1,
                 log_start_offset: -1,
                 partition_max_bytes: 1 << 20,
+                replica_durable_offset: 0,
             }],
         }],
     }
@@ -224,6 +226,7 @@ async fn produce_fetch_and_offsets_round_trip() {
                     last_fetched_epoch: -1,
                     log_start_offset: -1,
                     partition_max_bytes: 1 << 20,
+                    replica_durable_offset: 0,
                 }],
             }],
         })

@@ -3,7 +3,7 @@
 //! by size on every replica; consumers below the new log start are reset
 //! by `auto.offset.reset` or told the valid range; `strom delete-records`
 //! moves the low watermark everywhere and refuses bad input, changing
-//! nothing.
+//! nothing; `retention.ms` changed live (`strom configs alter`) applies.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -440,4 +440,44 @@ async fn delete_records_cli_moves_low_watermarks_and_refuses_bad_input() {
         json,
         serde_json::json!([{"topic": "dr", "partition": 0, "low_watermark": 21}])
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_changed_live_takes_effect_on_every_replica() {
+    let cluster = Cluster::start(3, options()).await;
+    create(&cluster, "live", 1, &[]).await;
+    let end = produce(&cluster, "live", 0, 6).await;
+    // The default (7 days) keeps everything.
+    assert_eq!(beginning_offsets(&cluster, "live", 1).await[&0], 0);
+
+    let out = tokio::task::block_in_place(|| {
+        strom(
+            &cluster,
+            &[
+                "configs",
+                "alter",
+                "--entity-type",
+                "topics",
+                "--entity-name",
+                "live",
+                "--add-config",
+                "retention.ms=1000,segment.ms=1000",
+            ],
+        )
+    });
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let expired = wait_until(Duration::from_secs(30), || async {
+        replicas_start_at(&cluster, "live", 0, end).await
+    })
+    .await;
+    assert!(
+        expired,
+        "live-0 not expired after retention.ms changed: {:?}",
+        cluster
+            .nodes
+            .keys()
+            .map(|id| (*id, segments(&cluster, *id, "live", 0)))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(beginning_offsets(&cluster, "live", 1).await[&0], end);
 }

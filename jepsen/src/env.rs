@@ -26,6 +26,10 @@ pub struct EnvOptions {
     pub firewall: bool,
     /// Put this node's data dir on a tmpfs of this many bytes.
     pub tmpfs: Option<(i32, u64)>,
+    /// Preload syncwatch (`jepsen/syncwatch/`) into every node, recording
+    /// the fsynced length of each segment file in this journal: the power
+    /// cuts keep those bytes and drop any part of the rest.
+    pub sync_journal: Option<std::path::PathBuf>,
 }
 
 /// The cluster under test and the machine state the nemesis controls.
@@ -42,6 +46,8 @@ pub struct Env {
     partitioned: bool,
     /// The tmpfs is filled.
     disk_filled: bool,
+    /// See [`EnvOptions::sync_journal`].
+    sync_journal: Option<std::path::PathBuf>,
 }
 
 impl Env {
@@ -54,6 +60,11 @@ impl Env {
         for (k, v) in &options.settings {
             cluster_options = cluster_options.set(k, v);
         }
+        if let Some(journal) = &options.sync_journal {
+            cluster_options = cluster_options
+                .env("LD_PRELOAD", env!("STROM_SYNCWATCH_LIB"))
+                .env("STROM_SYNC_JOURNAL", &journal.display().to_string());
+        }
         // Ports are only known once the cluster is laid out; lay it out
         // once without cgroups to learn them, then set the cgroup.
         let mut cluster = Cluster::create(options.nodes, cluster_options);
@@ -65,6 +76,7 @@ impl Env {
             paused: BTreeSet::new(),
             partitioned: false,
             disk_filled: false,
+            sync_journal: options.sync_journal.clone(),
         };
         if options.firewall {
             let ports: BTreeMap<i32, Ports> = cluster
@@ -92,6 +104,11 @@ impl Env {
         env.cluster = Some(cluster);
         env.cluster_mut().wait_ready(Duration::from_secs(60)).await;
         Ok(env)
+    }
+
+    /// The journal of fsynced segment lengths, when the nodes record one.
+    pub fn sync_journal(&self) -> Option<&std::path::Path> {
+        self.sync_journal.as_deref()
     }
 
     /// The cluster.

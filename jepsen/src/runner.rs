@@ -54,6 +54,10 @@ pub struct RunConfig {
     /// Faults in place at once, at most (each cycle injects between one
     /// and this many, at most one of them destructive).
     pub concurrency: usize,
+    /// The topic's `write.caching`: `true` (the default) acknowledges
+    /// acks=all writes from the ISR's page caches, `false` from their disks
+    /// (the promise the all-node power cuts test).
+    pub write_caching: bool,
     /// Pause between two operations of a process.
     pub pace: Duration,
     /// After the final heal, every partition must acknowledge a produce
@@ -80,6 +84,7 @@ impl RunConfig {
             },
             acks: -1,
             concurrency: 1,
+            write_caching: true,
             pace: Duration::from_millis(10),
             liveness_bound: Duration::from_secs(20),
             dir,
@@ -91,7 +96,8 @@ impl RunConfig {
         format!(
             "cargo build --bins && cargo run -p strom-jepsen --bin jepsen -- --seed {} --duration {} \
              --faults {} --nodes {} --partitions {} --client-producers {} --raw-producers {} \
-             --consumers {} --acks {} --concurrency {} --pace-ms {} --liveness-bound {}",
+             --consumers {} --acks {} --concurrency {} --pace-ms {} --liveness-bound {} \
+             --write-caching {}",
             self.seed,
             self.duration.as_secs(),
             Fault::list_names(&self.faults),
@@ -103,7 +109,8 @@ impl RunConfig {
             if self.acks == 1 { "1" } else { "all" },
             self.concurrency,
             self.pace.as_millis(),
-            self.liveness_bound.as_secs()
+            self.liveness_bound.as_secs(),
+            self.write_caching
         )
     }
 
@@ -151,11 +158,16 @@ impl RunOutcome {
     /// run its seed and how to reproduce it.
     pub fn summary(&self, config: &RunConfig) -> String {
         let mut s = format!(
-            "jepsen run {} (seed {}, faults {}{}, {:.0} s) in {}\n{}",
+            "jepsen run {} (seed {}, faults {}{}{}, {:.0} s) in {}\n{}",
             if self.valid() { "passed" } else { "FAILED" },
             config.seed,
             Fault::list_names(&config.faults),
             if config.acks == 1 { ", acks=1" } else { "" },
+            if config.write_caching {
+                ""
+            } else {
+                ", write.caching=false"
+            },
             self.elapsed.as_secs_f64(),
             self.dir.display(),
             self.report
@@ -212,6 +224,7 @@ pub async fn run(config: &RunConfig) -> anyhow::Result<RunOutcome> {
             .faults
             .contains(&Fault::DiskFull)
             .then_some((tmpfs_node, TMPFS_BYTES)),
+        sync_journal: Some(config.dir.join("sync-journal")),
     };
     let mut env = Env::start(&options).await?;
     let result = drive(config, &mut env, recorder.clone(), &mut rng).await;
@@ -259,13 +272,26 @@ async fn drive(
 ) -> anyhow::Result<Findings> {
     let mut problems = Vec::new();
     let mut notes = Vec::new();
+    if config.write_caching
+        && let Some(f) = config.faults.iter().find(|f| f.needs_durable_topic())
+    {
+        notes.push(format!(
+            "{f} on a write.caching=true topic: every replica may lose acknowledged writes \
+             still in its page cache (a negative control; --write-caching false is the promise)"
+        ));
+    }
+    let write_caching = config.write_caching.to_string();
     env.cluster()
         .create_topic(
             1,
             TOPIC,
             config.partitions,
             3,
-            &[("min.insync.replicas", "2"), ("segment.bytes", "131072")],
+            &[
+                ("min.insync.replicas", "2"),
+                ("segment.bytes", "131072"),
+                ("write.caching", &write_caching),
+            ],
         )
         .await
         .map_err(|e| anyhow::anyhow!("create topic {TOPIC}: {e}"))?;

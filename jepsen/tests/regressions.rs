@@ -367,6 +367,7 @@ mod needs_root {
             ],
             firewall: false,
             tmpfs: Some((full, 64 << 20)),
+            sync_journal: None,
         })
         .await
         .expect("environment");

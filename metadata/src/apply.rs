@@ -160,6 +160,11 @@ impl ClusterImage {
             rack: (!r.rack.is_empty()).then(|| r.rack.clone()),
             fenced: true,
             in_controlled_shutdown: false,
+            static_configs: r
+                .static_configs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         };
         let prev = self.brokers.insert(r.broker_id, reg);
         undo.push(Undo::Broker(r.broker_id, prev));

@@ -61,6 +61,7 @@ fn broker_rec(kind: &str, id: i32, epoch: i64) -> pb::MetadataRecord {
             incarnation_id: "x".into(),
             endpoints: vec![],
             rack: String::new(),
+            static_configs: Default::default(),
         })),
         "fence" => record(Record::FenceBroker(pb::FenceBrokerRecord {
             broker_id: id,

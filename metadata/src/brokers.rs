@@ -1,6 +1,8 @@
 //! Broker lifecycle decisions: registration, fencing, unfencing and
 //! controlled shutdown, each with the partition changes it implies.
 
+use std::collections::BTreeMap;
+
 use uuid::Uuid;
 
 use crate::election::{Liveness, change_record, reelect};
@@ -25,6 +27,9 @@ pub struct Registration {
     /// broker last ran (recovery cut a damaged tail, or the log ends below
     /// its checkpointed high watermark).
     pub damaged: Vec<(Uuid, i32)>,
+    /// The broker's static settings (Kafka names; sensitive values empty),
+    /// kept in the image for `DescribeConfigs`.
+    pub static_configs: BTreeMap<String, String>,
 }
 
 /// Decides a broker registration.
@@ -57,6 +62,7 @@ pub fn register_broker(
         endpoints,
         rack,
         damaged,
+        static_configs,
     } = registration;
     let broker_id = *broker_id;
     if broker_id < 0 {
@@ -94,6 +100,10 @@ pub fn register_broker(
         incarnation_id: incarnation_id.clone(),
         endpoints: endpoints.clone(),
         rack: rack.clone().unwrap_or_default(),
+        static_configs: static_configs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     })));
     Ok(records)
 }

@@ -197,6 +197,7 @@ fn registration_rules() {
             endpoints: ep(),
             rack: Some("r1".into()),
             damaged: Vec::new(),
+            static_configs: Default::default(),
         };
         let r = register_broker(&c.image, &reg, *alive, *epoch, MIN_ISR);
         assert_eq!(

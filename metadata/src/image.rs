@@ -28,6 +28,10 @@ pub struct BrokerRegistration {
     pub fenced: bool,
     /// Brokers shutting down get no new leaderships.
     pub in_controlled_shutdown: bool,
+    /// The settings the broker was started with (Kafka names; sensitive
+    /// values empty), as it registered them: `DescribeConfigs` shows them
+    /// as `STATIC_BROKER_CONFIG`.
+    pub static_configs: BTreeMap<String, String>,
 }
 
 impl BrokerRegistration {

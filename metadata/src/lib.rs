@@ -14,6 +14,8 @@
 //! * `snapshot`: [`ClusterImage::to_snapshot`] and [`ClusterImage::from_snapshot`].
 //! * [`records`]: protobuf ↔ domain conversions and record constructors.
 //! * [`validation`]: topic names, counts, assignments, topic configs.
+//! * [`configs`]: the config key tables, `DescribeConfigs` and
+//!   `IncrementalAlterConfigs` (live configuration).
 //! * [`placement`]: rack- and load-aware replica placement.
 //! * [`election`]: the leader election rule and `ElectLeaders`.
 //! * [`topics`]: create/delete topics, add partitions, alter topic configs.
@@ -32,6 +34,7 @@ pub mod pb {
 
 mod apply;
 pub mod brokers;
+pub mod configs;
 pub mod election;
 pub mod error;
 pub mod image;

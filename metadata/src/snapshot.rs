@@ -29,6 +29,11 @@ impl ClusterImage {
                 incarnation_id: b.incarnation_id.clone(),
                 endpoints: b.endpoints.clone(),
                 rack: b.rack.clone().unwrap_or_default(),
+                static_configs: b
+                    .static_configs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
             })));
             if !b.fenced {
                 records.push(record(Record::UnfenceBroker(pb::UnfenceBrokerRecord {

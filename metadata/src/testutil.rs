@@ -54,6 +54,7 @@ impl Cluster {
                     port: 9092,
                 }],
                 rack: rack.unwrap_or_default().into(),
+                static_configs: Default::default(),
             })),
             record(Record::UnfenceBroker(pb::UnfenceBrokerRecord {
                 broker_id: id,

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::election::{Target, change_record};
 use crate::error::{Result, bail, err};
-use crate::image::{ClusterImage, MIN_INSYNC_REPLICAS, PartitionState};
+use crate::image::{ClusterImage, MIN_INSYNC_REPLICAS, PartitionState, TopicImage};
 use crate::pb;
 use crate::pb::config_resource::Type as ResourceType;
 use crate::pb::metadata_record::Record;
@@ -315,19 +315,28 @@ pub fn alter_topic_configs(
         })
         .collect::<Result<Vec<_>>>()?;
     if changes.iter().any(|(k, _)| k == MIN_INSYNC_REPLICAS) {
-        for (p, cur) in topic.partitions.iter().filter(|(_, s)| !s.elr.is_empty()) {
-            let target = Target {
-                elr: Vec::new(),
-                ..Target::leader_only(cur, cur.leader)
-            };
-            records.extend(change_record(topic.id, *p, cur, &target));
-        }
+        records.extend(clear_elr(topic));
     }
     Ok(records)
 }
 
+/// Changes emptying every eligible leader replica list of `topic`: they
+/// were computed against a `min.insync.replicas` that no longer holds, and
+/// a lower one may let the high watermark pass them.
+pub(crate) fn clear_elr(topic: &TopicImage) -> Vec<pb::MetadataRecord> {
+    let mut records = Vec::new();
+    for (p, cur) in topic.partitions.iter().filter(|(_, s)| !s.elr.is_empty()) {
+        let target = Target {
+            elr: Vec::new(),
+            ..Target::leader_only(cur, cur.leader)
+        };
+        records.extend(change_record(topic.id, *p, cur, &target));
+    }
+    records
+}
+
 fn validate_topic_config_name(name: &str) -> Result<()> {
-    if crate::validation::topic_config_names().any(|n| n == name) {
+    if crate::configs::topic_config(name).is_some() {
         Ok(())
     } else {
         bail!(InvalidConfig, "unknown topic config {name:?}")

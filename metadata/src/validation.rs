@@ -1,11 +1,14 @@
 //! Request validation: topic names, partition counts, replication factors,
-//! explicit replica assignments and topic configs.
+//! explicit replica assignments and topic configs (whose table is in
+//! [`crate::configs::keys`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::apply::first_duplicate;
 use crate::error::{Result, bail};
 use crate::image::ClusterImage;
+
+pub use crate::configs::{topic_config_names, validate_topic_config};
 
 /// Longest valid topic name, as Kafka.
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
@@ -144,112 +147,6 @@ pub fn validate_assignment(
         }
     }
     Ok(rf)
-}
-
-/// The value type of a known topic config.
-#[derive(Debug, Clone, Copy)]
-enum ConfigType {
-    /// A 32-bit integer of at least `min`.
-    Int { min: i64 },
-    /// A 64-bit integer of at least `min`.
-    Long { min: i64 },
-    /// `true` or `false`.
-    Bool,
-    /// One of the values.
-    Choice(&'static [&'static str]),
-    /// A non-empty comma-separated list of the values.
-    List(&'static [&'static str]),
-}
-
-/// The topic configs Strom knows, with their types (Kafka's names and bounds).
-const TOPIC_CONFIGS: &[(&str, ConfigType)] = &[
-    ("min.insync.replicas", ConfigType::Int { min: 1 }),
-    ("unclean.leader.election.enable", ConfigType::Bool),
-    ("retention.ms", ConfigType::Long { min: -1 }),
-    ("retention.bytes", ConfigType::Long { min: -1 }),
-    ("segment.bytes", ConfigType::Int { min: 14 }),
-    ("segment.ms", ConfigType::Long { min: 1 }),
-    ("max.message.bytes", ConfigType::Int { min: 0 }),
-    ("cleanup.policy", ConfigType::List(&["delete", "compact"])),
-    (
-        "compression.type",
-        ConfigType::Choice(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
-    ),
-    ("flush.messages", ConfigType::Long { min: 1 }),
-    ("flush.ms", ConfigType::Long { min: 0 }),
-    (
-        "message.timestamp.type",
-        ConfigType::Choice(&["CreateTime", "LogAppendTime"]),
-    ),
-];
-
-/// Names of the topic configs Strom accepts.
-pub fn topic_config_names() -> impl Iterator<Item = &'static str> {
-    TOPIC_CONFIGS.iter().map(|(n, _)| *n)
-}
-
-/// Checks one topic config: the name is known and the value parses as its
-/// type within bounds; `min.insync.replicas` must not exceed
-/// `replication_factor`.
-pub fn validate_topic_config(name: &str, value: &str, replication_factor: usize) -> Result<()> {
-    let Some((_, ty)) = TOPIC_CONFIGS.iter().find(|(n, _)| *n == name) else {
-        bail!(InvalidConfig, "unknown topic config {name:?}");
-    };
-    match *ty {
-        ConfigType::Int { min } | ConfigType::Long { min } => {
-            let parsed = if matches!(ty, ConfigType::Int { .. }) {
-                value.trim().parse::<i32>().map(i64::from).ok()
-            } else {
-                value.trim().parse::<i64>().ok()
-            };
-            let Some(v) = parsed else {
-                bail!(
-                    InvalidConfig,
-                    "config {name} value {value:?} is not an integer in range"
-                );
-            };
-            if v < min {
-                bail!(
-                    InvalidConfig,
-                    "config {name} value {v} is below the minimum {min}"
-                );
-            }
-            if name == "min.insync.replicas" && v as usize > replication_factor {
-                bail!(
-                    InvalidConfig,
-                    "config min.insync.replicas {v} is larger than the replication factor {replication_factor}"
-                );
-            }
-        }
-        ConfigType::Bool => {
-            if !value.eq_ignore_ascii_case("true") && !value.eq_ignore_ascii_case("false") {
-                bail!(
-                    InvalidConfig,
-                    "config {name} value {value:?} is not true or false"
-                );
-            }
-        }
-        ConfigType::Choice(allowed) => {
-            if !allowed.contains(&value) {
-                bail!(
-                    InvalidConfig,
-                    "config {name} value {value:?} is not one of {}",
-                    allowed.join(", ")
-                );
-            }
-        }
-        ConfigType::List(allowed) => {
-            let items: Vec<&str> = value.split(',').map(str::trim).collect();
-            if let Some(bad) = items.iter().find(|i| !allowed.contains(i)) {
-                bail!(
-                    InvalidConfig,
-                    "config {name} item {bad:?} is not one of {}",
-                    allowed.join(", ")
-                );
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Checks every config of a topic with [`validate_topic_config`].

@@ -130,18 +130,20 @@ fn topic_configs() {
         ("retention.bytes", "1073741824", 1, true),
         ("retention.bytes", "1.5", 1, false),
         ("segment.bytes", "1048576", 1, true),
-        ("segment.bytes", "13", 1, false),
+        ("segment.bytes", "64", 1, true),
+        ("segment.bytes", "63", 1, false),
         ("segment.bytes", "4294967296", 1, false),
         ("segment.ms", "1", 1, true),
         ("segment.ms", "0", 1, false),
         ("max.message.bytes", "1048588", 1, true),
         ("max.message.bytes", "-1", 1, false),
+        ("max.message.bytes", "60", 1, false),
         ("cleanup.policy", "delete", 1, true),
         ("cleanup.policy", "compact", 1, true),
         ("cleanup.policy", "compact,delete", 1, true),
         ("cleanup.policy", "", 1, false),
         ("cleanup.policy", "forever", 1, false),
-        ("compression.type", "zstd", 1, true),
+        ("compression.type", "zstd", 1, false),
         ("compression.type", "producer", 1, true),
         ("compression.type", "brotli", 1, false),
         ("flush.messages", "1", 1, true),
@@ -151,6 +153,10 @@ fn topic_configs() {
         ("message.timestamp.type", "CreateTime", 1, true),
         ("message.timestamp.type", "LogAppendTime", 1, true),
         ("message.timestamp.type", "logappendtime", 1, false),
+        ("write.caching", "false", 3, true),
+        ("write.caching", "true", 1, true),
+        ("write.caching", "disabled", 1, false),
+        ("write.caching", "", 1, false),
         ("retention.hours", "1", 1, false),
         ("", "1", 1, false),
     ];
@@ -161,5 +167,5 @@ fn topic_configs() {
             assert_eq!(e.code, ErrorKind::InvalidConfig);
         }
     }
-    assert_eq!(topic_config_names().count(), 12);
+    assert_eq!(topic_config_names().count(), 13);
 }

@@ -291,6 +291,17 @@ impl NodeConfig {
             if !known_c && !known_b {
                 bail!("unknown setting '{k}'");
             }
+            // Every setting is in the table DescribeConfigs and live
+            // changes use (the project's config rule, docs/configs.md).
+            let Some(def) = strom_metadata::configs::broker_config(k) else {
+                bail!("setting '{k}' is missing from strom_metadata::configs::BROKER_CONFIGS");
+            };
+            let shown = if def.sensitive {
+                String::new()
+            } else {
+                v.clone()
+            };
+            broker.static_configs.insert(k.clone(), shown);
         }
         if roles.broker {
             broker
@@ -439,6 +450,52 @@ mod tests {
         };
         let c = NodeConfig::load(a).expect("valid");
         assert_eq!(c.broker.replication.cache_drop_behind_bytes, 16 << 20);
+    }
+
+    #[test]
+    fn the_config_table_matches_the_settings_and_their_defaults() {
+        use strom_metadata::configs::BROKER_CONFIGS;
+        for def in BROKER_CONFIGS {
+            // Setting the table's default changes nothing: the defaults agree.
+            let (mut b, mut c) = (BrokerConfig::default(), ControllerConfig::default());
+            let known_b = b.set(def.name, def.default).expect(def.name);
+            let known_c = !known_b && c.set(def.name, def.default).expect(def.name);
+            assert!(known_b || known_c, "{} is not a setting", def.name);
+            if known_b {
+                assert_eq!(
+                    format!("{b:?}"),
+                    format!("{:?}", BrokerConfig::default()),
+                    "default of {}",
+                    def.name
+                );
+            } else {
+                assert_eq!(
+                    format!("{c:?}"),
+                    format!("{:?}", ControllerConfig::default()),
+                    "default of {}",
+                    def.name
+                );
+            }
+        }
+        // Settings given at startup are reported for DescribeConfigs.
+        let a = Args {
+            set: vec![
+                "log.segment.bytes=1048576".into(),
+                "auto.leader.rebalance.enable=false".into(),
+            ],
+            ..args("1@127.0.0.1:9093")
+        };
+        let c = NodeConfig::load(a).expect("valid");
+        assert_eq!(
+            c.broker.static_configs,
+            BTreeMap::from([
+                (
+                    "auto.leader.rebalance.enable".to_owned(),
+                    "false".to_owned()
+                ),
+                ("log.segment.bytes".to_owned(), "1048576".to_owned()),
+            ])
+        );
     }
 
     #[test]

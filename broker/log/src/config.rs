@@ -1,5 +1,6 @@
 //! Per-partition log configuration, named after Kafka's topic settings.
 
+use crate::batch::TimestampType;
 use crate::error::{LogError, Result};
 use crate::retention::RetentionLimits;
 
@@ -22,13 +23,21 @@ pub struct LogConfig {
     /// `max.message.bytes`: largest batch a leader accepts. Default 1 MiB.
     pub max_message_bytes: usize,
     /// `flush.messages`: fsync after this many messages (offsets) since the
-    /// last flush. `None` (Kafka's `Long.MAX_VALUE`) leaves flushing to
-    /// [`flush_until`](crate::PartitionLog::flush_until) and the OS.
+    /// last flush ([`flush_due`](crate::PartitionLog::flush_due) tells the
+    /// appender, which runs the fsync). `None` (Kafka's `Long.MAX_VALUE`)
+    /// leaves flushing to [`flush_until`](crate::PartitionLog::flush_until)
+    /// and the OS.
     pub flush_messages: Option<u64>,
-    /// `flush.ms`: fsync when the last flush is older than this, checked on
-    /// append and by [`flush_if_due`](crate::PartitionLog::flush_if_due).
-    /// `None` disables it.
+    /// `flush.ms`: fsync when the last flush is older than this, checked
+    /// after appends and by
+    /// [`flush_if_due`](crate::PartitionLog::flush_if_due). `None` disables
+    /// it; 0 fsyncs after every append, as in Kafka.
     pub flush_ms: Option<u64>,
+    /// `message.timestamp.type`: with `LogAppendTime` the leader stamps its
+    /// append time into every batch, whatever the producer set (Kafka's
+    /// topic setting); with `CreateTime` only batches the producer marked
+    /// LogAppendTime are stamped.
+    pub message_timestamp_type: TimestampType,
     /// `retention.ms`: closed segments whose largest record timestamp is
     /// older than this are deleted. `None` (Kafka's -1): no time limit.
     /// Default 7 days.
@@ -106,6 +115,7 @@ impl Default for LogConfig {
             retention_ms: Some(DEFAULT_RETENTION_MS),
             retention_bytes: None,
             cleanup_policy: CleanupPolicy::default(),
+            message_timestamp_type: TimestampType::CreateTime,
         }
     }
 }
@@ -140,9 +150,6 @@ impl LogConfig {
         }
         if self.flush_messages == Some(0) {
             return invalid("flush.messages", "must be positive");
-        }
-        if self.flush_ms == Some(0) {
-            return invalid("flush.ms", "must be positive");
         }
         if !self.cleanup_policy.delete && !self.cleanup_policy.compact {
             return invalid("cleanup.policy", "must list delete, compact or both");
@@ -260,13 +267,6 @@ mod tests {
                 "flush.messages",
                 LogConfig {
                     flush_messages: Some(0),
-                    ..Default::default()
-                },
-            ),
-            (
-                "flush.ms",
-                LogConfig {
-                    flush_ms: Some(0),
                     ..Default::default()
                 },
             ),

@@ -418,6 +418,60 @@ fn log_append_time_batches_get_the_leaders_clock() {
 }
 
 #[test]
+fn config_changes_apply_to_the_open_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(77_000));
+    let mut log =
+        PartitionLog::open_with_clock(dir.path(), LogConfig::default(), clock).expect("open");
+    let create_time = || {
+        let mut b = RecordBatchBuilder::new(Compression::None);
+        b.append(5, None, Some(b"a"), &[]);
+        b.build()
+    };
+    let info = log.append_as_leader(create_time(), 0).expect("append");
+    assert_eq!(info.log_append_time, None);
+
+    // message.timestamp.type=LogAppendTime stamps batches the producer did
+    // not mark, with a valid CRC.
+    let reader = log.reader();
+    reader
+        .set_config(LogConfig {
+            message_timestamp_type: TimestampType::LogAppendTime,
+            ..LogConfig::default()
+        })
+        .expect("valid config");
+    let info = log.append_as_leader(create_time(), 0).expect("append");
+    assert_eq!(info.log_append_time, Some(77_000));
+    let stored = read_all(&reader, 0);
+    assert_eq!(stored[0].max_timestamp(), 5);
+    assert_eq!(stored[1].max_timestamp(), 77_000);
+    assert_eq!(stored[1].timestamp_type(), TimestampType::LogAppendTime);
+    stored[1].validate().expect("crc recomputed");
+
+    // A lower max.message.bytes refuses a batch that fitted before; an
+    // invalid config is refused and the one in force stays.
+    reader
+        .set_config(LogConfig {
+            max_message_bytes: 64,
+            ..LogConfig::default()
+        })
+        .expect("valid config");
+    let err = log
+        .append_as_leader(create_time(), 0)
+        .expect_err("too large");
+    assert!(matches!(err, LogError::RecordTooLarge { .. }), "{err:?}");
+    assert!(
+        reader
+            .set_config(LogConfig {
+                segment_bytes: 1,
+                ..LogConfig::default()
+            })
+            .is_err()
+    );
+    assert_eq!(log.config().max_message_bytes, 64);
+}
+
+#[test]
 fn clean_close_and_reopen_preserve_offsets_checkpoints_and_data() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut log = open(dir.path(), small_config());
@@ -506,7 +560,7 @@ fn flush_until_is_a_shared_group_commit_and_advances_the_recovery_point() {
 }
 
 #[test]
-fn flush_messages_policy_fsyncs_on_append() {
+fn flush_policy_says_when_an_fsync_is_due_and_appends_never_fsync() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = LogConfig {
         flush_messages: Some(10),
@@ -514,9 +568,18 @@ fn flush_messages_policy_fsyncs_on_append() {
     };
     let mut log = open(dir.path(), config);
     log.append_as_leader(batch(4, 0, 10), 0).expect("append");
-    assert_eq!(log.recovery_point(), 0);
+    assert!(!log.flush_due());
     log.append_as_leader(batch(6, 0, 10), 0).expect("append");
+    assert!(log.flush_due(), "10 unflushed records");
+    assert_eq!(log.recovery_point(), 0, "the append itself does not fsync");
+    log.flush_if_due().expect("flush");
     assert_eq!(log.recovery_point(), 10);
+    assert!(!log.flush_due());
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig::default());
+    log.append_as_leader(batch(100, 0, 10), 0).expect("append");
+    assert!(!log.flush_due(), "no policy, never due");
 
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(0));
@@ -527,7 +590,9 @@ fn flush_messages_policy_fsyncs_on_append() {
     let mut log = PartitionLog::open_with_clock(dir.path(), config, clock.clone()).expect("open");
     log.append_as_leader(batch(1, 0, 10), 0).expect("append");
     assert_eq!(log.recovery_point(), 0);
+    assert!(!log.flush_due());
     clock.advance(1_000);
+    assert!(log.flush_due());
     log.flush_if_due().expect("scheduler tick");
     assert_eq!(log.recovery_point(), 1);
 }

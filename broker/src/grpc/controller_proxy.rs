@@ -90,6 +90,18 @@ impl ControllerService for ControllerProxy {
     ) -> Result<Response<ElectLeadersResponse>, Status> {
         forward!(self, r, elect_leaders)
     }
+    async fn describe_configs(
+        &self,
+        r: Request<DescribeConfigsRequest>,
+    ) -> Result<Response<DescribeConfigsResponse>, Status> {
+        forward!(self, r, describe_configs)
+    }
+    async fn incremental_alter_configs(
+        &self,
+        r: Request<IncrementalAlterConfigsRequest>,
+    ) -> Result<Response<IncrementalAlterConfigsResponse>, Status> {
+        forward!(self, r, incremental_alter_configs)
+    }
     async fn describe_cluster(
         &self,
         r: Request<DescribeClusterRequest>,

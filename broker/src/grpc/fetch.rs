@@ -37,6 +37,7 @@ pub(crate) async fn fetch(
             fetch_offset: p.fetch_offset,
             current_leader_epoch: p.current_leader_epoch,
             last_fetched_epoch: p.last_fetched_epoch,
+            durable_offset: p.replica_durable_offset,
             max_bytes: p.partition_max_bytes,
         }));
     }

@@ -3,6 +3,12 @@
 //! [`Appending::wait`] answers once acks allow — for acks=all after the
 //! high watermark passes the batches, the leadership ends
 //! (NOT_LEADER_OR_FOLLOWER) or the timeout expires (REQUEST_TIMED_OUT).
+//! On a `write.caching=false` topic the high watermark counts only what
+//! every ISR member fsynced, so acks=all means "on every ISR member's
+//! disk"; acks 0 and 1 answer as before. An append that makes the
+//! `flush.messages` / `flush.ms` policy due is answered (acks 1 and all)
+//! after the leader's fsync, which the partition's flusher runs off the
+//! async workers, one fsync for every append since the last.
 //!
 //! Every writer uses it: the gRPC produce handlers, and the internal
 //! writers to come (group and transaction coordinators) with
@@ -95,6 +101,8 @@ struct Slot {
     result: Result<Appended, PartError>,
     /// `(offset after the last record, leader epoch, replica)` to wait for.
     wait: Option<(i64, i32, Arc<Partition>)>,
+    /// The flush policy was due: wait for the leader's fsync too.
+    flush: bool,
 }
 
 /// Batches appended (or refused), awaiting their acknowledgement.
@@ -103,6 +111,7 @@ struct Slot {
 pub struct Appending {
     slots: Vec<Slot>,
     deadline: tokio::time::Instant,
+    acks_all: bool,
 }
 
 impl ReplicaManager {
@@ -122,6 +131,7 @@ impl ReplicaManager {
                 partition: p.partition,
                 result: Err(PartError::new(ErrorCode::UnknownServerError, "")),
                 wait: None,
+                flush: false,
             };
             let appended = match &request_error {
                 Some(e) => Err(e.clone()),
@@ -131,10 +141,11 @@ impl ReplicaManager {
                 }
             };
             match appended {
-                Ok((appended, epoch, part, wake)) => {
+                Ok((appended, epoch, policy_flush, part, wake)) => {
                     wakes.push(wake);
                     slot.result = Ok(appended);
-                    if req.acks == -1 {
+                    if req.acks != 0 {
+                        slot.flush = policy_flush;
                         slot.wait = Some((appended.last_offset + 1, epoch, part));
                     }
                 }
@@ -143,7 +154,11 @@ impl ReplicaManager {
             slots.push(slot);
         }
         drop(wakes);
-        Appending { slots, deadline }
+        Appending {
+            slots,
+            deadline,
+            acks_all: req.acks == -1,
+        }
     }
 
     async fn append_partition(
@@ -153,7 +168,7 @@ impl ReplicaManager {
         records: Bytes,
         acks: i32,
         origin: AppendOrigin,
-    ) -> Result<(Appended, i32, Arc<Partition>, super::partition::Wake), PartError> {
+    ) -> Result<(Appended, i32, bool, Arc<Partition>, super::partition::Wake), PartError> {
         if records.is_empty() {
             return Err(PartError::new(
                 ErrorCode::CorruptMessage,
@@ -164,14 +179,14 @@ impl ReplicaManager {
             check_client_batches(&records)?;
         }
         let part = self.partition(topic, partition)?;
-        let (info, epoch, wake) = part.append_as_leader(records, acks).await?;
+        let (info, epoch, policy_flush, wake) = part.append_as_leader(records, acks).await?;
         let appended = Appended {
             base_offset: info.first_offset,
             last_offset: info.last_offset,
             log_append_time: info.log_append_time,
             log_start_offset: part.reader().log_start_offset(),
         };
-        Ok((appended, epoch, part, wake))
+        Ok((appended, epoch, policy_flush, part, wake))
     }
 }
 
@@ -181,18 +196,32 @@ impl Appending {
     /// ends, or the timeout expires) for acks=all. A partition that fails
     /// its wait has its records in the leader's log, unacknowledged.
     pub async fn wait(self) -> Vec<PartitionResult<Appended>> {
-        let Self { slots, deadline } = self;
+        let Self {
+            slots,
+            deadline,
+            acks_all,
+        } = self;
         let waits = slots.into_iter().map(|slot| async move {
             let Slot {
                 topic,
                 partition,
                 mut result,
                 wait,
+                flush,
             } = slot;
-            if let Some((required, epoch, part)) = wait
-                && let Err(e) = part.wait_for_isr(required, epoch, deadline).await
-            {
-                result = Err(e);
+            if let Some((required, epoch, part)) = wait {
+                let waited = if flush {
+                    part.wait_flushed(required, epoch, deadline).await
+                } else {
+                    Ok(())
+                };
+                let waited = match waited {
+                    Ok(()) if acks_all => part.wait_for_isr(required, epoch, deadline).await,
+                    other => other,
+                };
+                if let Err(e) = waited {
+                    result = Err(e);
+                }
             }
             PartitionResult {
                 topic,

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use strom_log::LogConfig;
+use strom_controller_client::ConfigError;
+use strom_log::{CleanupPolicy, LogConfig, TimestampType};
 
 /// Replication settings (Kafka's broker setting names).
 #[derive(Debug, Clone)]
@@ -28,14 +29,19 @@ pub struct ReplicationConfig {
     pub retention_check_interval: Duration,
     /// Log settings for topics that do not override them (`log.segment.bytes`,
     /// `log.roll.ms`, `message.max.bytes`, `log.flush.interval.messages`,
-    /// `log.flush.interval.ms`, `log.retention.ms` (or `.minutes`, `.hours`),
-    /// `log.retention.bytes`, `log.cleanup.policy`).
+    /// `log.flush.interval.ms`, `log.message.timestamp.type`,
+    /// `log.retention.ms`, `log.retention.bytes`, `log.cleanup.policy`).
     pub log: LogConfig,
     /// `log.cache.drop.behind.bytes`: drop written-back log pages from the
     /// page cache once they are this far behind the appends
     /// ([`strom_log::set_cache_drop_behind`]); 0, the default, keeps them
     /// cached as Kafka does.
     pub cache_drop_behind_bytes: u64,
+    /// `log.write.caching`: default of the topic config `write.caching`.
+    /// `true` (Kafka's behaviour) acknowledges acks=all writes once every
+    /// ISR member has them in its page cache; `false` once every ISR member
+    /// fsynced them, so they survive a power cut of every node.
+    pub write_caching: bool,
 }
 
 impl Default for ReplicationConfig {
@@ -51,6 +57,108 @@ impl Default for ReplicationConfig {
             retention_check_interval: Duration::from_millis(300_000),
             log: LogConfig::default(),
             cache_drop_behind_bytes: 0,
+            write_caching: true,
         }
     }
+}
+
+/// Kafka's `Long.MAX_VALUE` for the flush settings: never.
+const NEVER: u64 = i64::MAX as u64;
+
+impl ReplicationConfig {
+    /// Applies one setting by its Kafka name; `Ok(false)` when the key is
+    /// not a replication or log setting. Used for `--set` at startup and
+    /// for the live (dynamic) values of the settings that can change
+    /// ([`strom_metadata::configs::BROKER_CONFIGS`]).
+    pub fn set(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
+        let ms = |v: &str| {
+            v.parse::<u64>().map(Duration::from_millis).map_err(|_| {
+                ConfigError(format!("{key} must be a number of milliseconds, got '{v}'"))
+            })
+        };
+        let num = |v: &str| {
+            v.parse::<u64>().map_err(|_| {
+                ConfigError(format!("{key}: expected a non-negative number, got '{v}'"))
+            })
+        };
+        // `Long.MAX_VALUE`, Kafka's default of the flush settings, is "never".
+        let flush = |v: &str| num(v).map(|n| (n != NEVER).then_some(n));
+        match key {
+            "replica.lag.time.max.ms" => self.replica_lag_time_max = ms(value)?,
+            "replica.fetch.wait.max.ms" => self.replica_fetch_wait_max = ms(value)?,
+            "replica.fetch.max.bytes" => self.replica_fetch_max_bytes = int(key, value)?,
+            "replica.fetch.response.max.bytes" => {
+                self.replica_fetch_response_max_bytes = int(key, value)?
+            }
+            "replica.fetch.backoff.ms" => self.replica_fetch_backoff = ms(value)?,
+            "replica.high.watermark.checkpoint.interval.ms" => {
+                self.checkpoint_interval = ms(value)?
+            }
+            "min.insync.replicas" => self.min_insync_replicas = int(key, value)?,
+            "log.segment.bytes" => self.log.segment_bytes = num(value)?,
+            "log.cache.drop.behind.bytes" => self.cache_drop_behind_bytes = num(value)?,
+            "log.roll.ms" => self.log.segment_ms = num(value)?,
+            "message.max.bytes" => self.log.max_message_bytes = int(key, value)?,
+            "log.flush.interval.messages" => self.log.flush_messages = flush(value)?,
+            "log.flush.interval.ms" => self.log.flush_ms = flush(value)?,
+            "log.message.timestamp.type" => {
+                self.log.message_timestamp_type = timestamp_type(value).ok_or_else(|| {
+                    ConfigError(format!(
+                        "{key} must be CreateTime or LogAppendTime, got '{value}'"
+                    ))
+                })?
+            }
+            "log.retention.check.interval.ms" => self.retention_check_interval = ms(value)?,
+            "log.retention.ms" => self.log.retention_ms = limit(key, value)?,
+            "log.retention.bytes" => self.log.retention_bytes = limit(key, value)?,
+            "log.cleanup.policy" => {
+                self.log.cleanup_policy = CleanupPolicy::parse(value).ok_or_else(|| {
+                    ConfigError(format!(
+                        "log.cleanup.policy must be delete, compact or compact,delete, got '{value}'"
+                    ))
+                })?
+            }
+            "log.write.caching" => {
+                self.write_caching = match value.to_ascii_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(ConfigError(format!(
+                            "log.write.caching must be true or false, got '{value}'"
+                        )));
+                    }
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// `CreateTime` or `LogAppendTime` (Kafka's `message.timestamp.type`).
+pub(crate) fn timestamp_type(value: &str) -> Option<TimestampType> {
+    match value {
+        "CreateTime" => Some(TimestampType::CreateTime),
+        "LogAppendTime" => Some(TimestampType::LogAppendTime),
+        _ => None,
+    }
+}
+
+/// A retention limit: Kafka's -1 is unlimited (`None`).
+fn limit(key: &str, v: &str) -> Result<Option<u64>, ConfigError> {
+    let refused = || {
+        ConfigError(format!(
+            "{key} must be -1 (unlimited) or a non-negative number, got '{v}'"
+        ))
+    };
+    match v.parse::<i64>() {
+        Ok(-1) => Ok(None),
+        Ok(n) => u64::try_from(n).map(Some).map_err(|_| refused()),
+        Err(_) => Err(refused()),
+    }
+}
+
+fn int<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, ConfigError> {
+    v.parse::<T>()
+        .map_err(|_| ConfigError(format!("{key}: expected a non-negative number, got '{v}'")))
 }

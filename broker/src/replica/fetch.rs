@@ -68,6 +68,9 @@ pub struct FetchPartition {
     pub current_leader_epoch: i32,
     /// Followers: the epoch of their last batch, for divergence.
     pub last_fetched_epoch: i32,
+    /// Followers: everything below this offset is fsynced on them (what
+    /// the high watermark of a `write.caching=false` topic counts).
+    pub durable_offset: i64,
     /// Per-partition byte budget (> 0).
     pub max_bytes: i32,
 }
@@ -204,6 +207,7 @@ impl ReplicaManager {
                     let f = part.on_follower_fetch(
                         replica_id,
                         p.fetch_offset,
+                        p.durable_offset,
                         p.last_fetched_epoch,
                         p.current_leader_epoch,
                     )?;

@@ -199,7 +199,7 @@ impl SessionTask {
             if delayed.get(&key).is_some_and(|until| *until > now) {
                 continue;
             }
-            let Some((offset, last_epoch, leader_epoch)) = part.fetch_position(self.leader) else {
+            let Some(position) = part.fetch_position(self.leader) else {
                 continue;
             };
             let topic = topics.entry(part.topic_id).or_insert_with(|| FetchTopic {
@@ -209,13 +209,20 @@ impl SessionTask {
             });
             topic.partitions.push(FetchPartition {
                 partition: part.index,
-                fetch_offset: offset,
-                current_leader_epoch: leader_epoch,
-                last_fetched_epoch: last_epoch,
+                fetch_offset: position.fetch_offset,
+                current_leader_epoch: position.leader_epoch,
+                last_fetched_epoch: position.last_fetched_epoch,
                 log_start_offset: part.reader().log_start_offset(),
                 partition_max_bytes: self.config.replica_fetch_max_bytes,
+                replica_durable_offset: position.durable_offset,
             });
-            sent.insert(key, Sent { part, leader_epoch });
+            sent.insert(
+                key,
+                Sent {
+                    part,
+                    leader_epoch: position.leader_epoch,
+                },
+            );
         }
         // A partition paused after a refusal (say, its new leader had not
         // taken over yet) rejoins at the next round: the long poll ends by
@@ -277,6 +284,9 @@ impl SessionTask {
             };
             failures = 0;
             delayed.retain(|_, t| *t > Instant::now());
+            // Partitions that appended this round: fsynced (if their topic
+            // or flush policy asks) before the next fetch reports them.
+            let mut appended = Vec::new();
             for topic in response.topics {
                 // A leader that does not know the topic yet (its metadata
                 // lags) answers UNKNOWN_TOPIC_ID without the id: match by
@@ -291,11 +301,15 @@ impl SessionTask {
                 for p in topic.partitions {
                     let key = (id, p.partition);
                     let Some(s) = sent.get(&key) else { continue };
+                    let had_records = !p.records.is_empty();
                     if let Some(pause) = self.apply(s, p).await {
                         delayed.insert(key, Instant::now() + pause);
+                    } else if had_records {
+                        appended.push(s.part.clone());
                     }
                 }
             }
+            self.flush(&appended, &mut delayed).await;
         }
         tracing::debug!(leader = self.leader, "fetch session ended");
     }
@@ -328,6 +342,25 @@ impl SessionTask {
             biased;
             _ = self.cancel.cancelled() => {}
             _ = tokio::time::sleep(pause) => {}
+        }
+    }
+
+    /// Group commit on the follower: one fsync per partition covers the
+    /// whole response, all partitions at once on the blocking pool. A
+    /// failed flush (the log directory went offline) pauses the partition.
+    async fn flush(&self, appended: &[Arc<Partition>], delayed: &mut FixedMap<Key, Instant>) {
+        let flushes = appended.iter().map(|part| async move {
+            let result = part.flush_fetched().await;
+            (part, result)
+        });
+        for (part, result) in futures::future::join_all(flushes).await {
+            if let Err(e) = result {
+                tracing::warn!(topic = %part.topic, partition = part.index, error = %e, "follower flush failed");
+                delayed.insert(
+                    (part.topic_id, part.index),
+                    Instant::now() + self.config.replica_fetch_backoff.saturating_mul(10),
+                );
+            }
         }
     }
 

@@ -164,6 +164,7 @@ impl ReplicaManager {
                 health: log_dir_health.clone(),
                 clock: seams.clock,
                 blocking: seams.blocking,
+                flushes: tokio_util::task::TaskTracker::new(),
             },
             log_dir_health,
             retention: Arc::default(),
@@ -294,15 +295,18 @@ impl ReplicaManager {
         })
     }
 
-    fn defaults(&self) -> Defaults {
-        Defaults {
-            log: self.config.log.clone(),
-            min_insync_replicas: self.config.min_insync_replicas,
+    /// The broker defaults in force: static settings with the image's live
+    /// broker settings over them.
+    fn defaults(&self, image: &ClusterImage) -> Defaults {
+        let (defaults, ignored) = plan::defaults(&self.config, image, self.node_id);
+        if !ignored.is_empty() {
+            tracing::debug!(?ignored, "live broker settings this broker cannot apply");
         }
+        defaults
     }
 
     fn assigned(&self, image: &ClusterImage) -> Vec<Assigned> {
-        plan::assigned(image, self.node_id, &self.defaults())
+        plan::assigned(image, self.node_id, &self.defaults(image))
     }
 
     async fn open(&self, a: &Assigned) -> Result<Arc<Partition>, crate::Error> {
@@ -420,12 +424,14 @@ impl ReplicaManager {
 
     async fn transition(&self, transition: Transition, a: Assigned, part: Arc<Partition>) {
         let p = &a.state;
+        // Topic configs and live broker defaults reach open logs here.
+        part.set_log_config(&a.log);
         match transition {
             Transition::Wait => {}
-            Transition::Update => part.update(p, a.min_isr),
+            Transition::Update => part.update(p, a.keeping),
             Transition::Leader => {
                 self.fetchers.remove(&part);
-                match part.make_leader(p, a.min_isr).await {
+                match part.make_leader(p, a.keeping).await {
                     Ok(()) => self.notify(&part, p.leader_epoch, LeadershipRole::Leader),
                     Err(e) => {
                         tracing::error!(topic = %a.topic, partition = a.partition, error = %e, "cannot become leader");
@@ -434,7 +440,7 @@ impl ReplicaManager {
             }
             Transition::Follower => {
                 self.fetchers.remove(&part);
-                part.make_follower(p).await;
+                part.make_follower(p, a.keeping).await;
                 if p.leader >= 0 {
                     self.fetchers.add(p.leader, part.clone());
                 }
@@ -451,6 +457,7 @@ impl ReplicaManager {
     async fn remove(&self, part: Arc<Partition>) {
         self.fetchers.remove(&part);
         part.stop().await;
+        part.flushes_done().await;
         self.notify(&part, -1, LeadershipRole::Removed);
         let dir = partition_dir(&self.log_dir, &part.topic, part.index);
         tracing::info!(topic = %part.topic, partition = part.index, "partition no longer assigned here: deleting its log");
@@ -613,6 +620,9 @@ impl ReplicaManager {
         }
         self.fetchers.shutdown().await;
         self.isr.shutdown().await;
+        // Flush jobs hold their partitions: let them end before closing.
+        self.host.flushes.close();
+        self.host.flushes.wait().await;
         let parts: Vec<Arc<Partition>> = self
             .partitions
             .write()

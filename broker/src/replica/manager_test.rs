@@ -68,6 +68,7 @@ fn image_records(topic_id: Uuid) -> Vec<pb::MetadataRecord> {
             incarnation_id: "test".into(),
             endpoints: Vec::new(),
             rack: String::new(),
+            static_configs: Default::default(),
         })),
         record(Record::Topic(TopicRecord {
             name: "t".into(),
@@ -180,6 +181,7 @@ async fn replica_manager_leads_many_partitions_serves_appends_and_tells_listener
                 fetch_offset: 0,
                 current_leader_epoch: 0,
                 last_fetched_epoch: -1,
+                durable_offset: -1,
                 max_bytes: 1 << 20,
             }],
         })
@@ -207,6 +209,7 @@ async fn replica_manager_leads_many_partitions_serves_appends_and_tells_listener
                 fetch_offset: 0,
                 current_leader_epoch: -1,
                 last_fetched_epoch: -1,
+                durable_offset: -1,
                 max_bytes: 1 << 20,
             }],
         })

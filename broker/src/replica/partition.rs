@@ -22,7 +22,7 @@ use uuid::Uuid;
 use super::PartError;
 use super::changes::{Changes, Subscription};
 use super::log_dir::LogDirHealth;
-use super::rules::{self, AcksAll, FollowerProgress, IsrState};
+use super::rules::{self, AcksAll, Durability, FollowerProgress, IsrState};
 use super::seams::{Blocking, Host};
 
 /// The replica's role at `leader_epoch`.
@@ -47,6 +47,28 @@ struct State {
     leader_epoch_start: i64,
     followers: BTreeMap<i32, FollowerProgress>,
     min_isr: usize,
+    /// `write.caching=false`: the high watermark counts fsynced offsets
+    /// only, and this replica fsyncs everything it appends at once (group
+    /// commit) — as leader through its flusher, as follower before its
+    /// next fetch.
+    durable: bool,
+}
+
+/// What the image says about how a replica keeps its records: the topic's
+/// effective `min.insync.replicas` and `write.caching`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Keeping {
+    pub(crate) min_isr: usize,
+    /// `write.caching=false`.
+    pub(crate) durable: bool,
+}
+
+/// The partition's flush job: at most one runs; appends during it ask for
+/// one more round, which covers all of them (group commit).
+#[derive(Debug, Default)]
+struct FlushJob {
+    running: bool,
+    again: bool,
 }
 
 /// A change of ISR the leader wants to send to the controller.
@@ -85,6 +107,9 @@ pub(crate) struct Partition {
     clock: Arc<dyn strom_log::Clock>,
     /// Where fsyncs and truncations run.
     blocking: Blocking,
+    /// The flush jobs of the manager's partitions, awaited on shutdown.
+    flushes: tokio_util::task::TaskTracker,
+    flush_job: Mutex<FlushJob>,
 }
 
 impl Partition {
@@ -115,11 +140,14 @@ impl Partition {
                 leader_epoch_start: 0,
                 followers: BTreeMap::new(),
                 min_isr: 1,
+                durable: false,
             }),
             changed: Changes::default(),
             health: host.health.clone(),
             clock: host.clock.clone(),
             blocking: host.blocking,
+            flushes: host.flushes.clone(),
+            flush_job: Mutex::new(FlushJob::default()),
         }))
     }
 
@@ -154,14 +182,19 @@ impl Partition {
         (st.role, st.leader_epoch)
     }
 
+    /// The partition epoch of the committed state this replica holds.
+    pub(crate) fn partition_epoch(&self) -> i32 {
+        self.state().partition_epoch
+    }
+
     /// Becomes leader at `p.leader_epoch`: the epoch starts at the log end,
     /// followers start unknown with a full lag window. The epoch start is
     /// written (and fsynced) on the blocking pool, so many partitions can
     /// become leaders at once without holding up the async workers.
     pub(crate) async fn make_leader(
-        &self,
+        self: &Arc<Self>,
         p: &PartitionState,
-        min_isr: usize,
+        keeping: Keeping,
     ) -> Result<(), PartError> {
         let mut log = self.log.clone().lock_owned().await;
         let epoch = p.leader_epoch;
@@ -189,7 +222,8 @@ impl Partition {
                 pending: None,
             };
             st.leader_epoch_start = leo;
-            st.min_isr = min_isr;
+            st.min_isr = keeping.min_isr;
+            st.durable = keeping.durable;
             st.followers = p
                 .replicas
                 .iter()
@@ -200,16 +234,22 @@ impl Partition {
         }
         drop(log);
         tracing::info!(topic = %self.topic, partition = self.index, epoch = p.leader_epoch, leo, isr = ?p.isr, "became leader");
+        if keeping.durable {
+            // A tail appended as follower and not yet fsynced.
+            self.request_flush();
+        }
         self.bump();
         Ok(())
     }
 
     /// Becomes a follower of `p.leader` at `p.leader_epoch`. Truncation, if
     /// any, happens through the fetch protocol (diverging epochs).
-    pub(crate) async fn make_follower(&self, p: &PartitionState) {
+    pub(crate) async fn make_follower(&self, p: &PartitionState, keeping: Keeping) {
         let _log = self.log.lock().await;
         {
             let mut st = self.state();
+            st.min_isr = keeping.min_isr;
+            st.durable = keeping.durable;
             st.role = Role::Follower { leader: p.leader };
             st.leader_epoch = p.leader_epoch;
             st.partition_epoch = p.partition_epoch;
@@ -231,12 +271,49 @@ impl Partition {
         self.bump();
     }
 
+    /// Applies the log settings in force (topic configs over the live
+    /// broker defaults) to the open log, when they changed: they take
+    /// effect from the next append, roll or flush check. A config the log
+    /// refuses (the controller checked it, so only a bug or a newer
+    /// version) keeps the one in force.
+    pub(crate) fn set_log_config(&self, config: &LogConfig) {
+        if *self.reader.config() == *config {
+            return;
+        }
+        match self.reader.set_config(config.clone()) {
+            Ok(()) => {
+                tracing::debug!(topic = %self.topic, partition = self.index, ?config, "log config changed")
+            }
+            Err(e) => {
+                tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "log config refused")
+            }
+        }
+    }
+
     /// Takes a newer committed state at the same leader epoch (ISR change,
-    /// replica set change) and a possibly changed `min.insync.replicas`.
-    pub(crate) fn update(&self, p: &PartitionState, min_isr: usize) {
+    /// replica set change) and a possibly changed `min.insync.replicas` or
+    /// `write.caching` (a lower minimum, or page-cache ends counting again,
+    /// may let the high watermark move at once).
+    pub(crate) fn update(self: &Arc<Self>, p: &PartitionState, keeping: Keeping) {
         let mut st = self.state();
-        st.min_isr = min_isr;
+        let min_isr_changed = st.min_isr != keeping.min_isr;
+        st.min_isr = keeping.min_isr;
+        let became_durable = keeping.durable && !st.durable;
+        let relaxed = !keeping.durable && st.durable;
+        st.durable = keeping.durable;
+        if became_durable && st.role == Role::Leader {
+            drop(st);
+            // Its unflushed tail now holds the high watermark.
+            self.request_flush();
+            st = self.state();
+        }
         if p.leader_epoch != st.leader_epoch || p.partition_epoch <= st.partition_epoch {
+            if (min_isr_changed || relaxed) && st.role == Role::Leader {
+                let leo = self.reader.log_end_offset();
+                self.advance_hw(&st, leo);
+                drop(st);
+                self.bump();
+            }
             return;
         }
         st.partition_epoch = p.partition_epoch;
@@ -308,11 +385,161 @@ impl Partition {
             &st.isr.maximal(),
             &st.followers,
             st.min_isr.clamp(1, st.replicas.len().max(1)),
+            self.durability(st),
         );
         if hw > current {
             self.reader.set_high_watermark(hw);
         }
         hw > current
+    }
+
+    fn durability(&self, st: &State) -> Durability {
+        if st.durable {
+            Durability::Synced {
+                leader_durable_end: self.reader.recovery_point(),
+            }
+        } else {
+            Durability::Cached
+        }
+    }
+
+    /// Asks for an fsync of everything appended so far, off the async
+    /// workers: at most one flush job runs per partition, and appends made
+    /// while it runs are covered by its next round (group commit). Each
+    /// round ends by moving the high watermark (a `write.caching=false`
+    /// leader counts its own durable end) and waking waiters.
+    pub(crate) fn request_flush(self: &Arc<Self>) {
+        {
+            let mut job = self.flush_job.lock().unwrap_or_else(|e| e.into_inner());
+            if job.running {
+                job.again = true;
+                return;
+            }
+            job.running = true;
+        }
+        match self.blocking {
+            Blocking::Inline => self.run_flushes(),
+            Blocking::Pool => {
+                let part = self.clone();
+                self.flushes.spawn_blocking(move || part.run_flushes());
+            }
+        }
+    }
+
+    /// The flush job: rounds until no append asked for another, or the
+    /// replica stopped (its log is about to be closed or deleted).
+    fn run_flushes(&self) {
+        loop {
+            let stopped = self.state().role == Role::None;
+            let result = if stopped {
+                Ok(())
+            } else {
+                self.reader.flush_until(self.reader.log_end_offset())
+            };
+            if let Err(e) = &result {
+                self.health.check(e);
+                tracing::error!(topic = %self.topic, partition = self.index, error = %e, "flush failed");
+            }
+            {
+                let st = self.state();
+                if st.role == Role::Leader && st.durable {
+                    let leo = self.reader.log_end_offset();
+                    self.advance_hw(&st, leo);
+                }
+            }
+            let again = {
+                let mut job = self.flush_job.lock().unwrap_or_else(|e| e.into_inner());
+                let again = job.again && result.is_ok() && !stopped;
+                job.again = false;
+                job.running = again;
+                again
+            };
+            // Wakes waiters for the high watermark, for the flush itself
+            // (flush.messages) and for the job's end (`flushes_done`).
+            self.bump();
+            if !again {
+                return;
+            }
+        }
+    }
+
+    /// Waits until no flush job runs; after [`stop`](Self::stop) none
+    /// starts a round any more.
+    pub(crate) async fn flushes_done(&self) {
+        let mut changes = self.subscribe();
+        loop {
+            if !self
+                .flush_job
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .running
+            {
+                return;
+            }
+            changes.changed().await;
+        }
+    }
+
+    /// Whether this replica fsyncs what it appends before going on: its
+    /// topic is `write.caching=false`, or `flush.messages` / `flush.ms` is
+    /// due.
+    pub(crate) fn flush_wanted(&self) -> bool {
+        self.state().durable || self.reader.flush_due()
+    }
+
+    /// Follower side: fsyncs everything appended (on the blocking pool) if
+    /// [`flush_wanted`](Self::flush_wanted), so the next fetch reports it
+    /// durable. One fsync covers the whole fetch response.
+    pub(crate) async fn flush_fetched(&self) -> Result<(), PartError> {
+        if self.reader.recovery_point() >= self.reader.log_end_offset() || !self.flush_wanted() {
+            return Ok(());
+        }
+        // Held across the fsync: `stop` waits for it, so a stopped
+        // replica's directory is never flushed while it is deleted.
+        let _log = self.log.lock().await;
+        if !matches!(self.state().role, Role::Follower { .. }) {
+            return Ok(());
+        }
+        let reader = self.reader.clone();
+        let flushed = self
+            .blocking
+            .run(move || reader.flush_until(reader.log_end_offset()))
+            .await
+            .map_err(|e| PartError::new(ErrorCode::KafkaStorageError, format!("flush: {e}")))?;
+        flushed.map_err(|e| self.storage(&e))
+    }
+
+    /// Waits until everything below `offset` is fsynced on this replica
+    /// (an append that made `flush.messages` due is acknowledged after its
+    /// fsync, as Kafka does), the leadership of `epoch` ends, or `deadline`.
+    pub(crate) async fn wait_flushed(
+        &self,
+        offset: i64,
+        epoch: i32,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), PartError> {
+        let mut changes = self.subscribe();
+        loop {
+            {
+                let st = self.state();
+                if st.role != Role::Leader || st.leader_epoch != epoch {
+                    return Err(PartError::not_leader(&self.topic, self.index));
+                }
+            }
+            if self.reader.recovery_point() >= offset {
+                return Ok(());
+            }
+            tokio::select! {
+                biased;
+                _ = changes.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(PartError::new(
+                        ErrorCode::RequestTimedOut,
+                        format!("{}-{}: not flushed before the request timeout", self.topic, self.index),
+                    ));
+                }
+            }
+        }
     }
 
     /// The leader's checks for a consumer request (fetch, list offsets).
@@ -332,13 +559,16 @@ impl Partition {
     /// when the returned [`Wake`] is dropped, so a request appending to
     /// several partitions wakes each fetch once, after all its appends, and
     /// a follower picks the whole request up in one fetch round trip.
+    /// The append asks the flusher for an fsync when the topic is
+    /// `write.caching=false` or the flush policy is due; the returned flag
+    /// says the latter (the produce then waits for it).
     pub(crate) async fn append_as_leader(
         self: &Arc<Self>,
         records: Bytes,
         acks: i32,
-    ) -> Result<(AppendInfo, i32, Wake), PartError> {
+    ) -> Result<(AppendInfo, i32, bool, Wake), PartError> {
         let mut log = self.log.lock().await;
-        let epoch = {
+        let (epoch, durable) = {
             let st = self.state();
             if st.role != Role::Leader {
                 return Err(PartError::not_leader(&self.topic, self.index));
@@ -356,7 +586,7 @@ impl Partition {
                     ),
                 ));
             }
-            st.leader_epoch
+            (st.leader_epoch, st.durable)
         };
         let info = log
             .append_as_leader(records, epoch)
@@ -366,8 +596,12 @@ impl Partition {
             let st = self.state();
             self.advance_hw(&st, leo);
         }
+        let policy_due = log.flush_due();
         drop(log);
-        Ok((info, epoch, Wake(self.clone())))
+        if durable || policy_due {
+            self.request_flush();
+        }
+        Ok((info, epoch, policy_due, Wake(self.clone())))
     }
 
     /// Waits until `required_offset` is replicated to the whole ISR
@@ -424,6 +658,7 @@ impl Partition {
         &self,
         replica: i32,
         fetch_offset: i64,
+        durable_offset: i64,
         last_fetched_epoch: i32,
         current_leader_epoch: i32,
     ) -> Result<FollowerFetch, PartError> {
@@ -456,13 +691,17 @@ impl Partition {
         let leo = self.reader.log_end_offset();
         let now = self.clock.now_ms();
         if let Some(f) = st.followers.get_mut(&replica) {
-            f.on_fetch(fetch_offset.min(leo), leo, now);
+            f.on_fetch(fetch_offset.min(leo), durable_offset, leo, now);
         }
         let moved = self.advance_hw(&st, leo);
         let hw = self.reader.high_watermark();
+        let durability = self.durability(&st);
         let expand = (!st.isr.isr.contains(&replica)
             && st.isr.pending.is_none()
-            && rules::may_join_isr(fetch_offset, hw, st.leader_epoch_start))
+            && st
+                .followers
+                .get(&replica)
+                .is_some_and(|f| rules::may_join_isr(f, hw, st.leader_epoch_start, durability)))
         .then(|| {
             let mut new_isr = st.isr.isr.clone();
             new_isr.push(replica);
@@ -534,18 +773,19 @@ impl Partition {
             .map_err(|e| self.storage(&e))
     }
 
-    /// Follower side: `(fetch offset, last fetched epoch, leader epoch)` to
-    /// send, or `None` when not following `leader`.
-    pub(crate) fn fetch_position(&self, leader: i32) -> Option<(i64, i32, i32)> {
+    /// Follower side: what to send to `leader`, or `None` when not
+    /// following it.
+    pub(crate) fn fetch_position(&self, leader: i32) -> Option<FetchPosition> {
         let st = self.state();
         if st.role != (Role::Follower { leader }) {
             return None;
         }
-        Some((
-            self.reader.log_end_offset(),
-            self.reader.latest_epoch().unwrap_or(-1),
-            st.leader_epoch,
-        ))
+        Some(FetchPosition {
+            fetch_offset: self.reader.log_end_offset(),
+            durable_offset: self.reader.recovery_point(),
+            last_fetched_epoch: self.reader.latest_epoch().unwrap_or(-1),
+            leader_epoch: st.leader_epoch,
+        })
     }
 
     /// Follower side: applies a fetch response sent at `leader_epoch` to
@@ -698,6 +938,19 @@ impl Drop for Wake {
     }
 }
 
+/// A follower's position, sent with its next fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FetchPosition {
+    /// Its log end.
+    pub(crate) fetch_offset: i64,
+    /// Everything below is fsynced.
+    pub(crate) durable_offset: i64,
+    /// The epoch of its last batch.
+    pub(crate) last_fetched_epoch: i32,
+    /// The leader epoch it follows.
+    pub(crate) leader_epoch: i32,
+}
+
 /// What a follower fetched for one partition.
 #[derive(Debug)]
 pub(crate) enum Fetched {
@@ -843,15 +1096,23 @@ mod tests {
             partition_epoch: 5,
             elr: Vec::new(),
         };
-        part.make_leader(&state, 1).await.expect("leader");
+        part.make_leader(
+            &state,
+            Keeping {
+                min_isr: 1,
+                durable: false,
+            },
+        )
+        .await
+        .expect("leader");
         let mut changes = part.subscribe();
         changes.mark_seen();
 
-        let (first, epoch, wake_first) = part
+        let (first, epoch, _, wake_first) = part
             .append_as_leader(batch(b"a"), -1)
             .await
             .expect("append");
-        let (second, _, wake_second) = part
+        let (second, _, _, wake_second) = part
             .append_as_leader(batch(b"b"), -1)
             .await
             .expect("append");

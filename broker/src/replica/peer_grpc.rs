@@ -84,13 +84,20 @@ impl GrpcPeerSession {
     /// Largest fetch response accepted from the leader: the response
     /// budget, plus one batch as large as any topic allows (the first
     /// batch is returned whatever its size, as in Kafka), plus framing per
-    /// partition. Computed when dialling; a larger topic limit set later
+    /// partition. Computed when dialling; a larger limit set later (a topic's
+    /// `max.message.bytes`, or a live `message.max.bytes` on any broker)
     /// fails a round, and the redial takes it into account.
     fn decode_limit(&self, partitions: usize) -> usize {
         let largest_batch = self.cache.with_image(|image| {
-            image
+            let topics = image
                 .topics()
-                .filter_map(|t| t.configs.get("max.message.bytes")?.parse::<usize>().ok())
+                .filter_map(|t| t.configs.get("max.message.bytes"));
+            let brokers = std::iter::once(image.cluster_configs())
+                .chain(image.brokers().filter_map(|b| image.broker_configs(b.id)))
+                .filter_map(|c| c.get("message.max.bytes"));
+            topics
+                .chain(brokers)
+                .filter_map(|v| v.parse::<usize>().ok())
                 .fold(self.config.log.max_message_bytes, usize::max)
         });
         usize::try_from(self.config.replica_fetch_response_max_bytes)

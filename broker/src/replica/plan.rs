@@ -6,6 +6,11 @@
 //! wait, or remove — without any I/O. The replica manager executes the
 //! plan (opens in parallel, leadership changes in parallel, fsyncs on the
 //! blocking pool). Table-driven tests: `plan_test.rs`.
+//!
+//! The settings each replica gets come from here too: [`defaults`] lays
+//! the live (dynamic) broker settings of the image over the static ones,
+//! and [`log_config`] and [`min_isr`] lay a topic's configs over those, so
+//! a config change reaches already-open partitions at the next image.
 
 use std::collections::{HashMap, HashSet};
 
@@ -13,7 +18,8 @@ use strom_log::{CleanupPolicy, LogConfig};
 use strom_metadata::{ClusterImage, PartitionState, TopicImage};
 use uuid::Uuid;
 
-use super::partition::Role;
+use super::config::{ReplicationConfig, timestamp_type};
+use super::partition::{Keeping, Role};
 
 /// A hosted partition: (topic id, partition index).
 pub(crate) type Key = (Uuid, i32);
@@ -26,7 +32,8 @@ pub(crate) struct Assigned {
     pub(crate) partition: i32,
     pub(crate) state: PartitionState,
     pub(crate) log: LogConfig,
-    pub(crate) min_isr: usize,
+    /// `min.insync.replicas` and `write.caching`.
+    pub(crate) keeping: Keeping,
 }
 
 impl Assigned {
@@ -40,7 +47,42 @@ impl Assigned {
 pub(crate) struct Defaults {
     pub(crate) log: LogConfig,
     pub(crate) min_insync_replicas: usize,
+    /// `log.write.caching`.
+    pub(crate) write_caching: bool,
 }
+
+/// The broker defaults in force on `node_id`: its static settings with the
+/// image's live broker settings laid over them (cluster-wide defaults, then
+/// this broker's own; see `strom_metadata::configs::dynamic_broker_configs`).
+/// The controller checked every live value; one this broker cannot parse
+/// (written by a newer version) leaves the static value and is returned.
+pub(crate) fn defaults(
+    config: &ReplicationConfig,
+    image: &ClusterImage,
+    node_id: i32,
+) -> (Defaults, Vec<String>) {
+    let mut live = config.clone();
+    let mut ignored = Vec::new();
+    for (k, v) in strom_metadata::configs::dynamic_broker_configs(image, node_id) {
+        let mut next = live.clone();
+        match next.set(&k, &v) {
+            Ok(true) if next.log.validate().is_ok() => live = next,
+            _ => ignored.push(k),
+        }
+    }
+    let defaults = Defaults {
+        log: live.log,
+        min_insync_replicas: strom_metadata::configs::default_min_isr(
+            image,
+            config.min_insync_replicas,
+        ),
+        write_caching: live.write_caching,
+    };
+    (defaults, ignored)
+}
+
+/// Kafka's `Long.MAX_VALUE` for the flush settings: never.
+const NEVER: u64 = i64::MAX as u64;
 
 /// A topic's log settings: the broker defaults overridden by topic configs.
 pub(crate) fn log_config(defaults: &LogConfig, topic: &TopicImage) -> LogConfig {
@@ -56,10 +98,18 @@ pub(crate) fn log_config(defaults: &LogConfig, topic: &TopicImage) -> LogConfig 
         c.max_message_bytes = usize::try_from(v).unwrap_or(usize::MAX);
     }
     if let Some(v) = get("flush.messages") {
-        c.flush_messages = Some(v);
+        c.flush_messages = (v != NEVER).then_some(v);
     }
     if let Some(v) = get("flush.ms") {
-        c.flush_ms = Some(v);
+        c.flush_ms = (v != NEVER).then_some(v);
+    }
+    if let Some(t) = topic
+        .configs
+        .get("message.timestamp.type")
+        .map(String::as_str)
+        .and_then(timestamp_type)
+    {
+        c.message_timestamp_type = t;
     }
     // Kafka's -1 (any negative value) is unlimited.
     let limit = |k: &str| {
@@ -94,6 +144,17 @@ pub(crate) fn min_isr(default: usize, topic: &TopicImage) -> usize {
         .unwrap_or(default)
 }
 
+/// `write.caching` of a topic: `false` makes acks=all wait for every ISR
+/// member's fsync. Values are validated when set; anything else keeps
+/// the broker default.
+pub(crate) fn write_caching(default: bool, topic: &TopicImage) -> bool {
+    match topic.configs.get("write.caching").map(String::as_str) {
+        Some(v) if v.eq_ignore_ascii_case("true") => true,
+        Some(v) if v.eq_ignore_ascii_case("false") => false,
+        _ => default,
+    }
+}
+
 /// Every partition the image assigns to `node_id`.
 pub(crate) fn assigned(image: &ClusterImage, node_id: i32, defaults: &Defaults) -> Vec<Assigned> {
     image
@@ -105,7 +166,10 @@ pub(crate) fn assigned(image: &ClusterImage, node_id: i32, defaults: &Defaults) 
             partition,
             state: p.clone(),
             log: log_config(&defaults.log, t),
-            min_isr: min_isr(defaults.min_insync_replicas, t),
+            keeping: Keeping {
+                min_isr: min_isr(defaults.min_insync_replicas, t),
+                durable: !write_caching(defaults.write_caching, t),
+            },
         })
         .collect()
 }

@@ -6,7 +6,7 @@ use strom_log::LogConfig;
 use strom_metadata::PartitionState;
 use uuid::Uuid;
 
-use super::partition::Role;
+use super::partition::{Keeping, Role};
 use super::plan::{Assigned, Hosted, Key, Plan, Step, Transition, plan};
 
 const ME: i32 = 1;
@@ -29,7 +29,10 @@ fn assigned(partition: i32, leader: i32, leader_epoch: i32) -> Assigned {
             elr: Vec::new(),
         },
         log: LogConfig::default(),
-        min_isr: 1,
+        keeping: Keeping {
+            min_isr: 1,
+            durable: false,
+        },
     }
 }
 
@@ -250,4 +253,155 @@ fn topic_configs_override_the_log_defaults() {
         &topic(&[("retention.ms", "-1"), ("retention.bytes", "4096")]),
     );
     assert_eq!((c.retention_ms, c.retention_bytes), (None, Some(4096)));
+}
+
+mod settings {
+    use strom_log::{LogConfig, TimestampType};
+    use strom_metadata::configs::{AlterConfig, Resource, incremental_alter_configs};
+    use strom_metadata::pb::metadata_record::Record;
+    use strom_metadata::pb::{Endpoint, RegisterBrokerRecord, TopicRecord};
+    use strom_metadata::records::{partition_record, record};
+    use strom_metadata::{ClusterImage, PartitionState, Uuid};
+
+    use crate::replica::ReplicationConfig;
+    use crate::replica::plan::{defaults, log_config, min_isr};
+
+    /// Brokers 1 and 2, and topic `t` with one partition on both.
+    fn image() -> ClusterImage {
+        let mut image = ClusterImage::new();
+        let broker = |id: i32| {
+            record(Record::RegisterBroker(RegisterBrokerRecord {
+                broker_id: id,
+                broker_epoch: 1,
+                incarnation_id: format!("inc-{id}"),
+                endpoints: vec![Endpoint::default()],
+                rack: String::new(),
+                static_configs: Default::default(),
+            }))
+        };
+        let topic = record(Record::Topic(TopicRecord {
+            name: "t".into(),
+            topic_id: Uuid::from_u128(7).as_bytes().to_vec(),
+            configs: Default::default(),
+        }));
+        let partition = partition_record(
+            Uuid::from_u128(7),
+            0,
+            &PartitionState {
+                replicas: vec![1, 2],
+                isr: vec![1, 2],
+                leader: 1,
+                leader_epoch: 0,
+                partition_epoch: 0,
+                elr: Vec::new(),
+            },
+        );
+        image
+            .apply_batch(0, &[broker(1), broker(2), topic, partition])
+            .expect("apply");
+        image
+    }
+
+    fn alter(image: &mut ClusterImage, resource: Resource, changes: &[AlterConfig]) {
+        let records = incremental_alter_configs(image, &resource, changes).expect("valid");
+        let offset = image.offset() + 1;
+        image.apply_batch(offset, &records).expect("apply");
+    }
+
+    /// (segment.bytes, max.message.bytes, flush.messages, timestamp type, min ISR)
+    type Want = (u64, usize, Option<u64>, TimestampType, usize);
+
+    fn settings_of_t(image: &ClusterImage, config: &ReplicationConfig, node: i32) -> Want {
+        let (d, ignored) = defaults(config, image, node);
+        assert!(ignored.is_empty(), "{ignored:?}");
+        let t = image.topic_by_name("t").expect("topic");
+        let log = log_config(&d.log, t);
+        (
+            log.segment_bytes,
+            log.max_message_bytes,
+            log.flush_messages,
+            log.message_timestamp_type,
+            min_isr(d.min_insync_replicas, t),
+        )
+    }
+
+    #[test]
+    fn precedence_is_topic_then_broker_then_cluster_then_static() {
+        use TimestampType::*;
+        let config = ReplicationConfig {
+            min_insync_replicas: 2,
+            log: LogConfig {
+                segment_bytes: 1 << 20,
+                ..LogConfig::default()
+            },
+            ..ReplicationConfig::default()
+        };
+        let mut image = image();
+        let mb = 1 << 20;
+        let cluster = Resource::BrokerDefault;
+        let t = Resource::Topic("t".into());
+        // (change, resource, want on broker 1, want on broker 2)
+        let steps: Vec<(Vec<AlterConfig>, Resource, Want, Want)> = vec![
+            (
+                vec![],
+                cluster.clone(),
+                (mb, mb as usize, None, CreateTime, 2),
+                (mb, mb as usize, None, CreateTime, 2),
+            ),
+            (
+                vec![
+                    AlterConfig::set("log.segment.bytes", "4096"),
+                    AlterConfig::set("log.flush.interval.messages", "10"),
+                    AlterConfig::set("log.message.timestamp.type", "LogAppendTime"),
+                    AlterConfig::set("min.insync.replicas", "1"),
+                ],
+                cluster.clone(),
+                (4096, mb as usize, Some(10), LogAppendTime, 1),
+                (4096, mb as usize, Some(10), LogAppendTime, 1),
+            ),
+            (
+                vec![AlterConfig::set("log.segment.bytes", "8192")],
+                Resource::Broker(2),
+                (4096, mb as usize, Some(10), LogAppendTime, 1),
+                (8192, mb as usize, Some(10), LogAppendTime, 1),
+            ),
+            (
+                vec![
+                    AlterConfig::set("segment.bytes", "65536"),
+                    AlterConfig::set("max.message.bytes", "100"),
+                    AlterConfig::set("flush.messages", "9223372036854775807"),
+                    AlterConfig::set("message.timestamp.type", "CreateTime"),
+                    AlterConfig::set("min.insync.replicas", "2"),
+                ],
+                t.clone(),
+                (65536, 100, None, CreateTime, 2),
+                (65536, 100, None, CreateTime, 2),
+            ),
+            (
+                vec![
+                    AlterConfig::delete("segment.bytes"),
+                    AlterConfig::delete("min.insync.replicas"),
+                ],
+                t,
+                (4096, 100, None, CreateTime, 1),
+                (8192, 100, None, CreateTime, 1),
+            ),
+            (
+                vec![
+                    AlterConfig::delete("log.segment.bytes"),
+                    AlterConfig::delete("min.insync.replicas"),
+                ],
+                cluster,
+                (mb, 100, None, CreateTime, 2),
+                (8192, 100, None, CreateTime, 2),
+            ),
+        ];
+        for (i, (changes, resource, one, two)) in steps.into_iter().enumerate() {
+            if !changes.is_empty() {
+                alter(&mut image, resource, &changes);
+            }
+            assert_eq!(settings_of_t(&image, &config, 1), one, "step {i}, broker 1");
+            assert_eq!(settings_of_t(&image, &config, 2), two, "step {i}, broker 2");
+        }
+    }
 }

@@ -92,7 +92,7 @@ fn limits_for(role: Role, config: &LogConfig) -> Option<RetentionLimits> {
 /// Whether `part` has retention work now: a roll, or segments to delete.
 fn retention_due(part: &Partition) -> Result<bool, LogError> {
     let reader = part.reader();
-    let Some(limits) = limits_for(part.role().0, reader.config()) else {
+    let Some(limits) = limits_for(part.role().0, &reader.config()) else {
         return Ok(false);
     };
     Ok(reader.roll_due() || reader.retention_decision(limits)?.is_some())
@@ -142,7 +142,7 @@ impl ReplicaManager {
     async fn apply_retention(&self, part: Arc<Partition>) {
         let applied = part
             .with_writer(move |log, role| {
-                let Some(limits) = limits_for(role, log.config()) else {
+                let Some(limits) = limits_for(role, &log.config()) else {
                     return Ok((false, None));
                 };
                 let rolled = log.roll_if_due()?;

@@ -212,6 +212,7 @@ async fn consumer_fetch(rm: &ReplicaManager, offset: i64) -> Option<ErrorCode> {
                 current_leader_epoch: -1,
                 last_fetched_epoch: -1,
                 max_bytes: 1 << 20,
+                durable_offset: -1,
             }],
         })
         .await
@@ -466,6 +467,7 @@ async fn retention_sweep_cost_with_10000_partitions() {
             incarnation_id: "bench".into(),
             endpoints: Vec::new(),
             rack: String::new(),
+            static_configs: Default::default(),
         })),
         record(Record::Topic(TopicRecord {
             name: TOPIC.into(),

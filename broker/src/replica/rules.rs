@@ -13,6 +13,9 @@ pub struct FollowerProgress {
     /// The follower's log end offset (its last fetch offset); -1 until it
     /// fetched from this leader.
     pub log_end_offset: i64,
+    /// Everything below this offset is fsynced on the follower, as its last
+    /// fetch reported; -1 until it fetched from this leader.
+    pub durable_end_offset: i64,
     /// Last time (ms) the follower was known to have everything the leader
     /// had.
     pub last_caught_up_ms: i64,
@@ -29,25 +32,46 @@ impl FollowerProgress {
     pub fn new_leader_view(now_ms: i64) -> Self {
         Self {
             log_end_offset: -1,
+            durable_end_offset: -1,
             last_caught_up_ms: now_ms,
             last_fetch_ms: -1,
             last_fetch_leader_leo: -1,
         }
     }
 
-    /// Applies a fetch at `fetch_offset` received at `now_ms` while the
-    /// leader's log ends at `leader_leo` (Kafka's `Replica.updateFetchState`):
-    /// a fetch reaching the leader's end means caught up now; one reaching
-    /// the leader's end as of the previous fetch means caught up then.
-    pub fn on_fetch(&mut self, fetch_offset: i64, leader_leo: i64, now_ms: i64) {
+    /// Applies a fetch at `fetch_offset`, reporting everything below
+    /// `durable_offset` fsynced, received at `now_ms` while the leader's log
+    /// ends at `leader_leo` (Kafka's `Replica.updateFetchState`): a fetch
+    /// reaching the leader's end means caught up now; one reaching the
+    /// leader's end as of the previous fetch means caught up then. Being
+    /// caught up is about the log end: a follower whose fsyncs lag holds
+    /// the high watermark of `write.caching=false` topics but stays in the
+    /// ISR.
+    pub fn on_fetch(
+        &mut self,
+        fetch_offset: i64,
+        durable_offset: i64,
+        leader_leo: i64,
+        now_ms: i64,
+    ) {
         if fetch_offset >= leader_leo {
             self.last_caught_up_ms = self.last_caught_up_ms.max(now_ms);
         } else if self.last_fetch_ms >= 0 && fetch_offset >= self.last_fetch_leader_leo {
             self.last_caught_up_ms = self.last_caught_up_ms.max(self.last_fetch_ms);
         }
         self.log_end_offset = fetch_offset;
+        // Never above the log end (a truncated follower's stale report).
+        self.durable_end_offset = durable_offset.min(fetch_offset);
         self.last_fetch_ms = now_ms;
         self.last_fetch_leader_leo = leader_leo;
+    }
+
+    /// The end the high watermark counts for this follower.
+    pub fn counted_end(&self, durability: Durability) -> i64 {
+        match durability {
+            Durability::Cached => self.log_end_offset,
+            Durability::Synced { .. } => self.durable_end_offset.min(self.log_end_offset),
+        }
     }
 
     /// Whether the follower counts as caught up: it has the leader's log
@@ -84,9 +108,26 @@ impl IsrState {
     }
 }
 
+/// What a record must reach on every ISR member before the high watermark
+/// passes it: the topic's `write.caching`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `write.caching=true`, the default and Kafka's behaviour: each
+    /// member's log (its page cache). A power cut of every member at once
+    /// can lose acknowledged records.
+    Cached,
+    /// `write.caching=false`: each member's disk (fsynced). Followers report
+    /// their durable end with every fetch; the leader's own is given.
+    Synced {
+        /// Everything below this offset is fsynced on the leader.
+        leader_durable_end: i64,
+    },
+}
+
 /// The high watermark a leader may move to: the smallest log end offset over
-/// the maximal ISR (the leader's own is `leader_leo`), never backwards. An
-/// ISR member whose position is unknown holds it where it is. With fewer
+/// the maximal ISR (the leader's own is `leader_leo`), never backwards; for
+/// a [`Durability::Synced`] topic the smallest durable end instead. An ISR
+/// member whose position is unknown holds it where it is. With fewer
 /// than `min_isr` members (the partition's effective `min.insync.replicas`)
 /// it does not move at all (KIP-966): the replicas that left the ISR are
 /// eligible leaders because they hold everything below it.
@@ -97,17 +138,21 @@ pub fn next_high_watermark(
     maximal_isr: &[i32],
     followers: &BTreeMap<i32, FollowerProgress>,
     min_isr: usize,
+    durability: Durability,
 ) -> i64 {
     if maximal_isr.len() < min_isr {
         return current_hw;
     }
-    let mut hw = leader_leo;
+    let mut hw = match durability {
+        Durability::Cached => leader_leo,
+        Durability::Synced { leader_durable_end } => leader_durable_end.min(leader_leo),
+    };
     for r in maximal_isr {
         if *r == leader_id {
             continue;
         }
-        let leo = followers.get(r).map_or(-1, |f| f.log_end_offset);
-        hw = hw.min(leo);
+        let end = followers.get(r).map_or(-1, |f| f.counted_end(durability));
+        hw = hw.min(end);
     }
     hw.max(current_hw)
 }
@@ -137,9 +182,18 @@ pub fn out_of_sync_replicas(
 /// Whether a follower outside the ISR may join it: it reached the high
 /// watermark and holds everything since the start of the leader's current
 /// epoch, so it has every record this leader may have acknowledged
-/// (Kafka's `isFollowerInSync` and KIP-101).
-pub fn may_join_isr(follower_leo: i64, high_watermark: i64, leader_epoch_start: i64) -> bool {
-    follower_leo >= high_watermark && follower_leo >= leader_epoch_start
+/// (Kafka's `isFollowerInSync` and KIP-101). For a
+/// [`Durability::Synced`] topic it must hold them on disk: an ISR member
+/// may be elected after every node lost power, so it joins only once its
+/// durable end reached the high watermark.
+pub fn may_join_isr(
+    follower: &FollowerProgress,
+    high_watermark: i64,
+    leader_epoch_start: i64,
+    durability: Durability,
+) -> bool {
+    let end = follower.counted_end(durability);
+    end >= high_watermark && end >= leader_epoch_start
 }
 
 /// Result of checking an acks=all produce waiting for `required_offset`

@@ -5,6 +5,7 @@ use super::*;
 fn progress(leo: i64, caught_up: i64) -> FollowerProgress {
     FollowerProgress {
         log_end_offset: leo,
+        durable_end_offset: leo,
         last_caught_up_ms: caught_up,
         last_fetch_ms: caught_up,
         last_fetch_leader_leo: leo,
@@ -22,6 +23,7 @@ fn fetch_updates_caught_up_time() {
         (
             FollowerProgress {
                 log_end_offset: 10,
+                durable_end_offset: 0,
                 last_caught_up_ms: 50,
                 last_fetch_ms: 100,
                 last_fetch_leader_leo: 15,
@@ -35,6 +37,7 @@ fn fetch_updates_caught_up_time() {
         (
             FollowerProgress {
                 log_end_offset: 10,
+                durable_end_offset: 0,
                 last_caught_up_ms: 50,
                 last_fetch_ms: 100,
                 last_fetch_leader_leo: 15,
@@ -48,7 +51,7 @@ fn fetch_updates_caught_up_time() {
         (FollowerProgress::new_leader_view(70), 5, 30, 200, 70),
     ];
     for (mut p, offset, leo, now, want) in cases {
-        p.on_fetch(offset, leo, now);
+        p.on_fetch(offset, offset, leo, now);
         assert_eq!(p.last_caught_up_ms, want, "fetch {offset} leo {leo}");
         assert_eq!(p.log_end_offset, offset);
         assert_eq!(p.last_fetch_leader_leo, leo);
@@ -105,7 +108,7 @@ fn high_watermark_is_min_over_maximal_isr() {
     ];
     for (hw, leo, isr, min_isr, want) in cases {
         assert_eq!(
-            next_high_watermark(hw, 1, leo, isr, &followers, min_isr),
+            next_high_watermark(hw, 1, leo, isr, &followers, min_isr, Durability::Cached),
             want,
             "hw {hw} leo {leo} isr {isr:?} min isr {min_isr}"
         );
@@ -140,10 +143,129 @@ fn join_isr_needs_hw_and_epoch_start() {
     ];
     for (leo, hw, start, want) in cases {
         assert_eq!(
-            may_join_isr(leo, hw, start),
+            may_join_isr(&progress(leo, 0), hw, start, Durability::Cached),
             want,
             "leo {leo} hw {hw} start {start}"
         );
+    }
+}
+
+/// A follower's durable end: what it reports, never above its log end.
+#[test]
+fn fetch_records_the_durable_end_capped_at_the_log_end() {
+    // (fetch offset, reported durable offset) -> durable end
+    let cases = [(10, 10, 10), (10, 4, 4), (10, -1, -1), (10, 12, 10)];
+    for (offset, durable, want) in cases {
+        let mut p = FollowerProgress::new_leader_view(0);
+        p.on_fetch(offset, durable, 20, 5);
+        assert_eq!(
+            p.durable_end_offset, want,
+            "fetch {offset} durable {durable}"
+        );
+    }
+}
+
+fn progress_synced(leo: i64, durable: i64) -> FollowerProgress {
+    FollowerProgress {
+        durable_end_offset: durable,
+        ..progress(leo, 0)
+    }
+}
+
+/// `write.caching=false`: the high watermark is the smallest durable end
+/// over the maximal ISR, the leader's included; `Cached` ignores durable
+/// ends.
+#[test]
+fn synced_high_watermark_is_min_durable_end_over_maximal_isr() {
+    let followers: BTreeMap<i32, FollowerProgress> = [
+        (2, progress_synced(10, 7)),
+        (3, progress_synced(9, 9)),
+        (4, progress_synced(10, -1)),
+        (5, progress_synced(6, 10)), // stale report above its end
+    ]
+    .into_iter()
+    .collect();
+    let synced = |d| Durability::Synced {
+        leader_durable_end: d,
+    };
+    // (current hw, leader leo, durability, maximal isr, min isr) -> hw
+    type Case<'a> = (i64, i64, Durability, &'a [i32], usize, i64);
+    let cases: [Case<'_>; 12] = [
+        (0, 10, Durability::Cached, &[1, 2], 1, 10), // log ends
+        (0, 10, synced(10), &[1, 2], 1, 7),          // follower's disk
+        (0, 10, synced(5), &[1, 2], 1, 5),           // leader's disk
+        (0, 10, synced(10), &[1], 1, 10),            // alone: its own disk
+        (0, 10, synced(3), &[1], 1, 3),              //
+        (0, 10, synced(12), &[1], 1, 10),            // never above the leader's end
+        (0, 10, synced(10), &[1, 2, 3], 1, 7),       //
+        (8, 10, synced(10), &[1, 2, 3], 1, 8),       // never backwards
+        (0, 10, synced(10), &[1, 4], 1, 0),          // durable end unknown
+        (0, 10, synced(10), &[1, 5], 1, 6),          // capped at its log end
+        (0, 10, synced(10), &[1, 9], 1, 0),          // never seen
+        (2, 10, synced(10), &[1], 2, 2),             // below min ISR: frozen
+    ];
+    for (hw, leo, durability, isr, min_isr, want) in cases {
+        assert_eq!(
+            next_high_watermark(hw, 1, leo, isr, &followers, min_isr, durability),
+            want,
+            "hw {hw} leo {leo} {durability:?} isr {isr:?} min isr {min_isr}"
+        );
+    }
+}
+
+#[test]
+fn synced_topics_join_the_isr_only_with_the_high_watermark_on_disk() {
+    let synced = Durability::Synced {
+        leader_durable_end: 100,
+    };
+    // (log end, durable end, hw, epoch start, durability) -> may join
+    let cases = [
+        (10, 4, 10, 5, Durability::Cached, true), // cached: the log end counts
+        (10, 4, 10, 5, synced, false),            // the hw is not on its disk yet
+        (10, 10, 10, 5, synced, true),
+        (12, 11, 10, 11, synced, true),
+        (12, 10, 10, 11, synced, false), // epoch start not on disk
+    ];
+    for (leo, durable, hw, start, durability, want) in cases {
+        assert_eq!(
+            may_join_isr(&progress_synced(leo, durable), hw, start, durability),
+            want,
+            "leo {leo} durable {durable} hw {hw} start {start} {durability:?}"
+        );
+    }
+}
+
+proptest::proptest! {
+    /// Whatever the positions, a synced high watermark never passes an
+    /// offset some maximal-ISR member has not fsynced (unless it already
+    /// was there), never goes backwards, and is never above the cached one.
+    #[test]
+    fn synced_high_watermark_never_passes_an_unsynced_member(
+        current in 0i64..50,
+        leader_leo in 0i64..100,
+        leader_durable in -1i64..100,
+        members in proptest::collection::vec((0i64..100, -1i64..100), 0..4),
+        min_isr in 1usize..4,
+    ) {
+        let leader_durable = leader_durable.min(leader_leo);
+        let mut followers = BTreeMap::new();
+        let mut isr = vec![1];
+        for (i, (leo, durable)) in members.iter().enumerate() {
+            let id = i as i32 + 2;
+            isr.push(id);
+            followers.insert(id, progress_synced(*leo, *durable));
+        }
+        let synced = Durability::Synced { leader_durable_end: leader_durable };
+        let hw = next_high_watermark(current, 1, leader_leo, &isr, &followers, min_isr, synced);
+        let cached = next_high_watermark(current, 1, leader_leo, &isr, &followers, min_isr, Durability::Cached);
+        proptest::prop_assert!(hw >= current);
+        proptest::prop_assert!(hw <= cached);
+        if hw > current {
+            proptest::prop_assert!(hw <= leader_durable);
+            for f in followers.values() {
+                proptest::prop_assert!(hw <= f.durable_end_offset.min(f.log_end_offset));
+            }
+        }
     }
 }
 

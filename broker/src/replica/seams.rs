@@ -135,6 +135,9 @@ pub(crate) struct Host {
     pub(crate) health: LogDirHealth,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) blocking: Blocking,
+    /// The partitions' flush jobs (on the blocking pool), awaited before
+    /// the logs close.
+    pub(crate) flushes: tokio_util::task::TaskTracker,
 }
 
 impl Host {
@@ -146,6 +149,7 @@ impl Host {
             health,
             clock: Arc::new(SystemClock),
             blocking: Blocking::Pool,
+            flushes: tokio_util::task::TaskTracker::new(),
         }
     }
 }

@@ -8,12 +8,14 @@
 //! caller advances tokio's paused time.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use strom_log::batch::BatchIter;
+use strom_metadata::pb::Endpoint;
 use strom_metadata::{MetadataError, Uuid};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -73,6 +75,8 @@ pub struct ReplicaView {
     pub leader: bool,
     /// The leader epoch it is at.
     pub leader_epoch: i32,
+    /// The partition epoch of the state it holds (ISR changes move it).
+    pub partition_epoch: i32,
     /// Its high watermark.
     pub high_watermark: i64,
     /// Its log end offset.
@@ -98,10 +102,14 @@ struct Running {
 #[derive(Debug, Default)]
 struct Node {
     incarnation: u32,
+    /// The client address it registers with, when it serves clients.
+    address: Option<SocketAddr>,
     running: Option<Running>,
     /// When the controller last heard from it (crash, isolation).
     silent_since: Option<Instant>,
     isolated: bool,
+    /// Its replay of the metadata log stalls.
+    held: bool,
 }
 
 /// An in-process cluster.
@@ -166,6 +174,16 @@ impl Cluster {
             .collect()
     }
 
+    /// The running brokers that replay the metadata log: neither isolated
+    /// nor [held](Self::hold_metadata).
+    pub fn replaying(&self) -> Vec<i32> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.running.is_some() && !n.isolated && !n.held)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// Broker `id`'s replica manager, while it runs.
     pub fn broker(&self, id: i32) -> Option<Arc<ReplicaManager>> {
         Some(self.nodes.get(&id)?.running.as_ref()?.rm.clone())
@@ -176,6 +194,15 @@ impl Cluster {
         rng::with(&self.rng, |r| {
             Uuid::from_u64_pair(r.next_u64(), r.next_u64())
         })
+    }
+
+    /// Sets the client address broker `id` registers with from its next
+    /// start on (without one it registers no endpoint: only its peers,
+    /// in-process, reach it).
+    pub fn advertise(&mut self, id: i32, address: SocketAddr) {
+        if let Some(node) = self.nodes.get_mut(&id) {
+            node.address = Some(address);
+        }
     }
 
     /// Starts (or restarts) broker `id`: registers a new incarnation, then
@@ -189,9 +216,20 @@ impl Cluster {
             return Ok(());
         }
         node.incarnation += 1;
-        let (epoch, registered_at) = self
-            .controller
-            .register(id, &format!("broker-{id}-{}", node.incarnation))?;
+        let endpoints = node
+            .address
+            .iter()
+            .map(|a| Endpoint {
+                name: "client".into(),
+                host: a.ip().to_string(),
+                port: u32::from(a.port()),
+            })
+            .collect();
+        let (epoch, registered_at) = self.controller.register(
+            id,
+            &format!("broker-{id}-{}", node.incarnation),
+            endpoints,
+        )?;
         let cache = MetadataCache::new();
         let (status, status_rx) = watch::channel(BrokerStatus {
             epoch,
@@ -267,6 +305,15 @@ impl Cluster {
         }
     }
 
+    /// Stalls broker `id`'s replay of the metadata log (`held`), or lets it
+    /// go on: it keeps running, heartbeating and serving from the image it
+    /// has, as a broker whose metadata follower fell behind.
+    pub fn hold_metadata(&mut self, id: i32, held: bool) {
+        if let Some(node) = self.nodes.get_mut(&id) {
+            node.held = held;
+        }
+    }
+
     /// Delivers due metadata batches to every running, connected broker and
     /// runs the controller's duties. Call it between small time steps.
     pub fn tick(&mut self) -> Result<(), MetadataError> {
@@ -283,7 +330,7 @@ impl Cluster {
             let Some(r) = node.running.as_mut() else {
                 continue;
             };
-            if node.isolated {
+            if node.isolated || node.held {
                 continue;
             }
             while let Some(batch) = self.controller.batch(r.next_batch) {
@@ -346,6 +393,7 @@ impl Cluster {
                     broker: *id,
                     leader: role == Role::Leader,
                     leader_epoch,
+                    partition_epoch: part.partition_epoch(),
                     high_watermark: part.reader().high_watermark(),
                     log_end_offset: part.reader().log_end_offset(),
                 })
@@ -360,6 +408,35 @@ impl Cluster {
         let data = part.read_all(offset, 1).ok()?;
         let batch = BatchIter::new(data.records).next()?.ok()?;
         (batch.base_offset() == offset).then(|| batch.into_bytes())
+    }
+
+    /// Every batch stored in broker `id`'s replica of `topic`-`partition`,
+    /// from its log start to its log end (empty while it does not run or
+    /// host the replica).
+    pub fn batches(&self, id: i32, topic: &str, partition: i32) -> Vec<Bytes> {
+        let Some(part) = self
+            .broker(id)
+            .and_then(|rm| rm.partition(topic, partition).ok())
+        else {
+            return Vec::new();
+        };
+        let reader = part.reader();
+        let (mut offset, end) = (reader.log_start_offset(), reader.log_end_offset());
+        let mut batches = Vec::new();
+        while offset < end {
+            let Ok(data) = part.read_all(offset, 1 << 20) else {
+                break;
+            };
+            let before = offset;
+            for batch in BatchIter::new(data.records).map_while(Result::ok) {
+                offset = batch.next_offset();
+                batches.push(batch.into_bytes());
+            }
+            if offset == before {
+                break;
+            }
+        }
+        batches
     }
 
     /// Stops every broker.

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::future::BoxFuture;
-use strom_metadata::pb::MetadataRecord;
+use strom_metadata::pb::{Endpoint, MetadataRecord};
 use strom_metadata::records::topic_id_from_bytes;
 use strom_metadata::{ClusterImage, CreateTopicSpec, MetadataError, Registration, Uuid};
 use strom_proto::StromError;
@@ -113,7 +113,10 @@ impl SimController {
         decide: impl FnOnce(&ClusterImage, usize) -> Result<Vec<MetadataRecord>, MetadataError>,
     ) -> Result<i64, MetadataError> {
         let mut st = self.state();
-        let records = decide(&st.image, self.inner.default_min_isr)?;
+        // As the real controller: a cluster-wide dynamic value wins.
+        let min_isr =
+            strom_metadata::configs::default_min_isr(&st.image, self.inner.default_min_isr);
+        let records = decide(&st.image, min_isr)?;
         if records.is_empty() {
             return Ok(st.image.offset());
         }
@@ -137,10 +140,15 @@ impl SimController {
         self.state().log.get(i).cloned()
     }
 
-    /// Registers broker `id` (incarnation `incarnation`) with a new broker
-    /// epoch; returns the epoch and the offset of the registration. A
-    /// registration starts fenced.
-    pub fn register(&self, id: i32, incarnation: &str) -> Result<(i64, i64), MetadataError> {
+    /// Registers broker `id` (incarnation `incarnation`, reachable at
+    /// `endpoints`) with a new broker epoch; returns the epoch and the offset
+    /// of the registration. A registration starts fenced.
+    pub fn register(
+        &self,
+        id: i32,
+        incarnation: &str,
+        endpoints: Vec<Endpoint>,
+    ) -> Result<(i64, i64), MetadataError> {
         let epoch = {
             let mut st = self.state();
             st.next_broker_epoch += 1;
@@ -149,9 +157,10 @@ impl SimController {
         let registration = Registration {
             broker_id: id,
             incarnation_id: incarnation.to_owned(),
-            endpoints: Vec::new(),
+            endpoints,
             rack: None,
             damaged: Vec::new(),
+            static_configs: Default::default(),
         };
         let offset = self.decide(|image, min_isr| {
             strom_metadata::register_broker(image, &registration, false, epoch, min_isr)

@@ -20,12 +20,17 @@
 //! * [`cluster`]: [`Cluster`], which starts, crashes and restarts brokers,
 //!   delivers the metadata log, runs the controller's liveness duties and
 //!   exposes each replica's state for invariant checks.
+//! * [`grpc`]: [`GrpcCluster`], a [`Cluster`] in real time whose brokers
+//!   serve the real `MetadataService` and `BrokerService` over gRPC on
+//!   127.0.0.1, for client libraries' tests; with a record of the calls
+//!   each broker served.
 //!
 //! Determinism: run it on a current-thread tokio runtime with paused time.
 //! Blocking work runs inline ([`Blocking::Inline`](crate::replica::Blocking)),
 //! every random choice comes from one [`SimRng`], topic ids are drawn from
 //! it, and the replica core's maps and `select!`s that decide an order are
-//! deterministic, so a seed replays the same run.
+//! deterministic, so a seed replays the same run. ([`GrpcCluster`] is not
+//! deterministic: it runs in real time, with real sockets.)
 //!
 //! Built for this crate's tests, and for other crates with the `testkit`
 //! feature.
@@ -33,6 +38,7 @@
 pub mod clock;
 pub mod cluster;
 pub mod controller;
+pub mod grpc;
 pub mod net;
 pub mod rng;
 #[cfg(test)]
@@ -41,5 +47,6 @@ mod simulation_test;
 pub use clock::SimClock;
 pub use cluster::{Cluster, ClusterConfig, ReplicaView};
 pub use controller::SimController;
+pub use grpc::GrpcCluster;
 pub use net::{Faults, SimNet};
 pub use rng::{SharedRng, SimRng};

@@ -17,7 +17,9 @@
 //! each other, and each broker replays the metadata log at its own pace.
 //! Crashes stop a broker's manager (its logs are closed, so nothing
 //! written is lost; losing the unflushed tail is a later refinement) and a
-//! restart registers a new incarnation on the same logs.
+//! restart registers a new incarnation on the same logs. Half the seeds
+//! make the topic `write.caching=false`, so the high watermark counts
+//! fsynced ends and the flush jobs run (inline) in every step.
 //!
 //! Seeds: `STROM_SIM_SEED=n` replays one; `STROM_SIM_SEEDS=n` (or `a..b`)
 //! runs a range; the default run takes [`FAST_SEEDS`]. A failure names its
@@ -249,7 +251,16 @@ async fn simulate(seed: u64, record_legs: bool) -> Result<String, String> {
         tokio::time::sleep(Duration::from_millis(10)).await;
         cluster.tick().map_err(err)?;
     }
-    let configs = [("min.insync.replicas".to_owned(), "2".to_owned())].into();
+    let write_caching = if draw(cluster.rng(), 2) == 0 {
+        "false"
+    } else {
+        "true"
+    };
+    let configs = [
+        ("min.insync.replicas".to_owned(), "2".to_owned()),
+        ("write.caching".to_owned(), write_caching.to_owned()),
+    ]
+    .into();
     let topic_id = cluster.topic_id();
     cluster
         .controller()

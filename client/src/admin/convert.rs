@@ -4,9 +4,10 @@
 use strom_proto::v1 as pb;
 
 use super::types::{
-    BrokerDescription, BrokerState, ClusterDescription, ControllerQuorum, CreateTopicResult,
-    DeleteTopicResult, ElectionResult, ElectionType, Metadata, NewTopic, PartitionDescription,
-    TopicDescription, TopicId, TopicPartition, VoterDescription,
+    AlterConfigOp, BrokerDescription, BrokerState, ClusterDescription, ConfigEntry, ConfigResource,
+    ConfigSource, ConfigSynonym, ControllerQuorum, CreateTopicResult, DeleteTopicResult,
+    ElectionResult, ElectionType, Metadata, NewTopic, PartitionDescription, TopicDescription,
+    TopicId, TopicPartition, VoterDescription,
 };
 use crate::error::{error_code, item_error};
 
@@ -218,6 +219,76 @@ impl From<pb::ElectLeaderResult> for ElectionResult {
             error,
             error_message: r.error_message,
             leader: id(r.leader),
+        }
+    }
+}
+
+impl From<&ConfigResource> for pb::ConfigResource {
+    fn from(r: &ConfigResource) -> Self {
+        let (ty, name) = match r {
+            ConfigResource::Topic(t) => (pb::ConfigResourceType::Topic, t.clone()),
+            ConfigResource::Broker(id) => (pb::ConfigResourceType::Broker, id.to_string()),
+            ConfigResource::BrokerDefault => (pb::ConfigResourceType::Broker, String::new()),
+        };
+        Self {
+            r#type: ty as i32,
+            name,
+        }
+    }
+}
+
+impl From<pb::ConfigSource> for ConfigSource {
+    fn from(s: pb::ConfigSource) -> Self {
+        match s {
+            pb::ConfigSource::DynamicTopicConfig => ConfigSource::DynamicTopicConfig,
+            pb::ConfigSource::DynamicBrokerConfig => ConfigSource::DynamicBrokerConfig,
+            pb::ConfigSource::DynamicDefaultBrokerConfig => {
+                ConfigSource::DynamicDefaultBrokerConfig
+            }
+            pb::ConfigSource::StaticBrokerConfig => ConfigSource::StaticBrokerConfig,
+            pb::ConfigSource::DefaultConfig => ConfigSource::DefaultConfig,
+            pb::ConfigSource::Unknown => ConfigSource::Unknown,
+        }
+    }
+}
+
+impl From<pb::ConfigEntry> for ConfigEntry {
+    fn from(e: pb::ConfigEntry) -> Self {
+        Self {
+            source: e.source().into(),
+            synonyms: e
+                .synonyms
+                .into_iter()
+                .map(|s| ConfigSynonym {
+                    source: s.source().into(),
+                    name: s.name,
+                    value: s.value,
+                })
+                .collect(),
+            name: e.name,
+            value: e.value,
+            read_only: e.read_only,
+            sensitive: e.sensitive,
+        }
+    }
+}
+
+impl From<AlterConfigOp> for pb::AlterableConfig {
+    fn from(op: AlterConfigOp) -> Self {
+        let (name, op, value) = match op {
+            AlterConfigOp::Set { name, value } => (name, pb::AlterConfigOpType::Set, Some(value)),
+            AlterConfigOp::Delete { name } => (name, pb::AlterConfigOpType::Delete, None),
+            AlterConfigOp::Append { name, items } => {
+                (name, pb::AlterConfigOpType::Append, Some(items))
+            }
+            AlterConfigOp::Subtract { name, items } => {
+                (name, pb::AlterConfigOpType::Subtract, Some(items))
+            }
+        };
+        Self {
+            name,
+            op: op as i32,
+            value,
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The admin client: topics, partitions, leader elections, cluster
-//! description and record deletion, like Kafka's `Admin`.
+//! The admin client: topics, partitions, leader elections, configs,
+//! cluster description and record deletion, like Kafka's `Admin`.
 //!
 //! * `types` — the domain types, serialized in the CLI's JSON shape.
 //! * `convert` — protobuf ↔ domain conversions.
@@ -31,10 +31,10 @@ use strom_proto::v1::metadata_service_client::MetadataServiceClient;
 use tonic::transport::Channel;
 
 pub use self::types::{
-    BrokerDescription, BrokerState, ClusterDescription, ControllerQuorum, CreateTopicResult,
-    DeleteTopicResult, DeletedRecords, ElectionResult, ElectionType, Metadata, NewTopic,
-    PartitionDescription, TopicDescription, TopicId, TopicListing, TopicPartition,
-    VoterDescription, error_code_name,
+    AlterConfigOp, BrokerDescription, BrokerState, ClusterDescription, ConfigEntry, ConfigResource,
+    ConfigSource, ConfigSynonym, ControllerQuorum, CreateTopicResult, DeleteTopicResult,
+    DeletedRecords, ElectionResult, ElectionType, Metadata, NewTopic, PartitionDescription,
+    TopicDescription, TopicId, TopicListing, TopicPartition, VoterDescription, error_code_name,
 };
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
@@ -276,6 +276,69 @@ impl Admin {
             response.results.into_iter().map(Into::into).collect();
         results.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
         Ok(results)
+    }
+
+    /// Every config of `resource` with its value in force and source
+    /// (Kafka's `describeConfigs`), by name. Fails with
+    /// UNKNOWN_TOPIC_OR_PARTITION or BROKER_ID_NOT_REGISTERED for a
+    /// resource that does not exist.
+    pub async fn describe_configs(&self, resource: &ConfigResource) -> Result<Vec<ConfigEntry>> {
+        let message = pb::DescribeConfigsRequest {
+            resources: vec![resource.into()],
+        };
+        let response = self
+            .controller("describe configs", |mut c, timeout| {
+                let message = message.clone();
+                async move { c.describe_configs(request(message, timeout)).await }
+            })
+            .await?;
+        let result = response.results.into_iter().next().ok_or_else(|| {
+            Error::strom(
+                pb::ErrorCode::UnknownServerError,
+                format!("the response holds no result for {resource}"),
+            )
+        })?;
+        if let Some(e) = crate::error::item_error(result.error_code, &result.error_message) {
+            return Err(Error::Strom(e));
+        }
+        Ok(result.configs.into_iter().map(Into::into).collect())
+    }
+
+    /// Applies `ops` to `resource`, all or nothing (Kafka's
+    /// `incrementalAlterConfigs`); the changes take effect on every broker
+    /// without a restart. With `validate_only` the controller checks them
+    /// and changes nothing. A refused change fails with INVALID_CONFIG
+    /// naming the key (unknown key, bad value, read-only setting),
+    /// UNKNOWN_TOPIC_OR_PARTITION or BROKER_ID_NOT_REGISTERED.
+    pub async fn incremental_alter_configs(
+        &self,
+        resource: &ConfigResource,
+        ops: Vec<AlterConfigOp>,
+        validate_only: bool,
+    ) -> Result<()> {
+        let message = pb::IncrementalAlterConfigsRequest {
+            resources: vec![pb::AlterConfigsResource {
+                resource: Some(resource.into()),
+                configs: ops.into_iter().map(Into::into).collect(),
+            }],
+            validate_only,
+        };
+        let response = self
+            .controller("alter configs", |mut c, timeout| {
+                let message = message.clone();
+                async move { c.incremental_alter_configs(request(message, timeout)).await }
+            })
+            .await?;
+        let result = response.results.into_iter().next().ok_or_else(|| {
+            Error::strom(
+                pb::ErrorCode::UnknownServerError,
+                format!("the response holds no result for {resource}"),
+            )
+        })?;
+        match crate::error::item_error(result.error_code, &result.error_message) {
+            Some(e) => Err(Error::Strom(e)),
+            None => Ok(()),
+        }
     }
 }
 

@@ -286,3 +286,90 @@ fn topic_ids_print_as_uuid_text() {
     assert_eq!(TopicId::from_bytes(&[0; 16]), None);
     assert!("nope".parse::<TopicId>().is_err());
 }
+
+#[test]
+fn config_entry_json_has_exactly_the_documented_shape() {
+    let entry = ConfigEntry::from(pb::ConfigEntry {
+        name: "segment.bytes".into(),
+        value: Some("1048576".into()),
+        source: pb::ConfigSource::DynamicTopicConfig as i32,
+        read_only: false,
+        sensitive: false,
+        synonyms: vec![pb::ConfigSynonym {
+            name: "log.segment.bytes".into(),
+            value: Some("1073741824".into()),
+            source: pb::ConfigSource::DefaultConfig as i32,
+        }],
+    });
+    assert_eq!(entry.synonyms[0].source, ConfigSource::DefaultConfig);
+    assert_eq!(
+        serde_json::to_value(&entry).unwrap(),
+        json!({
+            "name": "segment.bytes",
+            "value": "1048576",
+            "source": "DYNAMIC_TOPIC_CONFIG",
+            "read_only": false,
+            "sensitive": false,
+        })
+    );
+    let secret = ConfigEntry::from(pb::ConfigEntry {
+        name: "k".into(),
+        value: None,
+        source: pb::ConfigSource::StaticBrokerConfig as i32,
+        read_only: true,
+        sensitive: true,
+        synonyms: vec![],
+    });
+    assert_eq!(serde_json::to_value(&secret).unwrap()["value"], Value::Null);
+    for (source, name) in [
+        (
+            pb::ConfigSource::DynamicBrokerConfig,
+            "DYNAMIC_BROKER_CONFIG",
+        ),
+        (
+            pb::ConfigSource::DynamicDefaultBrokerConfig,
+            "DYNAMIC_DEFAULT_BROKER_CONFIG",
+        ),
+        (pb::ConfigSource::StaticBrokerConfig, "STATIC_BROKER_CONFIG"),
+        (pb::ConfigSource::DefaultConfig, "DEFAULT_CONFIG"),
+    ] {
+        let s = ConfigSource::from(source);
+        assert_eq!(serde_json::to_value(s).unwrap(), json!(name));
+        assert_eq!(s.as_str(), name);
+    }
+}
+
+#[test]
+fn config_resources_and_ops_become_wire_messages() {
+    let cases = [
+        (
+            ConfigResource::Topic("t".into()),
+            pb::ConfigResourceType::Topic,
+            "t",
+        ),
+        (
+            ConfigResource::Broker(2),
+            pb::ConfigResourceType::Broker,
+            "2",
+        ),
+        (
+            ConfigResource::BrokerDefault,
+            pb::ConfigResourceType::Broker,
+            "",
+        ),
+    ];
+    for (resource, ty, name) in cases {
+        let wire = pb::ConfigResource::from(&resource);
+        assert_eq!((wire.r#type, wire.name.as_str()), (ty as i32, name));
+    }
+    let set = pb::AlterableConfig::from(AlterConfigOp::set("a", "1"));
+    assert_eq!(
+        (set.op, set.value.as_deref()),
+        (pb::AlterConfigOpType::Set as i32, Some("1"))
+    );
+    let delete = pb::AlterableConfig::from(AlterConfigOp::delete("a"));
+    assert_eq!(
+        (delete.op, delete.value),
+        (pb::AlterConfigOpType::Delete as i32, None)
+    );
+}

@@ -423,3 +423,137 @@ pub mod error_code_name {
         }
     }
 }
+
+/// What configs belong to, as kafka-configs' `--entity-type` and
+/// `--entity-name`/`--entity-default`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ConfigResource {
+    /// A topic, by name.
+    Topic(String),
+    /// One broker, by id.
+    Broker(i32),
+    /// The cluster-wide default of every broker.
+    BrokerDefault,
+}
+
+impl fmt::Display for ConfigResource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigResource::Topic(t) => write!(f, "topic {t}"),
+            ConfigResource::Broker(id) => write!(f, "broker {id}"),
+            ConfigResource::BrokerDefault => f.write_str("the cluster-wide broker default"),
+        }
+    }
+}
+
+/// Where a config's value in force comes from, highest precedence first;
+/// serialized by Kafka's name (`"DYNAMIC_TOPIC_CONFIG"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ConfigSource {
+    /// Set on the topic.
+    DynamicTopicConfig,
+    /// Set live on this one broker.
+    DynamicBrokerConfig,
+    /// Set live as the cluster-wide broker default.
+    DynamicDefaultBrokerConfig,
+    /// Given to the broker at startup (config file, environment, `--set`).
+    StaticBrokerConfig,
+    /// Built-in default.
+    DefaultConfig,
+    /// A source this client does not know.
+    Unknown,
+}
+
+impl ConfigSource {
+    /// Kafka's name, e.g. `DYNAMIC_TOPIC_CONFIG`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ConfigSource::DynamicTopicConfig => "DYNAMIC_TOPIC_CONFIG",
+            ConfigSource::DynamicBrokerConfig => "DYNAMIC_BROKER_CONFIG",
+            ConfigSource::DynamicDefaultBrokerConfig => "DYNAMIC_DEFAULT_BROKER_CONFIG",
+            ConfigSource::StaticBrokerConfig => "STATIC_BROKER_CONFIG",
+            ConfigSource::DefaultConfig => "DEFAULT_CONFIG",
+            ConfigSource::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+/// One level that sets a config (Kafka's synonym).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigSynonym {
+    /// The key at that level (a topic config's broker default has the
+    /// broker setting's name, e.g. `log.segment.bytes`).
+    pub name: String,
+    /// The value; `None` for sensitive configs.
+    pub value: Option<String>,
+    /// The level.
+    pub source: ConfigSource,
+}
+
+/// A config and its value in force
+/// (JSON: `{"name", "value", "source", "read_only", "sensitive"}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigEntry {
+    /// Key (Kafka's name).
+    pub name: String,
+    /// Value in force; `null` for sensitive configs.
+    pub value: Option<String>,
+    /// Where the value comes from.
+    pub source: ConfigSource,
+    /// Cannot be changed live at this resource (a broker setting that needs
+    /// a restart, or one only changeable cluster-wide).
+    pub read_only: bool,
+    /// A secret; its value is never returned.
+    pub sensitive: bool,
+    /// Every level that sets it, in precedence order, the one in force first.
+    #[serde(skip)]
+    pub synonyms: Vec<ConfigSynonym>,
+}
+
+/// One change of `incremental_alter_configs` (Kafka's `AlterConfigOp`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlterConfigOp {
+    /// Set `name` to `value` (`--add-config`).
+    Set {
+        /// Key.
+        name: String,
+        /// New value.
+        value: String,
+    },
+    /// Remove `name` at this level, back to the next level's value
+    /// (`--delete-config`).
+    Delete {
+        /// Key.
+        name: String,
+    },
+    /// Add comma-separated items to a list config (e.g. `cleanup.policy`).
+    Append {
+        /// Key.
+        name: String,
+        /// Items to add.
+        items: String,
+    },
+    /// Remove comma-separated items from a list config.
+    Subtract {
+        /// Key.
+        name: String,
+        /// Items to remove.
+        items: String,
+    },
+}
+
+impl AlterConfigOp {
+    /// Sets `name` to `value`.
+    pub fn set(name: impl Into<String>, value: impl Into<String>) -> Self {
+        AlterConfigOp::Set {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+
+    /// Deletes `name` at this level.
+    pub fn delete(name: impl Into<String>) -> Self {
+        AlterConfigOp::Delete { name: name.into() }
+    }
+}

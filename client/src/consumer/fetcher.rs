@@ -78,6 +78,7 @@ pub(crate) fn fetch_request(
                 last_fetched_epoch: -1,
                 log_start_offset: -1,
                 partition_max_bytes: clamp_i32(config.max_partition_fetch_bytes),
+                replica_durable_offset: 0,
             });
     }
     pb::FetchRequest {

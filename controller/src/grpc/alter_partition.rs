@@ -13,7 +13,6 @@ impl ControllerGrpc {
         r: AlterPartitionRequest,
     ) -> Result<AlterPartitionResponse> {
         let topic_id = topic_id_from_bytes(&r.topic_id)?;
-        let min_isr = self.ctl.default_min_isr();
         let outcome = self
             .ctl
             .decide(|image| {
@@ -26,7 +25,7 @@ impl ControllerGrpc {
                     r.leader_epoch,
                     r.partition_epoch,
                     &r.new_isr,
-                    min_isr,
+                    self.ctl.default_min_isr(image),
                 )?;
                 Ok((records, ()))
             })

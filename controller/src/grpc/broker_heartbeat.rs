@@ -53,14 +53,17 @@ impl ControllerGrpc {
             tracing::warn!(broker = r.broker_id, offline_log_dirs = ?r.offline_log_dirs, "broker reports offline log directories: fencing it");
         }
         let mut fenced = b.fenced;
-        let min_isr = self.ctl.default_min_isr();
         if fenced && caught_up && !want_fence && !b.in_controlled_shutdown {
             self.ctl
                 .decide(|image| {
                     let b = check_epoch(image, r.broker_id, r.broker_epoch)?;
                     Ok((
                         if b.fenced {
-                            strom_metadata::unfence_broker(image, r.broker_id, min_isr)?
+                            strom_metadata::unfence_broker(
+                                image,
+                                r.broker_id,
+                                self.ctl.default_min_isr(image),
+                            )?
                         } else {
                             vec![]
                         },
@@ -81,7 +84,11 @@ impl ControllerGrpc {
                         if b.fenced {
                             vec![]
                         } else {
-                            strom_metadata::fence_broker(image, r.broker_id, min_isr)
+                            strom_metadata::fence_broker(
+                                image,
+                                r.broker_id,
+                                self.ctl.default_min_isr(image),
+                            )
                         },
                         (),
                     ))

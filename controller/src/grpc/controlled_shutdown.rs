@@ -11,10 +11,10 @@ impl ControllerGrpc {
         &self,
         r: ControlledShutdownRequest,
     ) -> Result<ControlledShutdownResponse> {
-        let min_isr = self.ctl.default_min_isr();
         self.ctl
             .decide(|image| {
                 check_epoch(image, r.broker_id, r.broker_epoch)?;
+                let min_isr = self.ctl.default_min_isr(image);
                 Ok((
                     strom_metadata::controlled_shutdown(image, r.broker_id, min_isr)?.records,
                     (),

@@ -30,10 +30,10 @@ impl ControllerGrpc {
                 .map(|p| (p.topic.clone(), p.partition))
                 .collect()
         });
-        let min_isr = self.ctl.default_min_isr();
         let (results, _) = self
             .ctl
             .decide(|image| {
+                let min_isr = self.ctl.default_min_isr(image);
                 let (records, results) =
                     strom_metadata::elect_leaders(image, kind, wanted.as_deref(), min_isr);
                 Ok((records, results))

@@ -12,8 +12,10 @@ mod create_partitions;
 mod create_topics;
 mod delete_topics;
 mod describe_cluster;
+mod describe_configs;
 mod describe_topics;
 mod elect_leaders;
+mod incremental_alter_configs;
 mod register_broker;
 mod watch_metadata;
 
@@ -281,6 +283,30 @@ impl ControllerService for ControllerGrpc {
             req,
             async |r| self.elect_leaders_local(r).await,
             async |mut c, r| c.elect_leaders(r).await,
+        )
+        .await
+    }
+
+    async fn describe_configs(
+        &self,
+        req: Request<DescribeConfigsRequest>,
+    ) -> Result<Response<DescribeConfigsResponse>, Status> {
+        self.route(
+            req,
+            async |r| Ok(self.describe_configs_local(r)),
+            async |mut c, r| c.describe_configs(r).await,
+        )
+        .await
+    }
+
+    async fn incremental_alter_configs(
+        &self,
+        req: Request<IncrementalAlterConfigsRequest>,
+    ) -> Result<Response<IncrementalAlterConfigsResponse>, Status> {
+        self.route(
+            req,
+            async |r| self.incremental_alter_configs_local(r).await,
+            async |mut c, r| c.incremental_alter_configs(r).await,
         )
         .await
     }

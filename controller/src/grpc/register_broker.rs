@@ -56,8 +56,12 @@ impl ControllerGrpc {
             endpoints: r.endpoints.clone(),
             rack: (!r.rack.is_empty()).then(|| r.rack.clone()),
             damaged,
+            static_configs: r
+                .static_configs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         };
-        let default_min_isr = self.ctl.default_min_isr();
         let ((epoch, cluster_id), _) = self
             .ctl
             .decide(|image| {
@@ -82,7 +86,7 @@ impl ControllerGrpc {
                     &registration,
                     false,
                     epoch,
-                    default_min_isr,
+                    ctl.default_min_isr(image),
                 )?;
                 Ok((records, (epoch, cluster_id)))
             })

@@ -25,7 +25,11 @@
 //!   each of them accepts an acks=all produce at its new leader. What the
 //!   partition count adds is "writable after fencing" at N against N=1.
 //!
-//! Usage: `data_bench [throughput|failover|failover-many|all] [--trials N]
+//! * `durable`: `write.caching=false` against the default in the same run,
+//!   RF=3 acks=all 1 KiB on 1 and 6 partitions (unthrottled, then p99 at
+//!   50% load), beside one fdatasync per record on the same disk.
+//!
+//! Usage: `data_bench [throughput|failover|failover-many|durable|all] [--trials N]
 //! [--records N] [--partitions N] [--cache-drop-behind BYTES]`;
 //! `DATA_BENCH_CASES=1024/3/1,1024/3/6` (size/replication/partitions)
 //! limits `throughput` to those cases.
@@ -149,13 +153,22 @@ fn f(v: &serde_json::Value, k: &str) -> f64 {
 }
 
 async fn create(cluster: &Cluster, topic: &str, partitions: i32, rf: i32) {
-    let configs: &[(&str, &str)] = if rf == 3 {
-        &[("min.insync.replicas", "2")]
-    } else {
-        &[]
-    };
+    create_with(cluster, topic, partitions, rf, &[]).await;
+}
+
+async fn create_with(
+    cluster: &Cluster,
+    topic: &str,
+    partitions: i32,
+    rf: i32,
+    extra: &[(&str, &str)],
+) {
+    let mut configs: Vec<(&str, &str)> = extra.to_vec();
+    if rf == 3 {
+        configs.push(("min.insync.replicas", "2"));
+    }
     cluster
-        .create_topic(1, topic, partitions, rf, configs)
+        .create_topic(1, topic, partitions, rf, &configs)
         .await
         .expect("create topic");
     let addrs = Addrs::of(cluster);
@@ -289,6 +302,112 @@ async fn throughput(records_1k: u64, drop_behind: u64) {
                 if !deleted {
                     eprintln!("warning: could not delete topic {topic}");
                 }
+            }
+        }
+    }
+}
+
+/// Records per second of the naive way to durable acknowledgements: each
+/// `size`-byte record appended to a file in `dir` and fdatasynced on its
+/// own before the next, for `duration`.
+fn raw_fsync_per_record(dir: &std::path::Path, size: usize, duration: Duration) -> f64 {
+    use std::io::Write;
+    let path = dir.join("raw-fsync-bench.log");
+    let mut file = std::fs::File::create(&path).expect("create raw fsync file");
+    let record = vec![0x5au8; size];
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < duration {
+        file.write_all(&record).expect("write");
+        file.sync_data().expect("fdatasync");
+        n += 1;
+    }
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    drop(file);
+    let _ = std::fs::remove_file(&path);
+    rate
+}
+
+/// `write.caching=false` against the default, same run: RF=3 acks=all 1 KiB
+/// records on 1 and 6 partitions, unthrottled and at 50% of the rate each
+/// reached (the median of three runs by p99), beside the rate of one
+/// fdatasync per record on the same disk.
+async fn durable(records: u64, drop_behind: u64) {
+    eprintln!("brokers: log.cache.drop.behind.bytes={drop_behind}");
+    let cluster = Cluster::start(
+        3,
+        ClusterOptions::default().set("log.cache.drop.behind.bytes", &drop_behind.to_string()),
+    )
+    .await;
+    settle();
+    let raw = raw_fsync_per_record(&cluster.node(1).data_dir, 1024, Duration::from_secs(5));
+    println!("raw fdatasync per 1 KiB record on the brokers' disk: {raw:.0} records/s");
+    println!();
+    println!(
+        "| write.caching | partitions | records/s | MB/s | p50 ms | p99 ms | at 50%, median run: p50 / p99 / p99.9 ms | at 50%: p99 of each run, ms | vs raw fsync per record |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for partitions in [1, 6] {
+        for caching in ["true", "false"] {
+            let topic = format!("durable-{caching}-p{partitions}");
+            create_with(
+                &cluster,
+                &topic,
+                partitions,
+                3,
+                &[("write.caching", caching)],
+            )
+            .await;
+            settle();
+            let full = perf_produce(
+                &cluster,
+                &topic,
+                records,
+                1024,
+                "all",
+                -1.0,
+                THROUGHPUT_PROPS,
+            );
+            let rate = f(&full, "records_per_sec");
+            let half_records = (rate * 0.5 * 10.0) as u64;
+            let mut runs: Vec<serde_json::Value> = (0..LATENCY_RUNS)
+                .map(|_| {
+                    settle();
+                    perf_produce(
+                        &cluster,
+                        &topic,
+                        half_records,
+                        1024,
+                        "all",
+                        rate * 0.5,
+                        LATENCY_PROPS,
+                    )
+                })
+                .collect();
+            let each_p99 = runs
+                .iter()
+                .map(|run| format!("{:.1}", f(run, "p99_latency_ms")))
+                .collect::<Vec<_>>()
+                .join(", ");
+            runs.sort_by(|a, b| f(a, "p99_latency_ms").total_cmp(&f(b, "p99_latency_ms")));
+            let half = &runs[runs.len() / 2];
+            println!(
+                "| {caching} | {partitions} | {rate:.0} | {:.1} | {:.0} | {:.0} | {:.1} / {:.1} / {:.1} | {each_p99} | {:.1}× |",
+                f(&full, "mb_per_sec"),
+                f(&full, "p50_latency_ms"),
+                f(&full, "p99_latency_ms"),
+                f(half, "p50_latency_ms"),
+                f(half, "p99_latency_ms"),
+                f(half, "p999_latency_ms"),
+                rate / raw,
+            );
+            let deleted = strom(&cluster)
+                .args(["topics", "delete", "--topic", &topic])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !deleted {
+                eprintln!("warning: could not delete topic {topic}");
             }
         }
     }
@@ -651,12 +770,15 @@ async fn main() {
         "throughput" => throughput(records, drop_behind).await,
         "failover" => failover(trials).await,
         "failover-many" => failover_many(partitions, trials).await,
+        "durable" => durable(records, drop_behind).await,
         "all" => {
             throughput(records, drop_behind).await;
             failover(trials).await;
         }
         other => {
-            eprintln!("unknown mode {other}: use throughput, failover, failover-many or all");
+            eprintln!(
+                "unknown mode {other}: use throughput, failover, failover-many, durable or all"
+            );
             std::process::exit(2);
         }
     }

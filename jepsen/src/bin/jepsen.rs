@@ -34,7 +34,8 @@ struct Args {
     /// Faults to choose from, comma-separated: all, none, kill-leader,
     /// kill-controller, kill-all, pause-leader, pause-controller,
     /// partition-leader, partition-leader-data, partition-quorum,
-    /// partition-bridge, b2b-failover, power-cut, bitflip, disk-full.
+    /// partition-bridge, b2b-failover, power-cut, power-cut-all,
+    /// power-cut-rolling, bitflip, disk-full.
     #[arg(long, default_value = "all")]
     faults: String,
     /// Nodes (5 are needed for b2b-failover; `all` with 3 nodes leaves it out).
@@ -57,6 +58,11 @@ struct Args {
     /// say so).
     #[arg(long, default_value = "all", value_parser = ["all", "-1", "1"])]
     acks: String,
+    /// The topic's write.caching: true (the default, acknowledged from the
+    /// ISR's page caches) or false (from their disks: what power-cut-all
+    /// and power-cut-rolling must not break).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    write_caching: bool,
     /// Faults in place at once, at most (at most one destroying data).
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
@@ -112,6 +118,7 @@ fn main() -> ExitCode {
         },
         acks: if args.acks == "1" { 1 } else { -1 },
         concurrency: args.concurrency,
+        write_caching: args.write_caching,
         pace: Duration::from_millis(args.pace_ms),
         liveness_bound: Duration::from_secs(args.liveness_bound),
         dir: runner::run_dir(&base, "run", seed),

@@ -56,10 +56,16 @@ pub enum Fault {
     /// kill -9 a partition leader, then its successor the moment it is
     /// elected, before a fetch round trip (KIP-279). Needs five nodes.
     B2bFailover,
-    /// kill -9 a node (a partition leader) and cut the tail of each of its
-    /// active segments: what a power cut does to writes still in the page
-    /// cache.
+    /// kill -9 a node (a partition leader) and cut each of its segments
+    /// back to somewhere between what it fsynced and its length: what a
+    /// power cut does to writes still in the page cache.
     PowerCut,
+    /// A power cut of every node at once.
+    PowerCutAll,
+    /// Power cuts of every node one after another, a fraction of a second
+    /// apart, while the rest serve (the seed notes' 场景二: the leader
+    /// fails, its successor fails before its page cache is written back).
+    PowerCutRolling,
     /// kill -9 a follower and flip one byte of its active segment of the
     /// partition it follows.
     Bitflip,
@@ -69,7 +75,7 @@ pub enum Fault {
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 13] = [
+    pub const ALL: [Fault; 15] = [
         Fault::KillLeader,
         Fault::KillController,
         Fault::KillAll,
@@ -81,6 +87,8 @@ impl Fault {
         Fault::PartitionBridge,
         Fault::B2bFailover,
         Fault::PowerCut,
+        Fault::PowerCutAll,
+        Fault::PowerCutRolling,
         Fault::Bitflip,
         Fault::DiskFull,
     ];
@@ -99,6 +107,8 @@ impl Fault {
             Fault::PartitionQuorum => "partition-quorum",
             Fault::B2bFailover => "b2b-failover",
             Fault::PowerCut => "power-cut",
+            Fault::PowerCutAll => "power-cut-all",
+            Fault::PowerCutRolling => "power-cut-rolling",
             Fault::Bitflip => "bitflip",
             Fault::DiskFull => "disk-full",
         }
@@ -122,7 +132,22 @@ impl Fault {
     /// only ISR member (the ISR never shrinks to nothing) and may lead
     /// with less than was acknowledged — two failures, beyond the promise.
     pub fn destructive(self) -> bool {
-        matches!(self, Fault::PowerCut | Fault::Bitflip | Fault::KillAll)
+        matches!(
+            self,
+            Fault::PowerCut
+                | Fault::PowerCutAll
+                | Fault::PowerCutRolling
+                | Fault::Bitflip
+                | Fault::KillAll
+        )
+    }
+
+    /// Whether it can lose acknowledged writes of a topic with
+    /// `write.caching=true` (the default) by design: every replica loses
+    /// its page cache. Only `write.caching=false` topics promise to
+    /// survive it.
+    pub fn needs_durable_topic(self) -> bool {
+        matches!(self, Fault::PowerCutAll | Fault::PowerCutRolling)
     }
 
     /// The fewest nodes it works with.
@@ -180,9 +205,6 @@ impl FromStr for Fault {
             })
     }
 }
-
-/// Bytes cut at most from the end of an active segment by a power cut.
-const POWER_CUT_MAX_BYTES: u64 = 64 << 10;
 
 /// Injects faults and heals them, recording both.
 #[derive(Debug)]
@@ -246,6 +268,53 @@ impl Nemesis {
             Some(s) if s.0 >= 0 => Ok(s),
             s => anyhow::bail!("{}-{p} has no leader ({s:?})", self.topic),
         }
+    }
+
+    /// kill -9 `node`, then drop the unsynced part of its segments.
+    fn power_cut(&self, env: &mut Env, node: i32, rng: &mut StdRng) -> anyhow::Result<String> {
+        env.kill(node)?;
+        self.cut_node(env, node, rng)
+    }
+
+    /// Drops the unsynced part of every segment of the topic on stopped
+    /// `node`: all of it or a random part (the kernel wrote some back),
+    /// chosen once per node.
+    fn cut_node(&self, env: &Env, node: i32, rng: &mut StdRng) -> anyhow::Result<String> {
+        let Some(journal) = env.sync_journal() else {
+            anyhow::bail!("the nodes record no sync journal: a power cut needs one");
+        };
+        let synced = storage::synced_lengths(journal)?;
+        let dir = env.cluster().node(node).data_dir.clone();
+        let cut = if rng.gen_bool(0.5) {
+            storage::Cut::All
+        } else {
+            storage::Cut::Some
+        };
+        let mut cuts = Vec::new();
+        for q in 0..self.partitions {
+            for seg in storage::segments(&dir, &self.topic, q) {
+                if let Some((old, new)) = storage::cut_unsynced(&seg, &synced, cut, rng)? {
+                    cuts.push(format!(
+                        "{}-{q} {} {old} -> {new} bytes",
+                        self.topic,
+                        seg.file_name().unwrap_or_default().to_string_lossy()
+                    ));
+                }
+            }
+        }
+        Ok(format!(
+            "node {node} lost {} of its unsynced page cache: {}",
+            if cut == storage::Cut::All {
+                "all"
+            } else {
+                "part"
+            },
+            if cuts.is_empty() {
+                "nothing unsynced".to_owned()
+            } else {
+                cuts.join(", ")
+            }
+        ))
     }
 
     async fn apply(
@@ -370,25 +439,35 @@ impl Nemesis {
                         node
                     }
                 };
-                env.kill(node)?;
-                let dir = env.cluster().node(node).data_dir.clone();
+                self.power_cut(env, node, rng)
+            }
+            Fault::PowerCutAll => {
                 let mut cuts = Vec::new();
-                for q in 0..self.partitions {
-                    let Some(seg) = storage::active_segment(&dir, t, q) else {
-                        continue;
-                    };
-                    if let Some((old, new)) =
-                        storage::truncate_tail(&seg, POWER_CUT_MAX_BYTES, rng)?
-                    {
-                        cuts.push(format!(
-                            "{t}-{q} {} {old} -> {new} bytes",
-                            seg.file_name().unwrap_or_default().to_string_lossy()
-                        ));
+                for id in env.node_ids() {
+                    if env.is_running(id) {
+                        env.kill(id)?;
+                    }
+                }
+                for id in env.node_ids() {
+                    cuts.push(self.cut_node(env, id, rng)?);
+                }
+                Ok(format!("cut the power of every node: {}", cuts.join("; ")))
+            }
+            Fault::PowerCutRolling => {
+                let mut ids = env.node_ids();
+                ids.shuffle(rng);
+                let mut cuts = Vec::new();
+                for (i, id) in ids.into_iter().enumerate() {
+                    if i > 0 {
+                        tokio::time::sleep(Duration::from_millis(rng.gen_range(200..1000))).await;
+                    }
+                    if env.is_running(id) {
+                        cuts.push(self.power_cut(env, id, rng)?);
                     }
                 }
                 Ok(format!(
-                    "killed node {node} and cut its active segments: {}",
-                    cuts.join(", ")
+                    "cut the power of every node in turn: {}",
+                    cuts.join("; ")
                 ))
             }
             Fault::Bitflip => {

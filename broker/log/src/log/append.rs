@@ -8,6 +8,7 @@ use bytes::Bytes;
 use super::shared::lock;
 use super::validate::{check_leader_batch, validate_batches};
 use super::{AppendInfo, PartitionLog};
+use crate::batch::TimestampType;
 use crate::batch::header::{
     ATTRIBUTES_OFFSET, HEADER_LEN, HeaderSummary, TIMESTAMP_TYPE_BIT, get_i16,
     patch_log_append_time, patch_offset_and_epoch,
@@ -26,8 +27,9 @@ impl PartitionLog {
     /// (decompressed first when compressed). Any failure is
     /// `CorruptMessage` and writes nothing.
     pub fn append_as_leader(&mut self, batches: Bytes, leader_epoch: i32) -> Result<AppendInfo> {
-        let max = self.config().max_message_bytes;
-        let validated = validate_batches(&batches, Some(max))?;
+        let config = self.config();
+        let validated = validate_batches(&batches, Some(config.max_message_bytes))?;
+        let stamp_all = config.message_timestamp_type == TimestampType::LogAppendTime;
         for v in &validated {
             check_leader_batch(&batches, v)?;
         }
@@ -48,7 +50,13 @@ impl PartitionLog {
             let delta = v.summary.last_offset - v.summary.base_offset;
             patch_offset_and_epoch(&mut header, next, leader_epoch);
             let mut max_timestamp = v.summary.max_timestamp;
-            if get_i16(&header, ATTRIBUTES_OFFSET) & TIMESTAMP_TYPE_BIT != 0 {
+            let attributes = get_i16(&header, ATTRIBUTES_OFFSET);
+            if stamp_all || attributes & TIMESTAMP_TYPE_BIT != 0 {
+                // The topic's `message.timestamp.type=LogAppendTime` marks
+                // every batch; the CRC (over the attributes too) is
+                // recomputed by the patch.
+                header[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2]
+                    .copy_from_slice(&(attributes | TIMESTAMP_TYPE_BIT).to_be_bytes());
                 patch_log_append_time(&mut header, records, now);
                 log_append_time = Some(now);
                 max_timestamp = now;
@@ -67,7 +75,6 @@ impl PartitionLog {
         if lock(&self.reader.shared.epochs).assign(leader_epoch, info.first_offset) {
             self.reader.shared.write_epochs()?;
         }
-        self.maybe_flush_by_policy()?;
         Ok(info)
     }
 
@@ -101,7 +108,6 @@ impl PartitionLog {
         if changed {
             self.reader.shared.write_epochs()?;
         }
-        self.maybe_flush_by_policy()?;
         Ok(info)
     }
 
@@ -171,7 +177,7 @@ impl PartitionLog {
         }
         let now = self.reader.shared.clock.now_ms();
         Ok(size + next.size as u64 > config.segment_bytes
-            || self.reader.segment_ms_elapsed(now)
+            || self.reader.segment_ms_elapsed(now, config.segment_ms)
             || next.last_offset - self.active.base_offset() > i64::from(i32::MAX)
             || self.active.index_full(
                 config.max_index_entries(),
@@ -186,7 +192,7 @@ impl PartitionLog {
         let segment = Arc::new(Segment::create(
             &shared.dir,
             base_offset,
-            shared.config.index_interval_bytes,
+            shared.config().index_interval_bytes,
         )?);
         shared.dir_dirty.store(true, Ordering::Release);
         shared

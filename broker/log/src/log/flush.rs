@@ -1,5 +1,10 @@
 //! fsync policy: group commit (`flush_until`) and `flush.messages` /
-//! `flush.ms` (`flush_if_due`). The flushed offset is the recovery point.
+//! `flush.ms` (`flush_due`, `flush_if_due`). The flushed offset is the
+//! recovery point.
+//!
+//! Appends never fsync: the caller asks [`LogReader::flush_due`] after an
+//! append and runs the flush off its async workers (the broker's
+//! flusher), where one fsync covers every batch appended since the last.
 
 use std::sync::atomic::Ordering;
 
@@ -8,27 +13,36 @@ use super::{LogReader, PartitionLog};
 use crate::error::{LogError, Result};
 
 impl LogReader {
-    /// Apply `flush.messages` / `flush.ms`: fsync if either is exceeded.
-    /// Safe to call while the writer appends. Blocking; call it from
-    /// `spawn_blocking`.
-    pub fn flush_if_due(&self) -> Result<()> {
-        let config = &self.shared.config;
+    /// Whether `flush.messages` or `flush.ms` asks for an fsync now: more
+    /// unflushed records than the one, or the last flush older than the
+    /// other. No I/O.
+    pub fn flush_due(&self) -> bool {
+        let config = self.shared.config();
+        if config.flush_messages.is_none() && config.flush_ms.is_none() {
+            return false;
+        }
         let (flushed, last_ms) = {
             let state = lock(&self.shared.flush);
             (state.flushed_offset, state.last_flush_ms)
         };
-        let end = self.log_end_offset();
-        let unflushed = end - flushed;
+        let unflushed = self.log_end_offset() - flushed;
         if unflushed <= 0 {
-            return Ok(());
+            return false;
         }
         let by_count = config.flush_messages.is_some_and(|n| unflushed as u64 >= n);
         let now = self.shared.clock.now_ms();
         let by_time = config
             .flush_ms
             .is_some_and(|ms| now.saturating_sub(last_ms) >= ms as i64);
-        if by_count || by_time {
-            self.flush_until(end)?;
+        by_count || by_time
+    }
+
+    /// Apply `flush.messages` / `flush.ms`: fsync if either is exceeded.
+    /// Safe to call while the writer appends. Blocking; call it from
+    /// `spawn_blocking`.
+    pub fn flush_if_due(&self) -> Result<()> {
+        if self.flush_due() {
+            self.flush_until(self.log_end_offset())?;
         }
         Ok(())
     }
@@ -95,16 +109,15 @@ impl PartitionLog {
         self.reader.flush_until(self.log_end_offset())
     }
 
-    pub(super) fn maybe_flush_by_policy(&self) -> Result<()> {
-        let config = self.config();
-        if config.flush_messages.is_none() && config.flush_ms.is_none() {
-            return Ok(());
-        }
-        self.flush_if_due()
+    /// See [`LogReader::flush_due`].
+    pub fn flush_due(&self) -> bool {
+        self.reader.flush_due()
     }
 
     /// Apply `flush.messages` / `flush.ms`: fsync if either is exceeded.
-    /// Appends call it; a scheduler may too, for `flush.ms` on idle logs.
+    /// The appender calls it (off its async workers) after an append that
+    /// made [`flush_due`](Self::flush_due) true; a scheduler does too, for
+    /// `flush.ms` on idle logs.
     pub fn flush_if_due(&self) -> Result<()> {
         self.reader.flush_if_due()
     }

@@ -160,7 +160,7 @@ impl PartitionLog {
         let now = clock.now_ms();
         let shared = Shared {
             dir,
-            config,
+            config: RwLock::new(Arc::new(config)),
             clock,
             segments: RwLock::new(recovered.segments),
             log_start_offset: AtomicI64::new(recovered.log_start_offset),
@@ -213,9 +213,9 @@ impl PartitionLog {
         self.reader.clone()
     }
 
-    /// The log's configuration.
-    pub fn config(&self) -> &LogConfig {
-        &self.reader.shared.config
+    /// The log's configuration in force (see [`LogReader::set_config`]).
+    pub fn config(&self) -> Arc<LogConfig> {
+        self.reader.shared.config()
     }
 
     /// The log directory.

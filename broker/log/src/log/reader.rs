@@ -2,6 +2,7 @@
 //! OffsetsForLeaderEpoch, segment facts. Reads take the segment-list lock
 //! only to pick segments and never wait for the writer's disk I/O.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
@@ -12,9 +13,23 @@ use crate::config::LogConfig;
 use crate::error::{LogError, Result};
 
 impl LogReader {
-    /// The log's configuration.
-    pub fn config(&self) -> &LogConfig {
-        &self.shared.config
+    /// The log's configuration in force.
+    pub fn config(&self) -> Arc<LogConfig> {
+        self.shared.config()
+    }
+
+    /// Replaces the log's configuration while it is open (a topic config
+    /// changed live): checked first, then swapped whole, so every operation
+    /// sees either the old or the new one. It applies from the next append,
+    /// roll or flush check; segments already written stay as they are.
+    pub fn set_config(&self, config: LogConfig) -> Result<()> {
+        config.validate()?;
+        *self
+            .shared
+            .config
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(config);
+        Ok(())
     }
 
     /// First readable offset.

@@ -64,12 +64,11 @@ impl DeletedSegments {
 }
 
 impl LogReader {
-    /// Whether `segment.ms` passed since the active segment was created
+    /// Whether `segment_ms` passed since the active segment was created
     /// (or the log opened).
-    pub(super) fn segment_ms_elapsed(&self, now_ms: i64) -> bool {
+    pub(super) fn segment_ms_elapsed(&self, now_ms: i64, segment_ms: u64) -> bool {
         let since = self.shared.active_since_ms.load(Ordering::Acquire);
-        let segment_ms = i64::try_from(self.shared.config.segment_ms).unwrap_or(i64::MAX);
-        now_ms.saturating_sub(since) >= segment_ms
+        now_ms.saturating_sub(since) >= i64::try_from(segment_ms).unwrap_or(i64::MAX)
     }
 
     /// Whether [`PartitionLog::roll_if_due`] would roll: the active segment
@@ -81,7 +80,8 @@ impl LogReader {
             .values()
             .next_back()
             .map_or(0, |s| s.size());
-        active_size > 0 && self.segment_ms_elapsed(self.shared.clock.now_ms())
+        active_size > 0
+            && self.segment_ms_elapsed(self.shared.clock.now_ms(), self.shared.config().segment_ms)
     }
 
     /// What retention under `limits` would delete now, if anything (see

@@ -32,7 +32,9 @@ pub(super) struct FlushState {
 #[derive(Debug)]
 pub(super) struct Shared {
     pub(super) dir: PathBuf,
-    pub(super) config: LogConfig,
+    /// Replaced whole by [`LogReader::set_config`](super::LogReader::set_config);
+    /// each operation reads one snapshot.
+    pub(super) config: RwLock<Arc<LogConfig>>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) segments: RwLock<BTreeMap<i64, Arc<Segment>>>,
     pub(super) log_start_offset: AtomicI64,
@@ -62,6 +64,14 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// The configuration in force.
+    pub(super) fn config(&self) -> Arc<LogConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
     pub(super) fn segments(&self) -> RwLockReadGuard<'_, BTreeMap<i64, Arc<Segment>>> {
         self.segments
             .read()

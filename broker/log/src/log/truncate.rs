@@ -92,7 +92,7 @@ impl PartitionLog {
         let segment = Arc::new(Segment::create(
             &shared.dir,
             offset,
-            shared.config.index_interval_bytes,
+            shared.config().index_interval_bytes,
         )?);
         let old = std::mem::replace(
             &mut *shared.segments_mut(),
