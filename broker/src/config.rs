@@ -108,6 +108,77 @@ impl BrokerConfig {
                 "replica.lag.time.max.ms must be positive".into(),
             ));
         }
+        if r.retention_check_interval.is_zero() {
+            return Err(ConfigError(
+                "log.retention.check.interval.ms must be positive".into(),
+            ));
+        }
         r.log.validate().map_err(|e| ConfigError(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(settings: &[(&str, &str)]) -> Result<BrokerConfig, ConfigError> {
+        let mut c = BrokerConfig::default();
+        for (k, v) in settings {
+            assert!(c.set(k, v)?, "{k} is a broker setting");
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    #[test]
+    fn retention_settings_take_kafka_names() {
+        // (settings, retention.ms, retention.bytes)
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<u64>, Option<u64>);
+        let cases: &[Case<'_>] = &[
+            (&[], Some(604_800_000), None),
+            (&[("log.retention.ms", "500")], Some(500), None),
+            (&[("log.retention.ms", "-1")], None, None),
+            (
+                &[("log.retention.bytes", "1048576")],
+                Some(604_800_000),
+                Some(1 << 20),
+            ),
+            (&[("log.retention.bytes", "-1")], Some(604_800_000), None),
+        ];
+        for (settings, ms, bytes) in cases {
+            let c = with(settings).expect("valid");
+            let log = &c.replication.log;
+            assert_eq!(
+                (log.retention_ms, log.retention_bytes),
+                (*ms, *bytes),
+                "{settings:?}"
+            );
+        }
+        let c = with(&[
+            ("log.retention.check.interval.ms", "250"),
+            ("log.cleanup.policy", "compact"),
+        ])
+        .expect("valid");
+        assert_eq!(c.replication.retention_check_interval.as_millis(), 250);
+        assert!(!c.replication.log.cleanup_policy.delete);
+        // Kafka's coarser units are not settings here: log.retention.ms is.
+        let mut c = BrokerConfig::default();
+        assert!(!c.set("log.retention.hours", "1").expect("not an error"));
+        assert!(!c.set("log.retention.minutes", "1").expect("not an error"));
+    }
+
+    #[test]
+    fn bad_retention_settings_are_refused_by_name() {
+        let cases: &[(&str, &str)] = &[
+            ("log.retention.ms", "-2"),
+            ("log.retention.ms", "x"),
+            ("log.retention.bytes", "-5"),
+            ("log.cleanup.policy", "remove"),
+            ("log.retention.check.interval.ms", "0"),
+        ];
+        for (k, v) in cases {
+            let err = with(&[(k, v)]).expect_err(k);
+            assert!(err.0.contains(k), "{k}={v}: {}", err.0);
+        }
     }
 }

@@ -2,13 +2,14 @@
 //! codes are a public contract documented in docs/cli.md.
 //!
 //! One file per command group: `cluster.rs`, `topics.rs`, `configs.rs`,
-//! `leader_election.rs`, `produce.rs`, `consume.rs`, `perf/` (producer and
-//! consumer benchmarks), `dev.rs`; all output goes through `output.rs`,
-//! progress indicators through `progress.rs`.
+//! `leader_election.rs`, `delete_records.rs`, `produce.rs`, `consume.rs`,
+//! `perf/` (producer and consumer benchmarks), `dev.rs`; all output goes
+//! through `output.rs`, progress indicators through `progress.rs`.
 
 mod cluster;
 mod configs;
 mod consume;
+mod delete_records;
 mod dev;
 mod leader_election;
 mod output;
@@ -75,6 +76,8 @@ enum Command {
     Configs(configs::ConfigsCommand),
     /// Run preferred or unclean leader elections.
     LeaderElection(leader_election::LeaderElectionArgs),
+    /// Delete the records of partitions below given offsets.
+    DeleteRecords(delete_records::DeleteRecordsArgs),
     /// Send records read from stdin, one per line.
     Produce(produce::ProduceArgs),
     /// Print records of a topic.
@@ -164,6 +167,7 @@ async fn run(cli: Cli, output: &Output) -> Result<(), Error> {
         Command::Topics(command) => topics::run(command, &admin, output).await,
         Command::Configs(command) => configs::run(command, &admin, output).await,
         Command::LeaderElection(args) => leader_election::run(args, &admin, output).await,
+        Command::DeleteRecords(args) => delete_records::run(args, &admin, output).await,
         Command::Dev(_) | Command::Produce(_) | Command::Consume(_) | Command::Perf(_) => {
             unreachable!("handled above")
         }
@@ -274,6 +278,7 @@ mod tests {
                 "0",
             ],
             &["strom", "perf", "consume", "--topic", "t"],
+            &["strom", "delete-records"],
             &["strom", "configs", "describe", "--entity-type", "topics"],
             &[
                 "strom",

@@ -14,7 +14,8 @@
 //! * `cluster` — the producer's and consumer's metadata: partition leaders
 //!   and epochs, refreshed from `MetadataService` and from leader hints.
 //! * [`admin`] — [`Admin`]: topics, partitions, leader elections, cluster
-//!   description, and their domain types (serialized as the CLI's JSON).
+//!   description, record deletion (to partition leaders), and their domain
+//!   types (serialized as the CLI's JSON).
 //! * [`producer`] — [`Producer`]: batching per partition, Kafka's murmur2
 //!   and sticky partitioners, `acks`, compression, retries with ordering,
 //!   delivery timeout, bounded buffer memory.
@@ -42,8 +43,9 @@ pub mod retry;
 pub use admin::{
     Admin, AlterConfigOp, BrokerDescription, BrokerState, ClusterDescription, ConfigEntry,
     ConfigResource, ConfigSource, ConfigSynonym, ControllerQuorum, CreateTopicResult,
-    DeleteTopicResult, ElectionResult, ElectionType, Metadata, NewTopic, PartitionDescription,
-    TopicDescription, TopicId, TopicListing, TopicPartition, VoterDescription,
+    DeleteTopicResult, DeletedRecords, ElectionResult, ElectionType, Metadata, NewTopic,
+    PartitionDescription, TopicDescription, TopicId, TopicListing, TopicPartition,
+    VoterDescription,
 };
 pub use config::{
     ClientConfig, ConfigError, DEFAULT_BOOTSTRAP_SERVER, Properties, parse_bootstrap_servers,

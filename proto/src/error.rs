@@ -56,7 +56,8 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | E::PreferredLeaderNotAvailable
         | E::EligibleLeadersNotAvailable
         | E::ElectionNotNeeded
-        | E::InconsistentClusterId => Code::FailedPrecondition,
+        | E::InconsistentClusterId
+        | E::PolicyViolation => Code::FailedPrecondition,
         E::UnsupportedVersion => Code::Unimplemented,
         E::KafkaStorageError | E::UnknownServerError => Code::Internal,
     }

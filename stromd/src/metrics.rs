@@ -320,17 +320,53 @@ fn broker_metrics(r: &mut Registry, state: &NodeView, broker: &BrokerView) {
         "Bytes of every partition log on this node",
         clamp(sizes.iter().map(|s| s.2).sum()),
     );
+    let top: Vec<(String, i32, u64)> = sizes.into_iter().take(LOG_SIZE_SERIES).collect();
     let fam: Family<Labels, Gauge> = Family::default();
-    for (topic, partition, size) in sizes.into_iter().take(LOG_SIZE_SERIES) {
+    for (topic, partition, size) in &top {
         fam.get_or_create(&labels(&[
-            ("topic", topic),
+            ("topic", topic.clone()),
             ("partition", partition.to_string()),
         ]))
-        .set(clamp(size));
+        .set(clamp(*size));
     }
     r.register(
         "log_size_bytes",
         "Bytes of a partition's log on this node (the largest 100 partitions only)",
+        fam,
+    );
+
+    let retention = broker.replicas.retention_stats();
+    counter(
+        r,
+        "log_segments_deleted",
+        "Log segments deleted by retention and DeleteRecords (as leader or follower)",
+        retention.segments_deleted(),
+    );
+    counter(
+        r,
+        "log_segments_deleted_bytes",
+        "Bytes of the log segments deleted by retention and DeleteRecords",
+        retention.bytes_deleted(),
+    );
+    let starts: std::collections::HashMap<(String, i32), i64> = broker
+        .replicas
+        .log_start_offsets()
+        .into_iter()
+        .map(|(t, p, o)| ((t, p), o))
+        .collect();
+    let fam: Family<Labels, Gauge> = Family::default();
+    for (topic, partition, _) in top.iter() {
+        if let Some(start) = starts.get(&(topic.clone(), *partition)) {
+            fam.get_or_create(&labels(&[
+                ("topic", topic.clone()),
+                ("partition", partition.to_string()),
+            ]))
+            .set(*start);
+        }
+    }
+    r.register(
+        "log_start_offset",
+        "First readable offset of a partition's log on this node (the largest 100 partitions only)",
         fam,
     );
 }

@@ -319,12 +319,13 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
             MetadataServiceServer::new(MetadataServiceImpl::new(cache.clone(), controller_id))
                 .max_encoding_message_size(MAX_MESSAGE);
         let max_request = config.broker.socket_request_max_bytes;
-        let broker_service = BrokerServiceImpl::new(replicas, servers.clone());
+        let broker_service = BrokerServiceImpl::new(replicas.clone(), servers.clone());
         admin_broker = Some(crate::view::BrokerView {
             cache: cache.clone(),
             status: lifecycle.status(),
             traffic: broker_service.traffic(),
             log_dirs: log_dir_health.clone(),
+            replicas,
         });
         let router = server()
             .layer(RpcLayer::new(rpc.clone()))

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use strom_broker::grpc::traffic::Traffic;
-use strom_broker::{BrokerStatus, MetadataCache};
+use strom_broker::{BrokerStatus, MetadataCache, ReplicaManager};
 use strom_controller::Controller;
 use tokio::sync::watch;
 
@@ -20,6 +20,8 @@ pub(crate) struct BrokerView {
     pub(crate) status: watch::Receiver<BrokerStatus>,
     pub(crate) traffic: Arc<Traffic>,
     pub(crate) log_dirs: strom_broker::replica::LogDirHealth,
+    /// Retention counters and log start offsets.
+    pub(crate) replicas: Arc<ReplicaManager>,
 }
 
 /// What the admin endpoint reads of the node.

@@ -2,6 +2,7 @@
 
 use crate::batch::TimestampType;
 use crate::error::{LogError, Result};
+use crate::retention::RetentionLimits;
 
 /// Log settings. Field docs give the Kafka topic-config name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,8 +10,9 @@ pub struct LogConfig {
     /// `segment.bytes`: roll the active segment when it would exceed this
     /// size. Default 1 GiB.
     pub segment_bytes: u64,
-    /// `segment.ms`: roll the active segment when its first batch is older
-    /// than this. Default 7 days.
+    /// `segment.ms`: roll the active segment once it is this old (since it
+    /// was created or the log opened), on append or, for a quiet partition,
+    /// on the broker's retention timer. Default 7 days.
     pub segment_ms: u64,
     /// `index.interval.bytes`: bytes of log between sparse offset-index
     /// entries. Default 4096.
@@ -36,6 +38,55 @@ pub struct LogConfig {
     /// topic setting); with `CreateTime` only batches the producer marked
     /// LogAppendTime are stamped.
     pub message_timestamp_type: TimestampType,
+    /// `retention.ms`: closed segments whose largest record timestamp is
+    /// older than this are deleted. `None` (Kafka's -1): no time limit.
+    /// Default 7 days.
+    pub retention_ms: Option<u64>,
+    /// `retention.bytes`: the oldest closed segments are deleted while the
+    /// partition's log is larger than this. `None` (Kafka's -1, the
+    /// default): no size limit.
+    pub retention_bytes: Option<u64>,
+    /// `cleanup.policy`: retention applies only with `delete`.
+    pub cleanup_policy: CleanupPolicy,
+}
+
+/// `cleanup.policy`: a list of `delete` and `compact`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    /// `delete`: old segments go by `retention.ms` / `retention.bytes`, and
+    /// `DeleteRecords` may move the log start.
+    pub delete: bool,
+    /// `compact`: keep the newest record per key. Accepted, but no cleaner
+    /// runs yet: a compact-only log is never deleted from and so grows.
+    pub compact: bool,
+}
+
+impl Default for CleanupPolicy {
+    fn default() -> Self {
+        CleanupPolicy {
+            delete: true,
+            compact: false,
+        }
+    }
+}
+
+impl CleanupPolicy {
+    /// Parses Kafka's comma-separated list (`delete`, `compact`,
+    /// `compact,delete`); `None` for anything else or an empty list.
+    pub fn parse(value: &str) -> Option<Self> {
+        let mut policy = CleanupPolicy {
+            delete: false,
+            compact: false,
+        };
+        for item in value.split(',').map(str::trim) {
+            match item {
+                "delete" => policy.delete = true,
+                "compact" => policy.compact = true,
+                _ => return None,
+            }
+        }
+        Some(policy)
+    }
 }
 
 /// 1 GiB.
@@ -48,6 +99,8 @@ pub const DEFAULT_INDEX_INTERVAL_BYTES: u64 = 4096;
 pub const DEFAULT_SEGMENT_INDEX_BYTES: u64 = 10 << 20;
 /// 1 MiB.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
+/// 7 days.
+pub const DEFAULT_RETENTION_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 
 impl Default for LogConfig {
     fn default() -> Self {
@@ -59,6 +112,9 @@ impl Default for LogConfig {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             flush_messages: None,
             flush_ms: None,
+            retention_ms: Some(DEFAULT_RETENTION_MS),
+            retention_bytes: None,
+            cleanup_policy: CleanupPolicy::default(),
             message_timestamp_type: TimestampType::CreateTime,
         }
     }
@@ -95,7 +151,22 @@ impl LogConfig {
         if self.flush_messages == Some(0) {
             return invalid("flush.messages", "must be positive");
         }
+        if !self.cleanup_policy.delete && !self.cleanup_policy.compact {
+            return invalid("cleanup.policy", "must list delete, compact or both");
+        }
         Ok(())
+    }
+
+    /// What retention deletes by: the configured limits when
+    /// `cleanup.policy` includes `delete`, none otherwise.
+    pub fn retention_limits(&self) -> RetentionLimits {
+        if !self.cleanup_policy.delete {
+            return RetentionLimits::default();
+        }
+        RetentionLimits {
+            retention_ms: self.retention_ms,
+            retention_bytes: self.retention_bytes,
+        }
     }
 
     /// Maximum number of entries in a segment's offset index.
@@ -116,6 +187,42 @@ mod tests {
         assert_eq!(config.index_interval_bytes, 4096);
         assert_eq!(config.max_message_bytes, 1_048_576);
         assert_eq!(config.flush_messages, None);
+        assert_eq!(config.retention_ms, Some(604_800_000));
+        assert_eq!(config.retention_bytes, None);
+        assert_eq!(config.cleanup_policy, CleanupPolicy::default());
+        assert_eq!(
+            config.retention_limits(),
+            RetentionLimits {
+                retention_ms: Some(604_800_000),
+                retention_bytes: None
+            }
+        );
+    }
+
+    #[test]
+    fn cleanup_policy_parses_kafka_lists_and_gates_retention() {
+        let policy = |delete, compact| Some(CleanupPolicy { delete, compact });
+        let cases = [
+            ("delete", policy(true, false)),
+            ("compact", policy(false, true)),
+            ("compact,delete", policy(true, true)),
+            ("delete, compact", policy(true, true)),
+            ("", None),
+            ("delete,", None),
+            ("remove", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(CleanupPolicy::parse(text), expected, "{text:?}");
+        }
+        let compact_only = LogConfig {
+            retention_bytes: Some(1),
+            cleanup_policy: CleanupPolicy {
+                delete: false,
+                compact: true,
+            },
+            ..LogConfig::default()
+        };
+        assert_eq!(compact_only.retention_limits(), RetentionLimits::default());
     }
 
     #[test]
@@ -160,6 +267,16 @@ mod tests {
                 "flush.messages",
                 LogConfig {
                     flush_messages: Some(0),
+                    ..Default::default()
+                },
+            ),
+            (
+                "cleanup.policy",
+                LogConfig {
+                    cleanup_policy: CleanupPolicy {
+                        delete: false,
+                        compact: false,
+                    },
                     ..Default::default()
                 },
             ),

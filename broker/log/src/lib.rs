@@ -10,7 +10,10 @@
 //! - [`log`]: [`PartitionLog`] (the writer: append, truncate, roll,
 //!   retention, close) and [`LogReader`] (cloneable: read, ListOffsets,
 //!   OffsetsForLeaderEpoch, group-commit `flush_until`); one file per concern
-//!   under `log/`: validation, append, flush, truncation, reads.
+//!   under `log/`: validation, append, flush, truncation, retention, reads.
+//! - [`retention`]: the pure retention decision (which segments
+//!   `retention.ms`, `retention.bytes` or a moved log start delete) and
+//!   `DeleteRecords`' bound.
 //! - [`recovery`](crate::recovery) (private): opening a directory, clean or
 //!   after a crash. It builds on `segment` and `checkpoint` only; `log`
 //!   calls it, never the other way round.
@@ -30,15 +33,18 @@ pub mod config;
 pub mod error;
 pub mod log;
 mod recovery;
+pub mod retention;
 mod segment;
 mod writeback;
 
 pub use batch::{Compression, Header, Record, RecordBatch, RecordBatchBuilder, TimestampType};
 pub use checkpoint::LeaderEpochCache;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::LogConfig;
+pub use config::{CleanupPolicy, LogConfig};
 pub use error::{ErrorKind, LogError, Result};
 pub use log::{
-    AppendInfo, FetchData, LogReader, OffsetAndTimestamp, OffsetSpec, PartitionLog, SegmentInfo,
+    AppendInfo, DeletedSegments, FetchData, LogReader, OffsetAndTimestamp, OffsetSpec,
+    PartitionLog, SegmentInfo,
 };
+pub use retention::{RetentionDecision, RetentionLimits, RetentionReason};
 pub use writeback::set_cache_drop_behind;

@@ -1,7 +1,10 @@
 //! Opening a log directory: clean or unclean, which segments to scan, and
 //! how checkpoints are reconciled with what the files really hold.
 //!
-//! 1. Delete leftover `*.tmp` files and index files without a `.log`.
+//! 1. Delete leftover `*.tmp` files, index files without a `.log`, files
+//!    of deleted segments (`*.deleted`) and segments wholly below the
+//!    checkpointed log start offset: a deletion interrupted by a crash
+//!    (`log/retention.rs` checkpoints the new start before any file goes).
 //! 2. Read `partition.checkpoint` and `leader-epoch-checkpoint` (a missing or
 //!    corrupt file counts as absent: recovery point 0, empty epoch cache).
 //! 3. Clean shutdown (marker present): load the last segment's index and
@@ -30,7 +33,8 @@ use crate::checkpoint::{
 use crate::config::LogConfig;
 use crate::error::{IoContext, Result};
 use crate::segment::{
-    INDEX_SUFFIX, LOG_SUFFIX, Segment, TIME_INDEX_SUFFIX, parse_file_name, remove_if_exists,
+    DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, Segment, TIME_INDEX_SUFFIX, parse_file_name,
+    remove_if_exists,
 };
 
 /// State of a freshly opened log directory.
@@ -62,7 +66,7 @@ pub(crate) fn open_dir(dir: &Path, config: &LogConfig) -> Result<Recovered> {
         let entry = entry.context(|| format!("list log directory {}", dir.display()))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.ends_with(".tmp") {
+        if name.ends_with(".tmp") || name.ends_with(DELETED_SUFFIX) {
             remove_if_exists(&entry.path())?;
             continue;
         }
@@ -93,6 +97,21 @@ pub(crate) fn open_dir(dir: &Path, config: &LogConfig) -> Result<Recovered> {
         .and_then(|text| LeaderEpochCache::decode(&text))
         .unwrap_or_default();
 
+    // Segments wholly below the checkpointed log start were being deleted
+    // (the start is checkpointed first): finish the job. The last segment
+    // always stays.
+    let checkpointed_start = checkpoint.map_or(0, |c| c.log_start_offset);
+    let below_start = log_bases
+        .windows(2)
+        .take_while(|w| w[1] <= checkpointed_start)
+        .count();
+    for base in log_bases.drain(..below_start) {
+        tracing::info!(dir = %dir.display(), base, "deleting a segment below the log start");
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            remove_if_exists(&dir.join(crate::segment::file_name(base, suffix)))?;
+        }
+    }
+
     let mut segments = BTreeMap::new();
     for &base in &log_bases {
         segments.insert(base, Arc::new(Segment::open(dir, base, interval)?));
@@ -114,7 +133,6 @@ pub(crate) fn open_dir(dir: &Path, config: &LogConfig) -> Result<Recovered> {
         None
     } else {
         let from = checkpoint.map_or(0, |c| c.recovery_point);
-        let checkpointed_start = checkpoint.map_or(0, |c| c.log_start_offset);
         let first_base = segments.range(..=from).next_back().map_or_else(
             || *segments.keys().next().expect("at least one segment"),
             |(&b, _)| b,

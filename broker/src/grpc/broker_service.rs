@@ -8,9 +8,9 @@ use std::time::Instant;
 use futures::{Stream, StreamExt};
 use strom_proto::v1::broker_service_server::BrokerService;
 use strom_proto::v1::{
-    FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
-    OffsetsForLeaderEpochRequest, OffsetsForLeaderEpochResponse, ProduceRequest, ProduceResponse,
-    ProduceStreamRequest, ProduceStreamResponse,
+    DeleteRecordsRequest, DeleteRecordsResponse, FetchRequest, FetchResponse, ListOffsetsRequest,
+    ListOffsetsResponse, OffsetsForLeaderEpochRequest, OffsetsForLeaderEpochResponse,
+    ProduceRequest, ProduceResponse, ProduceStreamRequest, ProduceStreamResponse,
 };
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
@@ -139,6 +139,15 @@ impl BrokerService for BrokerServiceImpl {
                 &self.replicas,
                 req.into_inner(),
             ),
+        ))
+    }
+
+    async fn delete_records(
+        &self,
+        req: Request<DeleteRecordsRequest>,
+    ) -> Result<Response<DeleteRecordsResponse>, Status> {
+        Ok(Response::new(
+            super::delete_records::delete_records(&self.replicas, req.into_inner()).await,
         ))
     }
 }

@@ -1,7 +1,8 @@
 //! The broker's gRPC services on the client port.
 //!
 //! * [`broker_service`]: `BrokerService`, one file per RPC: [`produce`],
-//!   [`fetch`], [`list_offsets`], [`offsets_for_leader_epoch`].
+//!   [`fetch`], [`list_offsets`], [`offsets_for_leader_epoch`],
+//!   [`delete_records`].
 //! * [`metadata`]: `MetadataService`, answered from the broker's own image.
 //! * [`controller_proxy`]: `ControllerService` for broker-only nodes,
 //!   forwarding every call to the controller quorum.
@@ -9,6 +10,7 @@
 
 pub mod broker_service;
 pub mod controller_proxy;
+pub mod delete_records;
 pub mod fetch;
 pub mod list_offsets;
 pub mod metadata;

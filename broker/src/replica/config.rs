@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use strom_controller_client::ConfigError;
-use strom_log::{LogConfig, TimestampType};
+use strom_log::{CleanupPolicy, LogConfig, TimestampType};
 
 /// Replication settings (Kafka's broker setting names).
 #[derive(Debug, Clone)]
@@ -24,9 +24,13 @@ pub struct ReplicationConfig {
     pub min_insync_replicas: usize,
     /// `replica.high.watermark.checkpoint.interval.ms`.
     pub checkpoint_interval: Duration,
+    /// `log.retention.check.interval.ms`: how often retention runs (and a
+    /// quiet partition's active segment is rolled by `segment.ms`).
+    pub retention_check_interval: Duration,
     /// Log settings for topics that do not override them (`log.segment.bytes`,
     /// `log.roll.ms`, `message.max.bytes`, `log.flush.interval.messages`,
-    /// `log.flush.interval.ms`, `log.message.timestamp.type`).
+    /// `log.flush.interval.ms`, `log.message.timestamp.type`,
+    /// `log.retention.ms`, `log.retention.bytes`, `log.cleanup.policy`).
     pub log: LogConfig,
     /// `log.cache.drop.behind.bytes`: drop written-back log pages from the
     /// page cache once they are this far behind the appends
@@ -50,6 +54,7 @@ impl Default for ReplicationConfig {
             replica_fetch_backoff: Duration::from_millis(100),
             min_insync_replicas: 1,
             checkpoint_interval: Duration::from_millis(5000),
+            retention_check_interval: Duration::from_millis(300_000),
             log: LogConfig::default(),
             cache_drop_behind_bytes: 0,
             write_caching: true,
@@ -103,6 +108,16 @@ impl ReplicationConfig {
                     ))
                 })?
             }
+            "log.retention.check.interval.ms" => self.retention_check_interval = ms(value)?,
+            "log.retention.ms" => self.log.retention_ms = limit(key, value)?,
+            "log.retention.bytes" => self.log.retention_bytes = limit(key, value)?,
+            "log.cleanup.policy" => {
+                self.log.cleanup_policy = CleanupPolicy::parse(value).ok_or_else(|| {
+                    ConfigError(format!(
+                        "log.cleanup.policy must be delete, compact or compact,delete, got '{value}'"
+                    ))
+                })?
+            }
             "log.write.caching" => {
                 self.write_caching = match value.to_ascii_lowercase().as_str() {
                     "true" => true,
@@ -126,6 +141,20 @@ pub(crate) fn timestamp_type(value: &str) -> Option<TimestampType> {
         "CreateTime" => Some(TimestampType::CreateTime),
         "LogAppendTime" => Some(TimestampType::LogAppendTime),
         _ => None,
+    }
+}
+
+/// A retention limit: Kafka's -1 is unlimited (`None`).
+fn limit(key: &str, v: &str) -> Result<Option<u64>, ConfigError> {
+    let refused = || {
+        ConfigError(format!(
+            "{key} must be -1 (unlimited) or a non-negative number, got '{v}'"
+        ))
+    };
+    match v.parse::<i64>() {
+        Ok(-1) => Ok(None),
+        Ok(n) => u64::try_from(n).map(Some).map_err(|_| refused()),
+        Err(_) => Err(refused()),
     }
 }
 

@@ -377,6 +377,7 @@ impl SessionTask {
                 None => Fetched::Records {
                     records: p.records,
                     high_watermark: p.high_watermark,
+                    log_start_offset: p.log_start_offset,
                 },
             },
             ErrorCode::OffsetOutOfRange => {

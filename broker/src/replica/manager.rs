@@ -13,6 +13,8 @@
 //! change once it took effect. Directories left from before a restart that
 //! the image does not assign are removed only once the broker has replayed
 //! the metadata log up to its registration, never on a partial image.
+//! The loop also runs the periodic work: the ISR shrink check, checkpoints
+//! and retention (`retention.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -34,6 +36,7 @@ use super::log_dir::LogDirHealth;
 use super::partition::Partition;
 use super::peer_grpc::GrpcPeers;
 use super::plan::{self, Assigned, Defaults, Hosted, Key, Transition};
+use super::retention::RetentionStats;
 use super::seams::{Blocking, ControllerClient, Host, Seams, SystemClock};
 use super::{FixedMap, PartError};
 use crate::lifecycle::BrokerStatus;
@@ -56,6 +59,8 @@ pub struct ReplicaManager {
     log_dir_health: LogDirHealth,
     /// What each partition takes from this manager (clock, blocking work).
     host: Host,
+    /// Segments and bytes retention and DeleteRecords removed.
+    retention: Arc<RetentionStats>,
 }
 
 /// Most logs opened, and role changes run, at once: enough to keep the
@@ -162,12 +167,23 @@ impl ReplicaManager {
                 flushes: tokio_util::task::TaskTracker::new(),
             },
             log_dir_health,
+            retention: Arc::default(),
         })
     }
 
     /// The log directory's health.
     pub fn log_dir_health(&self) -> &LogDirHealth {
         &self.log_dir_health
+    }
+
+    /// What retention and DeleteRecords deleted, for metrics.
+    pub fn retention_stats(&self) -> Arc<RetentionStats> {
+        self.retention.clone()
+    }
+
+    /// Where blocking work runs.
+    pub(super) fn blocking(&self) -> Blocking {
+        self.host.blocking
     }
 
     /// Tells `listener` of every role change from now on.
@@ -218,7 +234,7 @@ impl ReplicaManager {
         &self.isr
     }
 
-    fn hosted(&self) -> Vec<Arc<Partition>> {
+    pub(super) fn hosted(&self) -> Vec<Arc<Partition>> {
         self.partitions
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -555,8 +571,15 @@ impl ReplicaManager {
             (self.config.replica_lag_time_max / 2).max(Duration::from_millis(50)),
         );
         let mut checkpoint = tokio::time::interval(self.config.checkpoint_interval);
+        // Not at start-up: a full interval after it, as Kafka's log manager.
+        let retention_every = self.config.retention_check_interval;
+        let mut retention = tokio::time::interval_at(
+            tokio::time::Instant::now() + retention_every,
+            retention_every,
+        );
         shrink.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut registered = false;
         let mut orphans_done = false;
         let mut dirty = true;
@@ -592,6 +615,7 @@ impl ReplicaManager {
                 r = status.changed(), if !registered => if r.is_err() { break },
                 _ = shrink.tick() => self.shrink_isrs(),
                 _ = checkpoint.tick() => self.checkpoint_all().await,
+                _ = retention.tick() => self.retention_sweep().await,
             }
         }
         self.fetchers.shutdown().await;

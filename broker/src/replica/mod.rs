@@ -12,8 +12,12 @@
 //! * `plan`: the pure decision of what to do on an image
 //!   change (open, lead, follow, update, wait, remove).
 //! * [`manager`]: [`ReplicaManager`], which executes those plans (opens
-//!   and role changes in parallel), and runs the periodic ISR shrink check
-//!   and checkpoints.
+//!   and role changes in parallel), and runs the periodic ISR shrink check,
+//!   checkpoints and retention.
+//! * [`retention`]: the log start offset moving up — retention on a timer
+//!   (`retention.ms`, `retention.bytes`, `segment.ms` rolls of quiet
+//!   partitions; followers follow their leader's start) and
+//!   `DeleteRecords`.
 //! * [`log_dir`]: the log directory's health: a write error takes it
 //!   offline, the broker's heartbeats report it and the controller fences
 //!   the broker (KIP-112).
@@ -46,6 +50,9 @@ pub mod peer_grpc;
 pub(crate) mod plan;
 #[cfg(test)]
 mod plan_test;
+pub mod retention;
+#[cfg(test)]
+mod retention_test;
 pub mod rules;
 pub mod seams;
 pub mod startup;
@@ -59,6 +66,7 @@ pub use leadership::{LeadershipChange, LeadershipListener, LeadershipRole};
 pub use log_dir::LogDirHealth;
 pub use manager::ReplicaManager;
 pub use peer_grpc::GrpcPeers;
+pub use retention::{RecordsToDelete, RetentionStats};
 pub use seams::{
     Blocking, Clock, ControllerClient, PeerSession, PeerTransport, Seams, SystemClock,
 };

@@ -809,6 +809,7 @@ impl Partition {
             Fetched::Records {
                 records,
                 high_watermark,
+                log_start_offset,
             } => {
                 // Page-cache writes: short enough to run here.
                 if !records.is_empty() {
@@ -824,6 +825,10 @@ impl Partition {
                 }
                 let leo = log.log_end_offset();
                 log.set_high_watermark(high_watermark.min(leo));
+                // The leader's log start (retention, DeleteRecords): in
+                // memory here; the retention timer deletes the segments
+                // below it (`retention.rs`).
+                log.increment_log_start(log_start_offset);
             }
             // Truncations rewrite indexes and checkpoints: blocking pool.
             other => {
@@ -846,6 +851,29 @@ impl Partition {
         drop(log);
         self.bump();
         Ok(())
+    }
+
+    /// Runs `work` on the blocking pool holding the writer, for work that
+    /// fsyncs or renames files (retention, DeleteRecords). `work` is told
+    /// the replica's role, which cannot change meanwhile (role changes take
+    /// the writer too). A storage error takes the log directory offline.
+    pub(crate) async fn with_writer<T, F>(&self, work: F) -> Result<T, PartError>
+    where
+        F: FnOnce(&mut PartitionLog, Role) -> Result<T, LogError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let mut log = self.log.clone().lock_owned().await;
+        let role = self.state().role;
+        self.blocking
+            .run(move || work(&mut log, role))
+            .await
+            .map_err(|e| {
+                PartError::new(
+                    ErrorCode::KafkaStorageError,
+                    format!("{}-{}: {e}", self.topic, self.index),
+                )
+            })?
+            .map_err(|e| self.storage(&e))
     }
 
     /// Writes the high-watermark / recovery-point checkpoint and applies
@@ -927,8 +955,12 @@ pub(crate) struct FetchPosition {
 /// What a follower fetched for one partition.
 #[derive(Debug)]
 pub(crate) enum Fetched {
-    /// Batches and the leader's high watermark.
-    Records { records: Bytes, high_watermark: i64 },
+    /// Batches and the leader's high watermark and log start offset.
+    Records {
+        records: Bytes,
+        high_watermark: i64,
+        log_start_offset: i64,
+    },
     /// The leader says the log diverged.
     Diverging { epoch: i32, end_offset: i64 },
     /// Our log end is below the leader's log start: start over there.

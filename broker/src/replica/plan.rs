@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use strom_log::LogConfig;
+use strom_log::{CleanupPolicy, LogConfig};
 use strom_metadata::{ClusterImage, PartitionState, TopicImage};
 use uuid::Uuid;
 
@@ -110,6 +110,27 @@ pub(crate) fn log_config(defaults: &LogConfig, topic: &TopicImage) -> LogConfig 
         .and_then(timestamp_type)
     {
         c.message_timestamp_type = t;
+    }
+    // Kafka's -1 (any negative value) is unlimited.
+    let limit = |k: &str| {
+        topic
+            .configs
+            .get(k)
+            .and_then(|v| v.parse::<i64>().ok())
+            .map(|v| u64::try_from(v).ok())
+    };
+    if let Some(v) = limit("retention.ms") {
+        c.retention_ms = v;
+    }
+    if let Some(v) = limit("retention.bytes") {
+        c.retention_bytes = v;
+    }
+    if let Some(p) = topic
+        .configs
+        .get("cleanup.policy")
+        .and_then(|v| CleanupPolicy::parse(v))
+    {
+        c.cleanup_policy = p;
     }
     c
 }

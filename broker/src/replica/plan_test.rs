@@ -205,6 +205,56 @@ fn a_thousand_new_leaderships_are_one_plan() {
     );
 }
 
+#[test]
+fn topic_configs_override_the_log_defaults() {
+    use strom_log::CleanupPolicy;
+    use strom_metadata::TopicImage;
+
+    use super::plan::log_config;
+
+    let topic = |configs: &[(&str, &str)]| TopicImage {
+        name: "t".into(),
+        id: topic(),
+        configs: configs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        partitions: Default::default(),
+    };
+    let defaults = LogConfig {
+        retention_bytes: Some(1 << 30),
+        ..LogConfig::default()
+    };
+    let untouched = log_config(&defaults, &topic(&[]));
+    assert_eq!(untouched, defaults);
+
+    let c = log_config(
+        &defaults,
+        &topic(&[
+            ("retention.ms", "60000"),
+            ("retention.bytes", "-1"),
+            ("segment.ms", "1000"),
+            ("cleanup.policy", "compact,delete"),
+        ]),
+    );
+    assert_eq!(c.retention_ms, Some(60_000));
+    assert_eq!(c.retention_bytes, None, "-1 is unlimited");
+    assert_eq!(c.segment_ms, 1_000);
+    assert_eq!(
+        c.cleanup_policy,
+        CleanupPolicy {
+            delete: true,
+            compact: true
+        }
+    );
+
+    let c = log_config(
+        &defaults,
+        &topic(&[("retention.ms", "-1"), ("retention.bytes", "4096")]),
+    );
+    assert_eq!((c.retention_ms, c.retention_bytes), (None, Some(4096)));
+}
+
 mod settings {
     use strom_log::{LogConfig, TimestampType};
     use strom_metadata::configs::{AlterConfig, Resource, incremental_alter_configs};

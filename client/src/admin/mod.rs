@@ -1,11 +1,14 @@
-//! The admin client: topics, partitions, leader elections, configs and
-//! cluster description, like Kafka's `Admin`.
+//! The admin client: topics, partitions, leader elections, configs,
+//! cluster description and record deletion, like Kafka's `Admin`.
 //!
 //! * `types` — the domain types, serialized in the CLI's JSON shape.
 //! * `convert` — protobuf ↔ domain conversions.
+//! * `delete_records` — `DeleteRecords` to each partition's leader
+//!   (checked everywhere before anything is deleted).
 //!
 //! Writes go to `ControllerService` on any bootstrap node (brokers forward
-//! them to the active controller). Every call retries transparently on
+//! them to the active controller), except `delete_records`, which goes to
+//! each partition's leader. Every call retries transparently on
 //! retriable errors (see [`crate::retry::is_retriable`]) with exponential
 //! backoff until the request timeout, rotating through the bootstrap servers
 //! on transport errors; non-retriable errors return at once.
@@ -16,6 +19,7 @@
 //! Kafka's admin client.
 
 mod convert;
+mod delete_records;
 mod types;
 
 use std::sync::Arc;
@@ -29,8 +33,8 @@ use tonic::transport::Channel;
 pub use self::types::{
     AlterConfigOp, BrokerDescription, BrokerState, ClusterDescription, ConfigEntry, ConfigResource,
     ConfigSource, ConfigSynonym, ControllerQuorum, CreateTopicResult, DeleteTopicResult,
-    ElectionResult, ElectionType, Metadata, NewTopic, PartitionDescription, TopicDescription,
-    TopicId, TopicListing, TopicPartition, VoterDescription, error_code_name,
+    DeletedRecords, ElectionResult, ElectionType, Metadata, NewTopic, PartitionDescription,
+    TopicDescription, TopicId, TopicListing, TopicPartition, VoterDescription, error_code_name,
 };
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
@@ -47,7 +51,7 @@ pub struct Admin {
 #[derive(Debug)]
 struct Inner {
     config: ClientConfig,
-    pool: ChannelPool,
+    pool: Arc<ChannelPool>,
 }
 
 /// A tonic request carrying the time the caller still waits for it.
@@ -62,7 +66,10 @@ impl Admin {
     /// lazily, on the first request.
     pub async fn connect(config: ClientConfig) -> Result<Self> {
         config.validate()?;
-        let pool = ChannelPool::new(config.bootstrap_servers.clone(), config.connect_timeout);
+        let pool = Arc::new(ChannelPool::new(
+            config.bootstrap_servers.clone(),
+            config.connect_timeout,
+        ));
         Ok(Self {
             inner: Arc::new(Inner { config, pool }),
         })

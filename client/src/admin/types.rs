@@ -334,6 +334,18 @@ impl fmt::Display for TopicPartition {
     }
 }
 
+/// A partition's records deleted: its new low watermark (log start
+/// offset). JSON: `{"topic", "partition", "low_watermark"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeletedRecords {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// The first offset still readable.
+    pub low_watermark: i64,
+}
+
 /// Which replicas a leader election may pick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ElectionType {

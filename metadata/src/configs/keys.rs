@@ -116,9 +116,10 @@ pub const NEVER: &str = "9223372036854775807";
 
 const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
 
-/// Every topic config Strom accepts. Retention and compaction
-/// (`retention.ms`, `retention.bytes`, `cleanup.policy`, `segment.ms`)
-/// belong to the retention work of issue #19.
+/// Every topic config Strom accepts. `cleanup.policy=compact` is
+/// accepted ahead of the compaction work of issue #19: until a cleaner
+/// exists, a compact-only topic is never deleted from (retention and
+/// DeleteRecords apply only with `delete`).
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     topic(
         "min.insync.replicas",
@@ -257,6 +258,24 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "true",
         Update::PerBroker,
     ),
+    broker(
+        "log.retention.ms",
+        ConfigType::Long { min: -1 },
+        "604800000",
+        Update::PerBroker,
+    ),
+    broker(
+        "log.retention.bytes",
+        ConfigType::Long { min: -1 },
+        "-1",
+        Update::PerBroker,
+    ),
+    broker(
+        "log.cleanup.policy",
+        ConfigType::List(&["delete", "compact"]),
+        "delete",
+        Update::PerBroker,
+    ),
     // Controllers decide eligible leader replicas with it, so it changes
     // only cluster-wide (as KIP-966 requires).
     broker(
@@ -306,6 +325,13 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "log.cache.drop.behind.bytes",
         ConfigType::Long { min: 0 },
         "0",
+        Update::ReadOnly,
+    ),
+    // How often retention runs: the replica manager's timer, set at start.
+    broker(
+        "log.retention.check.interval.ms",
+        ConfigType::Long { min: 1 },
+        "300000",
         Update::ReadOnly,
     ),
     // Broker lifecycle and requests: at startup only.

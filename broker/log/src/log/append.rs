@@ -177,7 +177,7 @@ impl PartitionLog {
         }
         let now = self.reader.shared.clock.now_ms();
         Ok(size + next.size as u64 > config.segment_bytes
-            || now.saturating_sub(self.active_since_ms) >= config.segment_ms as i64
+            || self.reader.segment_ms_elapsed(now, config.segment_ms)
             || next.last_offset - self.active.base_offset() > i64::from(i32::MAX)
             || self.active.index_full(
                 config.max_index_entries(),
@@ -199,7 +199,9 @@ impl PartitionLog {
             .segments_mut()
             .insert(base_offset, Arc::clone(&segment));
         self.active = segment;
-        self.active_since_ms = shared.clock.now_ms();
+        shared
+            .active_since_ms
+            .store(shared.clock.now_ms(), Ordering::Release);
         tracing::debug!(base_offset, "rolled segment");
         Ok(())
     }
@@ -210,5 +212,18 @@ impl PartitionLog {
             self.roll(self.log_end_offset())?;
         }
         Ok(())
+    }
+
+    /// Roll a non-empty active segment older than `segment.ms` even though
+    /// nothing is appended: a quiet partition's last segment then becomes
+    /// closed, which retention may delete. The broker calls it on a timer
+    /// ([`LogReader::roll_due`] says whether it would roll). Returns whether
+    /// it rolled.
+    pub fn roll_if_due(&mut self) -> Result<bool> {
+        if !self.reader.roll_due() {
+            return Ok(false);
+        }
+        self.roll(self.log_end_offset())?;
+        Ok(true)
     }
 }

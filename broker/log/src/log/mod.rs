@@ -20,11 +20,15 @@
 //! - `validate.rs`: checks a leader or follower append passes first.
 //! - `append.rs`: leader and follower appends, segment rolls.
 //! - `flush.rs`: group commit and the `flush.messages` / `flush.ms` policy.
-//! - `truncate.rs`: truncation, restart at an offset, retention.
+//! - `truncate.rs`: truncation from the end, restart at an offset.
+//! - `retention.rs`: the log start offset moving up (retention,
+//!   DeleteRecords, a follower's leader) and the crash-safe deletion of the
+//!   segments below it.
 
 mod append;
 mod flush;
 mod reader;
+mod retention;
 mod shared;
 mod truncate;
 mod validate;
@@ -42,6 +46,7 @@ use crate::config::LogConfig;
 use crate::error::Result;
 use crate::recovery;
 use crate::segment::Segment;
+pub use retention::DeletedSegments;
 use shared::{FlushState, Shared, lock};
 
 /// Result of an append.
@@ -125,9 +130,6 @@ pub struct LogReader {
 pub struct PartitionLog {
     reader: LogReader,
     active: Arc<Segment>,
-    /// Wall-clock creation (or open) time of the active segment, the base of
-    /// `segment.ms`.
-    active_since_ms: i64,
     /// Opening lost records (see [`lost_records_in_recovery`](Self::lost_records_in_recovery)).
     lost_records: bool,
 }
@@ -164,6 +166,7 @@ impl PartitionLog {
             log_start_offset: AtomicI64::new(recovered.log_start_offset),
             log_end_offset: AtomicI64::new(recovered.log_end_offset),
             high_watermark: AtomicI64::new(recovered.high_watermark),
+            active_since_ms: AtomicI64::new(now),
             epochs: Mutex::new(recovered.epochs),
             flush: Mutex::new(FlushState {
                 flushed_offset: recovered.recovery_point,
@@ -190,7 +193,6 @@ impl PartitionLog {
                 shared: Arc::new(shared),
             },
             active,
-            active_since_ms: now,
             lost_records: recovered.lost_records,
         })
     }

@@ -40,6 +40,9 @@ pub(super) struct Shared {
     pub(super) log_start_offset: AtomicI64,
     pub(super) log_end_offset: AtomicI64,
     pub(super) high_watermark: AtomicI64,
+    /// Wall-clock creation (or open) time of the active segment, the base
+    /// of `segment.ms`.
+    pub(super) active_since_ms: AtomicI64,
     pub(super) epochs: Mutex<LeaderEpochCache>,
     pub(super) flush: Mutex<FlushState>,
     pub(super) flush_done: Condvar,

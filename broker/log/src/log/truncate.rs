@@ -1,5 +1,5 @@
-//! Removing records: follower truncation from the end, restarting empty at
-//! an offset, and retention from the start.
+//! Removing records from the end: follower truncation, and restarting empty
+//! at an offset. (From the start: `retention.rs`.)
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -104,7 +104,9 @@ impl PartitionLog {
             }
         }
         self.active = segment;
-        self.active_since_ms = shared.clock.now_ms();
+        shared
+            .active_since_ms
+            .store(shared.clock.now_ms(), Ordering::Release);
         shared.log_start_offset.store(offset, Ordering::Release);
         shared.log_end_offset.store(offset, Ordering::Release);
         shared.high_watermark.store(offset, Ordering::Release);
@@ -120,39 +122,5 @@ impl PartitionLog {
         })?;
         shared.write_epochs()?;
         shared.write_checkpoint()
-    }
-
-    /// Advance the log start offset to `offset` (capped at the log end) and
-    /// delete segments wholly below it; the active segment is never deleted.
-    /// Returns the number of segments deleted. Retention and DeleteRecords
-    /// decide the offset.
-    pub fn delete_segments_before(&mut self, offset: i64) -> Result<usize> {
-        let shared = Arc::clone(&self.reader.shared);
-        let new_start = offset
-            .min(self.log_end_offset())
-            .max(self.log_start_offset());
-        shared.log_start_offset.store(new_start, Ordering::Release);
-        shared.high_watermark.fetch_max(new_start, Ordering::AcqRel);
-        let removed: Vec<Arc<Segment>> = {
-            let mut segments = shared.segments_mut();
-            let bases: Vec<i64> = segments.keys().copied().collect();
-            let doomed: Vec<i64> = bases
-                .windows(2)
-                .filter(|w| w[1] <= new_start)
-                .map(|w| w[0])
-                .collect();
-            doomed
-                .into_iter()
-                .filter_map(|b| segments.remove(&b))
-                .collect()
-        };
-        for segment in &removed {
-            segment.delete_files()?;
-        }
-        if lock(&shared.epochs).truncate_from_start(new_start) {
-            shared.write_epochs()?;
-        }
-        shared.write_checkpoint()?;
-        Ok(removed.len())
     }
 }

@@ -22,7 +22,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind as IoErrorKind, IoSlice};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::{Bytes, BytesMut};
@@ -41,6 +41,9 @@ pub(crate) const LOG_SUFFIX: &str = "log";
 pub(crate) const INDEX_SUFFIX: &str = "index";
 /// Extension of the time index.
 pub(crate) const TIME_INDEX_SUFFIX: &str = "timeindex";
+/// Appended to the names of a deleted segment's files until they are
+/// removed (`00000000000000000042.log.deleted`); recovery removes leftovers.
+pub(crate) const DELETED_SUFFIX: &str = ".deleted";
 
 /// `00000000000000000042.log` for base offset 42.
 pub(crate) fn file_name(base_offset: i64, suffix: &str) -> String {
@@ -148,7 +151,13 @@ pub(crate) struct Segment {
     state: RwLock<SegmentState>,
     /// Start of the appended bytes not yet handed to writeback.
     writeback_from: AtomicU64,
+    /// The largest timestamp of a closed segment whose index is not
+    /// loaded, once read from its time index ([`UNKNOWN_TIMESTAMP`] before).
+    largest_timestamp: AtomicI64,
 }
+
+/// [`Segment::largest_timestamp`] not read yet.
+const UNKNOWN_TIMESTAMP: i64 = i64::MIN;
 
 impl Segment {
     /// Create an empty segment, replacing any leftover files of that name.
@@ -174,6 +183,7 @@ impl Segment {
                 index: Some(SegmentIndex::empty(base_offset)),
             }),
             writeback_from: AtomicU64::new(0),
+            largest_timestamp: AtomicI64::new(UNKNOWN_TIMESTAMP),
         })
     }
 
@@ -196,6 +206,7 @@ impl Segment {
             index_interval,
             state: RwLock::new(SegmentState { size, index: None }),
             writeback_from: AtomicU64::new(size),
+            largest_timestamp: AtomicI64::new(UNKNOWN_TIMESTAMP),
         })
     }
 
@@ -248,6 +259,70 @@ impl Segment {
     /// Largest timestamp in the segment (-1 if none).
     pub(crate) fn max_timestamp(&self) -> Result<i64> {
         self.with_index(|_, index| index.max_timestamp)
+    }
+
+    /// The largest record timestamp for retention, or the file's
+    /// modification time when no record has one (Kafka's
+    /// `LogSegment.largestTimestamp`). Cheap for a closed segment never
+    /// read since the log opened: its index stays unloaded, the value comes
+    /// from the last entry of its time index file (written when it was
+    /// sealed) and is remembered.
+    pub(crate) fn largest_timestamp(&self) -> Result<i64> {
+        let loaded = self.read_state().index.as_ref().map(|i| i.max_timestamp);
+        let max = match loaded {
+            Some(max) => max,
+            None => match self.largest_timestamp.load(Ordering::Acquire) {
+                UNKNOWN_TIMESTAMP => {
+                    let max = match self.last_time_index_entry()? {
+                        Some(max) => max,
+                        None => self.max_timestamp()?,
+                    };
+                    self.largest_timestamp.store(max, Ordering::Release);
+                    max
+                }
+                max => max,
+            },
+        };
+        if max >= 0 {
+            return Ok(max);
+        }
+        let modified = self
+            .file
+            .metadata()
+            .and_then(|m| m.modified())
+            .context(|| format!("stat segment {}", self.name(LOG_SUFFIX)))?;
+        Ok(modified
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+    }
+
+    /// The timestamp of the last entry of the time index file; `None` when
+    /// the file is missing, empty, not a whole number of entries, or its
+    /// last two entries are out of order or zeros (a file whose data never
+    /// reached the disk), which the caller answers by loading the index.
+    fn last_time_index_entry(&self) -> Result<Option<i64>> {
+        let name = self.name(TIME_INDEX_SUFFIX);
+        let file = match File::open(self.dir.join(&name)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == IoErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).context(|| format!("open index {name}")),
+        };
+        let len = file
+            .metadata()
+            .context(|| format!("stat index {name}"))?
+            .len();
+        let entry = time_index::ENTRY_LEN as u64;
+        if len == 0 || len % entry != 0 {
+            return Ok(None);
+        }
+        let tail = len.min(2 * entry);
+        let mut buf = vec![0u8; tail as usize];
+        file.read_exact_at(&mut buf, len - tail)
+            .context(|| format!("read index {name}"))?;
+        Ok(match TimeIndex::decode(&buf).and_then(|t| t.last()) {
+            Some((0, 0)) | None => None,
+            Some((timestamp, _)) => Some(timestamp),
+        })
     }
 
     /// Whether either index has reached `max_entries`.
@@ -761,6 +836,35 @@ impl Segment {
         self.file
             .sync_data()
             .context(|| format!("fsync segment {}", self.name(LOG_SUFFIX)))
+    }
+
+    /// Rename the segment's files to `<name>.deleted`, the first step of
+    /// deleting it (retention): a rename is quick, the unlink of a large
+    /// file may not be, so [`remove_deleted_files`](Self::remove_deleted_files)
+    /// runs later, without the log's writer. Readers holding the segment
+    /// keep reading through their open handle.
+    pub(crate) fn rename_deleted(&self) -> Result<()> {
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            let name = self.name(suffix);
+            match fs::rename(
+                self.dir.join(&name),
+                self.dir.join(format!("{name}{DELETED_SUFFIX}")),
+            ) {
+                Ok(()) => {}
+                Err(e) if e.kind() == IoErrorKind::NotFound => {}
+                Err(e) => return Err(e).context(|| format!("rename deleted segment file {name}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Remove the files [`rename_deleted`](Self::rename_deleted) renamed.
+    pub(crate) fn remove_deleted_files(&self) -> Result<()> {
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            let name = format!("{}{DELETED_SUFFIX}", self.name(suffix));
+            remove_if_exists(&self.dir.join(name))?;
+        }
+        Ok(())
     }
 
     /// Delete the segment's files. Readers holding the segment keep reading

@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use futures::{Stream, StreamExt};
 use strom_proto::v1::broker_service_server::BrokerService;
 use strom_proto::v1::{
-    ErrorCode, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
-    OffsetsForLeaderEpochRequest, OffsetsForLeaderEpochResponse, ProduceRequest, ProduceResponse,
-    ProduceStreamRequest, ProduceStreamResponse,
+    DeleteRecordsRequest, DeleteRecordsResponse, ErrorCode, FetchRequest, FetchResponse,
+    ListOffsetsRequest, ListOffsetsResponse, OffsetsForLeaderEpochRequest,
+    OffsetsForLeaderEpochResponse, ProduceRequest, ProduceResponse, ProduceStreamRequest,
+    ProduceStreamResponse,
 };
 use tonic::{Request, Response, Status, Streaming};
 
@@ -37,6 +38,11 @@ pub enum Rpc {
     ListOffsets,
     /// `OffsetsForLeaderEpoch`.
     OffsetsForLeaderEpoch,
+    /// `DeleteRecords` (`validate_only` or for real).
+    DeleteRecords {
+        /// The request only checked.
+        validate_only: bool,
+    },
 }
 
 /// A call that reached a broker's real service.
@@ -159,6 +165,22 @@ impl CallLog {
             }
         }
     }
+
+    fn deleted(&self, broker: i32, rpc: Rpc, response: &DeleteRecordsResponse) {
+        let mut log = self.lock();
+        for t in &response.topics {
+            for p in &t.partitions {
+                log.answers.push(Answered {
+                    broker,
+                    rpc,
+                    topic: t.topic.clone(),
+                    partition: p.partition,
+                    error: code(p.error_code),
+                    records: 0,
+                });
+            }
+        }
+    }
 }
 
 fn code(value: i32) -> ErrorCode {
@@ -270,5 +292,18 @@ impl BrokerService for Recorded {
     ) -> Result<Response<OffsetsForLeaderEpochResponse>, Status> {
         self.log.call(self.broker, Rpc::OffsetsForLeaderEpoch);
         self.inner.offsets_for_leader_epoch(req).await
+    }
+
+    async fn delete_records(
+        &self,
+        req: Request<DeleteRecordsRequest>,
+    ) -> Result<Response<DeleteRecordsResponse>, Status> {
+        let rpc = Rpc::DeleteRecords {
+            validate_only: req.get_ref().validate_only,
+        };
+        self.log.call(self.broker, rpc);
+        let resp = self.inner.delete_records(req).await?;
+        self.log.deleted(self.broker, rpc, resp.get_ref());
+        Ok(resp)
     }
 }
