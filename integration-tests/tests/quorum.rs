@@ -118,11 +118,12 @@ async fn acknowledged_topic_creations_survive_repeated_controller_leader_kills()
         let have: BTreeSet<&str> = m.topics.iter().map(|t| t.name.as_str()).collect();
         assert!(
             ok,
-            "node {id} lacks acknowledged topics: {:?}",
+            "node {id} lacks acknowledged topics: {:?}\n{}",
             acked
                 .iter()
                 .filter(|(n, _)| !have.contains(n.as_str()))
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>(),
+            cluster.dump_logs()
         );
         // None is half-applied: every topic has the partitions it was created with, numbered 0..n.
         for t in &m.topics {
