@@ -163,6 +163,19 @@ impl PartitionCheckpoint {
     }
 }
 
+/// The first offset the log cleaner has not cleaned yet (Kafka's
+/// `cleaner-offset-checkpoint`, kept per partition): `0\n<offset>\n`.
+pub const CLEANER_CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
+
+/// Parse the cleaner checkpoint (`None` if malformed).
+pub(crate) fn parse_cleaner_checkpoint(text: &str) -> Option<i64> {
+    let mut lines = text.lines();
+    if lines.next()?.trim() != "0" {
+        return None;
+    }
+    lines.next()?.trim().parse().ok().filter(|v: &i64| *v >= 0)
+}
+
 /// Replace `dir/name` atomically and durably.
 pub(crate) fn write_atomic(dir: &Path, name: &str, contents: &str) -> Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));

@@ -1,11 +1,12 @@
 //! Per-partition log configuration, named after Kafka's topic settings.
 
 use crate::batch::TimestampType;
+use crate::compaction::CompactionLags;
 use crate::error::{LogError, Result};
 use crate::retention::RetentionLimits;
 
 /// Log settings. Field docs give the Kafka topic-config name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll the active segment when it would exceed this
     /// size. Default 1 GiB.
@@ -46,8 +47,23 @@ pub struct LogConfig {
     /// partition's log is larger than this. `None` (Kafka's -1, the
     /// default): no size limit.
     pub retention_bytes: Option<u64>,
-    /// `cleanup.policy`: retention applies only with `delete`.
+    /// `cleanup.policy`: retention applies only with `delete`, the log
+    /// cleaner only with `compact`.
     pub cleanup_policy: CleanupPolicy,
+    /// `delete.retention.ms`: how long a tombstone stays after the cleaning
+    /// pass that first kept it (its batch's delete horizon). Default 1 day.
+    pub delete_retention_ms: u64,
+    /// `min.compaction.lag.ms`: records younger than this (by their
+    /// segment's largest timestamp) are not cleaned. Default 0.
+    pub min_compaction_lag_ms: u64,
+    /// `max.compaction.lag.ms`: a compacted log whose oldest dirty record is
+    /// older than this is cleaned whatever its dirty ratio, and its active
+    /// segment rolls at least this often. `None` (Kafka's
+    /// `Long.MAX_VALUE`, the default): no bound.
+    pub max_compaction_lag_ms: Option<u64>,
+    /// `min.cleanable.dirty.ratio`: the cleaner takes a compacted log once
+    /// this share of its cleanable bytes is dirty. Default 0.5.
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 /// `cleanup.policy`: a list of `delete` and `compact`.
@@ -56,8 +72,8 @@ pub struct CleanupPolicy {
     /// `delete`: old segments go by `retention.ms` / `retention.bytes`, and
     /// `DeleteRecords` may move the log start.
     pub delete: bool,
-    /// `compact`: keep the newest record per key. Accepted, but no cleaner
-    /// runs yet: a compact-only log is never deleted from and so grows.
+    /// `compact`: the log cleaner keeps the newest record per key
+    /// (`log/compact.rs`).
     pub compact: bool,
 }
 
@@ -101,6 +117,8 @@ pub const DEFAULT_SEGMENT_INDEX_BYTES: u64 = 10 << 20;
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
 /// 7 days.
 pub const DEFAULT_RETENTION_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+/// 1 day.
+pub const DEFAULT_DELETE_RETENTION_MS: u64 = 24 * 60 * 60 * 1000;
 
 impl Default for LogConfig {
     fn default() -> Self {
@@ -116,6 +134,10 @@ impl Default for LogConfig {
             retention_bytes: None,
             cleanup_policy: CleanupPolicy::default(),
             message_timestamp_type: TimestampType::CreateTime,
+            delete_retention_ms: DEFAULT_DELETE_RETENTION_MS,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: None,
+            min_cleanable_dirty_ratio: 0.5,
         }
     }
 }
@@ -154,7 +176,41 @@ impl LogConfig {
         if !self.cleanup_policy.delete && !self.cleanup_policy.compact {
             return invalid("cleanup.policy", "must list delete, compact or both");
         }
+        if !(0.0..=1.0).contains(&self.min_cleanable_dirty_ratio) {
+            return invalid("min.cleanable.dirty.ratio", "must be in [0, 1]");
+        }
+        if self.max_compaction_lag_ms == Some(0) {
+            return invalid("max.compaction.lag.ms", "must be positive");
+        }
+        if self
+            .max_compaction_lag_ms
+            .is_some_and(|max| max < self.min_compaction_lag_ms)
+        {
+            return invalid(
+                "max.compaction.lag.ms",
+                "must not be below min.compaction.lag.ms",
+            );
+        }
         Ok(())
+    }
+
+    /// How old the active segment may get before it rolls: `segment.ms`,
+    /// or `max.compaction.lag.ms` when lower on a compacted log (a record
+    /// in the active segment cannot be cleaned), as Kafka's
+    /// `LogConfig.maxSegmentMs`.
+    pub fn roll_ms(&self) -> u64 {
+        match self.max_compaction_lag_ms {
+            Some(max) if self.cleanup_policy.compact => self.segment_ms.min(max),
+            _ => self.segment_ms,
+        }
+    }
+
+    /// `min.compaction.lag.ms` and `max.compaction.lag.ms`.
+    pub fn compaction_lags(&self) -> CompactionLags {
+        CompactionLags {
+            min_compaction_lag_ms: self.min_compaction_lag_ms,
+            max_compaction_lag_ms: self.max_compaction_lag_ms,
+        }
     }
 
     /// What retention deletes by: the configured limits when
@@ -197,6 +253,33 @@ mod tests {
                 retention_bytes: None
             }
         );
+    }
+
+    #[test]
+    fn a_compacted_log_rolls_by_max_compaction_lag() {
+        let compact = CleanupPolicy {
+            delete: false,
+            compact: true,
+        };
+        let cases = [
+            (CleanupPolicy::default(), Some(1_000), 604_800_000),
+            (compact, None, 604_800_000),
+            (compact, Some(1_000), 1_000),
+            (compact, Some(u64::MAX), 604_800_000),
+        ];
+        for (cleanup_policy, max_compaction_lag_ms, expected) in cases {
+            let config = LogConfig {
+                segment_ms: 604_800_000,
+                cleanup_policy,
+                max_compaction_lag_ms,
+                ..LogConfig::default()
+            };
+            assert_eq!(
+                config.roll_ms(),
+                expected,
+                "{cleanup_policy:?} {max_compaction_lag_ms:?}"
+            );
+        }
     }
 
     #[test]
@@ -277,6 +360,21 @@ mod tests {
                         delete: false,
                         compact: false,
                     },
+                    ..Default::default()
+                },
+            ),
+            (
+                "max.compaction.lag.ms",
+                LogConfig {
+                    max_compaction_lag_ms: Some(0),
+                    ..Default::default()
+                },
+            ),
+            (
+                "max.compaction.lag.ms",
+                LogConfig {
+                    min_compaction_lag_ms: 10,
+                    max_compaction_lag_ms: Some(5),
                     ..Default::default()
                 },
             ),

@@ -15,6 +15,13 @@ pub enum LogError {
         /// What was wrong with it.
         reason: String,
     },
+    /// A well-formed record the log refuses: a record without a key in a
+    /// compacted log (Kafka's `InvalidRecordException`).
+    #[error("invalid record: {reason}")]
+    InvalidRecord {
+        /// Why it was refused.
+        reason: String,
+    },
     /// A batch is larger than `max.message.bytes`.
     #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
     RecordTooLarge {
@@ -66,6 +73,8 @@ pub enum LogError {
 pub enum ErrorKind {
     /// `CORRUPT_MESSAGE`.
     CorruptMessage,
+    /// `INVALID_RECORD`.
+    InvalidRecord,
     /// `RECORD_TOO_LARGE`.
     RecordTooLarge,
     /// `OFFSET_OUT_OF_RANGE`.
@@ -84,6 +93,7 @@ impl LogError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             LogError::CorruptMessage { .. } => ErrorKind::CorruptMessage,
+            LogError::InvalidRecord { .. } => ErrorKind::InvalidRecord,
             LogError::RecordTooLarge { .. } => ErrorKind::RecordTooLarge,
             LogError::OffsetOutOfRange { .. } => ErrorKind::OffsetOutOfRange,
             LogError::UnexpectedAppendOffset { .. } => ErrorKind::UnexpectedAppendOffset,

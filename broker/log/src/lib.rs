@@ -20,6 +20,9 @@
 //! - [`checkpoint`]: leader-epoch cache, high-watermark / recovery-point /
 //!   log-start checkpoint files replaced atomically, and the names of the
 //!   files beside the segments (incl. the clean-shutdown marker).
+//! - [`compaction`]: the log cleaner's pure parts: the [`OffsetMap`], the
+//!   cleanable section and dirty ratio, the per-batch record filter; the
+//!   pass and the swap of cleaned segments are in `log/compact.rs`.
 //! - [`config`]: [`LogConfig`] with Kafka's setting names.
 //! - [`clock`]: time source for `segment.ms`, `flush.ms`, LogAppendTime.
 //! - [`error`]: [`LogError`] and its Kafka error-code classification.
@@ -29,6 +32,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod clock;
+pub mod compaction;
 pub mod config;
 pub mod error;
 pub mod log;
@@ -40,11 +44,12 @@ mod writeback;
 pub use batch::{Compression, Header, Record, RecordBatch, RecordBatchBuilder, TimestampType};
 pub use checkpoint::LeaderEpochCache;
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use compaction::{Cleanable, CompactionLags, OffsetMap};
 pub use config::{CleanupPolicy, LogConfig};
 pub use error::{ErrorKind, LogError, Result};
 pub use log::{
-    AppendInfo, DeletedSegments, FetchData, LogReader, OffsetAndTimestamp, OffsetSpec,
-    PartitionLog, SegmentInfo,
+    AppendInfo, CleanedSegment, CleanerStats, CleaningPass, DeletedSegments, FetchData, LogReader,
+    OffsetAndTimestamp, OffsetSpec, PartitionLog, SegmentInfo, SwapStep,
 };
 pub use retention::{RetentionDecision, RetentionLimits, RetentionReason};
 pub use writeback::set_cache_drop_behind;

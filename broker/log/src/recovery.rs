@@ -18,6 +18,12 @@
 //! 4. Clamp log start, high watermark and epochs to what survived, remove
 //!    the marker and fsync the directory before any new append.
 //!
+//! Before all this, an interrupted swap of a cleaned segment
+//! (`log/compact.rs`) is settled: a `<base>.log.cleaned` file is deleted
+//! (the old segment is whole: roll back), a `<base>.log.swap` file, whole
+//! and fsynced, replaces `<base>.log` and the old indexes go (roll
+//! forward). The cleaner checkpoint is read with the others.
+//!
 //! Nothing read from disk can make this panic: every failure is either an
 //! I/O error (the directory is unusable) or a truncation.
 
@@ -27,14 +33,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::checkpoint::{
-    CLEAN_SHUTDOWN_FILE, LEADER_EPOCH_FILE, LeaderEpochCache, PARTITION_CHECKPOINT_FILE,
-    PartitionCheckpoint, read_text, sync_dir,
+    CLEAN_SHUTDOWN_FILE, CLEANER_CHECKPOINT_FILE, LEADER_EPOCH_FILE, LeaderEpochCache,
+    PARTITION_CHECKPOINT_FILE, PartitionCheckpoint, parse_cleaner_checkpoint, read_text, sync_dir,
 };
 use crate::config::LogConfig;
 use crate::error::{IoContext, Result};
 use crate::segment::{
-    DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, Segment, TIME_INDEX_SUFFIX, parse_file_name,
-    remove_if_exists,
+    CLEANED_SUFFIX, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, SWAP_SUFFIX, Segment,
+    TIME_INDEX_SUFFIX, file_name, parse_file_name, remove_if_exists,
 };
 
 /// State of a freshly opened log directory.
@@ -46,6 +52,8 @@ pub(crate) struct Recovered {
     pub(crate) log_end_offset: i64,
     pub(crate) high_watermark: i64,
     pub(crate) recovery_point: i64,
+    /// The cleaner checkpoint (0 when missing or corrupt).
+    pub(crate) first_dirty_offset: i64,
     pub(crate) clean: bool,
     /// Records that were in the log are gone: a damaged tail was cut or
     /// segments deleted, or the log ends below its checkpointed high
@@ -58,6 +66,9 @@ pub(crate) fn open_dir(dir: &Path, config: &LogConfig) -> Result<Recovered> {
     let marker = dir.join(CLEAN_SHUTDOWN_FILE);
     let clean = marker.exists();
     let interval = config.index_interval_bytes;
+
+    // 0. Settle an interrupted swap of a cleaned segment.
+    settle_cleaner_swaps(dir)?;
 
     // 1. Inventory.
     let mut log_bases = Vec::new();
@@ -93,6 +104,9 @@ pub(crate) fn open_dir(dir: &Path, config: &LogConfig) -> Result<Recovered> {
         }
         parsed
     });
+    let first_dirty_offset = read_text(dir, CLEANER_CHECKPOINT_FILE)?
+        .and_then(|text| parse_cleaner_checkpoint(&text))
+        .unwrap_or(0);
     let mut epochs = read_text(dir, LEADER_EPOCH_FILE)?
         .and_then(|text| LeaderEpochCache::decode(&text))
         .unwrap_or_default();
@@ -210,7 +224,42 @@ pub(crate) fn open_dir(dir: &Path, config: &LogConfig) -> Result<Recovered> {
         // Clean: everything was fsynced by close. Unclean: the recovered
         // segments were fsynced above.
         recovery_point: log_end_offset,
+        first_dirty_offset,
         clean,
         lost_records,
     })
+}
+
+/// Delete `*.log.cleaned` files (a swap that had not begun) and complete
+/// `*.log.swap` ones (see the module docs).
+fn settle_cleaner_swaps(dir: &Path) -> Result<()> {
+    let mut settled = false;
+    for entry in fs::read_dir(dir).context(|| format!("list log directory {}", dir.display()))? {
+        let entry = entry.context(|| format!("list log directory {}", dir.display()))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.ends_with(CLEANED_SUFFIX) {
+            tracing::info!(dir = %dir.display(), file = name, "deleting an unfinished cleaned segment");
+            remove_if_exists(&entry.path())?;
+            settled = true;
+            continue;
+        }
+        let Some(log_name) = name.strip_suffix(SWAP_SUFFIX) else {
+            continue;
+        };
+        let Some((base, LOG_SUFFIX)) = parse_file_name(log_name) else {
+            continue;
+        };
+        tracing::info!(dir = %dir.display(), base, "completing the swap of a cleaned segment");
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            remove_if_exists(&dir.join(file_name(base, suffix)))?;
+        }
+        fs::rename(entry.path(), dir.join(log_name))
+            .context(|| format!("rename {name} to {log_name}"))?;
+        settled = true;
+    }
+    if settled {
+        sync_dir(dir).context(|| format!("fsync log directory {}", dir.display()))?;
+    }
+    Ok(())
 }

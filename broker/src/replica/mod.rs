@@ -107,6 +107,7 @@ impl PartError {
         let code = match e.kind() {
             ErrorKind::CorruptMessage => ErrorCode::CorruptMessage,
             ErrorKind::RecordTooLarge => ErrorCode::RecordTooLarge,
+            ErrorKind::InvalidRecord => ErrorCode::InvalidRecord,
             ErrorKind::OffsetOutOfRange => ErrorCode::OffsetOutOfRange,
             ErrorKind::InvalidConfig => ErrorCode::InvalidConfig,
             ErrorKind::UnexpectedAppendOffset | ErrorKind::Storage => ErrorCode::KafkaStorageError,

@@ -64,6 +64,10 @@ pub(crate) const TIMESTAMP_TYPE_BIT: i16 = 0x08;
 pub(crate) const TRANSACTIONAL_BIT: i16 = 0x10;
 /// Attribute bit 5.
 pub(crate) const CONTROL_BIT: i16 = 0x20;
+/// Attribute bit 6 (KIP-534): `baseTimestamp` holds the delete horizon, the
+/// time after which the cleaner may remove the batch's tombstones; record
+/// timestamps stay `baseTimestamp + timestampDelta`.
+pub(crate) const DELETE_HORIZON_BIT: i16 = 0x40;
 
 /// Kafka's "no producer id" sentinel.
 pub const NO_PRODUCER_ID: i64 = -1;
@@ -265,6 +269,12 @@ impl RecordBatch {
     /// A control batch, e.g. a transaction marker (attribute bit 5).
     pub fn is_control(&self) -> bool {
         self.attributes() & CONTROL_BIT != 0
+    }
+
+    /// The delete horizon the log cleaner set (attribute bit 6, KIP-534):
+    /// tombstones in the batch may be removed from this time on.
+    pub fn delete_horizon_ms(&self) -> Option<i64> {
+        (self.attributes() & DELETE_HORIZON_BIT != 0).then(|| self.base_timestamp())
     }
 
     /// `lastOffsetDelta`.

@@ -319,8 +319,12 @@ impl<'a> Walk<'a> {
 /// Whatever passes, [`decode_records`] decodes. This is what a leader checks
 /// before acknowledging a batch (Kafka's `LogValidator`), so that no consumer
 /// can be handed a batch it cannot read.
-pub(crate) fn check_records(body: &[u8], count: i32) -> Result<()> {
+///
+/// Returns the index of the first record without a key, if any (a
+/// compacted log refuses those).
+pub(crate) fn check_records(body: &[u8], count: i32) -> Result<Option<i32>> {
     let mut walk = Walk { buf: body, pos: 0 };
+    let mut keyless = None;
     for i in 0..count {
         let len = read_varint(walk.buf, &mut walk.pos)?;
         let len = usize::try_from(len)
@@ -343,7 +347,9 @@ pub(crate) fn check_records(body: &[u8], count: i32) -> Result<()> {
                 "record {i} has offset delta {offset_delta}"
             )));
         }
-        record.nullable_bytes()?; // key
+        if record.nullable_bytes()?.is_none() && keyless.is_none() {
+            keyless = Some(i);
+        }
         record.nullable_bytes()?; // value
         let header_count = read_varint(record.buf, &mut record.pos)?;
         if header_count < 0 {
@@ -371,7 +377,7 @@ pub(crate) fn check_records(body: &[u8], count: i32) -> Result<()> {
             walk.remaining()
         )));
     }
-    Ok(())
+    Ok(keyless)
 }
 
 #[cfg(test)]

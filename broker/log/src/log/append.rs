@@ -25,13 +25,14 @@ impl PartitionLog {
     /// written: framing, CRC and codec, then each batch's records, which
     /// must number `recordCount == lastOffsetDelta + 1` and be well formed
     /// (decompressed first when compressed). Any failure is
-    /// `CorruptMessage` and writes nothing.
+    /// `CorruptMessage` and writes nothing; so is, as `InvalidRecord`, a
+    /// record without a key in a compacted log.
     pub fn append_as_leader(&mut self, batches: Bytes, leader_epoch: i32) -> Result<AppendInfo> {
         let config = self.config();
         let validated = validate_batches(&batches, Some(config.max_message_bytes))?;
         let stamp_all = config.message_timestamp_type == TimestampType::LogAppendTime;
         for v in &validated {
-            check_leader_batch(&batches, v)?;
+            check_leader_batch(&batches, v, config.cleanup_policy.compact)?;
         }
         let now = self.reader.shared.clock.now_ms();
         let mut next = self.log_end_offset();
@@ -177,7 +178,7 @@ impl PartitionLog {
         }
         let now = self.reader.shared.clock.now_ms();
         Ok(size + next.size as u64 > config.segment_bytes
-            || self.reader.segment_ms_elapsed(now, config.segment_ms)
+            || self.reader.segment_ms_elapsed(now, config.roll_ms())
             || next.last_offset - self.active.base_offset() > i64::from(i32::MAX)
             || self.active.index_full(
                 config.max_index_entries(),

@@ -21,11 +21,14 @@
 //! - `append.rs`: leader and follower appends, segment rolls.
 //! - `flush.rs`: group commit and the `flush.messages` / `flush.ms` policy.
 //! - `truncate.rs`: truncation from the end, restart at an offset.
+//! - `compact.rs`: a log-cleaning pass and the crash-safe swap of a cleaned
+//!   segment.
 //! - `retention.rs`: the log start offset moving up (retention,
 //!   DeleteRecords, a follower's leader) and the crash-safe deletion of the
 //!   segments below it.
 
 mod append;
+mod compact;
 mod flush;
 mod reader;
 mod retention;
@@ -46,6 +49,7 @@ use crate::config::LogConfig;
 use crate::error::Result;
 use crate::recovery;
 use crate::segment::Segment;
+pub use compact::{CleanedSegment, CleanerStats, CleaningPass, SwapStep};
 pub use retention::DeletedSegments;
 use shared::{FlushState, Shared, lock};
 
@@ -166,6 +170,7 @@ impl PartitionLog {
             log_start_offset: AtomicI64::new(recovered.log_start_offset),
             log_end_offset: AtomicI64::new(recovered.log_end_offset),
             high_watermark: AtomicI64::new(recovered.high_watermark),
+            first_dirty: AtomicI64::new(recovered.first_dirty_offset),
             active_since_ms: AtomicI64::new(now),
             epochs: Mutex::new(recovered.epochs),
             flush: Mutex::new(FlushState {

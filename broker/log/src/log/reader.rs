@@ -99,7 +99,7 @@ impl LogReader {
         if offset < bound {
             for segment in self.shared.segments_from(offset, 3) {
                 if let Some(bytes) = segment.read(offset, max_bytes, bound)? {
-                    records = bytes;
+                    records = super::compact::trim_leading_empty_batch(bytes, offset);
                     break;
                 }
             }

@@ -81,7 +81,7 @@ impl LogReader {
             .next_back()
             .map_or(0, |s| s.size());
         active_size > 0
-            && self.segment_ms_elapsed(self.shared.clock.now_ms(), self.shared.config().segment_ms)
+            && self.segment_ms_elapsed(self.shared.clock.now_ms(), self.shared.config().roll_ms())
     }
 
     /// What retention under `limits` would delete now, if anything (see

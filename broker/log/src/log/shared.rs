@@ -40,6 +40,8 @@ pub(super) struct Shared {
     pub(super) log_start_offset: AtomicI64,
     pub(super) log_end_offset: AtomicI64,
     pub(super) high_watermark: AtomicI64,
+    /// The cleaner checkpoint: everything below was cleaned.
+    pub(super) first_dirty: AtomicI64,
     /// Wall-clock creation (or open) time of the active segment, the base
     /// of `segment.ms`.
     pub(super) active_since_ms: AtomicI64,

@@ -80,6 +80,10 @@ impl PartitionLog {
         if lock(&shared.epochs).truncate_from_end(log_end) {
             shared.write_epochs()?;
         }
+        // What is appended from the new end on is dirty.
+        if shared.first_dirty.fetch_min(log_end, Ordering::AcqRel) > log_end {
+            super::compact::write_cleaner_checkpoint(&shared, log_end)?;
+        }
         shared.write_checkpoint()?;
         tracing::info!(offset, log_end, "truncated log");
         Ok(true)
@@ -116,6 +120,8 @@ impl PartitionLog {
             flush.generation += 1;
         }
         lock(&shared.epochs).clear();
+        shared.first_dirty.store(offset, Ordering::Release);
+        super::compact::write_cleaner_checkpoint(&shared, offset)?;
         crate::checkpoint::sync_dir(&shared.dir).map_err(|e| LogError::Io {
             context: "fsync log directory".into(),
             source: e,

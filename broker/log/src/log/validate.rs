@@ -71,7 +71,11 @@ pub(super) fn validate_batches(buf: &[u8], max_bytes: Option<usize>) -> Result<V
 /// batch no consumer could decompress or decode is refused with
 /// `CorruptMessage` instead of acknowledged. Uncompressed batches pay for a
 /// walk over the record lengths and varints, not for a copy.
-pub(super) fn check_leader_batch(batches: &Bytes, v: &Validated) -> Result<()> {
+///
+/// With `require_keys` (a compacted log), a record without a key is
+/// refused with `InvalidRecord`, as Kafka's `LogValidator` does: the cleaner
+/// could not keep it.
+pub(super) fn check_leader_batch(batches: &Bytes, v: &Validated, require_keys: bool) -> Result<()> {
     let batch = &batches[v.start..v.start + v.summary.size];
     let count = get_i32(batch, RECORD_COUNT_OFFSET);
     let delta = v.summary.last_offset - v.summary.base_offset;
@@ -86,11 +90,21 @@ pub(super) fn check_leader_batch(batches: &Bytes, v: &Validated) -> Result<()> {
             .decompress(batches.slice(v.start + HEADER_LEN..v.start + v.summary.size))
             .and_then(|records| check_records(&records, count)),
     };
-    checked.map_err(|e| match e {
+    let keyless = checked.map_err(|e| match e {
         LogError::CorruptMessage { reason } => LogError::corrupt(format!(
             "batch at byte {} ({:?}, {count} records): {reason}",
             v.start, v.compression
         )),
         other => other,
-    })
+    })?;
+    match keyless {
+        Some(i) if require_keys => Err(LogError::InvalidRecord {
+            reason: format!(
+                "record {i} of the batch at byte {} has no key: a compacted topic \
+                 (cleanup.policy=compact) needs a key on every record",
+                v.start
+            ),
+        }),
+        _ => Ok(()),
+    }
 }

@@ -44,6 +44,12 @@ pub(crate) const TIME_INDEX_SUFFIX: &str = "timeindex";
 /// Appended to the names of a deleted segment's files until they are
 /// removed (`00000000000000000042.log.deleted`); recovery removes leftovers.
 pub(crate) const DELETED_SUFFIX: &str = ".deleted";
+/// Appended to a `.log` file name for the cleaner's copy being written
+/// (`00000000000000000042.log.cleaned`); recovery deletes it.
+pub(crate) const CLEANED_SUFFIX: &str = ".cleaned";
+/// A cleaned copy, whole and fsynced, about to replace the `.log` file;
+/// recovery completes the replacement.
+pub(crate) const SWAP_SUFFIX: &str = ".swap";
 
 /// `00000000000000000042.log` for base offset 42.
 pub(crate) fn file_name(base_offset: i64, suffix: &str) -> String {
