@@ -56,6 +56,22 @@ pub fn records(bytes: Bytes) -> Vec<(i64, Bytes)> {
     out
 }
 
+/// [`records`] and the offset after the last batch: a compacted log has
+/// gaps (records removed from inside batches, batches left without
+/// records), so the next position comes from the batch headers.
+pub fn records_and_next(bytes: Bytes) -> (Vec<(i64, Bytes)>, Option<i64>) {
+    let mut out = Vec::new();
+    let mut next = None;
+    for b in BatchIter::new(bytes) {
+        let Ok(b) = b else { break };
+        for r in b.records().expect("decodable records") {
+            out.push((r.offset, r.value.unwrap_or_default()));
+        }
+        next = Some(b.next_offset());
+    }
+    (out, next)
+}
+
 /// A BrokerService client on node `id`.
 pub fn broker_client(addrs: &Addrs, id: i32) -> BrokerServiceClient<Channel> {
     BrokerServiceClient::new(channel(&addrs.0[&id]))
@@ -324,8 +340,7 @@ pub async fn read_all_at_epoch(
             let code = ErrorCode::try_from(p.error_code).unwrap_or(ErrorCode::UnknownServerError);
             return Err(StromError::new(code, p.error_message));
         }
-        let batch = records(p.records);
-        let next = batch.last().map(|(o, _)| o + 1);
+        let (batch, next) = records_and_next(p.records);
         out.extend(batch.into_iter().filter(|(o, _)| *o >= offset));
         match next {
             Some(n) if n < p.high_watermark => offset = n,
@@ -385,8 +400,8 @@ pub fn log_on_disk(cluster: &Cluster, node: i32, topic: &str, partition: i32) ->
     let mut offset = log.log_start_offset();
     while offset < log.log_end_offset() {
         let data = log.read(offset, 1 << 20).expect("read copied log");
-        let batch = records(data.records);
-        let Some(next) = batch.last().map(|(o, _)| o + 1) else {
+        let (batch, next) = records_and_next(data.records);
+        let Some(next) = next else {
             break;
         };
         out.extend(batch.into_iter().filter(|(o, _)| *o >= offset));

@@ -157,6 +157,16 @@ fn topic_configs() {
         ("write.caching", "true", 1, true),
         ("write.caching", "disabled", 1, false),
         ("write.caching", "", 1, false),
+        ("delete.retention.ms", "0", 1, true),
+        ("delete.retention.ms", "-1", 1, false),
+        ("min.compaction.lag.ms", "1000", 1, true),
+        ("min.compaction.lag.ms", "-5", 1, false),
+        ("max.compaction.lag.ms", "9223372036854775807", 1, true),
+        ("max.compaction.lag.ms", "0", 1, false),
+        ("min.cleanable.dirty.ratio", "0.01", 1, true),
+        ("min.cleanable.dirty.ratio", "1", 1, true),
+        ("min.cleanable.dirty.ratio", "1.5", 1, false),
+        ("min.cleanable.dirty.ratio", "half", 1, false),
         ("retention.hours", "1", 1, false),
         ("", "1", 1, false),
     ];
@@ -167,5 +177,5 @@ fn topic_configs() {
             assert_eq!(e.code, ErrorKind::InvalidConfig);
         }
     }
-    assert_eq!(topic_config_names().count(), 13);
+    assert_eq!(topic_config_names().count(), 17);
 }

@@ -369,6 +369,38 @@ fn broker_metrics(r: &mut Registry, state: &NodeView, broker: &BrokerView) {
         "First readable offset of a partition's log on this node (the largest 100 partitions only)",
         fam,
     );
+
+    let cleaner = broker.replicas.cleaner_stats();
+    counter(
+        r,
+        "log_cleaner_bytes_read",
+        "Bytes the log cleaner read (offset maps and segments rewritten)",
+        cleaner.bytes_read(),
+    );
+    counter(
+        r,
+        "log_cleaner_bytes_written",
+        "Bytes of cleaned segments the log cleaner wrote",
+        cleaner.bytes_written(),
+    );
+    counter(
+        r,
+        "log_cleaner_passes",
+        "Cleaning passes the log cleaner completed",
+        cleaner.passes(),
+    );
+    gauge(
+        r,
+        "log_cleaner_max_dirty_ratio_percent",
+        "Largest dirty ratio of a compacted log at the cleaner's last check, in percent",
+        (cleaner.max_dirty_ratio() * 100.0).round() as i64,
+    );
+    gauge(
+        r,
+        "log_cleaner_ms_since_last_run",
+        "Milliseconds since the log cleaner last completed a pass (-1: never)",
+        cleaner.ms_since_last_pass().map_or(-1, clamp),
+    );
 }
 
 /// The exposition of every metric of the node (reads the disk: call it off

@@ -182,15 +182,6 @@ impl LogConfig {
         if self.max_compaction_lag_ms == Some(0) {
             return invalid("max.compaction.lag.ms", "must be positive");
         }
-        if self
-            .max_compaction_lag_ms
-            .is_some_and(|max| max < self.min_compaction_lag_ms)
-        {
-            return invalid(
-                "max.compaction.lag.ms",
-                "must not be below min.compaction.lag.ms",
-            );
-        }
         Ok(())
     }
 
@@ -367,14 +358,6 @@ mod tests {
                 "max.compaction.lag.ms",
                 LogConfig {
                     max_compaction_lag_ms: Some(0),
-                    ..Default::default()
-                },
-            ),
-            (
-                "max.compaction.lag.ms",
-                LogConfig {
-                    min_compaction_lag_ms: 10,
-                    max_compaction_lag_ms: Some(5),
                     ..Default::default()
                 },
             ),

@@ -6,6 +6,8 @@ use std::time::Duration;
 use strom_controller_client::ConfigError;
 use strom_log::{CleanupPolicy, LogConfig, TimestampType};
 
+use super::cleaner::CleanerConfig;
+
 /// Replication settings (Kafka's broker setting names).
 #[derive(Debug, Clone)]
 pub struct ReplicationConfig {
@@ -37,6 +39,10 @@ pub struct ReplicationConfig {
     /// ([`strom_log::set_cache_drop_behind`]); 0, the default, keeps them
     /// cached as Kafka does.
     pub cache_drop_behind_bytes: u64,
+    /// The log cleaner (`log.cleaner.threads`,
+    /// `log.cleaner.dedupe.buffer.size`,
+    /// `log.cleaner.io.max.bytes.per.second`, `log.cleaner.backoff.ms`).
+    pub cleaner: CleanerConfig,
     /// `log.write.caching`: default of the topic config `write.caching`.
     /// `true` (Kafka's behaviour) acknowledges acks=all writes once every
     /// ISR member has them in its page cache; `false` once every ISR member
@@ -57,6 +63,7 @@ impl Default for ReplicationConfig {
             retention_check_interval: Duration::from_millis(300_000),
             log: LogConfig::default(),
             cache_drop_behind_bytes: 0,
+            cleaner: CleanerConfig::default(),
             write_caching: true,
         }
     }
@@ -118,6 +125,18 @@ impl ReplicationConfig {
                     ))
                 })?
             }
+            "log.cleaner.threads" => self.cleaner.threads = int(key, value)?,
+            "log.cleaner.dedupe.buffer.size" => self.cleaner.dedupe_buffer_size = num(value)?,
+            "log.cleaner.io.max.bytes.per.second" => {
+                self.cleaner.io_max_bytes_per_second = ratio(key, value, f64::MAX)?
+            }
+            "log.cleaner.backoff.ms" => self.cleaner.backoff = ms(value)?,
+            "log.cleaner.delete.retention.ms" => self.log.delete_retention_ms = num(value)?,
+            "log.cleaner.min.compaction.lag.ms" => self.log.min_compaction_lag_ms = num(value)?,
+            "log.cleaner.max.compaction.lag.ms" => self.log.max_compaction_lag_ms = flush(value)?,
+            "log.cleaner.min.cleanable.ratio" => {
+                self.log.min_cleanable_dirty_ratio = ratio(key, value, 1.0)?
+            }
             "log.write.caching" => {
                 self.write_caching = match value.to_ascii_lowercase().as_str() {
                     "true" => true,
@@ -155,6 +174,16 @@ fn limit(key: &str, v: &str) -> Result<Option<u64>, ConfigError> {
         Ok(-1) => Ok(None),
         Ok(n) => u64::try_from(n).map(Some).map_err(|_| refused()),
         Err(_) => Err(refused()),
+    }
+}
+
+/// A number in `[0, max]`.
+pub(crate) fn ratio(key: &str, v: &str, max: f64) -> Result<f64, ConfigError> {
+    match v.parse::<f64>() {
+        Ok(n) if (0.0..=max).contains(&n) => Ok(n),
+        _ => Err(ConfigError(format!(
+            "{key} must be a number from 0 to {max}, got '{v}'"
+        ))),
     }
 }
 

@@ -14,7 +14,8 @@
 //! the image does not assign are removed only once the broker has replayed
 //! the metadata log up to its registration, never on a partial image.
 //! The loop also runs the periodic work: the ISR shrink check, checkpoints
-//! and retention (`retention.rs`).
+//! and retention (`retention.rs`); the log cleaner (`cleaner.rs`) runs on
+//! its own threads from the loop's start to its end.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::cleaner::{Cleaner, CleanerStats};
 use super::config::ReplicationConfig;
 use super::fetcher::Fetchers;
 use super::isr::IsrSender;
@@ -61,6 +63,8 @@ pub struct ReplicaManager {
     host: Host,
     /// Segments and bytes retention and DeleteRecords removed.
     retention: Arc<RetentionStats>,
+    /// What the log cleaner did.
+    cleaner: Arc<CleanerStats>,
 }
 
 /// Most logs opened, and role changes run, at once: enough to keep the
@@ -168,6 +172,7 @@ impl ReplicaManager {
             },
             log_dir_health,
             retention: Arc::default(),
+            cleaner: Arc::default(),
         })
     }
 
@@ -179,6 +184,11 @@ impl ReplicaManager {
     /// What retention and DeleteRecords deleted, for metrics.
     pub fn retention_stats(&self) -> Arc<RetentionStats> {
         self.retention.clone()
+    }
+
+    /// What the log cleaner did, for metrics.
+    pub fn cleaner_stats(&self) -> Arc<CleanerStats> {
+        self.cleaner.clone()
     }
 
     /// Where blocking work runs.
@@ -585,6 +595,7 @@ impl ReplicaManager {
         let mut dirty = true;
         let mut dir_health = self.log_dir_health.subscribe();
         let mut offline = false;
+        let cleaner = Cleaner::start(&self, shutdown.child_token());
         loop {
             if !offline && self.log_dir_health.is_offline() {
                 offline = true;
@@ -618,6 +629,8 @@ impl ReplicaManager {
                 _ = retention.tick() => self.retention_sweep().await,
             }
         }
+        // The cleaner swaps segments under the writers: stop it first.
+        cleaner.stop().await;
         self.fetchers.shutdown().await;
         self.isr.shutdown().await;
         // Flush jobs hold their partitions: let them end before closing.

@@ -18,6 +18,8 @@
 //!   (`retention.ms`, `retention.bytes`, `segment.ms` rolls of quiet
 //!   partitions; followers follow their leader's start) and
 //!   `DeleteRecords`.
+//! * [`cleaner`]: the log cleaner — compaction of `cleanup.policy=compact`
+//!   replicas on dedicated threads (dirtiest log first, throttled).
 //! * [`log_dir`]: the log directory's health: a write error takes it
 //!   offline, the broker's heartbeats report it and the controller fences
 //!   the broker (KIP-112).
@@ -36,6 +38,7 @@
 
 pub mod append;
 mod changes;
+pub mod cleaner;
 pub mod config;
 pub mod fetch;
 pub mod fetcher;

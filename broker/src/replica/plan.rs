@@ -132,6 +132,23 @@ pub(crate) fn log_config(defaults: &LogConfig, topic: &TopicImage) -> LogConfig 
     {
         c.cleanup_policy = p;
     }
+    if let Some(v) = get("delete.retention.ms") {
+        c.delete_retention_ms = v;
+    }
+    if let Some(v) = get("min.compaction.lag.ms") {
+        c.min_compaction_lag_ms = v;
+    }
+    if let Some(v) = get("max.compaction.lag.ms") {
+        c.max_compaction_lag_ms = (v != NEVER).then_some(v);
+    }
+    if let Some(v) = topic
+        .configs
+        .get("min.cleanable.dirty.ratio")
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| (0.0..=1.0).contains(v))
+    {
+        c.min_cleanable_dirty_ratio = v;
+    }
     c
 }
 

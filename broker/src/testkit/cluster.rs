@@ -54,6 +54,13 @@ impl Default for ClusterConfig {
             replica_fetch_backoff: Duration::from_millis(20),
             checkpoint_interval: Duration::from_millis(500),
             min_insync_replicas: 2,
+            // No cleaner threads: simulations stay single-threaded and
+            // seed-replayable (compaction is tested in strom-log and by the
+            // multi-process tests).
+            cleaner: crate::replica::cleaner::CleanerConfig {
+                threads: 0,
+                ..Default::default()
+            },
             ..ReplicationConfig::default()
         };
         Self {

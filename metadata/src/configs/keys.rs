@@ -116,10 +116,7 @@ pub const NEVER: &str = "9223372036854775807";
 
 const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
 
-/// Every topic config Strom accepts. `cleanup.policy=compact` is
-/// accepted ahead of the compaction work of issue #19: until a cleaner
-/// exists, a compact-only topic is never deleted from (retention and
-/// DeleteRecords apply only with `delete`).
+/// Every topic config Strom accepts.
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     topic(
         "min.insync.replicas",
@@ -196,6 +193,31 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         ConfigType::Choice(TIMESTAMP_TYPES),
         "CreateTime",
         Some("log.message.timestamp.type"),
+    ),
+    // Compaction (`cleanup.policy=compact`): the broker's log cleaner.
+    topic(
+        "delete.retention.ms",
+        ConfigType::Long { min: 0 },
+        "86400000",
+        Some("log.cleaner.delete.retention.ms"),
+    ),
+    topic(
+        "min.compaction.lag.ms",
+        ConfigType::Long { min: 0 },
+        "0",
+        Some("log.cleaner.min.compaction.lag.ms"),
+    ),
+    topic(
+        "max.compaction.lag.ms",
+        ConfigType::Long { min: 1 },
+        NEVER,
+        Some("log.cleaner.max.compaction.lag.ms"),
+    ),
+    topic(
+        "min.cleanable.dirty.ratio",
+        ConfigType::Double { min: 0.0, max: 1.0 },
+        "0.5",
+        Some("log.cleaner.min.cleanable.ratio"),
     ),
     // Redpanda's name: `false` acknowledges acks=all writes only once every
     // ISR member fsynced them (docs/replication.md, "Durable
@@ -276,6 +298,30 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "delete",
         Update::PerBroker,
     ),
+    broker(
+        "log.cleaner.delete.retention.ms",
+        ConfigType::Long { min: 0 },
+        "86400000",
+        Update::PerBroker,
+    ),
+    broker(
+        "log.cleaner.min.compaction.lag.ms",
+        ConfigType::Long { min: 0 },
+        "0",
+        Update::PerBroker,
+    ),
+    broker(
+        "log.cleaner.max.compaction.lag.ms",
+        ConfigType::Long { min: 1 },
+        NEVER,
+        Update::PerBroker,
+    ),
+    broker(
+        "log.cleaner.min.cleanable.ratio",
+        ConfigType::Double { min: 0.0, max: 1.0 },
+        "0.5",
+        Update::PerBroker,
+    ),
     // Controllers decide eligible leader replicas with it, so it changes
     // only cluster-wide (as KIP-966 requires).
     broker(
@@ -325,6 +371,34 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "log.cache.drop.behind.bytes",
         ConfigType::Long { min: 0 },
         "0",
+        Update::ReadOnly,
+    ),
+    // The log cleaner's threads and buffers: set at start.
+    broker(
+        "log.cleaner.threads",
+        ConfigType::Int { min: 0 },
+        "1",
+        Update::ReadOnly,
+    ),
+    broker(
+        "log.cleaner.dedupe.buffer.size",
+        ConfigType::Long { min: 1024 },
+        "134217728",
+        Update::ReadOnly,
+    ),
+    broker(
+        "log.cleaner.io.max.bytes.per.second",
+        ConfigType::Double {
+            min: 1.0,
+            max: f64::MAX,
+        },
+        "1.7976931348623157E308",
+        Update::ReadOnly,
+    ),
+    broker(
+        "log.cleaner.backoff.ms",
+        ConfigType::Long { min: 0 },
+        "15000",
         Update::ReadOnly,
     ),
     // How often retention runs: the replica manager's timer, set at start.
