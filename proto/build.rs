@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "strom/v1/controller.proto",
         "strom/v1/raft.proto",
         "strom/v1/broker.proto",
+        "strom/v1/group.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

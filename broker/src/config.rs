@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use strom_controller_client::ConfigError;
 
+use crate::group::GroupsConfig;
 use crate::replica::ReplicationConfig;
 
 /// Settings of a broker.
@@ -35,6 +36,8 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     /// Replication and log defaults.
     pub replication: ReplicationConfig,
+    /// The group coordinator's settings.
+    pub groups: GroupsConfig,
     /// The settings this node was started with (config file, environment,
     /// `--set`) by Kafka name, sensitive values empty: reported when
     /// registering, so `DescribeConfigs` shows them as STATIC_BROKER_CONFIG.
@@ -55,6 +58,7 @@ impl Default for BrokerConfig {
             controller_request_timeout: Duration::from_secs(10),
             socket_request_max_bytes: 100 << 20,
             replication: ReplicationConfig::default(),
+            groups: GroupsConfig::default(),
             static_configs: BTreeMap::new(),
         }
     }
@@ -78,6 +82,7 @@ impl BrokerConfig {
             "controlled.shutdown.timeout.ms" => self.controlled_shutdown_timeout = ms(value)?,
             "controller.request.timeout.ms" => self.controller_request_timeout = ms(value)?,
             "socket.request.max.bytes" => self.socket_request_max_bytes = num(value)?,
+            _ if self.groups.set(key, value)? => {}
             _ => return self.replication.set(key, value),
         }
         Ok(true)
@@ -113,6 +118,7 @@ impl BrokerConfig {
                 "log.retention.check.interval.ms must be positive".into(),
             ));
         }
+        self.groups.validate()?;
         r.log.validate().map_err(|e| ConfigError(e.to_string()))
     }
 }

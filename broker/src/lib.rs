@@ -12,7 +12,10 @@
 //!   every front end and internal writer uses, hosted partition replicas,
 //!   leader and follower roles, follower fetch sessions, ISR and high
 //!   watermark, and the leadership hook for coordinators.
-//! * [`grpc`]: `BrokerService` (produce, fetch, offsets), `MetadataService`
+//! * [`group`]: the group coordinator's shell around `strom-group`: one
+//!   shard per offsets partition led here, loaded from the log, written
+//!   with acks=all.
+//! * [`grpc`]: `BrokerService` (produce, fetch, offsets), `GroupService`, `MetadataService`
 //!   and, on broker-only nodes, the forwarding `ControllerService`.
 //! * `testkit` (tests, and the `testkit` feature): an in-process cluster
 //!   of real replica managers over in-memory transports, for deterministic
@@ -22,6 +25,7 @@
 
 pub mod config;
 pub mod error;
+pub mod group;
 pub mod grpc;
 pub mod lifecycle;
 pub mod metadata;

@@ -60,6 +60,21 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | E::PolicyViolation => Code::FailedPrecondition,
         E::UnsupportedVersion => Code::Unimplemented,
         E::KafkaStorageError | E::UnknownServerError => Code::Internal,
+        E::GroupIdNotFound => Code::NotFound,
+        E::InvalidGroupId
+        | E::InvalidSessionTimeout
+        | E::InconsistentGroupProtocol
+        | E::OffsetMetadataTooLarge => Code::InvalidArgument,
+        E::NotCoordinator | E::CoordinatorNotAvailable | E::CoordinatorLoadInProgress => {
+            Code::Unavailable
+        }
+        E::IllegalGeneration
+        | E::UnknownMemberId
+        | E::FencedInstanceId
+        | E::FencedMemberEpoch
+        | E::StaleMemberEpoch
+        | E::NonEmptyGroup
+        | E::GroupSubscribedToTopic => Code::FailedPrecondition,
     }
 }
 
@@ -194,6 +209,9 @@ pub fn is_retriable(code: ErrorCode) -> bool {
             | E::UnknownLeaderEpoch
             | E::KafkaStorageError
             | E::UnknownServerError
+            | E::NotCoordinator
+            | E::CoordinatorNotAvailable
+            | E::CoordinatorLoadInProgress
     )
 }
 

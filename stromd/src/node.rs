@@ -4,11 +4,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use strom_broker::grpc::{BrokerServiceImpl, ControllerProxy, MetadataServiceImpl};
+use strom_broker::grpc::{
+    BrokerServiceImpl, ControllerProxy, GroupServiceImpl, MetadataServiceImpl,
+};
 use strom_broker::{Lifecycle, MetadataCache, ReplicaManager};
 use strom_controller::{Controller, ControllerGrpc, QuorumClient};
 use strom_proto::v1::broker_service_server::BrokerServiceServer;
 use strom_proto::v1::controller_service_server::ControllerServiceServer;
+use strom_proto::v1::group_service_server::GroupServiceServer;
 use strom_proto::v1::metadata_service_server::MetadataServiceServer;
 use strom_proto::v1::raft_service_server::RaftServiceServer;
 use tokio::net::TcpListener;
@@ -256,6 +259,20 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
             lifecycle.status(),
             log_dir_health.clone(),
         );
+        // Listens to leadership changes: created before the replicas run.
+        let groups = strom_broker::group::GroupCoordinator::new(
+            replicas.clone(),
+            Some(quorum.clone()),
+            config.broker.groups.clone(),
+            config.broker.controller_request_timeout,
+            root.child_token(),
+        );
+        tasks.spawn(
+            groups
+                .clone()
+                .run(std::time::Duration::from_millis(500))
+                .then_ok(),
+        );
         tasks.spawn(
             replicas
                 .clone()
@@ -294,6 +311,7 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
                         READINESS,
                         "strom.v1.MetadataService",
                         "strom.v1.BrokerService",
+                        "strom.v1.GroupService",
                     ] {
                         health.set_service_status(name, st).await;
                     }
@@ -335,6 +353,10 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
             .add_service(
                 BrokerServiceServer::new(broker_service)
                     .max_decoding_message_size(max_request)
+                    .max_encoding_message_size(MAX_MESSAGE),
+            )
+            .add_service(
+                GroupServiceServer::new(GroupServiceImpl::new(groups))
                     .max_encoding_message_size(MAX_MESSAGE),
             );
         let router = match &controller {

@@ -3,6 +3,8 @@
 //! * [`broker_service`]: `BrokerService`, one file per RPC: [`produce`],
 //!   [`fetch`], [`list_offsets`], [`offsets_for_leader_epoch`],
 //!   [`delete_records`].
+//! * [`group`]: `GroupService` (consumer groups and committed offsets),
+//!   one file per RPC over the broker's group coordinator.
 //! * [`metadata`]: `MetadataService`, answered from the broker's own image.
 //! * [`controller_proxy`]: `ControllerService` for broker-only nodes,
 //!   forwarding every call to the controller quorum.
@@ -12,6 +14,7 @@ pub mod broker_service;
 pub mod controller_proxy;
 pub mod delete_records;
 pub mod fetch;
+pub mod group;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offsets_for_leader_epoch;
@@ -20,6 +23,7 @@ pub mod traffic;
 
 pub use broker_service::BrokerServiceImpl;
 pub use controller_proxy::ControllerProxy;
+pub use group::GroupServiceImpl;
 pub use metadata::MetadataServiceImpl;
 use strom_proto::v1::{ErrorCode, LeaderIdAndEpoch};
 

@@ -176,6 +176,12 @@ impl ReplicaManager {
             ));
         }
         if origin == AppendOrigin::Client {
+            if INTERNAL_TOPICS.contains(&topic) {
+                return Err(PartError::new(
+                    ErrorCode::InvalidTopicException,
+                    format!("{topic} is an internal topic: clients cannot write to it"),
+                ));
+            }
             check_client_batches(&records)?;
         }
         let part = self.partition(topic, partition)?;
@@ -187,6 +193,64 @@ impl ReplicaManager {
             log_start_offset: part.reader().log_start_offset(),
         };
         Ok((appended, epoch, policy_flush, part, wake))
+    }
+}
+
+/// Topics only this broker's coordinators write (Kafka refuses client
+/// writes to them with INVALID_TOPIC_EXCEPTION).
+pub const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
+
+impl ReplicaManager {
+    /// A coordinator's write: appends `records` to `topic`-`partition` only
+    /// while this broker leads it at `leader_epoch` (the epoch the
+    /// coordinator loaded its state at), then waits for acks=all. Another
+    /// epoch is FENCED_LEADER_EPOCH (the records may be in the log then,
+    /// unacknowledged: the coordinator reloads).
+    pub async fn append_at_epoch(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Bytes,
+        leader_epoch: i32,
+        timeout_ms: i32,
+    ) -> Result<Appended, PartError> {
+        let (role, epoch) = self.partition(topic, partition)?.role();
+        if role != super::partition::Role::Leader || epoch != leader_epoch {
+            return Err(PartError::new(
+                ErrorCode::FencedLeaderEpoch,
+                format!("{topic}-{partition} is no longer led here at epoch {leader_epoch}"),
+            ));
+        }
+        let (appended, epoch, flush, part, wake) = self
+            .append_partition(topic, partition, records, -1, AppendOrigin::Coordinator)
+            .await?;
+        drop(wake);
+        if epoch != leader_epoch {
+            return Err(PartError::new(
+                ErrorCode::FencedLeaderEpoch,
+                format!("{topic}-{partition} changed leader epoch to {epoch} during the write"),
+            ));
+        }
+        let deadline = tokio::time::Instant::now()
+            + Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
+        let appending = Appending {
+            slots: vec![Slot {
+                topic: topic.to_owned(),
+                partition,
+                result: Ok(appended),
+                wait: Some((appended.last_offset + 1, epoch, part)),
+                flush,
+            }],
+            deadline,
+            acks_all: true,
+        };
+        match appending.wait().await.pop() {
+            Some(r) => r.result,
+            None => Err(PartError::new(
+                ErrorCode::UnknownServerError,
+                "no append result",
+            )),
+        }
     }
 }
 

@@ -496,6 +496,55 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "10000",
         Update::ReadOnly,
     ),
+    // The group coordinator (docs/groups.md): at startup only.
+    broker(
+        "offsets.topic.num.partitions",
+        ConfigType::Int { min: 1 },
+        "50",
+        Update::ReadOnly,
+    ),
+    broker(
+        "offsets.topic.replication.factor",
+        ConfigType::Int { min: 1 },
+        "3",
+        Update::ReadOnly,
+    ),
+    broker(
+        "offsets.commit.timeout.ms",
+        ConfigType::Int { min: 1 },
+        "5000",
+        Update::ReadOnly,
+    ),
+    broker(
+        "offsets.retention.minutes",
+        ConfigType::Int { min: 1 },
+        "10080",
+        Update::ReadOnly,
+    ),
+    broker(
+        "offset.metadata.max.bytes",
+        ConfigType::Int { min: 0 },
+        "4096",
+        Update::ReadOnly,
+    ),
+    broker(
+        "group.min.session.timeout.ms",
+        ConfigType::Int { min: 1 },
+        "6000",
+        Update::ReadOnly,
+    ),
+    broker(
+        "group.max.session.timeout.ms",
+        ConfigType::Int { min: 1 },
+        "1800000",
+        Update::ReadOnly,
+    ),
+    broker(
+        "group.consumer.heartbeat.interval.ms",
+        ConfigType::Int { min: 1 },
+        "5000",
+        Update::ReadOnly,
+    ),
 ];
 
 /// The topic config `name`.

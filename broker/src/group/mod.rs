@@ -1,0 +1,25 @@
+//! The group coordinator's shell: hosts a [`strom_group::Shard`] for each
+//! `__consumer_offsets` partition this broker leads, and does its I/O.
+//!
+//! * [`config`]: the broker settings of the coordinator (Kafka's names).
+//! * [`coordinator`]: [`GroupCoordinator`]: the shards by partition,
+//!   loading on leadership (through the replica manager's
+//!   `LeadershipListener`), unloading on its loss, one decision at a time per
+//!   shard, session and retention timers.
+//! * `load`: replays a partition's local log into a shard.
+//! * `write`: a decision's records as one batch, appended with acks=all
+//!   at the epoch the shard was loaded at.
+//! * `topics`: the metadata image as the pure core's `Topics`, and the
+//!   coordinator lookup (`FindCoordinator`), which creates the offsets topic
+//!   on first use.
+//!
+//! docs/groups.md describes the protocol.
+
+pub mod config;
+pub mod coordinator;
+mod load;
+mod topics;
+mod write;
+
+pub use config::GroupsConfig;
+pub use coordinator::{Coordinator, GroupCoordinator};

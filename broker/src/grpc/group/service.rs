@@ -1,0 +1,111 @@
+//! `GroupService` on the client port: each RPC in its own file.
+
+use strom_proto::v1::group_service_server::GroupService;
+use strom_proto::v1::{
+    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, DeleteGroupRequest,
+    DeleteGroupResponse, DescribeGroupRequest, DescribeGroupResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest,
+    OffsetFetchResponse,
+};
+use tonic::{Request, Response, Status};
+
+use crate::group::Coordinator;
+
+/// Serves consumer groups from this broker's coordinator.
+#[derive(Debug, Clone)]
+pub struct GroupServiceImpl {
+    coordinator: Coordinator,
+}
+
+impl GroupServiceImpl {
+    /// Serves `coordinator`.
+    pub fn new(coordinator: Coordinator) -> Self {
+        Self { coordinator }
+    }
+}
+
+#[tonic::async_trait]
+impl GroupService for GroupServiceImpl {
+    async fn find_coordinator(
+        &self,
+        req: Request<FindCoordinatorRequest>,
+    ) -> Result<Response<FindCoordinatorResponse>, Status> {
+        super::find_coordinator::find_coordinator(&self.coordinator, req.into_inner())
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    async fn consumer_group_heartbeat(
+        &self,
+        req: Request<ConsumerGroupHeartbeatRequest>,
+    ) -> Result<Response<ConsumerGroupHeartbeatResponse>, Status> {
+        let host = req
+            .remote_addr()
+            .map(|a| format!("/{}", a.ip()))
+            .unwrap_or_default();
+        super::heartbeat::heartbeat(&self.coordinator, req.into_inner(), host)
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    async fn offset_commit(
+        &self,
+        req: Request<OffsetCommitRequest>,
+    ) -> Result<Response<OffsetCommitResponse>, Status> {
+        super::offset_commit::offset_commit(&self.coordinator, req.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    async fn offset_fetch(
+        &self,
+        req: Request<OffsetFetchRequest>,
+    ) -> Result<Response<OffsetFetchResponse>, Status> {
+        super::offset_fetch::offset_fetch(&self.coordinator, req.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    async fn offset_delete(
+        &self,
+        req: Request<OffsetDeleteRequest>,
+    ) -> Result<Response<OffsetDeleteResponse>, Status> {
+        super::offset_delete::offset_delete(&self.coordinator, req.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    async fn list_groups(
+        &self,
+        _req: Request<ListGroupsRequest>,
+    ) -> Result<Response<ListGroupsResponse>, Status> {
+        Ok(Response::new(
+            super::list_groups::list_groups(&self.coordinator).await,
+        ))
+    }
+
+    async fn describe_group(
+        &self,
+        req: Request<DescribeGroupRequest>,
+    ) -> Result<Response<DescribeGroupResponse>, Status> {
+        super::describe_group::describe_group(&self.coordinator, req.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    async fn delete_group(
+        &self,
+        req: Request<DeleteGroupRequest>,
+    ) -> Result<Response<DeleteGroupResponse>, Status> {
+        super::delete_group::delete_group(&self.coordinator, req.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+}
