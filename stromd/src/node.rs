@@ -256,6 +256,7 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
             lifecycle.status(),
             log_dir_health.clone(),
         );
+        lifecycle.report_replica_sizes(replicas.clone());
         tasks.spawn(
             replicas
                 .clone()
