@@ -35,6 +35,6 @@ pub mod testkit;
 
 pub use config::BrokerConfig;
 pub use error::{Error, Result};
-pub use lifecycle::{BrokerStatus, Lifecycle};
+pub use lifecycle::{BrokerStatus, Lifecycle, ReplicaSizes};
 pub use metadata::MetadataCache;
 pub use replica::{ReplicaManager, ReplicationConfig};

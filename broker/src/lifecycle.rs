@@ -9,7 +9,7 @@ use strom_controller_client::QuorumClient;
 use strom_metadata::pb::Endpoint;
 use strom_proto::v1::{
     BrokerHeartbeatRequest, ControlledShutdownRequest, DamagedReplica as DamagedReplicaProto,
-    ErrorCode, RegisterBrokerRequest,
+    ErrorCode, RegisterBrokerRequest, ReplicaSize,
 };
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -47,6 +47,16 @@ pub struct Lifecycle {
     /// The log directory's health: heartbeats report it offline, and the
     /// controller then fences this broker.
     log_dirs: Option<LogDirHealth>,
+    /// Where heartbeats take the sizes of moving replicas from.
+    sizes: std::sync::OnceLock<Arc<dyn ReplicaSizes>>,
+}
+
+/// The sizes of this broker's replicas of partitions being reassigned, as
+/// (topic id, partition, bytes): heartbeats carry them so that
+/// reassignment progress shows bytes copied.
+pub trait ReplicaSizes: Send + Sync + std::fmt::Debug {
+    /// The sizes now.
+    fn reassigning_replica_sizes(&self) -> Vec<(uuid::Uuid, i32, i64)>;
 }
 
 impl Lifecycle {
@@ -64,7 +74,15 @@ impl Lifecycle {
             status,
             damaged: std::sync::Mutex::default(),
             log_dirs: None,
+            sizes: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Heartbeats report the sizes of moving replicas from `sizes` (the
+    /// replica manager, which starts after the lifecycle); only the first
+    /// call counts.
+    pub fn report_replica_sizes(&self, sizes: Arc<dyn ReplicaSizes>) {
+        let _ = self.sizes.set(sizes);
     }
 
     /// Reports `log_dirs` offline in heartbeats once it fails.
@@ -213,6 +231,18 @@ impl Lifecycle {
                 want_fence: !offline_log_dirs.is_empty(),
                 want_shutdown: self.status.borrow().shutting_down,
                 offline_log_dirs,
+                replica_sizes: self
+                    .sizes
+                    .get()
+                    .map(|s| s.reassigning_replica_sizes())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(topic_id, partition, size_bytes)| ReplicaSize {
+                        topic_id: topic_id.as_bytes().to_vec(),
+                        partition,
+                        size_bytes,
+                    })
+                    .collect(),
             };
             // Long enough for a second attempt at another voter when the
             // first one does not answer, well inside the session timeout.

@@ -2,7 +2,7 @@
 //! codes are a public contract documented in docs/cli.md.
 //!
 //! One file per command group: `cluster.rs`, `topics.rs`, `configs.rs`,
-//! `leader_election.rs`, `delete_records.rs`, `produce.rs`, `consume.rs`,
+//! `leader_election.rs`, `delete_records.rs`, `reassign.rs`, `produce.rs`, `consume.rs`,
 //! `perf/` (producer and consumer benchmarks), `dev.rs`; all output goes
 //! through `output.rs`, progress indicators through `progress.rs`.
 
@@ -16,6 +16,7 @@ mod output;
 mod perf;
 mod produce;
 mod progress;
+mod reassign;
 mod topics;
 
 use std::process::ExitCode;
@@ -78,6 +79,10 @@ enum Command {
     LeaderElection(leader_election::LeaderElectionArgs),
     /// Delete the records of partitions below given offsets.
     DeleteRecords(delete_records::DeleteRecordsArgs),
+    /// Move partition replicas between brokers: generate, execute, verify,
+    /// cancel and list reassignment plans (Kafka's JSON).
+    #[command(subcommand)]
+    Reassign(reassign::ReassignCommand),
     /// Send records read from stdin, one per line.
     Produce(produce::ProduceArgs),
     /// Print records of a topic.
@@ -168,6 +173,7 @@ async fn run(cli: Cli, output: &Output) -> Result<(), Error> {
         Command::Configs(command) => configs::run(command, &admin, output).await,
         Command::LeaderElection(args) => leader_election::run(args, &admin, output).await,
         Command::DeleteRecords(args) => delete_records::run(args, &admin, output).await,
+        Command::Reassign(command) => reassign::run(command, &admin, output).await,
         Command::Dev(_) | Command::Produce(_) | Command::Consume(_) | Command::Perf(_) => {
             unreachable!("handled above")
         }

@@ -44,8 +44,8 @@ pub use admin::{
     Admin, AlterConfigOp, BrokerDescription, BrokerState, ClusterDescription, ConfigEntry,
     ConfigResource, ConfigSource, ConfigSynonym, ControllerQuorum, CreateTopicResult,
     DeleteTopicResult, DeletedRecords, ElectionResult, ElectionType, Metadata, NewTopic,
-    PartitionDescription, TopicDescription, TopicId, TopicListing, TopicPartition,
-    VoterDescription,
+    PartitionDescription, PartitionReassignment, ReassignmentResult, TopicDescription, TopicId,
+    TopicListing, TopicPartition, VoterDescription,
 };
 pub use config::{
     ClientConfig, ConfigError, DEFAULT_BOOTSTRAP_SERVER, Properties, parse_bootstrap_servers,

@@ -41,6 +41,8 @@ pub(crate) struct Inner {
     pub(crate) config: ControllerConfig,
     write_lock: tokio::sync::Mutex<()>,
     pub(crate) leases: Leases,
+    /// Replica sizes reported with heartbeats (reassignment progress).
+    pub(crate) sizes: crate::sizes::ReplicaSizes,
     pub(crate) shutdown: CancellationToken,
     /// Every task the controller spawns (duties, metadata watches): cancelled
     /// through `shutdown` and awaited by [`Controller::shutdown`].
@@ -153,6 +155,7 @@ impl Controller {
                 config,
                 write_lock: tokio::sync::Mutex::new(()),
                 leases,
+                sizes: Default::default(),
                 shutdown,
                 tasks: tokio_util::task::TaskTracker::new(),
                 db,

@@ -1,5 +1,6 @@
 //! What only the active controller does: fence brokers whose lease ran out,
-//! write the cluster id, and rebalance leaders. The loops run for exactly one
+//! write the cluster id, complete partition reassignments whose new
+//! replicas caught up, and rebalance leaders. The loops run for exactly one
 //! term of leadership and stop as soon as it ends.
 
 use std::time::Duration;
@@ -91,7 +92,10 @@ async fn term_duties(controller: Controller, token: CancellationToken) {
     loop {
         tokio::select! {
             _ = token.cancelled() => return,
-            _ = fence_tick.tick() => fence_expired(&controller).await,
+            _ = fence_tick.tick() => {
+                fence_expired(&controller).await;
+                complete_reassignments(&controller).await;
+            }
             _ = rebalance_tick.tick() => {
                 if inner.config.auto_leader_rebalance_enable {
                     rebalance(&controller).await;
@@ -147,6 +151,22 @@ async fn fence_expired(controller: &Controller) {
             Ok((_, None)) => {}
             Err(e) => tracing::warn!(broker, error = %e, "could not fence broker"),
         }
+    }
+}
+
+/// Completes the reassignments whose new replicas caught up (see
+/// `strom_metadata::reassignment`).
+async fn complete_reassignments(controller: &Controller) {
+    let result = controller
+        .decide(|image| {
+            let min_isr = controller.default_min_isr(image);
+            Ok((strom_metadata::complete_reassignments(image, min_isr), ()))
+        })
+        .await;
+    match result {
+        Ok((_, Some(offset))) => tracing::info!(offset, "completed partition reassignments"),
+        Ok((_, None)) => {}
+        Err(e) => tracing::warn!(error = %e, "completing reassignments failed"),
     }
 }
 

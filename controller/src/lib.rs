@@ -5,8 +5,10 @@
 //! * [`config`]: settings (Kafka names) and `--controller-quorum-voters` parsing.
 //! * [`controller`]: start-up, the single write path (`decide`), leadership.
 //! * `duties`: what only the active controller runs (broker fencing, cluster
-//!   id, leader rebalancing), for exactly one term at a time.
+//!   id, leader rebalancing, completing reassignments), for exactly one
+//!   term at a time.
 //! * `lease`: broker leases (heartbeats are not logged).
+//! * `sizes`: replica sizes reported with heartbeats (reassignment progress).
 //! * [`raft`]: openraft over RocksDB — log store, state machine, network.
 //! * [`grpc`]: `ControllerService`, one file per RPC, with forwarding to the leader.
 //! * [`quorum_client`]: how brokers reach the active controller (from
@@ -24,6 +26,7 @@ pub mod error;
 pub mod grpc;
 mod lease;
 pub mod raft;
+mod sizes;
 
 pub use config::{ConfigError, ControllerConfig, parse_voters};
 pub use controller::{Controller, StartError};

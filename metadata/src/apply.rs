@@ -253,6 +253,8 @@ impl ClusterImage {
             leader_epoch: p.leader_epoch,
             partition_epoch: p.partition_epoch,
             elr: p.elr.clone(),
+            adding: p.adding_replicas.clone(),
+            removing: p.removing_replicas.clone(),
         };
         check_partition_state(&state).map_err(|e| {
             err!(
@@ -320,6 +322,12 @@ impl ClusterImage {
         }
         if let Some(elr) = &c.elr {
             next.elr = elr.ids.clone();
+        }
+        if let Some(adding) = &c.adding_replicas {
+            next.adding = adding.ids.clone();
+        }
+        if let Some(removing) = &c.removing_replicas {
+            next.removing = removing.ids.clone();
         }
         check_partition_state(&next).map_err(|e| {
             err!(
@@ -523,6 +531,20 @@ pub(crate) fn check_partition_state(s: &PartitionState) -> std::result::Result<(
     }
     if let Some(r) = s.elr.iter().find(|r| s.isr.contains(r)) {
         return Err(format!("eligible leader replica {r} is in the isr"));
+    }
+    for (what, ids) in [("adding", &s.adding), ("removing", &s.removing)] {
+        if let Some(d) = first_duplicate(ids) {
+            return Err(format!("{what} replica {d} appears twice"));
+        }
+        if let Some(r) = ids.iter().find(|r| !s.replicas.contains(r)) {
+            return Err(format!("{what} replica {r} is not a replica"));
+        }
+    }
+    if let Some(r) = s.adding.iter().find(|r| s.removing.contains(r)) {
+        return Err(format!("replica {r} is both adding and removing"));
+    }
+    if s.replicas.iter().all(|r| s.removing.contains(r)) {
+        return Err("every replica is being removed".into());
     }
     Ok(())
 }

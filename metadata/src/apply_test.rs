@@ -23,6 +23,8 @@ fn part(topic: &str, p: i32, replicas: &[i32], isr: &[i32], leader: i32) -> pb::
         leader_epoch: 0,
         partition_epoch: 0,
         elr: Vec::new(),
+        adding_replicas: Vec::new(),
+        removing_replicas: Vec::new(),
     }))
 }
 
@@ -42,6 +44,8 @@ fn change(
         isr: isr.map(|i| pb::ReplicaList::of(i.to_vec())),
         replicas: replicas.map(|r| pb::ReplicaList::of(r.to_vec())),
         elr: None,
+        adding_replicas: None,
+        removing_replicas: None,
     }))
 }
 

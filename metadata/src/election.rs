@@ -248,6 +248,8 @@ pub(crate) fn change_record(
         isr,
         replicas: None,
         elr,
+        adding_replicas: None,
+        removing_replicas: None,
     })))
 }
 

@@ -55,6 +55,10 @@ pub enum ErrorKind {
     /// an unparsable config owner). Kafka would say `INVALID_RECORD`; the
     /// nearest code Strom's proto has is `CORRUPT_MESSAGE`.
     CorruptMessage,
+    /// The partition is being reassigned and this change must wait.
+    ReassignmentInProgress,
+    /// A cancel names a partition that is not being reassigned.
+    NoReassignmentInProgress,
 }
 
 impl ErrorKind {
@@ -81,6 +85,8 @@ impl ErrorKind {
             ErrorKind::EligibleLeadersNotAvailable => "ELIGIBLE_LEADERS_NOT_AVAILABLE",
             ErrorKind::ElectionNotNeeded => "ELECTION_NOT_NEEDED",
             ErrorKind::CorruptMessage => "CORRUPT_MESSAGE",
+            ErrorKind::ReassignmentInProgress => "REASSIGNMENT_IN_PROGRESS",
+            ErrorKind::NoReassignmentInProgress => "NO_REASSIGNMENT_IN_PROGRESS",
         }
     }
 }

@@ -59,6 +59,12 @@ pub struct PartitionState {
     /// an ISR smaller than `min.insync.replicas` (which freezes the high
     /// watermark). Empty whenever the ISR has `min.insync.replicas` members.
     pub elr: Vec<i32>,
+    /// Reassignment (KIP-455): replicas being added. They follow the leader
+    /// and join the ISR once caught up; they are in `replicas`.
+    pub adding: Vec<i32>,
+    /// Reassignment: replicas being removed once every adding replica is in
+    /// the ISR; they are in `replicas`, after the target replicas.
+    pub removing: Vec<i32>,
 }
 
 impl PartitionState {
@@ -75,6 +81,31 @@ impl PartitionState {
     /// Fewer in-sync replicas than assigned ones.
     pub fn is_under_replicated(&self) -> bool {
         self.isr.len() < self.replicas.len()
+    }
+
+    /// A reassignment is in progress (some replica is being added or removed).
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding.is_empty() || !self.removing.is_empty()
+    }
+
+    /// The replicas the partition will have once its reassignment completes
+    /// (all of them when none is in progress), in replica order.
+    pub fn target_replicas(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.removing.contains(r))
+            .collect()
+    }
+
+    /// The replicas the partition had before its reassignment started (all
+    /// of them when none is in progress), in replica order.
+    pub fn original_replicas(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.adding.contains(r))
+            .collect()
     }
 }
 

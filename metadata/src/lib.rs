@@ -22,6 +22,8 @@
 //! * [`brokers`]: register, fence, unfence, controlled shutdown.
 //! * [`isr`]: `AlterPartition` (ISR changes from leaders).
 //! * [`imbalance`]: leader imbalance and preferred-leader rebalancing.
+//! * [`reassignment`]: partition reassignment (KIP-455): start, cancel, complete.
+//! * [`planner`]: rack-aware, minimal-movement reassignment plans.
 //!
 //! docs/metadata.md describes the records, the apply rules and the algorithms.
 #![warn(missing_docs)]
@@ -41,6 +43,8 @@ pub mod image;
 pub mod imbalance;
 pub mod isr;
 pub mod placement;
+pub mod planner;
+pub mod reassignment;
 pub mod records;
 mod snapshot;
 pub mod topics;
@@ -64,6 +68,11 @@ pub use image::{
 pub use imbalance::{DEFAULT_LEADER_IMBALANCE_PERCENTAGE, leader_imbalance, rebalance_leaders};
 pub use isr::alter_partition;
 pub use placement::{BrokerLoad, assign_replicas, broker_loads};
+pub use planner::{PartitionAssignment, plan_assignment};
+pub use reassignment::{
+    ReassignmentOutcome, ReassignmentSpec, alter_reassignments, complete_reassignments,
+    reassignments,
+};
 pub use topics::{
     CreateTopicSpec, alter_topic_configs, create_partitions, create_topic, create_topics,
     delete_topic,

@@ -41,6 +41,8 @@ pub fn partition_record(
         leader_epoch: state.leader_epoch,
         partition_epoch: state.partition_epoch,
         elr: state.elr.clone(),
+        adding_replicas: state.adding.clone(),
+        removing_replicas: state.removing.clone(),
     }))
 }
 

@@ -80,6 +80,8 @@ fn big_image() -> ClusterImage {
                 leader_epoch: p % 5,
                 partition_epoch: p % 7,
                 elr,
+                adding: Vec::new(),
+                removing: Vec::new(),
             };
             records.push(partition_record(id, p, &state));
         }

@@ -105,6 +105,8 @@ impl Cluster {
                 leader_epoch: 0,
                 partition_epoch: 0,
                 elr: Vec::new(),
+                adding: Vec::new(),
+                removing: Vec::new(),
             };
             recs.push(crate::records::partition_record(id, p as i32, &state));
         }
@@ -135,6 +137,8 @@ impl Cluster {
                 isr: Some(pb::ReplicaList::of(isr.to_vec())),
                 replicas: None,
                 elr: None,
+                adding_replicas: None,
+                removing_replicas: None,
             },
         ))])
         .expect("set partition");

@@ -171,6 +171,8 @@ fn new_state(replicas: Vec<i32>) -> PartitionState {
         leader_epoch: 0,
         partition_epoch: 0,
         elr: Vec::new(),
+        adding: Vec::new(),
+        removing: Vec::new(),
     }
 }
 
@@ -203,6 +205,8 @@ fn states_for_assignment(
                 leader_epoch: 0,
                 partition_epoch: 0,
                 elr: Vec::new(),
+                adding: Vec::new(),
+                removing: Vec::new(),
             })
         })
         .collect()

@@ -267,6 +267,8 @@ mod tests {
             K::EligibleLeadersNotAvailable,
             K::ElectionNotNeeded,
             K::CorruptMessage,
+            K::ReassignmentInProgress,
+            K::NoReassignmentInProgress,
         ];
         for kind in kinds {
             assert_ne!(

@@ -53,6 +53,7 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | E::InvalidUpdateVersion
         | E::IneligibleReplica
         | E::ReassignmentInProgress
+        | E::NoReassignmentInProgress
         | E::PreferredLeaderNotAvailable
         | E::EligibleLeadersNotAvailable
         | E::ElectionNotNeeded

@@ -273,6 +273,7 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
                 .run(std::time::Duration::from_millis(500))
                 .then_ok(),
         );
+        lifecycle.report_replica_sizes(replicas.clone());
         tasks.spawn(
             replicas
                 .clone()

@@ -90,6 +90,18 @@ impl ControllerService for ControllerProxy {
     ) -> Result<Response<ElectLeadersResponse>, Status> {
         forward!(self, r, elect_leaders)
     }
+    async fn alter_partition_reassignments(
+        &self,
+        r: Request<AlterPartitionReassignmentsRequest>,
+    ) -> Result<Response<AlterPartitionReassignmentsResponse>, Status> {
+        forward!(self, r, alter_partition_reassignments)
+    }
+    async fn list_partition_reassignments(
+        &self,
+        r: Request<ListPartitionReassignmentsRequest>,
+    ) -> Result<Response<ListPartitionReassignmentsResponse>, Status> {
+        forward!(self, r, list_partition_reassignments)
+    }
     async fn describe_configs(
         &self,
         r: Request<DescribeConfigsRequest>,

@@ -82,6 +82,8 @@ mod tests {
             leader_epoch: 0,
             partition_epoch: 0,
             elr: Vec::new(),
+            adding: Vec::new(),
+            removing: Vec::new(),
         }
     }
 

@@ -289,6 +289,14 @@ impl ReplicaManager {
             .ok_or_else(|| PartError::not_leader(topic, partition))
     }
 
+    /// The size of `part`'s log in bytes (its segments' files).
+    fn log_bytes(part: &Partition) -> i64 {
+        part.reader().segments().map_or(0, |segments| {
+            let total: u64 = segments.iter().map(|s| s.size_bytes).sum();
+            i64::try_from(total).unwrap_or(i64::MAX)
+        })
+    }
+
     /// The partition's leader as this broker's image says, for redirects.
     pub fn leader_hint(&self, topic: &str, partition: i32) -> Option<LeaderIdAndEpoch> {
         self.cache.with_image(|image| {
@@ -649,5 +657,27 @@ impl ReplicaManager {
                 tracing::warn!(%topic, partition = index, error = %e, "closing partition log");
             }
         }
+    }
+}
+
+impl crate::lifecycle::ReplicaSizes for ReplicaManager {
+    fn reassigning_replica_sizes(&self) -> Vec<(Uuid, i32, i64)> {
+        let moving: Vec<Key> = self.cache.with_image(|image| {
+            image
+                .partitions_of_broker(self.node_id)
+                .filter(|(t, p)| image.partition(t, *p).is_some_and(|s| s.is_reassigning()))
+                .collect()
+        });
+        if moving.is_empty() {
+            return Vec::new();
+        }
+        let partitions = self.partitions.read().unwrap_or_else(|e| e.into_inner());
+        moving
+            .into_iter()
+            .filter_map(|key| {
+                let part = partitions.get(&key)?;
+                Some((key.0, key.1, Self::log_bytes(part)))
+            })
+            .collect()
     }
 }

@@ -83,6 +83,8 @@ fn image_records(topic_id: Uuid) -> Vec<pb::MetadataRecord> {
         leader_epoch: 0,
         partition_epoch: 0,
         elr: Vec::new(),
+        adding: Vec::new(),
+        removing: Vec::new(),
     };
     records.extend((0..PARTITIONS).map(|p| partition_record(topic_id, p, &state)));
     records

@@ -1096,6 +1096,8 @@ mod tests {
             leader_epoch: 3,
             partition_epoch: 5,
             elr: Vec::new(),
+            adding: Vec::new(),
+            removing: Vec::new(),
         };
         part.make_leader(
             &state,

@@ -27,6 +27,8 @@ fn assigned(partition: i32, leader: i32, leader_epoch: i32) -> Assigned {
             leader_epoch,
             partition_epoch: leader_epoch,
             elr: Vec::new(),
+            adding: Vec::new(),
+            removing: Vec::new(),
         },
         log: LogConfig::default(),
         keeping: Keeping {
@@ -294,6 +296,8 @@ mod settings {
                 leader_epoch: 0,
                 partition_epoch: 0,
                 elr: Vec::new(),
+                adding: Vec::new(),
+                removing: Vec::new(),
             },
         );
         image

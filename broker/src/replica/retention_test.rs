@@ -490,6 +490,8 @@ async fn retention_sweep_cost_with_10000_partitions() {
         leader_epoch: 0,
         partition_epoch: 0,
         elr: Vec::new(),
+        adding: Vec::new(),
+        removing: Vec::new(),
     };
     records.extend((0..partitions).map(|p| partition_record(topic_id, p, &state)));
     let cache = MetadataCache::new();

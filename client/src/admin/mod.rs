@@ -5,6 +5,7 @@
 //! * `convert` — protobuf ↔ domain conversions.
 //! * `delete_records` — `DeleteRecords` to each partition's leader
 //!   (checked everywhere before anything is deleted).
+//! * `reassignments` — partition reassignments (KIP-455).
 //!
 //! Writes go to `ControllerService` on any bootstrap node (brokers forward
 //! them to the active controller), except `delete_records`, which goes to
@@ -20,6 +21,7 @@
 
 mod convert;
 mod delete_records;
+mod reassignments;
 mod types;
 
 use std::sync::Arc;
@@ -30,6 +32,7 @@ use strom_proto::v1::controller_service_client::ControllerServiceClient;
 use strom_proto::v1::metadata_service_client::MetadataServiceClient;
 use tonic::transport::Channel;
 
+pub use self::reassignments::{PartitionReassignment, ReassignmentResult};
 pub use self::types::{
     AlterConfigOp, BrokerDescription, BrokerState, ClusterDescription, ConfigEntry, ConfigResource,
     ConfigSource, ConfigSynonym, ControllerQuorum, CreateTopicResult, DeleteTopicResult,

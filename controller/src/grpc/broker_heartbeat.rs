@@ -42,6 +42,13 @@ impl ControllerGrpc {
             .inner()
             .leases
             .renew_at(r.broker_id, &b.incarnation_id, r.metadata_offset);
+        self.ctl.inner().sizes.report(
+            r.broker_id,
+            r.replica_sizes.iter().filter_map(|s| {
+                let id = uuid::Uuid::from_slice(&s.topic_id).ok()?;
+                Some((id, s.partition, s.size_bytes))
+            }),
+        );
         // The broker's registration is the record at offset ≈ its epoch:
         // having replayed that far, it knows the cluster as of joining.
         let caught_up = r.metadata_offset >= b.epoch;

@@ -6,6 +6,7 @@
 //! answered NOT_CONTROLLER with the leader's address.
 
 mod alter_partition;
+mod alter_partition_reassignments;
 mod broker_heartbeat;
 mod controlled_shutdown;
 mod create_partitions;
@@ -16,6 +17,7 @@ mod describe_configs;
 mod describe_topics;
 mod elect_leaders;
 mod incremental_alter_configs;
+mod list_partition_reassignments;
 mod register_broker;
 mod watch_metadata;
 
@@ -283,6 +285,31 @@ impl ControllerService for ControllerGrpc {
             req,
             async |r| self.elect_leaders_local(r).await,
             async |mut c, r| c.elect_leaders(r).await,
+        )
+        .await
+    }
+
+    async fn alter_partition_reassignments(
+        &self,
+        req: Request<AlterPartitionReassignmentsRequest>,
+    ) -> Result<Response<AlterPartitionReassignmentsResponse>, Status> {
+        self.route(
+            req,
+            async |r| self.alter_partition_reassignments_local(r).await,
+            async |mut c, r| c.alter_partition_reassignments(r).await,
+        )
+        .await
+    }
+
+    async fn list_partition_reassignments(
+        &self,
+        req: Request<ListPartitionReassignmentsRequest>,
+    ) -> Result<Response<ListPartitionReassignmentsResponse>, Status> {
+        // Only the leader has the replica sizes of the heartbeats.
+        self.route(
+            req,
+            async |r| self.list_partition_reassignments_local(r),
+            async |mut c, r| c.list_partition_reassignments(r).await,
         )
         .await
     }

@@ -304,6 +304,8 @@ fn a_cluster_wide_min_isr_change_resets_eligible_leaders_of_topics_without_their
                 isr: Some(pb::ReplicaList::of(vec![1])),
                 replicas: None,
                 elr: Some(pb::ReplicaList::of(vec![2])),
+                adding_replicas: None,
+                removing_replicas: None,
             },
         ))])
         .unwrap();

@@ -1,0 +1,682 @@
+//! Partition reassignment on real processes (issue #20): plans executed
+//! with the `strom reassign` CLI while acks=all producers write, with the
+//! controller or a target replica killed half way, cancelled, and changing
+//! the replication factor; bad plans refused with one error line.
+//!
+//! Nodes 1-3 are combined (controller quorum + broker), 4-6 broker-only, so
+//! "move {1,2,3} -> {4,5,6}" moves every replica off the quorum's nodes.
+
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use strom_client::{Admin, ClientConfig, TopicPartition};
+use strom_integration_tests::data::{
+    Addrs, Outcome, batch, check_acked, produce_retrying, read_from_leader, wait_leader_serving,
+};
+use strom_integration_tests::{Cluster, ClusterOptions, binary, wait_until};
+
+fn options() -> ClusterOptions {
+    ClusterOptions::default()
+        .set("broker.session.timeout.ms", "3000")
+        .set("broker.heartbeat.interval.ms", "500")
+        .set("replica.lag.time.max.ms", "5000")
+        .set("auto.leader.rebalance.enable", "false")
+        .broker_only(3)
+}
+
+fn strom(cluster: &Cluster, args: &[&str]) -> Output {
+    tokio::task::block_in_place(|| {
+        Command::new(binary("strom", "STROM_BIN"))
+            .arg("--bootstrap-server")
+            .arg(cluster.bootstrap())
+            .args(args)
+            .output()
+            .expect("run strom")
+    })
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+/// Runs `strom` and expects success; returns stdout.
+fn strom_ok(cluster: &Cluster, args: &[&str]) -> String {
+    let out = strom(cluster, args);
+    assert!(
+        out.status.success(),
+        "strom {args:?} failed: {}{}",
+        text(&out.stderr),
+        text(&out.stdout)
+    );
+    text(&out.stdout)
+}
+
+async fn admin(cluster: &Cluster) -> Admin {
+    let config = ClientConfig {
+        bootstrap_servers: strom_client::parse_bootstrap_servers(&cluster.bootstrap())
+            .expect("addresses"),
+        ..Default::default()
+    }
+    .with_request_timeout(Duration::from_secs(20));
+    Admin::connect(config).await.expect("admin")
+}
+
+/// Writes a plan file moving `topic`'s partitions to the given replicas.
+fn plan_file(dir: &tempfile::TempDir, name: &str, topic: &str, replicas: &[&[i32]]) -> String {
+    let partitions: Vec<serde_json::Value> = replicas
+        .iter()
+        .enumerate()
+        .map(|(p, r)| serde_json::json!({"topic": topic, "partition": p, "replicas": r}))
+        .collect();
+    let path = dir.path().join(name);
+    std::fs::write(
+        &path,
+        serde_json::json!({"version": 1, "partitions": partitions}).to_string(),
+    )
+    .expect("write plan");
+    path.display().to_string()
+}
+
+/// (replicas, isr) of `topic`-`p` as the controller sees it.
+async fn replicas(admin: &Admin, topic: &str, p: i32) -> (Vec<i32>, Vec<i32>) {
+    let t = admin
+        .describe_topics(&[topic.to_owned()])
+        .await
+        .expect("describe");
+    let part = t[0]
+        .partitions
+        .iter()
+        .find(|x| x.partition == p)
+        .expect("partition")
+        .clone();
+    (part.replicas, part.isr)
+}
+
+/// Waits until no reassignment is in progress and `topic`-0 has `want`
+/// replicas, all in the ISR.
+async fn wait_moved(
+    cluster: &Cluster,
+    admin: &Admin,
+    topic: &str,
+    want: &[i32],
+    timeout: Duration,
+) {
+    let ok = wait_until(timeout, || async {
+        let idle = admin
+            .list_partition_reassignments(Some(vec![TopicPartition::new(topic, 0)]))
+            .await
+            .is_ok_and(|l| l.is_empty());
+        if !idle {
+            return false;
+        }
+        let Ok(t) = admin.describe_topics(&[topic.to_owned()]).await else {
+            return false;
+        };
+        let p = &t[0].partitions[0];
+        let mut isr = p.isr.clone();
+        isr.sort();
+        let mut sorted = want.to_vec();
+        sorted.sort();
+        p.replicas == want && isr == sorted
+    })
+    .await;
+    assert!(
+        ok,
+        "{topic}-0 did not move to {want:?} within {timeout:?}: {:?}\n{}",
+        admin.describe_topics(&[topic.to_owned()]).await,
+        cluster.dump_logs()
+    );
+}
+
+/// An acks=all producer writing batches of 10 records of `size` bytes to
+/// `topic`-0 until stopped; every batch must end acknowledged (leader
+/// changes are retried). Returns (value, offset) of every record.
+fn start_producer(
+    addrs: Addrs,
+    topic: &'static str,
+    size: usize,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<(Bytes, i64)>> {
+    tokio::spawn(async move {
+        let mut acked = Vec::new();
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let values: Vec<Bytes> = (0..10)
+                .map(|i| {
+                    let mut v = format!("{topic}-{n}-{i}-").into_bytes();
+                    v.resize(size.max(v.len()), b'x');
+                    Bytes::from(v)
+                })
+                .collect();
+            n += 1;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            match produce_retrying(&addrs, topic, 0, batch(&values), deadline).await {
+                Outcome::Acked(base) => {
+                    acked.extend(values.into_iter().zip(base..));
+                }
+                other => panic!("batch {n} of {topic} not acknowledged: {other:?}"),
+            }
+        }
+        acked
+    })
+}
+
+/// Produces `batches` batches to `topic`-0 (acks=all) and returns them.
+async fn fill(
+    cluster: &Cluster,
+    topic: &'static str,
+    batches: usize,
+    size: usize,
+) -> Vec<(Bytes, i64)> {
+    let addrs = Addrs::of(cluster);
+    let mut acked = Vec::new();
+    for n in 0..batches {
+        let values: Vec<Bytes> = (0..10)
+            .map(|i| {
+                let mut v = format!("{topic}-fill-{n}-{i}-").into_bytes();
+                v.resize(size.max(v.len()), b'y');
+                Bytes::from(v)
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        match produce_retrying(&addrs, topic, 0, batch(&values), deadline).await {
+            Outcome::Acked(base) => acked.extend(values.into_iter().zip(base..)),
+            other => panic!("fill batch {n} of {topic}: {other:?}"),
+        }
+    }
+    acked
+}
+
+/// Every acknowledged record is in the partition's log, in order.
+async fn check_nothing_lost(cluster: &Cluster, topic: &str, acked: &[(Bytes, i64)]) {
+    let (_, log) = read_from_leader(cluster, topic, 0, Duration::from_secs(30)).await;
+    let problems = check_acked(acked, &log);
+    assert!(problems.is_empty(), "{topic}: {problems:?}");
+    let offsets: Vec<i64> = log.iter().map(|(o, _)| *o).collect();
+    assert!(
+        offsets.windows(2).all(|w| w[0] < w[1]),
+        "{topic}: log out of order"
+    );
+}
+
+async fn create(cluster: &Cluster, topic: &str, assignment: &[&[i32]]) {
+    cluster
+        .create_topic_assigned(1, topic, assignment, &[("min.insync.replicas", "2")])
+        .await
+        .expect("create topic");
+    wait_leader_serving(&Addrs::of(cluster), topic, 0, Duration::from_secs(20))
+        .await
+        .expect("leader serves");
+}
+
+fn partition_dir_exists(cluster: &Cluster, node: i32, topic: &str) -> bool {
+    cluster
+        .node(node)
+        .data_dir
+        .join("logs")
+        .join(format!("{topic}-0"))
+        .exists()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn move_to_new_brokers_under_acks_all_load_loses_nothing() {
+    let cluster = Cluster::start(3, options()).await;
+    let admin = admin(&cluster).await;
+    create(&cluster, "moving", &[&[1, 2, 3]]).await;
+    let mut acked = fill(&cluster, "moving", 200, 1000).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer = start_producer(Addrs::of(&cluster), "moving", 200, stop.clone());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plan = plan_file(&dir, "plan.json", "moving", &[&[4, 5, 6]]);
+    let out = strom_ok(
+        &cluster,
+        &["reassign", "execute", "--reassignment-json-file", &plan],
+    );
+    assert!(
+        out.contains("Current partition replica assignment"),
+        "{out}"
+    );
+    assert!(out.contains(r#""replicas":[1,2,3]"#), "{out}");
+    assert!(
+        out.contains("Successfully started partition reassignments for moving-0"),
+        "{out}"
+    );
+
+    wait_moved(
+        &cluster,
+        &admin,
+        "moving",
+        &[4, 5, 6],
+        Duration::from_secs(60),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    acked.extend(producer.await.expect("producer"));
+    let verify = strom_ok(
+        &cluster,
+        &[
+            "--output",
+            "json",
+            "reassign",
+            "verify",
+            "--reassignment-json-file",
+            &plan,
+        ],
+    );
+    let rows: serde_json::Value = serde_json::from_str(verify.trim()).expect("verify json");
+    assert_eq!(rows[0]["state"], "complete", "{verify}");
+    check_nothing_lost(&cluster, "moving", &acked).await;
+    // The removed replicas delete their logs.
+    let gone = wait_until(Duration::from_secs(20), || async {
+        (1..=3).all(|n| !partition_dir_exists(&cluster, n, "moving"))
+    })
+    .await;
+    assert!(
+        gone,
+        "old replicas kept their logs\n{}",
+        cluster.dump_logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn move_completes_after_the_active_controller_is_killed() {
+    let mut cluster = Cluster::start(3, options()).await;
+    let admin = admin(&cluster).await;
+    create(&cluster, "failover", &[&[1, 2, 3]]).await;
+    let acked = fill(&cluster, "failover", 300, 1000).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plan = plan_file(&dir, "plan.json", "failover", &[&[4, 5, 6]]);
+    // 6 cannot catch up while paused: the controller dies mid-move.
+    cluster.pause(6);
+    strom_ok(
+        &cluster,
+        &["reassign", "execute", "--reassignment-json-file", &plan],
+    );
+    let controller = cluster
+        .controller_leader()
+        .await
+        .expect("controller leader");
+    cluster.kill(controller);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.resume(6);
+    wait_moved(
+        &cluster,
+        &admin,
+        "failover",
+        &[4, 5, 6],
+        Duration::from_secs(60),
+    )
+    .await;
+    check_nothing_lost(&cluster, "failover", &acked).await;
+    // The killed node, restarted, drops the replica it no longer holds.
+    cluster.start_node(controller);
+    let gone = wait_until(Duration::from_secs(30), || async {
+        !partition_dir_exists(&cluster, controller, "failover")
+    })
+    .await;
+    assert!(
+        gone,
+        "node {controller} kept its removed replica\n{}",
+        cluster.dump_logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn move_completes_after_a_target_replica_is_killed() {
+    let mut cluster = Cluster::start(3, options()).await;
+    let admin = admin(&cluster).await;
+    create(&cluster, "target", &[&[1, 2, 3]]).await;
+    let acked = fill(&cluster, "target", 300, 1000).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plan = plan_file(&dir, "plan.json", "target", &[&[4, 5, 6]]);
+    // 6 cannot catch up while paused: it dies mid-move.
+    cluster.pause(6);
+    strom_ok(
+        &cluster,
+        &["reassign", "execute", "--reassignment-json-file", &plan],
+    );
+    cluster.kill(6);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let moving = admin
+        .list_partition_reassignments(None)
+        .await
+        .expect("list");
+    assert_eq!(moving.len(), 1, "6 is down: the move cannot complete yet");
+    cluster.start_node(6);
+    wait_moved(
+        &cluster,
+        &admin,
+        "target",
+        &[4, 5, 6],
+        Duration::from_secs(60),
+    )
+    .await;
+    check_nothing_lost(&cluster, "target", &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancel_half_way_restores_the_original_replicas() {
+    let mut cluster = Cluster::start(3, options()).await;
+    let admin = admin(&cluster).await;
+    create(&cluster, "cancelled", &[&[1, 2, 3]]).await;
+    let acked = fill(&cluster, "cancelled", 100, 1000).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plan = plan_file(&dir, "plan.json", "cancelled", &[&[1, 2, 4]]);
+    // 4 cannot catch up while paused: the move stays half way.
+    cluster.pause(4);
+    strom_ok(
+        &cluster,
+        &["reassign", "execute", "--reassignment-json-file", &plan],
+    );
+    let list = strom_ok(&cluster, &["reassign", "list"]);
+    assert!(
+        list.contains("cancelled-0: replicas: 1,2,4,3. adding: 4. removing: 3."),
+        "{list}"
+    );
+    let verify = strom_ok(
+        &cluster,
+        &["reassign", "verify", "--reassignment-json-file", &plan],
+    );
+    assert!(verify.contains("is still in progress"), "{verify}");
+    let out = strom_ok(
+        &cluster,
+        &["reassign", "cancel", "--reassignment-json-file", &plan],
+    );
+    assert!(
+        out.contains("Successfully cancelled partition reassignments for: cancelled-0"),
+        "{out}"
+    );
+    assert_eq!(replicas(&admin, "cancelled", 0).await.0, vec![1, 2, 3]);
+    // A second cancel finds nothing to cancel.
+    let again = strom_ok(
+        &cluster,
+        &["reassign", "cancel", "--reassignment-json-file", &plan],
+    );
+    assert!(again.contains("None of the specified"), "{again}");
+    cluster.resume(4);
+    wait_moved(
+        &cluster,
+        &admin,
+        "cancelled",
+        &[1, 2, 3],
+        Duration::from_secs(30),
+    )
+    .await;
+    check_nothing_lost(&cluster, "cancelled", &acked).await;
+    let gone = wait_until(Duration::from_secs(20), || async {
+        !partition_dir_exists(&cluster, 4, "cancelled")
+    })
+    .await;
+    assert!(
+        gone,
+        "4 kept the replica of a cancelled move\n{}",
+        cluster.dump_logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replication_factor_changes_through_plans() {
+    let cluster = Cluster::start(3, options()).await;
+    let admin = admin(&cluster).await;
+    cluster
+        .create_topic_assigned(1, "rf", &[&[1]], &[])
+        .await
+        .expect("create topic");
+    wait_leader_serving(&Addrs::of(&cluster), "rf", 0, Duration::from_secs(20))
+        .await
+        .expect("leader serves");
+    let acked = fill(&cluster, "rf", 100, 500).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    // 1 -> 3, as the seed notes' §4.3.7 plan (no log_dirs).
+    let up = plan_file(&dir, "up.json", "rf", &[&[1, 2, 3]]);
+    strom_ok(
+        &cluster,
+        &["reassign", "execute", "--reassignment-json-file", &up],
+    );
+    wait_moved(&cluster, &admin, "rf", &[1, 2, 3], Duration::from_secs(60)).await;
+    let verify = strom_ok(
+        &cluster,
+        &["reassign", "verify", "--reassignment-json-file", &up],
+    );
+    assert!(
+        verify.contains("Reassignment of partition rf-0 is complete."),
+        "{verify}"
+    );
+    // 3 -> 2: nothing to copy, done at once.
+    let down = plan_file(&dir, "down.json", "rf", &[&[2, 3]]);
+    strom_ok(
+        &cluster,
+        &["reassign", "execute", "--reassignment-json-file", &down],
+    );
+    wait_moved(&cluster, &admin, "rf", &[2, 3], Duration::from_secs(30)).await;
+    check_nothing_lost(&cluster, "rf", &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn generated_plans_are_executed_as_printed() {
+    let cluster = Cluster::start(3, options()).await;
+    let admin = admin(&cluster).await;
+    cluster
+        .create_topic_assigned(1, "gen", &[&[1, 2], &[2, 3], &[3, 1]], &[])
+        .await
+        .expect("create topic");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let topics = dir.path().join("topics.json");
+    std::fs::write(&topics, r#"{"version":1,"topics":[{"topic":"gen"}]}"#).expect("write");
+    let out = strom_ok(
+        &cluster,
+        &[
+            "--output",
+            "json",
+            "reassign",
+            "generate",
+            "--topics-to-move-json-file",
+            &topics.display().to_string(),
+            "--broker-list",
+            "1,2,4",
+        ],
+    );
+    let generated: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    let proposed = &generated["proposed"];
+    for p in proposed["partitions"].as_array().expect("partitions") {
+        let r = p["replicas"].as_array().expect("replicas");
+        assert!(!r.contains(&serde_json::json!(3)), "{out}");
+        assert_eq!(p["log_dirs"], serde_json::json!(["any", "any"]), "{out}");
+    }
+    let plan = dir.path().join("plan.json");
+    std::fs::write(&plan, proposed.to_string()).expect("write plan");
+    let plan = plan.display().to_string();
+    strom_ok(
+        &cluster,
+        &["reassign", "execute", "--reassignment-json-file", &plan],
+    );
+    let done = wait_until(Duration::from_secs(60), || async {
+        admin
+            .list_partition_reassignments(None)
+            .await
+            .is_ok_and(|l| l.is_empty())
+    })
+    .await;
+    assert!(
+        done,
+        "generated plan did not complete\n{}",
+        cluster.dump_logs()
+    );
+    for p in 0..3 {
+        assert!(!replicas(&admin, "gen", p).await.0.contains(&3));
+    }
+    // The table form prints both plans, each on one line after its title.
+    let table = strom_ok(
+        &cluster,
+        &[
+            "reassign",
+            "generate",
+            "--topics-to-move-json-file",
+            &topics.display().to_string(),
+            "--broker-list",
+            "1,2,4",
+        ],
+    );
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines[0], "Current partition replica assignment", "{table}");
+    assert!(
+        lines[1].starts_with(r#"{"version":1,"partitions":["#),
+        "{table}"
+    );
+    assert_eq!(
+        lines[3], "Proposed partition reassignment configuration",
+        "{table}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_plans_are_refused_with_one_line_and_change_nothing() {
+    let mut cluster = Cluster::start(3, options()).await;
+    let admin = admin(&cluster).await;
+    create(&cluster, "keep", &[&[1, 2, 3]]).await;
+    // Broker 6 stops and is fenced once its session expires.
+    cluster.kill(6);
+    let fenced = wait_until(Duration::from_secs(20), || async {
+        admin.describe_cluster().await.is_ok_and(|c| {
+            c.brokers
+                .iter()
+                .any(|b| b.id == 6 && b.state == strom_client::BrokerState::Fenced)
+        })
+    })
+    .await;
+    assert!(fenced, "broker 6 was not fenced");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let write = |name: &str, body: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, body).expect("write");
+        path.display().to_string()
+    };
+    let p = |parts: &str| format!(r#"{{"version":1,"partitions":[{parts}]}}"#);
+    let cases: Vec<(String, &str)> = vec![
+        (write("malformed.json", "{not json"), "INVALID_REQUEST"),
+        (
+            write(
+                "version.json",
+                r#"{"version":2,"partitions":[{"topic":"keep","partition":0,"replicas":[1,2,4]}]}"#,
+            ),
+            "INVALID_REQUEST",
+        ),
+        (
+            write(
+                "topic.json",
+                &p(r#"{"topic":"nope","partition":0,"replicas":[1,2,4]}"#),
+            ),
+            "UNKNOWN_TOPIC_OR_PARTITION",
+        ),
+        (
+            write(
+                "partition.json",
+                &p(r#"{"topic":"keep","partition":7,"replicas":[1,2,4]}"#),
+            ),
+            "UNKNOWN_TOPIC_OR_PARTITION",
+        ),
+        (
+            write(
+                "twice.json",
+                &p(
+                    r#"{"topic":"keep","partition":0,"replicas":[1,2,4]},{"topic":"keep","partition":0,"replicas":[4,5]}"#,
+                ),
+            ),
+            "INVALID_REQUEST",
+        ),
+        (
+            write(
+                "replica.json",
+                &p(r#"{"topic":"keep","partition":0,"replicas":[1,4,4]}"#),
+            ),
+            "INVALID_REQUEST",
+        ),
+        (
+            write(
+                "unknown.json",
+                &p(r#"{"topic":"keep","partition":0,"replicas":[1,2,99]}"#),
+            ),
+            "INVALID_REPLICA_ASSIGNMENT",
+        ),
+        (
+            write(
+                "fenced.json",
+                &p(r#"{"topic":"keep","partition":0,"replicas":[1,2,6]}"#),
+            ),
+            "INVALID_REPLICA_ASSIGNMENT",
+        ),
+        (
+            write(
+                "empty.json",
+                &p(r#"{"topic":"keep","partition":0,"replicas":[]}"#),
+            ),
+            "INVALID_REQUEST",
+        ),
+    ];
+    for (file, code) in &cases {
+        let out = strom(
+            &cluster,
+            &["reassign", "execute", "--reassignment-json-file", file],
+        );
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{file}: {err}");
+        assert_eq!(err.lines().count(), 1, "{file}: {err}");
+        assert!(
+            err.starts_with(&format!("error: {code}: ")),
+            "{file}: {err}"
+        );
+    }
+    // A generate onto an unknown broker, or with too few brokers.
+    let topics = write(
+        "topics.json",
+        r#"{"version":1,"topics":[{"topic":"keep"}]}"#,
+    );
+    for (list, code) in [
+        ("1,2,99", "INVALID_REPLICA_ASSIGNMENT"),
+        ("1,2", "INVALID_REPLICATION_FACTOR"),
+    ] {
+        let out = strom(
+            &cluster,
+            &[
+                "reassign",
+                "generate",
+                "--topics-to-move-json-file",
+                &topics,
+                "--broker-list",
+                list,
+            ],
+        );
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{list}: {err}");
+        assert!(
+            err.starts_with(&format!("error: {code}: ")),
+            "{list}: {err}"
+        );
+    }
+    // Nothing changed.
+    assert_eq!(replicas(&admin, "keep", 0).await.0, vec![1, 2, 3]);
+    assert!(
+        admin
+            .list_partition_reassignments(None)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    // Cancelling with no move in progress is not an error.
+    let plan = write(
+        "ok.json",
+        &p(r#"{"topic":"keep","partition":0,"replicas":[1,2,4]}"#),
+    );
+    let out = strom_ok(
+        &cluster,
+        &["reassign", "cancel", "--reassignment-json-file", &plan],
+    );
+    assert!(out.contains("None of the specified"), "{out}");
+    let list = strom_ok(&cluster, &["reassign", "list"]);
+    assert!(list.contains("No partition reassignments found."), "{list}");
+}
