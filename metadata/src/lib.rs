@@ -22,6 +22,7 @@
 //! * [`brokers`]: register, fence, unfence, controlled shutdown.
 //! * [`isr`]: `AlterPartition` (ISR changes from leaders).
 //! * [`imbalance`]: leader imbalance and preferred-leader rebalancing.
+//! * [`producer_ids`]: producer-id blocks for brokers (`AllocateProducerIds`).
 //!
 //! docs/metadata.md describes the records, the apply rules and the algorithms.
 #![warn(missing_docs)]
@@ -41,6 +42,7 @@ pub mod image;
 pub mod imbalance;
 pub mod isr;
 pub mod placement;
+pub mod producer_ids;
 pub mod records;
 mod snapshot;
 pub mod topics;

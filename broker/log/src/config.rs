@@ -48,6 +48,11 @@ pub struct LogConfig {
     pub retention_bytes: Option<u64>,
     /// `cleanup.policy`: retention applies only with `delete`.
     pub cleanup_policy: CleanupPolicy,
+    /// `producer.id.expiration.ms` (a broker setting in Kafka): an
+    /// idempotent producer whose last batch is older than this is
+    /// forgotten (checked on appends, at most every minute, and before
+    /// snapshots). Default 1 day.
+    pub producer_id_expiration_ms: u64,
 }
 
 /// `cleanup.policy`: a list of `delete` and `compact`.
@@ -101,6 +106,8 @@ pub const DEFAULT_SEGMENT_INDEX_BYTES: u64 = 10 << 20;
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
 /// 7 days.
 pub const DEFAULT_RETENTION_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+/// 1 day.
+pub const DEFAULT_PRODUCER_ID_EXPIRATION_MS: u64 = 24 * 60 * 60 * 1000;
 
 impl Default for LogConfig {
     fn default() -> Self {
@@ -116,6 +123,7 @@ impl Default for LogConfig {
             retention_bytes: None,
             cleanup_policy: CleanupPolicy::default(),
             message_timestamp_type: TimestampType::CreateTime,
+            producer_id_expiration_ms: DEFAULT_PRODUCER_ID_EXPIRATION_MS,
         }
     }
 }
@@ -150,6 +158,9 @@ impl LogConfig {
         }
         if self.flush_messages == Some(0) {
             return invalid("flush.messages", "must be positive");
+        }
+        if self.producer_id_expiration_ms == 0 || self.producer_id_expiration_ms > i64::MAX as u64 {
+            return invalid("producer.id.expiration.ms", "must be positive");
         }
         if !self.cleanup_policy.delete && !self.cleanup_policy.compact {
             return invalid("cleanup.policy", "must list delete, compact or both");

@@ -2,7 +2,7 @@
 //!
 //! * [`broker_service`]: `BrokerService`, one file per RPC: [`produce`],
 //!   [`fetch`], [`list_offsets`], [`offsets_for_leader_epoch`],
-//!   [`delete_records`].
+//!   [`delete_records`], [`init_producer_id`].
 //! * [`metadata`]: `MetadataService`, answered from the broker's own image.
 //! * [`controller_proxy`]: `ControllerService` for broker-only nodes,
 //!   forwarding every call to the controller quorum.
@@ -12,6 +12,7 @@ pub mod broker_service;
 pub mod controller_proxy;
 pub mod delete_records;
 pub mod fetch;
+pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offsets_for_leader_epoch;

@@ -81,6 +81,7 @@ impl PartitionLog {
             shared.write_epochs()?;
         }
         shared.write_checkpoint()?;
+        self.rebuild_producer_state()?;
         tracing::info!(offset, log_end, "truncated log");
         Ok(true)
     }
@@ -116,6 +117,7 @@ impl PartitionLog {
             flush.generation += 1;
         }
         lock(&shared.epochs).clear();
+        self.delete_producer_snapshots()?;
         crate::checkpoint::sync_dir(&shared.dir).map_err(|e| LogError::Io {
             context: "fsync log directory".into(),
             source: e,
