@@ -44,8 +44,10 @@ pub(crate) struct ProduceArgs {
     /// Uncompressed size at which a batch is sent (batch.size, default 16384).
     #[arg(long, value_name = "BYTES")]
     batch_size: Option<usize>,
-    /// Other producer settings by their Kafka name, e.g. delivery.timeout.ms=60000.
-    #[arg(long, value_name = "KEY=VALUE", num_args = 1..)]
+    /// Other producer settings by their Kafka name, e.g.
+    /// delivery.timeout.ms=60000 or enable.idempotence=false (repeatable;
+    /// also spelled --producer-property).
+    #[arg(long, alias = "producer-property", value_name = "KEY=VALUE", num_args = 1..)]
     producer_props: Vec<String>,
 }
 

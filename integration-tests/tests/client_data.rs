@@ -295,3 +295,157 @@ async fn cli_produce_and_consume_round_trip_as_json() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("error: OFFSET_OUT_OF_RANGE"), "{err}");
 }
+
+/// How often each value of `log` appears.
+fn copies(log: &BTreeMap<(i32, i64), Bytes>) -> BTreeMap<Bytes, usize> {
+    let mut count = BTreeMap::new();
+    for value in log.values() {
+        *count.entry(value.clone()).or_insert(0) += 1;
+    }
+    count
+}
+
+/// A producer whose requests time out after 1 s, so that a stalled acks=all
+/// wait makes it resend batches the leader already wrote.
+async fn impatient_producer(cluster: &Cluster, idempotence: &str) -> Producer {
+    let mut config = ProducerConfig::new(&cluster.bootstrap()).expect("producer config");
+    for (k, v) in [
+        ("request.timeout.ms", "1000"),
+        ("delivery.timeout.ms", "60000"),
+        ("linger.ms", "0"),
+        ("enable.idempotence", idempotence),
+    ] {
+        config.set(k, v).expect("setting");
+    }
+    Producer::connect(config).await.expect("producer")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resent_batches_are_written_once_only_by_an_idempotent_producer() {
+    // A paused follower stays in the ISR for 10 s, holding acks=all while
+    // the producer's requests time out and are resent.
+    let mut cluster =
+        Cluster::start(3, fast_options().set("replica.lag.time.max.ms", "10000")).await;
+    let mut seen = BTreeMap::new();
+    for (topic, idempotence) in [("resend-idem", "true"), ("resend-plain", "false")] {
+        create(&cluster, topic, 1).await;
+        let producer = impatient_producer(&cluster, idempotence).await;
+        let record = |i: u32| ProducerRecord::new(topic).value(format!("{topic}-{i}"));
+        for i in 0..5 {
+            producer
+                .send(record(i))
+                .await
+                .expect("queued")
+                .await
+                .expect("delivered before the pause");
+        }
+        let addrs = Addrs::of(&cluster);
+        let (leader, _, isr) = partition_state_any(&addrs, topic, 0).await.expect("state");
+        let follower = *isr.iter().find(|id| **id != leader).expect("a follower");
+        cluster.pause(follower);
+        let mut deliveries = Vec::new();
+        for i in 5..25 {
+            deliveries.push(producer.send(record(i)).await.expect("queued"));
+        }
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        cluster.resume(follower);
+        for d in deliveries {
+            d.await.expect("delivered once the follower is back");
+        }
+        producer.close().await.expect("close");
+        let log = read_everything(&cluster, topic, 1).await;
+        seen.insert(topic, copies(&log));
+    }
+    let idem = &seen["resend-idem"];
+    assert_eq!(idem.len(), 25, "every record is there");
+    let twice: Vec<_> = idem.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "written more than once: {twice:?}");
+    // The control: the same stall makes a plain producer write copies, so
+    // the scenario does resend written batches.
+    let plain = &seen["resend-plain"];
+    assert_eq!(plain.len(), 25);
+    assert!(
+        plain.values().any(|n| *n > 1),
+        "the plain producer wrote no copy: the stall resent nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_producer_writes_each_record_exactly_once_while_leaders_are_killed() {
+    let mut cluster = Cluster::start(3, fast_options()).await;
+    create(&cluster, "chase-idem", 3).await;
+    let mut config = ProducerConfig::new(&cluster.bootstrap()).expect("producer config");
+    config.set("request.timeout.ms", "3000").expect("setting");
+    config.set("linger.ms", "2").expect("setting");
+    let producer = Producer::connect(config).await.expect("producer");
+    assert!(producer_is_idempotent_by_default());
+
+    let queued = Arc::new(AtomicU32::new(0));
+    let sender = {
+        let producer = producer.clone();
+        let queued = queued.clone();
+        tokio::spawn(async move {
+            let mut deliveries = Vec::new();
+            for i in 0..4000u32 {
+                queued.store(i, Ordering::Relaxed);
+                let value = Bytes::from(format!("idem-{i}"));
+                let record = ProducerRecord::new("chase-idem")
+                    .key(format!("k{i}"))
+                    .value(value.clone());
+                deliveries.push((value, producer.send(record).await.expect("queued")));
+                if i % 50 == 0 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            let mut acked = Vec::new();
+            let mut errors = Vec::new();
+            for (value, d) in deliveries {
+                match d.await {
+                    Ok(m) => acked.push((value, m.partition, m.offset)),
+                    Err(e) => errors.push(format!("{value:?}: {e}")),
+                }
+            }
+            (acked, errors)
+        })
+    };
+    let addrs = Addrs::of(&cluster);
+    for round in 1..=2u32 {
+        let midway = wait_until(Duration::from_secs(60), || async {
+            queued.load(Ordering::Relaxed) >= 1200 * round
+        })
+        .await;
+        assert!(midway, "the producer queued {} records", 1200 * round);
+        let (leader, _, _) = partition_state_any(&addrs, "chase-idem", 0)
+            .await
+            .expect("state");
+        cluster.kill(leader);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        cluster.start_node(leader);
+    }
+    let (acked, errors) = sender.await.expect("sender");
+    producer.close().await.expect("close");
+    assert!(
+        errors.is_empty(),
+        "the producer saw errors: {:?}",
+        &errors[..errors.len().min(5)]
+    );
+    assert_eq!(acked.len(), 4000);
+    let log = read_everything(&cluster, "chase-idem", 3).await;
+    for (value, partition, offset) in &acked {
+        assert_eq!(
+            log.get(&(*partition, *offset)),
+            Some(value),
+            "acknowledged {value:?} at {partition}/{offset}"
+        );
+    }
+    let count = copies(&log);
+    let twice: Vec<_> = count.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "written more than once: {twice:?}");
+    assert_eq!(count.len(), 4000, "nothing else in the log");
+}
+
+fn producer_is_idempotent_by_default() -> bool {
+    ProducerConfig::new("127.0.0.1:1")
+        .map(|c| c.idempotence())
+        .unwrap_or(false)
+}

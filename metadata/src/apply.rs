@@ -30,6 +30,7 @@ enum Undo {
     TopicConfig(Uuid, String, Option<String>),
     BrokerConfig(i32, String, Option<String>),
     ClusterConfig(String, Option<String>),
+    NextProducerId(i64),
 }
 
 /// Which config map a `ConfigRecord` addresses.
@@ -115,6 +116,22 @@ impl ClusterImage {
                 Ok(())
             }
             Record::Config(c) => self.apply_config(c, undo),
+            Record::ProducerIds(r) => {
+                if r.next_producer_id <= self.next_producer_id {
+                    bail!(
+                        InvalidRequest,
+                        "next producer id {} does not grow from {}",
+                        r.next_producer_id,
+                        self.next_producer_id
+                    );
+                }
+                if r.broker_id >= 0 {
+                    self.current_broker(r.broker_id, r.broker_epoch)?;
+                }
+                undo.push(Undo::NextProducerId(self.next_producer_id));
+                self.next_producer_id = r.next_producer_id;
+                Ok(())
+            }
         }
     }
 
@@ -466,6 +483,7 @@ impl ClusterImage {
                 Undo::ClusterConfig(key, prev) => {
                     set_config(&mut self.cluster_configs, key, prev);
                 }
+                Undo::NextProducerId(prev) => self.next_producer_id = prev,
             }
         }
     }

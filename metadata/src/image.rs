@@ -179,6 +179,8 @@ pub struct ClusterImage {
     pub(crate) topic_names: BTreeMap<String, Uuid>,
     pub(crate) cluster_configs: BTreeMap<String, String>,
     pub(crate) broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
+    /// The first producer id not yet handed out (`producer_ids`).
+    pub(crate) next_producer_id: i64,
     /// Derived: for each broker id, the partitions it is a replica of (and so
     /// possibly in the ISR of, or leader of). Never holds empty sets.
     pub(crate) replica_index: BTreeMap<i32, BTreeSet<(Uuid, i32)>>,
@@ -196,6 +198,7 @@ impl Default for ClusterImage {
             topic_names: BTreeMap::new(),
             cluster_configs: BTreeMap::new(),
             broker_configs: BTreeMap::new(),
+            next_producer_id: 0,
             replica_index: BTreeMap::new(),
             partition_count: 0,
         }
@@ -211,6 +214,11 @@ impl ClusterImage {
     /// Offset of the last applied batch (-1 before any).
     pub fn offset(&self) -> i64 {
         self.offset
+    }
+
+    /// The first producer id not yet handed out to a broker.
+    pub fn next_producer_id(&self) -> i64 {
+        self.next_producer_id
     }
 
     /// The cluster id, once a `ClusterRecord` was applied.

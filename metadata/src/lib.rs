@@ -24,6 +24,7 @@
 //! * [`imbalance`]: leader imbalance and preferred-leader rebalancing.
 //! * [`reassignment`]: partition reassignment (KIP-455): start, cancel, complete.
 //! * [`planner`]: rack-aware, minimal-movement reassignment plans.
+//! * [`producer_ids`]: producer-id blocks for brokers (`AllocateProducerIds`).
 //!
 //! docs/metadata.md describes the records, the apply rules and the algorithms.
 #![warn(missing_docs)]
@@ -45,6 +46,7 @@ pub mod isr;
 pub mod placement;
 pub mod planner;
 pub mod reassignment;
+pub mod producer_ids;
 pub mod records;
 mod snapshot;
 pub mod topics;

@@ -50,6 +50,13 @@ impl ClusterImage {
                 )));
             }
         }
+        if self.next_producer_id > 0 {
+            records.push(record(Record::ProducerIds(pb::ProducerIdsRecord {
+                broker_id: -1,
+                broker_epoch: -1,
+                next_producer_id: self.next_producer_id,
+            })));
+        }
         for (k, v) in &self.cluster_configs {
             records.push(config_record(ResourceType::Cluster, String::new(), k, v));
         }

@@ -58,6 +58,9 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | E::EligibleLeadersNotAvailable
         | E::ElectionNotNeeded
         | E::InconsistentClusterId
+        | E::OutOfOrderSequenceNumber
+        | E::InvalidProducerEpoch
+        | E::UnknownProducerId
         | E::PolicyViolation => Code::FailedPrecondition,
         E::UnsupportedVersion => Code::Unimplemented,
         E::KafkaStorageError | E::UnknownServerError => Code::Internal,

@@ -177,11 +177,11 @@ pub(crate) fn parse_cleaner_checkpoint(text: &str) -> Option<i64> {
 }
 
 /// Replace `dir/name` atomically and durably.
-pub(crate) fn write_atomic(dir: &Path, name: &str, contents: &str) -> Result<()> {
+pub(crate) fn write_atomic(dir: &Path, name: &str, contents: impl AsRef<[u8]>) -> Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let write = || -> std::io::Result<()> {
         let mut file = File::create(&tmp)?;
-        file.write_all(contents.as_bytes())?;
+        file.write_all(contents.as_ref())?;
         file.sync_all()?;
         fs::rename(&tmp, dir.join(name))?;
         sync_dir(dir)

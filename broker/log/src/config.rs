@@ -64,6 +64,11 @@ pub struct LogConfig {
     /// `min.cleanable.dirty.ratio`: the cleaner takes a compacted log once
     /// this share of its cleanable bytes is dirty. Default 0.5.
     pub min_cleanable_dirty_ratio: f64,
+    /// `producer.id.expiration.ms` (a broker setting in Kafka): an
+    /// idempotent producer whose last batch is older than this is
+    /// forgotten (checked on appends, at most every minute, and before
+    /// snapshots). Default 1 day.
+    pub producer_id_expiration_ms: u64,
 }
 
 /// `cleanup.policy`: a list of `delete` and `compact`.
@@ -119,6 +124,8 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
 pub const DEFAULT_RETENTION_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 /// 1 day.
 pub const DEFAULT_DELETE_RETENTION_MS: u64 = 24 * 60 * 60 * 1000;
+/// 1 day.
+pub const DEFAULT_PRODUCER_ID_EXPIRATION_MS: u64 = 24 * 60 * 60 * 1000;
 
 impl Default for LogConfig {
     fn default() -> Self {
@@ -138,6 +145,7 @@ impl Default for LogConfig {
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: None,
             min_cleanable_dirty_ratio: 0.5,
+            producer_id_expiration_ms: DEFAULT_PRODUCER_ID_EXPIRATION_MS,
         }
     }
 }
@@ -172,6 +180,9 @@ impl LogConfig {
         }
         if self.flush_messages == Some(0) {
             return invalid("flush.messages", "must be positive");
+        }
+        if self.producer_id_expiration_ms == 0 || self.producer_id_expiration_ms > i64::MAX as u64 {
+            return invalid("producer.id.expiration.ms", "must be positive");
         }
         if !self.cleanup_policy.delete && !self.cleanup_policy.compact {
             return invalid("cleanup.policy", "must list delete, compact or both");

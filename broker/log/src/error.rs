@@ -48,6 +48,43 @@ pub enum LogError {
         /// The offset the log expected at least.
         log_end: i64,
     },
+    /// An idempotent batch from an epoch older than its producer's current
+    /// one: a fenced zombie producer.
+    #[error("producer {producer_id} epoch {epoch} is older than its current epoch {current}")]
+    InvalidProducerEpoch {
+        /// The producer id.
+        producer_id: i64,
+        /// The batch's epoch.
+        epoch: i16,
+        /// The epoch the partition knows.
+        current: i16,
+    },
+    /// An idempotent batch whose first sequence does not follow the
+    /// producer's last one: a record in between is missing.
+    #[error(
+        "out of order sequence from producer {producer_id} epoch {epoch}: expected {expected}, got {got}"
+    )]
+    OutOfOrderSequence {
+        /// The producer id.
+        producer_id: i64,
+        /// The batch's epoch.
+        epoch: i16,
+        /// The sequence the partition expected.
+        expected: i32,
+        /// The batch's first sequence.
+        got: i32,
+    },
+    /// An idempotent batch past sequence 0 from a producer this partition
+    /// does not know (its state expired): the client bumps its epoch.
+    #[error(
+        "unknown producer id {producer_id} (first sequence {first_seq}): its state expired or never reached this partition"
+    )]
+    UnknownProducerId {
+        /// The producer id.
+        producer_id: i64,
+        /// The batch's first sequence.
+        first_seq: i32,
+    },
     /// A configuration value is out of range.
     #[error("invalid config {name}: {reason}")]
     InvalidConfig {
@@ -84,6 +121,12 @@ pub enum ErrorKind {
     UnexpectedAppendOffset,
     /// Invalid topic configuration (`INVALID_CONFIG`).
     InvalidConfig,
+    /// `INVALID_PRODUCER_EPOCH`.
+    InvalidProducerEpoch,
+    /// `OUT_OF_ORDER_SEQUENCE_NUMBER`.
+    OutOfOrderSequence,
+    /// `UNKNOWN_PRODUCER_ID`.
+    UnknownProducerId,
     /// `KAFKA_STORAGE_ERROR`: the log directory failed.
     Storage,
 }
@@ -98,6 +141,9 @@ impl LogError {
             LogError::OffsetOutOfRange { .. } => ErrorKind::OffsetOutOfRange,
             LogError::UnexpectedAppendOffset { .. } => ErrorKind::UnexpectedAppendOffset,
             LogError::InvalidConfig { .. } => ErrorKind::InvalidConfig,
+            LogError::InvalidProducerEpoch { .. } => ErrorKind::InvalidProducerEpoch,
+            LogError::OutOfOrderSequence { .. } => ErrorKind::OutOfOrderSequence,
+            LogError::UnknownProducerId { .. } => ErrorKind::UnknownProducerId,
             LogError::Io { .. } => ErrorKind::Storage,
         }
     }

@@ -17,6 +17,8 @@
 //! - [`recovery`](crate::recovery) (private): opening a directory, clean or
 //!   after a crash. It builds on `segment` and `checkpoint` only; `log`
 //!   calls it, never the other way round.
+//! - [`producer`]: idempotent-producer state (epochs, sequences, the
+//!   last batches of each producer id), its rules and its snapshots; pure.
 //! - [`checkpoint`]: leader-epoch cache, high-watermark / recovery-point /
 //!   log-start checkpoint files replaced atomically, and the names of the
 //!   files beside the segments (incl. the clean-shutdown marker).
@@ -36,6 +38,7 @@ pub mod compaction;
 pub mod config;
 pub mod error;
 pub mod log;
+pub mod producer;
 mod recovery;
 pub mod retention;
 mod segment;
@@ -51,5 +54,6 @@ pub use log::{
     AppendInfo, CleanedSegment, CleanerStats, CleaningPass, DeletedSegments, FetchData, LogReader,
     OffsetAndTimestamp, OffsetSpec, PartitionLog, SegmentInfo, SwapStep,
 };
+pub use producer::{ProducerBatch, ProducerStateTable, Verdict};
 pub use retention::{RetentionDecision, RetentionLimits, RetentionReason};
 pub use writeback::set_cache_drop_behind;

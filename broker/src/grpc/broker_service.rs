@@ -8,9 +8,10 @@ use std::time::Instant;
 use futures::{Stream, StreamExt};
 use strom_proto::v1::broker_service_server::BrokerService;
 use strom_proto::v1::{
-    DeleteRecordsRequest, DeleteRecordsResponse, FetchRequest, FetchResponse, ListOffsetsRequest,
-    ListOffsetsResponse, OffsetsForLeaderEpochRequest, OffsetsForLeaderEpochResponse,
-    ProduceRequest, ProduceResponse, ProduceStreamRequest, ProduceStreamResponse,
+    DeleteRecordsRequest, DeleteRecordsResponse, FetchRequest, FetchResponse,
+    InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest, ListOffsetsResponse,
+    OffsetsForLeaderEpochRequest, OffsetsForLeaderEpochResponse, ProduceRequest, ProduceResponse,
+    ProduceStreamRequest, ProduceStreamResponse,
 };
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
@@ -148,6 +149,15 @@ impl BrokerService for BrokerServiceImpl {
     ) -> Result<Response<DeleteRecordsResponse>, Status> {
         Ok(Response::new(
             super::delete_records::delete_records(&self.replicas, req.into_inner()).await,
+        ))
+    }
+
+    async fn init_producer_id(
+        &self,
+        req: Request<InitProducerIdRequest>,
+    ) -> Result<Response<InitProducerIdResponse>, Status> {
+        Ok(Response::new(
+            super::init_producer_id::init_producer_id(&self.replicas, req.into_inner()).await,
         ))
     }
 }

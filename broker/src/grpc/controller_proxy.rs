@@ -66,6 +66,12 @@ impl ControllerService for ControllerProxy {
     ) -> Result<Response<AlterPartitionResponse>, Status> {
         forward!(self, r, alter_partition)
     }
+    async fn allocate_producer_ids(
+        &self,
+        r: Request<AllocateProducerIdsRequest>,
+    ) -> Result<Response<AllocateProducerIdsResponse>, Status> {
+        forward!(self, r, allocate_producer_ids)
+    }
     async fn create_topics(
         &self,
         r: Request<CreateTopicsRequest>,

@@ -2,7 +2,7 @@
 //!
 //! * [`broker_service`]: `BrokerService`, one file per RPC: [`produce`],
 //!   [`fetch`], [`list_offsets`], [`offsets_for_leader_epoch`],
-//!   [`delete_records`].
+//!   [`delete_records`], [`init_producer_id`].
 //! * [`group`]: `GroupService` (consumer groups and committed offsets),
 //!   one file per RPC over the broker's group coordinator.
 //! * [`metadata`]: `MetadataService`, answered from the broker's own image.
@@ -15,6 +15,7 @@ pub mod controller_proxy;
 pub mod delete_records;
 pub mod fetch;
 pub mod group;
+pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offsets_for_leader_epoch;

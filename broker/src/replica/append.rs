@@ -319,39 +319,37 @@ fn request_error(req: &AppendRequest) -> Option<PartError> {
     }
 }
 
-/// Refuses client batches that carry producer state or are control
-/// batches. Until idempotent and transactional producers exist, such a
-/// batch would be acknowledged and then skipped by every consumer that
-/// honours those fields (a transactional batch with no commit marker is
-/// never visible to read_committed readers). Malformed batches pass here:
-/// the log's validation refuses them with CORRUPT_MESSAGE.
+/// Refuses client batches this broker cannot honour: control batches
+/// (only a transaction coordinator writes markers), transactional batches
+/// (transactions are not served yet: such a batch would never become
+/// visible to read_committed readers), and inconsistent producer fields.
+/// An idempotent batch carries a producer id, epoch and base sequence, all
+/// at least 0; a plain one carries -1 in all three. The log's producer
+/// state then checks the sequence. Malformed batches pass here: the log's
+/// validation refuses them with CORRUPT_MESSAGE.
 pub(crate) fn check_client_batches(records: &Bytes) -> Result<(), PartError> {
     for batch in BatchIter::new(records.clone()) {
         let Ok(batch) = batch else { return Ok(()) };
+        let (id, epoch, seq) = (
+            batch.producer_id(),
+            batch.producer_epoch(),
+            batch.base_sequence(),
+        );
         let what = if batch.is_control() {
-            Some("is a control batch".to_owned())
+            Some("is a control batch, which only a transaction coordinator writes".to_owned())
         } else if batch.is_transactional() {
-            Some("has the transactional bit set".to_owned())
-        } else if batch.producer_id() != -1
-            || batch.producer_epoch() != -1
-            || batch.base_sequence() != -1
-        {
-            Some(format!(
-                "carries producer id {}, epoch {}, base sequence {}",
-                batch.producer_id(),
-                batch.producer_epoch(),
-                batch.base_sequence()
-            ))
-        } else {
+            Some("has the transactional bit set: transactions are not supported yet".to_owned())
+        } else if (id, epoch, seq) == (-1, -1, -1) || (id >= 0 && epoch >= 0 && seq >= 0) {
             None
+        } else {
+            Some(format!(
+                "carries producer id {id}, epoch {epoch}, base sequence {seq}: an idempotent batch sets all three (at least 0), a plain one none (-1)"
+            ))
         };
         if let Some(what) = what {
             return Err(PartError::new(
                 ErrorCode::InvalidRecord,
-                format!(
-                    "the batch at offset delta {} {what}: idempotent and transactional producers are not supported yet (producer id, epoch and base sequence must be -1)",
-                    batch.base_offset()
-                ),
+                format!("the batch at offset delta {} {what}", batch.base_offset()),
             ));
         }
     }
@@ -371,9 +369,10 @@ mod tests {
     }
 
     #[test]
-    fn client_batches_with_producer_state_or_control_bits_are_refused() {
+    fn client_batches_with_inconsistent_producer_fields_or_control_bits_are_refused() {
         let table: Vec<(&str, Bytes, Option<&str>)> = vec![
             ("plain", batch(|b| b), None),
+            ("idempotent", batch(|b| b.producer(1000, 0, 0)), None),
             (
                 "producer id",
                 batch(|b| b.producer(7, -1, -1)),
@@ -390,13 +389,13 @@ mod tests {
                 Some("base sequence 0"),
             ),
             (
-                "idempotent",
-                batch(|b| b.producer(1000, 0, 0)),
-                Some("producer id 1000"),
+                "negative sequence with a producer id",
+                batch(|b| b.producer(1000, 0, -1)),
+                Some("base sequence -1"),
             ),
             (
                 "transactional",
-                batch(|b| b.transactional(true)),
+                batch(|b| b.producer(1000, 0, 0).transactional(true)),
                 Some("transactional bit"),
             ),
             ("control", batch(|b| b.control(true)), Some("control batch")),
@@ -417,7 +416,7 @@ mod tests {
         // A refused batch behind a good one refuses the whole partition.
         let mut two = bytes::BytesMut::new();
         two.extend_from_slice(&batch(|b| b));
-        two.extend_from_slice(&batch(|b| b.producer(3, 0, 0)));
+        two.extend_from_slice(&batch(|b| b.producer(3, -1, 0)));
         assert!(check_client_batches(&two.freeze()).is_err());
     }
 }

@@ -32,7 +32,8 @@ pub struct ReplicationConfig {
     /// Log settings for topics that do not override them (`log.segment.bytes`,
     /// `log.roll.ms`, `message.max.bytes`, `log.flush.interval.messages`,
     /// `log.flush.interval.ms`, `log.message.timestamp.type`,
-    /// `log.retention.ms`, `log.retention.bytes`, `log.cleanup.policy`).
+    /// `log.retention.ms`, `log.retention.bytes`, `log.cleanup.policy`,
+    /// `producer.id.expiration.ms`).
     pub log: LogConfig,
     /// `log.cache.drop.behind.bytes`: drop written-back log pages from the
     /// page cache once they are this far behind the appends
@@ -116,6 +117,12 @@ impl ReplicationConfig {
                 })?
             }
             "log.retention.check.interval.ms" => self.retention_check_interval = ms(value)?,
+            "producer.id.expiration.ms" => {
+                self.log.producer_id_expiration_ms = match num(value)? {
+                    0 => return Err(ConfigError(format!("{key} must be positive, got 0"))),
+                    n => n,
+                }
+            }
             "log.retention.ms" => self.log.retention_ms = limit(key, value)?,
             "log.retention.bytes" => self.log.retention_bytes = limit(key, value)?,
             "log.cleanup.policy" => {

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use strom_metadata::ClusterImage;
+use strom_proto::StromError;
 use strom_proto::v1::{ErrorCode, LeaderIdAndEpoch};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -65,6 +66,8 @@ pub struct ReplicaManager {
     retention: Arc<RetentionStats>,
     /// What the log cleaner did.
     cleaner: Arc<CleanerStats>,
+    /// Producer ids for `InitProducerId`.
+    producer_ids: super::producer_ids::ProducerIds,
 }
 
 /// Most logs opened, and role changes run, at once: enough to keep the
@@ -157,6 +160,11 @@ impl ReplicaManager {
         Arc::new(Self {
             node_id,
             log_dir: data_dir.join("logs"),
+            producer_ids: super::producer_ids::ProducerIds::new(
+                node_id,
+                Arc::clone(&seams.controller),
+                status.clone(),
+            ),
             isr: IsrSender::new(node_id, seams.controller, status),
             config,
             cache,
@@ -174,6 +182,24 @@ impl ReplicaManager {
             retention: Arc::default(),
             cleaner: Arc::default(),
         })
+    }
+
+    /// `InitProducerId` for an idempotent producer without a
+    /// transactional id: a new producer id, unique in the cluster forever,
+    /// at epoch 0 (Kafka does the same; the producer bumps its epoch on its
+    /// own after that, KIP-360). Transactional ids are refused with
+    /// UNSUPPORTED_VERSION until transactions exist.
+    pub async fn init_producer_id(
+        &self,
+        transactional_id: Option<&str>,
+    ) -> Result<(i64, i16), StromError> {
+        if transactional_id.is_some_and(|id| !id.is_empty()) {
+            return Err(StromError::new(
+                ErrorCode::UnsupportedVersion,
+                "transactional producers are not supported yet",
+            ));
+        }
+        Ok((self.producer_ids.next_id().await?, 0))
     }
 
     /// The log directory's health.

@@ -146,14 +146,36 @@ async fn replica_manager_leads_many_partitions_serves_appends_and_tells_listener
     let appended = results[0].result.as_ref().expect("appended");
     assert_eq!((appended.base_offset, appended.last_offset), (0, 0));
 
-    // Client batches with producer state are refused, and write nothing.
+    // Transactional client batches are refused, and write nothing.
     let refused = rm
-        .append(append(3, batch(|b| b.producer(9, 0, 0))))
+        .append(append(
+            3,
+            batch(|b| b.producer(9, 0, 0).transactional(true)),
+        ))
         .await
         .wait()
         .await;
     let e = refused[0].result.as_ref().expect_err("refused");
     assert_eq!(e.code, ErrorCode::InvalidRecord);
+
+    // An idempotent batch is written once: its retry is answered with the
+    // original offsets, a gap in its sequences is refused.
+    for _ in 0..2 {
+        let results = rm
+            .append(append(3, batch(|b| b.producer(9, 0, 0))))
+            .await
+            .wait()
+            .await;
+        let appended = results[0].result.as_ref().expect("appended");
+        assert_eq!((appended.base_offset, appended.last_offset), (1, 1));
+    }
+    let gap = rm
+        .append(append(3, batch(|b| b.producer(9, 0, 5))))
+        .await
+        .wait()
+        .await;
+    let e = gap[0].result.as_ref().expect_err("refused");
+    assert_eq!(e.code, ErrorCode::OutOfOrderSequenceNumber);
 
     // A partition that does not exist, beside one that does.
     let mut two = append(3, batch(|b| b));
@@ -163,7 +185,7 @@ async fn replica_manager_leads_many_partitions_serves_appends_and_tells_listener
         records: batch(|b| b),
     });
     let results = rm.append(two).await.wait().await;
-    assert_eq!(results[0].result.as_ref().map(|a| a.base_offset), Ok(1));
+    assert_eq!(results[0].result.as_ref().map(|a| a.base_offset), Ok(2));
     assert_eq!(
         results[1].result.as_ref().map_err(|e| e.code),
         Err(ErrorCode::UnknownTopicOrPartition)
@@ -190,11 +212,11 @@ async fn replica_manager_leads_many_partitions_serves_appends_and_tells_listener
         .await
         .expect("fetch");
     assert_eq!(fetched[0].error, None);
-    assert_eq!(fetched[0].high_watermark, 2);
+    assert_eq!(fetched[0].high_watermark, 3);
     let batches: Vec<_> = strom_log::batch::BatchIter::new(fetched[0].records.clone())
         .collect::<Result<_, _>>()
         .expect("batches");
-    assert_eq!(batches.len(), 2);
+    assert_eq!(batches.len(), 3);
 
     // A fetch that names the wrong topic id is refused for that partition.
     let wrong = rm

@@ -27,6 +27,8 @@
 //!   changes.
 //! * [`fetcher`]: follower fetch sessions, one per source broker.
 //! * [`isr`]: sends ISR changes to the controller (AlterPartition).
+//! * `producer_ids`: producer ids for `InitProducerId`, from blocks the
+//!   controller hands out (AllocateProducerIds).
 //! * [`seams`]: the traits between the core and the outside world
 //!   (controller, peer fetch transport, clock, blocking work), so a
 //!   simulation runs the real core in one process.
@@ -53,6 +55,7 @@ pub mod peer_grpc;
 pub(crate) mod plan;
 #[cfg(test)]
 mod plan_test;
+mod producer_ids;
 pub mod retention;
 #[cfg(test)]
 mod retention_test;
@@ -113,6 +116,9 @@ impl PartError {
             ErrorKind::InvalidRecord => ErrorCode::InvalidRecord,
             ErrorKind::OffsetOutOfRange => ErrorCode::OffsetOutOfRange,
             ErrorKind::InvalidConfig => ErrorCode::InvalidConfig,
+            ErrorKind::InvalidProducerEpoch => ErrorCode::InvalidProducerEpoch,
+            ErrorKind::OutOfOrderSequence => ErrorCode::OutOfOrderSequenceNumber,
+            ErrorKind::UnknownProducerId => ErrorCode::UnknownProducerId,
             ErrorKind::UnexpectedAppendOffset | ErrorKind::Storage => ErrorCode::KafkaStorageError,
         };
         Self::new(code, e.to_string())

@@ -4,7 +4,7 @@
 //!
 //! | seam | production | simulation |
 //! |---|---|---|
-//! | [`ControllerClient`]: `AlterPartition` | the controller quorum (`QuorumClient`) | a controller over `strom-metadata`'s pure functions |
+//! | [`ControllerClient`]: `AlterPartition`, `AllocateProducerIds` | the controller quorum (`QuorumClient`) | a controller over `strom-metadata`'s pure functions |
 //! | [`PeerTransport`] / [`PeerSession`]: a follower's fetch rounds to one leader | `FetchStream` over tonic ([`GrpcPeers`](super::peer_grpc::GrpcPeers)) | the leader's `ReplicaManager::fetch`, called in-process |
 //! | [`Clock`]: wall-clock milliseconds for the ISR lag rules and the log's `segment.ms` / `flush.ms` | [`SystemClock`] | a clock reading tokio's (paused) time |
 //! | [`Blocking`]: fsyncs, truncations, log opens | `spawn_blocking` | inline, on the calling task |
@@ -27,7 +27,10 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 pub use strom_log::{Clock, SystemClock};
 use strom_proto::StromError;
-use strom_proto::v1::{AlterPartitionRequest, AlterPartitionResponse, FetchRequest, FetchResponse};
+use strom_proto::v1::{
+    AllocateProducerIdsRequest, AllocateProducerIdsResponse, AlterPartitionRequest,
+    AlterPartitionResponse, FetchRequest, FetchResponse,
+};
 
 use super::log_dir::LogDirHealth;
 
@@ -43,6 +46,13 @@ pub trait ControllerClient: Send + Sync + Debug {
         &self,
         request: AlterPartitionRequest,
     ) -> BoxFuture<'_, Result<AlterPartitionResponse, StromError>>;
+
+    /// Takes the next block of producer ids for this broker
+    /// (`AllocateProducerIds`).
+    fn allocate_producer_ids(
+        &self,
+        request: AllocateProducerIdsRequest,
+    ) -> BoxFuture<'_, Result<AllocateProducerIdsResponse, StromError>>;
 }
 
 /// The controller quorum, with retries across voters for up to five
@@ -55,6 +65,16 @@ impl ControllerClient for strom_controller_client::QuorumClient {
         Box::pin(self.call(ALTER_PARTITION_TIMEOUT, move |mut c| {
             let r = request.clone();
             async move { c.alter_partition(r).await }
+        }))
+    }
+
+    fn allocate_producer_ids(
+        &self,
+        request: AllocateProducerIdsRequest,
+    ) -> BoxFuture<'_, Result<AllocateProducerIdsResponse, StromError>> {
+        Box::pin(self.call(ALTER_PARTITION_TIMEOUT, move |mut c| {
+            let r = request;
+            async move { c.allocate_producer_ids(r).await }
         }))
     }
 }

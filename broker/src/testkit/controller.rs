@@ -15,7 +15,10 @@ use strom_metadata::records::topic_id_from_bytes;
 use strom_metadata::{ClusterImage, CreateTopicSpec, MetadataError, Registration, Uuid};
 use strom_proto::StromError;
 use strom_proto::convert::partition_metadata;
-use strom_proto::v1::{AlterPartitionRequest, AlterPartitionResponse, ErrorCode};
+use strom_proto::v1::{
+    AllocateProducerIdsRequest, AllocateProducerIdsResponse, AlterPartitionRequest,
+    AlterPartitionResponse, ErrorCode,
+};
 
 use super::net::{Faults, Leg};
 use super::rng::SharedRng;
@@ -282,6 +285,32 @@ impl ControllerClient for SimController {
             // leader learns of it from the metadata log.
             self.leg(request.broker_id).await?;
             Ok(response)
+        })
+    }
+
+    fn allocate_producer_ids(
+        &self,
+        request: AllocateProducerIdsRequest,
+    ) -> BoxFuture<'_, Result<AllocateProducerIdsResponse, StromError>> {
+        Box::pin(async move {
+            self.leg(request.broker_id).await?;
+            let mut block = None;
+            self.decide(|image, _| {
+                let (b, record) = strom_metadata::producer_ids::allocate_producer_ids(
+                    image,
+                    request.broker_id,
+                    request.broker_epoch,
+                )?;
+                block = Some(b);
+                Ok(vec![record])
+            })
+            .map_err(StromError::from)?;
+            let block = block.expect("decided above");
+            self.leg(request.broker_id).await?;
+            Ok(AllocateProducerIdsResponse {
+                producer_id_start: block.first,
+                producer_id_len: i32::try_from(block.len).unwrap_or(i32::MAX),
+            })
         })
     }
 }

@@ -18,6 +18,7 @@ use strom_log::{Compression, Header, RecordBatchBuilder};
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tokio::time::Instant;
 
+use super::idempotence::{ProducerFields, Sequences};
 use super::record::RecordMetadata;
 use crate::admin::TopicPartition;
 use crate::error::{Error, Result};
@@ -109,6 +110,10 @@ pub(crate) struct ProducerBatch {
     closed: bool,
     /// The error of the last failed attempt, for the expiry message.
     last_error: Option<Error>,
+    /// Idempotent producer: the request (per partition) it was first sent
+    /// in; its retries carry exactly the batches of that group, whose
+    /// sequences were fixed then. 0 before the first send.
+    group: u64,
 }
 
 impl ProducerBatch {
@@ -124,6 +129,13 @@ impl ProducerBatch {
         self.encoded
             .as_ref()
             .map_or_else(|| self.builder.estimated_size(), Bytes::len)
+    }
+
+    /// Fixes the batch's producer fields (before its first encoding, or to
+    /// resend it under a new epoch: it is encoded again).
+    fn set_producer(&mut self, (id, epoch, seq): ProducerFields) {
+        self.builder.set_producer(id, epoch, seq);
+        self.encoded = None;
     }
 
     /// The encoded batch (compressed on first use).
@@ -323,6 +335,8 @@ pub(crate) struct BatchSettings {
     pub(crate) linger: Duration,
     pub(crate) compression: Compression,
     pub(crate) delivery_timeout: Duration,
+    /// `enable.idempotence` in effect.
+    pub(crate) idempotent: bool,
 }
 
 /// The per-partition queues of one producer.
@@ -340,6 +354,11 @@ pub(crate) struct RecordAccumulator {
     /// Where the next drain starts among a leader's partitions, so that
     /// every partition gets its turn when requests are full.
     drain_start: usize,
+    /// The idempotent producer's id, epochs and sequences (`None` when
+    /// idempotence is off).
+    sequences: Option<Sequences>,
+    /// The last group handed to a request (see [`ProducerBatch::group`]).
+    last_group: u64,
 }
 
 impl RecordAccumulator {
@@ -352,7 +371,50 @@ impl RecordAccumulator {
             flush_up_to: None,
             closing: false,
             drain_start: 0,
+            sequences: settings.idempotent.then(Sequences::default),
+            last_group: 0,
         }
+    }
+
+    /// Idempotent and without a producer id while batches wait: the sender
+    /// must get one (`InitProducerId`) before they can go.
+    pub(crate) fn needs_producer_id(&self) -> bool {
+        self.sequences
+            .as_ref()
+            .is_some_and(|s| s.producer_id().is_none())
+            && self.queues.values().any(|q| !q.batches.is_empty())
+    }
+
+    /// `InitProducerId` answered.
+    pub(crate) fn set_producer_id(&mut self, id: i64) {
+        if let Some(sequences) = &mut self.sequences {
+            sequences.set_producer_id(id);
+        }
+    }
+
+    /// `tp`'s sent batches ended without a known fate (idempotence: the
+    /// partition moves to a new epoch).
+    fn sent_batches_failed(&mut self, tp: &TopicPartition) {
+        if let Some(sequences) = &mut self.sequences {
+            sequences.bump(tp);
+        }
+    }
+
+    /// The group of `tp`'s first batch when it is an idempotent retry:
+    /// its batches (at the queue's front) and their size.
+    fn retry_group(&self, tp: &TopicPartition) -> Option<(usize, usize)> {
+        self.sequences.as_ref()?;
+        let queue = self.queues.get(tp)?;
+        let first = queue.batches.front()?;
+        if first.attempts == 0 {
+            return None;
+        }
+        let members = queue
+            .batches
+            .iter()
+            .take_while(|b| b.group == first.group)
+            .fold((0, 0), |(n, size), b| (n + 1, size + b.size()));
+        Some(members)
     }
 
     /// The batch of `tp` that is open and has room for `size` more bytes.
@@ -409,6 +471,7 @@ impl RecordAccumulator {
                 memory: None,
                 closed: false,
                 last_error: None,
+                group: 0,
             });
         }
         let batch = queue
@@ -500,15 +563,46 @@ impl RecordAccumulator {
         }
         let start = self.drain_start % partitions.len();
         self.drain_start = self.drain_start.wrapping_add(1);
+        let waiting_for_id = self
+            .sequences
+            .as_ref()
+            .is_some_and(|s| s.producer_id().is_none());
         for tp in partitions[start..].iter().chain(&partitions[..start]) {
+            if self.queues.get(tp).is_none_or(|q| q.in_flight) {
+                continue;
+            }
+            // An idempotent retry goes again as it went the first time,
+            // whole, or waits for the next request.
+            if let Some((count, size)) = self.retry_group(tp) {
+                if total > 0 && total + size > max_bytes {
+                    continue;
+                }
+                total += size;
+                let queue = self.queues.get_mut(tp).expect("checked above");
+                queue.in_flight = true;
+                queue.retry_at = None;
+                let taken: Vec<ProducerBatch> = queue
+                    .batches
+                    .drain(..count)
+                    .map(|mut b| {
+                        b.attempts += 1;
+                        b
+                    })
+                    .collect();
+                drained.push((tp.clone(), taken));
+                if total >= max_bytes {
+                    break;
+                }
+                continue;
+            }
+            if waiting_for_id {
+                continue;
+            }
             let mut taken = Vec::new();
             while let Some(queue) = self.queues.get(tp) {
                 let Some(batch) = queue.batches.front() else {
                     break;
                 };
-                if queue.in_flight && taken.is_empty() {
-                    break;
-                }
                 if !taken.is_empty() && !self.sendable(batch, now, memory_exhausted) {
                     break;
                 }
@@ -526,6 +620,17 @@ impl RecordAccumulator {
                 taken.push(batch);
             }
             if !taken.is_empty() {
+                if let Some(sequences) = &mut self.sequences {
+                    self.last_group += 1;
+                    for batch in &mut taken {
+                        let count = batch.builder.record_count();
+                        let fields = sequences
+                            .assign(tp, count)
+                            .expect("the producer id is known: checked above");
+                        batch.set_producer(fields);
+                        batch.group = self.last_group;
+                    }
+                }
                 drained.push((tp.clone(), taken));
             }
             if total >= max_bytes {
@@ -593,15 +698,56 @@ impl RecordAccumulator {
         }
     }
 
-    /// Fails the batches with `error`, answered like [`Self::complete`]'s.
+    /// Fails `tp`'s sent batches with `error`, answered like
+    /// [`Self::complete`]'s. Their fate is unknown (they may be written), so
+    /// an idempotent producer moves the partition to a new epoch.
     pub(crate) fn fail(
         &mut self,
+        tp: &TopicPartition,
         batches: Vec<ProducerBatch>,
         error: &Error,
         out: &mut Deliveries,
     ) {
+        if !batches.is_empty() {
+            self.sent_batches_failed(tp);
+        }
         for batch in batches {
             out.push(batch, Err(error.clone()));
+        }
+    }
+
+    /// Idempotent producer: the broker no longer knows the producer
+    /// (`UNKNOWN_PRODUCER_ID`: its state there expired) and wrote nothing.
+    /// The partition moves to a new epoch, the batches get sequences from
+    /// 0 in it and go back to the front of the queue, to be resent at
+    /// `retry_at`.
+    pub(crate) fn resequence(
+        &mut self,
+        tp: &TopicPartition,
+        mut batches: Vec<ProducerBatch>,
+        error: &Error,
+        retry_at: Instant,
+    ) {
+        self.sent_batches_failed(tp);
+        if let Some(sequences) = &mut self.sequences {
+            self.last_group += 1;
+            for batch in &mut batches {
+                if let Some(fields) = sequences.assign(tp, batch.builder.record_count()) {
+                    batch.set_producer(fields);
+                } else {
+                    // A new producer id is on its way: the batches are
+                    // sequenced again once it is here.
+                    batch.attempts = 0;
+                }
+                batch.group = self.last_group;
+                batch.last_error = Some(error.clone());
+            }
+        }
+        let queue = self.queues.entry(tp.clone()).or_default();
+        queue.in_flight = false;
+        queue.retry_at = Some(retry_at);
+        for batch in batches.into_iter().rev() {
+            queue.batches.push_front(batch);
         }
     }
 
@@ -621,13 +767,23 @@ impl RecordAccumulator {
         now: Instant,
         out: &mut Deliveries,
     ) -> usize {
+        let timeout = self.settings.delivery_timeout;
+        let gives_up = |b: &ProducerBatch| b.attempts > retries || now >= b.created + timeout;
+        // An idempotent group retries whole or not at all: its sequences
+        // were fixed together.
+        let whole_group_fails = self.sequences.is_some() && batches.iter().any(gives_up);
+        if whole_group_fails {
+            self.sent_batches_failed(tp);
+        }
         let mut again = Vec::new();
         for mut batch in batches {
             if batch.attempts > retries {
                 out.push(batch, Err(error.clone()));
-            } else if now >= batch.created + self.settings.delivery_timeout {
-                let expired = expiry_error(&batch, self.settings.delivery_timeout, Some(error));
+            } else if now >= batch.created + timeout {
+                let expired = expiry_error(&batch, timeout, Some(error));
                 out.push(batch, Err(expired));
+            } else if whole_group_fails {
+                out.push(batch, Err(error.clone()));
             } else {
                 batch.last_error = Some(error.clone());
                 again.push(batch);
@@ -651,17 +807,38 @@ impl RecordAccumulator {
     /// answered like [`Self::complete`]'s.
     pub(crate) fn expire(&mut self, now: Instant, out: &mut Deliveries) -> usize {
         let timeout = self.settings.delivery_timeout;
+        let idempotent = self.sequences.is_some();
         let mut expired = Vec::new();
         let mut emptied = false;
-        for queue in self.queues.values_mut() {
+        let mut unknown_fate = Vec::new();
+        for (tp, queue) in &mut self.queues {
             while queue
                 .batches
                 .front()
                 .is_some_and(|b| now >= b.created + timeout)
             {
-                expired.extend(queue.batches.pop_front());
+                let Some(batch) = queue.batches.pop_front() else {
+                    break;
+                };
+                let (sent, group) = (batch.attempts > 0, batch.group);
+                expired.push(batch);
+                if idempotent && sent {
+                    // It was sent and may be written: its whole group
+                    // goes, and the partition moves to a new epoch.
+                    unknown_fate.push(tp.clone());
+                    while queue
+                        .batches
+                        .front()
+                        .is_some_and(|b| b.attempts > 0 && b.group == group)
+                    {
+                        expired.extend(queue.batches.pop_front());
+                    }
+                }
             }
             emptied |= queue.batches.is_empty() && !queue.in_flight;
+        }
+        for tp in &unknown_fate {
+            self.sent_batches_failed(tp);
         }
         if emptied {
             self.queues
@@ -734,6 +911,7 @@ mod tests {
             linger: LINGER,
             compression: Compression::None,
             delivery_timeout: DELIVERY,
+            idempotent: false,
         })
     }
 
@@ -1061,6 +1239,130 @@ mod tests {
         );
         assert!(second.try_recv().is_err(), "younger batch still waits");
         assert_eq!(acc.lowest_incomplete(), Some(1));
+    }
+
+    fn idempotent(batch_size: usize) -> RecordAccumulator {
+        RecordAccumulator::new(BatchSettings {
+            batch_size,
+            linger: LINGER,
+            compression: Compression::None,
+            delivery_timeout: DELIVERY,
+            idempotent: true,
+        })
+    }
+
+    /// `(producer id, epoch, base sequence)` of each encoded batch.
+    fn fields(batches: &mut [ProducerBatch]) -> Vec<(i64, i16, i32)> {
+        batches
+            .iter_mut()
+            .map(|b| {
+                let batch = RecordBatch::from_bytes(b.encode()).expect("encoded batch");
+                (
+                    batch.producer_id(),
+                    batch.producer_epoch(),
+                    batch.base_sequence(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn idempotent_batches_wait_for_a_producer_id_then_get_sequences_in_order() {
+        let now = Instant::now();
+        let mut acc = idempotent(100);
+        for _ in 0..5 {
+            append(&mut acc, 0, &[0; 40], now);
+        }
+        append(&mut acc, 1, &[0; 40], now);
+        assert!(acc.needs_producer_id());
+        assert!(
+            acc.drain(&[tp(0), tp(1)], 1 << 20, now, true).is_empty(),
+            "nothing goes before the producer id"
+        );
+        acc.set_producer_id(42);
+        assert!(!acc.needs_producer_id());
+        let mut drained = acc.drain(&[tp(0), tp(1)], 1 << 20, now, true);
+        drained.sort_by(|a, b| a.0.cmp(&b.0));
+        // Each batch starts where the one before ended.
+        let mut want = Vec::new();
+        let mut seq = 0;
+        for b in &drained[0].1 {
+            want.push((42, 0, seq));
+            seq += b.record_count() as i32;
+        }
+        assert_eq!(seq, 5);
+        assert!(want.len() > 1, "several batches");
+        assert_eq!(fields(&mut drained[0].1), want);
+        assert_eq!(fields(&mut drained[1].1), [(42, 0, 0)]);
+    }
+
+    #[test]
+    fn an_idempotent_retry_resends_exactly_its_first_request() {
+        let now = Instant::now();
+        let mut acc = idempotent(200);
+        acc.set_producer_id(1);
+        for _ in 0..4 {
+            append(&mut acc, 0, &[0; 40], now);
+        }
+        let (_, mut batches) = acc.drain(&[tp(0)], 1 << 20, now, true).remove(0);
+        let first = fields(&mut batches);
+        let records: usize = batches.iter().map(ProducerBatch::record_count).sum();
+        assert_eq!(records, 4);
+        let error = Error::strom(ErrorCode::NotLeaderOrFollower, "moved");
+        let mut failed = Deliveries::default();
+        acc.retry_or_fail(&tp(0), batches, &error, 10, now, now, &mut failed);
+        // More records arrive meanwhile: they do not join the retry.
+        append(&mut acc, 0, &[0; 40], now);
+        let (_, mut retried) = acc.drain(&[tp(0)], 1 << 20, now, true).remove(0);
+        assert_eq!(fields(&mut retried), first);
+        // A retry that does not fit beside another partition's batches
+        // waits for a request of its own rather than being split.
+        acc.retry_or_fail(&tp(0), retried, &error, 10, now, now, &mut failed);
+        append(&mut acc, 1, &[0; 150], now);
+        let drained = acc.drain(&[tp(1), tp(0)], 250, now, true);
+        let partitions: Vec<i32> = drained.iter().map(|(tp, _)| tp.partition).collect();
+        assert_eq!(partitions, [1]);
+        acc.finish(&tp(1));
+        let (_, mut retried) = acc.drain(&[tp(0)], 250, now, true).remove(0);
+        assert_eq!(fields(&mut retried), first);
+        acc.finish(&tp(0));
+        complete(&mut acc, retried, 0, -1);
+        let (_, mut next) = acc.drain(&[tp(0)], 1 << 20, now, true).remove(0);
+        assert_eq!(fields(&mut next), [(1, 0, 4)]);
+    }
+
+    #[test]
+    fn a_sent_idempotent_batch_that_fails_moves_its_partition_to_a_new_epoch() {
+        let now = Instant::now();
+        let mut acc = idempotent(100);
+        acc.set_producer_id(1);
+        append(&mut acc, 0, b"v", now);
+        let (_, batches) = acc.drain(&[tp(0)], 1 << 20, now, true).remove(0);
+        let error = Error::strom(ErrorCode::NotEnoughReplicas, "isr too small");
+        let mut failed = Deliveries::default();
+        // No retries left: the batch fails, and its fate is unknown.
+        acc.retry_or_fail(&tp(0), batches, &error, 0, now, now, &mut failed);
+        acc.delivered(&failed.deliver());
+        append(&mut acc, 0, b"v", now);
+        let (_, mut next) = acc.drain(&[tp(0)], 1 << 20, now, true).remove(0);
+        assert_eq!(fields(&mut next), [(1, 1, 0)]);
+
+        // Expired while waiting to be retried: the same.
+        let mut failed = Deliveries::default();
+        acc.retry_or_fail(&tp(0), next, &error, 10, now, now, &mut failed);
+        let mut expired = Deliveries::default();
+        assert_eq!(acc.expire(now + DELIVERY, &mut expired), 1);
+        acc.delivered(&expired.deliver());
+        append(&mut acc, 0, b"v", now + DELIVERY);
+        let (_, mut next) = acc.drain(&[tp(0)], 1 << 20, now + DELIVERY, true).remove(0);
+        assert_eq!(fields(&mut next), [(1, 2, 0)]);
+
+        // UNKNOWN_PRODUCER_ID: nothing was written; the same batches go
+        // again under a new epoch from sequence 0.
+        let unknown = Error::strom(ErrorCode::UnknownProducerId, "expired");
+        acc.resequence(&tp(0), next, &unknown, now);
+        let (_, mut again) = acc.drain(&[tp(0)], 1 << 20, now + DELIVERY, true).remove(0);
+        assert_eq!(fields(&mut again), [(1, 3, 0)]);
     }
 
     #[test]

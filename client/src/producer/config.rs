@@ -96,11 +96,14 @@ pub fn compression_name(compression: Compression) -> &'static str {
 ///
 /// Ordering: Strom sends at most one request per partition at a time (Kafka's
 /// `max.in.flight.requests.per.connection=1`), so records of a partition
-/// keep their send order even when a request is retried, without an
-/// idempotent producer. To keep throughput, one request may carry several
-/// batches of the same partition (concatenated in its `records`), up to
-/// `max.request.size`; requests to different partitions and brokers run
-/// concurrently.
+/// keep their send order even when a request is retried. To keep
+/// throughput, one request may carry several batches of the same partition
+/// (concatenated in its `records`), up to `max.request.size`; requests to
+/// different partitions and brokers run concurrently.
+///
+/// Idempotence (`enable.idempotence`, on by default as in Kafka 3): every
+/// batch carries the producer id, epoch and sequence numbers, so the
+/// partition leader writes a retried batch only once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerConfig {
     /// `bootstrap.servers`, `request.timeout.ms` (default 30 s: the broker's
@@ -139,6 +142,10 @@ pub struct ProducerConfig {
     /// `metadata.max.age.ms` (default 5 min): metadata is refreshed at least
     /// this often even without errors.
     pub metadata_max_age: Duration,
+    /// `enable.idempotence`: `None` (not set) means on unless `acks` is not
+    /// `all` or `retries` is 0, as in Kafka; set to `true` with either of
+    /// those, the configuration is refused. See [`Self::idempotence`].
+    pub enable_idempotence: Option<bool>,
 }
 
 impl Default for ProducerConfig {
@@ -156,11 +163,19 @@ impl Default for ProducerConfig {
             buffer_memory: 33_554_432,
             max_block: Duration::from_millis(60_000),
             metadata_max_age: Duration::from_millis(300_000),
+            enable_idempotence: None,
         }
     }
 }
 
 impl ProducerConfig {
+    /// Whether the producer is idempotent: `enable.idempotence` when set,
+    /// else whether `acks=all` and `retries` > 0 (Kafka's default).
+    pub fn idempotence(&self) -> bool {
+        self.enable_idempotence
+            .unwrap_or(self.acks == Acks::All && self.retries > 0)
+    }
+
     /// The defaults with these bootstrap servers (`host:port,host:port`).
     pub fn new(bootstrap_servers: &str) -> crate::Result<Self> {
         Ok(Self {
@@ -177,9 +192,9 @@ impl Properties for ProducerConfig {
     /// `batch.size`, `compression.type`, `retries`, `retry.backoff.ms`,
     /// `retry.backoff.max.ms`, `delivery.timeout.ms`, `request.timeout.ms`,
     /// `max.request.size`, `buffer.memory`, `max.block.ms`,
-    /// `metadata.max.age.ms`, `socket.connection.setup.timeout.ms`, and for
-    /// compatibility `max.in.flight.requests.per.connection` (only `1`) and
-    /// `enable.idempotence` (only `false`).
+    /// `metadata.max.age.ms`, `socket.connection.setup.timeout.ms`,
+    /// `enable.idempotence`, and for compatibility
+    /// `max.in.flight.requests.per.connection` (only `1`).
     fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         if set_common(&mut self.client, &mut self.client_id, key, value)? {
             return Ok(());
@@ -207,15 +222,7 @@ impl Properties for ProducerConfig {
                     ));
                 }
             }
-            "enable.idempotence" => {
-                if parse_bool(key, value)? {
-                    return Err(ConfigError::invalid(
-                        key,
-                        value,
-                        "the idempotent producer is not supported yet",
-                    ));
-                }
-            }
+            "enable.idempotence" => self.enable_idempotence = Some(parse_bool(key, value)?),
             _ => return Err(ConfigError::UnknownKey(key.to_owned())),
         }
         Ok(())
@@ -223,6 +230,19 @@ impl Properties for ProducerConfig {
 
     /// Checks the settings together, as Kafka does.
     fn validate(&self) -> Result<(), ConfigError> {
+        if self.enable_idempotence == Some(true) {
+            if self.acks != Acks::All {
+                return Err(ConfigError::Inconsistent(format!(
+                    "enable.idempotence=true requires acks=all, not acks={}",
+                    self.acks
+                )));
+            }
+            if self.retries == 0 {
+                return Err(ConfigError::Inconsistent(
+                    "enable.idempotence=true requires retries > 0".into(),
+                ));
+            }
+        }
         self.client
             .validate()
             .map_err(|e| ConfigError::Inconsistent(e.to_string()))?;
@@ -264,6 +284,39 @@ mod tests {
         assert_eq!(c.client.request_timeout, Duration::from_millis(30_000));
         assert_eq!(c.max_request_size, 1 << 20);
         assert_eq!(c.buffer_memory, 32 << 20);
+        assert!(c.idempotence(), "idempotent by default, as Kafka 3");
+    }
+
+    #[test]
+    fn idempotence_follows_kafkas_rules() {
+        let cases: &[(&[&str], Result<bool, &str>)] = &[
+            (&[], Ok(true)),
+            (&["acks=1"], Ok(false)),
+            (&["acks=0"], Ok(false)),
+            (&["retries=0"], Ok(false)),
+            (&["enable.idempotence=false"], Ok(false)),
+            (&["enable.idempotence=true"], Ok(true)),
+            (
+                &["enable.idempotence=true", "acks=1"],
+                Err("requires acks=all"),
+            ),
+            (
+                &["enable.idempotence=true", "retries=0"],
+                Err("requires retries"),
+            ),
+            (&["enable.idempotence=maybe"], Err("enable.idempotence")),
+        ];
+        for (props, want) in cases {
+            let mut all = vec!["bootstrap.servers=h:1"];
+            all.extend_from_slice(props);
+            match (ProducerConfig::from_properties(all), want) {
+                (Ok(c), Ok(on)) => assert_eq!(c.idempotence(), *on, "{props:?}"),
+                (Err(e), Err(needle)) => {
+                    assert!(e.to_string().contains(needle), "{props:?}: {e}")
+                }
+                (got, want) => panic!("{props:?}: got {got:?}, want {want:?}"),
+            }
+        }
     }
 
     #[test]
@@ -351,7 +404,7 @@ mod tests {
             ("max.in.flight.requests.per.connection=5", |e| {
                 matches!(e, ConfigError::InvalidValue { .. })
             }),
-            ("enable.idempotence=true", |e| {
+            ("enable.idempotence=yes", |e| {
                 matches!(e, ConfigError::InvalidValue { .. })
             }),
             ("key.serializer=x", |e| {

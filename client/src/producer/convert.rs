@@ -140,6 +140,7 @@ mod tests {
             linger: Duration::ZERO,
             compression: Compression::Lz4,
             delivery_timeout: Duration::from_secs(60),
+            idempotent: false,
         });
         let now = Instant::now();
         let mut tps = Vec::new();

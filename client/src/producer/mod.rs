@@ -28,6 +28,7 @@
 mod accumulator;
 mod config;
 mod convert;
+mod idempotence;
 mod partitioner;
 mod record;
 mod sender;
@@ -192,6 +193,7 @@ impl Producer {
             linger: config.linger,
             compression: config.compression,
             delivery_timeout: config.delivery_timeout,
+            idempotent: config.idempotence(),
         });
         let shared = Arc::new(Shared {
             memory: Arc::new(Semaphore::new(config.buffer_memory)),

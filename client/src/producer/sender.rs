@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
-use strom_proto::v1::ErrorCode;
+use strom_proto::v1::broker_service_client::BrokerServiceClient;
+use strom_proto::v1::{ErrorCode, InitProducerIdRequest};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -24,8 +25,8 @@ use super::config::Acks;
 use super::convert::{PartitionOutcome, missing_outcome, partition_outcomes, produce_request};
 use crate::admin::TopicPartition;
 use crate::cluster::Leader;
-use crate::error::Error;
-use crate::retry::{Backoff, invalidates_metadata, is_retriable_for_partition};
+use crate::error::{Error, item_error};
+use crate::retry::{self, Backoff, invalidates_metadata, is_retriable_for_partition};
 
 /// Extra time the client waits for a produce answer beyond the
 /// `timeout_ms` it gives the broker, so the broker's REQUEST_TIMED_OUT
@@ -54,9 +55,21 @@ pub(super) async fn run(shared: Arc<Shared>, finished: watch::Sender<bool>) {
     let mut requests: FuturesUnordered<InFlight> = FuturesUnordered::new();
     let mut unacknowledged: JoinSet<()> = JoinSet::new();
     let mut refreshes: JoinSet<crate::Result<()>> = JoinSet::new();
+    // The idempotent producer's `InitProducerId`, one at a time, retried
+    // after a backoff when it fails.
+    let mut producer_id: JoinSet<crate::Result<i64>> = JoinSet::new();
+    let mut producer_id_attempts = 0u32;
+    let mut producer_id_retry_at: Option<Instant> = None;
     let config = &shared.config;
     loop {
         let now = Instant::now();
+        if producer_id.is_empty()
+            && producer_id_retry_at.is_none_or(|at| at <= now)
+            && shared.lock().accumulator.needs_producer_id()
+        {
+            producer_id_retry_at = None;
+            producer_id.spawn(init_producer_id(shared.clone()));
+        }
         let memory_exhausted = shared.memory_waiters.load(Ordering::Relaxed) > 0;
 
         let refresh_due = shared.metadata.refresh_due(now, config.metadata_max_age);
@@ -116,6 +129,9 @@ pub(super) async fn run(shared: Arc<Shared>, finished: watch::Sender<bool>) {
         }
 
         let mut next = ready.next_check;
+        if let Some(at) = producer_id_retry_at {
+            next = Some(next.map_or(at, |n| n.min(at)));
+        }
         if refreshes.is_empty()
             && let Some(due) = shared.metadata.refresh_due(now, config.metadata_max_age)
         {
@@ -131,6 +147,25 @@ pub(super) async fn run(shared: Arc<Shared>, finished: watch::Sender<bool>) {
                 }
             }
             Some(_) = unacknowledged.join_next(), if !unacknowledged.is_empty() => {}
+            Some(done) = producer_id.join_next(), if !producer_id.is_empty() => {
+                match done {
+                    Ok(Ok(id)) => {
+                        debug!(producer_id = id, "idempotent producer id");
+                        producer_id_attempts = 0;
+                        shared.lock().accumulator.set_producer_id(id);
+                    }
+                    Ok(Err(error)) => {
+                        producer_id_attempts += 1;
+                        debug!(%error, attempts = producer_id_attempts, "InitProducerId failed");
+                        producer_id_retry_at = Some(Instant::now() + Backoff::delay_for_attempt(
+                            config.client.retry_backoff,
+                            config.client.retry_backoff_max,
+                            producer_id_attempts,
+                        ));
+                    }
+                    Err(_) => producer_id_retry_at = Some(Instant::now()),
+                }
+            }
             Some(done) = refreshes.join_next(), if !refreshes.is_empty() => {
                 if let Ok(Err(e)) = done {
                     debug!(error = %e, "metadata refresh failed");
@@ -140,7 +175,39 @@ pub(super) async fn run(shared: Arc<Shared>, finished: watch::Sender<bool>) {
         }
     }
     refreshes.abort_all();
+    producer_id.abort_all();
     let _ = finished.send(true);
+}
+
+/// Gets a producer id for the idempotent producer from any broker
+/// (`InitProducerId`, retried across brokers like a metadata request).
+async fn init_producer_id(shared: Arc<Shared>) -> crate::Result<i64> {
+    let message = InitProducerIdRequest {
+        transactional_id: String::new(),
+        transaction_timeout_ms: 0,
+        producer_id: -1,
+        producer_epoch: -1,
+    };
+    let response = retry::call(
+        &shared.config.client,
+        &shared.pool,
+        "init producer id",
+        |channel, timeout| {
+            let message = message.clone();
+            async move {
+                let mut request = tonic::Request::new(message);
+                request.set_timeout(timeout);
+                BrokerServiceClient::new(channel)
+                    .init_producer_id(request)
+                    .await
+            }
+        },
+    )
+    .await?;
+    match item_error(response.error_code, &response.error_message) {
+        Some(e) => Err(Error::Strom(e)),
+        None => Ok(response.producer_id),
+    }
 }
 
 /// Sleeps until `at`, forever when `None`.
@@ -262,7 +329,12 @@ fn handle_outcome(shared: &Shared, outcome: RequestOutcome) {
                     shared.metadata.mark_stale();
                 }
                 let topic_known = shared.metadata.read(|m| m.has_topic(&tp.topic));
-                if is_retriable_for_partition(&error, topic_known) {
+                if error.code() == Some(ErrorCode::UnknownProducerId) {
+                    // The broker forgot this producer (its state expired)
+                    // and wrote nothing: a new epoch, sequences from 0.
+                    debug!(partition = %tp, broker = leader.id, %error, "resending under a new epoch");
+                    core.accumulator.resequence(&tp, batches, &error, now);
+                } else if is_retriable_for_partition(&error, topic_known) {
                     let attempts = batches.iter().map(|b| b.attempts).max().unwrap_or(1);
                     let retry_at = if moved {
                         now
@@ -286,7 +358,7 @@ fn handle_outcome(shared: &Shared, outcome: RequestOutcome) {
                 } else {
                     debug!(partition = %tp, broker = leader.id, %error, "produce failed for good");
                     core.accumulator.finish(&tp);
-                    core.accumulator.fail(batches, &error, &mut deliveries);
+                    core.accumulator.fail(&tp, batches, &error, &mut deliveries);
                 }
             }
         }

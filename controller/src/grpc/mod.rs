@@ -5,6 +5,7 @@
 //! (marked with the `x-strom-forwarded` header so they never bounce), or
 //! answered NOT_CONTROLLER with the leader's address.
 
+mod allocate_producer_ids;
 mod alter_partition;
 mod alter_partition_reassignments;
 mod broker_heartbeat;
@@ -225,6 +226,18 @@ impl ControllerService for ControllerGrpc {
             req,
             async |r| self.controlled_shutdown_local(r).await,
             async |mut c, r| c.controlled_shutdown(r).await,
+        )
+        .await
+    }
+
+    async fn allocate_producer_ids(
+        &self,
+        req: Request<AllocateProducerIdsRequest>,
+    ) -> Result<Response<AllocateProducerIdsResponse>, Status> {
+        self.route(
+            req,
+            async |r| self.allocate_producer_ids_local(r).await,
+            async |mut c, r| c.allocate_producer_ids(r).await,
         )
         .await
     }

@@ -321,6 +321,13 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         ConfigType::Double { min: 0.0, max: 1.0 },
         "0.5",
         Update::PerBroker,
+    // How long a partition remembers an idle idempotent producer; cluster-wide
+    // in Kafka.
+    broker(
+        "producer.id.expiration.ms",
+        ConfigType::Long { min: 1 },
+        "86400000",
+        Update::ClusterWide,
     ),
     // Controllers decide eligible leader replicas with it, so it changes
     // only cluster-wide (as KIP-966 requires).

@@ -62,6 +62,19 @@ impl RecordBatchBuilder {
         self
     }
 
+    /// Idempotent-producer fields, in place: a producer fixes them when it
+    /// first sends the batch, after its records were added.
+    pub fn set_producer(&mut self, producer_id: i64, producer_epoch: i16, base_sequence: i32) {
+        self.producer_id = producer_id;
+        self.producer_epoch = producer_epoch;
+        self.base_sequence = base_sequence;
+    }
+
+    /// Records added so far.
+    pub fn record_count(&self) -> i32 {
+        self.count
+    }
+
     /// Set the transactional attribute.
     pub fn transactional(mut self, transactional: bool) -> Self {
         self.transactional = transactional;

@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
+use super::producers::producer_batch;
 use super::shared::lock;
 use super::validate::{check_leader_batch, validate_batches};
 use super::{AppendInfo, PartitionLog};
@@ -14,6 +15,7 @@ use crate::batch::header::{
     patch_log_append_time, patch_offset_and_epoch,
 };
 use crate::error::{LogError, Result};
+use crate::producer::Verdict;
 use crate::segment::Segment;
 
 impl PartitionLog {
@@ -33,6 +35,9 @@ impl PartitionLog {
         let stamp_all = config.message_timestamp_type == TimestampType::LogAppendTime;
         for v in &validated {
             check_leader_batch(&batches, v, config.cleanup_policy.compact)?;
+        }
+        if let Some(duplicate) = self.check_producers(&batches, &validated)? {
+            return Ok(duplicate);
         }
         let now = self.reader.shared.clock.now_ms();
         let mut next = self.log_end_offset();
@@ -77,6 +82,49 @@ impl PartitionLog {
             self.reader.shared.write_epochs()?;
         }
         Ok(info)
+    }
+
+    /// The idempotence check of a leader append ([`ProducerStateTable::check_all`]
+    /// over the batches with a producer id, at the offsets they would get):
+    /// `Some` answer for a retry of batches already in the log, an error for
+    /// a zombie epoch or a sequence gap.
+    ///
+    /// [`ProducerStateTable::check_all`]: crate::producer::ProducerStateTable::check_all
+    fn check_producers(
+        &self,
+        batches: &Bytes,
+        validated: &[super::validate::Validated],
+    ) -> Result<Option<AppendInfo>> {
+        let mut next = self.log_end_offset();
+        let mut producer_batches = Vec::new();
+        for v in validated {
+            let delta = v.summary.last_offset - v.summary.base_offset;
+            let at = HeaderSummary {
+                base_offset: next,
+                last_offset: next + delta,
+                ..v.summary
+            };
+            next += delta + 1;
+            if let Some(p) = producer_batch(&batches[v.start..v.start + HEADER_LEN], &at, 0) {
+                producer_batches.push(p);
+            }
+        }
+        if producer_batches.is_empty() {
+            return Ok(None);
+        }
+        Ok(match self.producers.check_all(&producer_batches)? {
+            Verdict::Append => None,
+            Verdict::Duplicate(original) => Some(AppendInfo {
+                first_offset: original.first_offset,
+                last_offset: original.last_offset,
+                max_timestamp: original.timestamp,
+                offset_of_max_timestamp: original.last_offset,
+                log_append_time: None,
+                batch_count: 0,
+                bytes: 0,
+                duplicate: true,
+            }),
+        })
     }
 
     /// Follower append: store batches fetched from the leader unchanged,
@@ -134,6 +182,7 @@ impl PartitionLog {
                     headers.map(|h| &h[run_start..i]),
                     &summaries[run_start..i],
                 )?;
+                self.track_producers(buf, &summaries[run_start..i], run_pos);
                 self.roll(s.base_offset)?;
                 run_start = i;
                 run_pos = pos;
@@ -149,6 +198,8 @@ impl PartitionLog {
             headers.map(|h| &h[run_start..]),
             &summaries[run_start..],
         )?;
+        self.track_producers(buf, &summaries[run_start..], run_pos);
+        self.maybe_expire_producers();
         let first = summaries
             .first()
             .expect("validated batches are never empty");
@@ -165,6 +216,7 @@ impl PartitionLog {
             log_append_time,
             batch_count: summaries.len(),
             bytes: pos,
+            duplicate: false,
         })
     }
 
@@ -186,9 +238,12 @@ impl PartitionLog {
             )?)
     }
 
-    /// Seal the active segment and start a new one at `base_offset`.
+    /// Seal the active segment and start a new one at `base_offset`, with
+    /// a producer-state snapshot as of `base_offset` (the table holds every
+    /// batch below it).
     fn roll(&mut self, base_offset: i64) -> Result<()> {
         self.active.seal()?;
+        self.write_producer_snapshot(base_offset)?;
         let shared = &self.reader.shared;
         let segment = Arc::new(Segment::create(
             &shared.dir,

@@ -23,6 +23,8 @@
 //! - `truncate.rs`: truncation from the end, restart at an offset.
 //! - `compact.rs`: a log-cleaning pass and the crash-safe swap of a cleaned
 //!   segment.
+//! - `producers.rs`: the idempotent-producer state, its snapshots and its
+//!   rebuild on open and truncation.
 //! - `retention.rs`: the log start offset moving up (retention,
 //!   DeleteRecords, a follower's leader) and the crash-safe deletion of the
 //!   segments below it.
@@ -30,6 +32,7 @@
 mod append;
 mod compact;
 mod flush;
+mod producers;
 mod reader;
 mod retention;
 mod shared;
@@ -47,6 +50,7 @@ use crate::checkpoint::write_atomic;
 use crate::clock::{Clock, SystemClock};
 use crate::config::LogConfig;
 use crate::error::Result;
+use crate::producer::ProducerStateTable;
 use crate::recovery;
 use crate::segment::Segment;
 pub use compact::{CleanedSegment, CleanerStats, CleaningPass, SwapStep};
@@ -70,6 +74,10 @@ pub struct AppendInfo {
     pub batch_count: usize,
     /// Bytes appended.
     pub bytes: usize,
+    /// The request was a retry of batches already in the log (an
+    /// idempotent producer's duplicate): nothing was written, and the
+    /// offsets are those of the original batch.
+    pub duplicate: bool,
 }
 
 /// Result of a read.
@@ -136,6 +144,10 @@ pub struct PartitionLog {
     active: Arc<Segment>,
     /// Opening lost records (see [`lost_records_in_recovery`](Self::lost_records_in_recovery)).
     lost_records: bool,
+    /// Idempotent-producer state as of the log end (`producers.rs`).
+    producers: ProducerStateTable,
+    /// When appends last looked for expired producers (clock ms).
+    producers_checked_ms: i64,
 }
 
 impl PartitionLog {
@@ -193,13 +205,17 @@ impl PartitionLog {
             lost_records = recovered.lost_records,
             "opened partition log"
         );
-        Ok(PartitionLog {
+        let mut log = PartitionLog {
             reader: LogReader {
                 shared: Arc::new(shared),
             },
             active,
             lost_records: recovered.lost_records,
-        })
+            producers: ProducerStateTable::new(),
+            producers_checked_ms: now,
+        };
+        log.rebuild_producer_state()?;
+        Ok(log)
     }
 
     /// Whether opening this log lost records it held before: recovery cut
@@ -302,11 +318,13 @@ impl PartitionLog {
 
     /// Clean shutdown: fsync data and indexes, write checkpoints and the
     /// clean-shutdown marker, so the next open skips recovery.
-    pub fn close(self) -> Result<()> {
-        let shared = &self.reader.shared;
+    pub fn close(mut self) -> Result<()> {
         self.flush()?;
         self.active.seal()?;
         self.active.write_index_files(true)?;
+        let end = self.log_end_offset();
+        self.write_producer_snapshot(end)?;
+        let shared = &self.reader.shared;
         shared.write_checkpoint()?;
         shared.write_epochs()?;
         write_atomic(&shared.dir, CLEAN_SHUTDOWN_FILE, "")?;

@@ -114,7 +114,7 @@ impl Shared {
         if *written == Some(checkpoint) {
             return Ok(());
         }
-        write_atomic(&self.dir, PARTITION_CHECKPOINT_FILE, &checkpoint.encode())?;
+        write_atomic(&self.dir, PARTITION_CHECKPOINT_FILE, checkpoint.encode())?;
         *written = Some(checkpoint);
         Ok(())
     }

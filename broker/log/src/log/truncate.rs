@@ -85,6 +85,7 @@ impl PartitionLog {
             super::compact::write_cleaner_checkpoint(&shared, log_end)?;
         }
         shared.write_checkpoint()?;
+        self.rebuild_producer_state()?;
         tracing::info!(offset, log_end, "truncated log");
         Ok(true)
     }
@@ -122,6 +123,7 @@ impl PartitionLog {
         lock(&shared.epochs).clear();
         shared.first_dirty.store(offset, Ordering::Release);
         super::compact::write_cleaner_checkpoint(&shared, offset)?;
+        self.delete_producer_snapshots()?;
         crate::checkpoint::sync_dir(&shared.dir).map_err(|e| LogError::Io {
             context: "fsync log directory".into(),
             source: e,

@@ -12,9 +12,9 @@ use futures::{Stream, StreamExt};
 use strom_proto::v1::broker_service_server::BrokerService;
 use strom_proto::v1::{
     DeleteRecordsRequest, DeleteRecordsResponse, ErrorCode, FetchRequest, FetchResponse,
-    ListOffsetsRequest, ListOffsetsResponse, OffsetsForLeaderEpochRequest,
-    OffsetsForLeaderEpochResponse, ProduceRequest, ProduceResponse, ProduceStreamRequest,
-    ProduceStreamResponse,
+    InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest, ListOffsetsResponse,
+    OffsetsForLeaderEpochRequest, OffsetsForLeaderEpochResponse, ProduceRequest, ProduceResponse,
+    ProduceStreamRequest, ProduceStreamResponse,
 };
 use tonic::{Request, Response, Status, Streaming};
 
@@ -38,6 +38,8 @@ pub enum Rpc {
     ListOffsets,
     /// `OffsetsForLeaderEpoch`.
     OffsetsForLeaderEpoch,
+    /// `InitProducerId`.
+    InitProducerId,
     /// `DeleteRecords` (`validate_only` or for real).
     DeleteRecords {
         /// The request only checked.
@@ -305,5 +307,13 @@ impl BrokerService for Recorded {
         let resp = self.inner.delete_records(req).await?;
         self.log.deleted(self.broker, rpc, resp.get_ref());
         Ok(resp)
+    }
+
+    async fn init_producer_id(
+        &self,
+        req: Request<InitProducerIdRequest>,
+    ) -> Result<Response<InitProducerIdResponse>, Status> {
+        self.log.call(self.broker, Rpc::InitProducerId);
+        self.inner.init_producer_id(req).await
     }
 }

@@ -1,0 +1,231 @@
+//! The log's idempotent-producer state ([`ProducerStateTable`]): checked
+//! and updated by appends, written as a snapshot at every segment roll and
+//! at close, and rebuilt on open and after truncation from the newest
+//! snapshot at or below the log end plus the batches after it.
+//!
+//! Snapshot files are named like segments, `<offset>.snapshot`: the state
+//! after every batch below `<offset>`. The two newest are kept (the older
+//! one covers a damaged newest); a snapshot above the log end (left by a
+//! truncation or a crash that lost the tail) is deleted before use.
+
+use std::fs;
+
+use super::PartitionLog;
+use crate::batch::header::{
+    BASE_SEQUENCE_OFFSET, CONTROL_BIT, HEADER_LEN, HeaderSummary, NO_PRODUCER_ID,
+    PRODUCER_EPOCH_OFFSET, PRODUCER_ID_OFFSET, get_i16, get_i32, get_i64,
+};
+use crate::batch::iter::BatchIter;
+use crate::checkpoint::write_atomic;
+use crate::error::{IoContext, LogError, Result};
+use crate::producer::{ProducerBatch, ProducerStateTable};
+use crate::segment::{file_name, parse_file_name, remove_if_exists};
+
+/// Suffix of producer-state snapshot files.
+pub(crate) const SNAPSHOT_SUFFIX: &str = "snapshot";
+
+/// Snapshots kept on disk.
+const SNAPSHOTS_KEPT: usize = 2;
+
+/// Bytes read per step when replaying batches into the table.
+const REPLAY_READ_BYTES: usize = 1 << 20;
+
+/// The producer fields of the batch whose header starts `header`, stored
+/// at the offsets of `summary` at time `at_ms` (this log's clock: the
+/// producer's last activity, for `producer.id.expiration.ms`); `None` for a
+/// batch without a producer id or a control batch (transaction markers
+/// carry no sequences).
+pub(super) fn producer_batch(
+    header: &[u8],
+    summary: &HeaderSummary,
+    at_ms: i64,
+) -> Option<ProducerBatch> {
+    debug_assert!(header.len() >= HEADER_LEN);
+    let producer_id = get_i64(header, PRODUCER_ID_OFFSET);
+    let attributes = get_i16(header, crate::batch::header::ATTRIBUTES_OFFSET);
+    if producer_id == NO_PRODUCER_ID || attributes & CONTROL_BIT != 0 {
+        return None;
+    }
+    let first_seq = get_i32(header, BASE_SEQUENCE_OFFSET);
+    let delta = (summary.last_offset - summary.base_offset) as i32;
+    Some(ProducerBatch {
+        producer_id,
+        producer_epoch: get_i16(header, PRODUCER_EPOCH_OFFSET),
+        first_seq,
+        last_seq: ProducerBatch::last_sequence(first_seq, delta),
+        first_offset: summary.base_offset,
+        last_offset: summary.last_offset,
+        max_timestamp: at_ms,
+    })
+}
+
+/// How often appends look for expired producers.
+const EXPIRY_CHECK_MS: i64 = 60_000;
+
+impl PartitionLog {
+    /// The idempotent-producer state as of the log end.
+    pub fn producer_state(&self) -> &ProducerStateTable {
+        &self.producers
+    }
+
+    /// Forget producers idle for longer than `producer.id.expiration.ms`;
+    /// returns how many. Appends call it at most once a minute, rolls and
+    /// close before every snapshot.
+    pub fn expire_producers(&mut self) -> usize {
+        let now = self.reader.shared.clock.now_ms();
+        self.producers_checked_ms = now;
+        let expiration = i64::try_from(self.config().producer_id_expiration_ms).unwrap_or(i64::MAX);
+        let expired = self.producers.remove_expired(now, expiration);
+        if expired > 0 {
+            tracing::debug!(dir = %self.reader.shared.dir.display(), expired, "forgot idle producers");
+        }
+        expired
+    }
+
+    /// [`expire_producers`](Self::expire_producers) if the last look was
+    /// over a minute ago.
+    pub(super) fn maybe_expire_producers(&mut self) {
+        let now = self.reader.shared.clock.now_ms();
+        if now.saturating_sub(self.producers_checked_ms) >= EXPIRY_CHECK_MS {
+            self.expire_producers();
+        }
+    }
+
+    /// Write the state, which must be that after every batch below `end`,
+    /// as `<end>.snapshot`, and drop snapshots beyond the newest
+    /// [`SNAPSHOTS_KEPT`].
+    pub(super) fn write_producer_snapshot(&mut self, end: i64) -> Result<()> {
+        self.expire_producers();
+        let dir = &self.reader.shared.dir;
+        write_atomic(
+            dir,
+            &file_name(end, SNAPSHOT_SUFFIX),
+            self.producers.encode(),
+        )?;
+        let mut offsets = snapshot_offsets(dir)?;
+        offsets.sort_unstable();
+        let excess = offsets.len().saturating_sub(SNAPSHOTS_KEPT);
+        for offset in &offsets[..excess] {
+            remove_if_exists(&dir.join(file_name(*offset, SNAPSHOT_SUFFIX)))?;
+        }
+        Ok(())
+    }
+
+    /// Rebuild the table for the current log: delete snapshots above the
+    /// log end, load the newest one that decodes, replay the batches from
+    /// there (or from the log start) to the log end.
+    pub(super) fn rebuild_producer_state(&mut self) -> Result<()> {
+        let dir = self.reader.shared.dir.clone();
+        let end = self.log_end_offset();
+        let mut offsets = snapshot_offsets(&dir)?;
+        offsets.sort_unstable_by(|a, b| b.cmp(a));
+        let mut loaded = None;
+        for offset in offsets {
+            let path = dir.join(file_name(offset, SNAPSHOT_SUFFIX));
+            if offset > end {
+                remove_if_exists(&path)?;
+                continue;
+            }
+            if loaded.is_some() {
+                continue;
+            }
+            let bytes = fs::read(&path).context(|| format!("read {}", path.display()))?;
+            match ProducerStateTable::decode(&bytes) {
+                Ok(table) => loaded = Some((offset, table)),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "ignoring a damaged producer snapshot");
+                }
+            }
+        }
+        let (from, table) = loaded.unwrap_or_default();
+        self.producers = table;
+        let from = from.max(self.log_start_offset());
+        let replayed = self.replay_producer_batches(from, end)?;
+        tracing::debug!(
+            dir = %dir.display(),
+            from,
+            replayed,
+            producers = self.producers.len(),
+            "rebuilt producer state"
+        );
+        Ok(())
+    }
+
+    /// Feed the batches in `[from, end)` to the table; returns how many
+    /// carried a producer id.
+    fn replay_producer_batches(&mut self, from: i64, end: i64) -> Result<usize> {
+        // Replayed producers count as active now: their batches' own
+        // timestamps are the clients' clocks.
+        let now = self.reader.shared.clock.now_ms();
+        let mut offset = from;
+        let mut replayed = 0;
+        while offset < end {
+            let data = self.reader.read(offset, REPLAY_READ_BYTES)?;
+            if data.records.is_empty() {
+                break;
+            }
+            let mut next = offset;
+            for batch in BatchIter::new(data.records) {
+                let batch = batch?;
+                next = batch.next_offset();
+                if batch.last_offset() < from {
+                    continue;
+                }
+                let summary = HeaderSummary {
+                    base_offset: batch.base_offset(),
+                    size: batch.size_in_bytes(),
+                    last_offset: batch.last_offset(),
+                    max_timestamp: batch.max_timestamp(),
+                    leader_epoch: batch.partition_leader_epoch(),
+                };
+                if let Some(p) = producer_batch(batch.as_bytes(), &summary, now) {
+                    self.producers.update(&p);
+                    replayed += 1;
+                }
+            }
+            if next <= offset {
+                return Err(LogError::corrupt(format!(
+                    "producer state replay made no progress at offset {offset}"
+                )));
+            }
+            offset = next;
+        }
+        Ok(replayed)
+    }
+
+    /// Record in the table the batches of `buf` described by `summaries`,
+    /// the first starting at byte `pos`, just written to the log.
+    pub(super) fn track_producers(&mut self, buf: &[u8], summaries: &[HeaderSummary], pos: usize) {
+        let now = self.reader.shared.clock.now_ms();
+        let mut pos = pos;
+        for s in summaries {
+            if let Some(p) = producer_batch(&buf[pos..pos + HEADER_LEN], s, now) {
+                self.producers.update(&p);
+            }
+            pos += s.size;
+        }
+    }
+
+    /// Remove every snapshot (the log restarts empty).
+    pub(super) fn delete_producer_snapshots(&mut self) -> Result<()> {
+        let dir = self.reader.shared.dir.clone();
+        for offset in snapshot_offsets(&dir)? {
+            remove_if_exists(&dir.join(file_name(offset, SNAPSHOT_SUFFIX)))?;
+        }
+        self.producers = ProducerStateTable::new();
+        Ok(())
+    }
+}
+
+/// Offsets of the snapshot files in `dir`.
+fn snapshot_offsets(dir: &std::path::Path) -> Result<Vec<i64>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).context(|| format!("list log directory {}", dir.display()))? {
+        let entry = entry.context(|| format!("list log directory {}", dir.display()))?;
+        let name = entry.file_name();
+        if let Some((offset, SNAPSHOT_SUFFIX)) = name.to_str().and_then(parse_file_name) {
+            out.push(offset);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,177 @@
+//! The idempotent producer's bookkeeping (no I/O): its producer id and,
+//! per partition, the epoch and the next sequence number.
+//!
+//! Sequences are fixed when a batch is first sent and never change while
+//! it is retried, so a retry of a batch the broker already wrote is
+//! answered with its offsets instead of being written twice. Each partition
+//! has one request in flight at a time, and a retried request carries
+//! exactly the batches it carried the first time (the accumulator keeps
+//! them together), so sequences reach the broker in order.
+//!
+//! When sent batches end without a known fate (they expired, ran out of
+//! retries, or were refused) the partition starts a new epoch at sequence
+//! 0 (KIP-360: an idempotent producer bumps its epoch itself): whatever the
+//! broker holds of the old epoch can no longer collide with the next
+//! batches. The broker checks epochs per partition, so a bump on one
+//! partition does not disturb the others. An epoch that would overflow
+//! asks for a new producer id instead.
+
+use std::collections::BTreeMap;
+
+use crate::admin::TopicPartition;
+
+/// A partition's idempotence state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PartitionSequence {
+    /// The producer id its sequences belong to.
+    producer_id: i64,
+    epoch: i16,
+    /// The sequence of the next batch's first record.
+    next: i32,
+}
+
+/// Producer fields of one batch: id, epoch, first sequence.
+pub(crate) type ProducerFields = (i64, i16, i32);
+
+/// See the module docs.
+#[derive(Debug, Default)]
+pub(crate) struct Sequences {
+    /// `None` until `InitProducerId` answers (and again after an epoch
+    /// overflow).
+    producer_id: Option<i64>,
+    partitions: BTreeMap<TopicPartition, PartitionSequence>,
+}
+
+/// `seq` advanced by `count` records, wrapping at `i32::MAX` to 0 as the
+/// broker does.
+pub(crate) fn advance(seq: i32, count: i32) -> i32 {
+    if seq > i32::MAX - count {
+        count - (i32::MAX - seq) - 1
+    } else {
+        seq + count
+    }
+}
+
+impl Sequences {
+    /// The producer id, once known.
+    pub(crate) fn producer_id(&self) -> Option<i64> {
+        self.producer_id
+    }
+
+    /// `InitProducerId` answered `id`. Partitions start their sequences
+    /// for it at epoch 0, sequence 0.
+    pub(crate) fn set_producer_id(&mut self, id: i64) {
+        self.producer_id = Some(id);
+    }
+
+    /// The fields of `tp`'s next batch of `count` records, advancing its
+    /// sequence; `None` while the producer id is unknown.
+    pub(crate) fn assign(&mut self, tp: &TopicPartition, count: i32) -> Option<ProducerFields> {
+        let id = self.producer_id?;
+        let state = self
+            .partitions
+            .entry(tp.clone())
+            .or_insert(PartitionSequence {
+                producer_id: id,
+                epoch: 0,
+                next: 0,
+            });
+        if state.producer_id != id {
+            *state = PartitionSequence {
+                producer_id: id,
+                epoch: 0,
+                next: 0,
+            };
+        }
+        let fields = (state.producer_id, state.epoch, state.next);
+        state.next = advance(state.next, count);
+        Some(fields)
+    }
+
+    /// `tp`'s sent batches ended without a known fate: its next batch
+    /// starts a new epoch at sequence 0 (a new producer id when the epoch
+    /// would overflow).
+    pub(crate) fn bump(&mut self, tp: &TopicPartition) {
+        let Some(state) = self.partitions.get_mut(tp) else {
+            return;
+        };
+        if self.producer_id != Some(state.producer_id) {
+            // Already moving to a new producer id: it starts afresh.
+            return;
+        }
+        if state.epoch == i16::MAX {
+            self.partitions.remove(tp);
+            self.producer_id = None;
+        } else {
+            state.epoch += 1;
+            state.next = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(p: i32) -> TopicPartition {
+        TopicPartition::new("t", p)
+    }
+
+    #[test]
+    fn sequences_advance_per_partition_and_restart_on_a_bump() {
+        let mut s = Sequences::default();
+        assert_eq!(s.assign(&tp(0), 3), None, "no producer id yet");
+        s.set_producer_id(7);
+        assert_eq!(s.assign(&tp(0), 3), Some((7, 0, 0)));
+        assert_eq!(s.assign(&tp(0), 2), Some((7, 0, 3)));
+        assert_eq!(s.assign(&tp(1), 1), Some((7, 0, 0)));
+        s.bump(&tp(0));
+        assert_eq!(s.assign(&tp(0), 1), Some((7, 1, 0)));
+        assert_eq!(
+            s.assign(&tp(1), 1),
+            Some((7, 0, 1)),
+            "other partitions go on"
+        );
+    }
+
+    #[test]
+    fn an_epoch_overflow_asks_for_a_new_producer_id() {
+        let mut s = Sequences::default();
+        s.set_producer_id(7);
+        s.assign(&tp(0), 1);
+        s.assign(&tp(1), 5);
+        for _ in 0..i16::MAX {
+            s.bump(&tp(0));
+        }
+        assert_eq!(s.assign(&tp(0), 1), Some((7, i16::MAX, 0)));
+        s.bump(&tp(0));
+        assert_eq!(s.producer_id(), None);
+        assert_eq!(s.assign(&tp(0), 1), None);
+        s.set_producer_id(8);
+        assert_eq!(s.assign(&tp(0), 1), Some((8, 0, 0)));
+        assert_eq!(
+            s.assign(&tp(1), 1),
+            Some((8, 0, 0)),
+            "every partition restarts"
+        );
+    }
+
+    #[test]
+    fn sequences_wrap_at_i32_max() {
+        assert_eq!(advance(5, 3), 8);
+        assert_eq!(advance(i32::MAX, 1), 0);
+        assert_eq!(advance(i32::MAX - 1, 3), 1);
+        let mut s = Sequences::default();
+        s.set_producer_id(1);
+        s.partitions.insert(
+            tp(0),
+            PartitionSequence {
+                producer_id: 1,
+                epoch: 0,
+                next: i32::MAX - 1,
+            },
+        );
+        assert_eq!(s.assign(&tp(0), 4), Some((1, 0, i32::MAX - 1)));
+        assert_eq!(s.assign(&tp(0), 1), Some((1, 0, 2)));
+    }
+}
