@@ -321,6 +321,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         ConfigType::Double { min: 0.0, max: 1.0 },
         "0.5",
         Update::PerBroker,
+    ),
     // How long a partition remembers an idle idempotent producer; cluster-wide
     // in Kafka.
     broker(

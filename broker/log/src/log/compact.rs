@@ -526,7 +526,7 @@ pub(super) fn write_cleaner_checkpoint(
     write_atomic(
         &shared.dir,
         CLEANER_CHECKPOINT_FILE,
-        &format!("0\n{first_dirty}\n"),
+        format!("0\n{first_dirty}\n"),
     )
 }
 
