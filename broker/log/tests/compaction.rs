@@ -318,7 +318,8 @@ fn run(config: LogConfig, ops: Vec<Op>) {
                     assert_eq!(log.log_start_offset(), end);
                     model.log_start = end;
                 }
-                model.records.retain(|&o, _| o < end);
+                let start = model.log_start;
+                model.records.retain(|&o, _| o >= start && o < end);
                 model.log_end = end;
                 model.max_hw = model.max_hw.min(end);
             }
