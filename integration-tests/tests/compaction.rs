@@ -1,9 +1,11 @@
 //! Log compaction on three real nodes: a compacted topic keeps each key's
 //! newest value on every replica, also when its leader is killed with -9
 //! while acks=all producers write; keyless records are refused with
-//! INVALID_RECORD.
+//! INVALID_RECORD (the CLI: one line, exit 1).
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -13,7 +15,7 @@ use strom_integration_tests::data::{
     Addrs, Outcome, partition_state_any, produce_once, produce_retrying, read_all,
     wait_leader_serving,
 };
-use strom_integration_tests::{Cluster, ClusterOptions, admin_get, wait_until};
+use strom_integration_tests::{Cluster, ClusterOptions, admin_get, binary, wait_until};
 use strom_log::batch::{BatchIter, Compression, RecordBatchBuilder};
 use strom_proto::v1::ErrorCode;
 
@@ -150,6 +152,46 @@ async fn compacted_topic_survives_a_leader_kill_with_each_keys_newest_value_on_e
     .await
     .expect_err("a keyless record is refused");
     assert_eq!(refused.code, ErrorCode::InvalidRecord, "{refused:?}");
+    // So are the CLI's: a typed one-line error, exit 1, nothing written.
+    let bootstrap = cluster.bootstrap();
+    let cli = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(binary("strom", "STROM_BIN"))
+            .args([
+                "--bootstrap-server",
+                &bootstrap,
+                "produce",
+                "--topic",
+                TOPIC,
+                "--acks",
+                "all",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run strom produce");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(b"no key here\n")
+            .expect("write stdin");
+        child.wait_with_output().expect("strom produce output")
+    })
+    .await
+    .expect("cli task");
+    let stderr = String::from_utf8_lossy(&cli.stderr);
+    assert_eq!(cli.status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("error: INVALID_RECORD: ")),
+        "stderr: {stderr}"
+    );
+    let (high_watermark, nothing) = read_all(&addrs, first_leader, TOPIC, 0)
+        .await
+        .expect("read the empty topic");
+    assert_eq!((high_watermark, nothing.len()), (0, 0));
 
     // Writers: rounds of every key, acks=all, retried across the failover.
     let stop = Arc::new(AtomicBool::new(false));
