@@ -393,3 +393,116 @@ async fn bad_group_requests_are_refused() {
     let f = fetch(&addr, "g").await.expect("fetch");
     assert_eq!(f.get(&("first".to_owned(), 0)), Some(&7));
 }
+
+fn strom(cluster: &Cluster, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(strom_integration_tests::binary("strom", "STROM_BIN"))
+        .arg("--bootstrap-server")
+        .arg(cluster.bootstrap())
+        .args(args)
+        .output()
+        .expect("run strom")
+}
+
+/// `strom groups list | describe | delete` and `topics list
+/// --include-internal`, as docs/cli.md says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_lists_describes_and_deletes_groups() {
+    let mut cluster = Cluster::start(3, options()).await;
+    cluster.wait_ready(Duration::from_secs(60)).await;
+    create(&cluster, "first", 7).await;
+    let addrs = Addrs::of(&cluster);
+    let (mut a, mut b) = (Member::new("ca"), Member::new("cb"));
+    let mut members = [&mut a, &mut b];
+    for _ in 0..6 {
+        for m in members.iter_mut() {
+            m.heartbeat(&addrs, "cli-g", "roundrobin")
+                .await
+                .expect("heartbeat");
+        }
+    }
+    let (_, addr) = coordinator(&addrs, "cli-g", Duration::from_secs(10)).await;
+    client(&addr)
+        .offset_commit(OffsetCommitRequest {
+            group_id: "cli-g".into(),
+            member_id: a.member_id.clone(),
+            member_epoch: a.epoch,
+            topics: vec![OffsetCommitTopic {
+                topic: "first".into(),
+                partitions: vec![OffsetCommitPartition {
+                    partition: a.owned[0].partitions[0],
+                    offset: 0,
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                }],
+            }],
+        })
+        .await
+        .expect("commit");
+    let c = &cluster;
+    let out = tokio::task::block_in_place(|| strom(c, &["--output", "json", "groups", "list"]));
+    assert!(out.status.success(), "{out:?}");
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(list[0]["group"], "cli-g");
+    assert_eq!(list[0]["members"], 2);
+    assert_eq!(list[0]["protocol_type"], "consumer");
+
+    let out = tokio::task::block_in_place(|| {
+        strom(
+            c,
+            &["--output", "json", "groups", "describe", "--group", "cli-g"],
+        )
+    });
+    assert!(out.status.success(), "{out:?}");
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(d["assignor"], "roundrobin");
+    assert_eq!(d["members"].as_array().map(Vec::len), Some(2));
+    assert_eq!(d["offsets"].as_array().map(Vec::len), Some(7), "{d}");
+
+    let out = tokio::task::block_in_place(|| strom(c, &["groups", "describe", "--group", "cli-g"]));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.starts_with(
+            "GROUP  TOPIC  PARTITION  CURRENT-OFFSET  LOG-END-OFFSET  LAG  CONSUMER-ID"
+        ),
+        "{text}"
+    );
+    let out = tokio::task::block_in_place(|| {
+        strom(c, &["groups", "describe", "--group", "cli-g", "--state"])
+    });
+    assert!(String::from_utf8_lossy(&out.stdout).contains("roundrobin"));
+
+    // Refusals: one line on stderr, exit 1.
+    let out = tokio::task::block_in_place(|| strom(c, &["groups", "delete", "--group", "cli-g"]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(err.starts_with("error: NON_EMPTY_GROUP: "), "{err}");
+    let out = tokio::task::block_in_place(|| {
+        strom(c, &["groups", "describe", "--group", "no-such-group"])
+    });
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(err.starts_with("error: GROUP_ID_NOT_FOUND: "), "{err}");
+
+    // Internal topics only on request.
+    let out = tokio::task::block_in_place(|| strom(c, &["topics", "list"]));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("__consumer_offsets"));
+    let out = tokio::task::block_in_place(|| strom(c, &["topics", "list", "--include-internal"]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("__consumer_offsets"));
+
+    // Once its members leave, the group can be deleted.
+    for m in [&a, &b] {
+        client(&addr)
+            .consumer_group_heartbeat(ConsumerGroupHeartbeatRequest {
+                group_id: "cli-g".into(),
+                member_id: m.member_id.clone(),
+                member_epoch: -1,
+                ..ConsumerGroupHeartbeatRequest::default()
+            })
+            .await
+            .expect("leave");
+    }
+    let out = tokio::task::block_in_place(|| strom(c, &["groups", "delete", "--group", "cli-g"]));
+    assert!(out.status.success(), "{out:?}");
+    let out = tokio::task::block_in_place(|| strom(c, &["--output", "json", "groups", "list"]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+}

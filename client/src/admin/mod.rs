@@ -5,6 +5,8 @@
 //! * `convert` — protobuf ↔ domain conversions.
 //! * `delete_records` — `DeleteRecords` to each partition's leader
 //!   (checked everywhere before anything is deleted).
+//! * `groups` — consumer groups: list, describe, committed offsets,
+//!   delete, on each group's coordinator.
 //!
 //! Writes go to `ControllerService` on any bootstrap node (brokers forward
 //! them to the active controller), except `delete_records`, which goes to
@@ -20,6 +22,7 @@
 
 mod convert;
 mod delete_records;
+mod groups;
 mod types;
 
 use std::sync::Arc;
@@ -30,6 +33,9 @@ use strom_proto::v1::controller_service_client::ControllerServiceClient;
 use strom_proto::v1::metadata_service_client::MetadataServiceClient;
 use tonic::transport::Channel;
 
+pub use self::groups::{
+    CommittedOffset, GroupDescription, GroupListing, GroupMemberDescription, GroupTopicPartitions,
+};
 pub use self::types::{
     AlterConfigOp, BrokerDescription, BrokerState, ClusterDescription, ConfigEntry, ConfigResource,
     ConfigSource, ConfigSynonym, ControllerQuorum, CreateTopicResult, DeleteTopicResult,
