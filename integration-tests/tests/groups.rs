@@ -80,6 +80,7 @@ fn parts(assignment: &[TopicPartitions]) -> Vec<i32> {
 /// A member driven by the test: heartbeats, owns what it is given.
 struct Member {
     client_id: String,
+    instance_id: Option<String>,
     member_id: String,
     epoch: i32,
     owned: Vec<TopicPartitions>,
@@ -89,6 +90,7 @@ impl Member {
     fn new(client_id: &str) -> Self {
         Member {
             client_id: client_id.into(),
+            instance_id: None,
             member_id: String::new(),
             epoch: 0,
             owned: Vec::new(),
@@ -108,6 +110,7 @@ impl Member {
             member_id: self.member_id.clone(),
             member_epoch: self.epoch,
             client_id: self.client_id.clone(),
+            instance_id: self.instance_id.clone(),
             rebalance_timeout_ms: joining.then_some(60_000),
             session_timeout_ms: joining.then_some(6_000),
             subscription: joining.then(|| Subscription {
@@ -505,4 +508,139 @@ async fn cli_lists_describes_and_deletes_groups() {
     assert!(out.status.success(), "{out:?}");
     let out = tokio::task::block_in_place(|| strom(c, &["--output", "json", "groups", "list"]));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+}
+
+/// Heartbeats `members` once each, retrying retriable errors (a coordinator
+/// moving) until `timeout`.
+async fn round(addrs: &Addrs, group: &str, assignor: &str, members: &mut [&mut Member]) {
+    for m in members.iter_mut() {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match m.heartbeat(addrs, group, assignor).await {
+                Ok(_) => break,
+                Err(e) if e.is_retriable() && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("{}: {e}", m.client_id),
+            }
+        }
+    }
+}
+
+async fn group_epoch(addrs: &Addrs, group: &str) -> i32 {
+    let (_, addr) = coordinator(addrs, group, Duration::from_secs(30)).await;
+    client(&addr)
+        .describe_group(DescribeGroupRequest {
+            group_id: group.into(),
+        })
+        .await
+        .expect("describe")
+        .into_inner()
+        .epoch
+}
+
+/// A static member (group.instance.id) that leaves for a restart and comes
+/// back within its session timeout gets its partitions back, under a new
+/// member id, with no rebalance: the group epoch does not move and the
+/// other member's partitions never change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_member_restart_gets_its_partitions_back_without_rebalance() {
+    let mut cluster = Cluster::start(3, options()).await;
+    cluster.wait_ready(Duration::from_secs(60)).await;
+    create(&cluster, "first", 7).await;
+    let addrs = Addrs::of(&cluster);
+    let mut a = Member::new("sa");
+    a.instance_id = Some("instance-a".into());
+    let mut b = Member::new("sb");
+    b.instance_id = Some("instance-b".into());
+    for _ in 0..6 {
+        round(&addrs, "static", "range", &mut [&mut a, &mut b]).await;
+    }
+    let (a_parts, b_parts) = (parts(&a.owned), parts(&b.owned));
+    assert_eq!(a_parts.len() + b_parts.len(), 7);
+    let epoch = group_epoch(&addrs, "static").await;
+    // a leaves for a restart (epoch -2) ...
+    let (_, addr) = coordinator(&addrs, "static", Duration::from_secs(10)).await;
+    let left = client(&addr)
+        .consumer_group_heartbeat(ConsumerGroupHeartbeatRequest {
+            group_id: "static".into(),
+            member_id: a.member_id.clone(),
+            member_epoch: -2,
+            instance_id: a.instance_id.clone(),
+            ..ConsumerGroupHeartbeatRequest::default()
+        })
+        .await
+        .expect("static leave")
+        .into_inner();
+    assert_eq!(left.member_epoch, -2);
+    // ... b runs on, and nobody takes a's partitions meanwhile ...
+    for _ in 0..4 {
+        round(&addrs, "static", "range", &mut [&mut b]).await;
+        assert_eq!(parts(&b.owned), b_parts);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // ... and a new incarnation with the same instance id takes them back.
+    let mut a2 = Member::new("sa");
+    a2.instance_id = Some("instance-a".into());
+    for _ in 0..3 {
+        round(&addrs, "static", "range", &mut [&mut a2, &mut b]).await;
+    }
+    assert_ne!(a2.member_id, a.member_id);
+    assert_eq!(parts(&a2.owned), a_parts);
+    assert_eq!(parts(&b.owned), b_parts);
+    assert_eq!(group_epoch(&addrs, "static").await, epoch, "no rebalance");
+}
+
+/// kill -9 of the coordinator while a cooperative-sticky group is stable:
+/// the new coordinator loads the members from the log, so every member
+/// keeps its member id, epoch and partitions (no rejoin, no rebalance).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_membership_survives_coordinator_kill() {
+    let mut cluster = Cluster::start(3, options()).await;
+    cluster.wait_ready(Duration::from_secs(60)).await;
+    create(&cluster, "first", 7).await;
+    let addrs = Addrs::of(&cluster);
+    let (mut x, mut y, mut z) = (Member::new("kx"), Member::new("ky"), Member::new("kz"));
+    for _ in 0..8 {
+        round(
+            &addrs,
+            "failover",
+            "cooperative-sticky",
+            &mut [&mut x, &mut y, &mut z],
+        )
+        .await;
+    }
+    let before: Vec<(String, i32, Vec<i32>)> = [&x, &y, &z]
+        .iter()
+        .map(|m| (m.member_id.clone(), m.epoch, parts(&m.owned)))
+        .collect();
+    let (node, _) = coordinator(&addrs, "failover", Duration::from_secs(10)).await;
+    cluster.kill(node);
+    let killed = Instant::now();
+    let live = Addrs(
+        addrs
+            .0
+            .iter()
+            .filter(|(id, _)| **id != node)
+            .map(|(id, a)| (*id, a.clone()))
+            .collect(),
+    );
+    for _ in 0..3 {
+        round(
+            &live,
+            "failover",
+            "cooperative-sticky",
+            &mut [&mut x, &mut y, &mut z],
+        )
+        .await;
+    }
+    eprintln!(
+        "group served again {:?} after kill -9 of coordinator {node}",
+        killed.elapsed()
+    );
+    let after: Vec<(String, i32, Vec<i32>)> = [&x, &y, &z]
+        .iter()
+        .map(|m| (m.member_id.clone(), m.epoch, parts(&m.owned)))
+        .collect();
+    assert_eq!(after, before);
 }
