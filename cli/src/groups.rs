@@ -1,4 +1,5 @@
-//! `strom groups list | describe | delete`, mirroring kafka-consumer-groups:
+//! `strom groups list | describe | delete` (and, in `reset_offsets.rs`,
+//! `reset-offsets` and `delete-offsets`), mirroring kafka-consumer-groups:
 //! its describe views (offsets by default, `--members [--verbose]`,
 //! `--state`) and columns.
 
@@ -21,6 +22,10 @@ pub(crate) enum GroupsCommand {
     Describe(DescribeArgs),
     /// Delete a group without members, with its committed offsets.
     Delete(GroupArg),
+    /// Reset a group's committed offsets (only while it has no members).
+    ResetOffsets(crate::reset_offsets::ResetArgs),
+    /// Delete a group's committed offsets of a topic or partition.
+    DeleteOffsets(crate::reset_offsets::DeleteOffsetsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -61,6 +66,10 @@ pub(crate) async fn run(
             Ok(())
         }
         GroupsCommand::Describe(args) => describe(args, admin, output).await,
+        GroupsCommand::ResetOffsets(args) => crate::reset_offsets::reset(args, admin, output).await,
+        GroupsCommand::DeleteOffsets(args) => {
+            crate::reset_offsets::delete_offsets(args, admin, output).await
+        }
         GroupsCommand::Delete(args) => {
             admin.delete_group(&args.group).await?;
             output.print(&Deleted { group: args.group });

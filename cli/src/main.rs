@@ -17,6 +17,7 @@ mod output;
 mod perf;
 mod produce;
 mod progress;
+mod reset_offsets;
 mod topics;
 
 use std::process::ExitCode;

@@ -644,3 +644,160 @@ async fn group_membership_survives_coordinator_kill() {
         .collect();
     assert_eq!(after, before);
 }
+
+/// `strom groups reset-offsets` (dry run changes nothing; each spec; clamped
+/// to the log; refused while the group has members, naming them) and
+/// `groups delete-offsets`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_resets_and_deletes_offsets() {
+    let mut cluster = Cluster::start(3, options()).await;
+    cluster.wait_ready(Duration::from_secs(60)).await;
+    create(&cluster, "first", 2).await;
+    let addrs = Addrs::of(&cluster);
+    let leader = wait_leader_serving(&addrs, "first", 0, Duration::from_secs(20))
+        .await
+        .expect("leader");
+    let values: Vec<bytes::Bytes> = (0..10).map(|i| format!("v{i}").into()).collect();
+    produce_once(
+        &addrs,
+        leader,
+        "first",
+        0,
+        batch(&values),
+        -1,
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("produce");
+    let (_, addr) = coordinator(&addrs, "rg", Duration::from_secs(60)).await;
+    commit(&addr, "rg", 5).await.expect("commit");
+    let c = &cluster;
+    let committed = || async {
+        fetch(&addr, "rg")
+            .await
+            .expect("fetch")
+            .get(&("first".to_owned(), 0))
+            .copied()
+    };
+    let run = |args: &[&str]| {
+        let mut all = vec!["--output", "json", "groups"];
+        all.extend_from_slice(args);
+        tokio::task::block_in_place(|| strom(c, &all))
+    };
+    let new_offsets = |out: &std::process::Output| -> Vec<(String, i64, i64)> {
+        assert!(out.status.success(), "{out:?}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        v.as_array()
+            .expect("array")
+            .iter()
+            .map(|o| {
+                (
+                    o["topic"].as_str().unwrap_or_default().to_owned(),
+                    o["partition"].as_i64().unwrap_or(-1),
+                    o["new_offset"].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect()
+    };
+    let out = run(&[
+        "reset-offsets",
+        "--group",
+        "rg",
+        "--topic",
+        "first",
+        "--to-earliest",
+        "--dry-run",
+    ]);
+    assert_eq!(
+        new_offsets(&out),
+        [("first".to_owned(), 0, 0), ("first".to_owned(), 1, 0)]
+    );
+    assert_eq!(committed().await, Some(5), "a dry run changes nothing");
+    let out = run(&[
+        "reset-offsets",
+        "--group",
+        "rg",
+        "--topic",
+        "first:0",
+        "--shift-by",
+        "-2",
+        "--execute",
+    ]);
+    assert_eq!(new_offsets(&out), [("first".to_owned(), 0, 3)]);
+    assert_eq!(committed().await, Some(3));
+    let out = run(&[
+        "reset-offsets",
+        "--group",
+        "rg",
+        "--all-topics",
+        "--to-offset",
+        "99",
+        "--execute",
+    ]);
+    assert_eq!(
+        new_offsets(&out),
+        [("first".to_owned(), 0, 10)],
+        "clamped to the log end"
+    );
+    let out = run(&[
+        "reset-offsets",
+        "--group",
+        "rg",
+        "--topic",
+        "first:0",
+        "--by-duration",
+        "PT1H",
+        "--execute",
+    ]);
+    assert_eq!(new_offsets(&out), [("first".to_owned(), 0, 0)]);
+    assert_eq!(committed().await, Some(0));
+    let out = run(&[
+        "reset-offsets",
+        "--group",
+        "rg",
+        "--topic",
+        "first:0",
+        "--by-duration",
+        "soon",
+        "--execute",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: "));
+
+    // With a member, the reset is refused and names it.
+    let mut m = Member::new("busy");
+    m.heartbeat(&addrs, "rg", "range").await.expect("join");
+    let out = run(&[
+        "reset-offsets",
+        "--group",
+        "rg",
+        "--topic",
+        "first",
+        "--to-latest",
+        "--execute",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(err.starts_with("error: NON_EMPTY_GROUP: "), "{err}");
+    assert!(err.contains(&m.member_id), "{err}");
+    assert_eq!(committed().await, Some(0), "nothing changed");
+    // Nor can its subscribed topic's offsets be deleted.
+    let out = run(&["delete-offsets", "--group", "rg", "--topic", "first"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        err.starts_with("error: GROUP_SUBSCRIBED_TO_TOPIC: "),
+        "{err}"
+    );
+    client(&addr)
+        .consumer_group_heartbeat(ConsumerGroupHeartbeatRequest {
+            group_id: "rg".into(),
+            member_id: m.member_id.clone(),
+            member_epoch: -1,
+            ..ConsumerGroupHeartbeatRequest::default()
+        })
+        .await
+        .expect("leave");
+    let out = run(&["delete-offsets", "--group", "rg", "--topic", "first:0"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(committed().await, None);
+}

@@ -243,4 +243,71 @@ impl Admin {
         .await
         .map(|_| ())
     }
+
+    /// Commits `offsets` for `group` without a member (as
+    /// kafka-consumer-groups' reset does); the coordinator refuses it while
+    /// the group has members (UNKNOWN_MEMBER_ID).
+    pub async fn alter_group_offsets(
+        &self,
+        group: &str,
+        offsets: &[CommittedOffset],
+    ) -> Result<()> {
+        let mut topics: Vec<pb::OffsetCommitTopic> = Vec::new();
+        for o in offsets {
+            let partition = pb::OffsetCommitPartition {
+                partition: o.partition,
+                offset: o.offset,
+                leader_epoch: -1,
+                metadata: String::new(),
+            };
+            match topics.iter_mut().find(|t| t.topic == o.topic) {
+                Some(t) => t.partitions.push(partition),
+                None => topics.push(pb::OffsetCommitTopic {
+                    topic: o.topic.clone(),
+                    partitions: vec![partition],
+                }),
+            }
+        }
+        let req = pb::OffsetCommitRequest {
+            group_id: group.to_owned(),
+            member_id: String::new(),
+            member_epoch: -1,
+            topics,
+        };
+        self.coordinator(group, "alter offsets", |mut c, t| {
+            let req = req.clone();
+            async move { c.offset_commit(request(req, t)).await }
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Deletes the group's committed offsets of `partitions`
+    /// (GROUP_SUBSCRIBED_TO_TOPIC while a member subscribes to the topic).
+    pub async fn delete_group_offsets(
+        &self,
+        group: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<()> {
+        let mut topics: Vec<pb::TopicPartitions> = Vec::new();
+        for (topic, p) in partitions {
+            match topics.iter_mut().find(|t| &t.topic == topic) {
+                Some(t) => t.partitions.push(*p),
+                None => topics.push(pb::TopicPartitions {
+                    topic: topic.clone(),
+                    partitions: vec![*p],
+                }),
+            }
+        }
+        let req = pb::OffsetDeleteRequest {
+            group_id: group.to_owned(),
+            topics,
+        };
+        self.coordinator(group, "delete offsets", |mut c, t| {
+            let req = req.clone();
+            async move { c.offset_delete(request(req, t)).await }
+        })
+        .await
+        .map(|_| ())
+    }
 }
