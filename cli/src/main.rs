@@ -2,8 +2,9 @@
 //! codes are a public contract documented in docs/cli.md.
 //!
 //! One file per command group: `cluster.rs`, `topics.rs`, `configs.rs`,
-//! `leader_election.rs`, `delete_records.rs`, `reassign.rs`, `produce.rs`, `consume.rs`,
-//! `perf/` (producer and consumer benchmarks), `dev.rs`; all output goes
+//! `leader_election.rs`, `delete_records.rs`, `reassign.rs`, `groups.rs`,
+//! `produce.rs`, `consume.rs`, `perf/` (producer and consumer benchmarks),
+//! `dev.rs`; all output goes
 //! through `output.rs`, progress indicators through `progress.rs`.
 
 mod cluster;
@@ -11,12 +12,14 @@ mod configs;
 mod consume;
 mod delete_records;
 mod dev;
+mod groups;
 mod leader_election;
 mod output;
 mod perf;
 mod produce;
 mod progress;
 mod reassign;
+mod reset_offsets;
 mod topics;
 
 use std::process::ExitCode;
@@ -72,6 +75,9 @@ enum Command {
     /// Create, list, describe, alter and delete topics.
     #[command(subcommand)]
     Topics(topics::TopicsCommand),
+    /// List, describe and delete consumer groups.
+    #[command(subcommand)]
+    Groups(groups::GroupsCommand),
     /// Describe and change topic and broker configs, live.
     #[command(subcommand)]
     Configs(configs::ConfigsCommand),
@@ -170,6 +176,7 @@ async fn run(cli: Cli, output: &Output) -> Result<(), Error> {
     match cli.command {
         Command::Cluster(command) => cluster::run(command, &admin, output).await,
         Command::Topics(command) => topics::run(command, &admin, output).await,
+        Command::Groups(command) => groups::run(command, &admin, output).await,
         Command::Configs(command) => configs::run(command, &admin, output).await,
         Command::LeaderElection(args) => leader_election::run(args, &admin, output).await,
         Command::DeleteRecords(args) => delete_records::run(args, &admin, output).await,

@@ -14,7 +14,7 @@ pub(crate) enum TopicsCommand {
     /// Create a topic.
     Create(CreateArgs),
     /// List topic names.
-    List,
+    List(ListArgs),
     /// Describe topics and their partitions.
     Describe(DescribeArgs),
     /// Increase a topic's partition count.
@@ -49,6 +49,13 @@ pub(crate) struct CreateArgs {
     /// (0:1:2,1:2:0 puts partition 0 on brokers 0,1,2, partition 1 on 1,2,0).
     #[arg(long, value_name = "ASSIGNMENT")]
     replica_assignment: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    /// Also list internal topics (`__consumer_offsets`).
+    #[arg(long)]
+    include_internal: bool,
 }
 
 #[derive(Debug, Args)]
@@ -88,8 +95,13 @@ pub(crate) async fn run(
 ) -> Result<(), Error> {
     match command {
         TopicsCommand::Create(args) => create(args, admin, output).await,
-        TopicsCommand::List => {
-            let topics = admin.list_topics().await?;
+        TopicsCommand::List(args) => {
+            let mut topics = admin.list_topics().await?;
+            if !args.include_internal {
+                topics.retain(|t| {
+                    !["__consumer_offsets", "__transaction_state"].contains(&t.name.as_str())
+                });
+            }
             output.print(&topics);
             Ok(())
         }

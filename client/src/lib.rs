@@ -47,6 +47,9 @@ pub use admin::{
     PartitionDescription, PartitionReassignment, ReassignmentResult, TopicDescription, TopicId,
     TopicListing, TopicPartition, VoterDescription,
 };
+pub use admin::{
+    CommittedOffset, GroupDescription, GroupListing, GroupMemberDescription, GroupTopicPartitions,
+};
 pub use config::{
     ClientConfig, ConfigError, DEFAULT_BOOTSTRAP_SERVER, Properties, parse_bootstrap_servers,
     parse_properties,

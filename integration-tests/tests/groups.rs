@@ -80,6 +80,7 @@ fn parts(assignment: &[TopicPartitions]) -> Vec<i32> {
 /// A member driven by the test: heartbeats, owns what it is given.
 struct Member {
     client_id: String,
+    instance_id: Option<String>,
     member_id: String,
     epoch: i32,
     owned: Vec<TopicPartitions>,
@@ -89,6 +90,7 @@ impl Member {
     fn new(client_id: &str) -> Self {
         Member {
             client_id: client_id.into(),
+            instance_id: None,
             member_id: String::new(),
             epoch: 0,
             owned: Vec::new(),
@@ -108,6 +110,7 @@ impl Member {
             member_id: self.member_id.clone(),
             member_epoch: self.epoch,
             client_id: self.client_id.clone(),
+            instance_id: self.instance_id.clone(),
             rebalance_timeout_ms: joining.then_some(60_000),
             session_timeout_ms: joining.then_some(6_000),
             subscription: joining.then(|| Subscription {
@@ -392,4 +395,409 @@ async fn bad_group_requests_are_refused() {
     // Nothing changed.
     let f = fetch(&addr, "g").await.expect("fetch");
     assert_eq!(f.get(&("first".to_owned(), 0)), Some(&7));
+}
+
+fn strom(cluster: &Cluster, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(strom_integration_tests::binary("strom", "STROM_BIN"))
+        .arg("--bootstrap-server")
+        .arg(cluster.bootstrap())
+        .args(args)
+        .output()
+        .expect("run strom")
+}
+
+/// `strom groups list | describe | delete` and `topics list
+/// --include-internal`, as docs/cli.md says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_lists_describes_and_deletes_groups() {
+    let mut cluster = Cluster::start(3, options()).await;
+    cluster.wait_ready(Duration::from_secs(60)).await;
+    create(&cluster, "first", 7).await;
+    let addrs = Addrs::of(&cluster);
+    let (mut a, mut b) = (Member::new("ca"), Member::new("cb"));
+    let mut members = [&mut a, &mut b];
+    for _ in 0..6 {
+        for m in members.iter_mut() {
+            m.heartbeat(&addrs, "cli-g", "roundrobin")
+                .await
+                .expect("heartbeat");
+        }
+    }
+    let (_, addr) = coordinator(&addrs, "cli-g", Duration::from_secs(10)).await;
+    client(&addr)
+        .offset_commit(OffsetCommitRequest {
+            group_id: "cli-g".into(),
+            member_id: a.member_id.clone(),
+            member_epoch: a.epoch,
+            topics: vec![OffsetCommitTopic {
+                topic: "first".into(),
+                partitions: vec![OffsetCommitPartition {
+                    partition: a.owned[0].partitions[0],
+                    offset: 0,
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                }],
+            }],
+        })
+        .await
+        .expect("commit");
+    let c = &cluster;
+    let out = tokio::task::block_in_place(|| strom(c, &["--output", "json", "groups", "list"]));
+    assert!(out.status.success(), "{out:?}");
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(list[0]["group"], "cli-g");
+    assert_eq!(list[0]["members"], 2);
+    assert_eq!(list[0]["protocol_type"], "consumer");
+
+    let out = tokio::task::block_in_place(|| {
+        strom(
+            c,
+            &["--output", "json", "groups", "describe", "--group", "cli-g"],
+        )
+    });
+    assert!(out.status.success(), "{out:?}");
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(d["assignor"], "roundrobin");
+    assert_eq!(d["members"].as_array().map(Vec::len), Some(2));
+    assert_eq!(d["offsets"].as_array().map(Vec::len), Some(7), "{d}");
+
+    let out = tokio::task::block_in_place(|| strom(c, &["groups", "describe", "--group", "cli-g"]));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.starts_with(
+            "GROUP  TOPIC  PARTITION  CURRENT-OFFSET  LOG-END-OFFSET  LAG  CONSUMER-ID"
+        ),
+        "{text}"
+    );
+    let out = tokio::task::block_in_place(|| {
+        strom(c, &["groups", "describe", "--group", "cli-g", "--state"])
+    });
+    assert!(String::from_utf8_lossy(&out.stdout).contains("roundrobin"));
+
+    // Refusals: one line on stderr, exit 1.
+    let out = tokio::task::block_in_place(|| strom(c, &["groups", "delete", "--group", "cli-g"]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(err.starts_with("error: NON_EMPTY_GROUP: "), "{err}");
+    let out = tokio::task::block_in_place(|| {
+        strom(c, &["groups", "describe", "--group", "no-such-group"])
+    });
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(err.starts_with("error: GROUP_ID_NOT_FOUND: "), "{err}");
+
+    // Internal topics only on request.
+    let out = tokio::task::block_in_place(|| strom(c, &["topics", "list"]));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("__consumer_offsets"));
+    let out = tokio::task::block_in_place(|| strom(c, &["topics", "list", "--include-internal"]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("__consumer_offsets"));
+
+    // Once its members leave, the group can be deleted.
+    for m in [&a, &b] {
+        client(&addr)
+            .consumer_group_heartbeat(ConsumerGroupHeartbeatRequest {
+                group_id: "cli-g".into(),
+                member_id: m.member_id.clone(),
+                member_epoch: -1,
+                ..ConsumerGroupHeartbeatRequest::default()
+            })
+            .await
+            .expect("leave");
+    }
+    let out = tokio::task::block_in_place(|| strom(c, &["groups", "delete", "--group", "cli-g"]));
+    assert!(out.status.success(), "{out:?}");
+    let out = tokio::task::block_in_place(|| strom(c, &["--output", "json", "groups", "list"]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+}
+
+/// Heartbeats `members` once each, retrying retriable errors (a coordinator
+/// moving) until `timeout`.
+async fn round(addrs: &Addrs, group: &str, assignor: &str, members: &mut [&mut Member]) {
+    for m in members.iter_mut() {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match m.heartbeat(addrs, group, assignor).await {
+                Ok(_) => break,
+                Err(e) if e.is_retriable() && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("{}: {e}", m.client_id),
+            }
+        }
+    }
+}
+
+async fn group_epoch(addrs: &Addrs, group: &str) -> i32 {
+    let (_, addr) = coordinator(addrs, group, Duration::from_secs(30)).await;
+    client(&addr)
+        .describe_group(DescribeGroupRequest {
+            group_id: group.into(),
+        })
+        .await
+        .expect("describe")
+        .into_inner()
+        .epoch
+}
+
+/// A static member (group.instance.id) that leaves for a restart and comes
+/// back within its session timeout gets its partitions back, under a new
+/// member id, with no rebalance: the group epoch does not move and the
+/// other member's partitions never change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_member_restart_gets_its_partitions_back_without_rebalance() {
+    let mut cluster = Cluster::start(3, options()).await;
+    cluster.wait_ready(Duration::from_secs(60)).await;
+    create(&cluster, "first", 7).await;
+    let addrs = Addrs::of(&cluster);
+    let mut a = Member::new("sa");
+    a.instance_id = Some("instance-a".into());
+    let mut b = Member::new("sb");
+    b.instance_id = Some("instance-b".into());
+    for _ in 0..6 {
+        round(&addrs, "static", "range", &mut [&mut a, &mut b]).await;
+    }
+    let (a_parts, b_parts) = (parts(&a.owned), parts(&b.owned));
+    assert_eq!(a_parts.len() + b_parts.len(), 7);
+    let epoch = group_epoch(&addrs, "static").await;
+    // a leaves for a restart (epoch -2) ...
+    let (_, addr) = coordinator(&addrs, "static", Duration::from_secs(10)).await;
+    let left = client(&addr)
+        .consumer_group_heartbeat(ConsumerGroupHeartbeatRequest {
+            group_id: "static".into(),
+            member_id: a.member_id.clone(),
+            member_epoch: -2,
+            instance_id: a.instance_id.clone(),
+            ..ConsumerGroupHeartbeatRequest::default()
+        })
+        .await
+        .expect("static leave")
+        .into_inner();
+    assert_eq!(left.member_epoch, -2);
+    // ... b runs on, and nobody takes a's partitions meanwhile ...
+    for _ in 0..4 {
+        round(&addrs, "static", "range", &mut [&mut b]).await;
+        assert_eq!(parts(&b.owned), b_parts);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // ... and a new incarnation with the same instance id takes them back.
+    let mut a2 = Member::new("sa");
+    a2.instance_id = Some("instance-a".into());
+    for _ in 0..3 {
+        round(&addrs, "static", "range", &mut [&mut a2, &mut b]).await;
+    }
+    assert_ne!(a2.member_id, a.member_id);
+    assert_eq!(parts(&a2.owned), a_parts);
+    assert_eq!(parts(&b.owned), b_parts);
+    assert_eq!(group_epoch(&addrs, "static").await, epoch, "no rebalance");
+}
+
+/// kill -9 of the coordinator while a cooperative-sticky group is stable:
+/// the new coordinator loads the members from the log, so every member
+/// keeps its member id, epoch and partitions (no rejoin, no rebalance).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_membership_survives_coordinator_kill() {
+    let mut cluster = Cluster::start(3, options()).await;
+    cluster.wait_ready(Duration::from_secs(60)).await;
+    create(&cluster, "first", 7).await;
+    let addrs = Addrs::of(&cluster);
+    let (mut x, mut y, mut z) = (Member::new("kx"), Member::new("ky"), Member::new("kz"));
+    for _ in 0..8 {
+        round(
+            &addrs,
+            "failover",
+            "cooperative-sticky",
+            &mut [&mut x, &mut y, &mut z],
+        )
+        .await;
+    }
+    let before: Vec<(String, i32, Vec<i32>)> = [&x, &y, &z]
+        .iter()
+        .map(|m| (m.member_id.clone(), m.epoch, parts(&m.owned)))
+        .collect();
+    let (node, _) = coordinator(&addrs, "failover", Duration::from_secs(10)).await;
+    cluster.kill(node);
+    let killed = Instant::now();
+    let live = Addrs(
+        addrs
+            .0
+            .iter()
+            .filter(|(id, _)| **id != node)
+            .map(|(id, a)| (*id, a.clone()))
+            .collect(),
+    );
+    for _ in 0..3 {
+        round(
+            &live,
+            "failover",
+            "cooperative-sticky",
+            &mut [&mut x, &mut y, &mut z],
+        )
+        .await;
+    }
+    eprintln!(
+        "group served again {:?} after kill -9 of coordinator {node}",
+        killed.elapsed()
+    );
+    let after: Vec<(String, i32, Vec<i32>)> = [&x, &y, &z]
+        .iter()
+        .map(|m| (m.member_id.clone(), m.epoch, parts(&m.owned)))
+        .collect();
+    assert_eq!(after, before);
+}
+
+/// `strom groups reset-offsets` (dry run changes nothing; each spec; clamped
+/// to the log; refused while the group has members, naming them) and
+/// `groups delete-offsets`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_resets_and_deletes_offsets() {
+    let mut cluster = Cluster::start(3, options()).await;
+    cluster.wait_ready(Duration::from_secs(60)).await;
+    create(&cluster, "first", 2).await;
+    let addrs = Addrs::of(&cluster);
+    let leader = wait_leader_serving(&addrs, "first", 0, Duration::from_secs(20))
+        .await
+        .expect("leader");
+    let values: Vec<bytes::Bytes> = (0..10).map(|i| format!("v{i}").into()).collect();
+    produce_once(
+        &addrs,
+        leader,
+        "first",
+        0,
+        batch(&values),
+        -1,
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("produce");
+    let (_, addr) = coordinator(&addrs, "rg", Duration::from_secs(60)).await;
+    commit(&addr, "rg", 5).await.expect("commit");
+    let c = &cluster;
+    let committed = || async {
+        fetch(&addr, "rg")
+            .await
+            .expect("fetch")
+            .get(&("first".to_owned(), 0))
+            .copied()
+    };
+    let run = |args: &[&str]| {
+        let mut all = vec!["--output", "json", "groups"];
+        all.extend_from_slice(args);
+        tokio::task::block_in_place(|| strom(c, &all))
+    };
+    let new_offsets = |out: &std::process::Output| -> Vec<(String, i64, i64)> {
+        assert!(out.status.success(), "{out:?}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        v.as_array()
+            .expect("array")
+            .iter()
+            .map(|o| {
+                (
+                    o["topic"].as_str().unwrap_or_default().to_owned(),
+                    o["partition"].as_i64().unwrap_or(-1),
+                    o["new_offset"].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect()
+    };
+    let out = run(&[
+        "reset-offsets",
+        "--group",
+        "rg",
+        "--topic",
+        "first",
+        "--to-earliest",
+        "--dry-run",
+    ]);
+    assert_eq!(
+        new_offsets(&out),
+        [("first".to_owned(), 0, 0), ("first".to_owned(), 1, 0)]
+    );
+    assert_eq!(committed().await, Some(5), "a dry run changes nothing");
+    let out = run(&[
+        "reset-offsets",
+        "--group",
+        "rg",
+        "--topic",
+        "first:0",
+        "--shift-by",
+        "-2",
+        "--execute",
+    ]);
+    assert_eq!(new_offsets(&out), [("first".to_owned(), 0, 3)]);
+    assert_eq!(committed().await, Some(3));
+    let out = run(&[
+        "reset-offsets",
+        "--group",
+        "rg",
+        "--all-topics",
+        "--to-offset",
+        "99",
+        "--execute",
+    ]);
+    assert_eq!(
+        new_offsets(&out),
+        [("first".to_owned(), 0, 10)],
+        "clamped to the log end"
+    );
+    let out = run(&[
+        "reset-offsets",
+        "--group",
+        "rg",
+        "--topic",
+        "first:0",
+        "--by-duration",
+        "PT1H",
+        "--execute",
+    ]);
+    assert_eq!(new_offsets(&out), [("first".to_owned(), 0, 0)]);
+    assert_eq!(committed().await, Some(0));
+    let out = run(&[
+        "reset-offsets",
+        "--group",
+        "rg",
+        "--topic",
+        "first:0",
+        "--by-duration",
+        "soon",
+        "--execute",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: "));
+
+    // With a member, the reset is refused and names it.
+    let mut m = Member::new("busy");
+    m.heartbeat(&addrs, "rg", "range").await.expect("join");
+    let out = run(&[
+        "reset-offsets",
+        "--group",
+        "rg",
+        "--topic",
+        "first",
+        "--to-latest",
+        "--execute",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(err.starts_with("error: NON_EMPTY_GROUP: "), "{err}");
+    assert!(err.contains(&m.member_id), "{err}");
+    assert_eq!(committed().await, Some(0), "nothing changed");
+    // Nor can its subscribed topic's offsets be deleted.
+    let out = run(&["delete-offsets", "--group", "rg", "--topic", "first"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        err.starts_with("error: GROUP_SUBSCRIBED_TO_TOPIC: "),
+        "{err}"
+    );
+    client(&addr)
+        .consumer_group_heartbeat(ConsumerGroupHeartbeatRequest {
+            group_id: "rg".into(),
+            member_id: m.member_id.clone(),
+            member_epoch: -1,
+            ..ConsumerGroupHeartbeatRequest::default()
+        })
+        .await
+        .expect("leave");
+    let out = run(&["delete-offsets", "--group", "rg", "--topic", "first:0"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(committed().await, None);
 }

@@ -6,6 +6,8 @@
 //! * `delete_records` — `DeleteRecords` to each partition's leader
 //!   (checked everywhere before anything is deleted).
 //! * `reassignments` — partition reassignments (KIP-455).
+//! * `groups` — consumer groups: list, describe, committed offsets,
+//!   delete, on each group's coordinator.
 //!
 //! Writes go to `ControllerService` on any bootstrap node (brokers forward
 //! them to the active controller), except `delete_records`, which goes to
@@ -21,6 +23,7 @@
 
 mod convert;
 mod delete_records;
+mod groups;
 mod reassignments;
 mod types;
 
@@ -32,6 +35,9 @@ use strom_proto::v1::controller_service_client::ControllerServiceClient;
 use strom_proto::v1::metadata_service_client::MetadataServiceClient;
 use tonic::transport::Channel;
 
+pub use self::groups::{
+    CommittedOffset, GroupDescription, GroupListing, GroupMemberDescription, GroupTopicPartitions,
+};
 pub use self::reassignments::{PartitionReassignment, ReassignmentResult};
 pub use self::types::{
     AlterConfigOp, BrokerDescription, BrokerState, ClusterDescription, ConfigEntry, ConfigResource,
