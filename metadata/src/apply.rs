@@ -30,6 +30,7 @@ enum Undo {
     TopicConfig(Uuid, String, Option<String>),
     BrokerConfig(i32, String, Option<String>),
     ClusterConfig(String, Option<String>),
+    Decommissioning(i32, bool),
 }
 
 /// Which config map a `ConfigRecord` addresses.
@@ -115,6 +116,18 @@ impl ClusterImage {
                 Ok(())
             }
             Record::Config(c) => self.apply_config(c, undo),
+            Record::BrokerDecommission(d) => {
+                if d.broker_id < 0 {
+                    bail!(CorruptMessage, "broker id {} is negative", d.broker_id);
+                }
+                let was = if d.decommissioning {
+                    !self.decommissioning.insert(d.broker_id)
+                } else {
+                    self.decommissioning.remove(&d.broker_id)
+                };
+                undo.push(Undo::Decommissioning(d.broker_id, was));
+                Ok(())
+            }
         }
     }
 
@@ -465,6 +478,13 @@ impl ClusterImage {
                 }
                 Undo::ClusterConfig(key, prev) => {
                     set_config(&mut self.cluster_configs, key, prev);
+                }
+                Undo::Decommissioning(id, was) => {
+                    if was {
+                        self.decommissioning.insert(id);
+                    } else {
+                        self.decommissioning.remove(&id);
+                    }
                 }
             }
         }

@@ -60,6 +60,7 @@ pub(crate) fn kind_name(r: &Record) -> &'static str {
         Record::PartitionChange(_) => "partition change",
         Record::RemoveTopic(_) => "remove topic",
         Record::Config(_) => "config",
+        Record::BrokerDecommission(_) => "broker decommission",
     }
 }
 

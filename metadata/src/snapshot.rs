@@ -50,6 +50,14 @@ impl ClusterImage {
                 )));
             }
         }
+        for id in &self.decommissioning {
+            records.push(record(Record::BrokerDecommission(
+                pb::BrokerDecommissionRecord {
+                    broker_id: *id,
+                    decommissioning: true,
+                },
+            )));
+        }
         for (k, v) in &self.cluster_configs {
             records.push(config_record(ResourceType::Cluster, String::new(), k, v));
         }
