@@ -16,7 +16,7 @@ use strom_client::{Admin, ClientConfig, TopicPartition};
 use strom_integration_tests::data::{
     Addrs, Outcome, batch, check_acked, produce_retrying, read_from_leader, wait_leader_serving,
 };
-use strom_integration_tests::{Cluster, ClusterOptions, binary, wait_until};
+use strom_integration_tests::{Cluster, ClusterOptions, admin_get, binary, wait_until};
 
 fn options() -> ClusterOptions {
     ClusterOptions::default()
@@ -383,6 +383,20 @@ async fn cancel_half_way_restores_the_original_replicas() {
         &["reassign", "verify", "--reassignment-json-file", &plan],
     );
     assert!(verify.contains("is still in progress"), "{verify}");
+    // The active controller's metrics count the move.
+    let active = cluster
+        .controller_leader()
+        .await
+        .expect("controller leader");
+    let metrics = admin_get(cluster.node(active).admin_port, "/metrics")
+        .expect("metrics")
+        .1;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "strom_partitions_reassigning 1"),
+        "{metrics}"
+    );
     let out = strom_ok(
         &cluster,
         &["reassign", "cancel", "--reassignment-json-file", &plan],
