@@ -71,11 +71,16 @@ pub enum Fault {
     Bitflip,
     /// Fill the disk (a tmpfs) of one node.
     DiskFull,
+    /// Reassign a random partition (KIP-455): drop one replica, or add back
+    /// a missing one (which copies the whole log), or reorder the replicas
+    /// (a new preferred leader); the move completes on its own, so there is
+    /// nothing to heal.
+    Reassign,
 }
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 15] = [
+    pub const ALL: [Fault; 16] = [
         Fault::KillLeader,
         Fault::KillController,
         Fault::KillAll,
@@ -91,6 +96,7 @@ impl Fault {
         Fault::PowerCutRolling,
         Fault::Bitflip,
         Fault::DiskFull,
+        Fault::Reassign,
     ];
 
     /// The name `--faults` takes.
@@ -111,6 +117,7 @@ impl Fault {
             Fault::PowerCutRolling => "power-cut-rolling",
             Fault::Bitflip => "bitflip",
             Fault::DiskFull => "disk-full",
+            Fault::Reassign => "reassign",
         }
     }
 
@@ -268,6 +275,79 @@ impl Nemesis {
             Some(s) if s.0 >= 0 => Ok(s),
             s => anyhow::bail!("{}-{p} has no leader ({s:?})", self.topic),
         }
+    }
+
+    /// Reassigns `topic`-`p` through the first node that answers: with
+    /// every node a replica, one replica leaves (never below two) or the
+    /// replicas are reordered; otherwise a missing node is added.
+    async fn reassign(&self, env: &mut Env, p: i32, rng: &mut StdRng) -> anyhow::Result<String> {
+        use strom_proto::v1::{
+            AlterPartitionReassignmentsRequest, ReassignablePartition, TargetReplicas,
+        };
+        let t = &self.topic;
+        let mut last = None;
+        for id in env.node_ids() {
+            if !env.is_running(id) {
+                continue;
+            }
+            let meta = match env.cluster().metadata(id, &[t.as_str()]).await {
+                Ok(m) => m,
+                Err(e) => {
+                    last = Some(format!("metadata from node {id}: {e}"));
+                    continue;
+                }
+            };
+            let Some(part) = meta
+                .topics
+                .iter()
+                .flat_map(|x| x.partitions.iter())
+                .find(|x| x.partition == p)
+            else {
+                last = Some(format!("node {id} does not know {t}-{p}"));
+                continue;
+            };
+            let current = part.replicas.clone();
+            let missing: Vec<i32> = env
+                .node_ids()
+                .into_iter()
+                .filter(|n| !current.contains(n))
+                .collect();
+            let mut target = current.clone();
+            if let Some(add) = missing.choose(rng) {
+                target.push(*add);
+            } else if current.len() > 2 && rng.gen_bool(0.5) {
+                let drop = rng.gen_range(0..target.len());
+                target.remove(drop);
+            } else {
+                target.shuffle(rng);
+            }
+            let request = AlterPartitionReassignmentsRequest {
+                partitions: vec![ReassignablePartition {
+                    topic: t.clone(),
+                    partition: p,
+                    replicas: Some(TargetReplicas {
+                        ids: target.clone(),
+                    }),
+                }],
+            };
+            let mut c = env.cluster().controller_client(id);
+            let answer = tokio::time::timeout(
+                Duration::from_secs(5),
+                c.alter_partition_reassignments(request),
+            )
+            .await;
+            match answer {
+                Ok(Ok(_)) => {
+                    return Ok(format!("reassigned {t}-{p} from {current:?} to {target:?}"));
+                }
+                Ok(Err(s)) => last = Some(format!("node {id}: {}", s.message())),
+                Err(_) => last = Some(format!("node {id} did not answer within 5 s")),
+            }
+        }
+        anyhow::bail!(
+            "no node took the reassignment of {t}-{p}: {}",
+            last.unwrap_or_default()
+        )
     }
 
     /// kill -9 `node`, then drop the unsynced part of its segments.
@@ -441,6 +521,7 @@ impl Nemesis {
                 };
                 self.power_cut(env, node, rng)
             }
+            Fault::Reassign => self.reassign(env, p, rng).await,
             Fault::PowerCutAll => {
                 let mut cuts = Vec::new();
                 for id in env.node_ids() {
