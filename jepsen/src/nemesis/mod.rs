@@ -277,76 +277,108 @@ impl Nemesis {
         }
     }
 
-    /// Reassigns `topic`-`p` through the first node that answers: with
-    /// every node a replica, one replica leaves (never below two) or the
-    /// replicas are reordered; otherwise a missing node is added.
+    /// Reassigns `topic`-`p`: a missing node is added back (its replica
+    /// copies the whole log); with every node a replica, either the
+    /// replicas are reordered (a new preferred leader) or one replica is
+    /// dropped (its log deleted) and, once the drop is done, added back as
+    /// a new replica that copies the whole log again. The replication
+    /// factor ends where it was, as the recovery check expects.
     async fn reassign(&self, env: &mut Env, p: i32, rng: &mut StdRng) -> anyhow::Result<String> {
-        use strom_proto::v1::{
-            AlterPartitionReassignmentsRequest, ReassignablePartition, TargetReplicas,
-        };
-        let t = &self.topic;
-        let mut last = None;
+        let t = self.topic.clone();
+        let current = self.replicas_of(env, p).await?;
+        let nodes = env.node_ids();
+        let missing: Vec<i32> = nodes
+            .iter()
+            .copied()
+            .filter(|n| !current.contains(n))
+            .collect();
+        if let Some(add) = missing.choose(rng) {
+            let mut target = current.clone();
+            target.push(*add);
+            self.alter(env, p, &target).await?;
+            return Ok(format!("reassigned {t}-{p} from {current:?} to {target:?}"));
+        }
+        if current.len() < 2 || rng.gen_bool(0.3) {
+            let mut target = current.clone();
+            target.shuffle(rng);
+            self.alter(env, p, &target).await?;
+            return Ok(format!("reordered {t}-{p} from {current:?} to {target:?}"));
+        }
+        let dropped = current[rng.gen_range(0..current.len())];
+        let fewer: Vec<i32> = current.iter().copied().filter(|r| *r != dropped).collect();
+        self.alter(env, p, &fewer).await?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.replicas_of(env, p).await.ok().as_deref() != Some(&fewer[..]) {
+            if Instant::now() > deadline {
+                anyhow::bail!(
+                    "reassigned {t}-{p} to {fewer:?}, which did not complete within 10 s"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut back = fewer.clone();
+        back.insert(rng.gen_range(0..=back.len()), dropped);
+        self.alter(env, p, &back).await?;
+        Ok(format!(
+            "reassigned {t}-{p} from {current:?} to {fewer:?} (node {dropped} deleted its replica), then to {back:?}"
+        ))
+    }
+
+    /// The replicas of `topic`-`p` as the first node that answers knows them.
+    async fn replicas_of(&self, env: &mut Env, p: i32) -> anyhow::Result<Vec<i32>> {
+        let t = self.topic.as_str();
         for id in env.node_ids() {
             if !env.is_running(id) {
                 continue;
             }
-            let meta = match env.cluster().metadata(id, &[t.as_str()]).await {
-                Ok(m) => m,
-                Err(e) => {
-                    last = Some(format!("metadata from node {id}: {e}"));
-                    continue;
-                }
-            };
-            let Some(part) = meta
-                .topics
-                .iter()
-                .flat_map(|x| x.partitions.iter())
-                .find(|x| x.partition == p)
-            else {
-                last = Some(format!("node {id} does not know {t}-{p}"));
+            if let Ok(meta) = env.cluster().metadata(id, &[t]).await
+                && let Some(part) = meta
+                    .topics
+                    .iter()
+                    .flat_map(|x| x.partitions.iter())
+                    .find(|x| x.partition == p)
+            {
+                return Ok(part.replicas.clone());
+            }
+        }
+        anyhow::bail!("no node knows {t}-{p}")
+    }
+
+    /// Sends the reassignment of `topic`-`p` to `target` through the first
+    /// node that takes it.
+    async fn alter(&self, env: &mut Env, p: i32, target: &[i32]) -> anyhow::Result<()> {
+        use strom_proto::v1::{
+            AlterPartitionReassignmentsRequest, ReassignablePartition, TargetReplicas,
+        };
+        let mut last = String::new();
+        for id in env.node_ids() {
+            if !env.is_running(id) {
                 continue;
-            };
-            let current = part.replicas.clone();
-            let missing: Vec<i32> = env
-                .node_ids()
-                .into_iter()
-                .filter(|n| !current.contains(n))
-                .collect();
-            let mut target = current.clone();
-            if let Some(add) = missing.choose(rng) {
-                target.push(*add);
-            } else if current.len() > 2 && rng.gen_bool(0.5) {
-                let drop = rng.gen_range(0..target.len());
-                target.remove(drop);
-            } else {
-                target.shuffle(rng);
             }
             let request = AlterPartitionReassignmentsRequest {
                 partitions: vec![ReassignablePartition {
-                    topic: t.clone(),
+                    topic: self.topic.clone(),
                     partition: p,
                     replicas: Some(TargetReplicas {
-                        ids: target.clone(),
+                        ids: target.to_vec(),
                     }),
                 }],
             };
             let mut c = env.cluster().controller_client(id);
-            let answer = tokio::time::timeout(
+            match tokio::time::timeout(
                 Duration::from_secs(5),
                 c.alter_partition_reassignments(request),
             )
-            .await;
-            match answer {
-                Ok(Ok(_)) => {
-                    return Ok(format!("reassigned {t}-{p} from {current:?} to {target:?}"));
-                }
-                Ok(Err(s)) => last = Some(format!("node {id}: {}", s.message())),
-                Err(_) => last = Some(format!("node {id} did not answer within 5 s")),
+            .await
+            {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(s)) => last = format!("node {id}: {}", s.message()),
+                Err(_) => last = format!("node {id} did not answer within 5 s"),
             }
         }
         anyhow::bail!(
-            "no node took the reassignment of {t}-{p}: {}",
-            last.unwrap_or_default()
+            "no node took the reassignment of {}-{p} to {target:?}: {last}",
+            self.topic
         )
     }
 
