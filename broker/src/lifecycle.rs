@@ -57,6 +57,9 @@ pub struct Lifecycle {
 pub trait ReplicaSizes: Send + Sync + std::fmt::Debug {
     /// The sizes now.
     fn reassigning_replica_sizes(&self) -> Vec<(uuid::Uuid, i32, i64)>;
+
+    /// Bytes of every hosted replica's log together.
+    fn total_bytes(&self) -> i64;
 }
 
 impl Lifecycle {
@@ -243,6 +246,7 @@ impl Lifecycle {
                         size_bytes,
                     })
                     .collect(),
+                log_dir_bytes: self.sizes.get().map_or(-1, |s| s.total_bytes()),
             };
             // Long enough for a second attempt at another voter when the
             // first one does not answer, well inside the session timeout.

@@ -102,6 +102,10 @@ mod tests {
                 state: BrokerState::Fenced,
                 epoch: 1,
                 incarnation_id: String::new(),
+                replicas: 0,
+                leaders: 0,
+                bytes: None,
+                decommissioning: false,
             }],
             metadata_offset: 0,
         };

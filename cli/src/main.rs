@@ -1,12 +1,12 @@
 //! `strom`, Strom's command-line tool. Its commands, flags, output and exit
 //! codes are a public contract documented in docs/cli.md.
 //!
-//! One file per command group: `cluster.rs`, `topics.rs`, `configs.rs`,
-//! `leader_election.rs`, `delete_records.rs`, `reassign.rs`, `groups.rs`,
-//! `produce.rs`, `consume.rs`, `perf/` (producer and consumer benchmarks),
-//! `dev.rs`; all output goes
-//! through `output.rs`, progress indicators through `progress.rs`.
+//! One file per command group: `cluster.rs`, `brokers.rs`, `topics.rs`,
+//! `configs.rs`, `leader_election.rs`, `delete_records.rs`, `reassign.rs`,
+//! `groups.rs`, `produce.rs`, `consume.rs`, `perf/` (producer and consumer
+//! benchmarks), `dev.rs`; all output goes through `output.rs`, progress indicators through `progress.rs`.
 
+mod brokers;
 mod cluster;
 mod configs;
 mod consume;
@@ -72,6 +72,9 @@ enum Command {
     /// Describe the cluster: controller quorum and brokers.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Decommission and recommission brokers; describe their load.
+    #[command(subcommand)]
+    Brokers(brokers::BrokersCommand),
     /// Create, list, describe, alter and delete topics.
     #[command(subcommand)]
     Topics(topics::TopicsCommand),
@@ -175,6 +178,7 @@ async fn run(cli: Cli, output: &Output) -> Result<(), Error> {
     let admin = Admin::connect(config).await?;
     match cli.command {
         Command::Cluster(command) => cluster::run(command, &admin, output).await,
+        Command::Brokers(command) => brokers::run(command, &admin, output).await,
         Command::Topics(command) => topics::run(command, &admin, output).await,
         Command::Groups(command) => groups::run(command, &admin, output).await,
         Command::Configs(command) => configs::run(command, &admin, output).await,

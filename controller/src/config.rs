@@ -25,6 +25,9 @@ pub struct ControllerConfig {
     pub leader_imbalance_per_broker_percentage: f64,
     /// `leader.imbalance.check.interval.seconds` (fractions allowed for tests).
     pub leader_imbalance_check_interval: Duration,
+    /// `reassignment.max.concurrent.moves.per.broker`: most reassignments
+    /// in flight per decommissioning broker.
+    pub max_concurrent_moves_per_broker: usize,
     /// `controller.quorum.election.timeout.ms`: minimum election timeout; the maximum is twice it.
     pub election_timeout: Duration,
     /// `controller.quorum.heartbeat.interval.ms`: leader heartbeat to voters.
@@ -54,6 +57,7 @@ impl Default for ControllerConfig {
             auto_leader_rebalance_enable: true,
             leader_imbalance_per_broker_percentage: 10.0,
             leader_imbalance_check_interval: Duration::from_secs(300),
+            max_concurrent_moves_per_broker: 5,
             election_timeout: Duration::from_millis(100),
             raft_heartbeat_interval: Duration::from_millis(30),
             snapshot_interval_entries: 20_000,
@@ -103,6 +107,16 @@ impl ControllerConfig {
                     )));
                 }
                 self.leader_imbalance_check_interval = Duration::from_secs_f64(secs);
+            }
+            "reassignment.max.concurrent.moves.per.broker" => {
+                self.max_concurrent_moves_per_broker = match value.parse::<usize>() {
+                    Ok(n) if n >= 1 => n,
+                    _ => {
+                        return Err(ConfigError(format!(
+                            "{key} must be a number of at least 1, got '{value}'"
+                        )));
+                    }
+                }
             }
             "controller.quorum.election.timeout.ms" => self.election_timeout = ms(key, value)?,
             "controller.quorum.heartbeat.interval.ms" => {

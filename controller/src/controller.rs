@@ -28,6 +28,19 @@ use crate::raft::state_machine::StateMachine;
 use crate::raft::store::RaftDb;
 use crate::raft::{NodeId, Proposal, Raft};
 
+/// What [`Controller::reassignment_progress`] reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReassignmentProgress {
+    /// Partitions being reassigned.
+    pub partitions: usize,
+    /// Brokers being decommissioned.
+    pub decommissioning: usize,
+    /// Bytes the adding replicas hold so far.
+    pub bytes_copied: i64,
+    /// Bytes the adding replicas still lack.
+    pub bytes_remaining: i64,
+}
+
 /// A running controller. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Controller {
@@ -252,6 +265,34 @@ impl Controller {
     /// controller while it led (empty on a follower), sorted by broker id.
     pub fn broker_metadata_offsets(&self) -> Vec<(i32, i64)> {
         self.inner.leases.reported_offsets()
+    }
+
+    /// Reassignment progress for metrics: partitions being reassigned,
+    /// brokers being decommissioned, and the bytes the adding replicas hold
+    /// and still lack (summed over partitions whose sizes were reported
+    /// with heartbeats to this controller).
+    pub fn reassignment_progress(&self) -> ReassignmentProgress {
+        let sizes = &self.inner.sizes;
+        self.with_image(|image| {
+            let mut p = ReassignmentProgress {
+                decommissioning: image.decommissioning().count(),
+                ..Default::default()
+            };
+            for (topic, partition, s) in strom_metadata::reassignments(image, None) {
+                p.partitions += 1;
+                let Some(leader) = sizes.get(s.leader, topic.id, partition) else {
+                    continue;
+                };
+                for b in &s.adding {
+                    if let Some(have) = sizes.get(*b, topic.id, partition) {
+                        let have = have.min(leader);
+                        p.bytes_copied += have;
+                        p.bytes_remaining += leader - have;
+                    }
+                }
+            }
+            p
+        })
     }
 
     /// Runs `f` on the committed image.

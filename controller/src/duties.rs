@@ -95,6 +95,7 @@ async fn term_duties(controller: Controller, token: CancellationToken) {
             _ = fence_tick.tick() => {
                 fence_expired(&controller).await;
                 complete_reassignments(&controller).await;
+                decommission(&controller).await;
             }
             _ = rebalance_tick.tick() => {
                 if inner.config.auto_leader_rebalance_enable {
@@ -167,6 +168,31 @@ async fn complete_reassignments(controller: &Controller) {
         Ok((_, Some(offset))) => tracing::info!(offset, "completed partition reassignments"),
         Ok((_, None)) => {}
         Err(e) => tracing::warn!(error = %e, "completing reassignments failed"),
+    }
+}
+
+/// One round of draining decommissioning brokers (see
+/// `strom_metadata::decommission`).
+async fn decommission(controller: &Controller) {
+    if controller.with_image(|image| image.decommissioning().next().is_none()) {
+        return;
+    }
+    let max_moves = controller.config().max_concurrent_moves_per_broker;
+    let result = controller
+        .decide(|image| {
+            let min_isr = controller.default_min_isr(image);
+            Ok((
+                strom_metadata::decommission_moves(image, max_moves, min_isr),
+                (),
+            ))
+        })
+        .await;
+    match result {
+        Ok((_, Some(offset))) => {
+            tracing::info!(offset, "decommissioning: moved leaderships or replicas")
+        }
+        Ok((_, None)) => {}
+        Err(e) => tracing::warn!(error = %e, "decommissioning round failed"),
     }
 }
 

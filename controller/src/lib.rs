@@ -29,7 +29,7 @@ pub mod raft;
 mod sizes;
 
 pub use config::{ConfigError, ControllerConfig, parse_voters};
-pub use controller::{Controller, StartError};
+pub use controller::{Controller, ReassignmentProgress, StartError};
 pub use error::ControllerError;
 pub use grpc::ControllerGrpc;
 pub use raft::service::RaftServiceImpl;

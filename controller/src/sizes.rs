@@ -15,6 +15,8 @@ type Report = HashMap<(Uuid, i32), i64>;
 #[derive(Debug, Default)]
 pub(crate) struct ReplicaSizes {
     sizes: Mutex<HashMap<i32, Report>>,
+    /// Bytes of every hosted replica together, per broker.
+    totals: Mutex<HashMap<i32, i64>>,
 }
 
 impl ReplicaSizes {
@@ -28,6 +30,25 @@ impl ReplicaSizes {
         } else {
             all.insert(broker, map);
         }
+    }
+
+    /// Records the total size of `broker`'s replicas (-1: not measured).
+    pub(crate) fn report_total(&self, broker: i32, bytes: i64) {
+        let mut totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+        if bytes < 0 {
+            totals.remove(&broker);
+        } else {
+            totals.insert(broker, bytes);
+        }
+    }
+
+    /// The total size of `broker`'s replicas it last reported.
+    pub(crate) fn total(&self, broker: i32) -> Option<i64> {
+        self.totals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&broker)
+            .copied()
     }
 
     /// The last size `broker` reported for its replica of `topic`-`partition`.
@@ -55,6 +76,10 @@ mod tests {
         assert_eq!((s.get(1, t, 0), s.get(1, t, 1)), (Some(15), None));
         s.report(1, []);
         assert_eq!(s.get(1, t, 0), None);
+        s.report_total(1, 500);
+        assert_eq!(s.total(1), Some(500));
+        s.report_total(1, -1);
+        assert_eq!(s.total(1), None);
         assert_eq!(s.get(2, t, 0), None);
     }
 }

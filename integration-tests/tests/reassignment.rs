@@ -16,7 +16,7 @@ use strom_client::{Admin, ClientConfig, TopicPartition};
 use strom_integration_tests::data::{
     Addrs, Outcome, batch, check_acked, produce_retrying, read_from_leader, wait_leader_serving,
 };
-use strom_integration_tests::{Cluster, ClusterOptions, binary, wait_until};
+use strom_integration_tests::{Cluster, ClusterOptions, admin_get, binary, wait_until};
 
 fn options() -> ClusterOptions {
     ClusterOptions::default()
@@ -383,6 +383,20 @@ async fn cancel_half_way_restores_the_original_replicas() {
         &["reassign", "verify", "--reassignment-json-file", &plan],
     );
     assert!(verify.contains("is still in progress"), "{verify}");
+    // The active controller's metrics count the move.
+    let active = cluster
+        .controller_leader()
+        .await
+        .expect("controller leader");
+    let metrics = admin_get(cluster.node(active).admin_port, "/metrics")
+        .expect("metrics")
+        .1;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "strom_partitions_reassigning 1"),
+        "{metrics}"
+    );
     let out = strom_ok(
         &cluster,
         &["reassign", "cancel", "--reassignment-json-file", &plan],
@@ -679,4 +693,99 @@ async fn bad_plans_are_refused_with_one_line_and_change_nothing() {
     assert!(out.contains("None of the specified"), "{out}");
     let list = strom_ok(&cluster, &["reassign", "list"]);
     assert!(list.contains("No partition reassignments found."), "{list}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn decommission_under_load_moves_leaderships_then_every_replica() {
+    let mut cluster = Cluster::start(3, options()).await;
+    let admin = admin(&cluster).await;
+    create(&cluster, "drain", &[&[4, 5, 1]]).await;
+    cluster
+        .create_topic_assigned(1, "drain-more", &[&[4, 2], &[3, 4], &[4, 6], &[5, 6]], &[])
+        .await
+        .expect("create topic");
+    let mut acked = fill(&cluster, "drain", 100, 1000).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer = start_producer(Addrs::of(&cluster), "drain", 200, stop.clone());
+    let out = strom_ok(
+        &cluster,
+        &["brokers", "decommission", "--broker-id", "4", "--wait"],
+    );
+    assert!(out.contains("Decommissioning broker 4:"), "{out}");
+    assert!(
+        out.contains("Broker 4 holds no replica: it can be stopped."),
+        "{out}"
+    );
+    stop.store(true, Ordering::Relaxed);
+    acked.extend(producer.await.expect("producer"));
+    let described = strom_ok(&cluster, &["--output", "json", "brokers", "describe"]);
+    let rows: serde_json::Value = serde_json::from_str(described.trim()).expect("json");
+    let four = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["id"] == 4)
+        .expect("broker 4")
+        .clone();
+    assert_eq!(four["replicas"], 0, "{described}");
+    assert_eq!(four["leaders"], 0, "{described}");
+    assert_eq!(four["decommissioning"], true, "{described}");
+    // Stopped now, it leaves every partition fully replicated.
+    cluster.kill(4);
+    for (topic, partitions) in [("drain", 1), ("drain-more", 4)] {
+        for p in 0..partitions {
+            let (r, isr) = replicas(&admin, topic, p).await;
+            assert!(!r.contains(&4), "{topic}-{p}: {r:?}");
+            assert_eq!(isr.len(), r.len(), "{topic}-{p}: {r:?} isr {isr:?}");
+        }
+    }
+    check_nothing_lost(&cluster, "drain", &acked).await;
+    // Recommissioning stops the drain: new topics may use 4 again once it
+    // is back.
+    strom_ok(&cluster, &["brokers", "recommission", "--broker-id", "4"]);
+    let described = strom_ok(&cluster, &["--output", "json", "brokers", "describe"]);
+    assert!(
+        !described.contains(r#""decommissioning":true"#),
+        "{described}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn decommission_is_refused_when_too_few_brokers_would_remain() {
+    let cluster = Cluster::start(3, options()).await;
+    cluster
+        .create_topic_assigned(1, "wide", &[&[1, 2, 3, 4, 5, 6]], &[])
+        .await
+        .expect("create topic");
+    for (args, code) in [
+        (
+            vec!["brokers", "decommission", "--broker-id", "2"],
+            "INVALID_REPLICATION_FACTOR",
+        ),
+        (
+            vec!["brokers", "decommission", "--broker-id", "99"],
+            "BROKER_ID_NOT_REGISTERED",
+        ),
+        (
+            vec!["brokers", "recommission", "--broker-id", "99"],
+            "BROKER_ID_NOT_REGISTERED",
+        ),
+    ] {
+        let out = strom(&cluster, &args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with(&format!("error: {code}: ")),
+            "{args:?}: {err}"
+        );
+        if code == "INVALID_REPLICATION_FACTOR" {
+            assert!(err.contains("wide"), "{err}");
+        }
+    }
+    let described = strom_ok(&cluster, &["--output", "json", "brokers", "describe"]);
+    assert!(
+        !described.contains(r#""decommissioning":true"#),
+        "{described}"
+    );
 }

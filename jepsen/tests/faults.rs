@@ -118,6 +118,11 @@ async fn durable_topic_loses_no_acked_write_when_every_node_loses_power() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_reassignments_lose_no_acked_write() {
+    scenario("reassign", &[Fault::Reassign]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flipped_byte_in_a_follower_segment_loses_no_acked_write() {
     scenario("bitflip", &[Fault::Bitflip]).await;
 }

@@ -31,6 +31,7 @@ enum Undo {
     BrokerConfig(i32, String, Option<String>),
     ClusterConfig(String, Option<String>),
     NextProducerId(i64),
+    Decommissioning(i32, bool),
 }
 
 /// Which config map a `ConfigRecord` addresses.
@@ -130,6 +131,16 @@ impl ClusterImage {
                 }
                 undo.push(Undo::NextProducerId(self.next_producer_id));
                 self.next_producer_id = r.next_producer_id;
+            Record::BrokerDecommission(d) => {
+                if d.broker_id < 0 {
+                    bail!(CorruptMessage, "broker id {} is negative", d.broker_id);
+                }
+                let was = if d.decommissioning {
+                    !self.decommissioning.insert(d.broker_id)
+                } else {
+                    self.decommissioning.remove(&d.broker_id)
+                };
+                undo.push(Undo::Decommissioning(d.broker_id, was));
                 Ok(())
             }
         }
@@ -484,6 +495,13 @@ impl ClusterImage {
                     set_config(&mut self.cluster_configs, key, prev);
                 }
                 Undo::NextProducerId(prev) => self.next_producer_id = prev,
+                Undo::Decommissioning(id, was) => {
+                    if was {
+                        self.decommissioning.insert(id);
+                    } else {
+                        self.decommissioning.remove(&id);
+                    }
+                }
             }
         }
     }

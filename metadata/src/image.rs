@@ -181,6 +181,8 @@ pub struct ClusterImage {
     pub(crate) broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
     /// The first producer id not yet handed out (`producer_ids`).
     pub(crate) next_producer_id: i64,
+    /// Brokers being decommissioned (see `decommission.rs`).
+    pub(crate) decommissioning: BTreeSet<i32>,
     /// Derived: for each broker id, the partitions it is a replica of (and so
     /// possibly in the ISR of, or leader of). Never holds empty sets.
     pub(crate) replica_index: BTreeMap<i32, BTreeSet<(Uuid, i32)>>,
@@ -199,6 +201,7 @@ impl Default for ClusterImage {
             cluster_configs: BTreeMap::new(),
             broker_configs: BTreeMap::new(),
             next_producer_id: 0,
+            decommissioning: BTreeSet::new(),
             replica_index: BTreeMap::new(),
             partition_count: 0,
         }
@@ -243,12 +246,24 @@ impl ClusterImage {
             .is_some_and(BrokerRegistration::is_alive)
     }
 
-    /// Alive brokers (see [`ClusterImage::is_alive`]) with their racks, by id:
+    /// Whether `id` is being decommissioned: its replicas move away and it
+    /// gets no new ones.
+    pub fn is_decommissioning(&self, id: i32) -> bool {
+        self.decommissioning.contains(&id)
+    }
+
+    /// The brokers being decommissioned, by id.
+    pub fn decommissioning(&self) -> impl Iterator<Item = i32> + '_ {
+        self.decommissioning.iter().copied()
+    }
+
+    /// Alive brokers (see [`ClusterImage::is_alive`]) that are not being
+    /// decommissioned, with their racks, by id: where new replicas may go,
     /// the input [`crate::assign_replicas`] expects.
     pub fn alive_brokers(&self) -> Vec<(i32, Option<String>)> {
         self.brokers
             .values()
-            .filter(|b| b.is_alive())
+            .filter(|b| b.is_alive() && !self.decommissioning.contains(&b.id))
             .map(|b| (b.id, b.rack.clone()))
             .collect()
     }

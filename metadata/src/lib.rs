@@ -25,6 +25,7 @@
 //! * [`reassignment`]: partition reassignment (KIP-455): start, cancel, complete.
 //! * [`planner`]: rack-aware, minimal-movement reassignment plans.
 //! * [`producer_ids`]: producer-id blocks for brokers (`AllocateProducerIds`).
+//! * [`decommission`]: draining a broker (decommission, recommission).
 //!
 //! docs/metadata.md describes the records, the apply rules and the algorithms.
 #![warn(missing_docs)]
@@ -38,6 +39,7 @@ pub mod pb {
 mod apply;
 pub mod brokers;
 pub mod configs;
+pub mod decommission;
 pub mod election;
 pub mod error;
 pub mod image;
@@ -58,6 +60,9 @@ mod testutil;
 pub use brokers::{
     ControlledShutdown, Registration, controlled_shutdown, fence_broker, register_broker,
     remaining_leaderships, unfence_broker, unregister_broker,
+};
+pub use decommission::{
+    decommission_broker, decommission_moves, decommission_progress, recommission_broker,
 };
 pub use election::{
     ElectionKind, ElectionResult, LeaderChoice, choose_leader, elect_leaders, next_elr,

@@ -211,7 +211,7 @@ fn check_target(
 }
 
 /// The state of `cur` reassigned to `target` (checked), before completion.
-fn start(
+pub(crate) fn start(
     name: &str,
     p: i32,
     cur: &PartitionState,
@@ -286,7 +286,11 @@ fn restrict(
 /// adding replica is in the ISR, the ISR restricted to the target keeps
 /// `min.insync.replicas` members (at most the target's size) or as many as
 /// it has now, and some target replica in it is alive to lead.
-fn completed(cur: &PartitionState, live: &Liveness<'_>, min_isr: usize) -> Option<PartitionState> {
+pub(crate) fn completed(
+    cur: &PartitionState,
+    live: &Liveness<'_>,
+    min_isr: usize,
+) -> Option<PartitionState> {
     if !cur.is_reassigning() || cur.adding.iter().any(|r| !cur.isr.contains(r)) {
         return None;
     }
@@ -332,7 +336,7 @@ fn completed(cur: &PartitionState, live: &Liveness<'_>, min_isr: usize) -> Optio
 
 /// A `PartitionChangeRecord` moving `cur` to `next`, carrying only what
 /// changes; `None` when nothing does.
-fn change_record(
+pub(crate) fn change_record(
     topic_id: Uuid,
     partition: i32,
     cur: &PartitionState,

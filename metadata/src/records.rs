@@ -61,6 +61,7 @@ pub(crate) fn kind_name(r: &Record) -> &'static str {
         Record::RemoveTopic(_) => "remove topic",
         Record::Config(_) => "config",
         Record::ProducerIds(_) => "producer ids",
+        Record::BrokerDecommission(_) => "broker decommission",
     }
 }
 

@@ -56,6 +56,13 @@ impl ClusterImage {
                 broker_epoch: -1,
                 next_producer_id: self.next_producer_id,
             })));
+        for id in &self.decommissioning {
+            records.push(record(Record::BrokerDecommission(
+                pb::BrokerDecommissionRecord {
+                    broker_id: *id,
+                    decommissioning: true,
+                },
+            )));
         }
         for (k, v) in &self.cluster_configs {
             records.push(config_record(ResourceType::Cluster, String::new(), k, v));

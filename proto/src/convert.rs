@@ -53,6 +53,8 @@ impl From<&BrokerRegistration> for BrokerDescription {
             state: state as i32,
             epoch: b.epoch,
             incarnation_id: b.incarnation_id.clone(),
+            bytes: -1,
+            ..Default::default()
         }
     }
 }

@@ -148,6 +148,31 @@ fn controller_metrics(r: &mut Registry, ctl: &strom_controller::Controller) {
         "Partitions without a leader (active controller only)",
         i64::try_from(offline).unwrap_or(i64::MAX),
     );
+    let moving = ctl.reassignment_progress();
+    gauge(
+        r,
+        "partitions_reassigning",
+        "Partitions being reassigned (active controller only)",
+        i64::try_from(moving.partitions).unwrap_or(i64::MAX),
+    );
+    gauge(
+        r,
+        "brokers_decommissioning",
+        "Brokers whose replicas are being moved away (active controller only)",
+        i64::try_from(moving.decommissioning).unwrap_or(i64::MAX),
+    );
+    gauge(
+        r,
+        "reassignment_bytes_copied",
+        "Bytes the adding replicas of reassigned partitions hold, as brokers reported (active controller only)",
+        moving.bytes_copied,
+    );
+    gauge(
+        r,
+        "reassignment_bytes_remaining",
+        "Bytes the adding replicas of reassigned partitions still lack, as brokers reported (active controller only)",
+        moving.bytes_remaining,
+    );
     let fam: Family<Labels, Gauge> = Family::default();
     for (state, n) in ["unfenced", "fenced", "controlled_shutdown"]
         .iter()

@@ -108,6 +108,12 @@ impl ControllerService for ControllerProxy {
     ) -> Result<Response<ListPartitionReassignmentsResponse>, Status> {
         forward!(self, r, list_partition_reassignments)
     }
+    async fn alter_broker_decommission(
+        &self,
+        r: Request<AlterBrokerDecommissionRequest>,
+    ) -> Result<Response<AlterBrokerDecommissionResponse>, Status> {
+        forward!(self, r, alter_broker_decommission)
+    }
     async fn describe_configs(
         &self,
         r: Request<DescribeConfigsRequest>,

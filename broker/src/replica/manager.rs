@@ -706,4 +706,9 @@ impl crate::lifecycle::ReplicaSizes for ReplicaManager {
             })
             .collect()
     }
+
+    fn total_bytes(&self) -> i64 {
+        let partitions = self.partitions.read().unwrap_or_else(|e| e.into_inner());
+        partitions.values().map(|p| Self::log_bytes(p)).sum()
+    }
 }

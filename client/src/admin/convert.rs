@@ -79,6 +79,10 @@ impl From<pb::BrokerDescription> for BrokerDescription {
             rack: Some(b.rack).filter(|r| !r.is_empty()),
             epoch: b.epoch,
             incarnation_id: b.incarnation_id,
+            replicas: u32::try_from(b.replicas).unwrap_or(0),
+            leaders: u32::try_from(b.leaders).unwrap_or(0),
+            bytes: u64::try_from(b.bytes).ok(),
+            decommissioning: b.decommissioning,
         }
     }
 }

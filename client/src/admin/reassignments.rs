@@ -1,6 +1,6 @@
 //! `Admin::alter_partition_reassignments` and
-//! `Admin::list_partition_reassignments`: Kafka's KIP-455 admin calls,
-//! sent to the active controller.
+//! `Admin::list_partition_reassignments`: Kafka's KIP-455 admin calls, and
+//! `Admin::alter_broker_decommission`, sent to the active controller.
 
 use serde::Serialize;
 use strom_proto::v1 as pb;
@@ -143,6 +143,32 @@ impl Admin {
             })
             .await?;
         Ok(response.results.into_iter().map(Into::into).collect())
+    }
+
+    /// Starts decommissioning `broker_id` (`decommission` true): every
+    /// replica moves off it, its leaderships first, a few at a time; or
+    /// stops a pending decommission (false). Returns the replicas and
+    /// leaderships still on the broker. Fails with BROKER_ID_NOT_REGISTERED
+    /// for an unknown broker, and with INVALID_REPLICATION_FACTOR, naming
+    /// the topics, when too few live brokers would remain for a topic.
+    pub async fn alter_broker_decommission(
+        &self,
+        broker_id: i32,
+        decommission: bool,
+    ) -> Result<(u32, u32)> {
+        let message = pb::AlterBrokerDecommissionRequest {
+            broker_id,
+            decommission,
+        };
+        let response = self
+            .controller("alter broker decommission", |mut c, timeout| async move {
+                c.alter_broker_decommission(request(message, timeout)).await
+            })
+            .await?;
+        Ok((
+            u32::try_from(response.remaining_replicas).unwrap_or(0),
+            u32::try_from(response.remaining_leaders).unwrap_or(0),
+        ))
     }
 
     /// The reassignments in progress among `partitions` (all when `None`),

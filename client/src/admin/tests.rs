@@ -38,6 +38,7 @@ fn cluster() -> ClusterDescription {
                 state: pb::BrokerState::ControlledShutdown as i32,
                 epoch: 5,
                 incarnation_id: "x".into(),
+                ..Default::default()
             },
             pb::BrokerDescription {
                 id: 1,
@@ -46,6 +47,7 @@ fn cluster() -> ClusterDescription {
                 state: pb::BrokerState::Unfenced as i32,
                 epoch: 4,
                 incarnation_id: "y".into(),
+                ..Default::default()
             },
         ],
         metadata_offset: 99,

@@ -221,6 +221,19 @@ pub struct BrokerDescription {
     /// The broker process's random id.
     #[serde(skip)]
     pub incarnation_id: String,
+    /// Partitions it is a replica of (moves in flight included; 0 from
+    /// `metadata`, which does not count them).
+    #[serde(skip)]
+    pub replicas: u32,
+    /// Partitions it leads (as `replicas`).
+    #[serde(skip)]
+    pub leaders: u32,
+    /// Bytes of its replicas' logs as it last reported them.
+    #[serde(skip)]
+    pub bytes: Option<u64>,
+    /// Its replicas are being moved away (`strom brokers decommission`).
+    #[serde(skip)]
+    pub decommissioning: bool,
 }
 
 /// A topic and its partitions

@@ -42,6 +42,10 @@ impl ControllerGrpc {
             .inner()
             .leases
             .renew_at(r.broker_id, &b.incarnation_id, r.metadata_offset);
+        self.ctl
+            .inner()
+            .sizes
+            .report_total(r.broker_id, r.log_dir_bytes);
         self.ctl.inner().sizes.report(
             r.broker_id,
             r.replica_sizes.iter().filter_map(|s| {

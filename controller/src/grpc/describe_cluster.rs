@@ -41,7 +41,18 @@ impl ControllerGrpc {
         let (cluster_id, brokers, offset) = self.ctl.with_image(|image| {
             (
                 image.cluster_id().unwrap_or_default().to_owned(),
-                image.brokers().map(BrokerDescription::from).collect(),
+                image
+                    .brokers()
+                    .map(|b| {
+                        let mut d = BrokerDescription::from(b);
+                        d.replicas = i32::try_from(image.partitions_of_broker(b.id).count())
+                            .unwrap_or(i32::MAX);
+                        d.leaders = i32::try_from(image.leader_count(b.id)).unwrap_or(i32::MAX);
+                        d.decommissioning = image.is_decommissioning(b.id);
+                        d.bytes = self.ctl.inner().sizes.total(b.id).unwrap_or(-1);
+                        d
+                    })
+                    .collect(),
                 image.offset(),
             )
         });

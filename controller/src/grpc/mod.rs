@@ -6,6 +6,7 @@
 //! answered NOT_CONTROLLER with the leader's address.
 
 mod allocate_producer_ids;
+mod alter_broker_decommission;
 mod alter_partition;
 mod alter_partition_reassignments;
 mod broker_heartbeat;
@@ -323,6 +324,18 @@ impl ControllerService for ControllerGrpc {
             req,
             async |r| self.list_partition_reassignments_local(r),
             async |mut c, r| c.list_partition_reassignments(r).await,
+        )
+        .await
+    }
+
+    async fn alter_broker_decommission(
+        &self,
+        req: Request<AlterBrokerDecommissionRequest>,
+    ) -> Result<Response<AlterBrokerDecommissionResponse>, Status> {
+        self.route(
+            req,
+            async |r| self.alter_broker_decommission_local(r).await,
+            async |mut c, r| c.alter_broker_decommission(r).await,
         )
         .await
     }

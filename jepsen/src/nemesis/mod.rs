@@ -71,11 +71,16 @@ pub enum Fault {
     Bitflip,
     /// Fill the disk (a tmpfs) of one node.
     DiskFull,
+    /// Reassign a random partition (KIP-455): drop one replica, or add back
+    /// a missing one (which copies the whole log), or reorder the replicas
+    /// (a new preferred leader); the move completes on its own, so there is
+    /// nothing to heal.
+    Reassign,
 }
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 15] = [
+    pub const ALL: [Fault; 16] = [
         Fault::KillLeader,
         Fault::KillController,
         Fault::KillAll,
@@ -91,6 +96,7 @@ impl Fault {
         Fault::PowerCutRolling,
         Fault::Bitflip,
         Fault::DiskFull,
+        Fault::Reassign,
     ];
 
     /// The name `--faults` takes.
@@ -111,6 +117,7 @@ impl Fault {
             Fault::PowerCutRolling => "power-cut-rolling",
             Fault::Bitflip => "bitflip",
             Fault::DiskFull => "disk-full",
+            Fault::Reassign => "reassign",
         }
     }
 
@@ -268,6 +275,111 @@ impl Nemesis {
             Some(s) if s.0 >= 0 => Ok(s),
             s => anyhow::bail!("{}-{p} has no leader ({s:?})", self.topic),
         }
+    }
+
+    /// Reassigns `topic`-`p`: a missing node is added back (its replica
+    /// copies the whole log); with every node a replica, either the
+    /// replicas are reordered (a new preferred leader) or one replica is
+    /// dropped (its log deleted) and, once the drop is done, added back as
+    /// a new replica that copies the whole log again. The replication
+    /// factor ends where it was, as the recovery check expects.
+    async fn reassign(&self, env: &mut Env, p: i32, rng: &mut StdRng) -> anyhow::Result<String> {
+        let t = self.topic.clone();
+        let current = self.replicas_of(env, p).await?;
+        let nodes = env.node_ids();
+        let missing: Vec<i32> = nodes
+            .iter()
+            .copied()
+            .filter(|n| !current.contains(n))
+            .collect();
+        if let Some(add) = missing.choose(rng) {
+            let mut target = current.clone();
+            target.push(*add);
+            self.alter(env, p, &target).await?;
+            return Ok(format!("reassigned {t}-{p} from {current:?} to {target:?}"));
+        }
+        if current.len() < 2 || rng.gen_bool(0.3) {
+            let mut target = current.clone();
+            target.shuffle(rng);
+            self.alter(env, p, &target).await?;
+            return Ok(format!("reordered {t}-{p} from {current:?} to {target:?}"));
+        }
+        let dropped = current[rng.gen_range(0..current.len())];
+        let fewer: Vec<i32> = current.iter().copied().filter(|r| *r != dropped).collect();
+        self.alter(env, p, &fewer).await?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.replicas_of(env, p).await.ok().as_deref() != Some(&fewer[..]) {
+            if Instant::now() > deadline {
+                anyhow::bail!(
+                    "reassigned {t}-{p} to {fewer:?}, which did not complete within 10 s"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut back = fewer.clone();
+        back.insert(rng.gen_range(0..=back.len()), dropped);
+        self.alter(env, p, &back).await?;
+        Ok(format!(
+            "reassigned {t}-{p} from {current:?} to {fewer:?} (node {dropped} deleted its replica), then to {back:?}"
+        ))
+    }
+
+    /// The replicas of `topic`-`p` as the first node that answers knows them.
+    async fn replicas_of(&self, env: &mut Env, p: i32) -> anyhow::Result<Vec<i32>> {
+        let t = self.topic.as_str();
+        for id in env.node_ids() {
+            if !env.is_running(id) {
+                continue;
+            }
+            if let Ok(meta) = env.cluster().metadata(id, &[t]).await
+                && let Some(part) = meta
+                    .topics
+                    .iter()
+                    .flat_map(|x| x.partitions.iter())
+                    .find(|x| x.partition == p)
+            {
+                return Ok(part.replicas.clone());
+            }
+        }
+        anyhow::bail!("no node knows {t}-{p}")
+    }
+
+    /// Sends the reassignment of `topic`-`p` to `target` through the first
+    /// node that takes it.
+    async fn alter(&self, env: &mut Env, p: i32, target: &[i32]) -> anyhow::Result<()> {
+        use strom_proto::v1::{
+            AlterPartitionReassignmentsRequest, ReassignablePartition, TargetReplicas,
+        };
+        let mut last = String::new();
+        for id in env.node_ids() {
+            if !env.is_running(id) {
+                continue;
+            }
+            let request = AlterPartitionReassignmentsRequest {
+                partitions: vec![ReassignablePartition {
+                    topic: self.topic.clone(),
+                    partition: p,
+                    replicas: Some(TargetReplicas {
+                        ids: target.to_vec(),
+                    }),
+                }],
+            };
+            let mut c = env.cluster().controller_client(id);
+            match tokio::time::timeout(
+                Duration::from_secs(5),
+                c.alter_partition_reassignments(request),
+            )
+            .await
+            {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(s)) => last = format!("node {id}: {}", s.message()),
+                Err(_) => last = format!("node {id} did not answer within 5 s"),
+            }
+        }
+        anyhow::bail!(
+            "no node took the reassignment of {}-{p} to {target:?}: {last}",
+            self.topic
+        )
     }
 
     /// kill -9 `node`, then drop the unsynced part of its segments.
@@ -441,6 +553,7 @@ impl Nemesis {
                 };
                 self.power_cut(env, node, rng)
             }
+            Fault::Reassign => self.reassign(env, p, rng).await,
             Fault::PowerCutAll => {
                 let mut cuts = Vec::new();
                 for id in env.node_ids() {

@@ -475,6 +475,12 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         Update::ReadOnly,
     ),
     broker(
+        "reassignment.max.concurrent.moves.per.broker",
+        ConfigType::Int { min: 1 },
+        "5",
+        Update::ReadOnly,
+    ),
+    broker(
         "controller.quorum.election.timeout.ms",
         ConfigType::Long { min: 1 },
         "100",
