@@ -302,6 +302,37 @@ async fn acked_commits_survive_coordinator_kill() {
     }
     let f = fetch(&addr, "g").await.expect("fetch");
     assert_eq!(f.get(&("first".to_owned(), 0)), Some(&acked));
+    // The new coordinator's metrics count the commits it took.
+    let new_node = addrs
+        .0
+        .iter()
+        .find(|(_, a)| **a == addr)
+        .map(|(id, _)| *id)
+        .expect("coordinator is a node");
+    let port = cluster.node(new_node).admin_port;
+    let (status, body) =
+        tokio::task::spawn_blocking(move || strom_integration_tests::admin_get(port, "/metrics"))
+            .await
+            .expect("scrape")
+            .expect("metrics answer");
+    assert_eq!(status, 200);
+    let value = |name: &str| -> Option<f64> {
+        body.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    };
+    assert!(
+        value("strom_group_offset_commits_total").is_some_and(|v| v > 0.0),
+        "{body}"
+    );
+    assert!(value("strom_group_offset_commit_requests_total").is_some_and(|v| v > 0.0));
+    assert_eq!(
+        value("strom_group_coordinator_groups{state=\"Empty\"}"),
+        Some(1.0),
+        "{body}"
+    );
+    assert!(value("strom_group_coordinator_partitions_loaded").is_some_and(|v| v >= 1.0));
     let resumed = resumed_after.expect("commits resumed after the kill");
     eprintln!("commits resumed {resumed:?} after kill -9 of coordinator {node}");
     assert!(

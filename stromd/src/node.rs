@@ -344,6 +344,7 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
             traffic: broker_service.traffic(),
             log_dirs: log_dir_health.clone(),
             replicas,
+            groups: groups.clone(),
         });
         let router = server()
             .layer(RpcLayer::new(rpc.clone()))
@@ -356,7 +357,7 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
                     .max_encoding_message_size(MAX_MESSAGE),
             )
             .add_service(
-                GroupServiceServer::new(GroupServiceImpl::new(groups))
+                GroupServiceServer::new(GroupServiceImpl::new(groups.clone()))
                     .max_encoding_message_size(MAX_MESSAGE),
             );
         let router = match &controller {
