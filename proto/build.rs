@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "strom/v1/raft.proto",
         "strom/v1/broker.proto",
         "strom/v1/group.proto",
+        "strom/v1/records.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

@@ -302,6 +302,37 @@ async fn acked_commits_survive_coordinator_kill() {
     }
     let f = fetch(&addr, "g").await.expect("fetch");
     assert_eq!(f.get(&("first".to_owned(), 0)), Some(&acked));
+    // The new coordinator's metrics count the commits it took.
+    let new_node = addrs
+        .0
+        .iter()
+        .find(|(_, a)| **a == addr)
+        .map(|(id, _)| *id)
+        .expect("coordinator is a node");
+    let port = cluster.node(new_node).admin_port;
+    let (status, body) =
+        tokio::task::spawn_blocking(move || strom_integration_tests::admin_get(port, "/metrics"))
+            .await
+            .expect("scrape")
+            .expect("metrics answer");
+    assert_eq!(status, 200);
+    let value = |name: &str| -> Option<f64> {
+        body.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    };
+    assert!(
+        value("strom_group_offset_commits_total").is_some_and(|v| v > 0.0),
+        "{body}"
+    );
+    assert!(value("strom_group_offset_commit_requests_total").is_some_and(|v| v > 0.0));
+    assert_eq!(
+        value("strom_group_coordinator_groups{state=\"Empty\"}"),
+        Some(1.0),
+        "{body}"
+    );
+    assert!(value("strom_group_coordinator_partitions_loaded").is_some_and(|v| v >= 1.0));
     let resumed = resumed_after.expect("commits resumed after the kill");
     eprintln!("commits resumed {resumed:?} after kill -9 of coordinator {node}");
     assert!(
@@ -800,4 +831,125 @@ async fn cli_resets_and_deletes_offsets() {
     let out = run(&["delete-offsets", "--group", "rg", "--topic", "first:0"]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(committed().await, None);
+}
+
+/// Churn on real brokers: five members join, heartbeat, leave, are killed
+/// (stop without leaving) and stall at random for 20 s. After every step
+/// no partition is owned by two members the coordinator still counts; when
+/// the churn stops, the survivors own every partition exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_keeps_every_partition_single_owned() {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = rand::random();
+    eprintln!("churn seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut cluster = Cluster::start(3, options()).await;
+    cluster.wait_ready(Duration::from_secs(60)).await;
+    create(&cluster, "first", 7).await;
+    let addrs = Addrs::of(&cluster);
+    let mut members: Vec<Option<Member>> = (0..5).map(|_| None).collect();
+    let mut incarnation = 0;
+    let started = Instant::now();
+    let mut steps = 0;
+    while started.elapsed() < Duration::from_secs(20) {
+        let i = rng.gen_range(0..members.len());
+        match rng.gen_range(0..10) {
+            // Heartbeat (joining if needed).
+            0..=6 => {
+                let m = members[i].get_or_insert_with(|| {
+                    incarnation += 1;
+                    Member::new(&format!("churn{i}-{incarnation}"))
+                });
+                if let Err(e) = m.heartbeat(&addrs, "churn", "cooperative-sticky").await {
+                    assert!(
+                        matches!(
+                            e.code,
+                            ErrorCode::UnknownMemberId | ErrorCode::FencedMemberEpoch
+                        ) || e.is_retriable(),
+                        "{e}"
+                    );
+                    if !e.is_retriable() {
+                        members[i] = None; // fenced: it lost its partitions
+                    }
+                }
+            }
+            // Leave.
+            7 => {
+                if let Some(m) = members[i].take()
+                    && m.epoch > 0
+                {
+                    let (_, addr) = coordinator(&addrs, "churn", Duration::from_secs(10)).await;
+                    let _ = client(&addr)
+                        .consumer_group_heartbeat(ConsumerGroupHeartbeatRequest {
+                            group_id: "churn".into(),
+                            member_id: m.member_id.clone(),
+                            member_epoch: -1,
+                            ..ConsumerGroupHeartbeatRequest::default()
+                        })
+                        .await;
+                }
+            }
+            // Killed: gone without a word; its session expires.
+            8 => members[i] = None,
+            // Stalls a while (others go on).
+            _ => tokio::time::sleep(Duration::from_millis(rng.gen_range(0..400))).await,
+        }
+        steps += 1;
+        check_single_owner(&addrs, &members).await;
+    }
+    // The churn stops: the survivors heartbeat until the dead expire.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let mut live: Vec<&mut Member> = members.iter_mut().flatten().collect();
+        if live.is_empty() {
+            break;
+        }
+        round(&addrs, "churn", "cooperative-sticky", &mut live).await;
+        check_single_owner(&addrs, &members).await;
+        let owned: Vec<i32> = {
+            let mut v: Vec<i32> = members
+                .iter()
+                .flatten()
+                .flat_map(|m| parts(&m.owned))
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        if owned == (0..7).collect::<Vec<i32>>() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "did not settle: {owned:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eprintln!("churn: {steps} steps");
+}
+
+/// No partition owned by two members the coordinator still counts.
+async fn check_single_owner(addrs: &Addrs, members: &[Option<Member>]) {
+    let (_, addr) = coordinator(addrs, "churn", Duration::from_secs(30)).await;
+    let Ok(d) = client(&addr)
+        .describe_group(DescribeGroupRequest {
+            group_id: "churn".into(),
+        })
+        .await
+    else {
+        return;
+    };
+    let current: std::collections::BTreeSet<String> = d
+        .into_inner()
+        .members
+        .into_iter()
+        .map(|m| m.member_id)
+        .collect();
+    let mut owners: BTreeMap<i32, &str> = BTreeMap::new();
+    for m in members.iter().flatten() {
+        if !current.contains(&m.member_id) {
+            continue;
+        }
+        for p in parts(&m.owned) {
+            if let Some(other) = owners.insert(p, &m.member_id) {
+                panic!("partition {p} owned by {other} and {}", m.member_id);
+            }
+        }
+    }
 }

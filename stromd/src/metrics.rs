@@ -360,6 +360,8 @@ fn broker_metrics(r: &mut Registry, state: &NodeView, broker: &BrokerView) {
         fam,
     );
 
+    group_metrics(r, &broker.groups.metrics());
+
     let retention = broker.replicas.retention_stats();
     counter(
         r,
@@ -430,6 +432,63 @@ fn broker_metrics(r: &mut Registry, state: &NodeView, broker: &BrokerView) {
 
 /// The exposition of every metric of the node (reads the disk: call it off
 /// the async workers).
+/// The group coordinator: groups by state (bounded: four states),
+/// partitions loaded, rebalances, commits and their total latency.
+fn group_metrics(r: &mut Registry, m: &strom_broker::group::GroupMetrics) {
+    let fam: Family<Labels, Gauge> = Family::default();
+    for (state, n) in &m.groups_by_state {
+        fam.get_or_create(&labels(&[("state", (*state).to_owned())]))
+            .set(*n);
+    }
+    r.register(
+        "group_coordinator_groups",
+        "Consumer groups coordinated by this broker, by state",
+        fam,
+    );
+    gauge(
+        r,
+        "group_coordinator_partitions_loaded",
+        "Offsets-topic partitions whose groups this broker serves",
+        m.partitions_loaded,
+    );
+    gauge(
+        r,
+        "group_coordinator_partitions_loading",
+        "Offsets-topic partitions this broker is loading",
+        m.partitions_loading,
+    );
+    counter(
+        r,
+        "group_rebalances",
+        "Target assignments computed by this broker's coordinator (rebalances)",
+        m.rebalances,
+    );
+    counter(
+        r,
+        "group_offset_commits",
+        "Partition offsets committed through this broker",
+        m.offset_commits,
+    );
+    counter(
+        r,
+        "group_offset_commit_requests",
+        "OffsetCommit requests acknowledged by this broker",
+        m.commit_requests,
+    );
+    counter(
+        r,
+        "group_offset_commit_latency_microseconds",
+        "Total time of the acknowledged OffsetCommit requests (divide by the request count for the mean)",
+        m.commit_micros,
+    );
+    counter(
+        r,
+        "group_coordinator_write_failures",
+        "Offsets-topic writes that failed (the partition was reloaded)",
+        m.write_failures,
+    );
+}
+
 pub(crate) fn render(state: &NodeView) -> String {
     let mut r = Registry::with_prefix("strom");
     let build: Family<Labels, Gauge> = Family::default();

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use strom_broker::grpc::{
-    BrokerServiceImpl, ControllerProxy, GroupServiceImpl, MetadataServiceImpl,
+    BrokerServiceImpl, ControllerProxy, GroupServiceImpl, MetadataServiceImpl, RecordsServiceImpl,
 };
 use strom_broker::{Lifecycle, MetadataCache, ReplicaManager};
 use strom_controller::{Controller, ControllerGrpc, QuorumClient};
@@ -14,6 +14,7 @@ use strom_proto::v1::controller_service_server::ControllerServiceServer;
 use strom_proto::v1::group_service_server::GroupServiceServer;
 use strom_proto::v1::metadata_service_server::MetadataServiceServer;
 use strom_proto::v1::raft_service_server::RaftServiceServer;
+use strom_proto::v1::records_service_server::RecordsServiceServer;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
@@ -313,6 +314,7 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
                         "strom.v1.MetadataService",
                         "strom.v1.BrokerService",
                         "strom.v1.GroupService",
+                        "strom.v1.RecordsService",
                     ] {
                         health.set_service_status(name, st).await;
                     }
@@ -339,12 +341,14 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
                 .max_encoding_message_size(MAX_MESSAGE);
         let max_request = config.broker.socket_request_max_bytes;
         let broker_service = BrokerServiceImpl::new(replicas.clone(), servers.clone());
+        let replicas_for_records = replicas.clone();
         admin_broker = Some(crate::view::BrokerView {
             cache: cache.clone(),
             status: lifecycle.status(),
             traffic: broker_service.traffic(),
             log_dirs: log_dir_health.clone(),
             replicas,
+            groups: groups.clone(),
         });
         let router = server()
             .layer(RpcLayer::new(rpc.clone()))
@@ -357,7 +361,12 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
                     .max_encoding_message_size(MAX_MESSAGE),
             )
             .add_service(
-                GroupServiceServer::new(GroupServiceImpl::new(groups))
+                GroupServiceServer::new(GroupServiceImpl::new(groups.clone()))
+                    .max_encoding_message_size(MAX_MESSAGE),
+            )
+            .add_service(
+                RecordsServiceServer::new(RecordsServiceImpl::new(replicas_for_records))
+                    .max_decoding_message_size(max_request)
                     .max_encoding_message_size(MAX_MESSAGE),
             );
         let router = match &controller {

@@ -22,6 +22,8 @@ pub(crate) struct BrokerView {
     pub(crate) log_dirs: strom_broker::replica::LogDirHealth,
     /// Retention counters and log start offsets.
     pub(crate) replicas: Arc<ReplicaManager>,
+    /// The group coordinator's gauges and counters.
+    pub(crate) groups: strom_broker::group::Coordinator,
 }
 
 /// What the admin endpoint reads of the node.

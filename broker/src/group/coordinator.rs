@@ -13,7 +13,7 @@
 //! * A timer expires sessions, revocation timeouts and old offsets.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -45,6 +45,39 @@ enum Slot {
     Active { epoch: i32, shard: ShardRef },
 }
 
+/// Counters of the coordinator, for metrics.
+#[derive(Debug, Default)]
+struct Counters {
+    rebalances: AtomicU64,
+    offset_commits: AtomicU64,
+    commit_requests: AtomicU64,
+    commit_micros: AtomicU64,
+    write_failures: AtomicU64,
+}
+
+/// What `/metrics` shows of the coordinator. Group counts by state are
+/// taken from shards not busy at scrape time (a busy shard is skipped, so a
+/// scrape never waits on a write).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupMetrics {
+    /// Groups by state name (Empty, Assigning, Reconciling, Stable).
+    pub groups_by_state: std::collections::BTreeMap<&'static str, i64>,
+    /// Offsets partitions loaded here.
+    pub partitions_loaded: i64,
+    /// Offsets partitions loading here.
+    pub partitions_loading: i64,
+    /// New target assignments computed (rebalances).
+    pub rebalances: u64,
+    /// Offsets committed (one per partition).
+    pub offset_commits: u64,
+    /// OffsetCommit requests acknowledged.
+    pub commit_requests: u64,
+    /// Total time of the acknowledged OffsetCommit requests, in microseconds.
+    pub commit_micros: u64,
+    /// Offsets-topic writes that failed (the shard reloaded).
+    pub write_failures: u64,
+}
+
 /// The broker's group coordinator.
 #[derive(Debug)]
 pub struct GroupCoordinator {
@@ -54,6 +87,7 @@ pub struct GroupCoordinator {
     controller_timeout: Duration,
     slots: Mutex<HashMap<i32, Slot>>,
     creating: AtomicBool,
+    counters: Counters,
     tasks: TaskTracker,
     stop: CancellationToken,
     runtime: tokio::runtime::Handle,
@@ -119,6 +153,7 @@ impl GroupCoordinator {
             controller_timeout,
             slots: Mutex::new(HashMap::new()),
             creating: AtomicBool::new(false),
+            counters: Counters::default(),
             tasks: TaskTracker::new(),
             stop,
             runtime: tokio::runtime::Handle::current(),
@@ -297,10 +332,23 @@ impl GroupCoordinator {
         .await;
         match written {
             Ok(_) => {
+                let rebalances = records
+                    .iter()
+                    .filter(|r| {
+                        matches!(
+                            r.key,
+                            strom_group::RecordKey::TargetAssignmentMetadata { .. }
+                        ) && r.value.is_some()
+                    })
+                    .count() as u64;
+                self.counters
+                    .rebalances
+                    .fetch_add(rebalances, Ordering::Relaxed);
                 shard.replay(records);
                 Ok(())
             }
             Err(e) => {
+                self.counters.write_failures.fetch_add(1, Ordering::Relaxed);
                 self.reload(p, epoch);
                 Err(e)
             }
@@ -395,11 +443,49 @@ impl GroupCoordinator {
 
     /// `OffsetCommit`.
     pub async fn commit_offsets(self: &Arc<Self>, req: CommitRequest) -> Result<(), StromError> {
+        let started = std::time::Instant::now();
         let group_id = req.group_id.clone();
+        let n = req.offsets.len() as u64;
         self.decide(&group_id, |shard, topics, now| {
             Ok((shard.commit_offsets(&req, topics, now)?, ()))
         })
-        .await
+        .await?;
+        let c = &self.counters;
+        c.offset_commits.fetch_add(n, Ordering::Relaxed);
+        c.commit_requests.fetch_add(1, Ordering::Relaxed);
+        c.commit_micros.fetch_add(
+            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        Ok(())
+    }
+
+    /// The coordinator's metrics.
+    pub fn metrics(&self) -> GroupMetrics {
+        let mut m = GroupMetrics::default();
+        for state in ["Empty", "Assigning", "Reconciling", "Stable"] {
+            m.groups_by_state.insert(state, 0);
+        }
+        for slot in self.slots().values() {
+            match slot {
+                Slot::Loading { .. } => m.partitions_loading += 1,
+                Slot::Active { shard, .. } => {
+                    m.partitions_loaded += 1;
+                    if let Ok(shard) = shard.try_lock() {
+                        for g in shard.list_groups() {
+                            *m.groups_by_state.entry(g.state.name()).or_default() += 1;
+                        }
+                    }
+                }
+            }
+        }
+        let c = &self.counters;
+        m.rebalances = c.rebalances.load(Ordering::Relaxed);
+        m.offset_commits = c.offset_commits.load(Ordering::Relaxed);
+        m.commit_requests = c.commit_requests.load(Ordering::Relaxed);
+        m.commit_micros = c.commit_micros.load(Ordering::Relaxed);
+        m.write_failures = c.write_failures.load(Ordering::Relaxed);
+        m
     }
 
     /// `OffsetFetch`.

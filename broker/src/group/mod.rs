@@ -22,4 +22,4 @@ mod topics;
 mod write;
 
 pub use config::GroupsConfig;
-pub use coordinator::{Coordinator, GroupCoordinator};
+pub use coordinator::{Coordinator, GroupCoordinator, GroupMetrics};

@@ -5,6 +5,8 @@
 //!   [`delete_records`], [`init_producer_id`].
 //! * [`group`]: `GroupService` (consumer groups and committed offsets),
 //!   one file per RPC over the broker's group coordinator.
+//! * [`records`]: `RecordsService` (`ProduceRecords`: records as protobuf
+//!   messages for thin clients, appended through the produce path).
 //! * [`metadata`]: `MetadataService`, answered from the broker's own image.
 //! * [`controller_proxy`]: `ControllerService` for broker-only nodes,
 //!   forwarding every call to the controller quorum.
@@ -20,12 +22,14 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod offsets_for_leader_epoch;
 pub mod produce;
+pub mod records;
 pub mod traffic;
 
 pub use broker_service::BrokerServiceImpl;
 pub use controller_proxy::ControllerProxy;
 pub use group::GroupServiceImpl;
 pub use metadata::MetadataServiceImpl;
+pub use records::RecordsServiceImpl;
 use strom_proto::v1::{ErrorCode, LeaderIdAndEpoch};
 
 use crate::replica::ReplicaManager;

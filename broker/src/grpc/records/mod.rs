@@ -1,0 +1,7 @@
+//! `RecordsService`: records as protobuf messages for thin clients, one
+//! file per RPC.
+
+mod produce_records;
+mod service;
+
+pub use service::RecordsServiceImpl;
