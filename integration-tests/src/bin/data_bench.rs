@@ -441,7 +441,6 @@ async fn idempotence(records: u64, drop_behind: u64) {
             };
             let throughput_props = with(THROUGHPUT_PROPS);
             let latency_props = with(LATENCY_PROPS);
-            let as_strs = |v: &[String]| v.iter().map(String::as_str).collect::<Vec<_>>();
             let full = perf_produce(
                 &cluster,
                 &topic,
@@ -449,7 +448,7 @@ async fn idempotence(records: u64, drop_behind: u64) {
                 1024,
                 "all",
                 -1.0,
-                &as_strs(&throughput_props),
+                &str_refs(&throughput_props),
             );
             let rate = f(&full, "records_per_sec");
             // Both producers run their latency test at half the plain one's rate.
@@ -464,7 +463,7 @@ async fn idempotence(records: u64, drop_behind: u64) {
                         1024,
                         "all",
                         half_rate,
-                        &as_strs(&latency_props),
+                        &str_refs(&latency_props),
                     )
                 })
                 .collect();
@@ -494,6 +493,10 @@ async fn idempotence(records: u64, drop_behind: u64) {
             }
         }
     }
+}
+
+fn str_refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
