@@ -3,7 +3,7 @@
 //! in docs/benchmarks.md ("Compaction"). Ignored by default:
 //!
 //! ```sh
-//! cargo test --release -p strom-log --test compaction_bench -- --ignored --nocapture
+//! cargo test --release -p strom-log --features bench --test compaction_bench -- --nocapture
 //! ```
 //!
 //! `STROM_BENCH_DIR` chooses the filesystem (default
@@ -83,7 +83,6 @@ fn raw_rewrite(dir: &std::path::Path) -> u64 {
 }
 
 #[test]
-#[ignore = "benchmark: run with --release --ignored"]
 fn cleaner_throughput_against_raw_rewrite() {
     let mb = |b: u64| b as f64 / (1 << 20) as f64;
     for &(batches, keys, value) in &[(16_384usize, 50_000usize, 512usize), (16_384, 2_000, 512)] {

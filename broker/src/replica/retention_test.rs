@@ -405,6 +405,7 @@ async fn the_oldest_segments_go_when_a_partition_outgrows_retention_bytes() {
 }
 
 /// CPU time of every thread of this process so far (`/proc/self/task/*/schedstat`).
+#[cfg(feature = "bench")]
 fn process_cpu() -> Duration {
     let nanos: u64 = std::fs::read_dir("/proc/self/task")
         .map(|tasks| {
@@ -423,12 +424,12 @@ fn process_cpu() -> Duration {
 /// `STROM_BENCH_SEGMENTS` (1) one-batch segments each, the last active
 /// (every segment holds a file descriptor: partitions × segments must stay
 /// below `ulimit -n`). Run:
-/// `cargo test --release -p strom-broker --lib retention_sweep_cost -- --ignored --nocapture`
+/// `cargo test --release -p strom-broker --features bench --lib retention_sweep_cost -- --nocapture`
 /// (logs on /dev/shm when it exists, so fsyncs do not dominate the wall
 /// time). Steady sweeps find nothing due; then the clock jumps two hours
 /// and one sweep rolls every active segment and deletes every segment.
+#[cfg(feature = "bench")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark"]
 async fn retention_sweep_cost_with_10000_partitions() {
     use std::sync::Arc;
 

@@ -413,6 +413,92 @@ async fn durable(records: u64, drop_behind: u64) {
     }
 }
 
+/// The idempotent producer against a plain one, same run: RF=3 acks=all
+/// 1 KiB records on 1 and 6 partitions, unthrottled and at 50% of the
+/// plain producer's rate (the median of three runs by p99).
+async fn idempotence(records: u64, drop_behind: u64) {
+    let cluster = Cluster::start(
+        3,
+        ClusterOptions::default().set("log.cache.drop.behind.bytes", &drop_behind.to_string()),
+    )
+    .await;
+    println!(
+        "| enable.idempotence | partitions | records/s | MB/s | p50 ms | p99 ms | at 50% of plain, median run: p50 / p99 / p99.9 ms | at 50%: p99 of each run, ms |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for partitions in [1, 6] {
+        let mut plain_rate = None;
+        for idempotence in ["false", "true"] {
+            let topic = format!("idempotence-{idempotence}-p{partitions}");
+            create_with(&cluster, &topic, partitions, 3, &[]).await;
+            settle();
+            let setting = format!("enable.idempotence={idempotence}");
+            let with = |base: &[&'static str]| -> Vec<String> {
+                base.iter()
+                    .map(|p| (*p).to_owned())
+                    .chain([setting.clone()])
+                    .collect()
+            };
+            let throughput_props = with(THROUGHPUT_PROPS);
+            let latency_props = with(LATENCY_PROPS);
+            let full = perf_produce(
+                &cluster,
+                &topic,
+                records,
+                1024,
+                "all",
+                -1.0,
+                &str_refs(&throughput_props),
+            );
+            let rate = f(&full, "records_per_sec");
+            // Both producers run their latency test at half the plain one's rate.
+            let half_rate = *plain_rate.get_or_insert(rate) * 0.5;
+            let mut runs: Vec<serde_json::Value> = (0..LATENCY_RUNS)
+                .map(|_| {
+                    settle();
+                    perf_produce(
+                        &cluster,
+                        &topic,
+                        (half_rate * 10.0) as u64,
+                        1024,
+                        "all",
+                        half_rate,
+                        &str_refs(&latency_props),
+                    )
+                })
+                .collect();
+            let each_p99 = runs
+                .iter()
+                .map(|run| format!("{:.1}", f(run, "p99_latency_ms")))
+                .collect::<Vec<_>>()
+                .join(", ");
+            runs.sort_by(|a, b| f(a, "p99_latency_ms").total_cmp(&f(b, "p99_latency_ms")));
+            let half = &runs[runs.len() / 2];
+            println!(
+                "| {idempotence} | {partitions} | {rate:.0} | {:.1} | {:.0} | {:.0} | {:.1} / {:.1} / {:.1} | {each_p99} |",
+                f(&full, "mb_per_sec"),
+                f(&full, "p50_latency_ms"),
+                f(&full, "p99_latency_ms"),
+                f(half, "p50_latency_ms"),
+                f(half, "p99_latency_ms"),
+                f(half, "p999_latency_ms"),
+            );
+            let deleted = strom(&cluster)
+                .args(["topics", "delete", "--topic", &topic])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !deleted {
+                eprintln!("warning: could not delete topic {topic}");
+            }
+        }
+    }
+}
+
+fn str_refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -771,13 +857,14 @@ async fn main() {
         "failover" => failover(trials).await,
         "failover-many" => failover_many(partitions, trials).await,
         "durable" => durable(records, drop_behind).await,
+        "idempotence" => idempotence(records, drop_behind).await,
         "all" => {
             throughput(records, drop_behind).await;
             failover(trials).await;
         }
         other => {
             eprintln!(
-                "unknown mode {other}: use throughput, failover, failover-many, durable or all"
+                "unknown mode {other}: use throughput, failover, failover-many, durable, idempotence or all"
             );
             std::process::exit(2);
         }
