@@ -4,7 +4,8 @@
 //! One file per command group: `cluster.rs`, `brokers.rs`, `topics.rs`,
 //! `configs.rs`, `leader_election.rs`, `delete_records.rs`, `reassign.rs`,
 //! `groups.rs`, `produce.rs`, `consume.rs`, `perf/` (producer and consumer
-//! benchmarks), `dev.rs`; all output goes through `output.rs`, progress indicators through `progress.rs`.
+//! benchmarks), `dev.rs`; all output goes through `output.rs`, progress
+//! indicators through `progress.rs`.
 
 mod brokers;
 mod cluster;
