@@ -131,6 +131,8 @@ impl ClusterImage {
                 }
                 undo.push(Undo::NextProducerId(self.next_producer_id));
                 self.next_producer_id = r.next_producer_id;
+                Ok(())
+            }
             Record::BrokerDecommission(d) => {
                 if d.broker_id < 0 {
                     bail!(CorruptMessage, "broker id {} is negative", d.broker_id);

@@ -56,6 +56,7 @@ impl ClusterImage {
                 broker_epoch: -1,
                 next_producer_id: self.next_producer_id,
             })));
+        }
         for id in &self.decommissioning {
             records.push(record(Record::BrokerDecommission(
                 pb::BrokerDecommissionRecord {
