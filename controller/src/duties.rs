@@ -158,6 +158,10 @@ async fn fence_expired(controller: &Controller) {
 /// Completes the reassignments whose new replicas caught up (see
 /// `strom_metadata::reassignment`).
 async fn complete_reassignments(controller: &Controller) {
+    // Most of the time nothing moves: skip the write lock then.
+    if controller.with_image(|image| strom_metadata::reassignments(image, None).next().is_none()) {
+        return;
+    }
     let result = controller
         .decide(|image| {
             let min_isr = controller.default_min_isr(image);
