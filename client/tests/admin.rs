@@ -30,7 +30,12 @@ async fn admin_deletes_records_at_the_leaders_after_checking_every_partition() {
     // stalls, still naming the old leader: the admin learns of the new one
     // from the old one's answer.
     let state = cluster.partition("t", 0).await.unwrap();
-    let (first, second) = (state.leader, state.replicas[1]);
+    let first = state.leader;
+    let second = *state
+        .replicas
+        .iter()
+        .find(|r| **r != first)
+        .expect("RF=2: another replica");
     let lagging = outside(&state.replicas);
     cluster.lock().await.hold_metadata(lagging, true);
     cluster.lock().await.controller().fence(first).unwrap();

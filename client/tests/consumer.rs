@@ -21,7 +21,12 @@ async fn consumer_reads_in_order_across_a_stale_leader_and_epoch() {
     cluster.create_topic("t", 1, 2, &[]).await.unwrap();
     let tp = TopicPartition::new("t", 0);
     let state = cluster.partition("t", 0).await.unwrap();
-    let (first, second) = (state.leader, state.replicas[1]);
+    let first = state.leader;
+    let second = *state
+        .replicas
+        .iter()
+        .find(|r| **r != first)
+        .expect("another replica");
     let producer = Producer::connect(producer_config(&cluster)).await.unwrap();
     produce(&producer, &tp, &values(30)).await;
     producer.close().await.unwrap();

@@ -22,7 +22,12 @@ async fn producer_follows_leader_hints_and_keeps_partition_order() {
     cluster.create_topic("t", 1, 2, &[]).await.unwrap();
     let tp = TopicPartition::new("t", 0);
     let state = cluster.partition("t", 0).await.unwrap();
-    let (old, new) = (state.leader, state.replicas[1]);
+    let old = state.leader;
+    let new = *state
+        .replicas
+        .iter()
+        .find(|r| **r != old)
+        .expect("another replica");
     // The producer's only metadata source is a broker whose replay of the
     // metadata log stalls: it keeps naming the old leader.
     let lagging = outside(&state.replicas);
