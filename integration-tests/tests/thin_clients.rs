@@ -155,3 +155,124 @@ async fn produce_records_appends_protobuf_records() {
         ]
     );
 }
+
+/// `RecordsService.ConsumeRecords`: decoded records from an offset, at most
+/// `max_records`, with the next offset to ask for; a follower answers
+/// NOT_LEADER_OR_FOLLOWER naming the leader, a bad offset is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consume_records_returns_decoded_records() {
+    use strom_proto::StromError;
+    use strom_proto::v1::records_service_client::RecordsServiceClient;
+    use strom_proto::v1::{
+        ConsumeRecordsRequest, ProduceRecordsPartition, ProduceRecordsRequest, ProduceRecordsTopic,
+        RecordMessage, RecordMessageHeader,
+    };
+    let mut cluster = Cluster::start(3, options()).await;
+    cluster.wait_ready(Duration::from_secs(60)).await;
+    create(&cluster, "thin", 1).await;
+    let addrs = Addrs::of(&cluster);
+    let leader = wait_leader_serving(&addrs, "thin", 0, Duration::from_secs(20))
+        .await
+        .expect("leader");
+    let mut c = RecordsServiceClient::new(channel(&addrs.0[&leader]));
+    let records: Vec<RecordMessage> = (0..5)
+        .map(|i| RecordMessage {
+            key: Some(format!("k{i}").into_bytes()),
+            value: Some(format!("v{i}").into_bytes()),
+            headers: vec![RecordMessageHeader {
+                key: "n".into(),
+                value: Some(vec![i]),
+            }],
+            timestamp_ms: 0,
+        })
+        .collect();
+    let resp = c
+        .produce_records(ProduceRecordsRequest {
+            acks: -1,
+            timeout_ms: 10_000,
+            topics: vec![ProduceRecordsTopic {
+                topic: "thin".into(),
+                partitions: vec![ProduceRecordsPartition {
+                    partition: 0,
+                    records,
+                }],
+            }],
+        })
+        .await
+        .expect("produce")
+        .into_inner();
+    assert_eq!(
+        resp.topics[0].partitions[0].error_code,
+        ErrorCode::None as i32
+    );
+    let read = |offset: i64, max_records: i32| ConsumeRecordsRequest {
+        topic: "thin".into(),
+        partition: 0,
+        offset,
+        max_records,
+        max_wait_ms: 1000,
+        read_committed: false,
+    };
+    let first = c
+        .consume_records(read(1, 2))
+        .await
+        .expect("consume")
+        .into_inner();
+    type Seen = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
+    let got: Vec<Seen> = first
+        .records
+        .iter()
+        .map(|r| (r.offset, r.key.clone(), r.value.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, Some(b"k1".to_vec()), Some(b"v1".to_vec())),
+            (2, Some(b"k2".to_vec()), Some(b"v2".to_vec())),
+        ]
+    );
+    assert_eq!(first.records[0].headers[0].value, Some(vec![1]));
+    assert!(first.records[0].timestamp_ms > 0, "the broker's clock");
+    assert_eq!((first.next_offset, first.high_watermark), (3, 5));
+    let rest = c
+        .consume_records(read(first.next_offset, 0))
+        .await
+        .expect("consume")
+        .into_inner();
+    assert_eq!(
+        rest.records.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        [3, 4]
+    );
+    assert_eq!(rest.next_offset, 5);
+    // At the end: an empty answer after the wait.
+    let started = Instant::now();
+    let empty = c
+        .consume_records(read(5, 0))
+        .await
+        .expect("consume")
+        .into_inner();
+    assert!(empty.records.is_empty() && empty.next_offset == 5);
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    // Refusals.
+    let err = |r: Result<tonic::Response<_>, tonic::Status>| {
+        StromError::from_status(&r.expect_err("refused"))
+    };
+    assert_eq!(
+        err(c.consume_records(read(99, 0)).await).code,
+        ErrorCode::OffsetOutOfRange
+    );
+    assert_eq!(
+        err(c.consume_records(read(-1, 0)).await).code,
+        ErrorCode::InvalidRequest
+    );
+    let follower = *addrs
+        .0
+        .keys()
+        .find(|id| **id != leader)
+        .expect("a follower");
+    let e = err(RecordsServiceClient::new(channel(&addrs.0[&follower]))
+        .consume_records(read(0, 0))
+        .await);
+    assert_eq!(e.code, ErrorCode::NotLeaderOrFollower);
+    assert_eq!(e.leader.map(|l| l.id), Some(leader));
+}

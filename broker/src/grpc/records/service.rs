@@ -3,12 +3,14 @@
 use std::sync::Arc;
 
 use strom_proto::v1::records_service_server::RecordsService;
-use strom_proto::v1::{ProduceRecordsRequest, ProduceResponse};
+use strom_proto::v1::{
+    ConsumeRecordsRequest, ConsumeRecordsResponse, ProduceRecordsRequest, ProduceResponse,
+};
 use tonic::{Request, Response, Status};
 
 use crate::replica::ReplicaManager;
 
-/// Serves `ProduceRecords` from the local replicas.
+/// Serves `ProduceRecords` and `ConsumeRecords` from the local replicas.
 #[derive(Debug, Clone)]
 pub struct RecordsServiceImpl {
     replicas: Arc<ReplicaManager>,
@@ -30,5 +32,15 @@ impl RecordsService for RecordsServiceImpl {
         Ok(Response::new(
             super::produce_records::produce_records(&self.replicas, req.into_inner()).await,
         ))
+    }
+
+    async fn consume_records(
+        &self,
+        req: Request<ConsumeRecordsRequest>,
+    ) -> Result<Response<ConsumeRecordsResponse>, Status> {
+        super::consume_records::consume_records(&self.replicas, req.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
     }
 }
