@@ -40,8 +40,10 @@ async fn admin_deletes_records_at_the_leaders_after_checking_every_partition() {
     cluster.lock().await.hold_metadata(lagging, true);
     cluster.lock().await.controller().fence(first).unwrap();
     cluster
-        .wait_until("the second replica leads t-0", |c| {
-            led_by(c, "t", 0, second, 1)
+        .wait_until("the second replica leads t-0, both in sync", |c| {
+            // The fenced broker is alive: the controller unfences it and it
+            // rejoins the ISR, so only that end state is stable.
+            led_by(c, "t", 0, second, 2)
         })
         .await;
     let admin = Admin::connect(ClientConfig {
