@@ -328,6 +328,9 @@ async fn resent_batches_are_written_once_only_by_an_idempotent_producer() {
         Cluster::start(3, fast_options().set("replica.lag.time.max.ms", "10000")).await;
     let mut seen = BTreeMap::new();
     for (topic, idempotence) in [("resend-idem", "true"), ("resend-plain", "false")] {
+        // The pause of the previous round outlasts the 3 s session: that
+        // follower is fenced until its heartbeats are answered again.
+        cluster.wait_ready(Duration::from_secs(30)).await;
         create(&cluster, topic, 1).await;
         let producer = impatient_producer(&cluster, idempotence).await;
         let record = |i: u32| ProducerRecord::new(topic).value(format!("{topic}-{i}"));
