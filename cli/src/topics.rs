@@ -98,9 +98,7 @@ pub(crate) async fn run(
         TopicsCommand::List(args) => {
             let mut topics = admin.list_topics().await?;
             if !args.include_internal {
-                topics.retain(|t| {
-                    !["__consumer_offsets", "__transaction_state"].contains(&t.name.as_str())
-                });
+                topics.retain(|t| !t.is_internal);
             }
             output.print(&topics);
             Ok(())
@@ -451,6 +449,7 @@ mod tests {
                     ..partition(2, None, &[3, 1, 2], &[3])
                 },
             ],
+            is_internal: false,
         }
     }
 
@@ -597,6 +596,7 @@ mod tests {
         let listing = vec![TopicListing {
             name: "T".into(),
             topic_id: topic().topic_id,
+            is_internal: false,
         }];
         assert_eq!(listing.table(), ["T"]);
     }

@@ -227,6 +227,31 @@ async fn commit(addr: &str, group: &str, offset: i64) -> Result<(), StromError> 
         .map_err(|s| StromError::from_status(&s))
 }
 
+/// Finds `group`'s coordinator and commits `offset` there, finding it again
+/// while it is not serving yet (the image that named it may be ahead of the
+/// coordinator's own: NOT_COORDINATOR, as a Kafka client retries). Returns
+/// the coordinator's address.
+async fn commit_at_coordinator(addrs: &Addrs, group: &str, offset: i64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, addr) = coordinator(addrs, group, Duration::from_secs(60)).await;
+        match commit(&addr, group, offset).await {
+            Ok(()) => return addr,
+            Err(e)
+                if matches!(
+                    e.code,
+                    ErrorCode::NotCoordinator
+                        | ErrorCode::CoordinatorLoadInProgress
+                        | ErrorCode::CoordinatorNotAvailable
+                ) && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("commit: {e:?}"),
+        }
+    }
+}
+
 async fn fetch(addr: &str, group: &str) -> Result<BTreeMap<(String, i32), i64>, StromError> {
     let r = client(addr)
         .offset_fetch(OffsetFetchRequest {
@@ -348,8 +373,7 @@ async fn bad_group_requests_are_refused() {
     cluster.wait_ready(Duration::from_secs(60)).await;
     create(&cluster, "first", 1).await;
     let addrs = Addrs::of(&cluster);
-    let (_, addr) = coordinator(&addrs, "g", Duration::from_secs(60)).await;
-    commit(&addr, "g", 7).await.expect("commit");
+    let addr = commit_at_coordinator(&addrs, "g", 7).await;
     let code = |r: Result<(), StromError>| r.expect_err("refused").code;
     let mut c = client(&addr);
     let bad_topic = c
@@ -522,6 +546,21 @@ async fn cli_lists_describes_and_deletes_groups() {
     assert!(!String::from_utf8_lossy(&out.stdout).contains("__consumer_offsets"));
     let out = tokio::task::block_in_place(|| strom(c, &["topics", "list", "--include-internal"]));
     assert!(String::from_utf8_lossy(&out.stdout).contains("__consumer_offsets"));
+    let out = tokio::task::block_in_place(|| {
+        strom(
+            c,
+            &["--output", "json", "topics", "list", "--include-internal"],
+        )
+    });
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("topics JSON");
+    let internal: Vec<&str> = listed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|t| t["is_internal"] == serde_json::json!(true))
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(internal, ["__consumer_offsets"], "{listed}");
 
     // Once its members leave, the group can be deleted.
     for m in [&a, &b] {
@@ -700,8 +739,7 @@ async fn cli_resets_and_deletes_offsets() {
     )
     .await
     .expect("produce");
-    let (_, addr) = coordinator(&addrs, "rg", Duration::from_secs(60)).await;
-    commit(&addr, "rg", 5).await.expect("commit");
+    let addr = commit_at_coordinator(&addrs, "rg", 5).await;
     let c = &cluster;
     let committed = || async {
         fetch(&addr, "rg")

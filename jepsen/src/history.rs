@@ -90,6 +90,11 @@ pub enum Body {
         /// of it cannot be the client's doing.
         #[serde(default, skip_serializing_if = "is_false")]
         single_attempt: bool,
+        /// Sent by an idempotent producer (`enable.idempotence`): the
+        /// broker drops its retried batches, so a duplicate of it is not
+        /// the client's doing either.
+        #[serde(default, skip_serializing_if = "is_false")]
+        idempotent: bool,
     },
     /// A consumer polls; the completion carries the records returned, in
     /// order.
@@ -290,6 +295,7 @@ mod tests {
                 offset: Some(17),
                 error: None,
                 single_attempt: true,
+                idempotent: false,
             },
             Body::Poll {
                 records: vec![Polled {

@@ -85,4 +85,7 @@ pub use topics::{
     delete_topic,
 };
 pub use uuid::Uuid;
-pub use validation::{validate_topic_config, validate_topic_configs, validate_topic_name};
+pub use validation::{
+    INTERNAL_TOPICS, is_internal_topic, validate_topic_config, validate_topic_configs,
+    validate_topic_name,
+};

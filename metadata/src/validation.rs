@@ -10,6 +10,16 @@ use crate::image::ClusterImage;
 
 pub use crate::configs::{topic_config_names, validate_topic_config};
 
+/// Topics only the brokers' coordinators write: clients cannot produce to
+/// them (INVALID_TOPIC_EXCEPTION, as Kafka), listings show them only on
+/// request, and metadata marks them `is_internal`.
+pub const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
+
+/// Whether `name` is one of the [`INTERNAL_TOPICS`].
+pub fn is_internal_topic(name: &str) -> bool {
+    INTERNAL_TOPICS.contains(&name)
+}
+
 /// Longest valid topic name, as Kafka.
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
 

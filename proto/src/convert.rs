@@ -93,6 +93,7 @@ pub fn topic_metadata(image: &ClusterImage, t: &TopicImage) -> TopicMetadata {
             .iter()
             .map(|(i, p)| partition_metadata(image, *i, p))
             .collect(),
+        is_internal: strom_metadata::is_internal_topic(&t.name),
     }
 }
 

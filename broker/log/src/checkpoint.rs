@@ -164,16 +164,50 @@ impl PartitionCheckpoint {
 }
 
 /// The first offset the log cleaner has not cleaned yet (Kafka's
-/// `cleaner-offset-checkpoint`, kept per partition): `0\n<offset>\n`.
+/// `cleaner-offset-checkpoint`, kept per partition), and the earliest
+/// delete horizon of a tombstone kept below it:
+/// `0\n<offset>\n<horizon ms, -1 for none>\n`. Files written before the
+/// horizon line have two lines (the horizon is then unknown).
 pub const CLEANER_CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
 
+/// The cleaner checkpoint's contents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CleanerCheckpoint {
+    pub(crate) first_dirty: i64,
+    /// `None`: not recorded (a file of the two-line format).
+    pub(crate) delete_horizon_ms: Option<i64>,
+}
+
+impl CleanerCheckpoint {
+    pub(crate) fn encode(&self) -> String {
+        format!(
+            "0\n{}\n{}\n",
+            self.first_dirty,
+            self.delete_horizon_ms.unwrap_or(-1)
+        )
+    }
+}
+
 /// Parse the cleaner checkpoint (`None` if malformed).
-pub(crate) fn parse_cleaner_checkpoint(text: &str) -> Option<i64> {
+pub(crate) fn parse_cleaner_checkpoint(text: &str) -> Option<CleanerCheckpoint> {
     let mut lines = text.lines();
     if lines.next()?.trim() != "0" {
         return None;
     }
-    lines.next()?.trim().parse().ok().filter(|v: &i64| *v >= 0)
+    let first_dirty = lines
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+        .filter(|v: &i64| *v >= 0)?;
+    let delete_horizon_ms = match lines.next().map(str::trim) {
+        None | Some("") => None,
+        Some(line) => Some(line.parse().ok().filter(|v: &i64| *v >= -1)?),
+    };
+    Some(CleanerCheckpoint {
+        first_dirty,
+        delete_horizon_ms,
+    })
 }
 
 /// Replace `dir/name` atomically and durably.
@@ -288,5 +322,35 @@ mod tests {
         );
         assert!(!dir.path().join("f.tmp").exists());
         assert_eq!(read_text(dir.path(), "missing").expect("read"), None);
+    }
+
+    #[test]
+    fn cleaner_checkpoints_parse_old_and_new_formats() {
+        let cp = |first_dirty, delete_horizon_ms| {
+            Some(CleanerCheckpoint {
+                first_dirty,
+                delete_horizon_ms,
+            })
+        };
+        let cases = [
+            ("0\n42\n", cp(42, None)),
+            ("0\n42\n-1\n", cp(42, Some(-1))),
+            ("0\n42\n1700000000000\n", cp(42, Some(1_700_000_000_000))),
+            ("0\n42\n\n", cp(42, None)),
+            ("1\n42\n", None),
+            ("0\n-3\n", None),
+            ("0\nx\n", None),
+            ("0\n42\n-2\n", None),
+            ("0\n42\nsoon\n", None),
+            ("", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_cleaner_checkpoint(text), expected, "{text:?}");
+        }
+        let written = CleanerCheckpoint {
+            first_dirty: 7,
+            delete_horizon_ms: Some(99),
+        };
+        assert_eq!(parse_cleaner_checkpoint(&written.encode()), Some(written));
     }
 }

@@ -54,6 +54,9 @@ pub(crate) struct Recovered {
     pub(crate) recovery_point: i64,
     /// The cleaner checkpoint (0 when missing or corrupt).
     pub(crate) first_dirty_offset: i64,
+    /// The earliest delete horizon of a tombstone below it (-1: none; 0
+    /// when not recorded, so the cleaner looks once).
+    pub(crate) delete_horizon_ms: i64,
     pub(crate) clean: bool,
     /// Records that were in the log are gone: a damaged tail was cut or
     /// segments deleted, or the log ends below its checkpointed high
@@ -104,9 +107,14 @@ pub(crate) fn open_dir(dir: &Path, config: &LogConfig) -> Result<Recovered> {
         }
         parsed
     });
-    let first_dirty_offset = read_text(dir, CLEANER_CHECKPOINT_FILE)?
-        .and_then(|text| parse_cleaner_checkpoint(&text))
-        .unwrap_or(0);
+    let cleaner =
+        read_text(dir, CLEANER_CHECKPOINT_FILE)?.and_then(|text| parse_cleaner_checkpoint(&text));
+    let first_dirty_offset = cleaner.map_or(0, |c| c.first_dirty);
+    let delete_horizon_ms = match cleaner.and_then(|c| c.delete_horizon_ms) {
+        Some(h) => h,
+        None if first_dirty_offset > 0 => 0,
+        None => -1,
+    };
     let mut epochs = read_text(dir, LEADER_EPOCH_FILE)?
         .and_then(|text| LeaderEpochCache::decode(&text))
         .unwrap_or_default();
@@ -225,6 +233,7 @@ pub(crate) fn open_dir(dir: &Path, config: &LogConfig) -> Result<Recovered> {
         // segments were fsynced above.
         recovery_point: log_end_offset,
         first_dirty_offset,
+        delete_horizon_ms,
         clean,
         lost_records,
     })

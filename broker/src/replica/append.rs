@@ -176,7 +176,7 @@ impl ReplicaManager {
             ));
         }
         if origin == AppendOrigin::Client {
-            if INTERNAL_TOPICS.contains(&topic) {
+            if strom_metadata::is_internal_topic(topic) {
                 return Err(PartError::new(
                     ErrorCode::InvalidTopicException,
                     format!("{topic} is an internal topic: clients cannot write to it"),
@@ -195,10 +195,6 @@ impl ReplicaManager {
         Ok((appended, epoch, policy_flush, part, wake))
     }
 }
-
-/// Topics only this broker's coordinators write (Kafka refuses client
-/// writes to them with INVALID_TOPIC_EXCEPTION).
-pub const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
 
 impl ReplicaManager {
     /// A coordinator's write: appends `records` to `topic`-`partition` only

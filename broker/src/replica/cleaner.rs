@@ -104,21 +104,33 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// A candidate log: due by max lag, its dirty ratio.
+/// A candidate log: whether it is due ([`Cleanable::is_due`]), due by max
+/// lag, its dirty ratio.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Candidate {
+    pub(crate) due: bool,
     pub(crate) max_lag_due: bool,
     pub(crate) dirty_ratio: f64,
-    pub(crate) min_ratio: f64,
+}
+
+impl Candidate {
+    fn new(cleanable: &Cleanable, min_cleanable_dirty_ratio: f64) -> Self {
+        Self {
+            due: cleanable.is_due(min_cleanable_dirty_ratio),
+            max_lag_due: cleanable.max_lag_due,
+            dirty_ratio: cleanable.dirty_ratio(),
+        }
+    }
 }
 
 /// Which candidate to clean: among the due ones, those past
-/// `max.compaction.lag.ms` first, then the dirtiest. `None` if none is due.
+/// `max.compaction.lag.ms` first, then the dirtiest (a log due only for its
+/// expired tombstones comes last). `None` if none is due.
 pub(crate) fn pick(candidates: &[Candidate]) -> Option<usize> {
     candidates
         .iter()
         .enumerate()
-        .filter(|(_, c)| c.max_lag_due || c.dirty_ratio >= c.min_ratio)
+        .filter(|(_, c)| c.due)
         .max_by(|(_, a), (_, b)| {
             (a.max_lag_due, a.dirty_ratio)
                 .partial_cmp(&(b.max_lag_due, b.dirty_ratio))
@@ -233,6 +245,7 @@ struct Worker {
 
 impl Worker {
     fn run(self, map_bytes: usize, rate: f64) {
+        lower_priority();
         let mut map = OffsetMap::with_memory(map_bytes);
         let mut throttle = Throttle::new(rate);
         tracing::info!(
@@ -276,11 +289,7 @@ impl Worker {
             match reader.cleanable() {
                 Ok(Some(c)) => {
                     max_ratio = max_ratio.max(c.dirty_ratio());
-                    candidates.push(Candidate {
-                        max_lag_due: c.max_lag_due,
-                        dirty_ratio: c.dirty_ratio(),
-                        min_ratio: config.min_cleanable_dirty_ratio,
-                    });
+                    candidates.push(Candidate::new(&c, config.min_cleanable_dirty_ratio));
                     parts.push((part, c));
                 }
                 Ok(None) => {}
@@ -386,6 +395,27 @@ impl Worker {
     }
 }
 
+/// Cleaning is background work: the calling thread runs under
+/// `SCHED_BATCH` at nice 10, so produce, fetch and replication win the CPU
+/// when they compete (the disk is shared through
+/// `log.cleaner.io.max.bytes.per.second`). Best effort: a refusal is
+/// logged and the thread runs at normal priority.
+fn lower_priority() {
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    // The crate maps 0..=99 onto nice 19..=-20 (rounding down): 22 is
+    // nice 10 (the test below checks it).
+    let Ok(priority) = 22u8.try_into().map(ThreadPriority::Crossplatform) else {
+        return;
+    };
+    let policy = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch);
+    if let Err(e) = set_thread_priority_and_policy(thread_native_id(), priority, policy) {
+        tracing::warn!(error = ?e, "cannot lower the log cleaner thread's priority");
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
@@ -398,11 +428,32 @@ mod tests {
 
     #[test]
     fn the_most_due_log_is_picked() {
-        let c = |max_lag_due, dirty_ratio, min_ratio| Candidate {
-            max_lag_due,
-            dirty_ratio,
-            min_ratio,
+        // A log of 1000 bytes, `dirty_ratio` of them dirty.
+        let c = |max_lag_due, dirty_ratio: f64, min_ratio| {
+            let dirty_bytes = (dirty_ratio * 1000.0).round() as u64;
+            Candidate::new(
+                &Cleanable {
+                    first_dirty_offset: 0,
+                    first_uncleanable_offset: 10,
+                    clean_bytes: 1000 - dirty_bytes,
+                    dirty_bytes,
+                    max_lag_due,
+                    tombstones_due: false,
+                },
+                min_ratio,
+            )
         };
+        let tombstones = Candidate::new(
+            &Cleanable {
+                first_dirty_offset: 10,
+                first_uncleanable_offset: 10,
+                clean_bytes: 100,
+                dirty_bytes: 0,
+                max_lag_due: false,
+                tombstones_due: true,
+            },
+            0.5,
+        );
         let cases: Vec<(&str, Vec<Candidate>, Option<usize>)> = vec![
             ("nothing", vec![], None),
             ("below the ratio", vec![c(false, 0.4, 0.5)], None),
@@ -422,10 +473,48 @@ mod tests {
                 vec![c(false, 0.9, 0.95), c(false, 0.3, 0.2)],
                 Some(1),
             ),
+            (
+                "expired tombstones alone make a clean log due",
+                vec![c(false, 0.4, 0.5), tombstones],
+                Some(1),
+            ),
+            (
+                "a dirty log before a log with expired tombstones",
+                vec![tombstones, c(false, 0.6, 0.5)],
+                Some(1),
+            ),
         ];
         for (name, candidates, expected) in cases {
             assert_eq!(pick(&candidates), expected, "{name}");
         }
+    }
+
+    /// Field `n` (1-based, as proc(5)) of /proc/thread-self/stat.
+    #[cfg(target_os = "linux")]
+    fn stat_field(n: usize) -> i64 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("stat");
+        // Fields after the command name, which is in parentheses.
+        let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+        rest.split(' ')
+            .nth(n - 3)
+            .expect("field")
+            .parse()
+            .expect("number")
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn cleaner_threads_run_at_batch_priority() {
+        const SCHED_BATCH: i64 = 3;
+        let before = stat_field(19);
+        let (nice, policy) = std::thread::spawn(|| {
+            lower_priority();
+            (stat_field(19), stat_field(41))
+        })
+        .join()
+        .expect("thread");
+        assert_eq!((nice, policy), (10, SCHED_BATCH));
+        assert_eq!(stat_field(19), before, "only the cleaner thread changed");
     }
 
     #[test]

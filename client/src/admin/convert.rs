@@ -156,6 +156,7 @@ impl From<pb::TopicMetadata> for TopicDescription {
             name: t.name,
             configs: t.configs.into_iter().collect(),
             partitions,
+            is_internal: t.is_internal,
         }
     }
 }

@@ -252,6 +252,7 @@ impl Admin {
             .map(|t| TopicListing {
                 name: t.name,
                 topic_id: t.topic_id,
+                is_internal: t.is_internal,
             })
             .collect())
     }

@@ -83,6 +83,7 @@ fn topic() -> TopicDescription {
                 elr: vec![],
             },
         ],
+        is_internal: false,
     }
     .into()
 }

@@ -248,6 +248,10 @@ pub struct TopicDescription {
     pub configs: BTreeMap<String, String>,
     /// Partitions, by index.
     pub partitions: Vec<PartitionDescription>,
+    /// Written only by the brokers' coordinators (`__consumer_offsets`,
+    /// `__transaction_state`); in JSON only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_internal: bool,
 }
 
 impl TopicDescription {
@@ -295,13 +299,18 @@ impl PartitionDescription {
     }
 }
 
-/// A topic's name and id (JSON of `strom topics list`: `{"name", "topic_id"}`).
+/// A topic's name and id (JSON of `strom topics list`: `{"name", "topic_id"}`,
+/// and `"is_internal": true` for an internal topic).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicListing {
     /// Topic name.
     pub name: String,
     /// Topic id.
     pub topic_id: TopicId,
+    /// Written only by the brokers' coordinators (`__consumer_offsets`,
+    /// `__transaction_state`); in JSON only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_internal: bool,
 }
 
 /// A node's view of the cluster, as answered by `MetadataService.Metadata`.

@@ -29,7 +29,13 @@
 //!   RF=3 acks=all 1 KiB on 1 and 6 partitions (unthrottled, then p99 at
 //!   50% load), beside one fdatasync per record on the same disk.
 //!
-//! Usage: `data_bench [throughput|failover|failover-many|durable|all] [--trials N]
+//! * `idempotence`: the idempotent producer against a plain one, same run.
+//!
+//! * `compaction`: produce p99 at 50% load on one topic while the log
+//!   cleaner keeps cleaning another, against the same background load on a
+//!   delete-policy topic (nothing to clean).
+//!
+//! Usage: `data_bench [throughput|failover|failover-many|durable|idempotence|compaction|all] [--trials N]
 //! [--records N] [--partitions N] [--cache-drop-behind BYTES]`;
 //! `DATA_BENCH_CASES=1024/3/1,1024/3/6` (size/replication/partitions)
 //! limits `throughput` to those cases.
@@ -37,12 +43,16 @@
 //! `STROM_BIN` at them.
 
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use strom_client::{Producer, ProducerConfig, ProducerRecord, Properties};
 
 use strom_integration_tests::data::{
     Addrs, batch, broker_client, partition_metadata_all, partition_state_any, wait_leader_serving,
 };
-use strom_integration_tests::{Cluster, ClusterOptions, binary};
+use strom_integration_tests::{Cluster, ClusterOptions, admin_get, binary};
 use strom_proto::v1::BrokerState;
 use strom_proto::v1::{ErrorCode, ProducePartitionData, ProduceRequest, ProduceTopicData};
 
@@ -369,28 +379,8 @@ async fn durable(records: u64, drop_behind: u64) {
                 THROUGHPUT_PROPS,
             );
             let rate = f(&full, "records_per_sec");
-            let half_records = (rate * 0.5 * 10.0) as u64;
-            let mut runs: Vec<serde_json::Value> = (0..LATENCY_RUNS)
-                .map(|_| {
-                    settle();
-                    perf_produce(
-                        &cluster,
-                        &topic,
-                        half_records,
-                        1024,
-                        "all",
-                        rate * 0.5,
-                        LATENCY_PROPS,
-                    )
-                })
-                .collect();
-            let each_p99 = runs
-                .iter()
-                .map(|run| format!("{:.1}", f(run, "p99_latency_ms")))
-                .collect::<Vec<_>>()
-                .join(", ");
-            runs.sort_by(|a, b| f(a, "p99_latency_ms").total_cmp(&f(b, "p99_latency_ms")));
-            let half = &runs[runs.len() / 2];
+            let (half, each_p99) = latency_runs(&cluster, &topic, rate * 0.5, LATENCY_PROPS);
+            let half = &half;
             println!(
                 "| {caching} | {partitions} | {rate:.0} | {:.1} | {:.0} | {:.0} | {:.1} / {:.1} / {:.1} | {each_p99} | {:.1}× |",
                 f(&full, "mb_per_sec"),
@@ -401,14 +391,7 @@ async fn durable(records: u64, drop_behind: u64) {
                 f(half, "p999_latency_ms"),
                 rate / raw,
             );
-            let deleted = strom(&cluster)
-                .args(["topics", "delete", "--topic", &topic])
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if !deleted {
-                eprintln!("warning: could not delete topic {topic}");
-            }
+            delete_topic(&cluster, &topic);
         }
     }
 }
@@ -453,27 +436,9 @@ async fn idempotence(records: u64, drop_behind: u64) {
             let rate = f(&full, "records_per_sec");
             // Both producers run their latency test at half the plain one's rate.
             let half_rate = *plain_rate.get_or_insert(rate) * 0.5;
-            let mut runs: Vec<serde_json::Value> = (0..LATENCY_RUNS)
-                .map(|_| {
-                    settle();
-                    perf_produce(
-                        &cluster,
-                        &topic,
-                        (half_rate * 10.0) as u64,
-                        1024,
-                        "all",
-                        half_rate,
-                        &str_refs(&latency_props),
-                    )
-                })
-                .collect();
-            let each_p99 = runs
-                .iter()
-                .map(|run| format!("{:.1}", f(run, "p99_latency_ms")))
-                .collect::<Vec<_>>()
-                .join(", ");
-            runs.sort_by(|a, b| f(a, "p99_latency_ms").total_cmp(&f(b, "p99_latency_ms")));
-            let half = &runs[runs.len() / 2];
+            let (half, each_p99) =
+                latency_runs(&cluster, &topic, half_rate, &str_refs(&latency_props));
+            let half = &half;
             println!(
                 "| {idempotence} | {partitions} | {rate:.0} | {:.1} | {:.0} | {:.0} | {:.1} / {:.1} / {:.1} | {each_p99} |",
                 f(&full, "mb_per_sec"),
@@ -483,15 +448,216 @@ async fn idempotence(records: u64, drop_behind: u64) {
                 f(half, "p99_latency_ms"),
                 f(half, "p999_latency_ms"),
             );
-            let deleted = strom(&cluster)
-                .args(["topics", "delete", "--topic", &topic])
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if !deleted {
-                eprintln!("warning: could not delete topic {topic}");
-            }
+            delete_topic(&cluster, &topic);
         }
+    }
+}
+
+/// [`LATENCY_RUNS`] runs of `perf produce` at `rate` records/s for 10 s
+/// each: the median run by p99, and every run's p99.
+fn latency_runs(
+    cluster: &Cluster,
+    topic: &str,
+    rate: f64,
+    props: &[&str],
+) -> (serde_json::Value, String) {
+    let mut runs: Vec<serde_json::Value> = (0..LATENCY_RUNS)
+        .map(|_| {
+            settle();
+            perf_produce(
+                cluster,
+                topic,
+                (rate * 10.0) as u64,
+                1024,
+                "all",
+                rate,
+                props,
+            )
+        })
+        .collect();
+    let each_p99 = runs
+        .iter()
+        .map(|run| format!("{:.1}", f(run, "p99_latency_ms")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    runs.sort_by(|a, b| f(a, "p99_latency_ms").total_cmp(&f(b, "p99_latency_ms")));
+    (runs.swap_remove(runs.len() / 2), each_p99)
+}
+
+fn delete_topic(cluster: &Cluster, topic: &str) {
+    let deleted = strom(cluster)
+        .args(["topics", "delete", "--topic", topic])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !deleted {
+        eprintln!("warning: could not delete topic {topic}");
+    }
+}
+
+/// Distinct keys of the compaction benchmark's background load.
+const CHURN_KEYS: u64 = 50_000;
+/// Its rate while the latency runs, records/s (1 KiB values).
+const CHURN_RATE: u64 = 2_000;
+
+/// The sum over the nodes of one counter of their `/metrics`.
+fn metric_sum(cluster: &Cluster, name: &str) -> f64 {
+    (1..=3)
+        .filter_map(|id| admin_get(cluster.node(id).admin_port, "/metrics"))
+        .flat_map(|(_, body)| {
+            body.lines()
+                .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+                .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
+/// The cleaner's totals on all nodes: bytes read, bytes written, passes.
+fn cleaner_totals(cluster: &Cluster) -> [f64; 3] {
+    [
+        metric_sum(cluster, "strom_log_cleaner_bytes_read"),
+        metric_sum(cluster, "strom_log_cleaner_bytes_written"),
+        metric_sum(cluster, "strom_log_cleaner_passes"),
+    ]
+}
+
+/// Keyed 1 KiB records to `topic` over [`CHURN_KEYS`] keys: `preload`
+/// records as fast as they go, then [`CHURN_RATE`] a second until `stop`.
+/// Runs on a thread of its own with its own runtime, beside the latency
+/// runs' `strom perf` processes. Returns the records sent at the rate.
+fn churn_load(
+    bootstrap: String,
+    topic: String,
+    preload: u64,
+    stop: Arc<AtomicBool>,
+    preloaded: std::sync::mpsc::Sender<()>,
+) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let mut config = ProducerConfig::new(&bootstrap).expect("producer config");
+            for (k, v) in [
+                ("acks", "all"),
+                ("linger.ms", "5"),
+                ("batch.size", "262144"),
+            ] {
+                config.set(k, v).expect("producer setting");
+            }
+            let producer = Producer::connect(config).await.expect("producer");
+            let value = bytes::Bytes::from(vec![b'v'; 1024]);
+            let record = |i: u64| {
+                ProducerRecord::new(topic.clone())
+                    .key(format!("key-{:06}", i % CHURN_KEYS))
+                    .value(value.clone())
+            };
+            let mut pending = Vec::new();
+            for i in 0..preload {
+                pending.push(producer.send(record(i)).await.expect("queued"));
+            }
+            for d in pending {
+                d.await.expect("preload delivered");
+            }
+            let _ = preloaded.send(());
+            let mut sent = 0;
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                for _ in 0..CHURN_RATE / 100 {
+                    // Not awaited: delivery failures show as latency in
+                    // the measured topic.
+                    drop(producer.send(record(preload + sent)).await);
+                    sent += 1;
+                }
+            }
+            let _ = producer.close().await;
+            sent
+        })
+    })
+}
+
+/// Produce p99 at 50% load while the log cleaner works beside it
+/// (issue #19: within 5 ms of the same run without it). The same
+/// background load of keyed records goes to a compacted topic, which the
+/// cleaner keeps cleaning (1 MiB segments, `min.cleanable.dirty.ratio=0.01`,
+/// `log.cleaner.backoff.ms=100`), or, as the control, to a delete-policy
+/// topic (nothing to clean); meanwhile `strom perf produce` measures
+/// another topic at half its unthrottled rate.
+async fn compaction(records: u64, drop_behind: u64) {
+    let cluster = Cluster::start(
+        3,
+        ClusterOptions::default()
+            .set("log.cache.drop.behind.bytes", &drop_behind.to_string())
+            .set("log.cleaner.backoff.ms", "100"),
+    )
+    .await;
+    let target = "cleaner-latency";
+    create_with(&cluster, target, 1, 3, &[]).await;
+    settle();
+    let full = perf_produce(
+        &cluster,
+        target,
+        records,
+        1024,
+        "all",
+        -1.0,
+        THROUGHPUT_PROPS,
+    );
+    let half_rate = f(&full, "records_per_sec") * 0.5;
+    println!(
+        "measured topic: 1 partition, RF=3, acks=all, 1 KiB; unthrottled {:.0} records/s, latency runs at {half_rate:.0}/s",
+        f(&full, "records_per_sec")
+    );
+    println!(
+        "background: {} keyed records preloaded, then {CHURN_RATE}/s over {CHURN_KEYS} keys, 3 partitions",
+        2 * CHURN_KEYS
+    );
+    println!();
+    println!(
+        "| background topic | cleaner during the runs: MB read / MB written / passes (3 nodes) | at 50%, median run: p50 / p99 / p99.9 ms | p99 of each run, ms |"
+    );
+    println!("|---|---|---|---|");
+    for policy in ["delete", "compact"] {
+        let churn = format!("churn-{policy}");
+        let mut extra = vec![("cleanup.policy", policy), ("segment.bytes", "1048576")];
+        if policy == "compact" {
+            extra.push(("min.cleanable.dirty.ratio", "0.01"));
+        }
+        create_with(&cluster, &churn, 3, 3, &extra).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (preloaded, preload_done) = std::sync::mpsc::channel();
+        let load = churn_load(
+            cluster.bootstrap(),
+            churn.clone(),
+            2 * CHURN_KEYS,
+            Arc::clone(&stop),
+            preloaded,
+        );
+        preload_done
+            .recv_timeout(Duration::from_secs(300))
+            .expect("preload done");
+        // The cleaner starts on the preloaded segments.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let before = cleaner_totals(&cluster);
+        let (half, each_p99) = latency_runs(&cluster, target, half_rate, LATENCY_PROPS);
+        let after = cleaner_totals(&cluster);
+        stop.store(true, Ordering::Relaxed);
+        let sent = load.join().expect("background load");
+        eprintln!("{churn}: {sent} background records during the runs");
+        println!(
+            "| {policy} | {:.0} / {:.0} / {:.0} | {:.1} / {:.1} / {:.1} | {each_p99} |",
+            (after[0] - before[0]) / 1e6,
+            (after[1] - before[1]) / 1e6,
+            after[2] - before[2],
+            f(&half, "p50_latency_ms"),
+            f(&half, "p99_latency_ms"),
+            f(&half, "p999_latency_ms"),
+        );
+        delete_topic(&cluster, &churn);
     }
 }
 
@@ -858,13 +1024,14 @@ async fn main() {
         "failover-many" => failover_many(partitions, trials).await,
         "durable" => durable(records, drop_behind).await,
         "idempotence" => idempotence(records, drop_behind).await,
+        "compaction" => compaction(records, drop_behind).await,
         "all" => {
             throughput(records, drop_behind).await;
             failover(trials).await;
         }
         other => {
             eprintln!(
-                "unknown mode {other}: use throughput, failover, failover-many, durable, idempotence or all"
+                "unknown mode {other}: use throughput, failover, failover-many, durable, idempotence, compaction or all"
             );
             std::process::exit(2);
         }

@@ -7,7 +7,7 @@
 //! | `lost-write` | an acknowledged value never read, although reads reached past its offset | yes |
 //! | `unseen` | an acknowledged value never read at all (must be zero once the final read after healing is in) | yes |
 //! | `inconsistent-offsets` | one offset of a partition seen holding two different records (acks, polls and replica logs compared) | yes |
-//! | `duplicate` | one value at two offsets | only for a value sent once on the wire |
+//! | `duplicate` | one value at two offsets | only for a value sent once on the wire or by an idempotent producer |
 //! | `nonmonotonic-send` | one producer's acknowledged offsets in a partition not increasing | yes |
 //! | `nonmonotonic-poll` | one consumer's offsets in a partition not increasing between seeks | yes |
 //! | `poll-skip` | one consumer jumped over an offset known to hold a record | yes |
@@ -19,7 +19,8 @@
 //!
 //! Duplicates are expected without idempotence: a producer that retries
 //! after a timeout may write a record twice. They are counted and reported;
-//! they fail the check only for values whose send was a single attempt.
+//! they fail the check only for values whose send was a single attempt, or
+//! whose producer was idempotent (the broker drops its retried batches).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -246,6 +247,7 @@ struct SendInfo {
     complete_index: u64,
     complete_us: u64,
     single_attempt: bool,
+    idempotent: bool,
 }
 
 /// What was seen at one offset: a value, or a payload that did not decode.
@@ -430,6 +432,7 @@ fn gather(history: &[Op]) -> Gathered {
                         partition,
                         value,
                         single_attempt,
+                        idempotent,
                         ..
                     } => {
                         if let Some(prev) = g.sends.get(value) {
@@ -450,6 +453,7 @@ fn gather(history: &[Op]) -> Gathered {
                                 complete_index: 0,
                                 complete_us: 0,
                                 single_attempt: *single_attempt,
+                                idempotent: *idempotent,
                             },
                         );
                     }
@@ -617,17 +621,21 @@ fn duplicates(g: &Gathered, out: &mut Vec<Anomaly>, stats: &mut Stats) {
     dups.sort();
     for (v, at) in dups {
         stats.duplicates += 1;
-        let single = g.sends.get(v).is_some_and(|s| s.single_attempt);
+        let send = g.sends.get(v);
+        let single = send.is_some_and(|s| s.single_attempt);
+        let idempotent = send.is_some_and(|s| s.idempotent);
         let places: Vec<String> = at.iter().map(|(p, o)| format!("{p}-{o}")).collect();
         out.push(Anomaly {
             kind: AnomalyKind::Duplicate,
             partition: at.first().map(|(p, _)| *p),
-            fatal: single,
+            fatal: single || idempotent,
             detail: format!(
                 "value {v} is at {}{}",
                 places.join(", "),
                 if single {
                     " although it was sent once"
+                } else if idempotent {
+                    " although an idempotent producer sent it"
                 } else {
                     " (the producer may have retried)"
                 }

@@ -38,7 +38,7 @@ impl H {
     }
 
     fn send(
-        mut self,
+        self,
         process: &str,
         p: i32,
         v: u64,
@@ -46,12 +46,27 @@ impl H {
         offset: Option<i64>,
         once: bool,
     ) -> Self {
+        self.send_as(process, p, v, ty, offset, once, false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_as(
+        mut self,
+        process: &str,
+        p: i32,
+        v: u64,
+        ty: OpType,
+        offset: Option<i64>,
+        once: bool,
+        idempotent: bool,
+    ) -> Self {
         let body = |offset| Body::Send {
             partition: p,
             value: v,
             offset,
             error: None,
             single_attempt: once,
+            idempotent,
         };
         self.push(process, OpType::Invoke, body(None));
         self.push(process, ty, body(offset));
@@ -61,6 +76,11 @@ impl H {
     /// A retrying producer's acknowledged send.
     fn ok(self, process: &str, p: i32, v: u64, o: i64) -> Self {
         self.send(process, p, v, OpType::Ok, Some(o), false)
+    }
+
+    /// An idempotent (retrying) producer's acknowledged send.
+    fn ok_idempotent(self, process: &str, p: i32, v: u64, o: i64) -> Self {
+        self.send_as(process, p, v, OpType::Ok, Some(o), false, true)
     }
 
     /// A single-attempt producer's acknowledged send.
@@ -252,6 +272,14 @@ fn each_anomaly_is_found_in_its_hand_made_history() {
             "duplicate of a single-attempt send is fatal",
             H::new()
                 .ok_once("p0", 0, 10, 0)
+                .poll("c0", &[(0, 0, 10), (0, 1, 10)]),
+            &[K::Duplicate],
+            &[K::Duplicate],
+        ),
+        (
+            "duplicate of an idempotent producer's send is fatal",
+            H::new()
+                .ok_idempotent("p0", 0, 10, 1)
                 .poll("c0", &[(0, 0, 10), (0, 1, 10)]),
             &[K::Duplicate],
             &[K::Duplicate],

@@ -19,13 +19,14 @@ use crate::history::{Body, OpType, encode_value};
 /// retried before the client gives up on it (indeterminate).
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(12);
 
-fn send_body(partition: i32, value: u64, single_attempt: bool) -> Body {
+fn send_body(partition: i32, value: u64, single_attempt: bool, idempotent: bool) -> Body {
     Body::Send {
         partition,
         value,
         offset: None,
         error: None,
         single_attempt,
+        idempotent,
     }
 }
 
@@ -33,6 +34,7 @@ fn completion(
     partition: i32,
     value: u64,
     single_attempt: bool,
+    idempotent: bool,
     result: Result<i64, String>,
 ) -> Body {
     let (offset, error) = match result {
@@ -45,6 +47,7 @@ fn completion(
         offset,
         error,
         single_attempt,
+        idempotent,
     }
 }
 
@@ -66,7 +69,10 @@ fn client_config(bootstrap: &str, acks: i32) -> ProducerConfig {
 /// written.
 pub(super) async fn client(context: Arc<Context>, name: String, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
-    let producer = match Producer::connect(client_config(&context.bootstrap, context.acks)).await {
+    let config = client_config(&context.bootstrap, context.acks);
+    // Idempotent with acks=all (Kafka's default): a duplicate is fatal.
+    let idempotent = config.idempotence();
+    let producer = match Producer::connect(config).await {
         Ok(p) => p,
         Err(e) => {
             eprintln!("jepsen: producer {name} cannot start: {e}");
@@ -77,7 +83,11 @@ pub(super) async fn client(context: Arc<Context>, name: String, seed: u64) {
     while !context.stopped() {
         let partition = rng.gen_range(0..context.partitions);
         let value = context.next_value();
-        recorder.record(&name, OpType::Invoke, send_body(partition, value, false));
+        recorder.record(
+            &name,
+            OpType::Invoke,
+            send_body(partition, value, false, idempotent),
+        );
         let record = ProducerRecord::new(context.topic.clone())
             .partition(partition)
             .value(Bytes::from(encode_value(value)));
@@ -93,7 +103,11 @@ pub(super) async fn client(context: Arc<Context>, name: String, seed: u64) {
                 }
             }
         };
-        recorder.record(&name, ty, completion(partition, value, false, result));
+        recorder.record(
+            &name,
+            ty,
+            completion(partition, value, false, idempotent, result),
+        );
         pause(&context, context.pace).await;
     }
     let _ = producer.close().await;
@@ -138,7 +152,11 @@ pub(super) async fn raw(context: Arc<Context>, name: String, seed: u64) {
             continue;
         };
         let value = context.next_value();
-        recorder.record(&name, OpType::Invoke, send_body(partition, value, true));
+        recorder.record(
+            &name,
+            OpType::Invoke,
+            send_body(partition, value, true, false),
+        );
         let result = produce_once(
             &context.addrs,
             leader,
@@ -164,7 +182,7 @@ pub(super) async fn raw(context: Arc<Context>, name: String, seed: u64) {
                 (ty, Err(format!("broker {leader}: {e}")))
             }
         };
-        recorder.record(&name, ty, completion(partition, value, true, result));
+        recorder.record(&name, ty, completion(partition, value, true, false, result));
         pause(&context, context.pace).await;
     }
 }

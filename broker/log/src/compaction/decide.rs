@@ -14,6 +14,10 @@
 //!   segments; the log is cleaned when it reaches
 //!   `min.cleanable.dirty.ratio`, or earlier when its oldest dirty record is
 //!   older than `max.compaction.lag.ms` (KIP-354).
+//! * A log whose clean section holds a tombstone past its delete horizon
+//!   is due too, even with nothing dirty (KIP-534's "latest delete
+//!   horizon"): a quiet compacted topic still drops its tombstones
+//!   `delete.retention.ms` after they were first kept.
 
 use crate::retention::SegmentFacts;
 
@@ -31,6 +35,9 @@ pub struct CompactionFacts<'a> {
     /// Largest timestamp of the first batch at or after the first dirty
     /// offset (the age of the oldest dirty record), -1 if unknown.
     pub first_dirty_timestamp: i64,
+    /// The earliest delete horizon of a tombstone kept in the clean
+    /// section, -1 if it holds none.
+    pub delete_horizon_ms: i64,
 }
 
 /// `min.compaction.lag.ms` and `max.compaction.lag.ms` of a log.
@@ -56,6 +63,8 @@ pub struct Cleanable {
     pub dirty_bytes: u64,
     /// `max.compaction.lag.ms` passed for the oldest dirty record.
     pub max_lag_due: bool,
+    /// A tombstone of the clean section is past its delete horizon.
+    pub tombstones_due: bool,
 }
 
 impl Cleanable {
@@ -71,8 +80,9 @@ impl Cleanable {
 
     /// Whether the cleaner should clean this log now.
     pub fn is_due(&self, min_cleanable_dirty_ratio: f64) -> bool {
-        self.dirty_bytes > 0
-            && (self.max_lag_due || self.dirty_ratio() >= min_cleanable_dirty_ratio)
+        self.tombstones_due
+            || self.dirty_bytes > 0
+                && (self.max_lag_due || self.dirty_ratio() >= min_cleanable_dirty_ratio)
     }
 }
 
@@ -100,7 +110,10 @@ pub fn cleanable(
         .first_dirty_offset
         .max(facts.log_start_offset)
         .min(first_uncleanable);
-    if first_dirty >= first_uncleanable {
+    let tombstones_due = first_dirty > facts.log_start_offset
+        && facts.delete_horizon_ms >= 0
+        && now_ms >= facts.delete_horizon_ms;
+    if first_dirty >= first_uncleanable && !tombstones_due {
         return None;
     }
     let mut clean_bytes = 0;
@@ -124,6 +137,7 @@ pub fn cleanable(
         clean_bytes,
         dirty_bytes,
         max_lag_due,
+        tombstones_due,
     })
 }
 
@@ -153,8 +167,9 @@ mod tests {
             hw: i64,
             lags: CompactionLags,
             first_dirty_ts: i64,
+            horizon: i64,
             now: i64,
-            expected: Option<(i64, i64, u64, u64, bool)>,
+            expected: Option<(i64, i64, u64, u64, bool, bool)>,
         }
         let none = CompactionLags::default();
         let cases = [
@@ -165,8 +180,9 @@ mod tests {
                 hw: 35,
                 lags: none,
                 first_dirty_ts: 1_000,
+                horizon: -1,
                 now: 5_000,
-                expected: Some((0, 30, 0, 300, false)),
+                expected: Some((0, 30, 0, 300, false, false)),
             },
             Case {
                 name: "half cleaned",
@@ -175,8 +191,9 @@ mod tests {
                 hw: 35,
                 lags: none,
                 first_dirty_ts: 1_020,
+                horizon: -1,
                 now: 5_000,
-                expected: Some((20, 30, 200, 100, false)),
+                expected: Some((20, 30, 200, 100, false, false)),
             },
             Case {
                 name: "all cleaned",
@@ -185,6 +202,7 @@ mod tests {
                 hw: 35,
                 lags: none,
                 first_dirty_ts: -1,
+                horizon: -1,
                 now: 5_000,
                 expected: None,
             },
@@ -195,8 +213,9 @@ mod tests {
                 hw: 35,
                 lags: none,
                 first_dirty_ts: 1_010,
+                horizon: -1,
                 now: 5_000,
-                expected: Some((10, 30, 100, 200, false)),
+                expected: Some((10, 30, 100, 200, false, false)),
             },
             Case {
                 name: "high watermark inside segment 10",
@@ -205,8 +224,9 @@ mod tests {
                 hw: 15,
                 lags: none,
                 first_dirty_ts: 1_000,
+                horizon: -1,
                 now: 5_000,
-                expected: Some((0, 10, 0, 100, false)),
+                expected: Some((0, 10, 0, 100, false, false)),
             },
             Case {
                 name: "high watermark at a boundary",
@@ -215,8 +235,9 @@ mod tests {
                 hw: 20,
                 lags: none,
                 first_dirty_ts: 1_000,
+                horizon: -1,
                 now: 5_000,
-                expected: Some((0, 20, 0, 200, false)),
+                expected: Some((0, 20, 0, 200, false, false)),
             },
             Case {
                 name: "nothing below the high watermark",
@@ -225,6 +246,7 @@ mod tests {
                 hw: 5,
                 lags: none,
                 first_dirty_ts: 1_000,
+                horizon: -1,
                 now: 5_000,
                 expected: None,
             },
@@ -238,8 +260,9 @@ mod tests {
                     max_compaction_lag_ms: None,
                 },
                 first_dirty_ts: 1_000,
+                horizon: -1,
                 now: 5_000,
-                expected: Some((0, 20, 0, 200, false)),
+                expected: Some((0, 20, 0, 200, false, false)),
             },
             Case {
                 name: "max lag passed",
@@ -251,8 +274,9 @@ mod tests {
                     max_compaction_lag_ms: Some(1_000),
                 },
                 first_dirty_ts: 1_020,
+                horizon: -1,
                 now: 5_000,
-                expected: Some((20, 30, 200, 100, true)),
+                expected: Some((20, 30, 200, 100, true, false)),
             },
             Case {
                 name: "max lag not yet",
@@ -264,8 +288,53 @@ mod tests {
                     max_compaction_lag_ms: Some(10_000),
                 },
                 first_dirty_ts: 1_020,
+                horizon: -1,
                 now: 5_000,
-                expected: Some((20, 30, 200, 100, false)),
+                expected: Some((20, 30, 200, 100, false, false)),
+            },
+            Case {
+                name: "all cleaned, a tombstone past its horizon",
+                start: 0,
+                first_dirty: 30,
+                hw: 35,
+                lags: none,
+                first_dirty_ts: -1,
+                horizon: 4_000,
+                now: 5_000,
+                expected: Some((30, 30, 300, 0, false, true)),
+            },
+            Case {
+                name: "all cleaned, tombstones not yet past their horizon",
+                start: 0,
+                first_dirty: 30,
+                hw: 35,
+                lags: none,
+                first_dirty_ts: -1,
+                horizon: 5_001,
+                now: 5_000,
+                expected: None,
+            },
+            Case {
+                name: "dirty, and a tombstone past its horizon",
+                start: 0,
+                first_dirty: 20,
+                hw: 35,
+                lags: none,
+                first_dirty_ts: 1_020,
+                horizon: 5_000,
+                now: 5_000,
+                expected: Some((20, 30, 200, 100, false, true)),
+            },
+            Case {
+                name: "no clean section: a horizon cannot be due",
+                start: 0,
+                first_dirty: 0,
+                hw: 5,
+                lags: none,
+                first_dirty_ts: -1,
+                horizon: 1_000,
+                now: 5_000,
+                expected: None,
             },
         ];
         for c in cases {
@@ -277,6 +346,7 @@ mod tests {
                     first_dirty_offset: c.first_dirty,
                     high_watermark: c.hw,
                     first_dirty_timestamp: c.first_dirty_ts,
+                    delete_horizon_ms: c.horizon,
                 },
                 c.lags,
                 c.now,
@@ -288,6 +358,7 @@ mod tests {
                     c.clean_bytes,
                     c.dirty_bytes,
                     c.max_lag_due,
+                    c.tombstones_due,
                 )
             });
             assert_eq!(got, c.expected, "{}", c.name);
@@ -302,6 +373,7 @@ mod tests {
             clean_bytes: 300,
             dirty_bytes: 100,
             max_lag_due: false,
+            tombstones_due: false,
         };
         assert_eq!(c.dirty_ratio(), 0.25);
         assert!(!c.is_due(0.5));
@@ -320,6 +392,15 @@ mod tests {
                 ..c
             }
             .is_due(0.0)
+        );
+        assert!(
+            Cleanable {
+                dirty_bytes: 0,
+                tombstones_due: true,
+                ..c
+            }
+            .is_due(1.0),
+            "expired tombstones make a clean log due"
         );
     }
 }

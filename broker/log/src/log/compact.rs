@@ -22,7 +22,12 @@
 //!    replace the segment in the map. Readers still holding the old segment
 //!    keep reading the old (unlinked) file through their handle.
 //! 5. [`PartitionLog::finish_cleaning`] records the map's end as the first
-//!    dirty offset in `cleaner-offset-checkpoint`.
+//!    dirty offset in `cleaner-offset-checkpoint`, with the earliest delete
+//!    horizon of the tombstones the pass kept.
+//!
+//! A log with nothing dirty whose clean section holds a tombstone past its
+//! delete horizon gets a pass too: an empty map, every segment of the clean
+//! section filtered, so only the expired tombstones go (KIP-534).
 //!
 //! Recovery (`recovery.rs`) deletes a `.cleaned` file (the swap had not
 //! begun: roll back, the old segment is whole) and completes a `.swap`
@@ -43,7 +48,7 @@ use super::shared::lock;
 use super::{LogReader, PartitionLog};
 use crate::batch::header::{HEADER_LEN, summarize};
 use crate::batch::{BatchIter, RecordBatch};
-use crate::checkpoint::{CLEANER_CHECKPOINT_FILE, sync_dir, write_atomic};
+use crate::checkpoint::{CLEANER_CHECKPOINT_FILE, CleanerCheckpoint, sync_dir, write_atomic};
 use crate::compaction::filter::{EmptyRun, FilterContext, Filtered, filter_batch};
 use crate::compaction::{Cleanable, CompactionFacts, OffsetMap, cleanable};
 use crate::error::{IoContext, Result};
@@ -84,11 +89,27 @@ pub struct CleaningPass {
     delete_retention_ms: i64,
     segments: Vec<i64>,
     truncations: u64,
+    /// The earliest delete horizon of a tombstone kept so far, -1 if none.
+    delete_horizon: i64,
     /// Running totals.
     pub stats: CleanerStats,
 }
 
 impl CleaningPass {
+    /// Remembers the delete horizon of a kept batch that still holds a
+    /// tombstone (only stamped batches are parsed).
+    fn note_kept(&mut self, batch: &RecordBatch) -> Result<()> {
+        let Some(horizon) = batch.delete_horizon_ms() else {
+            return Ok(());
+        };
+        if (self.delete_horizon < 0 || horizon < self.delete_horizon)
+            && batch.records()?.iter().any(|r| r.value.is_none())
+        {
+            self.delete_horizon = horizon;
+        }
+        Ok(())
+    }
+
     /// Where the map starts.
     pub fn first_dirty_offset(&self) -> i64 {
         self.first_dirty_offset
@@ -193,6 +214,7 @@ impl LogReader {
                 first_dirty_offset: first_dirty,
                 high_watermark: self.high_watermark(),
                 first_dirty_timestamp,
+                delete_horizon_ms: self.shared.delete_horizon.load(Ordering::Acquire),
             },
             lags,
             self.shared.clock.now_ms(),
@@ -272,7 +294,9 @@ impl LogReader {
         }
         let map_end = next.min(end);
         stats.map_keys = map.len();
-        if map_end <= start {
+        // Nothing dirty: a pass for the clean section's expired tombstones.
+        let tombstones_only = start >= end && cleanable.tombstones_due;
+        if map_end <= start && !tombstones_only {
             tracing::warn!(
                 dir = %self.shared.dir.display(),
                 first_dirty_offset = start,
@@ -303,6 +327,7 @@ impl LogReader {
             delete_retention_ms: i64::try_from(config.delete_retention_ms).unwrap_or(i64::MAX),
             segments,
             truncations,
+            delete_horizon: -1,
             stats,
         }))
     }
@@ -375,11 +400,13 @@ impl LogReader {
                 }
                 if let Filtered::Rewritten(bytes) = filtered {
                     changed = true;
-                    let kept = RecordBatch::from_bytes(bytes.clone())?.record_count();
+                    let kept = RecordBatch::from_bytes(bytes.clone())?;
                     pass.stats.records_removed +=
-                        before.saturating_sub(u64::try_from(kept).unwrap_or(0));
+                        before.saturating_sub(u64::try_from(kept.record_count()).unwrap_or(0));
+                    pass.note_kept(&kept)?;
                     write(&mut out, &bytes)?;
                 } else {
+                    pass.note_kept(&batch)?;
                     write(&mut out, batch.as_bytes())?;
                 }
             }
@@ -485,7 +512,10 @@ impl PartitionLog {
             return Ok(());
         }
         let previous = shared.first_dirty.swap(pass.map_end, Ordering::AcqRel);
-        if previous != pass.map_end {
+        let previous_horizon = shared
+            .delete_horizon
+            .swap(pass.delete_horizon, Ordering::AcqRel);
+        if previous != pass.map_end || previous_horizon != pass.delete_horizon {
             write_cleaner_checkpoint(shared, pass.map_end)?;
         }
         Ok(())
@@ -523,11 +553,11 @@ pub(super) fn write_cleaner_checkpoint(
     shared: &super::shared::Shared,
     first_dirty: i64,
 ) -> Result<()> {
-    write_atomic(
-        &shared.dir,
-        CLEANER_CHECKPOINT_FILE,
-        format!("0\n{first_dirty}\n"),
-    )
+    let checkpoint = CleanerCheckpoint {
+        first_dirty,
+        delete_horizon_ms: Some(shared.delete_horizon.load(Ordering::Acquire)),
+    };
+    write_atomic(&shared.dir, CLEANER_CHECKPOINT_FILE, checkpoint.encode())
 }
 
 /// A read at `offset` that starts inside a header-only batch (merged

@@ -183,6 +183,7 @@ impl PartitionLog {
             log_end_offset: AtomicI64::new(recovered.log_end_offset),
             high_watermark: AtomicI64::new(recovered.high_watermark),
             first_dirty: AtomicI64::new(recovered.first_dirty_offset),
+            delete_horizon: AtomicI64::new(recovered.delete_horizon_ms),
             active_since_ms: AtomicI64::new(now),
             epochs: Mutex::new(recovered.epochs),
             flush: Mutex::new(FlushState {

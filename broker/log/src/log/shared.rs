@@ -42,6 +42,10 @@ pub(super) struct Shared {
     pub(super) high_watermark: AtomicI64,
     /// The cleaner checkpoint: everything below was cleaned.
     pub(super) first_dirty: AtomicI64,
+    /// The earliest delete horizon of a tombstone kept below `first_dirty`
+    /// (-1: none). Possibly too early (retention or truncation removed the
+    /// tombstone since), never too late: a pass at that time relearns it.
+    pub(super) delete_horizon: AtomicI64,
     /// Wall-clock creation (or open) time of the active segment, the base
     /// of `segment.ms`.
     pub(super) active_since_ms: AtomicI64,

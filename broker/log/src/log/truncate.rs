@@ -122,6 +122,7 @@ impl PartitionLog {
         }
         lock(&shared.epochs).clear();
         shared.first_dirty.store(offset, Ordering::Release);
+        shared.delete_horizon.store(-1, Ordering::Release);
         super::compact::write_cleaner_checkpoint(&shared, offset)?;
         self.delete_producer_snapshots()?;
         crate::checkpoint::sync_dir(&shared.dir).map_err(|e| LogError::Io {
