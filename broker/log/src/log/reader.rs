@@ -11,6 +11,7 @@ use super::shared::lock;
 use super::{FetchData, LogReader, OffsetAndTimestamp, OffsetSpec, SegmentInfo};
 use crate::config::LogConfig;
 use crate::error::{LogError, Result};
+use crate::txn_index::AbortedTxn;
 
 impl LogReader {
     /// The log's configuration in force.
@@ -45,6 +46,31 @@ impl LogReader {
     /// Current high watermark.
     pub fn high_watermark(&self) -> i64 {
         self.shared.high_watermark.load(Ordering::Acquire)
+    }
+
+    /// The last stable offset: the smaller of the high watermark and the
+    /// first offset of the earliest open transaction. `read_committed`
+    /// fetches return records below it only.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.high_watermark()
+            .min(self.shared.first_unstable_offset.load(Ordering::Acquire))
+    }
+
+    /// The first offset of the earliest open transaction, if any.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        match self.shared.first_unstable_offset.load(Ordering::Acquire) {
+            i64::MAX => None,
+            offset => Some(offset),
+        }
+    }
+
+    /// The aborted transactions a `read_committed` fetch of
+    /// `[fetch_offset, upper)` returns with its records: those whose ABORT
+    /// marker is at or after `fetch_offset` and that began below `upper`.
+    /// The client drops their producers' records from each one's first
+    /// offset until its marker.
+    pub fn aborted_transactions(&self, fetch_offset: i64, upper: i64) -> Vec<AbortedTxn> {
+        self.shared.aborted().collect(fetch_offset, upper)
     }
 
     /// Everything below this offset is fsynced.
