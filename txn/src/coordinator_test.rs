@@ -870,3 +870,172 @@ fn replaying_the_log_rebuilds_the_same_state() {
     assert_eq!(want.len(), 2);
     assert_eq!(want[0].partitions, pending.markers[0].partitions);
 }
+
+mod model {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Init {
+            id: usize,
+        },
+        Add {
+            id: usize,
+            client: usize,
+            partition: i32,
+        },
+        End {
+            id: usize,
+            client: usize,
+            commit: bool,
+        },
+        Complete {
+            id: usize,
+        },
+        Tick {
+            ms: i64,
+        },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..2usize).prop_map(|id| Op::Init { id }),
+            (0..2usize, 0..3usize, 0..3i32).prop_map(|(id, client, partition)| Op::Add {
+                id,
+                client,
+                partition
+            }),
+            (0..2usize, 0..3usize, any::<bool>()).prop_map(|(id, client, commit)| Op::End {
+                id,
+                client,
+                commit
+            }),
+            (0..2usize).prop_map(|id| Op::Complete { id }),
+            (1..40_000i64).prop_map(|ms| Op::Tick { ms }),
+        ]
+    }
+
+    const IDS: [&str; 2] = ["t0", "t1"];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Random clients (several incarnations per id, some fenced) against
+        /// one shard: transitions are Kafka's, only the newest incarnation
+        /// at its current epoch ever commits, epochs never go back, and the
+        /// log replays to the same state.
+        #[test]
+        fn random_clients_keep_the_invariants(ops in proptest::collection::vec(op(), 1..60)) {
+            let mut shard = TxnShard::new(TxnConfig { max_timeout_ms: 30_000, ..TxnConfig::default() }, EPOCH);
+            let mut log: Vec<Record> = Vec::new();
+            let mut now = 0i64;
+            let mut next_id = 100i64;
+            // Per id: the incarnations' handles (id, epoch), newest last.
+            let mut clients: BTreeMap<usize, Vec<(i64, i16)>> = BTreeMap::new();
+            // Per id: the newest handle the coordinator gave out.
+            let mut newest: BTreeMap<usize, (i64, i16)> = BTreeMap::new();
+            let mut pending: BTreeMap<usize, WriteMarkers> = BTreeMap::new();
+
+            fn apply<T>(shard: &mut TxnShard, log: &mut Vec<Record>, d: &Decision<T>) {
+                for r in &d.records {
+                    let old = shard.get(&r.transactional_id).cloned();
+                    if let (Some(old), Some(new)) = (&old, &r.value) {
+                        assert!(new.state.valid_previous().contains(&old.state),
+                            "{:?} -> {:?}", old.state, new.state);
+                        if new.producer_id == old.producer_id {
+                            assert!(new.producer_epoch >= old.producer_epoch, "epoch went back");
+                        } else {
+                            assert_eq!(new.previous_producer_id, old.producer_id);
+                        }
+                    }
+                    let (k, v) = r.encode();
+                    let back = Record::decode(&k, v.as_deref()).unwrap();
+                    shard.replay([&back]);
+                    log.push(back);
+                }
+            }
+
+            for op in ops {
+                match op {
+                    Op::Init { id } => {
+                        let req = InitProducerIdRequest {
+                            transactional_id: IDS[id].into(),
+                            timeout_ms: 10_000,
+                            expected: None,
+                        };
+                        if let Ok(d) = shard.init_producer_id(&req, now, &mut || { next_id += 1; Ok(next_id) }) {
+                            apply(&mut shard, &mut log, &d);
+                            pending.remove(&id);
+                            pending.extend(d.markers.iter().map(|m| (id, m.clone())));
+                            match d.response {
+                                InitProducerIdResponse::Ready(p) => {
+                                    clients.entry(id).or_default().push((p.producer_id, p.epoch));
+                                    newest.insert(id, (p.producer_id, p.epoch));
+                                }
+                                InitProducerIdResponse::AbortingOngoing => {
+                                    // The fence's epoch: nobody holds it.
+                                    let m = &d.markers[0];
+                                    newest.insert(id, (m.producer_id, m.producer_epoch));
+                                }
+                            }
+                        }
+                    }
+                    Op::Add { id, client, partition } => {
+                        let Some(&h) = clients.get(&id).and_then(|c| c.get(client)) else { continue };
+                        if let Ok(d) = shard.add_partitions(IDS[id], h.0, h.1, &[tp("a", partition)], now) {
+                            prop_assert_eq!(Some(&h), newest.get(&id), "a fenced client added partitions");
+                            apply(&mut shard, &mut log, &d);
+                        }
+                    }
+                    Op::End { id, client, commit } => {
+                        let Some(&h) = clients.get(&id).and_then(|c| c.get(client)) else { continue };
+                        let result = if commit { TxnResult::Commit } else { TxnResult::Abort };
+                        if let Ok(d) = shard.end_txn(IDS[id], h.0, h.1, result, now, &mut || { next_id += 1; Ok(next_id) }) {
+                            let commits = d.records.iter().any(|r| r.value.as_ref().is_some_and(|v| v.state == TxnState::PrepareCommit));
+                            if commits {
+                                prop_assert_eq!(Some(&h), newest.get(&id), "a fenced client committed");
+                            }
+                            if !d.records.is_empty() {
+                                prop_assert_eq!(Some(&h), newest.get(&id), "a fenced client ended a transaction");
+                            }
+                            apply(&mut shard, &mut log, &d);
+                            pending.extend(d.markers.iter().map(|m| (id, m.clone())));
+                            let next = (d.response.producer_id, d.response.epoch);
+                            clients.get_mut(&id).unwrap()[client] = next;
+                            if !d.records.is_empty() {
+                                newest.insert(id, next);
+                            }
+                        }
+                    }
+                    Op::Complete { id } => {
+                        if let Some(m) = pending.remove(&id) {
+                            let d = shard.markers_written(&m.transactional_id, m.producer_id, m.producer_epoch, now).unwrap();
+                            apply(&mut shard, &mut log, &d);
+                        }
+                    }
+                    Op::Tick { ms } => {
+                        now += ms;
+                        let d = shard.abort_timed_out(now);
+                        apply(&mut shard, &mut log, &d);
+                        for m in &d.markers {
+                            let id = IDS.iter().position(|i| *i == m.transactional_id).unwrap();
+                            pending.insert(id, m.clone());
+                            // The fence bumped the epoch: nobody holds it yet.
+                            newest.insert(id, (m.producer_id, m.producer_epoch));
+                        }
+                    }
+                }
+            }
+            let mut fresh = TxnShard::new(TxnConfig::default(), EPOCH);
+            fresh.replay(&log);
+            for id in IDS {
+                prop_assert_eq!(fresh.get(id), shard.get(id));
+            }
+            prop_assert_eq!(fresh.pending_markers(), shard.pending_markers());
+        }
+    }
+}
