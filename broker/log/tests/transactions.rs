@@ -313,3 +313,47 @@ fn followers_learn_transactions_from_what_they_replicate() {
     );
     assert_eq!(follower.reader().first_unstable_offset(), Some(4));
 }
+
+#[test]
+fn read_committed_stops_at_the_last_stable_offset_and_lists_aborts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig::default());
+    let (a_first, _) = append(&mut log, txn_batch(1, 0, 0, 2)); // 0..=1, aborted
+    append(&mut log, plain_batch(1)); // 2
+    let abort_at = end(&mut log, 1, 0, false); // 3
+    append(&mut log, plain_batch(1)); // 4
+    let (open_first, _) = append(&mut log, txn_batch(2, 0, 0, 2)); // 5..=6, open
+    append(&mut log, plain_batch(1)); // 7
+    let reader = log.reader();
+
+    let (data, aborted) = reader.read_committed(0, 1 << 20).expect("read");
+    let batches: Vec<_> = strom_log::batch::BatchIter::new(data.records.clone())
+        .map(|b| b.expect("batch").base_offset())
+        .collect();
+    assert_eq!(batches, vec![0, 2, 3, 4], "stops at the open transaction");
+    assert_eq!(
+        aborted,
+        vec![AbortedTxn {
+            producer_id: 1,
+            first_offset: a_first,
+            last_offset: abort_at,
+            last_stable_offset: abort_at + 1,
+        }]
+    );
+    // read_uncommitted is unchanged: all six batches.
+    assert_eq!(
+        strom_log::batch::BatchIter::new(reader.read(0, 1 << 20).expect("read").records).count(),
+        6
+    );
+    // At the LSO nothing is returned, and no abort either.
+    let (data, aborted) = reader.read_committed(open_first, 1 << 20).expect("read");
+    assert!(data.records.is_empty() && aborted.is_empty());
+    // After the marker the rest is readable.
+    end(&mut log, 2, 0, true);
+    let (data, aborted) = log
+        .reader()
+        .read_committed(open_first, 1 << 20)
+        .expect("read");
+    assert_eq!(strom_log::batch::BatchIter::new(data.records).count(), 3);
+    assert!(aborted.is_empty());
+}

@@ -102,6 +102,26 @@ impl LogReader {
         self.read_bounded(offset, max_bytes, i64::MAX)
     }
 
+    /// A `read_committed` fetch: [`read_bounded`](Self::read_bounded) up to
+    /// the last stable offset, with the aborted transactions that overlap
+    /// what it may return (the client drops their records and every
+    /// control batch). The LSO is read first, so the records and the list
+    /// agree.
+    pub fn read_committed(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<(FetchData, Vec<AbortedTxn>)> {
+        let lso = self.last_stable_offset();
+        let data = self.read_bounded(offset, max_bytes, lso)?;
+        let aborted = if data.records.is_empty() {
+            Vec::new()
+        } else {
+            self.aborted_transactions(offset, lso)
+        };
+        Ok((data, aborted))
+    }
+
     /// Like [`read`](Self::read) but stops before batches starting at or
     /// after `max_offset` (e.g. the high watermark for consumers).
     pub fn read_bounded(
