@@ -45,7 +45,7 @@ pub use records::{
 };
 pub use shard::{
     CommitEntry, CommitRequest, Decision, GroupDescription, GroupListing, HeartbeatRequest,
-    HeartbeatResponse, MemberDescription, Shard, Subscription, validate_group_id,
+    HeartbeatResponse, MemberDescription, Shard, Subscription, TxnCommitRequest, validate_group_id,
 };
 pub use topics::{TopicInfo, Topics};
 pub use uuid::Uuid;
