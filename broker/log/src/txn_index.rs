@@ -140,6 +140,16 @@ impl TxnIndex {
         drop
     }
 
+    /// Whether the batch of `producer_id` at `offset` belongs to an
+    /// aborted transaction (one whose span from its first offset to its
+    /// marker holds `offset`).
+    pub fn is_aborted(&self, producer_id: i64, offset: i64) -> bool {
+        let from = self.entries.partition_point(|e| e.last_offset < offset);
+        self.entries[from..]
+            .iter()
+            .any(|e| e.producer_id == producer_id && e.first_offset <= offset)
+    }
+
     /// The aborted transactions a `read_committed` fetch of
     /// `[fetch_offset, upper)` must report: those whose marker is at or
     /// after `fetch_offset` and that started before `upper` (Kafka's

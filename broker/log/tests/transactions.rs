@@ -357,3 +357,81 @@ fn read_committed_stops_at_the_last_stable_offset_and_lists_aborts() {
     assert_eq!(strom_log::batch::BatchIter::new(data.records).count(), 3);
     assert!(aborted.is_empty());
 }
+
+/// A keyed record of transactional batch `pid`/`epoch`/`seq`.
+fn keyed_txn(pid: i64, epoch: i16, seq: i32, key: &[u8], value: &[u8]) -> Bytes {
+    let mut b = RecordBatchBuilder::new(Compression::None)
+        .producer(pid, epoch, seq)
+        .transactional(true);
+    b.append(1_000, Some(key), Some(value), &[]);
+    b.build()
+}
+
+fn keyed(key: &[u8], value: &[u8]) -> Bytes {
+    let mut b = RecordBatchBuilder::new(Compression::None);
+    b.append(1_000, Some(key), Some(value), &[]);
+    b.build()
+}
+
+/// The values of `key` left in the log, in offset order.
+fn values_of(log: &PartitionLog, key: &[u8]) -> Vec<Vec<u8>> {
+    read_all(&log.reader(), log.log_start_offset())
+        .into_iter()
+        .filter(|b| !b.is_control())
+        .flat_map(|b| b.records().expect("records"))
+        .filter(|r| r.key.as_deref() == Some(key))
+        .map(|r| r.value.expect("value").to_vec())
+        .collect()
+}
+
+/// The cleaner must not let an aborted record supersede a committed one,
+/// and must not clean past the last stable offset.
+#[test]
+fn compaction_never_lets_aborted_or_open_records_supersede_committed_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        cleanup_policy: strom_log::CleanupPolicy {
+            delete: false,
+            compact: true,
+        },
+        ..small_config()
+    };
+    let mut log = open(dir.path(), config);
+    append(&mut log, keyed(b"k", b"committed"));
+    append(&mut log, keyed_txn(1, 0, 0, b"k", b"aborted"));
+    end(&mut log, 1, 0, false);
+    append(&mut log, keyed(b"j", b"j1"));
+    // The aborted transaction's segment is below the LSO: cleanable.
+    log.roll_now().expect("roll");
+    append(&mut log, keyed_txn(2, 0, 0, b"j", b"open"));
+    append(&mut log, keyed(b"x", b"filler"));
+    log.roll_now().expect("roll");
+    log.set_high_watermark(log.log_end_offset());
+    let mut map = strom_log::OffsetMap::with_memory(1 << 16);
+    log.clean(&mut map, &mut |_| {}).expect("clean");
+    // The committed value of k survives its aborted successor.
+    assert_eq!(
+        values_of(&log, b"k"),
+        vec![b"committed".to_vec(), b"aborted".to_vec()]
+    );
+    // Nothing at or after the open transaction was cleaned: j1 stays.
+    assert_eq!(
+        values_of(&log, b"j"),
+        vec![b"j1".to_vec(), b"open".to_vec()]
+    );
+    let first_dirty = log.reader().first_dirty_offset();
+    assert!(first_dirty > 0, "the first segment was cleaned");
+    assert!(first_dirty <= log.last_stable_offset());
+
+    // Once committed, j's transactional value supersedes j1; a later
+    // committed k supersedes both older k records.
+    end(&mut log, 2, 0, true);
+    append(&mut log, keyed(b"k", b"newer"));
+    log.roll_now().expect("roll");
+    log.set_high_watermark(log.log_end_offset());
+    log.clean(&mut map, &mut |_| {}).expect("clean");
+    assert_eq!(values_of(&log, b"j"), vec![b"open".to_vec()]);
+    assert_eq!(values_of(&log, b"k"), vec![b"newer".to_vec()]);
+    // The aborted-transaction index still answers for what is left.
+    assert_eq!(aborted(&log).len(), 1);
+}
