@@ -15,6 +15,8 @@
 //! * [`state`]: [`TxnState`], Kafka's transaction states.
 //! * [`records`]: the transaction log's records, byte-compatible with Kafka's.
 //! * [`coordinator`]: [`TxnShard`]: replay, and every request's decision.
+//! * [`markers`]: [`MarkerProgress`]: which partitions still need their
+//!   marker, and what a leader's answer means.
 //!
 //! docs/transactions.md describes the protocol, the records and what the
 //! host does with the effects.
@@ -23,6 +25,7 @@
 pub mod config;
 pub mod coordinator;
 pub mod error;
+pub mod markers;
 pub mod records;
 pub mod state;
 
@@ -32,6 +35,7 @@ pub use coordinator::{
     TxnResult, TxnShard, WriteMarkers, is_epoch_exhausted, validate_transactional_id,
 };
 pub use error::{ErrorKind, Result, TxnError};
+pub use markers::{MarkerAnswer, MarkerProgress, MarkerStatus};
 pub use records::{Record, TopicPartition, TxnMetadata};
 pub use state::TxnState;
 
