@@ -414,6 +414,22 @@ impl ProducerStateTable {
         })
     }
 
+    /// Whether a leader must ask the transaction coordinator before
+    /// writing `batch` (KIP-890): a transactional batch of a producer with
+    /// no transaction open in this partition starts one here, and only the
+    /// coordinator knows whether the partition is part of the producer's
+    /// current transaction (transaction version 2: the leader adds it with
+    /// `AddPartitionsToTxn` on the producer's behalf). A late batch of a
+    /// finished transaction is then refused instead of opening a hanging
+    /// one.
+    pub fn needs_txn_verification(&self, batch: &ProducerBatch) -> bool {
+        batch.is_transactional
+            && self
+                .producers
+                .get(&batch.producer_id)
+                .is_none_or(|e| e.current_txn_first_offset.is_none())
+    }
+
     /// The first offset of the earliest open transaction: records from it
     /// on are not stable (`read_committed` readers stop below it).
     pub fn first_unstable_offset(&self) -> Option<i64> {

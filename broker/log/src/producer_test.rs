@@ -402,3 +402,21 @@ fn snapshots_keep_open_transactions_and_read_version_1() {
     v3[1] = 3;
     assert!(ProducerStateTable::decode(&v3).is_err());
 }
+
+#[test]
+fn a_transactional_batch_that_would_open_a_transaction_needs_verification() {
+    let t = table(&[txn(1, 0, 0, 1, 0), batch(2, 0, 0, 1, 1)]);
+    // (name, batch, needs verification)
+    let cases = [
+        ("open transaction continues", txn(1, 0, 1, 1, 2), false),
+        ("known producer, no transaction", txn(2, 0, 1, 1, 2), true),
+        ("unknown producer", txn(3, 0, 0, 1, 2), true),
+        ("not transactional", batch(2, 0, 1, 1, 2), false),
+    ];
+    for (name, b, want) in cases {
+        assert_eq!(t.needs_txn_verification(&b), want, "{name}");
+    }
+    let mut closed = t.clone();
+    closed.complete_txn(&end_marker(1, 1, 0, true, 3));
+    assert!(closed.needs_txn_verification(&txn(1, 1, 0, 1, 4)));
+}
