@@ -435,3 +435,115 @@ fn compaction_never_lets_aborted_or_open_records_supersede_committed_ones() {
     // The aborted-transaction index still answers for what is left.
     assert_eq!(aborted(&log).len(), 1);
 }
+
+mod model {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Data { pid: i64 },
+        Plain,
+        Marker { pid: i64, commit: bool },
+        Roll,
+        Truncate { back: i64 },
+        CloseReopen,
+        CrashReopen,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0..3i64).prop_map(|pid| Op::Data { pid }),
+            2 => Just(Op::Plain),
+            3 => (0..3i64, any::<bool>()).prop_map(|(pid, commit)| Op::Marker { pid, commit }),
+            1 => Just(Op::Roll),
+            1 => (1..6i64).prop_map(|back| Op::Truncate { back }),
+            1 => Just(Op::CloseReopen),
+            1 => Just(Op::CrashReopen),
+        ]
+    }
+
+    /// What was appended: (offset, producer id or -1, marker: Some(commit)).
+    type Appended = Vec<(i64, i64, Option<bool>)>;
+
+    /// The aborted transactions and the first unstable offset of `log`,
+    /// computed from the appended batches alone.
+    fn expected(log: &Appended) -> (Vec<AbortedTxn>, Option<i64>) {
+        let mut open: BTreeMap<i64, i64> = BTreeMap::new();
+        let mut aborted = Vec::new();
+        for &(offset, pid, marker) in log {
+            match marker {
+                None if pid >= 0 => {
+                    open.entry(pid).or_insert(offset);
+                }
+                None => {}
+                Some(commit) => {
+                    if let Some(first) = open.remove(&pid)
+                        && !commit
+                    {
+                        aborted.push(AbortedTxn {
+                            producer_id: pid,
+                            first_offset: first,
+                            last_offset: offset,
+                            last_stable_offset: open.values().min().copied().unwrap_or(offset + 1),
+                        });
+                    }
+                }
+            }
+        }
+        (aborted, open.values().min().copied())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: common::cases(48), ..ProptestConfig::default() })]
+
+        /// Random transactional traffic with rolls, truncations and clean
+        /// and unclean reopens: the log's aborted-transaction index and
+        /// first unstable offset always match what its batches say.
+        #[test]
+        fn the_index_and_the_lso_follow_the_batches(ops in proptest::collection::vec(op(), 1..50)) {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let config = LogConfig { segment_bytes: 2048, ..small_config() };
+            let mut log = open(dir.path(), config.clone());
+            let mut appended: Appended = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Data { pid } => {
+                        let seq = appended.iter().filter(|(_, p, m)| *p == pid && m.is_none()).count() as i32;
+                        let (first, _) = append(&mut log, txn_batch(pid, 0, seq, 1));
+                        appended.push((first, pid, None));
+                    }
+                    Op::Plain => {
+                        let (first, _) = append(&mut log, plain_batch(1));
+                        appended.push((first, -1, None));
+                    }
+                    Op::Marker { pid, commit } => {
+                        let at = end(&mut log, pid, 0, commit);
+                        appended.push((at, pid, Some(commit)));
+                    }
+                    Op::Roll => log.roll_now().expect("roll"),
+                    Op::Truncate { back } => {
+                        let to = (log.log_end_offset() - back).max(0);
+                        log.truncate_to(to).expect("truncate");
+                        let end = log.log_end_offset();
+                        appended.retain(|(o, _, _)| *o < end);
+                    }
+                    Op::CloseReopen => {
+                        log.close().expect("close");
+                        log = open(dir.path(), config.clone());
+                    }
+                    Op::CrashReopen => {
+                        drop(log);
+                        log = open(dir.path(), config.clone());
+                    }
+                }
+                let (want_aborted, want_first) = expected(&appended);
+                prop_assert_eq!(aborted(&log), want_aborted);
+                prop_assert_eq!(log.reader().first_unstable_offset(), want_first);
+            }
+        }
+    }
+}
