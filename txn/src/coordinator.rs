@@ -152,6 +152,10 @@ pub struct TxnShard {
     /// Soft state: the (producer id, epoch) of the last EndTxn each id's
     /// current epoch came from, to answer its retry.
     end_txn_from: BTreeMap<String, ProducerIdAndEpoch>,
+    /// Soft state: the expected id and epoch of the last KIP-360
+    /// InitProducerId that bumped or fenced each id, to accept its retry
+    /// (Kafka's in-memory `lastProducerEpoch`).
+    init_from: BTreeMap<String, ProducerIdAndEpoch>,
 }
 
 /// Checks a transactional id: non-empty, at most
@@ -247,6 +251,7 @@ impl TxnShard {
                 _ => {
                     self.txns.remove(&record.transactional_id);
                     self.end_txn_from.remove(&record.transactional_id);
+                    self.init_from.remove(&record.transactional_id);
                 }
             }
         }
@@ -369,7 +374,20 @@ impl TxnShard {
                 }),
             });
         };
-        if let Some(e) = req.expected {
+        // A retry of a KIP-360 InitProducerId whose answer was lost: after
+        // a bump, the same answer; after a fence whose abort completed, the
+        // bump it waited for. Anything else is checked as a new request.
+        let retry = req.expected.is_some() && self.init_from.get(id) == req.expected.as_ref();
+        if retry && m.state == TxnState::Empty {
+            return Ok(Decision::answer(InitProducerIdResponse::Ready(
+                ProducerIdAndEpoch {
+                    producer_id: m.producer_id,
+                    epoch: m.producer_epoch,
+                },
+            )));
+        }
+        let retry = retry && m.state != TxnState::Ongoing;
+        if let Some(e) = req.expected.filter(|_| !retry) {
             let known = e.producer_id == m.producer_id
                 || (e.producer_id == m.previous_producer_id && is_epoch_exhausted(e.epoch));
             if !known {
@@ -401,6 +419,7 @@ impl TxnShard {
             TxnState::Ongoing => {
                 let d = self.fence(id, m, now_ms);
                 self.end_txn_from.remove(id);
+                self.remember_init(id, req.expected);
                 Ok(Decision {
                     records: d.records,
                     markers: d.markers,
@@ -431,11 +450,23 @@ impl TxnShard {
                     epoch: next.producer_epoch,
                 };
                 self.end_txn_from.remove(id);
+                self.remember_init(id, req.expected);
                 Ok(Decision {
                     records: vec![Record::put(id, next)],
                     markers: Vec::new(),
                     response: InitProducerIdResponse::Ready(ready),
                 })
+            }
+        }
+    }
+
+    fn remember_init(&mut self, id: &str, expected: Option<ProducerIdAndEpoch>) {
+        match expected {
+            Some(e) => {
+                self.init_from.insert(id.to_owned(), e);
+            }
+            None => {
+                self.init_from.remove(id);
             }
         }
     }
@@ -708,6 +739,7 @@ impl TxnShard {
         }
         for id in &out.response {
             self.end_txn_from.remove(id);
+            self.init_from.remove(id);
         }
         out
     }

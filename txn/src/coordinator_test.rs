@@ -338,6 +338,65 @@ fn init_producer_id_kip_360_expected_producer() {
     }
 }
 
+/// KIP-360: a producer re-initialising with its id and epoch may retry
+/// when the answer is lost, also while its open transaction is aborted.
+#[test]
+fn init_producer_id_kip_360_retries() {
+    // A lost answer after a bump: the retry gets the same epoch, unbumped.
+    let mut h = Host::new();
+    let p = h.ready("t");
+    let first = h.init("t", Some(p)).unwrap();
+    assert_eq!(
+        first,
+        InitProducerIdResponse::Ready(ProducerIdAndEpoch {
+            producer_id: p.0,
+            epoch: p.1 + 1
+        })
+    );
+    let before = h.log.len();
+    assert_eq!(h.init("t", Some(p)).unwrap(), first);
+    assert_eq!(h.log.len(), before, "nothing written");
+
+    // With a transaction open: the first call fences and aborts, the
+    // retries wait, then the one after the abort bumps again.
+    let mut h = Host::new();
+    let p = h.ready("t");
+    h.add("t", p, &[tp("a", 0)]).unwrap();
+    assert_eq!(
+        h.init("t", Some(p)).unwrap(),
+        InitProducerIdResponse::AbortingOngoing
+    );
+    assert_eq!(
+        err_kind(h.init("t", Some(p))),
+        ErrorKind::ConcurrentTransactions
+    );
+    let markers = h.shard.pending_markers();
+    h.complete(&markers[0]).unwrap();
+    assert_eq!(
+        h.init("t", Some(p)).unwrap(),
+        InitProducerIdResponse::Ready(ProducerIdAndEpoch {
+            producer_id: p.0,
+            epoch: p.1 + 2
+        })
+    );
+
+    // Another incarnation in between ends the retry's privilege.
+    let mut h = Host::new();
+    let p = h.ready("t");
+    h.init("t", Some(p)).unwrap();
+    h.ready("t"); // a new producer with the id, without expectations
+    assert_eq!(err_kind(h.init("t", Some(p))), ErrorKind::ProducerFenced);
+
+    // So does a transaction begun after the bump.
+    let mut h = Host::new();
+    let p = h.ready("t");
+    let InitProducerIdResponse::Ready(q) = h.init("t", Some(p)).unwrap() else {
+        panic!("bumped")
+    };
+    h.add("t", (q.producer_id, q.epoch), &[tp("a", 0)]).unwrap();
+    assert_eq!(err_kind(h.init("t", Some(p))), ErrorKind::ProducerFenced);
+}
+
 #[test]
 fn add_partitions_transitions() {
     struct Case {
