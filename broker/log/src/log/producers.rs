@@ -21,18 +21,17 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
-
-use super::PartitionLog;
-use crate::batch::header::{
-    BASE_SEQUENCE_OFFSET, CONTROL_BIT, HEADER_LEN, HeaderSummary, NO_PRODUCER_ID,
-    PRODUCER_EPOCH_OFFSET, PRODUCER_ID_OFFSET, get_i16, get_i32, get_i64,
-};
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
+use super::PartitionLog;
 use crate::batch::control::marker_of;
-use crate::batch::header::RecordBatch;
+use crate::batch::header::{
+    ATTRIBUTES_OFFSET, BASE_SEQUENCE_OFFSET, CONTROL_BIT, HEADER_LEN, HeaderSummary,
+    NO_PRODUCER_ID, PRODUCER_EPOCH_OFFSET, PRODUCER_ID_OFFSET, RecordBatch, TRANSACTIONAL_BIT,
+    get_i16, get_i32, get_i64,
+};
 use crate::batch::iter::BatchIter;
 use crate::checkpoint::write_atomic;
 use crate::error::{IoContext, LogError, Result};
@@ -61,7 +60,7 @@ pub(super) fn producer_batch(
 ) -> Option<ProducerBatch> {
     debug_assert!(header.len() >= HEADER_LEN);
     let producer_id = get_i64(header, PRODUCER_ID_OFFSET);
-    let attributes = get_i16(header, crate::batch::header::ATTRIBUTES_OFFSET);
+    let attributes = get_i16(header, ATTRIBUTES_OFFSET);
     if producer_id == NO_PRODUCER_ID || attributes & CONTROL_BIT != 0 {
         return None;
     }
@@ -75,7 +74,7 @@ pub(super) fn producer_batch(
         first_offset: summary.base_offset,
         last_offset: summary.last_offset,
         max_timestamp: at_ms,
-        is_transactional: attributes & crate::batch::header::TRANSACTIONAL_BIT != 0,
+        is_transactional: attributes & TRANSACTIONAL_BIT != 0,
     })
 }
 
@@ -242,7 +241,7 @@ impl PartitionLog {
             let header = &buf[pos..pos + HEADER_LEN];
             if let Some(p) = producer_batch(header, s, now) {
                 self.producers.update(&p);
-            } else if get_i16(header, crate::batch::header::ATTRIBUTES_OFFSET) & CONTROL_BIT != 0 {
+            } else if get_i16(header, ATTRIBUTES_OFFSET) & CONTROL_BIT != 0 {
                 let batch =
                     RecordBatch::from_bytes(Bytes::copy_from_slice(&buf[pos..pos + s.size]));
                 let marker = match batch {
@@ -340,6 +339,7 @@ impl PartitionLog {
     /// Write the index files anew from memory: one per segment holding
     /// markers of aborted transactions; other `.txnindex` files go.
     fn rewrite_txn_index(&mut self) -> Result<()> {
+        self.txn_index_unsynced.clear();
         let shared = &self.reader.shared;
         let mut files: BTreeMap<i64, Vec<u8>> = BTreeMap::new();
         {
@@ -361,9 +361,16 @@ impl PartitionLog {
             }
         }
         for (base, bytes) in &files {
-            write_atomic(&shared.dir, &file_name(*base, TXN_INDEX_SUFFIX), bytes)?;
+            let name = file_name(*base, TXN_INDEX_SUFFIX);
+            // An open rewrites every file: skip those already right, but
+            // fsync them before the next snapshot (a crash may have left
+            // them in the page cache only).
+            if fs::read(shared.dir.join(&name)).is_ok_and(|old| old == *bytes) {
+                self.txn_index_unsynced.insert(*base);
+                continue;
+            }
+            write_atomic(&shared.dir, &name, bytes)?;
         }
-        self.txn_index_unsynced.clear();
         Ok(())
     }
 
