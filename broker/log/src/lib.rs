@@ -60,5 +60,5 @@ pub use log::{
 };
 pub use producer::{CompletedTxn, MarkerBatch, ProducerBatch, ProducerStateTable, Verdict};
 pub use retention::{RetentionDecision, RetentionLimits, RetentionReason};
-pub use txn_index::{AbortedTxn, TxnIndex};
+pub use txn_index::{AbortedFilter, AbortedTxn, TxnIndex};
 pub use writeback::set_cache_drop_behind;

@@ -166,6 +166,56 @@ impl TxnIndex {
     }
 }
 
+/// The `read_committed` reader's filter (Kafka's consumer `Fetcher`):
+/// given the aborted transactions a fetch returned, says which of the
+/// fetched batches to deliver, in order. A transactional batch is dropped
+/// while its producer has an aborted transaction that began at or before
+/// the batch's last offset and whose ABORT marker was not passed yet;
+/// control batches are never delivered.
+#[derive(Debug, Clone, Default)]
+pub struct AbortedFilter {
+    /// Aborted transactions not reached yet, by first offset (reversed:
+    /// the next one last).
+    upcoming: Vec<AbortedTxn>,
+    /// Producers inside an aborted transaction now.
+    aborting: std::collections::BTreeSet<i64>,
+}
+
+impl AbortedFilter {
+    /// A filter for one fetch's `aborted` transactions.
+    pub fn new(mut aborted: Vec<AbortedTxn>) -> Self {
+        aborted.sort_by_key(|a| std::cmp::Reverse((a.first_offset, a.producer_id)));
+        AbortedFilter {
+            upcoming: aborted,
+            aborting: Default::default(),
+        }
+    }
+
+    /// Whether to deliver `batch`, the next fetched batch in offset order.
+    /// A control batch that does not parse as a marker is
+    /// `CorruptMessage`.
+    pub fn keep(&mut self, batch: &crate::batch::RecordBatch) -> Result<bool> {
+        while self
+            .upcoming
+            .last()
+            .is_some_and(|a| a.first_offset <= batch.last_offset())
+        {
+            if let Some(a) = self.upcoming.pop() {
+                self.aborting.insert(a.producer_id);
+            }
+        }
+        if batch.is_control() {
+            if let Some(marker) = crate::batch::control::marker_of(batch, 0)?
+                && !marker.commit
+            {
+                self.aborting.remove(&batch.producer_id());
+            }
+            return Ok(false);
+        }
+        Ok(!(batch.is_transactional() && self.aborting.contains(&batch.producer_id())))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
