@@ -111,6 +111,12 @@ impl GroupError {
     }
 }
 
+impl From<strom_kafka_codec::CodecError> for GroupError {
+    fn from(e: strom_kafka_codec::CodecError) -> Self {
+        GroupError::new(ErrorKind::CorruptMessage, e.message)
+    }
+}
+
 /// `return Err(GroupError::new(kind, format!(...)))`.
 macro_rules! bail {
     ($kind:ident, $($arg:tt)*) => {

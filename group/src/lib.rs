@@ -13,7 +13,7 @@
 //! * [`config`]: [`GroupConfig`], the coordinator's settings.
 //! * [`hash`]: which offsets partition hosts a group (Java's `String.hashCode`).
 //! * [`records`]: the offsets topic's records, byte-compatible with Kafka's.
-//! * `codec`: Kafka's primitive encodings used by `records`.
+//!   Kafka's primitive encodings come from `strom-kafka-codec`.
 //! * [`topics`]: the cluster's topics as the coordinator sees them.
 //! * [`assignor`]: range, roundrobin, sticky and cooperative-sticky.
 //! * [`group`]: a consumer group's replayed state and its `apply`.
@@ -25,7 +25,6 @@
 #![warn(missing_docs)]
 
 pub mod assignor;
-mod codec;
 pub mod config;
 pub mod error;
 pub mod group;
@@ -46,7 +45,7 @@ pub use records::{
 };
 pub use shard::{
     CommitEntry, CommitRequest, Decision, GroupDescription, GroupListing, HeartbeatRequest,
-    HeartbeatResponse, MemberDescription, Shard, Subscription, validate_group_id,
+    HeartbeatResponse, MemberDescription, Shard, Subscription, TxnCommitRequest, validate_group_id,
 };
 pub use topics::{TopicInfo, Topics};
 pub use uuid::Uuid;

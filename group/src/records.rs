@@ -27,8 +27,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
-use crate::codec::{Reader, Writer};
 use crate::error::{Result, bail};
+use strom_kafka_codec::{Reader, Writer};
 
 /// A set of partitions by topic id: an assignment.
 pub type Assignment = BTreeMap<Uuid, BTreeSet<i32>>;
@@ -486,8 +486,9 @@ impl RecordValue {
                     match tag {
                         TAG_ASSIGNORS => {
                             let n = f.compact_array_len()?;
-                            m.assignors =
-                                (0..n).map(|_| f.compact_string()).collect::<Result<_>>()?;
+                            m.assignors = (0..n)
+                                .map(|_| f.compact_string())
+                                .collect::<Result<_, _>>()?;
                         }
                         TAG_SESSION_TIMEOUT => m.session_timeout_ms = f.i32()?,
                         _ => {}

@@ -189,6 +189,31 @@ pub struct Shard {
     groups: BTreeMap<String, ConsumerGroup>,
     offsets: BTreeMap<String, BTreeMap<(String, i32), OffsetCommitValue>>,
     timers: BTreeMap<(String, String), Timers>,
+    /// Records replayed so far: the log position of what is replayed next
+    /// (deterministic for a given log).
+    replayed: u64,
+    /// Log position of each committed offset, by (group, topic, partition).
+    committed_at: BTreeMap<OffsetKey, u64>,
+    /// Transactional offsets awaiting their producer's marker, by producer
+    /// id: log position and value.
+    pending: BTreeMap<i64, BTreeMap<OffsetKey, (u64, OffsetCommitValue)>>,
+}
+
+/// (group, topic, partition) of a committed offset.
+type OffsetKey = (String, String, i32);
+
+/// A `TxnOffsetCommit`: offsets committed inside a transaction. They
+/// become visible when the producer's COMMIT marker reaches the offsets
+/// partition, and are dropped at an ABORT marker.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TxnCommitRequest {
+    /// The offsets, with the group, member id and epoch checked as for
+    /// `OffsetCommit` (Kafka's TxnOffsetCommit v3+ sends the member's).
+    pub commit: CommitRequest,
+    /// The transactional producer.
+    pub producer_id: i64,
+    /// Its epoch.
+    pub producer_epoch: i16,
 }
 
 /// Records of a decision, applied to a scratch copy of the group as they are
@@ -323,8 +348,76 @@ impl Shard {
         }
     }
 
+    /// Applies the committed records of a transactional batch of
+    /// `producer_id` (`TxnOffsetCommit`s): held as pending until
+    /// [`replay_marker`](Self::replay_marker). Other records are not
+    /// written transactionally and are ignored.
+    pub fn replay_transactional<'a>(
+        &mut self,
+        producer_id: i64,
+        records: impl IntoIterator<Item = &'a Record>,
+    ) {
+        for record in records {
+            let at = self.replayed;
+            self.replayed += 1;
+            if let (
+                RecordKey::OffsetCommit {
+                    group,
+                    topic,
+                    partition,
+                },
+                Some(RecordValue::OffsetCommit(v)),
+            ) = (&record.key, &record.value)
+            {
+                self.pending
+                    .entry(producer_id)
+                    .or_default()
+                    .insert((group.clone(), topic.clone(), *partition), (at, v.clone()));
+            }
+        }
+    }
+
+    /// Applies a transaction marker of `producer_id` in the offsets
+    /// partition: at COMMIT its pending offsets become committed (each
+    /// unless a later non-transactional commit of the same partition is
+    /// already in the log, as Kafka), at ABORT they are dropped.
+    pub fn replay_marker(&mut self, producer_id: i64, commit: bool) {
+        self.replayed += 1;
+        let Some(pending) = self.pending.remove(&producer_id) else {
+            return;
+        };
+        if !commit {
+            return;
+        }
+        for ((group, topic, partition), (at, value)) in pending {
+            let key = (group, topic, partition);
+            if self.committed_at.get(&key).is_some_and(|c| *c > at) {
+                continue;
+            }
+            self.offsets
+                .entry(key.0.clone())
+                .or_default()
+                .insert((key.1.clone(), key.2), value);
+            self.committed_at.insert(key, at);
+        }
+    }
+
+    /// Whether `group_id` has transactional offsets awaiting a marker (for
+    /// `partition` if given): an `OffsetFetch` with `require_stable`
+    /// answers `UNSTABLE_OFFSET_COMMIT` for those.
+    pub fn has_pending_offsets(&self, group_id: &str, partition: Option<(&str, i32)>) -> bool {
+        self.pending
+            .values()
+            .flat_map(|p| p.keys())
+            .any(|(g, t, p)| {
+                g == group_id && partition.is_none_or(|(topic, part)| t == topic && *p == part)
+            })
+    }
+
     fn replay_one(&mut self, record: &Record) {
         let group_id = record.key.group().to_owned();
+        let at = self.replayed;
+        self.replayed += 1;
         match (&record.key, &record.value) {
             (
                 RecordKey::OffsetCommit {
@@ -333,9 +426,11 @@ impl Shard {
                 Some(RecordValue::OffsetCommit(v)),
             ) => {
                 self.offsets
-                    .entry(group_id)
+                    .entry(group_id.clone())
                     .or_default()
                     .insert((topic.clone(), *partition), v.clone());
+                self.committed_at
+                    .insert((group_id, topic.clone(), *partition), at);
             }
             (
                 RecordKey::OffsetCommit {
@@ -343,6 +438,8 @@ impl Shard {
                 },
                 None,
             ) => {
+                self.committed_at
+                    .remove(&(group_id.clone(), topic.clone(), *partition));
                 if let Some(o) = self.offsets.get_mut(&group_id) {
                     o.remove(&(topic.clone(), *partition));
                     if o.is_empty() {
@@ -911,6 +1008,29 @@ impl Shard {
         Ok(records)
     }
 
+    /// Validates a `TxnOffsetCommit` and returns its records: the same
+    /// checks and records as [`commit_offsets`](Self::commit_offsets); the
+    /// host appends them as a transactional batch of the request's producer
+    /// id and epoch (after the transaction coordinator added the offsets
+    /// partition to the transaction), and replays them with
+    /// [`replay_transactional`](Self::replay_transactional).
+    pub fn txn_commit_offsets(
+        &self,
+        req: &TxnCommitRequest,
+        topics: &Topics,
+        now_ms: i64,
+    ) -> Result<Vec<Record>> {
+        if req.producer_id < 0 || req.producer_epoch < 0 {
+            bail!(
+                InvalidRequest,
+                "transactional offset commit without a producer id and epoch ({}, {})",
+                req.producer_id,
+                req.producer_epoch
+            );
+        }
+        self.commit_offsets(&req.commit, topics, now_ms)
+    }
+
     /// Committed offsets of `group_id`: of `partitions`, or all when `None`
     /// (`None` values: nothing committed). An unknown group has none, as in
     /// Kafka.
@@ -996,6 +1116,12 @@ impl Shard {
                 ids.join(", ")
             );
         }
+        if self.has_pending_offsets(group_id, None) {
+            bail!(
+                NonEmptyGroup,
+                "group {group_id:?} has transactional offsets awaiting their transaction's end"
+            );
+        }
         Ok(self.group_tombstones(group_id))
     }
 
@@ -1035,7 +1161,9 @@ impl Shard {
     pub fn expire_offsets(&self, now_ms: i64) -> Vec<Record> {
         let mut records = Vec::new();
         for (gid, offsets) in &self.offsets {
-            if self.groups.get(gid).is_some_and(|g| !g.members.is_empty()) {
+            if self.groups.get(gid).is_some_and(|g| !g.members.is_empty())
+                || self.has_pending_offsets(gid, None)
+            {
                 continue;
             }
             let expired: Vec<&(String, i32)> = offsets

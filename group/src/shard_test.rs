@@ -810,3 +810,142 @@ fn replaying_the_log_rebuilds_the_same_state() {
     });
     assert_eq!(member_state, Some(true));
 }
+
+fn offset_commit(group: &str, topic: &str, partition: i32, offset: i64) -> CommitRequest {
+    CommitRequest {
+        group_id: group.into(),
+        member_id: String::new(),
+        member_epoch: -1,
+        offsets: vec![CommitEntry {
+            topic: topic.into(),
+            partition,
+            offset,
+            leader_epoch: -1,
+            metadata: String::new(),
+        }],
+    }
+}
+
+fn committed(shard: &Shard, group: &str, topic: &str, partition: i32) -> Option<i64> {
+    shard
+        .offsets(group)
+        .and_then(|o| o.get(&(topic.to_owned(), partition)))
+        .map(|v| v.offset)
+}
+
+#[test]
+fn transactional_offsets_become_visible_at_commit_and_vanish_at_abort() {
+    let topics = topics(4);
+    let mut shard = Shard::new(GroupConfig::default());
+    let txn = |offset: i64, producer_id: i64| TxnCommitRequest {
+        commit: offset_commit("g", "first", 0, offset),
+        producer_id,
+        producer_epoch: 0,
+    };
+    // Committed 5 earlier.
+    let plain = shard
+        .commit_offsets(&offset_commit("g", "first", 0, 5), &topics, 1)
+        .unwrap();
+    shard.replay(&plain);
+
+    // Producer 7 commits 10 in its transaction: pending, not visible.
+    let records = shard.txn_commit_offsets(&txn(10, 7), &topics, 2).unwrap();
+    shard.replay_transactional(7, &records);
+    assert_eq!(committed(&shard, "g", "first", 0), Some(5));
+    assert!(shard.has_pending_offsets("g", Some(("first", 0))));
+    assert!(!shard.has_pending_offsets("g", Some(("first", 1))));
+    assert_eq!(
+        shard.delete_group("g").unwrap_err().kind,
+        ErrorKind::NonEmptyGroup
+    );
+    assert!(
+        shard.expire_offsets(i64::MAX / 2).is_empty(),
+        "offsets of a group in a transaction do not expire"
+    );
+    // Its COMMIT marker makes it visible.
+    shard.replay_marker(7, true);
+    assert_eq!(committed(&shard, "g", "first", 0), Some(10));
+    assert!(!shard.has_pending_offsets("g", None));
+
+    // Producer 8 commits 20, then aborts: dropped.
+    let records = shard.txn_commit_offsets(&txn(20, 8), &topics, 3).unwrap();
+    shard.replay_transactional(8, &records);
+    shard.replay_marker(8, false);
+    assert_eq!(committed(&shard, "g", "first", 0), Some(10));
+    assert!(!shard.has_pending_offsets("g", None));
+
+    // A later plain commit wins over an earlier transactional one whose
+    // marker comes after it (as Kafka: the later record in the log).
+    let records = shard.txn_commit_offsets(&txn(30, 9), &topics, 4).unwrap();
+    shard.replay_transactional(9, &records);
+    let plain = shard
+        .commit_offsets(&offset_commit("g", "first", 0, 40), &topics, 5)
+        .unwrap();
+    shard.replay(&plain);
+    shard.replay_marker(9, true);
+    assert_eq!(committed(&shard, "g", "first", 0), Some(40));
+
+    // A marker of a producer without pending offsets changes nothing.
+    shard.replay_marker(99, true);
+    assert_eq!(committed(&shard, "g", "first", 0), Some(40));
+}
+
+#[test]
+fn transactional_offset_commit_bad_input() {
+    let topics = topics(4);
+    let shard = Shard::new(GroupConfig::default());
+    let cases: &[(&str, TxnCommitRequest, ErrorKind)] = &[
+        (
+            "no producer id",
+            TxnCommitRequest {
+                commit: offset_commit("g", "first", 0, 1),
+                producer_id: -1,
+                producer_epoch: 0,
+            },
+            ErrorKind::InvalidRequest,
+        ),
+        (
+            "no epoch",
+            TxnCommitRequest {
+                commit: offset_commit("g", "first", 0, 1),
+                producer_id: 1,
+                producer_epoch: -1,
+            },
+            ErrorKind::InvalidRequest,
+        ),
+        (
+            "unknown partition",
+            TxnCommitRequest {
+                commit: offset_commit("g", "first", 9, 1),
+                producer_id: 1,
+                producer_epoch: 0,
+            },
+            ErrorKind::UnknownTopicOrPartition,
+        ),
+        (
+            "negative offset",
+            TxnCommitRequest {
+                commit: offset_commit("g", "first", 0, -2),
+                producer_id: 1,
+                producer_epoch: 0,
+            },
+            ErrorKind::InvalidRequest,
+        ),
+        (
+            "empty group",
+            TxnCommitRequest {
+                commit: offset_commit("", "first", 0, 1),
+                producer_id: 1,
+                producer_epoch: 0,
+            },
+            ErrorKind::InvalidGroupId,
+        ),
+    ];
+    for (name, req, kind) in cases {
+        assert_eq!(
+            shard.txn_commit_offsets(req, &topics, 1).unwrap_err().kind,
+            *kind,
+            "{name}"
+        );
+    }
+}

@@ -85,6 +85,30 @@ pub enum LogError {
         /// The batch's first sequence.
         first_seq: i32,
     },
+    /// A batch that does not fit its producer's transaction state: a
+    /// non-transactional batch while the producer has a transaction open in
+    /// this partition (Kafka's `INVALID_TXN_STATE`).
+    #[error("producer {producer_id}: {reason}")]
+    InvalidTxnState {
+        /// The producer id.
+        producer_id: i64,
+        /// What did not fit.
+        reason: String,
+    },
+    /// A transaction marker from a coordinator older than the one that
+    /// last wrote a marker for the producer (Kafka's
+    /// `TRANSACTION_COORDINATOR_FENCED`).
+    #[error(
+        "marker for producer {producer_id} from coordinator epoch {coordinator_epoch}, older than {current}"
+    )]
+    TransactionCoordinatorFenced {
+        /// The producer id.
+        producer_id: i64,
+        /// The marker's coordinator epoch.
+        coordinator_epoch: i32,
+        /// The coordinator epoch the partition knows.
+        current: i32,
+    },
     /// A configuration value is out of range.
     #[error("invalid config {name}: {reason}")]
     InvalidConfig {
@@ -127,6 +151,10 @@ pub enum ErrorKind {
     OutOfOrderSequence,
     /// `UNKNOWN_PRODUCER_ID`.
     UnknownProducerId,
+    /// `INVALID_TXN_STATE`.
+    InvalidTxnState,
+    /// `TRANSACTION_COORDINATOR_FENCED`.
+    TransactionCoordinatorFenced,
     /// `KAFKA_STORAGE_ERROR`: the log directory failed.
     Storage,
 }
@@ -144,6 +172,10 @@ impl LogError {
             LogError::InvalidProducerEpoch { .. } => ErrorKind::InvalidProducerEpoch,
             LogError::OutOfOrderSequence { .. } => ErrorKind::OutOfOrderSequence,
             LogError::UnknownProducerId { .. } => ErrorKind::UnknownProducerId,
+            LogError::InvalidTxnState { .. } => ErrorKind::InvalidTxnState,
+            LogError::TransactionCoordinatorFenced { .. } => {
+                ErrorKind::TransactionCoordinatorFenced
+            }
             LogError::Io { .. } => ErrorKind::Storage,
         }
     }

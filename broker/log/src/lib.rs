@@ -19,6 +19,9 @@
 //!   calls it, never the other way round.
 //! - [`producer`]: idempotent-producer state (epochs, sequences, the
 //!   last batches of each producer id), its rules and its snapshots; pure.
+//! - [`txn_index`]: the aborted-transaction index (`.txnindex` entries, the
+//!   `read_committed` query); pure. The log keeps it with the producer
+//!   state (`log/producers.rs`).
 //! - [`checkpoint`]: leader-epoch cache, high-watermark / recovery-point /
 //!   log-start checkpoint files replaced atomically, and the names of the
 //!   files beside the segments (incl. the clean-shutdown marker).
@@ -42,6 +45,7 @@ pub mod producer;
 mod recovery;
 pub mod retention;
 mod segment;
+pub mod txn_index;
 mod writeback;
 
 pub use batch::{Compression, Header, Record, RecordBatch, RecordBatchBuilder, TimestampType};
@@ -54,6 +58,7 @@ pub use log::{
     AppendInfo, CleanedSegment, CleanerStats, CleaningPass, DeletedSegments, FetchData, LogReader,
     OffsetAndTimestamp, OffsetSpec, PartitionLog, SegmentInfo, SwapStep,
 };
-pub use producer::{ProducerBatch, ProducerStateTable, Verdict};
+pub use producer::{CompletedTxn, MarkerBatch, ProducerBatch, ProducerStateTable, Verdict};
 pub use retention::{RetentionDecision, RetentionLimits, RetentionReason};
+pub use txn_index::{AbortedFilter, AbortedTxn, TxnIndex};
 pub use writeback::set_cache_drop_behind;

@@ -18,11 +18,27 @@
 //!   later sequence means its state expired (`producer.id.expiration.ms`)
 //!   and the client must bump its epoch (KIP-360: `UNKNOWN_PRODUCER_ID`).
 //!
+//! Transactions (Kafka's `ProducerStateEntry.currentTxnFirstOffset`): a
+//! transactional batch opens a transaction for its producer at its first
+//! offset, if none is open; a COMMIT or ABORT marker
+//! ([`complete_txn`](ProducerStateTable::complete_txn)) closes it and
+//! returns the [`CompletedTxn`] (the log adds an aborted one to its
+//! aborted-transaction index). The smallest first offset of the open
+//! transactions is the [`first_unstable_offset`](ProducerStateTable::first_unstable_offset):
+//! the last stable offset is the smaller of it and the high watermark.
+//! While its transaction is open, a producer's non-transactional batch is
+//! refused (`INVALID_TXN_STATE`); a marker with an older producer epoch is
+//! `INVALID_PRODUCER_EPOCH` and one from an older coordinator
+//! `TRANSACTION_COORDINATOR_FENCED`. A marker's epoch becomes the
+//! producer's epoch (transaction version 2 bumps it at every commit or
+//! abort, so a late batch of the finished transaction is refused).
+//!
 //! Snapshots ([`encode`](ProducerStateTable::encode) /
 //! [`decode`](ProducerStateTable::decode)) let a reopened log replay only
-//! the batches after the last one instead of the whole log.
+//! the batches after the last one instead of the whole log; they hold the
+//! open transactions too.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::error::{LogError, Result};
 
@@ -52,6 +68,39 @@ pub struct ProducerBatch {
     pub last_offset: i64,
     /// Its max timestamp: the producer's last activity, for expiry.
     pub max_timestamp: i64,
+    /// Whether it is part of a transaction (attribute bit 4).
+    pub is_transactional: bool,
+}
+
+/// A transaction marker (a control batch with an `EndTransactionMarker`)
+/// as the producer state sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarkerBatch {
+    /// The producer whose transaction it closes.
+    pub producer_id: i64,
+    /// The marker's producer epoch.
+    pub producer_epoch: i16,
+    /// The coordinator epoch in the marker.
+    pub coordinator_epoch: i32,
+    /// COMMIT (`true`) or ABORT.
+    pub commit: bool,
+    /// The marker's offset in this log.
+    pub offset: i64,
+    /// When it was stored (this log's clock), for expiry.
+    pub timestamp: i64,
+}
+
+/// A transaction a marker closed (Kafka's `CompletedTxn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletedTxn {
+    /// The producer.
+    pub producer_id: i64,
+    /// Offset of its first batch in the transaction.
+    pub first_offset: i64,
+    /// Offset of the marker.
+    pub last_offset: i64,
+    /// Whether the marker is ABORT.
+    pub is_aborted: bool,
 }
 
 impl ProducerBatch {
@@ -91,6 +140,10 @@ pub struct ProducerEntry {
     pub batches: VecDeque<BatchMetadata>,
     /// Max timestamp of its last batch.
     pub last_timestamp: i64,
+    /// Coordinator epoch of the last marker written for it, or -1.
+    pub coordinator_epoch: i32,
+    /// First offset of its open transaction in this partition, if any.
+    pub current_txn_first_offset: Option<i64>,
 }
 
 impl ProducerEntry {
@@ -109,6 +162,8 @@ impl ProducerEntry {
             epoch: batch.producer_epoch,
             batches: VecDeque::with_capacity(CACHED_BATCHES),
             last_timestamp: batch.max_timestamp,
+            coordinator_epoch: -1,
+            current_txn_first_offset: None,
         }
     }
 
@@ -129,6 +184,9 @@ impl ProducerEntry {
             timestamp: batch.max_timestamp,
         });
         self.last_timestamp = batch.max_timestamp;
+        if batch.is_transactional && self.current_txn_first_offset.is_none() {
+            self.current_txn_first_offset = Some(batch.first_offset);
+        }
     }
 
     fn find_duplicate(&self, first_seq: i32, last_seq: i32) -> Option<BatchMetadata> {
@@ -169,6 +227,16 @@ fn check_entry(entry: Option<&ProducerEntry>, batch: &ProducerBatch) -> Result<V
         });
     }
     if batch.producer_epoch > entry.epoch {
+        if !batch.is_transactional
+            && let Some(first) = entry.current_txn_first_offset
+        {
+            return Err(LogError::InvalidTxnState {
+                producer_id: batch.producer_id,
+                reason: format!(
+                    "non-transactional batch while its transaction from offset {first} is open"
+                ),
+            });
+        }
         if batch.first_seq != 0 {
             return Err(LogError::OutOfOrderSequence {
                 producer_id: batch.producer_id,
@@ -181,6 +249,16 @@ fn check_entry(entry: Option<&ProducerEntry>, batch: &ProducerBatch) -> Result<V
     }
     if let Some(dup) = entry.find_duplicate(batch.first_seq, batch.last_seq) {
         return Ok(Verdict::Duplicate(dup));
+    }
+    if !batch.is_transactional
+        && let Some(first) = entry.current_txn_first_offset
+    {
+        return Err(LogError::InvalidTxnState {
+            producer_id: batch.producer_id,
+            reason: format!(
+                "non-transactional batch while its transaction from offset {first} is open"
+            ),
+        });
     }
     // Sequences wrap at i32::MAX to 0.
     let expected = match entry.last_seq() {
@@ -202,6 +280,9 @@ fn check_entry(entry: Option<&ProducerEntry>, batch: &ProducerBatch) -> Result<V
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerStateTable {
     producers: BTreeMap<i64, ProducerEntry>,
+    /// Open transactions: (first offset, producer id), derived from
+    /// `producers`.
+    ongoing: BTreeSet<(i64, i64)>,
 }
 
 impl ProducerStateTable {
@@ -264,18 +345,119 @@ impl ProducerStateTable {
     /// epoch forgets the older epoch's batches. Followers and recovery call
     /// it without checking: they store what a leader accepted.
     pub fn update(&mut self, batch: &ProducerBatch) {
-        self.producers
+        let entry = self
+            .producers
             .entry(batch.producer_id)
-            .or_insert_with(|| ProducerEntry::new(batch))
-            .apply(batch);
+            .or_insert_with(|| ProducerEntry::new(batch));
+        let was_open = entry.current_txn_first_offset.is_some();
+        entry.apply(batch);
+        if !was_open && let Some(first) = entry.current_txn_first_offset {
+            self.ongoing.insert((first, batch.producer_id));
+        }
+    }
+
+    /// Decide whether a leader may write `marker`: refused if its producer
+    /// epoch is older than the producer's (`INVALID_PRODUCER_EPOCH`) or its
+    /// coordinator epoch older than the last marker's
+    /// (`TRANSACTION_COORDINATOR_FENCED`). A producer the table does not
+    /// know is accepted (its state expired, or it wrote nothing here).
+    /// Changes nothing.
+    pub fn check_marker(&self, marker: &MarkerBatch) -> Result<()> {
+        let Some(entry) = self.producers.get(&marker.producer_id) else {
+            return Ok(());
+        };
+        if marker.producer_epoch < entry.epoch {
+            return Err(LogError::InvalidProducerEpoch {
+                producer_id: marker.producer_id,
+                epoch: marker.producer_epoch,
+                current: entry.epoch,
+            });
+        }
+        if marker.coordinator_epoch < entry.coordinator_epoch {
+            return Err(LogError::TransactionCoordinatorFenced {
+                producer_id: marker.producer_id,
+                coordinator_epoch: marker.coordinator_epoch,
+                current: entry.coordinator_epoch,
+            });
+        }
+        Ok(())
+    }
+
+    /// Record a marker the log stored: the producer's open transaction (if
+    /// any) ends, returned as a [`CompletedTxn`]; the marker's epoch and
+    /// coordinator epoch become the producer's (a newer epoch forgets the
+    /// cached batches, whose sequences restart at 0).
+    pub fn complete_txn(&mut self, marker: &MarkerBatch) -> Option<CompletedTxn> {
+        let entry = self
+            .producers
+            .entry(marker.producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch: marker.producer_epoch,
+                batches: VecDeque::with_capacity(CACHED_BATCHES),
+                last_timestamp: marker.timestamp,
+                coordinator_epoch: marker.coordinator_epoch,
+                current_txn_first_offset: None,
+            });
+        if marker.producer_epoch != entry.epoch {
+            entry.epoch = marker.producer_epoch;
+            entry.batches.clear();
+        }
+        entry.coordinator_epoch = marker.coordinator_epoch;
+        entry.last_timestamp = marker.timestamp;
+        let first = entry.current_txn_first_offset.take()?;
+        self.ongoing.remove(&(first, marker.producer_id));
+        Some(CompletedTxn {
+            producer_id: marker.producer_id,
+            first_offset: first,
+            last_offset: marker.offset,
+            is_aborted: !marker.commit,
+        })
+    }
+
+    /// Whether a leader must ask the transaction coordinator before
+    /// writing `batch` (KIP-890): a transactional batch of a producer with
+    /// no transaction open in this partition starts one here, and only the
+    /// coordinator knows whether the partition is part of the producer's
+    /// current transaction (transaction version 2: the leader adds it with
+    /// `AddPartitionsToTxn` on the producer's behalf). A late batch of a
+    /// finished transaction is then refused instead of opening a hanging
+    /// one.
+    pub fn needs_txn_verification(&self, batch: &ProducerBatch) -> bool {
+        batch.is_transactional
+            && self
+                .producers
+                .get(&batch.producer_id)
+                .is_none_or(|e| e.current_txn_first_offset.is_none())
+    }
+
+    /// The first offset of the earliest open transaction: records from it
+    /// on are not stable (`read_committed` readers stop below it).
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.ongoing.first().map(|(offset, _)| *offset)
+    }
+
+    /// The open transactions as (first offset, producer id), oldest first.
+    pub fn ongoing_transactions(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.ongoing.iter().copied()
+    }
+
+    fn with_ongoing(producers: BTreeMap<i64, ProducerEntry>) -> Self {
+        let ongoing = producers
+            .iter()
+            .filter_map(|(id, e)| e.current_txn_first_offset.map(|f| (f, *id)))
+            .collect();
+        ProducerStateTable { producers, ongoing }
     }
 
     /// Forget producers whose last batch is older than `expiration_ms`
-    /// before `now_ms` (`producer.id.expiration.ms`). Returns how many.
+    /// before `now_ms` (`producer.id.expiration.ms`), except those with a
+    /// transaction open (as Kafka). Returns how many.
     pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < expiration_ms);
+        self.producers.retain(|_, e| {
+            e.current_txn_first_offset.is_some()
+                || now_ms.saturating_sub(e.last_timestamp) < expiration_ms
+        });
         before - self.producers.len()
     }
 
@@ -287,6 +469,8 @@ impl ProducerStateTable {
             body.extend_from_slice(&id.to_be_bytes());
             body.extend_from_slice(&e.epoch.to_be_bytes());
             body.extend_from_slice(&e.last_timestamp.to_be_bytes());
+            body.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
+            body.extend_from_slice(&e.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
             body.push(e.batches.len() as u8);
             for b in &e.batches {
                 body.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -303,15 +487,16 @@ impl ProducerStateTable {
         out
     }
 
-    /// Parse what [`encode`](Self::encode) wrote; a damaged or unknown
-    /// snapshot is `CorruptMessage` (the log then rebuilds from its
-    /// batches instead).
+    /// Parse what [`encode`](Self::encode) wrote, or a version 1 snapshot
+    /// (before transactions: no open transaction, no coordinator epoch); a
+    /// damaged or unknown snapshot is `CorruptMessage` (the log then
+    /// rebuilds from its batches instead).
     pub fn decode(buf: &[u8]) -> Result<Self> {
         let mut r = Reader { buf, pos: 0 };
         let version = r.i16()?;
-        if version != SNAPSHOT_VERSION {
+        if version != SNAPSHOT_VERSION && version != 1 {
             return Err(LogError::corrupt(format!(
-                "producer snapshot version {version}, expected {SNAPSHOT_VERSION}"
+                "producer snapshot version {version}, expected 1 or {SNAPSHOT_VERSION}"
             )));
         }
         let crc = r.u32()?;
@@ -324,6 +509,13 @@ impl ProducerStateTable {
             let id = r.i64()?;
             let epoch = r.i16()?;
             let last_timestamp = r.i64()?;
+            let (coordinator_epoch, current_txn_first_offset) = if version >= 2 {
+                let epoch = r.i32()?;
+                let first = r.i64()?;
+                (epoch, (first >= 0).then_some(first))
+            } else {
+                (-1, None)
+            };
             let n = r.u8()? as usize;
             if n > CACHED_BATCHES {
                 return Err(LogError::corrupt(format!(
@@ -346,18 +538,21 @@ impl ProducerStateTable {
                     epoch,
                     batches,
                     last_timestamp,
+                    coordinator_epoch,
+                    current_txn_first_offset,
                 },
             );
         }
         if r.pos != buf.len() {
             return Err(LogError::corrupt("trailing bytes in producer snapshot"));
         }
-        Ok(ProducerStateTable { producers })
+        Ok(ProducerStateTable::with_ongoing(producers))
     }
 }
 
 /// Version of the snapshot format [`ProducerStateTable::encode`] writes.
-const SNAPSHOT_VERSION: i16 = 1;
+/// Version 2 adds each producer's coordinator epoch and open transaction.
+const SNAPSHOT_VERSION: i16 = 2;
 
 /// A bounds-checked big-endian cursor over a snapshot.
 struct Reader<'a> {

@@ -11,6 +11,7 @@ fn batch(pid: i64, epoch: i16, seq: i32, count: i32, offset: i64) -> ProducerBat
         first_offset: offset,
         last_offset: offset + i64::from(count) - 1,
         max_timestamp: 1_000 + offset,
+        is_transactional: false,
     }
 }
 
@@ -231,4 +232,191 @@ fn snapshots_round_trip_and_detect_damage() {
     let mut longer = bytes.clone();
     longer.push(0);
     assert!(ProducerStateTable::decode(&longer).is_err());
+}
+
+fn txn(pid: i64, epoch: i16, seq: i32, count: i32, offset: i64) -> ProducerBatch {
+    ProducerBatch {
+        is_transactional: true,
+        ..batch(pid, epoch, seq, count, offset)
+    }
+}
+
+fn end_marker(
+    pid: i64,
+    epoch: i16,
+    coordinator_epoch: i32,
+    commit: bool,
+    offset: i64,
+) -> MarkerBatch {
+    MarkerBatch {
+        producer_id: pid,
+        producer_epoch: epoch,
+        coordinator_epoch,
+        commit,
+        offset,
+        timestamp: 5_000,
+    }
+}
+
+#[test]
+fn transactions_open_at_their_first_batch_and_close_at_their_marker() {
+    let mut t = table(&[
+        txn(1, 0, 0, 2, 10),
+        txn(2, 0, 0, 1, 12),
+        txn(1, 0, 2, 1, 13),
+    ]);
+    assert_eq!(t.first_unstable_offset(), Some(10));
+    assert_eq!(
+        t.ongoing_transactions().collect::<Vec<_>>(),
+        vec![(10, 1), (12, 2)]
+    );
+    assert_eq!(t.get(1).unwrap().current_txn_first_offset, Some(10));
+    let done = t.complete_txn(&end_marker(1, 1, 0, false, 14));
+    assert_eq!(
+        done,
+        Some(CompletedTxn {
+            producer_id: 1,
+            first_offset: 10,
+            last_offset: 14,
+            is_aborted: true
+        })
+    );
+    // The marker's epoch becomes the producer's, with no cached batches.
+    let e = t.get(1).unwrap();
+    assert_eq!((e.epoch, e.batches.len(), e.coordinator_epoch), (1, 0, 0));
+    assert_eq!(t.first_unstable_offset(), Some(12));
+    let done = t.complete_txn(&end_marker(2, 0, 0, true, 15)).unwrap();
+    assert!(!done.is_aborted);
+    assert_eq!(t.first_unstable_offset(), None);
+    // A marker without an open transaction completes nothing.
+    assert_eq!(t.complete_txn(&end_marker(2, 0, 0, true, 16)), None);
+    assert_eq!(t.complete_txn(&end_marker(9, 0, 0, true, 17)), None);
+    assert_eq!(t.get(9).unwrap().epoch, 0, "an unknown producer is learned");
+}
+
+#[test]
+fn transactional_check_rules() {
+    let open = table(&[txn(1, 2, 0, 1, 0)]);
+    let idle = table(&[batch(1, 2, 0, 1, 0)]);
+    // (name, table, batch, InvalidTxnState expected)
+    let cases: &[(&str, &ProducerStateTable, ProducerBatch, bool)] = &[
+        ("next transactional batch", &open, txn(1, 2, 1, 1, 1), false),
+        ("plain batch while open", &open, batch(1, 2, 1, 1, 1), true),
+        (
+            "plain batch of a newer epoch while open",
+            &open,
+            batch(1, 3, 0, 1, 1),
+            true,
+        ),
+        (
+            "retry of the open transaction's batch",
+            &open,
+            batch(1, 2, 0, 1, 1),
+            false,
+        ),
+        (
+            "transactional batch opens one",
+            &idle,
+            txn(1, 2, 1, 1, 1),
+            false,
+        ),
+        (
+            "plain batch without a transaction",
+            &idle,
+            batch(1, 2, 1, 1, 1),
+            false,
+        ),
+    ];
+    for (name, t, b, refused) in cases {
+        let r = t.check(b);
+        assert_eq!(
+            matches!(r, Err(LogError::InvalidTxnState { .. })),
+            *refused,
+            "{name}: {r:?}"
+        );
+    }
+    // Markers: older producer epoch, older coordinator epoch.
+    let mut t = open.clone();
+    t.complete_txn(&end_marker(1, 3, 7, true, 1));
+    let cases = [
+        ("same epochs", end_marker(1, 3, 7, false, 2), None),
+        ("newer epochs", end_marker(1, 4, 8, false, 2), None),
+        (
+            "older producer epoch",
+            end_marker(1, 2, 7, false, 2),
+            Some(crate::ErrorKind::InvalidProducerEpoch),
+        ),
+        (
+            "older coordinator",
+            end_marker(1, 3, 6, false, 2),
+            Some(crate::ErrorKind::TransactionCoordinatorFenced),
+        ),
+        ("unknown producer", end_marker(5, 0, 0, false, 2), None),
+    ];
+    for (name, m, want) in cases {
+        assert_eq!(t.check_marker(&m).err().map(|e| e.kind()), want, "{name}");
+    }
+}
+
+#[test]
+fn expiry_keeps_producers_with_an_open_transaction() {
+    let mut t = table(&[txn(1, 0, 0, 1, 0), batch(2, 0, 0, 1, 1)]);
+    assert_eq!(t.remove_expired(i64::MAX / 2, 10), 1);
+    assert!(t.get(1).is_some() && t.get(2).is_none());
+    assert_eq!(t.first_unstable_offset(), Some(0));
+}
+
+#[test]
+fn snapshots_keep_open_transactions_and_read_version_1() {
+    let mut t = table(&[
+        txn(1, 0, 0, 2, 10),
+        txn(2, 4, 0, 1, 12),
+        batch(3, 0, 0, 1, 13),
+    ]);
+    t.complete_txn(&end_marker(2, 5, 9, false, 14));
+    let back = ProducerStateTable::decode(&t.encode()).expect("decodes");
+    assert_eq!(back, t);
+    assert_eq!(back.first_unstable_offset(), Some(10));
+    assert_eq!(back.get(2).unwrap().coordinator_epoch, 9);
+
+    // A version 1 snapshot (before transactions): producer 3 with one batch.
+    let mut body = Vec::new();
+    body.extend_from_slice(&1u32.to_be_bytes());
+    body.extend_from_slice(&3i64.to_be_bytes());
+    body.extend_from_slice(&0i16.to_be_bytes());
+    body.extend_from_slice(&1_013i64.to_be_bytes());
+    body.push(1);
+    for v in [0i32, 0] {
+        body.extend_from_slice(&v.to_be_bytes());
+    }
+    for v in [13i64, 13, 1_013] {
+        body.extend_from_slice(&v.to_be_bytes());
+    }
+    let mut v1 = Vec::new();
+    v1.extend_from_slice(&1i16.to_be_bytes());
+    v1.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+    v1.extend_from_slice(&body);
+    let old = ProducerStateTable::decode(&v1).expect("version 1 decodes");
+    assert_eq!(old, table(&[batch(3, 0, 0, 1, 13)]));
+    let mut v3 = v1.clone();
+    v3[1] = 3;
+    assert!(ProducerStateTable::decode(&v3).is_err());
+}
+
+#[test]
+fn a_transactional_batch_that_would_open_a_transaction_needs_verification() {
+    let t = table(&[txn(1, 0, 0, 1, 0), batch(2, 0, 0, 1, 1)]);
+    // (name, batch, needs verification)
+    let cases = [
+        ("open transaction continues", txn(1, 0, 1, 1, 2), false),
+        ("known producer, no transaction", txn(2, 0, 1, 1, 2), true),
+        ("unknown producer", txn(3, 0, 0, 1, 2), true),
+        ("not transactional", batch(2, 0, 1, 1, 2), false),
+    ];
+    for (name, b, want) in cases {
+        assert_eq!(t.needs_txn_verification(&b), want, "{name}");
+    }
+    let mut closed = t.clone();
+    closed.complete_txn(&end_marker(1, 1, 0, true, 3));
+    assert!(closed.needs_txn_verification(&txn(1, 1, 0, 1, 4)));
 }

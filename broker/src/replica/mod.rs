@@ -119,6 +119,12 @@ impl PartError {
             ErrorKind::InvalidProducerEpoch => ErrorCode::InvalidProducerEpoch,
             ErrorKind::OutOfOrderSequence => ErrorCode::OutOfOrderSequenceNumber,
             ErrorKind::UnknownProducerId => ErrorCode::UnknownProducerId,
+            // The proto has no INVALID_TXN_STATE (48) or
+            // TRANSACTION_COORDINATOR_FENCED (52) yet; the message names
+            // the real error. Replace when transactions are wired in.
+            ErrorKind::InvalidTxnState | ErrorKind::TransactionCoordinatorFenced => {
+                ErrorCode::InvalidRecord
+            }
             ErrorKind::UnexpectedAppendOffset | ErrorKind::Storage => ErrorCode::KafkaStorageError,
         };
         Self::new(code, e.to_string())

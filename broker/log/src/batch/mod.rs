@@ -8,6 +8,7 @@
 //!   [`Header`]).
 //! - [`compression`]: [`Compression`] codecs applied to a batch's records.
 //! - [`builder`]: [`RecordBatchBuilder`], which producers use to encode batches.
+//! - [`control`]: control batches: transaction markers (`EndTransactionMarker`).
 //!
 //! The log never re-encodes records: stored batches are served as `Bytes`
 //! slices, and a leader only patches the base offset and partition leader
@@ -15,6 +16,7 @@
 
 pub mod builder;
 pub mod compression;
+pub mod control;
 pub mod header;
 pub mod iter;
 pub mod record;

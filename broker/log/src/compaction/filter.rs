@@ -20,7 +20,9 @@
 //! set and the records' timestamp deltas are rewritten against it.
 //! Control batches (transaction markers) are never deduplicated by key:
 //! they are kept whole (removing a marker needs transaction state, a later
-//! issue).
+//! issue). Records of aborted transactions never enter the map (the pass
+//! skips them when it builds it), so they never supersede committed
+//! records; they still go when a newer record of their key exists.
 
 use bytes::{BufMut, Bytes};
 

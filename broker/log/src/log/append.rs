@@ -10,12 +10,13 @@ use super::shared::lock;
 use super::validate::{check_leader_batch, validate_batches};
 use super::{AppendInfo, PartitionLog};
 use crate::batch::TimestampType;
+use crate::batch::control::{EndTxnMarker, build_marker_batch};
 use crate::batch::header::{
-    ATTRIBUTES_OFFSET, HEADER_LEN, HeaderSummary, TIMESTAMP_TYPE_BIT, get_i16,
+    ATTRIBUTES_OFFSET, CONTROL_BIT, HEADER_LEN, HeaderSummary, TIMESTAMP_TYPE_BIT, get_i16,
     patch_log_append_time, patch_offset_and_epoch,
 };
 use crate::error::{LogError, Result};
-use crate::producer::Verdict;
+use crate::producer::{MarkerBatch, Verdict};
 use crate::segment::Segment;
 
 impl PartitionLog {
@@ -29,12 +30,61 @@ impl PartitionLog {
     /// (decompressed first when compressed). Any failure is
     /// `CorruptMessage` and writes nothing; so is, as `InvalidRecord`, a
     /// record without a key in a compacted log.
+    ///
+    /// Control batches (transaction markers) are refused with
+    /// `InvalidRecord`: only the transaction coordinator writes them,
+    /// through [`append_txn_marker`](Self::append_txn_marker).
     pub fn append_as_leader(&mut self, batches: Bytes, leader_epoch: i32) -> Result<AppendInfo> {
+        self.append_leader(batches, leader_epoch, false)
+    }
+
+    /// Leader append of a transaction marker for `producer_id` at
+    /// `producer_epoch` (the coordinator's WriteTxnMarkers): refused with
+    /// `INVALID_PRODUCER_EPOCH` if the producer has a newer epoch here, or
+    /// `TRANSACTION_COORDINATOR_FENCED` if a newer coordinator already
+    /// wrote a marker for it. The producer's open transaction (if any)
+    /// ends at the marker; an aborted one enters the aborted-transaction
+    /// index, and the last stable offset moves on.
+    pub fn append_txn_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: EndTxnMarker,
+        leader_epoch: i32,
+    ) -> Result<AppendInfo> {
+        let now = self.reader.shared.clock.now_ms();
+        self.producers.check_marker(&MarkerBatch {
+            producer_id,
+            producer_epoch,
+            coordinator_epoch: marker.coordinator_epoch,
+            commit: marker.commit,
+            offset: self.log_end_offset(),
+            timestamp: now,
+        })?;
+        let batch = build_marker_batch(producer_id, producer_epoch, marker, now);
+        self.append_leader(batch, leader_epoch, true)
+    }
+
+    fn append_leader(
+        &mut self,
+        batches: Bytes,
+        leader_epoch: i32,
+        allow_control: bool,
+    ) -> Result<AppendInfo> {
         let config = self.config();
         let validated = validate_batches(&batches, Some(config.max_message_bytes))?;
         let stamp_all = config.message_timestamp_type == TimestampType::LogAppendTime;
         for v in &validated {
             check_leader_batch(&batches, v, config.cleanup_policy.compact)?;
+            let attributes = get_i16(&batches[v.start..], ATTRIBUTES_OFFSET);
+            if !allow_control && attributes & CONTROL_BIT != 0 {
+                return Err(LogError::InvalidRecord {
+                    reason: format!(
+                        "the batch at byte {} is a control batch: only the transaction coordinator writes those",
+                        v.start
+                    ),
+                });
+            }
         }
         if let Some(duplicate) = self.check_producers(&batches, &validated)? {
             return Ok(duplicate);
@@ -182,7 +232,7 @@ impl PartitionLog {
                     headers.map(|h| &h[run_start..i]),
                     &summaries[run_start..i],
                 )?;
-                self.track_producers(buf, &summaries[run_start..i], run_pos);
+                self.track_producers(buf, &summaries[run_start..i], run_pos)?;
                 self.roll(s.base_offset)?;
                 run_start = i;
                 run_pos = pos;
@@ -198,7 +248,7 @@ impl PartitionLog {
             headers.map(|h| &h[run_start..]),
             &summaries[run_start..],
         )?;
-        self.track_producers(buf, &summaries[run_start..], run_pos);
+        self.track_producers(buf, &summaries[run_start..], run_pos)?;
         self.maybe_expire_producers();
         let first = summaries
             .first()

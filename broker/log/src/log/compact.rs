@@ -212,7 +212,9 @@ impl LogReader {
                 segments: &facts,
                 log_start_offset: self.log_start_offset(),
                 first_dirty_offset: first_dirty,
-                high_watermark: self.high_watermark(),
+                // Only what no open transaction may still abort: every
+                // transactional batch below the LSO is decided.
+                high_watermark: self.last_stable_offset(),
                 first_dirty_timestamp,
                 delete_horizon_ms: self.shared.delete_horizon.load(Ordering::Acquire),
             },
@@ -269,7 +271,16 @@ impl LogReader {
                 io(bytes.len() as u64);
                 for batch in BatchIter::new(bytes) {
                     let batch = batch?;
-                    if batch.is_control() {
+                    // Markers are not keyed data, and an aborted
+                    // transaction's records must not supersede committed
+                    // ones (they may still go themselves, superseded).
+                    if batch.is_control()
+                        || (batch.is_transactional()
+                            && self
+                                .shared
+                                .aborted()
+                                .is_aborted(batch.producer_id(), batch.base_offset()))
+                    {
                         next = batch.next_offset();
                         continue;
                     }

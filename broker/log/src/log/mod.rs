@@ -39,6 +39,7 @@ mod shared;
 mod truncate;
 mod validate;
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
@@ -53,6 +54,7 @@ use crate::error::Result;
 use crate::producer::ProducerStateTable;
 use crate::recovery;
 use crate::segment::Segment;
+use crate::txn_index::TxnIndex;
 pub use compact::{CleanedSegment, CleanerStats, CleaningPass, SwapStep};
 pub use retention::DeletedSegments;
 use shared::{FlushState, Shared, lock};
@@ -148,6 +150,9 @@ pub struct PartitionLog {
     producers: ProducerStateTable,
     /// When appends last looked for expired producers (clock ms).
     producers_checked_ms: i64,
+    /// Segment bases whose `.txnindex` got entries since the last snapshot
+    /// (fsynced before the next one).
+    txn_index_unsynced: BTreeSet<i64>,
 }
 
 impl PartitionLog {
@@ -195,6 +200,8 @@ impl PartitionLog {
             flush_done: Condvar::new(),
             dir_dirty: AtomicBool::new(false),
             checkpoint_write: Mutex::new(None),
+            first_unstable_offset: AtomicI64::new(i64::MAX),
+            aborted: RwLock::new(TxnIndex::default()),
         };
         shared.write_checkpoint()?;
         shared.write_epochs()?;
@@ -214,6 +221,7 @@ impl PartitionLog {
             lost_records: recovered.lost_records,
             producers: ProducerStateTable::new(),
             producers_checked_ms: now,
+            txn_index_unsynced: BTreeSet::new(),
         };
         log.rebuild_producer_state()?;
         Ok(log)
@@ -253,6 +261,16 @@ impl PartitionLog {
     /// See [`LogReader::log_end_offset`].
     pub fn log_end_offset(&self) -> i64 {
         self.reader.log_end_offset()
+    }
+
+    /// See [`LogReader::last_stable_offset`].
+    pub fn last_stable_offset(&self) -> i64 {
+        self.reader.last_stable_offset()
+    }
+
+    /// See [`LogReader::aborted_transactions`].
+    pub fn aborted_transactions(&self, fetch_offset: i64, upper: i64) -> Vec<crate::AbortedTxn> {
+        self.reader.aborted_transactions(fetch_offset, upper)
     }
 
     /// See [`LogReader::high_watermark`].

@@ -7,19 +7,37 @@
 //! after every batch below `<offset>`. The two newest are kept (the older
 //! one covers a damaged newest); a snapshot above the log end (left by a
 //! truncation or a crash that lost the tail) is deleted before use.
+//!
+//! Transactions: a COMMIT or ABORT marker closes its producer's open
+//! transaction; an aborted one goes to the aborted-transaction index
+//! ([`TxnIndex`], in memory for readers and appended to
+//! `<segment base>.txnindex` for the segment holding the marker). The
+//! index files are fsynced before each snapshot, so every abort below a
+//! snapshot is on disk; a rebuild drops the entries at or above the
+//! snapshot it starts from and finds them again in the replay, then
+//! rewrites the files. The first offset of the earliest open transaction
+//! is published for the last stable offset after every change.
 
+use std::collections::BTreeMap;
 use std::fs;
+use std::io::Write;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
 
 use super::PartitionLog;
+use crate::batch::control::marker_of;
 use crate::batch::header::{
-    BASE_SEQUENCE_OFFSET, CONTROL_BIT, HEADER_LEN, HeaderSummary, NO_PRODUCER_ID,
-    PRODUCER_EPOCH_OFFSET, PRODUCER_ID_OFFSET, get_i16, get_i32, get_i64,
+    ATTRIBUTES_OFFSET, BASE_SEQUENCE_OFFSET, CONTROL_BIT, HEADER_LEN, HeaderSummary,
+    NO_PRODUCER_ID, PRODUCER_EPOCH_OFFSET, PRODUCER_ID_OFFSET, RecordBatch, TRANSACTIONAL_BIT,
+    get_i16, get_i32, get_i64,
 };
 use crate::batch::iter::BatchIter;
 use crate::checkpoint::write_atomic;
 use crate::error::{IoContext, LogError, Result};
-use crate::producer::{ProducerBatch, ProducerStateTable};
+use crate::producer::{CompletedTxn, MarkerBatch, ProducerBatch, ProducerStateTable};
 use crate::segment::{file_name, parse_file_name, remove_if_exists};
+use crate::txn_index::{AbortedTxn, TXN_INDEX_SUFFIX, TxnIndex, decode_entries};
 
 /// Suffix of producer-state snapshot files.
 pub(crate) const SNAPSHOT_SUFFIX: &str = "snapshot";
@@ -42,7 +60,7 @@ pub(super) fn producer_batch(
 ) -> Option<ProducerBatch> {
     debug_assert!(header.len() >= HEADER_LEN);
     let producer_id = get_i64(header, PRODUCER_ID_OFFSET);
-    let attributes = get_i16(header, crate::batch::header::ATTRIBUTES_OFFSET);
+    let attributes = get_i16(header, ATTRIBUTES_OFFSET);
     if producer_id == NO_PRODUCER_ID || attributes & CONTROL_BIT != 0 {
         return None;
     }
@@ -56,6 +74,7 @@ pub(super) fn producer_batch(
         first_offset: summary.base_offset,
         last_offset: summary.last_offset,
         max_timestamp: at_ms,
+        is_transactional: attributes & TRANSACTIONAL_BIT != 0,
     })
 }
 
@@ -96,6 +115,7 @@ impl PartitionLog {
     /// [`SNAPSHOTS_KEPT`].
     pub(super) fn write_producer_snapshot(&mut self, end: i64) -> Result<()> {
         self.expire_producers();
+        self.sync_txn_index()?;
         let dir = &self.reader.shared.dir;
         write_atomic(
             dir,
@@ -140,7 +160,14 @@ impl PartitionLog {
         let (from, table) = loaded.unwrap_or_default();
         self.producers = table;
         let from = from.max(self.log_start_offset());
+        // Aborts from `from` on are found again by the replay.
+        let mut index = load_txn_index(&dir)?;
+        index.truncate_from(from);
+        index.remove_below(self.log_start_offset());
+        *self.reader.shared.aborted_mut() = index;
         let replayed = self.replay_producer_batches(from, end)?;
+        self.rewrite_txn_index()?;
+        self.publish_first_unstable();
         tracing::debug!(
             dir = %dir.display(),
             from,
@@ -181,6 +208,11 @@ impl PartitionLog {
                 if let Some(p) = producer_batch(batch.as_bytes(), &summary, now) {
                     self.producers.update(&p);
                     replayed += 1;
+                } else if let Some(marker) = marker_or_warn(&batch, batch.base_offset(), now) {
+                    if let Some(done) = self.producers.complete_txn(&marker) {
+                        self.record_completed(done, None)?;
+                    }
+                    replayed += 1;
                 }
             }
             if next <= offset {
@@ -195,37 +227,221 @@ impl PartitionLog {
 
     /// Record in the table the batches of `buf` described by `summaries`,
     /// the first starting at byte `pos`, just written to the log.
-    pub(super) fn track_producers(&mut self, buf: &[u8], summaries: &[HeaderSummary], pos: usize) {
+    /// Markers close transactions (aborted ones go to the index, in
+    /// memory and in the active segment's `.txnindex`).
+    pub(super) fn track_producers(
+        &mut self,
+        buf: &[u8],
+        summaries: &[HeaderSummary],
+        pos: usize,
+    ) -> Result<()> {
         let now = self.reader.shared.clock.now_ms();
         let mut pos = pos;
         for s in summaries {
-            if let Some(p) = producer_batch(&buf[pos..pos + HEADER_LEN], s, now) {
+            let header = &buf[pos..pos + HEADER_LEN];
+            if let Some(p) = producer_batch(header, s, now) {
                 self.producers.update(&p);
+            } else if get_i16(header, ATTRIBUTES_OFFSET) & CONTROL_BIT != 0 {
+                let batch =
+                    RecordBatch::from_bytes(Bytes::copy_from_slice(&buf[pos..pos + s.size]));
+                let marker = match batch {
+                    Ok(batch) => marker_or_warn(&batch, s.base_offset, now),
+                    Err(e) => {
+                        tracing::warn!(offset = s.base_offset, error = %e, "unreadable control batch");
+                        None
+                    }
+                };
+                if let Some(done) = marker.and_then(|m| self.producers.complete_txn(&m)) {
+                    let base = self.active.base_offset();
+                    self.record_completed(done, Some(base))?;
+                }
             }
             pos += s.size;
         }
+        self.publish_first_unstable();
+        Ok(())
     }
 
-    /// Remove every snapshot (the log restarts empty).
+    /// Add an aborted transaction to the index, and to the `.txnindex` of
+    /// the segment based at `segment` if given (a replay rewrites the
+    /// files afterwards instead).
+    fn record_completed(&mut self, done: CompletedTxn, segment: Option<i64>) -> Result<()> {
+        if !done.is_aborted {
+            return Ok(());
+        }
+        let entry = AbortedTxn {
+            producer_id: done.producer_id,
+            first_offset: done.first_offset,
+            last_offset: done.last_offset,
+            last_stable_offset: self
+                .producers
+                .first_unstable_offset()
+                .unwrap_or(done.last_offset + 1),
+        };
+        self.reader.shared.aborted_mut().push(entry);
+        if let Some(base) = segment {
+            let path = self
+                .reader
+                .shared
+                .dir
+                .join(file_name(base, TXN_INDEX_SUFFIX));
+            let mut file = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .context(|| format!("open {}", path.display()))?;
+            file.write_all(&entry.encode())
+                .context(|| format!("append to {}", path.display()))?;
+            self.txn_index_unsynced.insert(base);
+        }
+        Ok(())
+    }
+
+    /// Publish the first unstable offset for [`LogReader::last_stable_offset`](super::LogReader::last_stable_offset).
+    fn publish_first_unstable(&self) {
+        let first = self.producers.first_unstable_offset().unwrap_or(i64::MAX);
+        self.reader
+            .shared
+            .first_unstable_offset
+            .store(first, Ordering::Release);
+    }
+
+    /// fsync the `.txnindex` files appended to since the last call, and
+    /// drop entries (and files) below the log start.
+    fn sync_txn_index(&mut self) -> Result<()> {
+        let dir = self.reader.shared.dir.clone();
+        for base in std::mem::take(&mut self.txn_index_unsynced) {
+            let path = dir.join(file_name(base, TXN_INDEX_SUFFIX));
+            match fs::File::open(&path) {
+                Ok(f) => f
+                    .sync_all()
+                    .context(|| format!("fsync {}", path.display()))?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(LogError::Io {
+                        context: format!("open {}", path.display()),
+                        source: e,
+                    });
+                }
+            }
+        }
+        let dropped = self
+            .reader
+            .shared
+            .aborted_mut()
+            .remove_below(self.log_start_offset());
+        if dropped > 0 {
+            self.rewrite_txn_index()?;
+        }
+        Ok(())
+    }
+
+    /// Write the index files anew from memory: one per segment holding
+    /// markers of aborted transactions; other `.txnindex` files go.
+    fn rewrite_txn_index(&mut self) -> Result<()> {
+        self.txn_index_unsynced.clear();
+        let shared = &self.reader.shared;
+        let mut files: BTreeMap<i64, Vec<u8>> = BTreeMap::new();
+        {
+            let segments = shared.segments();
+            for e in shared.aborted().entries() {
+                let base = segments
+                    .range(..=e.last_offset)
+                    .next_back()
+                    .map_or(e.last_offset, |(b, _)| *b);
+                files
+                    .entry(base)
+                    .or_default()
+                    .extend_from_slice(&e.encode());
+            }
+        }
+        for base in txn_index_files(&shared.dir)? {
+            if !files.contains_key(&base) {
+                remove_if_exists(&shared.dir.join(file_name(base, TXN_INDEX_SUFFIX)))?;
+            }
+        }
+        for (base, bytes) in &files {
+            let name = file_name(*base, TXN_INDEX_SUFFIX);
+            // An open rewrites every file: skip those already right, but
+            // fsync them before the next snapshot (a crash may have left
+            // them in the page cache only).
+            if fs::read(shared.dir.join(&name)).is_ok_and(|old| old == *bytes) {
+                self.txn_index_unsynced.insert(*base);
+                continue;
+            }
+            write_atomic(&shared.dir, &name, bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Remove every snapshot and aborted-transaction index (the log
+    /// restarts empty).
     pub(super) fn delete_producer_snapshots(&mut self) -> Result<()> {
         let dir = self.reader.shared.dir.clone();
         for offset in snapshot_offsets(&dir)? {
             remove_if_exists(&dir.join(file_name(offset, SNAPSHOT_SUFFIX)))?;
         }
+        for base in txn_index_files(&dir)? {
+            remove_if_exists(&dir.join(file_name(base, TXN_INDEX_SUFFIX)))?;
+        }
         self.producers = ProducerStateTable::new();
+        *self.reader.shared.aborted_mut() = TxnIndex::default();
+        self.txn_index_unsynced.clear();
+        self.publish_first_unstable();
         Ok(())
     }
 }
 
 /// Offsets of the snapshot files in `dir`.
 fn snapshot_offsets(dir: &std::path::Path) -> Result<Vec<i64>> {
+    files_with_suffix(dir, SNAPSHOT_SUFFIX)
+}
+
+/// Segment bases of the `.txnindex` files in `dir`.
+fn txn_index_files(dir: &std::path::Path) -> Result<Vec<i64>> {
+    files_with_suffix(dir, TXN_INDEX_SUFFIX)
+}
+
+fn files_with_suffix(dir: &std::path::Path, suffix: &str) -> Result<Vec<i64>> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).context(|| format!("list log directory {}", dir.display()))? {
         let entry = entry.context(|| format!("list log directory {}", dir.display()))?;
         let name = entry.file_name();
-        if let Some((offset, SNAPSHOT_SUFFIX)) = name.to_str().and_then(parse_file_name) {
+        if let Some((offset, s)) = name.to_str().and_then(parse_file_name)
+            && s == suffix
+        {
             out.push(offset);
         }
     }
     Ok(out)
+}
+
+/// Every entry of the `.txnindex` files in `dir` (a damaged file keeps
+/// what decodes: the rebuild rewrites it).
+fn load_txn_index(dir: &std::path::Path) -> Result<TxnIndex> {
+    let mut entries = Vec::new();
+    for base in txn_index_files(dir)? {
+        let path = dir.join(file_name(base, TXN_INDEX_SUFFIX));
+        let bytes = fs::read(&path).context(|| format!("read {}", path.display()))?;
+        let (mut found, damaged) = decode_entries(&bytes);
+        if damaged {
+            tracing::warn!(path = %path.display(), kept = found.len(), "damaged aborted-transaction index");
+        }
+        entries.append(&mut found);
+    }
+    Ok(TxnIndex::from_entries(entries))
+}
+
+/// The marker of a stored control batch at `offset`, or `None` (with a
+/// warning) if it is not a well-formed one: a leader refuses those, so one
+/// only comes from a damaged or foreign log, and skipping it is what a
+/// reader does too.
+fn marker_or_warn(batch: &RecordBatch, offset: i64, at_ms: i64) -> Option<MarkerBatch> {
+    match marker_of(batch, at_ms) {
+        Ok(m) => m.map(|m| MarkerBatch { offset, ..m }),
+        Err(e) => {
+            tracing::warn!(offset, error = %e, "ignoring a malformed control batch");
+            None
+        }
+    }
 }

@@ -11,6 +11,7 @@ use super::shared::lock;
 use super::{FetchData, LogReader, OffsetAndTimestamp, OffsetSpec, SegmentInfo};
 use crate::config::LogConfig;
 use crate::error::{LogError, Result};
+use crate::txn_index::AbortedTxn;
 
 impl LogReader {
     /// The log's configuration in force.
@@ -47,6 +48,31 @@ impl LogReader {
         self.shared.high_watermark.load(Ordering::Acquire)
     }
 
+    /// The last stable offset: the smaller of the high watermark and the
+    /// first offset of the earliest open transaction. `read_committed`
+    /// fetches return records below it only.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.high_watermark()
+            .min(self.shared.first_unstable_offset.load(Ordering::Acquire))
+    }
+
+    /// The first offset of the earliest open transaction, if any.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        match self.shared.first_unstable_offset.load(Ordering::Acquire) {
+            i64::MAX => None,
+            offset => Some(offset),
+        }
+    }
+
+    /// The aborted transactions a `read_committed` fetch of
+    /// `[fetch_offset, upper)` returns with its records: those whose ABORT
+    /// marker is at or after `fetch_offset` and that began below `upper`.
+    /// The client drops their producers' records from each one's first
+    /// offset until its marker.
+    pub fn aborted_transactions(&self, fetch_offset: i64, upper: i64) -> Vec<AbortedTxn> {
+        self.shared.aborted().collect(fetch_offset, upper)
+    }
+
     /// Everything below this offset is fsynced.
     pub fn recovery_point(&self) -> i64 {
         lock(&self.shared.flush).flushed_offset
@@ -74,6 +100,26 @@ impl LogReader {
     /// records; outside `[log start, log end]` is `OffsetOutOfRange`.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<FetchData> {
         self.read_bounded(offset, max_bytes, i64::MAX)
+    }
+
+    /// A `read_committed` fetch: [`read_bounded`](Self::read_bounded) up to
+    /// the last stable offset, with the aborted transactions that overlap
+    /// what it may return (the client drops their records and every
+    /// control batch). The LSO is read first, so the records and the list
+    /// agree.
+    pub fn read_committed(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<(FetchData, Vec<AbortedTxn>)> {
+        let lso = self.last_stable_offset();
+        let data = self.read_bounded(offset, max_bytes, lso)?;
+        let aborted = if data.records.is_empty() {
+            Vec::new()
+        } else {
+            self.aborted_transactions(offset, lso)
+        };
+        Ok((data, aborted))
     }
 
     /// Like [`read`](Self::read) but stops before batches starting at or

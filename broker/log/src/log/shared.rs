@@ -15,6 +15,7 @@ use crate::clock::Clock;
 use crate::config::LogConfig;
 use crate::error::Result;
 use crate::segment::Segment;
+use crate::txn_index::TxnIndex;
 
 /// Group-commit state, under [`Shared::flush`].
 #[derive(Debug)]
@@ -59,6 +60,11 @@ pub(super) struct Shared {
     /// remembers the last one written, so an unchanged checkpoint is not
     /// written (and fsynced) again.
     pub(super) checkpoint_write: Mutex<Option<PartitionCheckpoint>>,
+    /// First offset of the earliest open transaction (`i64::MAX`: none),
+    /// published by the writer after every change of the producer state.
+    pub(super) first_unstable_offset: AtomicI64,
+    /// The aborted transactions (`log/producers.rs` keeps it).
+    pub(super) aborted: RwLock<TxnIndex>,
 }
 
 /// Lock `mutex`, going on after a panic elsewhere poisoned it: every
@@ -121,6 +127,18 @@ impl Shared {
         write_atomic(&self.dir, PARTITION_CHECKPOINT_FILE, checkpoint.encode())?;
         *written = Some(checkpoint);
         Ok(())
+    }
+
+    pub(super) fn aborted(&self) -> RwLockReadGuard<'_, TxnIndex> {
+        self.aborted
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(super) fn aborted_mut(&self) -> RwLockWriteGuard<'_, TxnIndex> {
+        self.aborted
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub(super) fn write_epochs(&self) -> Result<()> {
