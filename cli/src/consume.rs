@@ -87,7 +87,7 @@ pub(crate) struct ConsumeArgs {
     #[arg(long)]
     print_key: bool,
     /// Other consumer settings by their Kafka name, e.g. fetch.min.bytes=1024.
-    #[arg(long, value_name = "KEY=VALUE", num_args = 1..)]
+    #[arg(long, alias = "consumer-property", value_name = "KEY=VALUE", num_args = 1..)]
     consumer_props: Vec<String>,
 }
 

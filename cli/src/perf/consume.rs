@@ -38,7 +38,7 @@ pub(crate) struct PerfConsumeArgs {
     #[arg(long)]
     from_latest: bool,
     /// Consumer settings by their Kafka name, e.g. max.partition.fetch.bytes=4194304.
-    #[arg(long, value_name = "KEY=VALUE", num_args = 1..)]
+    #[arg(long, alias = "consumer-property", value_name = "KEY=VALUE", num_args = 1..)]
     consumer_props: Vec<String>,
 }
 
