@@ -9,6 +9,11 @@
 //! * `strom consume --group` with auto commit, killed with -9 and restarted:
 //!   it resumes exactly from the group's last commit (no record skipped,
 //!   duplicates only since that commit);
+//! * a static member restarted within its session gets its partitions
+//!   back, the other member keeping its own throughout;
+//! * a member not polled within `max.poll.interval.ms` leaves and rejoins;
+//! * 15 s of churn (joins, closes, crashes) while records arrive: one owner
+//!   at a time, every record delivered at least once;
 //! * bad input: typed errors.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -743,4 +748,147 @@ async fn a_member_that_stops_polling_leaves_and_rejoins_on_the_next_poll() {
     poll_both_until_split(&mut slow, &mut busy, 4).await;
     slow.close().await.unwrap();
     busy.close().await.unwrap();
+}
+
+/// Churn while records arrive: members join, close, and crash (dropped
+/// without close: no commit, no leave; their session expires) at random
+/// for 15 s. Every partition is owned by one member at a time (the
+/// callbacks; a crashed member owns nothing from its crash on), and once a
+/// member stays, every record produced was delivered at least once: no
+/// gap between an old owner's last commit and a new owner's start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_delivers_every_record_with_one_owner_at_a_time() {
+    let mut cluster = Cluster::start(1, options()).await;
+    cluster.wait_ready(Duration::from_secs(60)).await;
+    create(&cluster, "churn", 6).await;
+
+    let producing = Arc::new(AtomicBool::new(true));
+    let bootstrap = cluster.bootstrap();
+    let producer_task = {
+        let producing = producing.clone();
+        tokio::spawn(async move {
+            let producer = Producer::connect(ProducerConfig::new(&bootstrap).expect("config"))
+                .await
+                .expect("producer");
+            let mut sent = Vec::new();
+            let mut n = 0u64;
+            while producing.load(Ordering::SeqCst) {
+                let mut deliveries = Vec::new();
+                for _ in 0..20 {
+                    let value = format!("c{n}");
+                    n += 1;
+                    let record = ProducerRecord::new("churn").value(value.clone());
+                    deliveries.push((value, producer.send(record).await.expect("queued")));
+                }
+                for (value, d) in deliveries {
+                    d.await.expect("delivered");
+                    sent.push(value);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            sent
+        })
+    };
+
+    let owners = Arc::new(Mutex::new(Owners::default()));
+    let delivered: Delivered = Arc::default();
+    let assignments = Arc::new(Mutex::new(BTreeMap::new()));
+    let start_member = |m: usize| {
+        let cluster = &cluster;
+        let owners = owners.clone();
+        let delivered = delivered.clone();
+        let assignments = assignments.clone();
+        async move {
+            let mut consumer = Consumer::connect(consumer_config(
+                cluster,
+                "churn-g",
+                &[
+                    &format!("client.id=c{m}"),
+                    "auto.commit.interval.ms=200",
+                    "partition.assignment.strategy=cooperative-sticky",
+                ],
+            ))
+            .await
+            .expect("consumer");
+            consumer.set_rebalance_listener(Tracker {
+                member: m,
+                owners,
+                commit_on_revoke: false,
+            });
+            consumer.subscribe(["churn"]).await.expect("subscribe");
+            spawn_member(consumer, m, delivered, assignments)
+        }
+    };
+
+    let mut live: BTreeMap<usize, Member> = BTreeMap::new();
+    let mut next_id = 0usize;
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut random = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let (mut joins, mut closes, mut crashes) = (0, 0, 0);
+    let churn_until = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < churn_until {
+        let action = random(3);
+        if live.is_empty() || (action == 0 && live.len() < 4) {
+            live.insert(next_id, start_member(next_id).await);
+            next_id += 1;
+            joins += 1;
+        } else if live.len() > 1 {
+            let keys: Vec<usize> = live.keys().copied().collect();
+            let victim = keys[random(keys.len() as u64) as usize];
+            let member = live.remove(&victim).expect("live member");
+            if action == 1 {
+                member.stop.store(true, Ordering::SeqCst);
+                member.task.await.expect("close");
+                closes += 1;
+            } else {
+                member.task.abort();
+                let _ = member.task.await;
+                // A crashed process owns nothing any more.
+                owners
+                    .lock()
+                    .unwrap()
+                    .owned
+                    .retain(|_, owner| *owner != victim);
+                assignments.lock().unwrap().remove(&victim);
+                crashes += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300 + random(700))).await;
+    }
+    producing.store(false, Ordering::SeqCst);
+    let sent = producer_task.await.expect("producer");
+    assert!(joins > 2 && closes + crashes > 2, "too little churn");
+
+    let all = wait_until(Duration::from_secs(60), || async {
+        let d = delivered.lock().unwrap();
+        let seen: BTreeSet<&str> = d.iter().map(|(_, _, _, v)| v.as_str()).collect();
+        sent.iter().all(|v| seen.contains(v.as_str()))
+    })
+    .await;
+    for (_, m) in live {
+        m.stop.store(true, Ordering::SeqCst);
+        m.task.await.expect("member");
+    }
+    let d = delivered.lock().unwrap();
+    let seen: BTreeSet<&str> = d.iter().map(|(_, _, _, v)| v.as_str()).collect();
+    let missing: Vec<&String> = sent.iter().filter(|v| !seen.contains(v.as_str())).collect();
+    assert!(
+        all,
+        "{} of {} records never delivered (joins {joins}, closes {closes}, crashes {crashes}), e.g. {:?}",
+        missing.len(),
+        sent.len(),
+        &missing[..missing.len().min(5)]
+    );
+    let violations = owners.lock().unwrap().violations.clone();
+    assert!(violations.is_empty(), "{violations:?}");
+    eprintln!(
+        "churn: {} records, {} deliveries, joins {joins}, closes {closes}, crashes {crashes}",
+        sent.len(),
+        d.len()
+    );
 }
