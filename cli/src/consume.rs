@@ -1,6 +1,10 @@
-//! `strom consume`: prints records of a topic, like kafka-console-consumer
-//! without a group: every partition (or one) is assigned directly.
+//! `strom consume`: prints records of a topic, like kafka-console-consumer:
+//! without a group every partition (or one) is assigned directly; with
+//! `--group G` the consumer joins G (subscribe), starts from the group's
+//! committed offsets and commits as configured (auto commit by default, and
+//! on exit).
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::str::FromStr;
 use std::time::Duration;
@@ -9,8 +13,8 @@ use bytes::Bytes;
 use clap::Args;
 use serde::Serialize;
 use strom_client::{
-    ClientConfig, Consumer, ConsumerConfig, ConsumerRecord, Error, ErrorCode, IsolationLevel,
-    OffsetReset, Properties, TopicPartition,
+    ClientConfig, Consumer, ConsumerConfig, ConsumerRecord, Error, IsolationLevel, OffsetReset,
+    Properties, TopicPartition,
 };
 use tokio::time::Instant;
 
@@ -67,7 +71,10 @@ pub(crate) struct ConsumeArgs {
     /// Start at the beginning of each partition (same as --offset earliest).
     #[arg(long)]
     from_beginning: bool,
-    /// A consumer group (not supported yet; rejected).
+    /// Join this consumer group: the group assigns the partitions, which
+    /// start from its committed offsets (else per --offset/--from-beginning,
+    /// default latest); positions are committed as configured
+    /// (enable.auto.commit, default true) and on exit.
     #[arg(long, value_name = "G")]
     group: Option<String>,
     /// Exit after this many records.
@@ -80,7 +87,7 @@ pub(crate) struct ConsumeArgs {
     #[arg(long)]
     print_key: bool,
     /// Other consumer settings by their Kafka name, e.g. fetch.min.bytes=1024.
-    #[arg(long, value_name = "KEY=VALUE", num_args = 1..)]
+    #[arg(long, alias = "consumer-property", value_name = "KEY=VALUE", num_args = 1..)]
     consumer_props: Vec<String>,
 }
 
@@ -97,6 +104,20 @@ impl ConsumeArgs {
         {
             return Err("--offset N needs --partition (an offset belongs to one partition)".into());
         }
+        if self.group.is_some() {
+            if self.partition.is_some() {
+                return Err(
+                    "--partition cannot be used with --group (the group assigns partitions)".into(),
+                );
+            }
+            if let Some(StartOffset::At(_)) = self.offset {
+                return Err(
+                    "--offset N cannot be used with --group (the group starts from \
+                            its committed offsets)"
+                        .into(),
+                );
+            }
+        }
         Ok(())
     }
 
@@ -107,14 +128,6 @@ impl ConsumeArgs {
             (false, None) => StartOffset::Latest,
         }
     }
-}
-
-/// The error for `--group`.
-pub(crate) fn groups_unsupported() -> Error {
-    Error::strom(
-        ErrorCode::UnsupportedVersion,
-        "consumer groups are not supported yet; omit --group to read partitions directly",
-    )
 }
 
 /// Builds a consumer config: defaults, then `props`, then `apply`.
@@ -194,9 +207,6 @@ pub(crate) async fn run(
     idle_timeout: Option<Duration>,
     output: &Output,
 ) -> Result<(), Error> {
-    if args.group.is_some() {
-        return Err(groups_unsupported());
-    }
     let start = args.start();
     let count = topics::check_partition(&client, &args.topic, args.partition).await?;
     let config = consumer_config(client, &args.consumer_props, |c| {
@@ -207,19 +217,33 @@ pub(crate) async fn run(
             // An explicit offset out of range is an error, not a jump.
             StartOffset::At(_) => OffsetReset::None,
         };
+        if let Some(group) = &args.group {
+            c.group_id = Some(group.clone());
+        }
     })?;
-    let partitions: Vec<TopicPartition> = match args.partition {
-        Some(p) => vec![TopicPartition::new(args.topic.clone(), p)],
-        None => (0..count)
-            .map(|p| TopicPartition::new(args.topic.clone(), p))
-            .collect(),
-    };
+    // A group given as --consumer-property group.id=G joins it too.
+    let grouped = config.group_id.is_some();
+    if grouped && args.partition.is_some() {
+        return Err(Error::InvalidArgument(
+            "--partition cannot be used with a group (the group assigns partitions)".into(),
+        ));
+    }
     let mut consumer = Consumer::connect(config).await?;
-    consumer.assign(partitions.clone());
-    match start {
-        StartOffset::Earliest => consumer.seek_to_beginning(&partitions)?,
-        StartOffset::Latest => consumer.seek_to_end(&partitions)?,
-        StartOffset::At(offset) => consumer.seek(&partitions[0], offset)?,
+    if grouped {
+        consumer.subscribe([args.topic.clone()]).await?;
+    } else {
+        let partitions: Vec<TopicPartition> = match args.partition {
+            Some(p) => vec![TopicPartition::new(args.topic.clone(), p)],
+            None => (0..count)
+                .map(|p| TopicPartition::new(args.topic.clone(), p))
+                .collect(),
+        };
+        consumer.assign(partitions.clone());
+        match start {
+            StartOffset::Earliest => consumer.seek_to_beginning(&partitions)?,
+            StartOffset::Latest => consumer.seek_to_end(&partitions)?,
+            StartOffset::At(offset) => consumer.seek(&partitions[0], offset)?,
+        }
     }
     let progress = progress::counter("records", !std::io::stdout().is_terminal());
     let interrupted = tokio::signal::ctrl_c();
@@ -253,9 +277,17 @@ pub(crate) async fn run(
         }
         last_record = Instant::now();
         let room = args.max_messages.map_or(u64::MAX, |max| max - consumed);
+        let room = usize::try_from(room).unwrap_or(usize::MAX);
+        if grouped && records.len() > room {
+            // Records past --max-messages are not printed: move back so
+            // the final commit does not skip them.
+            if let Err(e) = rewind(&mut consumer, &records[room..]) {
+                break Err(e);
+            }
+        }
         let lines: Vec<String> = records
             .iter()
-            .take(usize::try_from(room).unwrap_or(usize::MAX))
+            .take(room)
             .map(|r| render(r, output.format(), args.print_key))
             .collect();
         consumed += lines.len() as u64;
@@ -265,11 +297,27 @@ pub(crate) async fn run(
         }
     };
     progress.finish_and_clear();
+    // Commits (with auto commit) and leaves the group at once.
+    let closed = consumer.close().await;
+    let outcome = outcome.and(closed);
     // On failure the error line is the only thing on stderr.
     if output.format() == Format::Table && outcome.is_ok() {
         eprintln!("Processed a total of {consumed} messages");
     }
     outcome
+}
+
+/// Moves each partition of `unprinted` back to its first unprinted record.
+pub(crate) fn rewind(consumer: &mut Consumer, unprinted: &[ConsumerRecord]) -> Result<(), Error> {
+    let mut first: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    for r in unprinted {
+        let at = first.entry(r.topic_partition()).or_insert(r.offset);
+        *at = (*at).min(r.offset);
+    }
+    for (tp, offset) in first {
+        consumer.seek(&tp, offset)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -19,9 +19,10 @@
 //! * [`producer`] — [`Producer`]: batching per partition, Kafka's murmur2
 //!   and sticky partitioners, `acks`, compression, retries with ordering,
 //!   delivery timeout, bounded buffer memory.
-//! * [`consumer`] — [`Consumer`] with manual assignment: seeks (offset,
-//!   beginning, end, timestamp), prefetching fetches per leader broker,
-//!   `auto.offset.reset`, offset queries.
+//! * [`consumer`] — [`Consumer`] with manual assignment or group
+//!   membership (`subscribe`, rebalance listener, commits, auto commit):
+//!   seeks (offset, beginning, end, timestamp), prefetching fetches per
+//!   leader broker, `auto.offset.reset`, offset queries.
 //!
 //! Records travel as Kafka v2 record batches built and decoded by
 //! `strom-log` ([`Compression`], [`Header`], [`TimestampType`] are its types).
@@ -55,7 +56,8 @@ pub use config::{
     parse_properties,
 };
 pub use consumer::{
-    Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, OffsetAndTimestamp, OffsetReset,
+    CommitFuture, Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, ListenerFuture,
+    OffsetAndMetadata, OffsetAndTimestamp, OffsetReset, RebalanceListener,
 };
 pub use error::{Error, LeaderHint, Result, StromError};
 pub use producer::{

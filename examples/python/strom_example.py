@@ -9,6 +9,13 @@ CRC32C included: nothing but the .proto files and grpcio is needed.
     pip install -r examples/python/requirements.txt
     python3 examples/python/strom_example.py --bootstrap-server 127.0.0.1:9092
 
+Then it joins a consumer group (--group) as a KIP-848 member with nothing
+but the stubs: ConsumerGroupHeartbeat (join, acknowledge, leave),
+ConsumeRecords for its partitions from the group's committed offsets, and
+OffsetCommit. With --rust-member PATH/TO/strom it first starts
+`strom consume --group` on the same topic and checks that the two members
+split the partitions (each owned by exactly one of them).
+
 The gRPC code is generated at start into a temporary directory (or
 --gen-dir), never committed. Exit status 0 when every record came back.
 """
@@ -16,6 +23,7 @@ The gRPC code is generated at start into a temporary directory (or
 import argparse
 import os
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -266,6 +274,127 @@ class Strom:
         return records
 
 
+class GroupMember:
+    """A consumer group member over GroupService and RecordsService only."""
+
+    def __init__(self, strom, group, topic):
+        from strom.v1 import group_pb2, group_pb2_grpc, records_pb2, records_pb2_grpc
+        self.strom, self.group, self.topic = strom, group, topic
+        self.gpb, self.ggrpc = group_pb2, group_pb2_grpc
+        self.rpb, self.rgrpc = records_pb2, records_pb2_grpc
+        self.member_id, self.epoch, self.interval = "", 0, 0.5
+        self.assigned = []
+        self.coordinator = None
+
+    def call(self, method, req, timeout=30):
+        """Calls the coordinator, finding it (again) on any error, until timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self.coordinator is None:
+                    found = self.strom.any_node(lambda ch: self.ggrpc.GroupServiceStub(ch).FindCoordinator(
+                        self.gpb.FindCoordinatorRequest(group_id=self.group), timeout=5))
+                    self.coordinator = found.address
+                stub = self.ggrpc.GroupServiceStub(self.strom.channel(self.coordinator))
+                return getattr(stub, method)(req, timeout=10)
+            except (self.strom.grpc.RpcError, SystemExit) as e:
+                # NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, ...: find it again.
+                self.coordinator = None
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"error: {method} for group {self.group} kept failing: {e}")
+                time.sleep(0.2)
+
+    def heartbeat(self):
+        """Joins (epoch 0) or heartbeats, reporting the partitions it owns;
+        takes the answered assignment at once (it holds no records between
+        heartbeats, so revoking is immediate)."""
+        joining = self.epoch == 0
+        req = self.gpb.ConsumerGroupHeartbeatRequest(
+            group_id=self.group, member_id=self.member_id, member_epoch=self.epoch,
+            client_id="python-example",
+            owned=self.gpb.OwnedPartitions(topics=[] if joining else [
+                self.gpb.TopicPartitions(topic=self.topic, partitions=self.assigned)]))
+        if joining:
+            req.rebalance_timeout_ms = 60000
+            req.session_timeout_ms = 10000
+            req.subscription.CopyFrom(self.gpb.Subscription(topic_names=[self.topic]))
+        resp = self.call("ConsumerGroupHeartbeat", req)
+        self.member_id, self.epoch = resp.member_id, resp.member_epoch
+        self.interval = max(resp.heartbeat_interval_ms, 100) / 1000
+        self.assigned = sorted(p for t in resp.assignment if t.topic == self.topic for p in t.partitions)
+
+    def leave(self):
+        self.call("ConsumerGroupHeartbeat", self.gpb.ConsumerGroupHeartbeatRequest(
+            group_id=self.group, member_id=self.member_id, member_epoch=-1))
+
+    def members(self):
+        """member id -> partitions of the topic, as the coordinator describes them."""
+        d = self.call("DescribeGroup", self.gpb.DescribeGroupRequest(group_id=self.group))
+        return {m.member_id: sorted(p for t in m.assignment if t.topic == self.topic for p in t.partitions)
+                for m in d.members}
+
+    def consume_and_commit(self, leaders):
+        """Reads each owned partition from the committed offset (else 0) to its
+        high watermark with ConsumeRecords, then commits; the record count."""
+        fetched = self.call("OffsetFetch", self.gpb.OffsetFetchRequest(group_id=self.group, topics=[
+            self.gpb.TopicPartitions(topic=self.topic, partitions=self.assigned)]))
+        committed = {p.partition: p.offset for p in fetched.partitions if p.offset >= 0}
+        count, commits = 0, []
+        for partition in self.assigned:
+            offset = committed.get(partition, 0)
+            stub = self.rgrpc.RecordsServiceStub(self.strom.channel(leaders[partition]))
+            while True:
+                r = stub.ConsumeRecords(self.rpb.ConsumeRecordsRequest(
+                    topic=self.topic, partition=partition, offset=offset, max_records=500), timeout=10)
+                count += len(r.records)
+                offset = r.next_offset
+                if offset >= r.high_watermark:
+                    break
+            commits.append(self.gpb.OffsetCommitPartition(partition=partition, offset=offset, leader_epoch=-1))
+        self.call("OffsetCommit", self.gpb.OffsetCommitRequest(
+            group_id=self.group, member_id=self.member_id, member_epoch=self.epoch,
+            topics=[self.gpb.OffsetCommitTopic(topic=self.topic, partitions=commits)]))
+        return count
+
+
+def group_demo(strom, args, partitions):
+    """Joins --group on the topic (next to a Rust member with --rust-member),
+    waits until every partition is owned by exactly one member, consumes and
+    commits its own partitions, and leaves."""
+    rust = None
+    want_members = 1
+    if args.rust_member:
+        rust = subprocess.Popen(
+            [args.rust_member, "--bootstrap-server", args.bootstrap_server, "consume", "--topic", args.topic,
+             "--group", args.group, "--from-beginning", "--consumer-props", "session.timeout.ms=6000"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        want_members = 2
+    try:
+        member = GroupMember(strom, args.group, args.topic)
+        deadline = time.monotonic() + 60
+        while True:
+            member.heartbeat()
+            members = member.members()
+            owned = [p for ps in members.values() for p in ps]
+            if (len(members) == want_members and all(members.values())
+                    and sorted(owned) == list(range(partitions)) and member.assigned == members.get(member.member_id)):
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"error: the group never split {partitions} partitions over {want_members} "
+                                 f"members: {members}")
+            time.sleep(member.interval)
+        print(f"group {args.group}: {len(members)} member(s) split {partitions} partitions, "
+              f"each owned once; the Python member owns {member.assigned}")
+        count = member.consume_and_commit(strom.leaders(args.topic))
+        print(f"consumed {count} records from partitions {member.assigned} with ConsumeRecords and committed")
+        member.leave()
+        print(f"left group {args.group}")
+    finally:
+        if rust is not None:
+            rust.terminate()
+            rust.wait(timeout=30)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bootstrap-server", default=os.environ.get("STROM_BOOTSTRAP_SERVER", "127.0.0.1:9092"),
@@ -274,6 +403,10 @@ def main():
     ap.add_argument("--partitions", type=int, default=3)
     ap.add_argument("--records", type=int, default=100, help="records per partition")
     ap.add_argument("--gen-dir", help="where to generate the gRPC code (default: a temporary directory)")
+    ap.add_argument("--group", default=f"python-example-{uuid.uuid4().hex[:8]}",
+                    help="the consumer group the example joins")
+    ap.add_argument("--rust-member", metavar="PATH",
+                    help="a strom binary: run `strom consume --group` as a second member and check the split")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="strom-python-") as tmp:
@@ -306,6 +439,7 @@ def main():
                 raise SystemExit(f"error: {args.topic}-{partition}: consumed records differ from produced ones:\n"
                                  f"  want {want[:3]}...\n  got  {got[:3]}...")
             print(f"consumed {len(got)} records from {args.topic}-{partition}: all match")
+        group_demo(strom, args, args.partitions)
         print("ok")
 
 

@@ -1,5 +1,6 @@
 //! `strom perf consume`: kafka-consumer-perf-test. Reads `--messages`
-//! records from the beginning of every partition of the topic and reports
+//! records from the beginning of every partition of the topic (or as a
+//! member of `--group`, from the group's committed offsets) and reports
 //! the throughput.
 
 use std::time::Duration;
@@ -9,7 +10,7 @@ use strom_client::{ClientConfig, Consumer, Error, ErrorCode, OffsetReset, TopicP
 use tokio::time::Instant;
 
 use super::stats::{CONSUMER_HEADER, ConsumerReport, EndToEndLatency};
-use crate::consume::{consumer_config, groups_unsupported};
+use crate::consume::{consumer_config, rewind};
 use crate::output::{Output, Table};
 use crate::{progress, topics};
 
@@ -26,7 +27,9 @@ pub(crate) struct PerfConsumeArgs {
     /// Records to read.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     messages: u64,
-    /// A consumer group (not supported yet; rejected).
+    /// Consume as a member of this group (subscribe): partitions start at
+    /// the group's committed offsets (else the beginning, or the end with
+    /// --from-latest) and positions are committed as configured and on exit.
     #[arg(long, value_name = "G")]
     group: Option<String>,
     /// Start at the end of each partition instead of the beginning, and
@@ -35,7 +38,7 @@ pub(crate) struct PerfConsumeArgs {
     #[arg(long)]
     from_latest: bool,
     /// Consumer settings by their Kafka name, e.g. max.partition.fetch.bytes=4194304.
-    #[arg(long, value_name = "KEY=VALUE", num_args = 1..)]
+    #[arg(long, alias = "consumer-property", value_name = "KEY=VALUE", num_args = 1..)]
     consumer_props: Vec<String>,
 }
 
@@ -53,9 +56,6 @@ pub(crate) async fn run(
     idle_timeout: Option<Duration>,
     output: &Output,
 ) -> Result<(), Error> {
-    if args.group.is_some() {
-        return Err(groups_unsupported());
-    }
     let idle_timeout = idle_timeout.unwrap_or(IDLE_TIMEOUT);
     let count = topics::check_partition(&client, &args.topic, None).await?;
     let config = consumer_config(client, &args.consumer_props, |c| {
@@ -64,18 +64,26 @@ pub(crate) async fn run(
         } else {
             OffsetReset::Earliest
         };
+        if let Some(group) = &args.group {
+            c.group_id = Some(group.clone());
+        }
     })?;
+    let grouped = config.group_id.is_some();
     let partitions: Vec<TopicPartition> = (0..count)
         .map(|p| TopicPartition::new(args.topic.clone(), p))
         .collect();
     let bar = progress::bar(args.messages, "records");
     let started = chrono::Local::now();
     let mut consumer = Consumer::connect(config).await?;
-    consumer.assign(partitions.clone());
-    if args.from_latest {
-        consumer.seek_to_end(&partitions)?;
+    if grouped {
+        consumer.subscribe([args.topic.clone()]).await?;
     } else {
-        consumer.seek_to_beginning(&partitions)?;
+        consumer.assign(partitions.clone());
+        if args.from_latest {
+            consumer.seek_to_end(&partitions)?;
+        } else {
+            consumer.seek_to_beginning(&partitions)?;
+        }
     }
     let mut messages = 0u64;
     let mut bytes = 0u64;
@@ -106,6 +114,10 @@ pub(crate) async fn run(
             continue;
         }
         last_record = Instant::now();
+        let room = (args.messages - messages) as usize;
+        if grouped && records.len() > room {
+            rewind(&mut consumer, &records[room..])?;
+        }
         let now_ms = chrono::Utc::now().timestamp_millis();
         for record in records.iter().take((args.messages - messages) as usize) {
             if args.from_latest {
@@ -119,6 +131,7 @@ pub(crate) async fn run(
     }
     let ended = chrono::Local::now();
     bar.finish_and_clear();
+    consumer.close().await?;
     let mut report = ConsumerReport::new(&started, &ended, bytes, messages);
     report.end_to_end = EndToEndLatency::of(end_to_end);
     output.print(&report);

@@ -12,7 +12,16 @@ impl Consumer {
     /// Reads exactly these partitions from now on (replacing the previous
     /// assignment; an empty list stops reading). Partitions kept keep their
     /// position; new ones start per `auto.offset.reset` unless sought.
+    /// A subscribed consumer leaves its group first (in the background,
+    /// without commit or callbacks: call [`Consumer::unsubscribe`] for
+    /// those).
     pub fn assign(&mut self, partitions: impl IntoIterator<Item = TopicPartition>) {
+        self.leave_in_background();
+        self.set_partitions(partitions);
+    }
+
+    /// Replaces the assignment and the topics whose metadata is kept.
+    pub(super) fn set_partitions(&mut self, partitions: impl IntoIterator<Item = TopicPartition>) {
         self.state.assign(partitions);
         let topics = self.state.topics();
         self.shared.metadata.retain_topics(&topics);

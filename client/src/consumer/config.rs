@@ -1,5 +1,5 @@
-//! [`ConsumerConfig`]: Kafka's consumer settings (those that apply without
-//! consumer groups), their defaults, and their parsing from `key=value`
+//! [`ConsumerConfig`]: Kafka's consumer settings, group membership and
+//! commits included, their defaults, and their parsing from `key=value`
 //! properties.
 
 use std::fmt;
@@ -130,6 +130,75 @@ pub struct ConsumerConfig {
     pub metadata_max_age: Duration,
     /// `check.crcs` (default true): verify every fetched batch's CRC32C.
     pub check_crcs: bool,
+    /// `group.id` (default none): the consumer group whose offsets this
+    /// consumer commits and fetches, and which `subscribe` joins.
+    pub group_id: Option<String>,
+    /// `group.instance.id` (default none): static membership; the member
+    /// leaves with epoch -2 on close and gets its partitions back when it
+    /// rejoins within `session.timeout.ms`.
+    pub group_instance_id: Option<String>,
+    /// `partition.assignment.strategy` (default `range,cooperative-sticky`;
+    /// `group.remote.assignor` sets a single one): the assignors this
+    /// member supports, in preference order. Kafka's class names
+    /// (`org.apache.kafka.clients.consumer.RangeAssignor`, ...) are accepted.
+    pub assignors: Vec<String>,
+    /// `session.timeout.ms` (default 45 s): the coordinator removes the
+    /// member when no heartbeat arrives for this long.
+    pub session_timeout: Duration,
+    /// `max.poll.interval.ms` (default 5 min): the member leaves the group
+    /// when `poll` is not called for this long, and rejoins on the next
+    /// poll. Also its rebalance timeout.
+    pub max_poll_interval: Duration,
+    /// `enable.auto.commit` (default true; only with a `group.id`): commit
+    /// the positions every `auto.commit.interval.ms`, before partitions are
+    /// revoked, and on close.
+    pub enable_auto_commit: bool,
+    /// `auto.commit.interval.ms` (default 5 s).
+    pub auto_commit_interval: Duration,
+    /// `client.rack` (default none): sent to the coordinator.
+    pub client_rack: Option<String>,
+}
+
+/// The assignors Strom's coordinator knows.
+pub const ASSIGNORS: [&str; 4] = ["range", "roundrobin", "sticky", "cooperative-sticky"];
+
+/// An assignor's Strom name from its Strom or Kafka (class) name.
+fn assignor_name(name: &str) -> Option<&'static str> {
+    let short = name.trim().rsplit('.').next().unwrap_or_default();
+    match short {
+        "range" | "RangeAssignor" => Some("range"),
+        "roundrobin" | "RoundRobinAssignor" => Some("roundrobin"),
+        "sticky" | "StickyAssignor" => Some("sticky"),
+        "cooperative-sticky" | "CooperativeStickyAssignor" => Some("cooperative-sticky"),
+        _ => None,
+    }
+}
+
+fn parse_assignors(key: &str, value: &str) -> Result<Vec<String>, ConfigError> {
+    let mut out = Vec::new();
+    for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let Some(known) = assignor_name(name) else {
+            return Err(ConfigError::invalid(
+                key,
+                value,
+                format!(
+                    "unknown assignor {name:?}; expected one of {}",
+                    ASSIGNORS.join(", ")
+                ),
+            ));
+        };
+        if !out.iter().any(|o| o == known) {
+            out.push(known.to_owned());
+        }
+    }
+    if out.is_empty() {
+        return Err(ConfigError::invalid(
+            key,
+            value,
+            "expected at least one assignor",
+        ));
+    }
+    Ok(out)
 }
 
 impl Default for ConsumerConfig {
@@ -146,6 +215,14 @@ impl Default for ConsumerConfig {
             max_poll_records: 500,
             metadata_max_age: Duration::from_millis(300_000),
             check_crcs: true,
+            group_id: None,
+            group_instance_id: None,
+            assignors: vec!["range".to_owned(), "cooperative-sticky".to_owned()],
+            session_timeout: Duration::from_millis(45_000),
+            max_poll_interval: Duration::from_millis(300_000),
+            enable_auto_commit: true,
+            auto_commit_interval: Duration::from_millis(5_000),
+            client_rack: None,
         }
     }
 }
@@ -168,8 +245,12 @@ impl Properties for ConsumerConfig {
     /// `isolation.level`, `auto.offset.reset`, `max.poll.records`,
     /// `request.timeout.ms`, `retry.backoff.ms`, `retry.backoff.max.ms`,
     /// `metadata.max.age.ms`, `check.crcs`,
-    /// `socket.connection.setup.timeout.ms`. `group.id` is refused:
-    /// consumer groups are not supported yet.
+    /// `socket.connection.setup.timeout.ms`, `group.id`,
+    /// `group.instance.id`, `partition.assignment.strategy`,
+    /// `group.remote.assignor`, `session.timeout.ms`,
+    /// `max.poll.interval.ms`, `enable.auto.commit`,
+    /// `auto.commit.interval.ms`, `client.rack`, `group.protocol`
+    /// (`consumer` only: the classic protocol is refused).
     fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         if set_common(&mut self.client, &mut self.client_id, key, value)? {
             return Ok(());
@@ -186,12 +267,24 @@ impl Properties for ConsumerConfig {
             "max.poll.records" => self.max_poll_records = parse_number(key, value, 1)?,
             "metadata.max.age.ms" => self.metadata_max_age = parse_ms(key, value, 1)?,
             "check.crcs" => self.check_crcs = parse_bool(key, value)?,
-            "group.id" => {
-                return Err(ConfigError::invalid(
-                    key,
-                    value,
-                    "consumer groups are not supported yet",
-                ));
+            "group.id" => self.group_id = Some(value.to_owned()),
+            "group.instance.id" => self.group_instance_id = Some(value.to_owned()),
+            "partition.assignment.strategy" | "group.remote.assignor" => {
+                self.assignors = parse_assignors(key, value)?;
+            }
+            "session.timeout.ms" => self.session_timeout = parse_ms(key, value, 1)?,
+            "max.poll.interval.ms" => self.max_poll_interval = parse_ms(key, value, 1)?,
+            "enable.auto.commit" => self.enable_auto_commit = parse_bool(key, value)?,
+            "auto.commit.interval.ms" => self.auto_commit_interval = parse_ms(key, value, 1)?,
+            "client.rack" => self.client_rack = Some(value.to_owned()),
+            "group.protocol" => {
+                if !value.trim().eq_ignore_ascii_case("consumer") {
+                    return Err(ConfigError::invalid(
+                        key,
+                        value,
+                        "only the consumer protocol (KIP-848) is supported",
+                    ));
+                }
             }
             _ => return Err(ConfigError::UnknownKey(key.to_owned())),
         }
@@ -208,6 +301,55 @@ impl Properties for ConsumerConfig {
                 "fetch.max.wait.ms",
                 &self.fetch_max_wait.as_millis().to_string(),
                 format!("must be at most {}", i32::MAX),
+            ));
+        }
+        for (key, value) in [
+            ("session.timeout.ms", self.session_timeout),
+            ("max.poll.interval.ms", self.max_poll_interval),
+        ] {
+            if value.is_zero() || value > Duration::from_millis(i32::MAX as u64) {
+                return Err(ConfigError::invalid(
+                    key,
+                    &value.as_millis().to_string(),
+                    format!("must be between 1 and {}", i32::MAX),
+                ));
+            }
+        }
+        if let Some(id) = &self.group_id
+            && (id.is_empty() || id.len() > 255)
+        {
+            return Err(ConfigError::invalid(
+                "group.id",
+                id,
+                "must be 1 to 255 bytes",
+            ));
+        }
+        if let Some(id) = &self.group_instance_id {
+            if self.group_id.is_none() {
+                return Err(ConfigError::Inconsistent(
+                    "group.instance.id needs a group.id".into(),
+                ));
+            }
+            if id.is_empty() || id.len() > 255 {
+                return Err(ConfigError::invalid(
+                    "group.instance.id",
+                    id,
+                    "must be 1 to 255 bytes",
+                ));
+            }
+        }
+        if let Some(bad) = self.assignors.iter().find(|a| assignor_name(a).is_none()) {
+            return Err(ConfigError::invalid(
+                "partition.assignment.strategy",
+                bad,
+                format!("unknown assignor; expected one of {}", ASSIGNORS.join(", ")),
+            ));
+        }
+        if self.assignors.is_empty() {
+            return Err(ConfigError::invalid(
+                "partition.assignment.strategy",
+                "",
+                "expected at least one assignor",
             ));
         }
         if self.max_poll_records == 0 {
@@ -237,6 +379,39 @@ mod tests {
         assert_eq!(c.auto_offset_reset, OffsetReset::Latest);
         assert_eq!(c.client.request_timeout, Duration::from_secs(30));
         assert_eq!(c.max_poll_records, 500);
+        assert_eq!(c.group_id, None);
+        assert_eq!(c.assignors, ["range", "cooperative-sticky"]);
+        assert_eq!(c.session_timeout, Duration::from_secs(45));
+        assert_eq!(c.max_poll_interval, Duration::from_secs(300));
+        assert!(c.enable_auto_commit);
+        assert_eq!(c.auto_commit_interval, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn group_properties_set_each_setting() {
+        let c = ConsumerConfig::from_properties([
+            "group.id=g",
+            "group.instance.id=i-1",
+            "partition.assignment.strategy=org.apache.kafka.clients.consumer.RoundRobinAssignor, sticky",
+            "session.timeout.ms=6000",
+            "max.poll.interval.ms=1000",
+            "enable.auto.commit=false",
+            "auto.commit.interval.ms=250",
+            "client.rack=r1",
+            "group.protocol=consumer",
+        ])
+        .unwrap();
+        assert_eq!(c.group_id.as_deref(), Some("g"));
+        assert_eq!(c.group_instance_id.as_deref(), Some("i-1"));
+        assert_eq!(c.assignors, ["roundrobin", "sticky"]);
+        assert_eq!(c.session_timeout, Duration::from_secs(6));
+        assert_eq!(c.max_poll_interval, Duration::from_secs(1));
+        assert!(!c.enable_auto_commit);
+        assert_eq!(c.auto_commit_interval, Duration::from_millis(250));
+        assert_eq!(c.client_rack.as_deref(), Some("r1"));
+        let c =
+            ConsumerConfig::from_properties(["group.remote.assignor=cooperative-sticky"]).unwrap();
+        assert_eq!(c.assignors, ["cooperative-sticky"]);
     }
 
     #[test]
@@ -281,11 +456,36 @@ mod tests {
                 matches!(e, ConfigError::InvalidValue { .. })
             }),
             (
-                "group.id=g",
-                |e| matches!(e, ConfigError::InvalidValue { reason, .. } if reason.contains("not supported")),
+                "partition.assignment.strategy=range,fair",
+                |e| matches!(e, ConfigError::InvalidValue { reason, .. } if reason.contains("unknown assignor \"fair\"")),
             ),
-            ("enable.auto.commit=false", |e| {
-                *e == ConfigError::UnknownKey("enable.auto.commit".into())
+            (
+                "group.remote.assignor=uniform",
+                |e| matches!(e, ConfigError::InvalidValue { key, .. } if key == "group.remote.assignor"),
+            ),
+            ("enable.auto.commit=yes", |e| {
+                matches!(e, ConfigError::InvalidValue { .. })
+            }),
+            ("session.timeout.ms=0", |e| {
+                matches!(e, ConfigError::InvalidValue { .. })
+            }),
+            (
+                "session.timeout.ms=99999999999",
+                |e| matches!(e, ConfigError::InvalidValue { key, .. } if key == "session.timeout.ms"),
+            ),
+            (
+                "group.id=",
+                |e| matches!(e, ConfigError::InvalidValue { key, .. } if key == "group.id"),
+            ),
+            (
+                "group.instance.id=i",
+                |e| matches!(e, ConfigError::Inconsistent(m) if m.contains("group.id")),
+            ),
+            ("group.protocol=classic", |e| {
+                matches!(e, ConfigError::InvalidValue { .. })
+            }),
+            ("heartbeat.interval.ms=100", |e| {
+                *e == ConfigError::UnknownKey("heartbeat.interval.ms".into())
             }),
         ];
         for (property, check) in table {

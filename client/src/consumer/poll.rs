@@ -35,6 +35,15 @@ impl Consumer {
     /// `max.poll.records`, waiting up to `timeout` for some. Records of a
     /// partition come in offset order, from its position on.
     ///
+    /// A group member applies rebalances here (running the
+    /// [`RebalanceListener`](super::RebalanceListener) callbacks), starts
+    /// auto commits when due, and must call it within
+    /// `max.poll.interval.ms`, else it leaves the group (and rejoins on the
+    /// next call). Group errors: a refused join (INVALID_SESSION_TIMEOUT,
+    /// INCONSISTENT_GROUP_PROTOCOL, INVALID_REQUEST for a bad regex,
+    /// FENCED_INSTANCE_ID, ...) is returned by every poll until the
+    /// subscription changes.
+    ///
     /// Errors: a partition without a position under `auto.offset.reset =
     /// none` (seek first); OFFSET_OUT_OF_RANGE under `none` (the message
     /// names the valid range); CORRUPT_MESSAGE; RECORD_TOO_LARGE when a
@@ -44,6 +53,7 @@ impl Consumer {
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
         let deadline = Instant::now() + timeout;
         loop {
+            self.group_poll().await?;
             self.handle_finished()?;
             let records = self.take_buffered()?;
             if !records.is_empty() {
@@ -84,10 +94,18 @@ impl Consumer {
         {
             wake = wake.min(at.max(now + Duration::from_millis(1)));
         }
+        let shared = self.shared.clone();
+        let group_news = async {
+            match shared.group.as_ref() {
+                Some(group) => group.to_app.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
                 self.handle(done.map_err(task_failed)?);
             }
+            _ = group_news => {}
             _ = tokio::time::sleep_until(wake) => {}
         }
         Ok(())

@@ -194,6 +194,15 @@ impl SubscriptionState {
         self.partitions.get(tp).and_then(|s| s.position)
     }
 
+    /// Every partition with a position: `(partition, position, leader
+    /// epoch of the last returned record)`.
+    pub(crate) fn positions(&self) -> Vec<(TopicPartition, i64, Option<i32>)> {
+        self.partitions
+            .iter()
+            .filter_map(|(tp, s)| Some((tp.clone(), s.position?, s.leader_epoch)))
+            .collect()
+    }
+
     /// The current generation of `tp`.
     pub(crate) fn generation_of(&self, tp: &TopicPartition) -> Option<u64> {
         self.partitions.get(tp).map(|s| s.generation)
