@@ -21,6 +21,7 @@ mod produce;
 mod progress;
 mod reassign;
 mod reset_offsets;
+mod throttles;
 mod topics;
 
 use std::process::ExitCode;

@@ -26,6 +26,8 @@
 //! * [`planner`]: rack-aware, minimal-movement reassignment plans.
 //! * [`producer_ids`]: producer-id blocks for brokers (`AllocateProducerIds`).
 //! * [`decommission`]: draining a broker (decommission, recommission).
+//! * [`throttle`]: replication throttles — which moving replicas the
+//!   throttled-replicas topic configs select, and what a throttled plan sets.
 //!
 //! docs/metadata.md describes the records, the apply rules and the algorithms.
 #![warn(missing_docs)]
@@ -51,6 +53,7 @@ pub mod producer_ids;
 pub mod reassignment;
 pub mod records;
 mod snapshot;
+pub mod throttle;
 pub mod topics;
 pub mod validation;
 

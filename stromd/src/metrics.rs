@@ -397,6 +397,27 @@ fn broker_metrics(r: &mut Registry, state: &NodeView, broker: &BrokerView) {
         fam,
     );
 
+    // Replication throttles (docs/reassignment.md, "Throttles"): the rate
+    // in force per side (0: unthrottled) and the bytes metered.
+    let quotas = broker.replicas.replication_quotas();
+    let rates: Family<Labels, Gauge> = Family::default();
+    let bytes: Family<Labels, prometheus_client::metrics::counter::Counter> = Family::default();
+    for (side, quota) in [("leader", &quotas.leader), ("follower", &quotas.follower)] {
+        let l = labels(&[("side", side.to_owned())]);
+        rates.get_or_create(&l).set(quota.rate().map_or(0, clamp));
+        bytes.get_or_create(&l).inc_by(quota.throttled_bytes());
+    }
+    r.register(
+        "replication_throttle_rate_bytes",
+        "Replication throttle in force on this broker, bytes/s (leader.replication.throttled.rate, follower.replication.throttled.rate; 0: unthrottled)",
+        rates,
+    );
+    r.register(
+        "replication_throttled_bytes",
+        "Bytes of throttled (moving) replicas' traffic this broker served as leader or fetched as follower",
+        bytes,
+    );
+
     let cleaner = broker.replicas.cleaner_stats();
     counter(
         r,
