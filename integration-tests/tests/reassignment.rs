@@ -1024,8 +1024,16 @@ async fn throttled_move_copies_at_the_throttle_and_verify_removes_it() {
     let before = log_bytes(&cluster, 3, "lagging");
     cluster.start_node(3);
     let samples = copy_samples(&cluster, 3, "lagging", total, Duration::from_secs(60)).await;
-    let rate = copy_rate(&samples, before + 1, total)
+    // From the last sample before it grew to the first complete one: a
+    // lower bound of the rate (the whole copy may fit between two samples).
+    let grew = samples
+        .iter()
+        .rposition(|(_, b)| *b <= before)
+        .and_then(|i| Some((samples[i], samples.iter().find(|(_, b)| *b >= total)?)));
+    let ((t0, b0), (t1, b1)) = grew
+        .map(|(a, b)| (a, *b))
         .unwrap_or_else(|| panic!("3 did not catch up: {samples:?}"));
+    let rate = (b1 - b0) as f64 / (t1 - t0).max(0.001);
     println!("catch-up copy outside the throttle: {rate:.0} B/s");
     assert!(
         rate > 2.0 * RATE as f64,
@@ -1073,4 +1081,83 @@ async fn throttled_move_copies_at_the_throttle_and_verify_removes_it() {
             "{key}"
         );
     }
+}
+
+/// `balancer.mode=node-add`: a fourth broker joins a cluster whose 3
+/// brokers hold 4 replicas each, and the balancer moves replicas onto it
+/// until every broker holds 3, without losing a record; `strom balancer
+/// status` reports the mode and, at the end, a balanced cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn node_add_balancer_fills_a_new_broker() {
+    let mut cluster = Cluster::create(
+        3,
+        ClusterOptions::default()
+            .set("broker.session.timeout.ms", "3000")
+            .set("broker.heartbeat.interval.ms", "500")
+            .set("replica.lag.time.max.ms", "5000")
+            .set("auto.leader.rebalance.enable", "false")
+            .set("balancer.mode", "node-add")
+            .set("reassignment.max.concurrent.moves.per.broker", "2")
+            .broker_only(1),
+    );
+    for id in 1..=3 {
+        cluster.start_node(id);
+    }
+    cluster.wait_ready(Duration::from_secs(60)).await;
+    let admin = admin(&cluster).await;
+    // 6 partitions of RF 2: 4 replicas on each of 1-3.
+    let assignment: [&[i32]; 6] = [&[1, 2], &[2, 3], &[3, 1], &[1, 2], &[2, 3], &[3, 1]];
+    cluster
+        .create_topic_assigned(1, "spread", &assignment, &[])
+        .await
+        .expect("create topic");
+    wait_leader_serving(&Addrs::of(&cluster), "spread", 0, Duration::from_secs(20))
+        .await
+        .expect("leader serves");
+    let acked = fill(&cluster, "spread", 50, 1000).await;
+    let status = strom_ok(&cluster, &["--output", "json", "balancer", "status"]);
+    let status: serde_json::Value = serde_json::from_str(status.trim()).expect("status json");
+    assert_eq!(status["mode"], "node-add", "{status}");
+    assert_eq!(status["state"], "balanced", "{status}");
+
+    cluster.start_node(4);
+    cluster.wait_ready(Duration::from_secs(60)).await;
+    let balanced = wait_until(Duration::from_secs(90), || async {
+        let Ok(moving) = admin.list_partition_reassignments(None).await else {
+            return false;
+        };
+        let Ok(c) = admin.describe_cluster().await else {
+            return false;
+        };
+        moving.is_empty() && c.brokers.len() == 4 && c.brokers.iter().all(|b| b.replicas == 3)
+    })
+    .await;
+    assert!(
+        balanced,
+        "the balancer did not fill broker 4: {:?}\n{}",
+        admin.describe_cluster().await,
+        cluster.dump_logs()
+    );
+    // Every partition is fully replicated on distinct brokers.
+    let t = admin
+        .describe_topics(&["spread".to_owned()])
+        .await
+        .expect("describe");
+    for p in &t[0].partitions {
+        assert_eq!(p.replicas.len(), 2, "{p:?}");
+        assert_ne!(p.replicas[0], p.replicas[1], "{p:?}");
+        let mut isr = p.isr.clone();
+        isr.sort();
+        let mut replicas = p.replicas.clone();
+        replicas.sort();
+        assert_eq!(isr, replicas, "{p:?}");
+    }
+    check_nothing_lost(&cluster, "spread", &acked).await;
+    let status = strom_ok(&cluster, &["balancer", "status"]);
+    assert!(status.contains("Balancer mode: node-add"), "{status}");
+    assert!(status.contains("State: balanced"), "{status}");
+    assert!(
+        status.contains("Replicas per broker: 1=3 2=3 3=3 4=3"),
+        "{status}"
+    );
 }

@@ -26,6 +26,7 @@
 //! * [`planner`]: rack-aware, minimal-movement reassignment plans.
 //! * [`producer_ids`]: producer-id blocks for brokers (`AllocateProducerIds`).
 //! * [`decommission`]: draining a broker (decommission, recommission).
+//! * [`balancer`]: the built-in balancer's decisions (`balancer.mode`).
 //! * [`throttle`]: replication throttles — which moving replicas the
 //!   throttled-replicas topic configs select, and what a throttled plan sets.
 //!
@@ -39,6 +40,7 @@ pub mod pb {
 }
 
 mod apply;
+pub mod balancer;
 pub mod brokers;
 pub mod configs;
 pub mod decommission;

@@ -512,6 +512,14 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "5",
         Update::ReadOnly,
     ),
+    // The built-in balancer (strom_metadata::balancer); `continuous` is not
+    // implemented yet, so it is refused.
+    broker(
+        crate::balancer::BALANCER_MODE,
+        ConfigType::Choice(&["off", "node-add"]),
+        "off",
+        Update::ReadOnly,
+    ),
     broker(
         "controller.quorum.election.timeout.ms",
         ConfigType::Long { min: 1 },
