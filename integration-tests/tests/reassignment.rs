@@ -1160,4 +1160,15 @@ async fn node_add_balancer_fills_a_new_broker() {
         status.contains("Replicas per broker: 1=3 2=3 3=3 4=3"),
         "{status}"
     );
+    let active = cluster
+        .controller_leader()
+        .await
+        .expect("controller leader");
+    let metrics = admin_get(cluster.node(active).admin_port, "/metrics")
+        .expect("metrics")
+        .1;
+    assert!(
+        metrics.lines().any(|l| l == "strom_balancer_state 1"),
+        "balanced: {metrics}"
+    );
 }

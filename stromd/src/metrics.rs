@@ -173,6 +173,25 @@ fn controller_metrics(r: &mut Registry, ctl: &strom_controller::Controller) {
         "Bytes the adding replicas of reassigned partitions still lack, as brokers reported (active controller only)",
         moving.bytes_remaining,
     );
+    // The balancer (docs/reassignment.md, "Balancer"): 0 off, 1 balanced,
+    // 2 pending (replica counts differ by two or more), 3 moves in progress.
+    let view = ctl.with_image(strom_metadata::balancer::balancer_view);
+    let balancer_state =
+        if ctl.config().balancer_mode == strom_metadata::balancer::BalancerMode::Off {
+            0
+        } else if view.moving > 0 {
+            3
+        } else if view.unbalanced {
+            2
+        } else {
+            1
+        };
+    gauge(
+        r,
+        "balancer_state",
+        "Balancer: 0 off, 1 balanced, 2 pending (replica counts of available brokers differ by two or more), 3 reassignments in progress (active controller only)",
+        balancer_state,
+    );
     let fam: Family<Labels, Gauge> = Family::default();
     for (state, n) in ["unfenced", "fenced", "controlled_shutdown"]
         .iter()
