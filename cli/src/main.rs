@@ -7,6 +7,7 @@
 //! benchmarks), `dev.rs`; all output goes through `output.rs`, progress
 //! indicators through `progress.rs`.
 
+mod balancer;
 mod brokers;
 mod cluster;
 mod configs;
@@ -21,6 +22,7 @@ mod produce;
 mod progress;
 mod reassign;
 mod reset_offsets;
+mod throttles;
 mod topics;
 
 use std::process::ExitCode;
@@ -76,6 +78,9 @@ enum Command {
     /// Decommission and recommission brokers; describe their load.
     #[command(subcommand)]
     Brokers(brokers::BrokersCommand),
+    /// The built-in balancer (`balancer.mode`): its state and moves.
+    #[command(subcommand)]
+    Balancer(balancer::BalancerCommand),
     /// Create, list, describe, alter and delete topics.
     #[command(subcommand)]
     Topics(topics::TopicsCommand),
@@ -180,6 +185,7 @@ async fn run(cli: Cli, output: &Output) -> Result<(), Error> {
     match cli.command {
         Command::Cluster(command) => cluster::run(command, &admin, output).await,
         Command::Brokers(command) => brokers::run(command, &admin, output).await,
+        Command::Balancer(command) => balancer::run(command, &admin, output).await,
         Command::Topics(command) => topics::run(command, &admin, output).await,
         Command::Groups(command) => groups::run(command, &admin, output).await,
         Command::Configs(command) => configs::run(command, &admin, output).await,

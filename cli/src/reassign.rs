@@ -10,16 +10,18 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 use strom_client::{Admin, Error, ErrorCode, PartitionReassignment, TopicPartition};
+use strom_metadata::throttle::PlannedMove;
 use strom_metadata::{PartitionAssignment, plan_assignment};
 
 use crate::output::{Format, Output, Table};
+use crate::throttles;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ReassignCommand {
     /// Propose a plan moving the given topics onto the given brokers.
     Generate(GenerateArgs),
     /// Start the moves of a plan (prints the current assignment for rollback).
-    Execute(PlanArgs),
+    Execute(ExecuteArgs),
     /// Show, per partition of a plan, whether its move is complete.
     Verify(PlanArgs),
     /// Cancel the moves of a plan still in progress (back to the original replicas).
@@ -44,6 +46,18 @@ pub(crate) struct PlanArgs {
     /// {"version":1,"partitions":[{"topic":"T","partition":0,"replicas":[1,2]}]}.
     #[arg(long, value_name = "FILE")]
     reassignment_json_file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExecuteArgs {
+    #[command(flatten)]
+    plan: PlanArgs,
+    /// Throttle the moves to this many bytes per second: sets
+    /// leader.replication.throttled.rate and follower.replication.throttled.rate
+    /// on the brokers involved and the topics' *.replication.throttled.replicas
+    /// for the moving replicas; `verify` removes them once all is done.
+    #[arg(long, value_name = "BYTES_PER_SEC", allow_negative_numbers = true)]
+    throttle: Option<i64>,
 }
 
 pub(crate) async fn run(
@@ -323,8 +337,9 @@ fn topics_of(plan: &Plan) -> Vec<String> {
         .collect()
 }
 
-async fn execute(args: PlanArgs, admin: &Admin, output: &Output) -> Result<(), Error> {
-    let plan = read_plan(&args.reassignment_json_file)?;
+async fn execute(args: ExecuteArgs, admin: &Admin, output: &Output) -> Result<(), Error> {
+    let throttle = args.throttle.map(throttles::check_rate).transpose()?;
+    let plan = read_plan(&args.plan.reassignment_json_file)?;
     let current = current_assignment(admin, &topics_of(&plan)).await?;
     let mut rollback = Vec::with_capacity(plan.partitions.len());
     for (tp, _) in plan.partitions() {
@@ -342,23 +357,66 @@ async fn execute(args: PlanArgs, admin: &Admin, output: &Output) -> Result<(), E
         .map(|(tp, replicas)| (tp, Some(replicas.to_vec())))
         .collect();
     let started: Vec<String> = requested.iter().map(|(tp, _)| tp.to_string()).collect();
-    admin.alter_partition_reassignments(requested).await?;
+    // Throttles first (as Kafka), so no byte moves unthrottled; put back if
+    // the moves are refused.
+    let saved = match throttle {
+        Some(rate) => {
+            let moves: Vec<PlannedMove> = plan
+                .partitions()
+                .filter_map(|(tp, target)| {
+                    Some(PlannedMove {
+                        current: current.get(&tp)?.clone(),
+                        target: target.to_vec(),
+                        topic: tp.topic,
+                        partition: tp.partition,
+                    })
+                })
+                .collect();
+            Some(throttles::set(admin, &moves, rate).await?)
+        }
+        None => None,
+    };
+    if let Err(e) = admin.alter_partition_reassignments(requested).await {
+        if let Some(saved) = &saved {
+            throttles::restore(admin, saved).await;
+        }
+        return Err(e);
+    }
     match output.format() {
-        Format::Json => output.json(&serde_json::json!({
-            "current": rollback,
-            "started": started,
-        })),
-        Format::Table => output.lines(&[
-            "Current partition replica assignment".to_owned(),
-            String::new(),
-            rollback.json(),
-            String::new(),
-            "Save this to use as the --reassignment-json-file option during rollback".to_owned(),
-            format!(
+        Format::Json => {
+            let mut report = serde_json::json!({
+                "current": rollback,
+                "started": started,
+            });
+            if let Some(rate) = throttle {
+                report["throttle"] = serde_json::json!(rate);
+            }
+            output.json(&report)
+        }
+        Format::Table => {
+            let mut lines = vec![
+                "Current partition replica assignment".to_owned(),
+                String::new(),
+                rollback.json(),
+                String::new(),
+                "Save this to use as the --reassignment-json-file option during rollback"
+                    .to_owned(),
+            ];
+            if let Some(rate) = throttle {
+                lines.push(
+                    "Warning: You must run --verify periodically, until the reassignment completes, to ensure the throttle is removed."
+                        .to_owned(),
+                );
+                lines.push(format!(
+                    "The inter-broker throttle limit was set to {rate} B/s"
+                ));
+            }
+            lines.push(format!(
                 "Successfully started partition reassignments for {}",
                 started.join(",")
-            ),
-        ]),
+            ));
+            output.lines(&lines)
+        }
     }
     Ok(())
 }
@@ -406,7 +464,34 @@ async fn verify(args: PlanArgs, admin: &Admin, output: &Output) -> Result<(), Er
             None => mismatched.push(format!("partition {tp} does not exist")),
         }
     }
+    let done = mismatched.is_empty() && rows.iter().all(|r| r.state == "complete");
     output.print(&Verification(rows));
+    if done {
+        // Every move of the plan is complete: remove its throttles (the
+        // broker rates only once no reassignment is left anywhere).
+        let still_moving = admin.list_partition_reassignments(None).await?;
+        let topics: Vec<String> = topics_of(&plan)
+            .into_iter()
+            .filter(|t| !still_moving.iter().any(|r| r.topic == *t))
+            .collect();
+        let cleared = throttles::clear(admin, &topics, !still_moving.is_empty()).await?;
+        if output.format() == Format::Table {
+            let mut lines = Vec::new();
+            if !cleared.brokers.is_empty() {
+                lines.push(format!(
+                    "Clearing broker-level throttles on brokers {}",
+                    ids(&cleared.brokers)
+                ));
+            }
+            if !cleared.topics.is_empty() {
+                lines.push(format!(
+                    "Clearing topic-level throttles on topic(s) {}",
+                    cleared.topics.join(",")
+                ));
+            }
+            output.lines(&lines);
+        }
+    }
     match mismatched.first() {
         None => Ok(()),
         Some(first) => Err(Error::strom(

@@ -26,8 +26,11 @@ pub struct ControllerConfig {
     /// `leader.imbalance.check.interval.seconds` (fractions allowed for tests).
     pub leader_imbalance_check_interval: Duration,
     /// `reassignment.max.concurrent.moves.per.broker`: most reassignments
-    /// in flight per decommissioning broker.
+    /// in flight per decommissioning broker, and per broker a balancer
+    /// round starts.
     pub max_concurrent_moves_per_broker: usize,
+    /// `balancer.mode`: `off` or `node-add` (`strom_metadata::balancer`).
+    pub balancer_mode: strom_metadata::balancer::BalancerMode,
     /// `controller.quorum.election.timeout.ms`: minimum election timeout; the maximum is twice it.
     pub election_timeout: Duration,
     /// `controller.quorum.heartbeat.interval.ms`: leader heartbeat to voters.
@@ -58,6 +61,7 @@ impl Default for ControllerConfig {
             leader_imbalance_per_broker_percentage: 10.0,
             leader_imbalance_check_interval: Duration::from_secs(300),
             max_concurrent_moves_per_broker: 5,
+            balancer_mode: strom_metadata::balancer::BalancerMode::Off,
             election_timeout: Duration::from_millis(100),
             raft_heartbeat_interval: Duration::from_millis(30),
             snapshot_interval_entries: 20_000,
@@ -117,6 +121,14 @@ impl ControllerConfig {
                         )));
                     }
                 }
+            }
+            "balancer.mode" => {
+                self.balancer_mode = strom_metadata::balancer::BalancerMode::parse(value)
+                    .ok_or_else(|| {
+                        ConfigError(format!(
+                            "{key} must be off or node-add (continuous is not implemented yet), got '{value}'"
+                        ))
+                    })?
             }
             "controller.quorum.election.timeout.ms" => self.election_timeout = ms(key, value)?,
             "controller.quorum.heartbeat.interval.ms" => {

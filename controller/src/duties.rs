@@ -1,6 +1,7 @@
 //! What only the active controller does: fence brokers whose lease ran out,
 //! write the cluster id, complete partition reassignments whose new
-//! replicas caught up, and rebalance leaders. The loops run for exactly one
+//! replicas caught up, drain decommissioning brokers, run the balancer
+//! (`balancer.mode`) and rebalance leaders. The loops run for exactly one
 //! term of leadership and stop as soon as it ends.
 
 use std::time::Duration;
@@ -96,6 +97,7 @@ async fn term_duties(controller: Controller, token: CancellationToken) {
                 fence_expired(&controller).await;
                 complete_reassignments(&controller).await;
                 decommission(&controller).await;
+                balance(&controller).await;
             }
             _ = rebalance_tick.tick() => {
                 if inner.config.auto_leader_rebalance_enable {
@@ -197,6 +199,34 @@ async fn decommission(controller: &Controller) {
         }
         Ok((_, None)) => {}
         Err(e) => tracing::warn!(error = %e, "decommissioning round failed"),
+    }
+}
+
+/// One round of the balancer (see `strom_metadata::balancer`).
+async fn balance(controller: &Controller) {
+    let mode = controller.config().balancer_mode;
+    if mode == strom_metadata::balancer::BalancerMode::Off
+        || !controller.with_image(|image| {
+            let view = strom_metadata::balancer::balancer_view(image);
+            view.unbalanced && view.moving == 0
+        })
+    {
+        return;
+    }
+    let max_moves = controller.config().max_concurrent_moves_per_broker;
+    let result = controller
+        .decide(|image| {
+            let min_isr = controller.default_min_isr(image);
+            Ok((
+                strom_metadata::balancer::balancer_moves(image, mode, max_moves, min_isr),
+                (),
+            ))
+        })
+        .await;
+    match result {
+        Ok((_, Some(offset))) => tracing::info!(offset, ?mode, "balancer: started reassignments"),
+        Ok((_, None)) => {}
+        Err(e) => tracing::warn!(error = %e, "balancer round failed"),
     }
 }
 

@@ -789,3 +789,386 @@ async fn decommission_is_refused_when_too_few_brokers_would_remain() {
         "{described}"
     );
 }
+
+/// Bytes in the `.log` segments of `topic`-0 on `node`.
+fn log_bytes(cluster: &Cluster, node: i32, topic: &str) -> u64 {
+    let dir = cluster
+        .node(node)
+        .data_dir
+        .join("logs")
+        .join(format!("{topic}-0"));
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Samples `topic`-0's log size on `node` every 100 ms until it reaches
+/// `total` bytes (or `timeout` passes): (seconds since the start, bytes).
+async fn copy_samples(
+    cluster: &Cluster,
+    node: i32,
+    topic: &str,
+    total: u64,
+    timeout: Duration,
+) -> Vec<(f64, u64)> {
+    let start = Instant::now();
+    let mut samples = Vec::new();
+    while start.elapsed() < timeout {
+        let bytes = log_bytes(cluster, node, topic);
+        samples.push((start.elapsed().as_secs_f64(), bytes));
+        if bytes >= total {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    samples
+}
+
+/// Bytes per second between the first sample at or above `from` and the
+/// first at or above `to`.
+fn copy_rate(samples: &[(f64, u64)], from: u64, to: u64) -> Option<f64> {
+    let a = samples.iter().find(|(_, b)| *b >= from)?;
+    let b = samples.iter().find(|(_, b)| *b >= to)?;
+    (b.0 > a.0).then(|| (b.1 - a.1) as f64 / (b.0 - a.0))
+}
+
+/// The value and source of `name` at `resource`.
+async fn config(
+    admin: &Admin,
+    resource: strom_client::ConfigResource,
+    name: &str,
+) -> (Option<String>, strom_client::ConfigSource) {
+    let entries = admin.describe_configs(&resource).await.expect("describe");
+    let e = entries
+        .into_iter()
+        .find(|e| e.name == name)
+        .unwrap_or_else(|| panic!("{name} missing"));
+    (e.value, e.source)
+}
+
+/// Kafka's throttled move (KIP-73, with KIP-542's fix): `--throttle` sets
+/// the broker rates and the topic's throttled replicas, the new replica
+/// copies at the throttle (±25%), a follower catching up that is not being
+/// moved is not slowed down even under `*`, and `verify` removes every
+/// throttle once the move is complete. Bad throttles are refused first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn throttled_move_copies_at_the_throttle_and_verify_removes_it() {
+    use strom_client::{ConfigResource, ConfigSource};
+    const RATE: u64 = 1_000_000;
+    let mut cluster = Cluster::start(
+        3,
+        ClusterOptions::default()
+            .set("broker.session.timeout.ms", "3000")
+            .set("broker.heartbeat.interval.ms", "500")
+            .set("replica.lag.time.max.ms", "5000")
+            .set("auto.leader.rebalance.enable", "false")
+            .broker_only(1),
+    )
+    .await;
+    let admin = admin(&cluster).await;
+    create(&cluster, "throttled", &[&[1, 2, 3]]).await;
+    create(&cluster, "lagging", &[&[1, 2, 3]]).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plan = plan_file(&dir, "plan.json", "throttled", &[&[1, 2, 4]]);
+
+    // Bad throttles: one typed line, exit 1, nothing changed.
+    for bad in ["0", "-5"] {
+        let out = strom(
+            &cluster,
+            &[
+                "reassign",
+                "execute",
+                "--reassignment-json-file",
+                &plan,
+                "--throttle",
+                bad,
+            ],
+        );
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "--throttle {bad}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("error: INVALID_CONFIG: "), "{err}");
+        assert!(err.contains("--throttle"), "{err}");
+    }
+    let bad_list = strom(
+        &cluster,
+        &[
+            "configs",
+            "alter",
+            "--entity-type",
+            "topics",
+            "--entity-name",
+            "throttled",
+            "--add-config",
+            "leader.replication.throttled.replicas=0-1",
+        ],
+    );
+    assert_eq!(bad_list.status.code(), Some(1));
+    assert!(
+        text(&bad_list.stderr).starts_with("error: INVALID_CONFIG: "),
+        "{}",
+        text(&bad_list.stderr)
+    );
+    assert!(
+        admin
+            .list_partition_reassignments(None)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert_eq!(
+        config(
+            &admin,
+            ConfigResource::Topic("throttled".into()),
+            "leader.replication.throttled.replicas"
+        )
+        .await
+        .1,
+        ConfigSource::DefaultConfig
+    );
+
+    // 10 MB to move at 1 MB/s.
+    fill(&cluster, "throttled", 100, 10_000).await;
+    let total = log_bytes(&cluster, 1, "throttled");
+    assert!(total >= 10_000_000, "{total}");
+    let out = strom_ok(
+        &cluster,
+        &[
+            "reassign",
+            "execute",
+            "--reassignment-json-file",
+            &plan,
+            "--throttle",
+            &RATE.to_string(),
+        ],
+    );
+    assert!(
+        out.contains("The inter-broker throttle limit was set to 1000000 B/s"),
+        "{out}"
+    );
+    let samples = copy_samples(&cluster, 4, "throttled", total, Duration::from_secs(60)).await;
+    // Steady state: from 1 MB copied to 9 MB copied.
+    let rate = copy_rate(&samples, 1_000_000, 9_000_000);
+    println!("throttled copy: {rate:?} B/s at a throttle of {RATE} B/s");
+    let rate = rate.unwrap_or_else(|| panic!("the copy did not progress: {samples:?}"));
+    assert!(
+        (0.75..=1.25).contains(&(rate / RATE as f64)),
+        "copied at {rate:.0} B/s, throttle {RATE} B/s: {samples:?}"
+    );
+    assert_eq!(
+        config(
+            &admin,
+            ConfigResource::Topic("throttled".into()),
+            "leader.replication.throttled.replicas"
+        )
+        .await,
+        (
+            Some("0:1,0:2,0:3".to_owned()),
+            ConfigSource::DynamicTopicConfig
+        )
+    );
+    assert_eq!(
+        config(
+            &admin,
+            ConfigResource::Topic("throttled".into()),
+            "follower.replication.throttled.replicas"
+        )
+        .await,
+        (Some("0:4".to_owned()), ConfigSource::DynamicTopicConfig)
+    );
+    wait_moved(
+        &cluster,
+        &admin,
+        "throttled",
+        &[1, 2, 4],
+        Duration::from_secs(60),
+    )
+    .await;
+    let metrics = admin_get(cluster.node(4).admin_port, "/metrics")
+        .expect("metrics")
+        .1;
+    let throttled_bytes: u64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(r#"strom_replication_throttled_bytes_total{side="follower"} "#)
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no follower throttled bytes: {metrics}"));
+    assert!(throttled_bytes >= total / 2, "{throttled_bytes} of {total}");
+
+    // KIP-542: with every replica of `lagging` listed and the rates still
+    // set, broker 3 catching up after a crash (out of the ISR, but not
+    // being moved) copies unthrottled.
+    for key in [
+        "leader.replication.throttled.replicas",
+        "follower.replication.throttled.replicas",
+    ] {
+        admin
+            .incremental_alter_configs(
+                &ConfigResource::Topic("lagging".into()),
+                vec![strom_client::AlterConfigOp::set(key, "*")],
+                false,
+            )
+            .await
+            .expect("throttle every replica");
+    }
+    cluster.kill(3);
+    fill(&cluster, "lagging", 100, 10_000).await;
+    let total = log_bytes(&cluster, 1, "lagging");
+    let before = log_bytes(&cluster, 3, "lagging");
+    cluster.start_node(3);
+    let samples = copy_samples(&cluster, 3, "lagging", total, Duration::from_secs(60)).await;
+    // From the last sample before it grew to the first complete one: a
+    // lower bound of the rate (the whole copy may fit between two samples).
+    let grew = samples
+        .iter()
+        .rposition(|(_, b)| *b <= before)
+        .and_then(|i| Some((samples[i], samples.iter().find(|(_, b)| *b >= total)?)));
+    let ((t0, b0), (t1, b1)) = grew
+        .map(|(a, b)| (a, *b))
+        .unwrap_or_else(|| panic!("3 did not catch up: {samples:?}"));
+    let rate = (b1 - b0) as f64 / (t1 - t0).max(0.001);
+    println!("catch-up copy outside the throttle: {rate:.0} B/s");
+    assert!(
+        rate > 2.0 * RATE as f64,
+        "a follower catching up was throttled: {rate:.0} B/s: {samples:?}"
+    );
+
+    // verify: complete, and every throttle is removed.
+    let verify = strom_ok(
+        &cluster,
+        &["reassign", "verify", "--reassignment-json-file", &plan],
+    );
+    assert!(
+        verify.contains("Reassignment of partition throttled-0 is complete."),
+        "{verify}"
+    );
+    assert!(
+        verify.contains("Clearing broker-level throttles on brokers 1,2,3,4"),
+        "{verify}"
+    );
+    assert!(
+        verify.contains("Clearing topic-level throttles on topic(s) throttled"),
+        "{verify}"
+    );
+    for b in 1..=4 {
+        for key in [
+            "leader.replication.throttled.rate",
+            "follower.replication.throttled.rate",
+        ] {
+            assert_eq!(
+                config(&admin, ConfigResource::Broker(b), key).await.1,
+                ConfigSource::DefaultConfig,
+                "{key} on broker {b}"
+            );
+        }
+    }
+    for key in [
+        "leader.replication.throttled.replicas",
+        "follower.replication.throttled.replicas",
+    ] {
+        assert_eq!(
+            config(&admin, ConfigResource::Topic("throttled".into()), key)
+                .await
+                .1,
+            ConfigSource::DefaultConfig,
+            "{key}"
+        );
+    }
+}
+
+/// `balancer.mode=node-add`: a fourth broker joins a cluster whose 3
+/// brokers hold 4 replicas each, and the balancer moves replicas onto it
+/// until every broker holds 3, without losing a record; `strom balancer
+/// status` reports the mode and, at the end, a balanced cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn node_add_balancer_fills_a_new_broker() {
+    let mut cluster = Cluster::create(
+        3,
+        ClusterOptions::default()
+            .set("broker.session.timeout.ms", "3000")
+            .set("broker.heartbeat.interval.ms", "500")
+            .set("replica.lag.time.max.ms", "5000")
+            .set("auto.leader.rebalance.enable", "false")
+            .set("balancer.mode", "node-add")
+            .set("reassignment.max.concurrent.moves.per.broker", "2")
+            .broker_only(1),
+    );
+    for id in 1..=3 {
+        cluster.start_node(id);
+    }
+    cluster.wait_ready(Duration::from_secs(60)).await;
+    let admin = admin(&cluster).await;
+    // 6 partitions of RF 2: 4 replicas on each of 1-3.
+    let assignment: [&[i32]; 6] = [&[1, 2], &[2, 3], &[3, 1], &[1, 2], &[2, 3], &[3, 1]];
+    cluster
+        .create_topic_assigned(1, "spread", &assignment, &[])
+        .await
+        .expect("create topic");
+    wait_leader_serving(&Addrs::of(&cluster), "spread", 0, Duration::from_secs(20))
+        .await
+        .expect("leader serves");
+    let acked = fill(&cluster, "spread", 50, 1000).await;
+    let status = strom_ok(&cluster, &["--output", "json", "balancer", "status"]);
+    let status: serde_json::Value = serde_json::from_str(status.trim()).expect("status json");
+    assert_eq!(status["mode"], "node-add", "{status}");
+    assert_eq!(status["state"], "balanced", "{status}");
+
+    cluster.start_node(4);
+    cluster.wait_ready(Duration::from_secs(60)).await;
+    let balanced = wait_until(Duration::from_secs(90), || async {
+        let Ok(moving) = admin.list_partition_reassignments(None).await else {
+            return false;
+        };
+        let Ok(c) = admin.describe_cluster().await else {
+            return false;
+        };
+        moving.is_empty() && c.brokers.len() == 4 && c.brokers.iter().all(|b| b.replicas == 3)
+    })
+    .await;
+    assert!(
+        balanced,
+        "the balancer did not fill broker 4: {:?}\n{}",
+        admin.describe_cluster().await,
+        cluster.dump_logs()
+    );
+    // Every partition is fully replicated on distinct brokers.
+    let t = admin
+        .describe_topics(&["spread".to_owned()])
+        .await
+        .expect("describe");
+    for p in &t[0].partitions {
+        assert_eq!(p.replicas.len(), 2, "{p:?}");
+        assert_ne!(p.replicas[0], p.replicas[1], "{p:?}");
+        let mut isr = p.isr.clone();
+        isr.sort();
+        let mut replicas = p.replicas.clone();
+        replicas.sort();
+        assert_eq!(isr, replicas, "{p:?}");
+    }
+    check_nothing_lost(&cluster, "spread", &acked).await;
+    let status = strom_ok(&cluster, &["balancer", "status"]);
+    assert!(status.contains("Balancer mode: node-add"), "{status}");
+    assert!(status.contains("State: balanced"), "{status}");
+    assert!(
+        status.contains("Replicas per broker: 1=3 2=3 3=3 4=3"),
+        "{status}"
+    );
+    let active = cluster
+        .controller_leader()
+        .await
+        .expect("controller leader");
+    let metrics = admin_get(cluster.node(active).admin_port, "/metrics")
+        .expect("metrics")
+        .1;
+    assert!(
+        metrics.lines().any(|l| l == "strom_balancer_state 1"),
+        "balanced: {metrics}"
+    );
+}

@@ -26,6 +26,9 @@
 //! * [`planner`]: rack-aware, minimal-movement reassignment plans.
 //! * [`producer_ids`]: producer-id blocks for brokers (`AllocateProducerIds`).
 //! * [`decommission`]: draining a broker (decommission, recommission).
+//! * [`balancer`]: the built-in balancer's decisions (`balancer.mode`).
+//! * [`throttle`]: replication throttles — which moving replicas the
+//!   throttled-replicas topic configs select, and what a throttled plan sets.
 //!
 //! docs/metadata.md describes the records, the apply rules and the algorithms.
 #![warn(missing_docs)]
@@ -37,6 +40,7 @@ pub mod pb {
 }
 
 mod apply;
+pub mod balancer;
 pub mod brokers;
 pub mod configs;
 pub mod decommission;
@@ -51,6 +55,7 @@ pub mod producer_ids;
 pub mod reassignment;
 pub mod records;
 mod snapshot;
+pub mod throttle;
 pub mod topics;
 pub mod validation;
 

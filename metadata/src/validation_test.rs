@@ -169,6 +169,10 @@ fn topic_configs() {
         ("min.cleanable.dirty.ratio", "half", 1, false),
         ("retention.hours", "1", 1, false),
         ("", "1", 1, false),
+        ("leader.replication.throttled.replicas", "0:1,1:2", 1, true),
+        ("leader.replication.throttled.replicas", "*", 1, true),
+        ("follower.replication.throttled.replicas", "", 1, true),
+        ("follower.replication.throttled.replicas", "0:x", 1, false),
     ];
     for (name, value, rf, ok) in cases {
         let r = validate_topic_config(name, value, *rf);
@@ -177,5 +181,5 @@ fn topic_configs() {
             assert_eq!(e.code, ErrorKind::InvalidConfig);
         }
     }
-    assert_eq!(topic_config_names().count(), 17);
+    assert_eq!(topic_config_names().count(), 19);
 }

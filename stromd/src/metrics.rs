@@ -173,6 +173,25 @@ fn controller_metrics(r: &mut Registry, ctl: &strom_controller::Controller) {
         "Bytes the adding replicas of reassigned partitions still lack, as brokers reported (active controller only)",
         moving.bytes_remaining,
     );
+    // The balancer (docs/reassignment.md, "Balancer"): 0 off, 1 balanced,
+    // 2 pending (replica counts differ by two or more), 3 moves in progress.
+    let view = ctl.with_image(strom_metadata::balancer::balancer_view);
+    let balancer_state =
+        if ctl.config().balancer_mode == strom_metadata::balancer::BalancerMode::Off {
+            0
+        } else if view.moving > 0 {
+            3
+        } else if view.unbalanced {
+            2
+        } else {
+            1
+        };
+    gauge(
+        r,
+        "balancer_state",
+        "Balancer: 0 off, 1 balanced, 2 pending (replica counts of available brokers differ by two or more), 3 reassignments in progress (active controller only)",
+        balancer_state,
+    );
     let fam: Family<Labels, Gauge> = Family::default();
     for (state, n) in ["unfenced", "fenced", "controlled_shutdown"]
         .iter()
@@ -395,6 +414,27 @@ fn broker_metrics(r: &mut Registry, state: &NodeView, broker: &BrokerView) {
         "log_start_offset",
         "First readable offset of a partition's log on this node (the largest 100 partitions only)",
         fam,
+    );
+
+    // Replication throttles (docs/reassignment.md, "Throttles"): the rate
+    // in force per side (0: unthrottled) and the bytes metered.
+    let quotas = broker.replicas.replication_quotas();
+    let rates: Family<Labels, Gauge> = Family::default();
+    let bytes: Family<Labels, prometheus_client::metrics::counter::Counter> = Family::default();
+    for (side, quota) in [("leader", &quotas.leader), ("follower", &quotas.follower)] {
+        let l = labels(&[("side", side.to_owned())]);
+        rates.get_or_create(&l).set(quota.rate().map_or(0, clamp));
+        bytes.get_or_create(&l).inc_by(quota.throttled_bytes());
+    }
+    r.register(
+        "replication_throttle_rate_bytes",
+        "Replication throttle in force on this broker, bytes/s (leader.replication.throttled.rate, follower.replication.throttled.rate; 0: unthrottled)",
+        rates,
+    );
+    r.register(
+        "replication_throttled_bytes",
+        "Bytes of throttled (moving) replicas' traffic this broker served as leader or fetched as follower",
+        bytes,
     );
 
     let cleaner = broker.replicas.cleaner_stats();

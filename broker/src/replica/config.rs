@@ -49,6 +49,14 @@ pub struct ReplicationConfig {
     /// ISR member has them in its page cache; `false` once every ISR member
     /// fsynced them, so they survive a power cut of every node.
     pub write_caching: bool,
+    /// `leader.replication.throttled.rate`: bytes/s this broker serves to
+    /// throttled followers (replicas being added, out of the ISR, listed
+    /// in `leader.replication.throttled.replicas`); `None` (Kafka's
+    /// `Long.MAX_VALUE`): unthrottled.
+    pub leader_throttled_rate: Option<u64>,
+    /// `follower.replication.throttled.rate`: bytes/s this broker fetches
+    /// for its throttled replicas; `None`: unthrottled.
+    pub follower_throttled_rate: Option<u64>,
 }
 
 impl Default for ReplicationConfig {
@@ -66,6 +74,8 @@ impl Default for ReplicationConfig {
             cache_drop_behind_bytes: 0,
             cleaner: CleanerConfig::default(),
             write_caching: true,
+            leader_throttled_rate: None,
+            follower_throttled_rate: None,
         }
     }
 }
@@ -144,6 +154,12 @@ impl ReplicationConfig {
             "log.cleaner.min.cleanable.ratio" => {
                 self.log.min_cleanable_dirty_ratio = ratio(key, value, 1.0)?
             }
+            "leader.replication.throttled.rate" => {
+                self.leader_throttled_rate = rate(key, value)?
+            }
+            "follower.replication.throttled.rate" => {
+                self.follower_throttled_rate = rate(key, value)?
+            }
             "log.write.caching" => {
                 self.write_caching = match value.to_ascii_lowercase().as_str() {
                     "true" => true,
@@ -181,6 +197,18 @@ fn limit(key: &str, v: &str) -> Result<Option<u64>, ConfigError> {
         Ok(-1) => Ok(None),
         Ok(n) => u64::try_from(n).map(Some).map_err(|_| refused()),
         Err(_) => Err(refused()),
+    }
+}
+
+/// A replication throttle in bytes/s: at least 1; Kafka's
+/// `Long.MAX_VALUE` (the default) is unthrottled (`None`).
+fn rate(key: &str, v: &str) -> Result<Option<u64>, ConfigError> {
+    match v.parse::<u64>() {
+        Ok(NEVER) => Ok(None),
+        Ok(n) if (1..NEVER).contains(&n) => Ok(Some(n)),
+        _ => Err(ConfigError(format!(
+            "{key} must be a number of bytes per second of at least 1, got '{v}'"
+        ))),
     }
 }
 

@@ -9,6 +9,13 @@
 //! fetch, the request waits until `min_bytes` are available, a partition
 //! errors, or `max_wait` passes, woken by partition notifications (the
 //! purgatory is a set of `watch` receivers, not a timer wheel).
+//!
+//! A follower being added under a leader throttle
+//! (`leader.replication.throttled.replicas`, docs/reassignment.md) reads
+//! only what the leader quota ([`quota`](super::quota)) grants; with
+//! nothing granted its partition answers without records (not counting
+//! towards `min_bytes`, as Kafka) and the wait also ends when the quota
+//! refills. ISR members are never metered.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +30,7 @@ use super::PartError;
 use super::changes::Subscription;
 use super::manager::ReplicaManager;
 use super::partition::Partition;
+use super::quota::{Grant, ReplicationQuota};
 
 /// Which records a consumer may see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -107,6 +115,21 @@ struct Slot {
     part: Result<Arc<Partition>, PartError>,
     /// Set for follower fetches whose log diverged.
     diverging: Option<(i32, i64)>,
+    /// A follower fetch the leader quota meters.
+    throttled: bool,
+}
+
+/// One pass over the slots.
+struct Read {
+    results: Vec<FetchedPartition>,
+    /// Record bytes read.
+    bytes: usize,
+    /// Answer now whatever `min_bytes` says (an error or a divergence).
+    complete: bool,
+    /// Leader quota grants taken, and the bytes read under them.
+    grants: Vec<(Grant, u64)>,
+    /// A throttled partition got nothing: when the quota may grant again.
+    refill: Option<Duration>,
 }
 
 impl ReplicaManager {
@@ -153,23 +176,28 @@ impl ReplicaManager {
             .iter()
             .filter_map(|s| s.part.as_ref().ok().map(|p| p.subscribe()))
             .collect();
+        let quota = &self.replication_quotas_ref().leader;
         loop {
-            let (results, bytes, complete) =
-                read_all(&params.partitions, &slots, follower, max_bytes);
+            let read = read_all(&params.partitions, &slots, follower, max_bytes, quota);
             let now = tokio::time::Instant::now();
-            if complete
-                || bytes >= usize::try_from(params.min_bytes).unwrap_or(0)
+            let answer = read.complete
+                || read.bytes >= usize::try_from(params.min_bytes).unwrap_or(0)
                 || now >= deadline
-                || watches.is_empty()
-            {
-                return Ok(results);
+                || watches.is_empty();
+            // Bytes read count against the quota only if they are sent.
+            for (grant, used) in read.grants {
+                quota.settle(grant, if answer { used } else { 0 });
             }
+            if answer {
+                return Ok(read.results);
+            }
+            let wake = read.refill.map_or(deadline, |d| deadline.min(now + d));
             let mut changed: FuturesUnordered<_> =
                 watches.iter_mut().map(|w| w.changed()).collect();
             tokio::select! {
                 biased;
                 _ = changed.next() => {}
-                _ = tokio::time::sleep_until(deadline) => {}
+                _ = tokio::time::sleep_until(wake) => {}
             }
         }
     }
@@ -182,6 +210,7 @@ impl ReplicaManager {
             max_bytes: usize::try_from(p.max_bytes).unwrap_or(0),
             part: Err(PartError::new(ErrorCode::UnknownServerError, "")),
             diverging: None,
+            throttled: false,
         };
         let id = self
             .cache()
@@ -215,6 +244,7 @@ impl ReplicaManager {
                         self.isr_sender().submit(part.clone(), change);
                     }
                     slot.diverging = f.diverging;
+                    slot.throttled = part.leader_throttles(replica_id);
                 } else {
                     part.check_leader(p.current_leader_epoch)?;
                 }
@@ -225,18 +255,22 @@ impl ReplicaManager {
     }
 }
 
-/// Reads every slot once: the outcomes, the record bytes, and whether the
+/// Reads every slot once: the outcomes, the record bytes, whether the
 /// request should complete now regardless of `min_bytes` (an error or a
-/// divergence to report).
+/// divergence to report), and the leader quota grants taken for
+/// throttled followers (the caller settles them).
 fn read_all(
     requested: &[FetchPartition],
     slots: &[Slot],
     follower: bool,
     max_bytes: usize,
-) -> (Vec<FetchedPartition>, usize, bool) {
+    quota: &ReplicationQuota,
+) -> Read {
     let mut budget = max_bytes;
     let mut total = 0usize;
     let mut complete = false;
+    let mut grants = Vec::new();
+    let mut refill: Option<Duration> = None;
     let mut out = Vec::with_capacity(slots.len());
     for (p, s) in requested.iter().zip(slots) {
         let part = match &s.part {
@@ -278,10 +312,25 @@ fn read_all(
         }
         // At least one batch for the first partition with data, then only
         // what fits the response budget.
-        let limit = s.max_bytes.min(budget);
+        let mut limit = s.max_bytes.min(budget);
         if limit == 0 && total > 0 {
             out.push(r);
             continue;
+        }
+        let mut grant = None;
+        if s.throttled {
+            match quota.take(u64::try_from(limit.max(1)).unwrap_or(u64::MAX)) {
+                Grant::Wait(d) => {
+                    refill = Some(refill.map_or(d, |r| r.min(d)));
+                    out.push(r);
+                    continue;
+                }
+                Grant::Bytes(n) => {
+                    limit = limit.min(usize::try_from(n).unwrap_or(usize::MAX));
+                    grant = Some(Grant::Bytes(n));
+                }
+                Grant::Unlimited => grant = Some(Grant::Unlimited),
+            }
         }
         let read = if follower {
             part.read_all(s.fetch_offset, limit.max(1))
@@ -293,6 +342,9 @@ fn read_all(
         match read {
             Ok(data) => {
                 let n = data.records.len();
+                if let Some(g) = grant.take() {
+                    grants.push((g, u64::try_from(n).unwrap_or(u64::MAX)));
+                }
                 total += n;
                 budget = budget.saturating_sub(n);
                 r.high_watermark = data.high_watermark;
@@ -308,7 +360,16 @@ fn read_all(
                 r.error = Some(e);
             }
         }
+        if let Some(g) = grant {
+            grants.push((g, 0));
+        }
         out.push(r);
     }
-    (out, total, complete)
+    Read {
+        results: out,
+        bytes: total,
+        complete,
+        grants,
+        refill,
+    }
 }

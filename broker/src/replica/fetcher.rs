@@ -16,6 +16,13 @@
 //!
 //! When the set of partitions changes, the in-flight fetch is abandoned
 //! (with its stream) and a new one built, so a new follower starts at once.
+//!
+//! A partition this broker is adding under a follower throttle
+//! (`follower.replication.throttled.replicas`, docs/reassignment.md) asks
+//! the follower quota ([`quota`](super::quota)) for its bytes: it fetches
+//! at most the grant, or sits out until the quota refills, and the bytes
+//! it received are settled after the round. Other partitions of the same
+//! session are never held back by it.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,6 +41,7 @@ use uuid::Uuid;
 use super::FixedMap;
 use super::config::ReplicationConfig;
 use super::partition::{Fetched, Partition};
+use super::quota::{Grant, ReplicationQuotas};
 use super::seams::{PeerSession, PeerTransport};
 
 type Key = (Uuid, i32);
@@ -55,6 +63,8 @@ pub struct Fetchers {
     sessions: Mutex<FixedMap<i32, Session>>,
     /// Which source each partition fetches from.
     sources: Mutex<FixedMap<Key, i32>>,
+    /// The follower throttle, shared by every session.
+    quotas: Arc<ReplicationQuotas>,
 }
 
 impl Fetchers {
@@ -62,6 +72,7 @@ impl Fetchers {
         node_id: i32,
         config: ReplicationConfig,
         peers: Arc<dyn PeerTransport>,
+        quotas: Arc<ReplicationQuotas>,
     ) -> Self {
         Self {
             node_id,
@@ -69,6 +80,7 @@ impl Fetchers {
             peers,
             sessions: Mutex::new(FixedMap::default()),
             sources: Mutex::new(FixedMap::default()),
+            quotas,
         }
     }
 
@@ -93,6 +105,7 @@ impl Fetchers {
                     wake: wake.clone(),
                     cancel: cancel.clone(),
                     session: self.peers.connect(leader),
+                    quotas: self.quotas.clone(),
                 }
                 .run(),
             );
@@ -159,6 +172,8 @@ impl Fetchers {
 struct Sent {
     part: Arc<Partition>,
     leader_epoch: i32,
+    /// What the follower quota granted this partition (throttled only).
+    grant: Option<Grant>,
 }
 
 struct SessionTask {
@@ -170,6 +185,8 @@ struct SessionTask {
     cancel: CancellationToken,
     /// The fetch session with the leader.
     session: Box<dyn PeerSession>,
+    /// The follower throttle.
+    quotas: Arc<ReplicationQuotas>,
 }
 
 /// How one fetch round ended.
@@ -183,7 +200,7 @@ enum Round {
 }
 
 impl SessionTask {
-    fn build(&self, delayed: &FixedMap<Key, Instant>) -> (FetchRequest, FixedMap<Key, Sent>) {
+    fn build(&self, delayed: &mut FixedMap<Key, Instant>) -> (FetchRequest, FixedMap<Key, Sent>) {
         let parts: Vec<Arc<Partition>> = self
             .partitions
             .lock()
@@ -202,6 +219,23 @@ impl SessionTask {
             let Some(position) = part.fetch_position(self.leader) else {
                 continue;
             };
+            let mut max_bytes = self.config.replica_fetch_max_bytes;
+            let grant = if part.follower_throttled() {
+                let want = u64::try_from(max_bytes).unwrap_or(1);
+                match self.quotas.follower.take(want) {
+                    Grant::Wait(pause) => {
+                        delayed.insert(key, now + pause);
+                        continue;
+                    }
+                    Grant::Bytes(n) => {
+                        max_bytes = i32::try_from(n).unwrap_or(max_bytes).clamp(1, max_bytes);
+                        Some(Grant::Bytes(n))
+                    }
+                    Grant::Unlimited => Some(Grant::Unlimited),
+                }
+            } else {
+                None
+            };
             let topic = topics.entry(part.topic_id).or_insert_with(|| FetchTopic {
                 topic: part.topic.clone(),
                 topic_id: part.topic_id.as_bytes().to_vec(),
@@ -213,7 +247,7 @@ impl SessionTask {
                 current_leader_epoch: position.leader_epoch,
                 last_fetched_epoch: position.last_fetched_epoch,
                 log_start_offset: part.reader().log_start_offset(),
-                partition_max_bytes: self.config.replica_fetch_max_bytes,
+                partition_max_bytes: max_bytes,
                 replica_durable_offset: position.durable_offset,
             });
             sent.insert(
@@ -221,6 +255,7 @@ impl SessionTask {
                 Sent {
                     part,
                     leader_epoch: position.leader_epoch,
+                    grant,
                 },
             );
         }
@@ -253,7 +288,7 @@ impl SessionTask {
         let mut failures = 0u32;
         tracing::debug!(leader = self.leader, "fetch session started");
         while !self.cancel.is_cancelled() {
-            let (request, sent) = self.build(&delayed);
+            let (request, mut sent) = self.build(&mut delayed);
             if sent.is_empty() {
                 let next = delayed.values().min().copied();
                 tokio::select! {
@@ -267,15 +302,23 @@ impl SessionTask {
             }
             let response = match self.round(request).await {
                 Round::Answered(r) => r,
-                Round::Rebuild => continue,
-                Round::Cancelled => break,
+                Round::Rebuild => {
+                    self.settle_unanswered(&mut sent);
+                    continue;
+                }
+                Round::Cancelled => {
+                    self.settle_unanswered(&mut sent);
+                    break;
+                }
                 Round::Failed(e) => {
+                    self.settle_unanswered(&mut sent);
                     tracing::debug!(leader = self.leader, error = %e, "follower fetch failed");
                     self.session.reset();
                     self.backoff(&mut failures).await;
                     continue;
                 }
                 Round::TimedOut => {
+                    self.settle_unanswered(&mut sent);
                     tracing::debug!(leader = self.leader, "follower fetch timed out");
                     self.session.reset();
                     self.backoff(&mut failures).await;
@@ -300,7 +343,14 @@ impl SessionTask {
                 let Some(id) = id else { continue };
                 for p in topic.partitions {
                     let key = (id, p.partition);
-                    let Some(s) = sent.get(&key) else { continue };
+                    let Some(s) = sent.get_mut(&key) else {
+                        continue;
+                    };
+                    if let Some(grant) = s.grant.take() {
+                        let used = u64::try_from(p.records.len()).unwrap_or(u64::MAX);
+                        self.quotas.follower.settle(grant, used);
+                    }
+                    let s = &*s;
                     let had_records = !p.records.is_empty();
                     if let Some(pause) = self.apply(s, p).await {
                         delayed.insert(key, Instant::now() + pause);
@@ -309,9 +359,21 @@ impl SessionTask {
                     }
                 }
             }
+            // Partitions the leader did not answer give their grants back.
+            self.settle_unanswered(&mut sent);
             self.flush(&appended, &mut delayed).await;
         }
         tracing::debug!(leader = self.leader, "fetch session ended");
+    }
+
+    /// Gives back the follower quota grants of partitions that received
+    /// nothing (the round failed, was abandoned, or left them out).
+    fn settle_unanswered(&self, sent: &mut FixedMap<Key, Sent>) {
+        for s in sent.values_mut() {
+            if let Some(grant) = s.grant.take() {
+                self.quotas.follower.settle(grant, 0);
+            }
+        }
     }
 
     /// Sends one request and waits for its response.

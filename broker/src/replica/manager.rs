@@ -39,6 +39,7 @@ use super::log_dir::LogDirHealth;
 use super::partition::Partition;
 use super::peer_grpc::GrpcPeers;
 use super::plan::{self, Assigned, Defaults, Hosted, Key, Transition};
+use super::quota::ReplicationQuotas;
 use super::retention::RetentionStats;
 use super::seams::{Blocking, ControllerClient, Host, Seams, SystemClock};
 use super::{FixedMap, PartError};
@@ -68,6 +69,8 @@ pub struct ReplicaManager {
     cleaner: Arc<CleanerStats>,
     /// Producer ids for `InitProducerId`.
     producer_ids: super::producer_ids::ProducerIds,
+    /// The replication throttles' byte rates (leader and follower side).
+    quotas: Arc<ReplicationQuotas>,
 }
 
 /// Most logs opened, and role changes run, at once: enough to keep the
@@ -156,7 +159,8 @@ impl ReplicaManager {
         log_dir_health: LogDirHealth,
     ) -> Arc<Self> {
         strom_log::set_cache_drop_behind(config.cache_drop_behind_bytes);
-        let fetchers = Fetchers::new(node_id, config.clone(), seams.peers);
+        let quotas = Arc::new(ReplicationQuotas::default());
+        let fetchers = Fetchers::new(node_id, config.clone(), seams.peers, quotas.clone());
         Arc::new(Self {
             node_id,
             log_dir: data_dir.join("logs"),
@@ -181,6 +185,7 @@ impl ReplicaManager {
             log_dir_health,
             retention: Arc::default(),
             cleaner: Arc::default(),
+            quotas,
         })
     }
 
@@ -210,6 +215,16 @@ impl ReplicaManager {
     /// What retention and DeleteRecords deleted, for metrics.
     pub fn retention_stats(&self) -> Arc<RetentionStats> {
         self.retention.clone()
+    }
+
+    /// The replication throttles: rates in force and throttled bytes, for
+    /// metrics.
+    pub fn replication_quotas(&self) -> Arc<ReplicationQuotas> {
+        self.quotas.clone()
+    }
+
+    pub(super) fn replication_quotas_ref(&self) -> &ReplicationQuotas {
+        &self.quotas
     }
 
     /// What the log cleaner did, for metrics.
@@ -353,6 +368,17 @@ impl ReplicaManager {
         plan::assigned(image, self.node_id, &self.defaults(image))
     }
 
+    /// The partitions the image assigns here, with the throttle rates in
+    /// force taken into the quotas.
+    fn assigned_and_rates(&self, image: &ClusterImage) -> Vec<Assigned> {
+        let defaults = self.defaults(image);
+        self.quotas.leader.set_rate(defaults.leader_throttled_rate);
+        self.quotas
+            .follower
+            .set_rate(defaults.follower_throttled_rate);
+        plan::assigned(image, self.node_id, &defaults)
+    }
+
     async fn open(&self, a: &Assigned) -> Result<Arc<Partition>, crate::Error> {
         let dir = partition_dir(&self.log_dir, &a.topic, a.partition);
         let (topic, topic_id, index, config, host) = (
@@ -386,7 +412,9 @@ impl ReplicaManager {
             return;
         }
         let started = Instant::now();
-        let assigned = self.cache.with_image(|image| self.assigned(image));
+        let assigned = self
+            .cache
+            .with_image(|image| self.assigned_and_rates(image));
         let hosted: HashMap<Key, Hosted> = self
             .hosted()
             .iter()
@@ -470,6 +498,7 @@ impl ReplicaManager {
         let p = &a.state;
         // Topic configs and live broker defaults reach open logs here.
         part.set_log_config(&a.log);
+        part.set_throttle(a.throttle.clone());
         match transition {
             Transition::Wait => {}
             Transition::Update => part.update(p, a.keeping),

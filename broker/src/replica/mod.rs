@@ -26,6 +26,8 @@
 //! * [`leadership`]: the hook that tells components (coordinators) of role
 //!   changes.
 //! * [`fetcher`]: follower fetch sessions, one per source broker.
+//! * [`quota`]: the replication throttles' byte rates (a token bucket per
+//!   side, leader and follower), metering moving replicas only.
 //! * [`isr`]: sends ISR changes to the controller (AlterPartition).
 //! * `producer_ids`: producer ids for `InitProducerId`, from blocks the
 //!   controller hands out (AllocateProducerIds).
@@ -56,6 +58,7 @@ pub(crate) mod plan;
 #[cfg(test)]
 mod plan_test;
 mod producer_ids;
+pub mod quota;
 pub mod retention;
 #[cfg(test)]
 mod retention_test;
@@ -72,6 +75,7 @@ pub use leadership::{LeadershipChange, LeadershipListener, LeadershipRole};
 pub use log_dir::LogDirHealth;
 pub use manager::ReplicaManager;
 pub use peer_grpc::GrpcPeers;
+pub use quota::ReplicationQuotas;
 pub use retention::{RecordsToDelete, RetentionStats};
 pub use seams::{
     Blocking, Clock, ControllerClient, PeerSession, PeerTransport, Seams, SystemClock,

@@ -63,6 +63,17 @@ pub(crate) struct Keeping {
     pub(crate) durable: bool,
 }
 
+/// Which of this replica's traffic counts against the broker's replication
+/// throttles (`strom_metadata::throttle`, refreshed at every image).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Throttle {
+    /// As leader: followers whose fetches the leader quota meters.
+    pub(crate) followers: Vec<i32>,
+    /// As follower: this replica's fetches are metered by the follower
+    /// quota.
+    pub(crate) follower: bool,
+}
+
 /// The partition's flush job: at most one runs; appends during it ask for
 /// one more round, which covers all of them (group commit).
 #[derive(Debug, Default)]
@@ -110,6 +121,7 @@ pub(crate) struct Partition {
     /// The flush jobs of the manager's partitions, awaited on shutdown.
     flushes: tokio_util::task::TaskTracker,
     flush_job: Mutex<FlushJob>,
+    throttle: Mutex<Throttle>,
 }
 
 impl Partition {
@@ -148,6 +160,7 @@ impl Partition {
             blocking: host.blocking,
             flushes: host.flushes.clone(),
             flush_job: Mutex::new(FlushJob::default()),
+            throttle: Mutex::new(Throttle::default()),
         }))
     }
 
@@ -289,6 +302,28 @@ impl Partition {
                 tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "log config refused")
             }
         }
+    }
+
+    /// Sets which of this replica's traffic is throttled.
+    pub(crate) fn set_throttle(&self, throttle: Throttle) {
+        *self.throttle.lock().unwrap_or_else(|e| e.into_inner()) = throttle;
+    }
+
+    /// As leader: `follower`'s fetches count against the leader quota.
+    pub(crate) fn leader_throttles(&self, follower: i32) -> bool {
+        self.throttle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .followers
+            .contains(&follower)
+    }
+
+    /// As follower: this replica's fetches count against the follower quota.
+    pub(crate) fn follower_throttled(&self) -> bool {
+        self.throttle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .follower
     }
 
     /// Takes a newer committed state at the same leader epoch (ISR change,

@@ -15,11 +15,11 @@
 use std::collections::{HashMap, HashSet};
 
 use strom_log::{CleanupPolicy, LogConfig};
-use strom_metadata::{ClusterImage, PartitionState, TopicImage};
+use strom_metadata::{ClusterImage, PartitionState, TopicImage, throttle};
 use uuid::Uuid;
 
 use super::config::{ReplicationConfig, timestamp_type};
-use super::partition::{Keeping, Role};
+use super::partition::{Keeping, Role, Throttle};
 
 /// A hosted partition: (topic id, partition index).
 pub(crate) type Key = (Uuid, i32);
@@ -34,6 +34,8 @@ pub(crate) struct Assigned {
     pub(crate) log: LogConfig,
     /// `min.insync.replicas` and `write.caching`.
     pub(crate) keeping: Keeping,
+    /// What of its traffic the replication throttles meter.
+    pub(crate) throttle: Throttle,
 }
 
 impl Assigned {
@@ -49,6 +51,10 @@ pub(crate) struct Defaults {
     pub(crate) min_insync_replicas: usize,
     /// `log.write.caching`.
     pub(crate) write_caching: bool,
+    /// `leader.replication.throttled.rate` (`None`: unthrottled).
+    pub(crate) leader_throttled_rate: Option<u64>,
+    /// `follower.replication.throttled.rate` (`None`: unthrottled).
+    pub(crate) follower_throttled_rate: Option<u64>,
 }
 
 /// The broker defaults in force on `node_id`: its static settings with the
@@ -77,6 +83,8 @@ pub(crate) fn defaults(
             config.min_insync_replicas,
         ),
         write_caching: live.write_caching,
+        leader_throttled_rate: live.leader_throttled_rate,
+        follower_throttled_rate: live.follower_throttled_rate,
     };
     (defaults, ignored)
 }
@@ -186,6 +194,10 @@ pub(crate) fn assigned(image: &ClusterImage, node_id: i32, defaults: &Defaults) 
             keeping: Keeping {
                 min_isr: min_isr(defaults.min_insync_replicas, t),
                 durable: !write_caching(defaults.write_caching, t),
+            },
+            throttle: Throttle {
+                followers: throttle::leader_throttled_followers(t, partition, p, node_id),
+                follower: throttle::follower_throttled(t, partition, p, node_id),
             },
         })
         .collect()

@@ -6,7 +6,7 @@ use strom_log::LogConfig;
 use strom_metadata::PartitionState;
 use uuid::Uuid;
 
-use super::partition::{Keeping, Role};
+use super::partition::{Keeping, Role, Throttle};
 use super::plan::{Assigned, Hosted, Key, Plan, Step, Transition, plan};
 
 const ME: i32 = 1;
@@ -35,6 +35,7 @@ fn assigned(partition: i32, leader: i32, leader_epoch: i32) -> Assigned {
             min_isr: 1,
             durable: false,
         },
+        throttle: Throttle::default(),
     }
 }
 
@@ -407,5 +408,48 @@ mod settings {
             assert_eq!(settings_of_t(&image, &config, 1), one, "step {i}, broker 1");
             assert_eq!(settings_of_t(&image, &config, 2), two, "step {i}, broker 2");
         }
+    }
+
+    #[test]
+    fn throttle_rates_are_live_per_broker_or_cluster_wide() {
+        let config = ReplicationConfig::default();
+        let mut image = image();
+        let rates = |image: &ClusterImage, node| {
+            let (d, ignored) = defaults(&config, image, node);
+            assert!(ignored.is_empty(), "{ignored:?}");
+            (d.leader_throttled_rate, d.follower_throttled_rate)
+        };
+        assert_eq!(rates(&image, 1), (None, None), "unthrottled by default");
+        alter(
+            &mut image,
+            Resource::BrokerDefault,
+            &[AlterConfig::set(
+                "leader.replication.throttled.rate",
+                "1000",
+            )],
+        );
+        alter(
+            &mut image,
+            Resource::Broker(2),
+            &[
+                AlterConfig::set("follower.replication.throttled.rate", "500"),
+                AlterConfig::set("leader.replication.throttled.rate", "9223372036854775807"),
+            ],
+        );
+        assert_eq!(rates(&image, 1), (Some(1000), None));
+        assert_eq!(
+            rates(&image, 2),
+            (None, Some(500)),
+            "Long.MAX_VALUE: unthrottled"
+        );
+        alter(
+            &mut image,
+            Resource::Broker(2),
+            &[
+                AlterConfig::delete("follower.replication.throttled.rate"),
+                AlterConfig::delete("leader.replication.throttled.rate"),
+            ],
+        );
+        assert_eq!(rates(&image, 2), (Some(1000), None));
     }
 }

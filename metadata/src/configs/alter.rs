@@ -62,7 +62,7 @@ pub fn incremental_alter_configs(
             },
             AlterOp::Delete => None,
             AlterOp::Append | AlterOp::Subtract => {
-                if !matches!(ty, ConfigType::List(_)) {
+                if !matches!(ty, ConfigType::List(_) | ConfigType::ThrottledReplicas) {
                     bail!(
                         InvalidConfig,
                         "config {} is not a list: it can only be set or deleted",

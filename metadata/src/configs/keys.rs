@@ -36,6 +36,10 @@ pub enum ConfigType {
     Choice(&'static [&'static str]),
     /// A non-empty comma-separated list of the values.
     List(&'static [&'static str]),
+    /// Kafka's throttled replica list: `*`, or comma-separated
+    /// `partition:broker` pairs, or empty
+    /// ([`ThrottledReplicas`](crate::throttle::ThrottledReplicas)).
+    ThrottledReplicas,
 }
 
 /// A topic config.
@@ -228,6 +232,20 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "true",
         Some("log.write.caching"),
     ),
+    // Replication throttles (docs/reassignment.md, "Throttles"): which
+    // replicas count against the brokers' throttled rates while they move.
+    topic(
+        crate::throttle::LEADER_THROTTLED_REPLICAS,
+        ConfigType::ThrottledReplicas,
+        "",
+        None,
+    ),
+    topic(
+        crate::throttle::FOLLOWER_THROTTLED_REPLICAS,
+        ConfigType::ThrottledReplicas,
+        "",
+        None,
+    ),
 ];
 
 /// Every broker and controller setting `stromd --set` accepts, and whether
@@ -320,6 +338,20 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "log.cleaner.min.cleanable.ratio",
         ConfigType::Double { min: 0.0, max: 1.0 },
         "0.5",
+        Update::PerBroker,
+    ),
+    // Replication throttles: bytes/s of moving replicas' traffic, per side;
+    // Kafka's Long.MAX_VALUE default is unthrottled.
+    broker(
+        crate::throttle::LEADER_THROTTLED_RATE,
+        ConfigType::Long { min: 1 },
+        NEVER,
+        Update::PerBroker,
+    ),
+    broker(
+        crate::throttle::FOLLOWER_THROTTLED_RATE,
+        ConfigType::Long { min: 1 },
+        NEVER,
         Update::PerBroker,
     ),
     // How long a partition remembers an idle idempotent producer; cluster-wide
@@ -480,6 +512,14 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "5",
         Update::ReadOnly,
     ),
+    // The built-in balancer (strom_metadata::balancer); `continuous` is not
+    // implemented yet, so it is refused.
+    broker(
+        crate::balancer::BALANCER_MODE,
+        ConfigType::Choice(&["off", "node-add"]),
+        "off",
+        Update::ReadOnly,
+    ),
     broker(
         "controller.quorum.election.timeout.ms",
         ConfigType::Long { min: 1 },
@@ -628,6 +668,11 @@ pub fn check_value(name: &str, ty: ConfigType, value: &str) -> Result<()> {
                     "config {name} value {value:?} is not supported; allowed: {}",
                     allowed.join(", ")
                 );
+            }
+        }
+        ConfigType::ThrottledReplicas => {
+            if let Err(why) = crate::throttle::ThrottledReplicas::parse(value) {
+                bail!(InvalidConfig, "config {name} value {value:?}: {why}");
             }
         }
         ConfigType::List(allowed) => {

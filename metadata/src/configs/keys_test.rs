@@ -60,6 +60,10 @@ fn values_are_checked_against_their_type() {
         (T::List(&["x", "y"]), "y", true),
         (T::List(&["x", "y"]), "", false),
         (T::List(&["x", "y"]), "x,z", false),
+        (T::ThrottledReplicas, "", true),
+        (T::ThrottledReplicas, "*", true),
+        (T::ThrottledReplicas, "0:1,1:2", true),
+        (T::ThrottledReplicas, "0-1", false),
     ];
     for (ty, value, ok) in cases {
         let r = check_value("k.name", *ty, value);
