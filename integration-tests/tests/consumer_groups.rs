@@ -14,6 +14,7 @@
 //! * a member not polled within `max.poll.interval.ms` leaves and rejoins;
 //! * 15 s of churn (joins, closes, crashes) while records arrive: one owner
 //!   at a time, every record delivered at least once;
+//! * `strom perf consume --group` commits on exit and a rerun resumes;
 //! * bad input: typed errors.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -891,4 +892,58 @@ async fn churn_delivers_every_record_with_one_owner_at_a_time() {
         sent.len(),
         d.len()
     );
+}
+
+/// `strom perf consume --group`: reads as a member, commits on exit, and a
+/// second run resumes after the committed records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn perf_consume_with_a_group_commits_and_resumes() {
+    let mut cluster = Cluster::start(1, options()).await;
+    cluster.wait_ready(Duration::from_secs(60)).await;
+    create(&cluster, "perf", 3).await;
+    let values: Vec<String> = (0..300).map(|i| format!("p{i}")).collect();
+    produce(&cluster, "perf", 3, &values).await;
+    let run = |messages: &str| {
+        strom(
+            &cluster,
+            &[
+                "--timeout-ms",
+                "3000",
+                "perf",
+                "consume",
+                "--topic",
+                "perf",
+                "--messages",
+                messages,
+                "--group",
+                "perf-g",
+            ],
+        )
+        .output()
+        .expect("run strom")
+    };
+    let out = run("300");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let admin = Admin::connect(ClientConfig::new(&cluster.bootstrap()).unwrap())
+        .await
+        .unwrap();
+    let committed: i64 = admin
+        .list_group_offsets("perf-g")
+        .await
+        .expect("offsets")
+        .iter()
+        .map(|o| o.offset)
+        .sum();
+    assert_eq!(committed, 300, "every read record committed on exit");
+    let described = admin.describe_group("perf-g").await.expect("describe");
+    assert!(described.members.is_empty(), "left on exit: {described:?}");
+    // Nothing after the commit: the second run times out reading none.
+    let out = run("1");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "resumed after the commit: {stderr}");
+    assert!(stderr.contains("consumed 0 of 1"), "{stderr}");
 }
