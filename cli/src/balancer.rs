@@ -35,7 +35,7 @@ pub(crate) async fn run(
 /// "bytes_remaining"}]}`.
 #[derive(Debug, Serialize)]
 struct Status {
-    /// `off`, `node-add`, or `unknown` when the active controller is not a
+    /// `off`, `node-add`, `continuous`, or `unknown` when the active controller is not a
     /// broker (its static settings are not reported).
     mode: String,
     /// The active controller's id.

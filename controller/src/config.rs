@@ -29,8 +29,12 @@ pub struct ControllerConfig {
     /// in flight per decommissioning broker, and per broker a balancer
     /// round starts.
     pub max_concurrent_moves_per_broker: usize,
-    /// `balancer.mode`: `off` or `node-add` (`strom_metadata::balancer`).
+    /// `balancer.mode`: `off`, `node-add` or `continuous`
+    /// (`strom_metadata::balancer`).
     pub balancer_mode: strom_metadata::balancer::BalancerMode,
+    /// `balancer.node.unavailable.timeout.ms`: in `continuous` mode, how
+    /// long a broker stays unavailable before its replicas move away.
+    pub balancer_node_unavailable_timeout: Duration,
     /// `controller.quorum.election.timeout.ms`: minimum election timeout; the maximum is twice it.
     pub election_timeout: Duration,
     /// `controller.quorum.heartbeat.interval.ms`: leader heartbeat to voters.
@@ -62,6 +66,7 @@ impl Default for ControllerConfig {
             leader_imbalance_check_interval: Duration::from_secs(300),
             max_concurrent_moves_per_broker: 5,
             balancer_mode: strom_metadata::balancer::BalancerMode::Off,
+            balancer_node_unavailable_timeout: Duration::from_millis(900_000),
             election_timeout: Duration::from_millis(100),
             raft_heartbeat_interval: Duration::from_millis(30),
             snapshot_interval_entries: 20_000,
@@ -126,9 +131,12 @@ impl ControllerConfig {
                 self.balancer_mode = strom_metadata::balancer::BalancerMode::parse(value)
                     .ok_or_else(|| {
                         ConfigError(format!(
-                            "{key} must be off or node-add (continuous is not implemented yet), got '{value}'"
+                            "{key} must be off, node-add or continuous, got '{value}'"
                         ))
                     })?
+            }
+            "balancer.node.unavailable.timeout.ms" => {
+                self.balancer_node_unavailable_timeout = ms(key, value)?
             }
             "controller.quorum.election.timeout.ms" => self.election_timeout = ms(key, value)?,
             "controller.quorum.heartbeat.interval.ms" => {

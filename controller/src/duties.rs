@@ -90,6 +90,10 @@ async fn term_duties(controller: Controller, token: CancellationToken) {
         rebalance_every,
     );
     rebalance_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // When this term first saw each broker unavailable (the balancer's
+    // `balancer.node.unavailable.timeout.ms`).
+    let mut unavailable: std::collections::HashMap<i32, tokio::time::Instant> =
+        std::collections::HashMap::new();
     loop {
         tokio::select! {
             _ = token.cancelled() => return,
@@ -97,7 +101,7 @@ async fn term_duties(controller: Controller, token: CancellationToken) {
                 fence_expired(&controller).await;
                 complete_reassignments(&controller).await;
                 decommission(&controller).await;
-                balance(&controller).await;
+                balance(&controller, &mut unavailable).await;
             }
             _ = rebalance_tick.tick() => {
                 if inner.config.auto_leader_rebalance_enable {
@@ -202,29 +206,69 @@ async fn decommission(controller: &Controller) {
     }
 }
 
-/// One round of the balancer (see `strom_metadata::balancer`).
-async fn balance(controller: &Controller) {
+/// One round of the balancer (see `strom_metadata::balancer`):
+/// `continuous` first moves the replicas of brokers unavailable for longer
+/// than `balancer.node.unavailable.timeout.ms` (timed from when this term
+/// first saw them so), then both modes fill under-loaded brokers.
+async fn balance(
+    controller: &Controller,
+    unavailable: &mut std::collections::HashMap<i32, tokio::time::Instant>,
+) {
+    use strom_metadata::balancer::{
+        BalancerMode, balancer_moves, balancer_view, unavailable_moves,
+    };
     let mode = controller.config().balancer_mode;
-    if mode == strom_metadata::balancer::BalancerMode::Off
-        || !controller.with_image(|image| {
-            let view = strom_metadata::balancer::balancer_view(image);
-            view.unbalanced && view.moving == 0
-        })
-    {
+    if mode == BalancerMode::Off {
+        return;
+    }
+    let now = tokio::time::Instant::now();
+    let down: Vec<i32> = controller.with_image(|image| {
+        image
+            .brokers()
+            .filter(|b| !b.is_alive())
+            .map(|b| b.id)
+            .collect()
+    });
+    unavailable.retain(|id, _| down.contains(id));
+    for id in &down {
+        unavailable.entry(*id).or_insert(now);
+    }
+    let timeout = controller.config().balancer_node_unavailable_timeout;
+    let mut gone: Vec<i32> = unavailable
+        .iter()
+        .filter(|(_, since)| now.saturating_duration_since(**since) >= timeout)
+        .map(|(id, _)| *id)
+        .collect();
+    gone.sort_unstable();
+    if mode != BalancerMode::Continuous {
+        gone.clear();
+    }
+    let has_work = controller.with_image(|image| {
+        let view = balancer_view(image);
+        let stranded = !gone.is_empty()
+            && image.all_partitions().any(|(_, _, s)| {
+                !s.is_reassigning() && s.replicas.iter().any(|r| gone.contains(r))
+            });
+        stranded || (view.unbalanced && view.moving == 0)
+    });
+    if !has_work {
         return;
     }
     let max_moves = controller.config().max_concurrent_moves_per_broker;
     let result = controller
         .decide(|image| {
             let min_isr = controller.default_min_isr(image);
-            Ok((
-                strom_metadata::balancer::balancer_moves(image, mode, max_moves, min_isr),
-                (),
-            ))
+            let records = unavailable_moves(image, &gone, max_moves, min_isr);
+            if !records.is_empty() {
+                return Ok((records, ()));
+            }
+            Ok((balancer_moves(image, mode, max_moves, min_isr), ()))
         })
         .await;
     match result {
-        Ok((_, Some(offset))) => tracing::info!(offset, ?mode, "balancer: started reassignments"),
+        Ok((_, Some(offset))) => {
+            tracing::info!(offset, ?mode, ?gone, "balancer: started reassignments")
+        }
         Ok((_, None)) => {}
         Err(e) => tracing::warn!(error = %e, "balancer round failed"),
     }

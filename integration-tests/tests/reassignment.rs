@@ -1172,3 +1172,55 @@ async fn node_add_balancer_fills_a_new_broker() {
         "balanced: {metrics}"
     );
 }
+
+/// `balancer.mode=continuous`: a broker killed for longer than
+/// `balancer.node.unavailable.timeout.ms` has its replicas moved to the
+/// available brokers, and the partition is fully replicated again without
+/// it, nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn continuous_balancer_moves_replicas_off_an_unavailable_broker() {
+    let mut cluster = Cluster::start(
+        3,
+        ClusterOptions::default()
+            .set("broker.session.timeout.ms", "3000")
+            .set("broker.heartbeat.interval.ms", "500")
+            .set("replica.lag.time.max.ms", "5000")
+            .set("auto.leader.rebalance.enable", "false")
+            .set("balancer.mode", "continuous")
+            .set("balancer.node.unavailable.timeout.ms", "2000")
+            .broker_only(1),
+    )
+    .await;
+    let admin = admin(&cluster).await;
+    create(&cluster, "stranded", &[&[1, 2, 4]]).await;
+    let acked = fill(&cluster, "stranded", 50, 1000).await;
+    let started = Instant::now();
+    cluster.kill(4);
+    let healed = wait_until(Duration::from_secs(60), || async {
+        let Ok(moving) = admin.list_partition_reassignments(None).await else {
+            return false;
+        };
+        let Ok(t) = admin.describe_topics(&["stranded".to_owned()]).await else {
+            return false;
+        };
+        let p = &t[0].partitions[0];
+        moving.is_empty() && p.replicas.len() == 3 && !p.replicas.contains(&4) && p.isr.len() == 3
+    })
+    .await;
+    assert!(
+        healed,
+        "the replica on 4 was not moved: {:?}\n{}",
+        admin.describe_topics(&["stranded".to_owned()]).await,
+        cluster.dump_logs()
+    );
+    // Not before the broker was unavailable for the timeout (plus its
+    // session timeout, before which it is not known to be gone).
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    check_nothing_lost(&cluster, "stranded", &acked).await;
+    let status = strom_ok(&cluster, &["balancer", "status"]);
+    assert!(status.contains("Balancer mode: continuous"), "{status}");
+}

@@ -33,6 +33,8 @@ use crate::reassignment::{ReassignmentSpec, alter_reassignments};
 
 /// Broker setting `balancer.mode`.
 pub const BALANCER_MODE: &str = "balancer.mode";
+/// Broker setting `balancer.node.unavailable.timeout.ms`.
+pub const NODE_UNAVAILABLE_TIMEOUT: &str = "balancer.node.unavailable.timeout.ms";
 
 /// What the balancer does (`balancer.mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -42,6 +44,9 @@ pub enum BalancerMode {
     Off,
     /// Fill brokers that hold far fewer replicas than the others.
     NodeAdd,
+    /// `NodeAdd`, and move the replicas of brokers unavailable for longer
+    /// than `balancer.node.unavailable.timeout.ms` to available ones.
+    Continuous,
 }
 
 impl BalancerMode {
@@ -50,6 +55,7 @@ impl BalancerMode {
         match value {
             "off" => Some(BalancerMode::Off),
             "node-add" => Some(BalancerMode::NodeAdd),
+            "continuous" => Some(BalancerMode::Continuous),
             _ => None,
         }
     }
@@ -59,6 +65,7 @@ impl BalancerMode {
         match self {
             BalancerMode::Off => "off",
             BalancerMode::NodeAdd => "node-add",
+            BalancerMode::Continuous => "continuous",
         }
     }
 }
@@ -169,6 +176,92 @@ pub fn balancer_moves(
             partition: next.partition,
             replicas: Some(next.replicas),
         });
+    }
+    if specs.is_empty() {
+        return Vec::new();
+    }
+    alter_reassignments(image, &specs, default_min_isr)
+        .map(|(records, _)| records)
+        .unwrap_or_default()
+}
+
+/// `continuous` mode's first goal: the replicas of `gone` (brokers
+/// unavailable for longer than `balancer.node.unavailable.timeout.ms`, as
+/// the active controller measured) move to available brokers, each
+/// replaced in place by the available broker not yet a replica on the rack
+/// the fewest of the partition's other replicas use, then holding the
+/// fewest replicas (moves in flight counted), then the lowest id; at most
+/// `max_moves` moves in flight per broker gaining a replica. Partitions
+/// already moving are left to finish. The records of the moves to start
+/// now, or none.
+pub fn unavailable_moves(
+    image: &ClusterImage,
+    gone: &[i32],
+    max_moves: usize,
+    default_min_isr: usize,
+) -> Vec<pb::MetadataRecord> {
+    if gone.is_empty() || max_moves == 0 {
+        return Vec::new();
+    }
+    let brokers = available(image);
+    let rack = |id: i32| image.broker(id).and_then(|b| b.rack.clone());
+    let mut load: BTreeMap<i32, usize> = brokers.iter().map(|(id, _)| (*id, 0)).collect();
+    let mut in_flight: BTreeMap<i32, usize> = BTreeMap::new();
+    for (_, _, s) in image.all_partitions() {
+        for r in &s.replicas {
+            if let Some(n) = load.get_mut(r) {
+                *n += 1;
+            }
+        }
+        for a in &s.adding {
+            *in_flight.entry(*a).or_default() += 1;
+        }
+    }
+    let mut specs = Vec::new();
+    for (topic, p, s) in image.all_partitions() {
+        if s.is_reassigning() || !s.replicas.iter().any(|r| gone.contains(r)) {
+            continue;
+        }
+        let mut target = s.replicas.clone();
+        let mut ok = true;
+        for slot in 0..target.len() {
+            if !gone.contains(&target[slot]) {
+                continue;
+            }
+            let others: Vec<Option<String>> = target
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != slot)
+                .map(|(_, r)| rack(*r))
+                .collect();
+            let pick = brokers
+                .iter()
+                .filter(|(id, _)| {
+                    !target.contains(id) && in_flight.get(id).copied().unwrap_or(0) < max_moves
+                })
+                .min_by_key(|(id, r)| {
+                    let shared = r.as_ref().map_or(0, |r| {
+                        others.iter().filter(|o| o.as_ref() == Some(r)).count()
+                    });
+                    (shared, load.get(id).copied().unwrap_or(0), *id)
+                })
+                .map(|(id, _)| *id);
+            match pick {
+                Some(b) => {
+                    target[slot] = b;
+                    *load.entry(b).or_default() += 1;
+                    *in_flight.entry(b).or_default() += 1;
+                }
+                None => ok = false,
+            }
+        }
+        if ok {
+            specs.push(ReassignmentSpec {
+                topic: topic.name.clone(),
+                partition: p,
+                replicas: Some(target),
+            });
+        }
     }
     if specs.is_empty() {
         return Vec::new();

@@ -45,7 +45,8 @@ fn modes_parse() {
     for (text, mode) in [
         ("off", Some(BalancerMode::Off)),
         ("node-add", Some(BalancerMode::NodeAdd)),
-        ("continuous", None),
+        ("continuous", Some(BalancerMode::Continuous)),
+        ("random", None),
         ("Node-Add", None),
     ] {
         assert_eq!(BalancerMode::parse(text), mode, "{text}");
@@ -133,4 +134,44 @@ fn nothing_starts_while_a_reassignment_is_in_progress() {
     c.apply(records).expect("apply");
     assert_eq!(balancer_view(&c.image).moving, 1);
     assert!(balancer_moves(&c.image, BalancerMode::NodeAdd, 5, 1).is_empty());
+}
+
+#[test]
+fn replicas_of_gone_brokers_move_to_available_ones_rack_aware() {
+    let mut c = Cluster::with_racks(&[(1, "a"), (2, "b"), (3, "c"), (4, "a"), (5, "c")]);
+    c.topic("t", &[&[1, 2, 3], &[2, 3, 1], &[3, 1, 2], &[1, 2, 4]]);
+    assert!(unavailable_moves(&c.image, &[], 5, 1).is_empty());
+    c.fence_flag(3);
+    // 3 was on rack c: 5 (rack c) replaces it where that keeps racks spread.
+    let records = unavailable_moves(&c.image, &[3], 5, 1);
+    c.apply(records).expect("apply");
+    for p in 0..3 {
+        let s = c.state("t", p);
+        assert!(s.is_reassigning(), "t-{p}: {s:?}");
+        assert!(s.adding.contains(&5), "t-{p} gets 5 (rack c): {s:?}");
+        assert_eq!(s.removing, vec![3], "t-{p}: {s:?}");
+    }
+    assert!(!c.state("t", 3).is_reassigning(), "t-3 has no replica on 3");
+    // Already moving: nothing more.
+    assert!(unavailable_moves(&c.image, &[3], 5, 1).is_empty());
+}
+
+#[test]
+fn unavailable_moves_respect_the_concurrency_limit() {
+    let mut c = Cluster::with_brokers(&[1, 2, 3, 4]);
+    c.topic("t", &[&[1, 3], &[2, 3], &[1, 3], &[2, 3], &[4, 3]]);
+    c.fence_flag(3);
+    let records = unavailable_moves(&c.image, &[3], 1, 1);
+    c.apply(records).expect("apply");
+    let moving: Vec<Vec<i32>> = (0..5)
+        .map(|p| c.state("t", p))
+        .filter(|s| s.is_reassigning())
+        .map(|s| s.adding)
+        .collect();
+    // One move in flight per receiving broker: at most one each to 1, 2, 4.
+    assert!(!moving.is_empty() && moving.len() <= 3, "{moving:?}");
+    let mut receivers: Vec<i32> = moving.concat();
+    receivers.sort();
+    receivers.dedup();
+    assert_eq!(receivers.len(), moving.len(), "{moving:?}");
 }

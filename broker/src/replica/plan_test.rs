@@ -452,4 +452,60 @@ mod settings {
         );
         assert_eq!(rates(&image, 2), (Some(1000), None));
     }
+
+    #[test]
+    fn throttles_follow_the_topic_lists_and_the_move() {
+        use crate::replica::partition::Throttle;
+        use crate::replica::plan::assigned;
+
+        let config = ReplicationConfig::default();
+        let mut image = image();
+        // A move adding replica 2 to t-0: 2 is being added, out of the ISR.
+        let moving = record(Record::PartitionChange(
+            strom_metadata::pb::PartitionChangeRecord {
+                topic_id: Uuid::from_u128(7).as_bytes().to_vec(),
+                partition: 0,
+                expected_partition_epoch: 0,
+                leader: None,
+                isr: Some(strom_metadata::pb::ReplicaList::of(vec![1])),
+                replicas: Some(strom_metadata::pb::ReplicaList::of(vec![1, 2])),
+                elr: None,
+                adding_replicas: Some(strom_metadata::pb::ReplicaList::of(vec![2])),
+                removing_replicas: None,
+            },
+        ));
+        let offset = image.offset() + 1;
+        image.apply_batch(offset, &[moving]).expect("apply");
+        let throttle_of = |image: &ClusterImage, node| {
+            let (d, _) = defaults(&config, image, node);
+            assigned(image, node, &d)
+                .into_iter()
+                .next()
+                .map(|a| a.throttle)
+                .expect("assigned")
+        };
+        assert_eq!(throttle_of(&image, 1), Throttle::default(), "no lists");
+        alter(
+            &mut image,
+            Resource::Topic("t".into()),
+            &[
+                AlterConfig::set("leader.replication.throttled.replicas", "0:1"),
+                AlterConfig::set("follower.replication.throttled.replicas", "0:2"),
+            ],
+        );
+        assert_eq!(
+            throttle_of(&image, 1),
+            Throttle {
+                followers: vec![2],
+                follower: false
+            }
+        );
+        assert_eq!(
+            throttle_of(&image, 2),
+            Throttle {
+                followers: vec![],
+                follower: true
+            }
+        );
+    }
 }

@@ -512,12 +512,17 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "5",
         Update::ReadOnly,
     ),
-    // The built-in balancer (strom_metadata::balancer); `continuous` is not
-    // implemented yet, so it is refused.
+    // The built-in balancer (strom_metadata::balancer).
     broker(
         crate::balancer::BALANCER_MODE,
-        ConfigType::Choice(&["off", "node-add"]),
+        ConfigType::Choice(&["off", "node-add", "continuous"]),
         "off",
+        Update::ReadOnly,
+    ),
+    broker(
+        crate::balancer::NODE_UNAVAILABLE_TIMEOUT,
+        ConfigType::Long { min: 1 },
+        "900000",
         Update::ReadOnly,
     ),
     broker(
