@@ -97,26 +97,16 @@ fn parse_isolation(s: &str) -> Result<IsolationLevel, String> {
 }
 
 impl ConsumeArgs {
-    /// A numeric offset names a position in one partition.
+    /// A numeric offset names a position in one partition (a usage error).
+    /// The group's own conflicts are request errors, checked by
+    /// [`check_group_flags`] in `run`, because a group can also come from
+    /// `--consumer-property group.id=G`.
     pub(crate) fn validate(&self) -> Result<(), String> {
         if let Some(StartOffset::At(_)) = self.offset
             && self.partition.is_none()
+            && self.group.is_none()
         {
             return Err("--offset N needs --partition (an offset belongs to one partition)".into());
-        }
-        if self.group.is_some() {
-            if self.partition.is_some() {
-                return Err(
-                    "--partition cannot be used with --group (the group assigns partitions)".into(),
-                );
-            }
-            if let Some(StartOffset::At(_)) = self.offset {
-                return Err(
-                    "--offset N cannot be used with --group (the group starts from \
-                            its committed offsets)"
-                        .into(),
-                );
-            }
         }
         Ok(())
     }
@@ -208,8 +198,7 @@ pub(crate) async fn run(
     output: &Output,
 ) -> Result<(), Error> {
     let start = args.start();
-    let count = topics::check_partition(&client, &args.topic, args.partition).await?;
-    let config = consumer_config(client, &args.consumer_props, |c| {
+    let config = consumer_config(client.clone(), &args.consumer_props, |c| {
         c.isolation_level = args.isolation_level;
         c.auto_offset_reset = match start {
             StartOffset::Earliest => OffsetReset::Earliest,
@@ -223,11 +212,8 @@ pub(crate) async fn run(
     })?;
     // A group given as --consumer-property group.id=G joins it too.
     let grouped = config.group_id.is_some();
-    if grouped && args.partition.is_some() {
-        return Err(Error::InvalidArgument(
-            "--partition cannot be used with a group (the group assigns partitions)".into(),
-        ));
-    }
+    check_group_flags(grouped, args.partition, args.offset)?;
+    let count = topics::check_partition(&client, &args.topic, args.partition).await?;
     let mut consumer = Consumer::connect(config).await?;
     if grouped {
         consumer.subscribe([args.topic.clone()]).await?;
@@ -307,6 +293,32 @@ pub(crate) async fn run(
     outcome
 }
 
+/// A group assigns the partitions and starts them from its committed
+/// offsets: `--partition` and `--offset N` contradict it. Refused as a
+/// request error (exit 1, one line on stderr) before anything connects.
+pub(crate) fn check_group_flags(
+    grouped: bool,
+    partition: Option<i32>,
+    offset: Option<StartOffset>,
+) -> Result<(), Error> {
+    if !grouped {
+        return Ok(());
+    }
+    if partition.is_some() {
+        return Err(Error::InvalidArgument(
+            "--partition cannot be used with a group (the group assigns partitions)".into(),
+        ));
+    }
+    if let Some(StartOffset::At(_)) = offset {
+        return Err(Error::InvalidArgument(
+            "--offset N cannot be used with a group (the group starts from its committed \
+             offsets; --offset earliest|latest only sets auto.offset.reset)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Moves each partition of `unprinted` back to its first unprinted record.
 pub(crate) fn rewind(consumer: &mut Consumer, unprinted: &[ConsumerRecord]) -> Result<(), Error> {
     let mut first: BTreeMap<TopicPartition, i64> = BTreeMap::new();
@@ -370,6 +382,53 @@ mod tests {
             serde_json::from_str(&render(&nulls, Format::Json, true)).unwrap();
         assert_eq!(json["key"], serde_json::Value::Null);
         assert_eq!(json["value"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn a_group_refuses_partition_and_numeric_offset_as_request_errors() {
+        let table = [
+            (false, Some(0), Some(StartOffset::At(5)), true),
+            (false, None, None, true),
+            (true, None, None, true),
+            (true, None, Some(StartOffset::Earliest), true),
+            (true, None, Some(StartOffset::Latest), true),
+            (true, Some(0), None, false),
+            (true, None, Some(StartOffset::At(5)), false),
+            (true, Some(1), Some(StartOffset::At(5)), false),
+        ];
+        for (grouped, partition, offset, ok) in table {
+            let checked = check_group_flags(grouped, partition, offset);
+            assert_eq!(checked.is_ok(), ok, "{grouped} {partition:?} {offset:?}");
+            if let Err(e) = checked {
+                // INVALID_REQUEST: the CLI prints one line and exits 1.
+                assert_eq!(e.code(), None, "{e}");
+                assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_group_with_partition_parses_and_is_left_to_run() {
+        use clap::Parser;
+
+        // Not a usage error (exit 2): `run` refuses it with exit 1.
+        let cli = crate::Cli::try_parse_from([
+            "strom",
+            "consume",
+            "--topic",
+            "t",
+            "--group",
+            "g",
+            "--partition",
+            "0",
+        ])
+        .unwrap();
+        cli.command.validate().unwrap();
+        let cli = crate::Cli::try_parse_from([
+            "strom", "consume", "--topic", "t", "--group", "g", "--offset", "5",
+        ])
+        .unwrap();
+        cli.command.validate().unwrap();
     }
 
     #[test]

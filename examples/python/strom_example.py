@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Strom from Python: a client generated from proto/ with grpcio-tools.
 
-Creates a topic, produces records with acks=all to each partition leader and
-consumes them back, checking every record. The record batches are built
-and parsed here, in the Kafka v2 format Strom stores (docs/log-storage.md),
-CRC32C included: nothing but the .proto files and grpcio is needed.
+Creates a topic, produces records (key, value, headers, timestamp) with
+acks=all to each partition leader with RecordsService.ProduceRecords and
+consumes them back decoded with RecordsService.ConsumeRecords, checking
+every record. No Kafka record batch codec: the broker builds and decodes
+the batches, so nothing but the .proto files and grpcio is needed.
 
     pip install -r examples/python/requirements.txt
     python3 examples/python/strom_example.py --bootstrap-server 127.0.0.1:9092
@@ -22,7 +23,6 @@ The gRPC code is generated at start into a temporary directory (or
 
 import argparse
 import os
-import struct
 import subprocess
 import sys
 import tempfile
@@ -51,132 +51,22 @@ def generate(out_dir):
     sys.path.insert(0, out_dir)
 
 
-# --- Kafka v2 record batches -------------------------------------------------
-
-def _crc32c_table():
-    table = []
-    for n in range(256):
-        c = n
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-_CRC32C = _crc32c_table()
-
-
-def crc32c(data):
-    """CRC-32C (Castagnoli), as in the batch header."""
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc = _CRC32C[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-def varint(n):
-    """Zigzag LEB128, as Kafka records use for every length and delta."""
-    z = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while True:
-        byte = z & 0x7F
-        z >>= 7
-        if z:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def read_varint(buf, pos):
-    shift = result = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return (result >> 1) ^ -(result & 1), pos
-        shift += 7
-
-
-def _bytes_field(b):
-    return varint(-1) if b is None else varint(len(b)) + b
-
-
-def build_batch(records, timestamp_ms):
-    """One uncompressed v2 batch of (key, value) pairs, CreateTime timestamps.
-
-    baseOffset and partitionLeaderEpoch are left for the leader to assign.
-    """
-    body = bytearray()
-    for delta, (key, value) in enumerate(records):
-        rec = (b"\x00"                      # attributes
-               + varint(0)                  # timestamp delta
-               + varint(delta)              # offset delta
-               + _bytes_field(key)
-               + _bytes_field(value)
-               + varint(0))                 # no headers
-        body += varint(len(rec)) + rec
-    n = len(records)
-    after_crc = struct.pack(">hiqqqhii",
-                            0,              # attributes: no compression, CreateTime
-                            n - 1,          # lastOffsetDelta
-                            timestamp_ms,   # baseTimestamp
-                            timestamp_ms,   # maxTimestamp
-                            -1, -1, -1,     # producerId, producerEpoch, baseSequence
-                            n) + bytes(body)
-    batch_length = 4 + 1 + 4 + len(after_crc)   # leader epoch, magic, crc, rest
-    return struct.pack(">qiibI", 0, batch_length, -1, 2, crc32c(after_crc)) + after_crc
-
-
-def parse_batches(buf):
-    """Yields (offset, timestamp, key, value) from concatenated v2 batches."""
-    pos = 0
-    while pos + 61 <= len(buf):
-        base_offset, length = struct.unpack_from(">qi", buf, pos)
-        end = pos + 12 + length
-        if end > len(buf):
-            break                           # a partial batch at the end of a fetch
-        magic = buf[pos + 16]
-        (crc,) = struct.unpack_from(">I", buf, pos + 17)
-        if magic != 2:
-            raise ValueError(f"batch at offset {base_offset}: magic {magic}, expected 2")
-        if crc32c(buf[pos + 21:end]) != crc:
-            raise ValueError(f"batch at offset {base_offset}: CRC32C mismatch")
-        attributes, _, base_ts, _, _, _, _, count = struct.unpack_from(">hiqqqhii", buf, pos + 21)
-        if attributes & 0x07:
-            raise ValueError(f"batch at offset {base_offset}: compressed (codec {attributes & 7}); "
-                             "this example reads uncompressed batches only")
-        p = pos + 61
-        for _ in range(count):
-            _, p = read_varint(buf, p)      # record length
-            p += 1                          # attributes
-            ts_delta, p = read_varint(buf, p)
-            off_delta, p = read_varint(buf, p)
-            fields = []
-            for _ in range(2):
-                n, p = read_varint(buf, p)
-                fields.append(None if n < 0 else bytes(buf[p:p + n]))
-                p += max(n, 0)
-            headers, p = read_varint(buf, p)
-            for _ in range(2 * headers):
-                n, p = read_varint(buf, p)
-                p += max(n, 0)
-            yield base_offset + off_delta, base_ts + ts_delta, fields[0], fields[1]
-        pos = end
-
-
 # --- the example -------------------------------------------------------------
+
+# Errors a client retries after finding the leader again.
+RETRIABLE = ("NOT_LEADER_OR_FOLLOWER", "LEADER_NOT_AVAILABLE", "NOT_ENOUGH_REPLICAS",
+             "UNKNOWN_TOPIC_OR_PARTITION", "REQUEST_TIMED_OUT", "FENCED_LEADER_EPOCH")
+
 
 class Strom:
     """Channels per address, and the generated stubs."""
 
     def __init__(self, bootstrap):
         import grpc
-        from strom.v1 import broker_pb2, broker_pb2_grpc, common_pb2, controller_pb2, controller_pb2_grpc
+        from strom.v1 import common_pb2, controller_pb2, controller_pb2_grpc, records_pb2, records_pb2_grpc
         self.grpc = grpc
-        self.pb, self.cpb, self.common = broker_pb2, controller_pb2, common_pb2
-        self.broker_grpc, self.controller_grpc = broker_pb2_grpc, controller_pb2_grpc
+        self.cpb, self.common, self.rpb = controller_pb2, common_pb2, records_pb2
+        self.controller_grpc, self.records_grpc = controller_pb2_grpc, records_pb2_grpc
         self.bootstrap = bootstrap.split(",")
         self.channels = {}
 
@@ -231,46 +121,47 @@ class Strom:
                 raise SystemExit(f"error: LEADER_NOT_AVAILABLE: {topic} has leaders only for {sorted(found)}")
             time.sleep(0.2)
 
-    def produce(self, topic, partition, batch, retries=20):
-        """Sends one batch to the partition leader with acks=all; its base offset."""
+    def produce(self, topic, partition, records, retries=20):
+        """Sends records (RecordMessage) to the partition leader with
+        ProduceRecords, acks=all; the base offset."""
         for _ in range(retries):
             leader = self.leaders(topic)[partition]
-            req = self.pb.ProduceRequest(acks=-1, timeout_ms=10000, topics=[
-                self.pb.ProduceTopicData(topic=topic, partitions=[
-                    self.pb.ProducePartitionData(partition=partition, records=batch)])])
-            stub = self.broker_grpc.BrokerServiceStub(self.channel(leader))
-            p = stub.Produce(req, timeout=15).topics[0].partitions[0]
+            req = self.rpb.ProduceRecordsRequest(acks=-1, timeout_ms=10000, topics=[
+                self.rpb.ProduceRecordsTopic(topic=topic, partitions=[
+                    self.rpb.ProduceRecordsPartition(partition=partition, records=records)])])
+            stub = self.records_grpc.RecordsServiceStub(self.channel(leader))
+            p = stub.ProduceRecords(req, timeout=15).topics[0].partitions[0]
             if p.error_code == 0:
                 return p.base_offset
             name = self.error_name(p.error_code)
-            if name not in ("NOT_LEADER_OR_FOLLOWER", "LEADER_NOT_AVAILABLE", "NOT_ENOUGH_REPLICAS",
-                            "UNKNOWN_TOPIC_OR_PARTITION", "REQUEST_TIMED_OUT"):
+            if name not in RETRIABLE:
                 raise SystemExit(f"error: {name}: {p.error_message}")
             time.sleep(0.2)
         raise SystemExit(f"error: {name}: produce to {topic}-{partition} kept failing")
 
-    def consume(self, topic, partition, until_offset):
-        """Fetches the partition from its leader from offset 0 to until_offset."""
-        records, offset = [], 0
-        deadline = time.monotonic() + 30
+    def consume(self, topic, partition, offset, until_offset, timeout=30):
+        """Reads the partition from its leader with ConsumeRecords, decoded,
+        from offset up to until_offset; the ConsumedRecord messages."""
+        records = []
+        deadline = time.monotonic() + timeout
         while offset < until_offset:
             if time.monotonic() > deadline:
                 raise SystemExit(f"error: REQUEST_TIMED_OUT: read {topic}-{partition} up to {offset} only")
             leader = self.leaders(topic)[partition]
-            req = self.pb.FetchRequest(
-                replica_id=-1, replica_epoch=-1, max_wait_ms=500, min_bytes=1, max_bytes=1 << 20,
-                topics=[self.pb.FetchTopic(topic=topic, partitions=[self.pb.FetchPartition(
-                    partition=partition, fetch_offset=offset, current_leader_epoch=-1,
-                    last_fetched_epoch=-1, log_start_offset=-1, partition_max_bytes=1 << 20)])])
-            stub = self.broker_grpc.BrokerServiceStub(self.channel(leader))
-            p = stub.Fetch(req, timeout=10).topics[0].partitions[0]
-            if p.error_code != 0:
+            stub = self.records_grpc.RecordsServiceStub(self.channel(leader))
+            try:
+                resp = stub.ConsumeRecords(self.rpb.ConsumeRecordsRequest(
+                    topic=topic, partition=partition, offset=offset, max_records=500, max_wait_ms=500),
+                    timeout=10)
+            except self.grpc.RpcError as e:
+                # The ErrorCode travels in the status; a leader change is retried.
+                if not any(name in (e.details() or "") for name in RETRIABLE):
+                    raise SystemExit(f"error: ConsumeRecords {topic}-{partition}@{offset}: "
+                                     f"{e.code().name}: {e.details()}")
                 time.sleep(0.2)
                 continue
-            for r in parse_batches(p.records):
-                if r[0] >= offset:
-                    records.append(r)
-                    offset = r[0] + 1
+            records += [r for r in resp.records if r.offset < until_offset]
+            offset = resp.next_offset
         return records
 
 
@@ -425,20 +316,33 @@ def main():
         sent = {}
         now = int(time.time() * 1000)
         for partition in range(args.partitions):
-            records = [(f"key-{i}".encode(), f"value {partition}/{i} from python".encode())
-                       for i in range(args.records)]
-            base = strom.produce(args.topic, partition, build_batch(records, now))
+            records = [strom.rpb.RecordMessage(
+                key=f"key-{i}".encode(), value=f"value {partition}/{i} from python".encode(),
+                headers=[strom.rpb.RecordMessageHeader(key="source", value=b"python"),
+                         strom.rpb.RecordMessageHeader(key="null-header")],
+                timestamp_ms=now + i) for i in range(args.records)]
+            # A tombstone (null value) and a null key round-trip too.
+            records.append(strom.rpb.RecordMessage(key=b"deleted", timestamp_ms=now))
+            records.append(strom.rpb.RecordMessage(value=b"no key", timestamp_ms=now))
+            base = strom.produce(args.topic, partition, records)
             sent[partition] = (base, records)
             print(f"produced {len(records)} records to {args.topic}-{partition} at offsets "
-                  f"{base}..{base + len(records) - 1} (acks=all)")
+                  f"{base}..{base + len(records) - 1} with ProduceRecords (acks=all)")
+
+        def fields(offset, r):
+            return (offset, r.timestamp_ms,
+                    r.key if r.HasField("key") else None,
+                    r.value if r.HasField("value") else None,
+                    [(h.key, h.value if h.HasField("value") else None) for h in r.headers])
 
         for partition, (base, records) in sent.items():
-            got = strom.consume(args.topic, partition, base + len(records))
-            want = [(base + i, now, k, v) for i, (k, v) in enumerate(records)]
-            if got[-len(want):] != want:
+            got = [fields(r.offset, r) for r in strom.consume(args.topic, partition, base, base + len(records))]
+            want = [fields(base + i, r) for i, r in enumerate(records)]
+            if got != want:
                 raise SystemExit(f"error: {args.topic}-{partition}: consumed records differ from produced ones:\n"
                                  f"  want {want[:3]}...\n  got  {got[:3]}...")
-            print(f"consumed {len(got)} records from {args.topic}-{partition}: all match")
+            print(f"consumed {len(got)} records from {args.topic}-{partition} with ConsumeRecords: "
+                  "keys, values, headers and timestamps all match")
         group_demo(strom, args, args.partitions)
         print("ok")
 

@@ -603,7 +603,8 @@ async fn bad_group_settings_are_typed_errors() {
         "nothing joined: {listed:?}"
     );
 
-    // The CLI: one line on stderr, a failing exit code.
+    // The CLI: one line on stderr, exit 1 (a refused request, not clap's
+    // usage error 2).
     for args in [
         &[
             "consume",
@@ -614,6 +615,16 @@ async fn bad_group_settings_are_typed_errors() {
             "--partition",
             "0",
         ][..],
+        &["consume", "--topic", "bad", "--group", "g", "--offset", "5"],
+        &[
+            "consume",
+            "--topic",
+            "bad",
+            "--partition",
+            "0",
+            "--consumer-props",
+            "group.id=g",
+        ],
         &[
             "consume",
             "--topic",
@@ -635,9 +646,10 @@ async fn bad_group_settings_are_typed_errors() {
     ] {
         let out = strom(&cluster, args).output().expect("run strom");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
         assert!(out.stdout.is_empty(), "{args:?}");
-        assert!(!stderr.trim().is_empty(), "{args:?}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
     }
 }
 

@@ -6,19 +6,29 @@
 //! * kill -9 of the coordinator while a member commits: no acknowledged
 //!   commit is lost, committed offsets never go backwards, and commits
 //!   resume within a bound;
+//! * churn: members join, leave, are killed and stall at random while they
+//!   consume (`RecordsService.ConsumeRecords`) and commit; one owner per
+//!   partition at every step, every record delivered at least once, and
+//!   each new owner starts exactly at the last acknowledged commit;
 //! * bad input: each refused with its code, nothing changed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use strom_integration_tests::data::{Addrs, batch, produce_once, wait_leader_serving};
+use bytes::Bytes;
+
+use strom_integration_tests::data::{
+    Addrs, Outcome, batch, partition_state_any, produce_once, produce_retrying, wait_leader_serving,
+};
 use strom_integration_tests::{Cluster, ClusterOptions, channel};
 use strom_proto::StromError;
 use strom_proto::v1::group_service_client::GroupServiceClient;
+use strom_proto::v1::records_service_client::RecordsServiceClient;
 use strom_proto::v1::{
-    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, DescribeGroupRequest, ErrorCode,
-    FindCoordinatorRequest, OffsetCommitPartition, OffsetCommitRequest, OffsetCommitTopic,
-    OffsetFetchRequest, OwnedPartitions, Subscription, TopicPartitions,
+    ConsumeRecordsRequest, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse,
+    DescribeGroupRequest, ErrorCode, FindCoordinatorRequest, OffsetCommitPartition,
+    OffsetCommitRequest, OffsetCommitTopic, OffsetFetchRequest, OwnedPartitions, Subscription,
+    TopicPartitions,
 };
 use tonic::transport::Channel;
 
@@ -871,12 +881,171 @@ async fn cli_resets_and_deletes_offsets() {
     assert_eq!(committed().await, None);
 }
 
-/// Churn on real brokers: five members join, heartbeat, leave, are killed
-/// (stop without leaving) and stall at random for 20 s. After every step
-/// no partition is owned by two members the coordinator still counts; when
-/// the churn stops, the survivors own every partition exactly once.
+/// What the churn's members consumed and committed, as the test saw it.
+#[derive(Debug, Default)]
+struct Ledger {
+    /// Leader address of each partition of "first" (no broker fails here).
+    leaders: BTreeMap<i32, String>,
+    /// Offsets delivered per partition, to any member.
+    delivered: BTreeMap<i32, BTreeSet<i64>>,
+    /// Records delivered, duplicates included.
+    deliveries: usize,
+    /// The last acknowledged commit per partition.
+    committed: BTreeMap<i32, i64>,
+    /// Commits after it that failed with a retriable error: they may be in
+    /// the log all the same.
+    uncertain: BTreeMap<i32, BTreeSet<i64>>,
+    /// Each member's next offset in each partition it consumes.
+    positions: BTreeMap<String, BTreeMap<i32, i64>>,
+    /// Partitions taken by a member (first owners included).
+    takeovers: usize,
+}
+
+impl Ledger {
+    /// `m` consumes what it owns after a heartbeat: a partition it just
+    /// got starts at the group's committed offset (0 without one), which
+    /// must be exactly the last acknowledged commit (a later start is a gap,
+    /// an earlier one a commit gone back); then up to `max` records from
+    /// each owned partition, and one commit of the positions.
+    async fn consume(&mut self, addrs: &Addrs, m: &Member, max: i32) {
+        let owned: BTreeSet<i32> = parts(&m.owned).into_iter().collect();
+        let mut positions = self.positions.remove(&m.member_id).unwrap_or_default();
+        // Revoked: the member stops consuming them at once.
+        positions.retain(|p, _| owned.contains(p));
+        let new: Vec<i32> = owned
+            .iter()
+            .copied()
+            .filter(|p| !positions.contains_key(p))
+            .collect();
+        if !new.is_empty() {
+            let fetched = loop {
+                let (_, addr) = coordinator(addrs, "churn", Duration::from_secs(30)).await;
+                match fetch(&addr, "churn").await {
+                    Ok(f) => break f,
+                    Err(e) if e.is_retriable() => {
+                        tokio::time::sleep(Duration::from_millis(100)).await
+                    }
+                    Err(e) => panic!("offset fetch: {e}"),
+                }
+            };
+            for p in new {
+                let start = fetched
+                    .get(&("first".to_owned(), p))
+                    .copied()
+                    .filter(|o| *o >= 0)
+                    .unwrap_or(0);
+                let last = self.committed.get(&p).copied().unwrap_or(0);
+                let maybe = self.uncertain.remove(&p).unwrap_or_default();
+                assert!(
+                    start == last || maybe.contains(&start),
+                    "{} takes partition {p} at {start}, the last acknowledged commit is {last} \
+                     (unacknowledged ones: {maybe:?})",
+                    m.member_id
+                );
+                self.committed.insert(p, start);
+                positions.insert(p, start);
+                self.takeovers += 1;
+            }
+        }
+        for (p, position) in positions.iter_mut() {
+            let mut c =
+                RecordsServiceClient::new(strom_integration_tests::channel(&self.leaders[p]));
+            let read = c
+                .consume_records(ConsumeRecordsRequest {
+                    topic: "first".into(),
+                    partition: *p,
+                    offset: *position,
+                    max_records: max,
+                    max_wait_ms: 0,
+                    read_committed: false,
+                })
+                .await
+                .expect("the leader serves ConsumeRecords")
+                .into_inner();
+            let delivered = self.delivered.entry(*p).or_default();
+            for r in &read.records {
+                assert_eq!(r.offset, *position, "records in order, no hole");
+                delivered.insert(r.offset);
+                *position = r.offset + 1;
+                self.deliveries += 1;
+            }
+            *position = (*position).max(read.next_offset);
+        }
+        if !positions.is_empty() {
+            let (_, addr) = coordinator(addrs, "churn", Duration::from_secs(30)).await;
+            let committed = client(&addr)
+                .offset_commit(OffsetCommitRequest {
+                    group_id: "churn".into(),
+                    member_id: m.member_id.clone(),
+                    member_epoch: m.epoch,
+                    topics: vec![OffsetCommitTopic {
+                        topic: "first".into(),
+                        partitions: positions
+                            .iter()
+                            .map(|(p, o)| OffsetCommitPartition {
+                                partition: *p,
+                                offset: *o,
+                                leader_epoch: -1,
+                                metadata: String::new(),
+                            })
+                            .collect(),
+                    }],
+                })
+                .await;
+            match committed {
+                Ok(_) => {
+                    for (p, o) in &positions {
+                        self.committed.insert(*p, *o);
+                        self.uncertain.remove(p);
+                    }
+                }
+                // A member the group moved on from (a newer epoch, its
+                // session expired): its commit changes nothing.
+                Err(s) => {
+                    let e = StromError::from_status(&s);
+                    assert!(
+                        matches!(
+                            e.code,
+                            ErrorCode::StaleMemberEpoch
+                                | ErrorCode::FencedMemberEpoch
+                                | ErrorCode::UnknownMemberId
+                        ) || e.is_retriable(),
+                        "commit: {e}"
+                    );
+                    if e.is_retriable() {
+                        for (p, o) in &positions {
+                            self.uncertain.entry(*p).or_default().insert(*o);
+                        }
+                    }
+                }
+            }
+        }
+        self.positions.insert(m.member_id.clone(), positions);
+    }
+}
+
+/// Produces `n` records to `first`-`p`.
+async fn produce_to(addrs: &Addrs, p: i32, n: usize, tag: &str) {
+    let values: Vec<Bytes> = (0..n)
+        .map(|i| Bytes::from(format!("{tag}-{p}-{i}")))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    match produce_retrying(addrs, "first", p, batch(&values), deadline).await {
+        Outcome::Acked(_) => {}
+        other => panic!("produce to first-{p}: {other:?}"),
+    }
+}
+
+/// Churn on real brokers: five members join, heartbeat, consume and
+/// commit, leave, are killed (stop without leaving) and stall at random
+/// for 20 s while records keep arriving. After every step no partition is
+/// owned by two members the coordinator still counts, and a member taking
+/// a partition starts exactly at the last acknowledged commit (no gap
+/// between the old owner's last commit and the new owner's start). When
+/// the churn stops, the survivors own every partition exactly once and
+/// read to the end: every record was delivered at least once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn churn_keeps_every_partition_single_owned() {
+async fn churn_keeps_every_partition_single_owned_and_delivers_every_record() {
     use rand::{Rng, SeedableRng};
     let seed: u64 = rand::random();
     eprintln!("churn seed {seed}");
@@ -885,29 +1054,40 @@ async fn churn_keeps_every_partition_single_owned() {
     cluster.wait_ready(Duration::from_secs(60)).await;
     create(&cluster, "first", 7).await;
     let addrs = Addrs::of(&cluster);
+    let mut ledger = Ledger::default();
+    for p in 0..7 {
+        let (leader, _, _) = partition_state_any(&addrs, "first", p)
+            .await
+            .expect("a leader");
+        ledger.leaders.insert(p, addrs.0[&leader].clone());
+        produce_to(&addrs, p, 50, "before").await;
+    }
     let mut members: Vec<Option<Member>> = (0..5).map(|_| None).collect();
     let mut incarnation = 0;
     let started = Instant::now();
     let mut steps = 0;
     while started.elapsed() < Duration::from_secs(20) {
         let i = rng.gen_range(0..members.len());
-        match rng.gen_range(0..10) {
-            // Heartbeat (joining if needed).
+        match rng.gen_range(0..11) {
+            // Heartbeat (joining if needed), then consume and commit.
             0..=6 => {
                 let m = members[i].get_or_insert_with(|| {
                     incarnation += 1;
                     Member::new(&format!("churn{i}-{incarnation}"))
                 });
-                if let Err(e) = m.heartbeat(&addrs, "churn", "cooperative-sticky").await {
-                    assert!(
-                        matches!(
-                            e.code,
-                            ErrorCode::UnknownMemberId | ErrorCode::FencedMemberEpoch
-                        ) || e.is_retriable(),
-                        "{e}"
-                    );
-                    if !e.is_retriable() {
-                        members[i] = None; // fenced: it lost its partitions
+                match m.heartbeat(&addrs, "churn", "cooperative-sticky").await {
+                    Ok(_) => ledger.consume(&addrs, m, 5).await,
+                    Err(e) => {
+                        assert!(
+                            matches!(
+                                e.code,
+                                ErrorCode::UnknownMemberId | ErrorCode::FencedMemberEpoch
+                            ) || e.is_retriable(),
+                            "{e}"
+                        );
+                        if !e.is_retriable() {
+                            members[i] = None; // fenced: it lost its partitions
+                        }
                     }
                 }
             }
@@ -929,6 +1109,8 @@ async fn churn_keeps_every_partition_single_owned() {
             }
             // Killed: gone without a word; its session expires.
             8 => members[i] = None,
+            // Records keep arriving.
+            9 => produce_to(&addrs, rng.gen_range(0..7), 5, &format!("step{steps}")).await,
             // Stalls a while (others go on).
             _ => tokio::time::sleep(Duration::from_millis(rng.gen_range(0..400))).await,
         }
@@ -936,13 +1118,16 @@ async fn churn_keeps_every_partition_single_owned() {
         check_single_owner(&addrs, &members).await;
     }
     // The churn stops: the survivors heartbeat until the dead expire.
+    if members.iter().all(Option::is_none) {
+        members[0] = Some(Member::new("churn-last"));
+    }
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         let mut live: Vec<&mut Member> = members.iter_mut().flatten().collect();
-        if live.is_empty() {
-            break;
-        }
         round(&addrs, "churn", "cooperative-sticky", &mut live).await;
+        for m in members.iter().flatten() {
+            ledger.consume(&addrs, m, 5).await;
+        }
         check_single_owner(&addrs, &members).await;
         let owned: Vec<i32> = {
             let mut v: Vec<i32> = members
@@ -959,7 +1144,56 @@ async fn churn_keeps_every_partition_single_owned() {
         assert!(Instant::now() < deadline, "did not settle: {owned:?}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    eprintln!("churn: {steps} steps");
+    // The owners read everything: every record was delivered at least once.
+    let mut ends = BTreeMap::new();
+    for p in 0..7 {
+        let hw = loop {
+            let mut c =
+                RecordsServiceClient::new(strom_integration_tests::channel(&ledger.leaders[&p]));
+            if let Ok(r) = c
+                .consume_records(ConsumeRecordsRequest {
+                    topic: "first".into(),
+                    partition: p,
+                    offset: 0,
+                    max_records: 1,
+                    max_wait_ms: 0,
+                    read_committed: false,
+                })
+                .await
+            {
+                break r.into_inner().high_watermark;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        ends.insert(p, hw);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ends
+        .iter()
+        .any(|(p, end)| ledger.committed.get(p).copied().unwrap_or(0) < *end)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "not consumed to the end: committed {:?}, ends {ends:?}",
+            ledger.committed
+        );
+        let mut live: Vec<&mut Member> = members.iter_mut().flatten().collect();
+        round(&addrs, "churn", "cooperative-sticky", &mut live).await;
+        for m in members.iter().flatten() {
+            ledger.consume(&addrs, m, 500).await;
+        }
+    }
+    for (p, end) in &ends {
+        let delivered = ledger.delivered.get(p).cloned().unwrap_or_default();
+        let missing: Vec<i64> = (0..*end).filter(|o| !delivered.contains(o)).collect();
+        assert!(missing.is_empty(), "first-{p}: never delivered {missing:?}");
+    }
+    let records: i64 = ends.values().sum();
+    eprintln!(
+        "churn: {steps} steps, {records} records, {} deliveries, {} takeovers",
+        ledger.deliveries, ledger.takeovers
+    );
+    assert!(ledger.takeovers > 7, "partitions changed owners");
 }
 
 /// No partition owned by two members the coordinator still counts.

@@ -3,7 +3,9 @@
 //! the coordinator refuses a zombie's (STALE_MEMBER_EPOCH,
 //! FENCED_MEMBER_EPOCH, UNKNOWN_MEMBER_ID); a consumer that assigns
 //! partitions itself commits with none, which the coordinator accepts
-//! while the group has no members.
+//! while the group has no members. Commits are sent in the order they were
+//! issued (`commit_order`): a later commit is never overwritten by an
+//! earlier one.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -153,6 +155,18 @@ pub(super) async fn commit(
 }
 
 impl Consumer {
+    /// `offsets`' commit, in its turn: it sends once every commit issued
+    /// before it finished. The turn is taken now, not when the future is
+    /// first polled.
+    fn ordered_commit(
+        &mut self,
+        offsets: BTreeMap<TopicPartition, OffsetAndMetadata>,
+    ) -> impl Future<Output = Result<()>> + Send + 'static {
+        let turn = self.commit_order.next();
+        let shared = self.shared.clone();
+        async move { turn.run(commit(&shared, offsets)).await }
+    }
+
     /// The positions of the assigned partitions that have one.
     pub(super) fn positions_to_commit(&self) -> BTreeMap<TopicPartition, OffsetAndMetadata> {
         self.state
@@ -190,12 +204,13 @@ impl Consumer {
         &mut self,
         offsets: BTreeMap<TopicPartition, OffsetAndMetadata>,
     ) -> Result<()> {
-        commit(&self.shared, offsets).await
+        self.ordered_commit(offsets).await
     }
 
     /// Commits the positions of every assigned partition in the
     /// background; the returned future resolves with the outcome (it need
-    /// not be awaited).
+    /// not be awaited). Commits are sent in the order they were issued, one
+    /// at a time, so an earlier commit never overwrites a later one.
     pub fn commit_async(&mut self) -> CommitFuture {
         let offsets = self.positions_to_commit();
         self.commit_async_offsets(offsets)
@@ -206,8 +221,7 @@ impl Consumer {
         &mut self,
         offsets: BTreeMap<TopicPartition, OffsetAndMetadata>,
     ) -> CommitFuture {
-        let shared = self.shared.clone();
-        CommitFuture(tokio::spawn(async move { commit(&shared, offsets).await }))
+        CommitFuture(tokio::spawn(self.ordered_commit(offsets)))
     }
 
     /// Commits the positions in the background and calls `callback` with
@@ -217,9 +231,9 @@ impl Consumer {
         F: FnOnce(&BTreeMap<TopicPartition, OffsetAndMetadata>, Result<()>) + Send + 'static,
     {
         let offsets = self.positions_to_commit();
-        let shared = self.shared.clone();
+        let committing = self.ordered_commit(offsets.clone());
         tokio::spawn(async move {
-            let result = commit(&shared, offsets.clone()).await;
+            let result = committing.await;
             callback(&offsets, result);
         });
     }
@@ -249,9 +263,9 @@ impl Consumer {
         if offsets.is_empty() {
             return;
         }
-        let shared = self.shared.clone();
+        let committing = self.ordered_commit(offsets);
         self.auto_commit = Some(tokio::spawn(async move {
-            let result = commit(&shared, offsets).await;
+            let result = committing.await;
             if let Err(error) = &result {
                 warn!(%error, "auto commit failed");
             }
@@ -273,10 +287,10 @@ impl Consumer {
         if !self.auto_commit_enabled() {
             return Ok(());
         }
-        if let Some(task) = self.auto_commit.take() {
-            let _ = task.await;
-        }
-        let result = commit(&self.shared, offsets).await;
+        // Sent after the background auto commit (commit order); its
+        // outcome was logged by its task.
+        self.auto_commit = None;
+        let result = self.ordered_commit(offsets).await;
         if let Err(error) = &result {
             warn!(%error, "auto commit failed");
         }

@@ -11,6 +11,7 @@
 //!   heartbeat task's assignments in `poll` (revoke, then assign) with the
 //!   [`RebalanceListener`] callbacks.
 //! * `commit` — `commit_sync`, `commit_async`, `committed`, auto commit.
+//! * `commit_order` — commits sent one after another, in issue order.
 //! * `answers` — applying a finished task's answer to the partitions'
 //!   state (retry with backoff, reset, or buffer records and errors).
 //! * `buffer` — fetched records waiting for `poll`, handed out at most
@@ -37,6 +38,7 @@ mod answers;
 mod assignment;
 mod buffer;
 mod commit;
+mod commit_order;
 mod config;
 mod decode;
 mod fetcher;
@@ -56,6 +58,7 @@ use tokio::task::JoinSet;
 
 use self::buffer::Buffered;
 pub use self::commit::{CommitFuture, OffsetAndMetadata};
+use self::commit_order::CommitOrder;
 pub use self::config::{ASSIGNORS, ConsumerConfig, IsolationLevel, OffsetReset};
 use self::group::{GroupShared, HeartbeatTask};
 use self::poll::Task;
@@ -134,6 +137,8 @@ pub struct Consumer {
     listener: Option<Box<dyn RebalanceListener>>,
     next_auto_commit: tokio::time::Instant,
     auto_commit: Option<tokio::task::JoinHandle<Result<()>>>,
+    /// Every commit (sync, async, auto) waits for the one issued before.
+    commit_order: CommitOrder,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -173,6 +178,7 @@ impl Consumer {
             heartbeat: None,
             listener: None,
             auto_commit: None,
+            commit_order: CommitOrder::default(),
         })
     }
 
