@@ -62,6 +62,13 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | E::InvalidProducerEpoch
         | E::UnknownProducerId
         | E::PolicyViolation => Code::FailedPrecondition,
+        E::InvalidTransactionTimeout => Code::InvalidArgument,
+        E::TransactionalIdNotFound => Code::NotFound,
+        E::InvalidTxnState
+        | E::InvalidProducerIdMapping
+        | E::TransactionCoordinatorFenced
+        | E::ProducerFenced => Code::FailedPrecondition,
+        E::ConcurrentTransactions | E::UnstableOffsetCommit => Code::Unavailable,
         E::UnsupportedVersion => Code::Unimplemented,
         E::KafkaStorageError | E::UnknownServerError => Code::Internal,
         E::GroupIdNotFound => Code::NotFound,
@@ -216,6 +223,8 @@ pub fn is_retriable(code: ErrorCode) -> bool {
             | E::NotCoordinator
             | E::CoordinatorNotAvailable
             | E::CoordinatorLoadInProgress
+            | E::ConcurrentTransactions
+            | E::UnstableOffsetCommit
     )
 }
 
@@ -248,6 +257,63 @@ mod tests {
             let status = e.to_status();
             assert_eq!(status.code(), grpc_code(e.code));
             assert_eq!(StromError::from_status(&status), e);
+        }
+    }
+
+    #[test]
+    fn transaction_codes_keep_kafka_numbers_and_status_codes() {
+        // (code, Kafka's number, gRPC status code, retriable)
+        let table = [
+            (
+                ErrorCode::InvalidTxnState,
+                48,
+                Code::FailedPrecondition,
+                false,
+            ),
+            (
+                ErrorCode::InvalidProducerIdMapping,
+                49,
+                Code::FailedPrecondition,
+                false,
+            ),
+            (
+                ErrorCode::InvalidTransactionTimeout,
+                50,
+                Code::InvalidArgument,
+                false,
+            ),
+            (
+                ErrorCode::ConcurrentTransactions,
+                51,
+                Code::Unavailable,
+                true,
+            ),
+            (
+                ErrorCode::TransactionCoordinatorFenced,
+                52,
+                Code::FailedPrecondition,
+                false,
+            ),
+            (ErrorCode::UnstableOffsetCommit, 88, Code::Unavailable, true),
+            (
+                ErrorCode::ProducerFenced,
+                90,
+                Code::FailedPrecondition,
+                false,
+            ),
+            (
+                ErrorCode::TransactionalIdNotFound,
+                105,
+                Code::NotFound,
+                false,
+            ),
+        ];
+        for (code, number, status, retriable) in table {
+            assert_eq!(code as i32, number, "{}", code.as_str_name());
+            assert_eq!(grpc_code(code), status, "{}", code.as_str_name());
+            assert_eq!(is_retriable(code), retriable, "{}", code.as_str_name());
+            let e = StromError::new(code, "x");
+            assert_eq!(StromError::from_status(&e.to_status()), e);
         }
     }
 

@@ -123,12 +123,8 @@ impl PartError {
             ErrorKind::InvalidProducerEpoch => ErrorCode::InvalidProducerEpoch,
             ErrorKind::OutOfOrderSequence => ErrorCode::OutOfOrderSequenceNumber,
             ErrorKind::UnknownProducerId => ErrorCode::UnknownProducerId,
-            // The proto has no INVALID_TXN_STATE (48) or
-            // TRANSACTION_COORDINATOR_FENCED (52) yet; the message names
-            // the real error. Replace when transactions are wired in.
-            ErrorKind::InvalidTxnState | ErrorKind::TransactionCoordinatorFenced => {
-                ErrorCode::InvalidRecord
-            }
+            ErrorKind::InvalidTxnState => ErrorCode::InvalidTxnState,
+            ErrorKind::TransactionCoordinatorFenced => ErrorCode::TransactionCoordinatorFenced,
             ErrorKind::UnexpectedAppendOffset | ErrorKind::Storage => ErrorCode::KafkaStorageError,
         };
         Self::new(code, e.to_string())
@@ -148,3 +144,44 @@ impl std::fmt::Display for PartError {
 /// that order does too. Its keys (topic ids, partition indexes, broker
 /// ids) come from the controller, not from clients.
 pub(crate) type FixedMap<K, V> = HashMap<K, V, BuildHasherDefault<DefaultHasher>>;
+
+#[cfg(test)]
+mod part_error_tests {
+    use super::*;
+
+    #[test]
+    fn log_transaction_errors_keep_their_kafka_codes() {
+        let table = [
+            (
+                LogError::InvalidTxnState {
+                    producer_id: 7,
+                    reason: "non-transactional batch while its transaction is open".into(),
+                },
+                ErrorCode::InvalidTxnState,
+            ),
+            (
+                LogError::TransactionCoordinatorFenced {
+                    producer_id: 7,
+                    coordinator_epoch: 1,
+                    current: 2,
+                },
+                ErrorCode::TransactionCoordinatorFenced,
+            ),
+            (
+                LogError::UnknownProducerId {
+                    producer_id: 7,
+                    first_seq: 3,
+                },
+                ErrorCode::UnknownProducerId,
+            ),
+        ];
+        for (e, code) in table {
+            let p = PartError::from_log(&e);
+            assert_eq!(p.code, code, "{e}");
+            assert!(
+                p.message.contains("producer 7") || p.message.contains("id 7"),
+                "{p}"
+            );
+        }
+    }
+}
