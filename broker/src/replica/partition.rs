@@ -1272,7 +1272,8 @@ mod tests {
             batch(b"plain-2"),
             txn_batch(8, b"committed"),
         ] {
-            part.append_as_leader(records, -1).await.expect("append");
+            let (_, _, _, wake) = part.append_as_leader(records, -1).await.expect("append");
+            drop(wake);
         }
         let read = |isolation| part.read_for_consumer(0, 1 << 20, isolation).expect("read");
         let committed = read(Isolation::ReadCommitted);

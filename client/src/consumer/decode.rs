@@ -350,7 +350,8 @@ mod tests {
             marker(1, 9, true),
         ]);
         // (fetch offset, aborted transactions returned, offsets delivered)
-        let table: &[(i64, &[(i64, i64)], &[i64])] = &[
+        type Case = (i64, &'static [(i64, i64)], &'static [i64]);
+        let table: &[Case] = &[
             (0, &[(1, 0)], &[2, 3, 4, 7, 8]),
             // read_committed without aborts in range: markers still hidden.
             (0, &[], &[0, 1, 2, 3, 4, 7, 8]),
