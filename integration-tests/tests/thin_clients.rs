@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use strom_integration_tests::data::{Addrs, wait_leader_serving};
 use strom_integration_tests::{Cluster, ClusterOptions, channel};
-use strom_proto::v1::ErrorCode;
+use strom_proto::v1::{ErrorCode, IsolationLevel};
 
 fn options() -> ClusterOptions {
     ClusterOptions::default()
@@ -211,7 +211,7 @@ async fn consume_records_returns_decoded_records() {
         offset,
         max_records,
         max_wait_ms: 1000,
-        read_committed: false,
+        isolation_level: IsolationLevel::ReadUncommitted as i32,
     };
     let first = c
         .consume_records(read(1, 2))

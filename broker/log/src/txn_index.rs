@@ -140,6 +140,22 @@ impl TxnIndex {
         drop
     }
 
+    /// Drops the entry of `producer_id` whose marker is at `last_offset`
+    /// (the cleaner removed that marker); returns whether there was one.
+    pub fn remove(&mut self, producer_id: i64, last_offset: i64) -> bool {
+        let from = self
+            .entries
+            .partition_point(|e| e.last_offset < last_offset);
+        let found = self.entries[from..]
+            .iter()
+            .take_while(|e| e.last_offset == last_offset)
+            .position(|e| e.producer_id == producer_id);
+        if let Some(i) = found {
+            self.entries.remove(from + i);
+        }
+        found.is_some()
+    }
+
     /// Whether the batch of `producer_id` at `offset` belongs to an
     /// aborted transaction (one whose span from its first offset to its
     /// marker holds `offset`).
@@ -174,19 +190,29 @@ impl TxnIndex {
 /// control batches are never delivered.
 #[derive(Debug, Clone, Default)]
 pub struct AbortedFilter {
-    /// Aborted transactions not reached yet, by first offset (reversed:
-    /// the next one last).
-    upcoming: Vec<AbortedTxn>,
+    /// Aborted transactions not reached yet as `(first offset, producer
+    /// id)`, reversed: the next one last.
+    upcoming: Vec<(i64, i64)>,
     /// Producers inside an aborted transaction now.
     aborting: std::collections::BTreeSet<i64>,
 }
 
 impl AbortedFilter {
     /// A filter for one fetch's `aborted` transactions.
-    pub fn new(mut aborted: Vec<AbortedTxn>) -> Self {
-        aborted.sort_by_key(|a| std::cmp::Reverse((a.first_offset, a.producer_id)));
+    pub fn new(aborted: Vec<AbortedTxn>) -> Self {
+        Self::from_starts(aborted.iter().map(|a| (a.producer_id, a.first_offset)))
+    }
+
+    /// A filter for aborted transactions given as `(producer id, first
+    /// offset)`, what a fetch response carries.
+    pub fn from_starts(aborted: impl IntoIterator<Item = (i64, i64)>) -> Self {
+        let mut upcoming: Vec<(i64, i64)> = aborted
+            .into_iter()
+            .map(|(producer_id, first_offset)| (first_offset, producer_id))
+            .collect();
+        upcoming.sort_unstable_by(|a, b| b.cmp(a));
         AbortedFilter {
-            upcoming: aborted,
+            upcoming,
             aborting: Default::default(),
         }
     }
@@ -198,10 +224,10 @@ impl AbortedFilter {
         while self
             .upcoming
             .last()
-            .is_some_and(|a| a.first_offset <= batch.last_offset())
+            .is_some_and(|(first_offset, _)| *first_offset <= batch.last_offset())
         {
-            if let Some(a) = self.upcoming.pop() {
-                self.aborting.insert(a.producer_id);
+            if let Some((_, producer_id)) = self.upcoming.pop() {
+                self.aborting.insert(producer_id);
             }
         }
         if batch.is_control() {
@@ -300,5 +326,24 @@ mod tests {
         assert_eq!(index.entries(), &[txn(2, 10, 20)]);
         assert_eq!(index.truncate_from(0), 1);
         assert!(index.is_empty());
+    }
+
+    #[test]
+    fn remove_drops_only_the_entry_of_that_marker() {
+        let all = vec![txn(1, 0, 5), txn(2, 3, 9), txn(3, 4, 12)];
+        // (producer, marker offset, removed, producers left)
+        let cases: &[(i64, i64, bool, &[i64])] = &[
+            (2, 9, true, &[1, 3]),
+            (1, 9, false, &[1, 2, 3]),
+            (2, 10, false, &[1, 2, 3]),
+            (1, 5, true, &[2, 3]),
+            (3, 12, true, &[1, 2]),
+        ];
+        for (pid, offset, removed, left) in cases {
+            let mut index = TxnIndex::from_entries(all.clone());
+            assert_eq!(index.remove(*pid, *offset), *removed, "({pid}, {offset})");
+            let pids: Vec<i64> = index.entries().iter().map(|e| e.producer_id).collect();
+            assert_eq!(pids, *left, "({pid}, {offset})");
+        }
     }
 }

@@ -409,11 +409,9 @@ fn compaction_never_lets_aborted_or_open_records_supersede_committed_ones() {
     log.set_high_watermark(log.log_end_offset());
     let mut map = strom_log::OffsetMap::with_memory(1 << 16);
     log.clean(&mut map, &mut |_| {}).expect("clean");
-    // The committed value of k survives its aborted successor.
-    assert_eq!(
-        values_of(&log, b"k"),
-        vec![b"committed".to_vec(), b"aborted".to_vec()]
-    );
+    // The committed value of k survives its aborted successor, which the
+    // cleaner removed.
+    assert_eq!(values_of(&log, b"k"), vec![b"committed".to_vec()]);
     // Nothing at or after the open transaction was cleaned: j1 stays.
     assert_eq!(
         values_of(&log, b"j"),
@@ -432,8 +430,145 @@ fn compaction_never_lets_aborted_or_open_records_supersede_committed_ones() {
     log.clean(&mut map, &mut |_| {}).expect("clean");
     assert_eq!(values_of(&log, b"j"), vec![b"open".to_vec()]);
     assert_eq!(values_of(&log, b"k"), vec![b"newer".to_vec()]);
-    // The aborted-transaction index still answers for what is left.
+    // The abort marker waits for its delete horizon (a day by default), so
+    // its index entry stays.
     assert_eq!(aborted(&log).len(), 1);
+}
+
+/// (offset, commit) of every marker left in the log.
+fn markers_of(log: &PartitionLog) -> Vec<(i64, bool)> {
+    read_all(&log.reader(), log.log_start_offset())
+        .into_iter()
+        .filter(|b| b.is_control())
+        .map(|b| {
+            let m = strom_log::batch::control::marker_of(&b, 0)
+                .expect("a marker")
+                .expect("control");
+            (m.offset, m.commit)
+        })
+        .collect()
+}
+
+/// Kafka's cleaner with transactions: a pass removes every record of an
+/// aborted transaction (superseded or not); a later pass, finding the
+/// transaction empty, gives its marker a delete horizon; a pass after the
+/// horizon removes the marker and its aborted-transaction index entry. A
+/// commit marker goes the same way once its records are all superseded.
+/// Readers see the same committed data throughout, and a reopen, even one
+/// that replays the whole log, finds no transaction open.
+#[test]
+fn the_cleaner_removes_aborted_records_then_markers_after_the_delete_horizon() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        cleanup_policy: strom_log::CleanupPolicy {
+            delete: false,
+            compact: true,
+        },
+        delete_retention_ms: 1_000,
+        ..small_config()
+    };
+    let clock = std::sync::Arc::new(strom_log::ManualClock::new(1_000_000));
+    let reopen = |log: PartitionLog| {
+        log.close().expect("close");
+        PartitionLog::open_with_clock(dir.path(), config.clone(), clock.clone()).expect("open")
+    };
+    let mut log =
+        PartitionLog::open_with_clock(dir.path(), config.clone(), clock.clone()).expect("open");
+    let mut map = strom_log::OffsetMap::with_memory(1 << 16);
+    let mut pass = |log: &mut PartitionLog, dirty: &[u8]| {
+        if !dirty.is_empty() {
+            append(log, keyed(dirty, b"dirty"));
+            log.roll_now().expect("roll");
+            log.set_high_watermark(log.log_end_offset());
+        }
+        log.clean(&mut map, &mut |_| {})
+            .expect("clean")
+            .expect("a pass ran")
+    };
+    append(&mut log, keyed(b"k", b"committed"));
+    append(&mut log, keyed_txn(1, 0, 0, b"k", b"aborted"));
+    append(&mut log, keyed_txn(1, 0, 1, b"z", b"aborted-only"));
+    let abort_at = end(&mut log, 1, 0, false);
+    append(&mut log, keyed_txn(2, 0, 0, b"c", b"c-committed"));
+    let commit_at = end(&mut log, 2, 0, true);
+    // What a read_committed reader sees from the log start, fetch after
+    // fetch, besides the filler records.
+    let visible = |log: &PartitionLog| {
+        let mut out = Vec::new();
+        let mut from = log.log_start_offset();
+        loop {
+            let (data, _) = log.reader().read_committed(from, 1 << 20).expect("read");
+            let Some(last) = strom_log::batch::BatchIter::new(data.records)
+                .map(|b| b.expect("batch").next_offset())
+                .last()
+            else {
+                break;
+            };
+            out.extend(consume_committed(log, from));
+            from = last;
+        }
+        out.retain(|v| v != b"dirty");
+        out
+    };
+    let committed = vec![b"committed".to_vec(), b"c-committed".to_vec()];
+    assert_eq!(visible(&log), committed);
+
+    // Pass 1: the aborted records go, the markers stay.
+    let stats = pass(&mut log, b"d1");
+    assert_eq!((stats.records_removed, stats.markers_removed), (2, 0));
+    assert!(values_of(&log, b"z").is_empty());
+    assert_eq!(values_of(&log, b"k"), vec![b"committed".to_vec()]);
+    assert_eq!(markers_of(&log), vec![(abort_at, false), (commit_at, true)]);
+    assert_eq!(visible(&log), committed);
+
+    // Pass 2: the abort marker's transaction is empty: it gets a horizon
+    // but stays until it passes. c is superseded now, so in the pass after
+    // the commit marker's transaction is empty too.
+    append(&mut log, keyed(b"c", b"c-newer"));
+    let stats = pass(&mut log, b"d2");
+    assert_eq!(stats.markers_removed, 0);
+    assert_eq!(markers_of(&log), vec![(abort_at, false), (commit_at, true)]);
+    assert_eq!(aborted(&log).len(), 1);
+    clock.advance(999);
+    let stats = pass(&mut log, b"d3");
+    assert_eq!(stats.markers_removed, 0);
+    assert_eq!(markers_of(&log), vec![(abort_at, false), (commit_at, true)]);
+
+    // The abort marker's horizon passed: a pass comes for it even with
+    // nothing dirty, and removes it with its index entry.
+    clock.advance(1);
+    let stats = pass(&mut log, b"");
+    assert_eq!(stats.markers_removed, 1);
+    assert_eq!(markers_of(&log), vec![(commit_at, true)]);
+    assert!(aborted(&log).is_empty());
+    let now_committed = vec![b"committed".to_vec(), b"c-newer".to_vec()];
+    assert_eq!(visible(&log), now_committed);
+
+    // The commit marker got its horizon a pass later (the pass after its
+    // records went); it goes once that passed.
+    clock.advance(1_000);
+    let stats = pass(&mut log, b"");
+    assert_eq!(stats.markers_removed, 1);
+    assert!(markers_of(&log).is_empty());
+    assert_eq!(visible(&log), now_committed);
+
+    // Reopened, and replayed from the log start without snapshots: the
+    // header-only batches left of both transactions open none.
+    let log = reopen(log);
+    assert!(aborted(&log).is_empty());
+    assert_eq!(log.reader().first_unstable_offset(), None);
+    log.close().expect("close");
+    for entry in std::fs::read_dir(dir.path()).expect("list") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "snapshot") {
+            std::fs::remove_file(path).expect("remove snapshot");
+        }
+    }
+    let log =
+        PartitionLog::open_with_clock(dir.path(), config.clone(), clock.clone()).expect("open");
+    assert_eq!(log.reader().first_unstable_offset(), None);
+    assert_eq!(log.last_stable_offset(), log.high_watermark());
+    assert_eq!(visible(&log), now_committed);
 }
 
 mod model {
@@ -611,4 +746,166 @@ fn a_read_committed_consumer_sees_committed_and_plain_records_only() {
         consume_committed(&log, 0),
         [want, vec![b"plain-3".to_vec()]].concat()
     );
+}
+
+/// Every value a `read_committed` reader gets from the log start, fetch
+/// after fetch.
+fn read_committed_all(log: &PartitionLog) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut from = log.log_start_offset();
+    loop {
+        let (data, _) = log.reader().read_committed(from, 1 << 20).expect("read");
+        let Some(last) = strom_log::batch::BatchIter::new(data.records)
+            .map(|b| b.expect("batch").next_offset())
+            .last()
+        else {
+            break;
+        };
+        out.extend(consume_committed(log, from));
+        from = last;
+    }
+    out
+}
+
+mod cleaner_model {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Data { pid: i64, key: u8 },
+        Plain { key: u8 },
+        Marker { pid: i64, commit: bool },
+        Roll,
+        Clean,
+        Advance,
+        CloseReopen,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (1..4i64, 0..4u8).prop_map(|(pid, key)| Op::Data { pid, key }),
+            2 => (0..4u8).prop_map(|key| Op::Plain { key }),
+            3 => (1..4i64, any::<bool>()).prop_map(|(pid, commit)| Op::Marker { pid, commit }),
+            2 => Just(Op::Roll),
+            3 => Just(Op::Clean),
+            1 => Just(Op::Advance),
+            1 => Just(Op::CloseReopen),
+        ]
+    }
+
+    /// One appended record: offset, key, value, producer (-1: plain).
+    type Written = (i64, u8, Vec<u8>, i64);
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: common::cases(32), ..ProptestConfig::default() })]
+
+        /// Random transactional traffic on a compacted log with cleaning
+        /// passes, time passing (markers reach their delete horizon) and
+        /// reopens: a read_committed reader never sees an aborted or open
+        /// record, always sees the newest decided value of every key below
+        /// the last stable offset, sees values in offset order, and the
+        /// last stable offset stays at the earliest open transaction.
+        #[test]
+        fn read_committed_readers_keep_their_view_while_the_cleaner_runs(
+            ops in proptest::collection::vec(op(), 1..60)
+        ) {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let config = LogConfig {
+                cleanup_policy: strom_log::CleanupPolicy { delete: false, compact: true },
+                delete_retention_ms: 100,
+                min_cleanable_dirty_ratio: 0.0,
+                ..small_config()
+            };
+            let clock = std::sync::Arc::new(strom_log::ManualClock::new(1_000_000));
+            let open_log = || {
+                PartitionLog::open_with_clock(dir.path(), config.clone(), clock.clone())
+                    .expect("open")
+            };
+            let mut log = open_log();
+            let mut map = strom_log::OffsetMap::with_memory(1 << 16);
+            let mut written: Vec<Written> = Vec::new();
+            // Per producer: next sequence, and the offset its open
+            // transaction began at.
+            let mut seq: BTreeMap<i64, i32> = BTreeMap::new();
+            let mut open: BTreeMap<i64, i64> = BTreeMap::new();
+            // Offsets of records in committed and in aborted transactions.
+            let mut txn_records: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+            let mut committed: BTreeSet<i64> = BTreeSet::new();
+            let mut aborted: BTreeSet<i64> = BTreeSet::new();
+            let mut n = 0u32;
+            for op in ops {
+                match op {
+                    Op::Data { pid, key } => {
+                        n += 1;
+                        let value = format!("v{n}").into_bytes();
+                        let s = seq.entry(pid).or_insert(0);
+                        let (at, _) = append(&mut log, keyed_txn(pid, 0, *s, &[key], &value));
+                        *s += 1;
+                        open.entry(pid).or_insert(at);
+                        txn_records.entry(pid).or_default().push(at);
+                        written.push((at, key, value, pid));
+                    }
+                    Op::Plain { key } => {
+                        n += 1;
+                        let value = format!("v{n}").into_bytes();
+                        let (at, _) = append(&mut log, keyed(&[key], &value));
+                        written.push((at, key, value, -1));
+                    }
+                    Op::Marker { pid, commit } => {
+                        end(&mut log, pid, 0, commit);
+                        open.remove(&pid);
+                        let records = txn_records.remove(&pid).unwrap_or_default();
+                        if commit { committed.extend(records) } else { aborted.extend(records) }
+                    }
+                    Op::Roll => {
+                        log.roll_now().expect("roll");
+                    }
+                    Op::Clean => {
+                        log.clean(&mut map, &mut |_| {}).expect("clean");
+                    }
+                    Op::Advance => clock.advance(60),
+                    Op::CloseReopen => {
+                        log.close().expect("close");
+                        log = open_log();
+                    }
+                }
+                let lso = log.last_stable_offset();
+                let first_open = open.values().min().copied();
+                prop_assert_eq!(log.reader().first_unstable_offset(), first_open);
+                let seen = read_committed_all(&log);
+                // Decided and visible: plain or committed, below the LSO.
+                let decided = |w: &&Written| {
+                    w.0 < lso && (w.3 < 0 || committed.contains(&w.0))
+                };
+                let allowed: Vec<&Written> = written.iter().filter(decided).collect();
+                // `seen` is a subsequence of the decided values in order.
+                let mut rest = allowed.iter().map(|w| &w.2);
+                for value in &seen {
+                    prop_assert!(
+                        rest.any(|v| v == value),
+                        "{:?} seen out of order or not decided ({:?})",
+                        String::from_utf8_lossy(value),
+                        aborted
+                    );
+                }
+                // The newest decided value of each key is there.
+                let mut newest: BTreeMap<u8, &Vec<u8>> = BTreeMap::new();
+                for w in &allowed {
+                    newest.insert(w.1, &w.2);
+                }
+                for (key, value) in newest {
+                    prop_assert!(
+                        seen.contains(value),
+                        "key {} lost its newest value {:?}",
+                        key,
+                        String::from_utf8_lossy(value)
+                    );
+                }
+            }
+        }
+    }
 }

@@ -125,10 +125,8 @@ impl BrokerService for BrokerServiceImpl {
         &self,
         req: Request<ListOffsetsRequest>,
     ) -> Result<Response<ListOffsetsResponse>, Status> {
-        Ok(Response::new(super::list_offsets::list_offsets(
-            &self.replicas,
-            req.into_inner(),
-        )))
+        let resp = super::list_offsets::list_offsets(&self.replicas, req.into_inner())?;
+        Ok(Response::new(resp))
     }
 
     async fn offsets_for_leader_epoch(

@@ -6,8 +6,8 @@
 
 use strom_proto::StromError;
 use strom_proto::v1::{
-    EpochEndOffset, ErrorCode, FetchPartitionResponse, FetchRequest, FetchResponse,
-    FetchTopicResponse, IsolationLevel,
+    AbortedTransaction, EpochEndOffset, ErrorCode, FetchPartitionResponse, FetchRequest,
+    FetchResponse, FetchTopicResponse, IsolationLevel,
 };
 use uuid::Uuid;
 
@@ -19,10 +19,7 @@ pub(crate) async fn fetch(
     rm: &ReplicaManager,
     req: FetchRequest,
 ) -> Result<FetchResponse, StromError> {
-    let isolation = match IsolationLevel::try_from(req.isolation_level) {
-        Ok(IsolationLevel::ReadCommitted) => Isolation::ReadCommitted,
-        _ => Isolation::ReadUncommitted,
-    };
+    let isolation = isolation(req.isolation_level)?;
     let mut topics = Vec::with_capacity(req.topics.len());
     let mut partitions = Vec::new();
     for t in req.topics {
@@ -76,6 +73,21 @@ pub(crate) async fn fetch(
     })
 }
 
+/// The request's isolation level; a value the proto does not define is
+/// `INVALID_REQUEST`.
+pub(crate) fn isolation(level: i32) -> Result<Isolation, StromError> {
+    match IsolationLevel::try_from(level) {
+        Ok(IsolationLevel::ReadUncommitted) => Ok(Isolation::ReadUncommitted),
+        Ok(IsolationLevel::ReadCommitted) => Ok(Isolation::ReadCommitted),
+        Err(_) => Err(StromError::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "unknown isolation level {level}: expected READ_UNCOMMITTED (0) or READ_COMMITTED (1)"
+            ),
+        )),
+    }
+}
+
 fn partition_response(rm: &ReplicaManager, p: FetchedPartition) -> FetchPartitionResponse {
     let (error_code, error_message, current_leader) = match p.error {
         None => (ErrorCode::None as i32, String::new(), None),
@@ -98,5 +110,13 @@ fn partition_response(rm: &ReplicaManager, p: FetchedPartition) -> FetchPartitio
             .map(|(epoch, end_offset)| EpochEndOffset { epoch, end_offset }),
         current_leader,
         records: p.records,
+        aborted_transactions: p
+            .aborted_transactions
+            .iter()
+            .map(|a| AbortedTransaction {
+                producer_id: a.producer_id,
+                first_offset: a.first_offset,
+            })
+            .collect(),
     }
 }

@@ -1,17 +1,19 @@
 //! `BrokerService.ListOffsets`: earliest (log start), latest (high
-//! watermark; the last stable offset for READ_COMMITTED, equal until
-//! transactions exist) or the first offset at or after a timestamp, from the
-//! partition leader. A timestamp lookup never answers an offset at or above
-//! the high watermark.
+//! watermark; the last stable offset for READ_COMMITTED) or the first offset
+//! at or after a timestamp, from the partition leader. A timestamp lookup
+//! never answers an offset at or above that bound (Kafka's
+//! `lastFetchableOffset`).
 
 use strom_log::OffsetSpec;
+use strom_proto::StromError;
 use strom_proto::v1::{
     ErrorCode, ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse,
     ListOffsetsTopicResponse,
 };
 
+use super::fetch::isolation;
 use super::leader_hint_for;
-use crate::replica::{PartError, ReplicaManager};
+use crate::replica::{Isolation, PartError, ReplicaManager};
 
 /// Kafka's `ListOffsetsRequest.EARLIEST_TIMESTAMP`.
 pub const EARLIEST_TIMESTAMP: i64 = -2;
@@ -19,7 +21,11 @@ pub const EARLIEST_TIMESTAMP: i64 = -2;
 pub const LATEST_TIMESTAMP: i64 = -1;
 
 /// Handles one ListOffsets request.
-pub(crate) fn list_offsets(rm: &ReplicaManager, req: ListOffsetsRequest) -> ListOffsetsResponse {
+pub(crate) fn list_offsets(
+    rm: &ReplicaManager,
+    req: ListOffsetsRequest,
+) -> Result<ListOffsetsResponse, StromError> {
+    let isolation = isolation(req.isolation_level)?;
     let topics = req
         .topics
         .into_iter()
@@ -34,6 +40,7 @@ pub(crate) fn list_offsets(rm: &ReplicaManager, req: ListOffsetsRequest) -> List
                         p.partition,
                         p.timestamp,
                         p.current_leader_epoch,
+                        isolation,
                     ) {
                         Ok((offset, timestamp, leader_epoch)) => ListOffsetsPartitionResponse {
                             partition: p.partition,
@@ -59,7 +66,7 @@ pub(crate) fn list_offsets(rm: &ReplicaManager, req: ListOffsetsRequest) -> List
             topic: t.topic,
         })
         .collect();
-    ListOffsetsResponse { topics }
+    Ok(ListOffsetsResponse { topics })
 }
 
 /// `(offset, timestamp, leader epoch)` for one partition.
@@ -69,6 +76,7 @@ fn lookup(
     partition: i32,
     timestamp: i64,
     current_leader_epoch: i32,
+    isolation: Isolation,
 ) -> Result<(i64, i64, i32), PartError> {
     let spec = match timestamp {
         EARLIEST_TIMESTAMP => OffsetSpec::Earliest,
@@ -85,15 +93,18 @@ fn lookup(
     part.check_leader(current_leader_epoch)?;
     let (_, epoch) = part.role();
     let reader = part.reader();
-    let hw = reader.high_watermark();
+    let fetchable = match isolation {
+        Isolation::ReadUncommitted => reader.high_watermark(),
+        Isolation::ReadCommitted => reader.last_stable_offset(),
+    };
     match spec {
         OffsetSpec::Earliest => Ok((reader.log_start_offset(), -1, epoch)),
-        OffsetSpec::Latest => Ok((hw, -1, epoch)),
+        OffsetSpec::Latest => Ok((fetchable, -1, epoch)),
         OffsetSpec::Timestamp(_) => {
             let found = reader
                 .list_offset(spec)
                 .map_err(|e| PartError::from_log(&e))?
-                .filter(|o| o.offset < hw);
+                .filter(|o| o.offset < fetchable);
             Ok(found.map_or((-1, -1, epoch), |o| (o.offset, o.timestamp, epoch)))
         }
     }

@@ -1,14 +1,20 @@
 //! The one read path: [`ReplicaManager::fetch`], for consumers
-//! (`replica_id` -1: read up to the high watermark from the leader) and
-//! followers (`replica_id` = their broker id: read up to the log end,
-//! reporting the follower's progress).
+//! (`replica_id` -1: read from the leader up to the high watermark, or for
+//! `read_committed` up to the last stable offset with the aborted
+//! transactions in range) and followers (`replica_id` = their broker id:
+//! read up to the log end, reporting the follower's progress; isolation
+//! does not apply).
 //!
 //! A follower fetch first updates the leader's view of that follower
 //! (which may move the high watermark or start an ISR expansion) and
 //! checks its last fetched epoch for divergence. Then, like Kafka's delayed
 //! fetch, the request waits until `min_bytes` are available, a partition
 //! errors, or `max_wait` passes, woken by partition notifications (the
-//! purgatory is a set of `watch` receivers, not a timer wheel).
+//! purgatory is a set of `watch` receivers, not a timer wheel). Every
+//! change of the last stable offset comes with one: it moves only with the
+//! high watermark or with an append or truncation (a marker closing the
+//! earliest open transaction), and each of those bumps the partition's
+//! counter; each wake-up reads again up to the current bound.
 //!
 //! A follower being added under a leader throttle
 //! (`leader.replication.throttled.replicas`, docs/reassignment.md) reads
@@ -23,6 +29,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use strom_log::AbortedTxn;
 use strom_proto::v1::ErrorCode;
 use uuid::Uuid;
 
@@ -38,8 +45,9 @@ pub enum Isolation {
     /// Everything below the high watermark.
     #[default]
     ReadUncommitted,
-    /// Everything below the last stable offset (the high watermark until
-    /// transactions exist).
+    /// Everything below the last stable offset (the first offset of the
+    /// earliest open transaction, or the high watermark), with the aborted
+    /// transactions in range.
     ReadCommitted,
 }
 
@@ -106,6 +114,9 @@ pub struct FetchedPartition {
     pub diverging_epoch: Option<(i32, i64)>,
     /// Whole stored batches.
     pub records: Bytes,
+    /// `read_committed` consumers: the aborted transactions that overlap
+    /// `records` (the reader drops their records).
+    pub aborted_transactions: Vec<AbortedTxn>,
 }
 
 /// One requested partition, resolved.
@@ -178,7 +189,14 @@ impl ReplicaManager {
             .collect();
         let quota = &self.replication_quotas_ref().leader;
         loop {
-            let read = read_all(&params.partitions, &slots, follower, max_bytes, quota);
+            let read = read_all(
+                &params.partitions,
+                &slots,
+                follower,
+                params.isolation,
+                max_bytes,
+                quota,
+            );
             let now = tokio::time::Instant::now();
             let answer = read.complete
                 || read.bytes >= usize::try_from(params.min_bytes).unwrap_or(0)
@@ -263,6 +281,7 @@ fn read_all(
     requested: &[FetchPartition],
     slots: &[Slot],
     follower: bool,
+    isolation: Isolation,
     max_bytes: usize,
     quota: &ReplicationQuota,
 ) -> Read {
@@ -287,22 +306,23 @@ fn read_all(
                     log_end_offset: -1,
                     diverging_epoch: None,
                     records: Bytes::new(),
+                    aborted_transactions: Vec::new(),
                 });
                 continue;
             }
         };
         let reader = part.reader();
-        let hw = reader.high_watermark();
         let mut r = FetchedPartition {
             topic: p.topic.clone(),
             partition: p.partition,
             error: None,
-            high_watermark: hw,
-            last_stable_offset: hw,
+            high_watermark: reader.high_watermark(),
+            last_stable_offset: reader.last_stable_offset(),
             log_start_offset: reader.log_start_offset(),
             log_end_offset: reader.log_end_offset(),
             diverging_epoch: None,
             records: Bytes::new(),
+            aborted_transactions: Vec::new(),
         };
         if let Some(diverging) = s.diverging {
             complete = true;
@@ -334,13 +354,15 @@ fn read_all(
         }
         let read = if follower {
             part.read_all(s.fetch_offset, limit.max(1))
+                .map(|data| (data, reader.last_stable_offset(), Vec::new()))
         } else {
             // The leadership may have moved while the request waited.
             part.check_leader(-1)
-                .and_then(|()| part.read_committed(s.fetch_offset, limit.max(1)))
+                .and_then(|()| part.read_for_consumer(s.fetch_offset, limit.max(1), isolation))
+                .map(|c| (c.data, c.last_stable_offset, c.aborted))
         };
         match read {
-            Ok(data) => {
+            Ok((data, last_stable_offset, aborted)) => {
                 let n = data.records.len();
                 if let Some(g) = grant.take() {
                     grants.push((g, u64::try_from(n).unwrap_or(u64::MAX)));
@@ -348,12 +370,11 @@ fn read_all(
                 total += n;
                 budget = budget.saturating_sub(n);
                 r.high_watermark = data.high_watermark;
-                // Until transactions exist the last stable offset is the
-                // high watermark.
-                r.last_stable_offset = data.high_watermark;
+                r.last_stable_offset = last_stable_offset;
                 r.log_start_offset = data.log_start_offset;
                 r.log_end_offset = data.log_end_offset;
                 r.records = data.records;
+                r.aborted_transactions = aborted;
             }
             Err(e) => {
                 complete = true;

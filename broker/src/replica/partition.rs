@@ -14,16 +14,28 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use strom_log::{AppendInfo, FetchData, LogConfig, LogError, LogReader, PartitionLog};
+use strom_log::{AbortedTxn, AppendInfo, FetchData, LogConfig, LogError, LogReader, PartitionLog};
 use strom_metadata::PartitionState;
 use strom_proto::v1::ErrorCode;
 use uuid::Uuid;
 
 use super::PartError;
 use super::changes::{Changes, Subscription};
+use super::fetch::Isolation;
 use super::log_dir::LogDirHealth;
 use super::rules::{self, AcksAll, Durability, FollowerProgress, IsrState};
 use super::seams::{Blocking, Host};
+
+/// What a consumer read of one partition returns.
+#[derive(Debug)]
+pub(crate) struct ConsumerRead {
+    /// The records and the offsets the log reported with them.
+    pub(crate) data: FetchData,
+    /// The last stable offset when the read began.
+    pub(crate) last_stable_offset: i64,
+    /// `read_committed` only: the aborted transactions overlapping the records.
+    pub(crate) aborted: Vec<AbortedTxn>,
+}
 
 /// The replica's role at `leader_epoch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -790,16 +802,36 @@ impl Partition {
         })
     }
 
-    /// Reads for a consumer: up to the high watermark.
-    pub(crate) fn read_committed(
+    /// Reads for a consumer: up to the high watermark
+    /// ([`Isolation::ReadUncommitted`]) or the last stable offset
+    /// ([`Isolation::ReadCommitted`], with the aborted transactions that
+    /// overlap what it returns). The last stable offset is read once, before
+    /// the records, so the bound, the list and the reported offset agree.
+    pub(crate) fn read_for_consumer(
         &self,
         offset: i64,
         max_bytes: usize,
-    ) -> Result<FetchData, PartError> {
-        let hw = self.reader.high_watermark();
-        self.reader
-            .read_bounded(offset, max_bytes, hw)
-            .map_err(|e| self.storage(&e))
+        isolation: Isolation,
+    ) -> Result<ConsumerRead, PartError> {
+        let last_stable_offset = self.reader.last_stable_offset();
+        let bound = match isolation {
+            Isolation::ReadUncommitted => self.reader.high_watermark(),
+            Isolation::ReadCommitted => last_stable_offset,
+        };
+        let data = self
+            .reader
+            .read_bounded(offset, max_bytes, bound)
+            .map_err(|e| self.storage(&e))?;
+        let aborted = if isolation == Isolation::ReadCommitted && !data.records.is_empty() {
+            self.reader.aborted_transactions(offset, bound)
+        } else {
+            Vec::new()
+        };
+        Ok(ConsumerRead {
+            data,
+            last_stable_offset,
+            aborted,
+        })
     }
 
     /// Reads for a follower: up to the log end.
@@ -1172,5 +1204,140 @@ mod tests {
         assert!(refused.is_err());
         assert_eq!(part.reader().log_end_offset(), 2);
         assert!(!changes.has_changed());
+    }
+
+    fn txn_batch(producer_id: i64, value: &[u8]) -> Bytes {
+        let mut b = RecordBatchBuilder::new(Compression::None)
+            .producer(producer_id, 0, 0)
+            .transactional(true);
+        b.append(1, None, Some(value), &[]);
+        b.build()
+    }
+
+    /// The values a `read_committed` reader keeps of `read`.
+    fn committed_values(read: &ConsumerRead) -> Vec<Vec<u8>> {
+        let mut filter = strom_log::AbortedFilter::new(read.aborted.clone());
+        let mut out = Vec::new();
+        for batch in strom_log::batch::BatchIter::new(read.data.records.clone()) {
+            let batch = batch.expect("batch");
+            if filter.keep(&batch).expect("filter") {
+                for r in batch.records().expect("records") {
+                    out.push(r.value.expect("value").to_vec());
+                }
+            }
+        }
+        out
+    }
+
+    /// A `read_committed` consumer read stops at the last stable offset
+    /// and lists the aborted transactions it overlaps; a
+    /// `read_uncommitted` one reads to the high watermark. Both report the
+    /// last stable offset, which each marker moves past its transaction.
+    #[tokio::test]
+    async fn consumer_reads_stop_at_the_last_stable_offset_by_isolation() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let part = Partition::open(
+            dir.path(),
+            "t",
+            Uuid::nil(),
+            0,
+            LogConfig::default(),
+            &Host::system(1, LogDirHealth::new(dir.path())),
+        )
+        .expect("open partition");
+        let state = PartitionState {
+            replicas: vec![1],
+            isr: vec![1],
+            leader: 1,
+            leader_epoch: 3,
+            partition_epoch: 5,
+            elr: Vec::new(),
+            adding: Vec::new(),
+            removing: Vec::new(),
+        };
+        part.make_leader(
+            &state,
+            Keeping {
+                min_isr: 1,
+                durable: false,
+            },
+        )
+        .await
+        .expect("leader");
+        // 0 plain, 1 producer 7 (to be aborted), 2 plain, 3 producer 8
+        // (to be committed).
+        for records in [
+            batch(b"plain-0"),
+            txn_batch(7, b"aborted"),
+            batch(b"plain-2"),
+            txn_batch(8, b"committed"),
+        ] {
+            let (_, _, _, wake) = part.append_as_leader(records, -1).await.expect("append");
+            drop(wake);
+        }
+        let read = |isolation| part.read_for_consumer(0, 1 << 20, isolation).expect("read");
+        let committed = read(Isolation::ReadCommitted);
+        assert_eq!(committed.data.high_watermark, 4);
+        assert_eq!(committed.last_stable_offset, 1);
+        assert_eq!(committed_values(&committed), [b"plain-0".to_vec()]);
+        assert!(committed.aborted.is_empty());
+        let uncommitted = read(Isolation::ReadUncommitted);
+        assert_eq!(uncommitted.last_stable_offset, 1);
+        assert_eq!(
+            strom_log::batch::BatchIter::new(uncommitted.data.records.clone()).count(),
+            4
+        );
+        assert!(uncommitted.aborted.is_empty());
+
+        // The coordinator's marker, appended as the marker path does.
+        let marker = |producer_id: i64, commit: bool| {
+            let part = &part;
+            async move {
+                let mut log = part.log.lock().await;
+                log.append_txn_marker(
+                    producer_id,
+                    0,
+                    strom_log::batch::control::EndTxnMarker {
+                        commit,
+                        coordinator_epoch: 0,
+                    },
+                    3,
+                )
+                .expect("marker");
+                let leo = log.log_end_offset();
+                drop(log);
+                part.advance_hw(&part.state(), leo);
+            }
+        };
+        marker(7, false).await;
+        let committed = read(Isolation::ReadCommitted);
+        assert_eq!(committed.last_stable_offset, 3);
+        assert_eq!(
+            committed_values(&committed),
+            [b"plain-0".to_vec(), b"plain-2".to_vec()]
+        );
+        let aborted: Vec<(i64, i64)> = committed
+            .aborted
+            .iter()
+            .map(|a| (a.producer_id, a.first_offset))
+            .collect();
+        assert_eq!(aborted, [(7, 1)]);
+
+        marker(8, true).await;
+        let committed = read(Isolation::ReadCommitted);
+        assert_eq!(committed.last_stable_offset, 6);
+        assert_eq!(
+            committed_values(&committed),
+            [
+                b"plain-0".to_vec(),
+                b"plain-2".to_vec(),
+                b"committed".to_vec()
+            ]
+        );
+        // A read after the abort marker lists nothing.
+        let late = part
+            .read_for_consumer(5, 1 << 20, Isolation::ReadCommitted)
+            .expect("read");
+        assert!(late.aborted.is_empty());
     }
 }

@@ -235,7 +235,8 @@ fn earliest(rm: &ReplicaManager) -> i64 {
                 }],
             }],
         },
-    );
+    )
+    .expect("a known isolation level");
     response.topics[0].partitions[0].offset
 }
 

@@ -19,8 +19,9 @@ pub enum IsolationLevel {
     /// `read_uncommitted` (default): everything below the high watermark.
     #[default]
     ReadUncommitted,
-    /// `read_committed`: everything below the last stable offset (the same
-    /// as the high watermark until Strom has transactions).
+    /// `read_committed`: everything below the last stable offset (the first
+    /// offset of the earliest open transaction), without the records of
+    /// aborted transactions; lag counts up to the last stable offset.
     ReadCommitted,
 }
 

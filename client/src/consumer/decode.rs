@@ -1,11 +1,14 @@
 //! Turning a partition's fetched bytes into records: whole batches only
 //! (a trailing partial batch is ignored), CRC checked, decompressed,
 //! control batches skipped, and records below the fetch position dropped
-//! (a batch may start before it).
+//! (a batch may start before it). For `read_committed`, the batches of
+//! aborted transactions are dropped too, by the [`AbortedFilter`] built
+//! from the aborted transactions the fetch returned (Kafka's consumer
+//! logic); the position moves past them as past control batches.
 
 use bytes::Bytes;
-use strom_log::RecordBatch;
 use strom_log::batch::{HEADER_LEN, LOG_OVERHEAD};
+use strom_log::{AbortedFilter, RecordBatch};
 use strom_proto::v1::ErrorCode;
 
 use super::record::ConsumerRecord;
@@ -24,7 +27,9 @@ pub(crate) struct Decoded {
     pub(crate) error: Option<Error>,
 }
 
-/// Decodes `bytes` (concatenated batches) fetched at `fetch_offset`.
+/// Decodes `bytes` (concatenated batches) fetched at `fetch_offset`;
+/// `aborted` is `Some` for a `read_committed` fetch, with the aborted
+/// transactions it returned.
 pub(crate) fn decode(
     topic: &str,
     partition: i32,
@@ -32,6 +37,7 @@ pub(crate) fn decode(
     fetch_offset: i64,
     check_crcs: bool,
     partition_max_bytes: usize,
+    mut aborted: Option<AbortedFilter>,
 ) -> Decoded {
     let mut decoded = Decoded::default();
     let total = bytes.len();
@@ -62,11 +68,26 @@ pub(crate) fn decode(
             ));
             break;
         }
+        // Every batch goes through the filter, in order: a marker before
+        // the position still ends its producer's aborted transaction.
+        let deliver = match aborted.as_mut().map(|f| f.keep(&batch)) {
+            None => !batch.is_control(),
+            Some(Ok(keep)) => keep,
+            Some(Err(e)) => {
+                decoded.error = Some(corrupt(
+                    topic,
+                    partition,
+                    batch.base_offset(),
+                    &e.to_string(),
+                ));
+                break;
+            }
+        };
         let next = batch.next_offset();
         if next <= fetch_offset {
             continue; // entirely before the position
         }
-        if !batch.is_control() {
+        if deliver {
             let records = match batch.records() {
                 Ok(records) => records,
                 Err(e) => {
@@ -186,7 +207,7 @@ mod tests {
             batch(15, 3, Compression::Zstd),
         ]);
         for (position, want, next) in table {
-            let decoded = decode("t", 0, bytes.clone(), *position, true, 1 << 20);
+            let decoded = decode("t", 0, bytes.clone(), *position, true, 1 << 20, None);
             assert_eq!(offsets(&decoded), *want, "position {position}");
             assert_eq!(decoded.next_offset, *next, "position {position}");
             assert!(decoded.error.is_none());
@@ -202,6 +223,7 @@ mod tests {
             7,
             true,
             1 << 20,
+            None,
         );
         let record = &decoded.records[0];
         assert_eq!(
@@ -223,10 +245,10 @@ mod tests {
             control(2),
             batch(3, 1, Compression::Snappy),
         ]);
-        let decoded = decode("t", 0, bytes, 0, true, 1 << 20);
+        let decoded = decode("t", 0, bytes, 0, true, 1 << 20, None);
         assert_eq!(offsets(&decoded), [0, 1, 3]);
         assert_eq!(decoded.next_offset, Some(4));
-        let decoded = decode("t", 0, concat(&[control(9)]), 9, true, 1 << 20);
+        let decoded = decode("t", 0, concat(&[control(9)]), 9, true, 1 << 20, None);
         assert!(decoded.records.is_empty());
         assert_eq!(decoded.next_offset, Some(10));
     }
@@ -237,7 +259,7 @@ mod tests {
         let next = batch(3, 3, Compression::None);
         for cut in [1, 11, 12, HEADER_LEN, next.len() - 1] {
             let bytes = concat(&[whole.clone(), next[..cut].to_vec()]);
-            let decoded = decode("t", 0, bytes, 0, true, 1 << 20);
+            let decoded = decode("t", 0, bytes, 0, true, 1 << 20, None);
             assert_eq!(offsets(&decoded), [0, 1, 2], "cut at {cut}");
             assert_eq!(decoded.next_offset, Some(3));
             assert!(decoded.error.is_none(), "cut at {cut}");
@@ -247,7 +269,7 @@ mod tests {
     #[test]
     fn only_a_partial_batch_is_record_too_large() {
         let whole = batch(5, 3, Compression::None);
-        let decoded = decode("t", 0, Bytes::from(whole[..40].to_vec()), 5, true, 40);
+        let decoded = decode("t", 0, Bytes::from(whole[..40].to_vec()), 5, true, 40, None);
         assert!(decoded.records.is_empty());
         assert_eq!(decoded.next_offset, None);
         let error = decoded.error.unwrap();
@@ -258,7 +280,7 @@ mod tests {
                 .contains("max.partition.fetch.bytes (now 40)"),
             "{error}"
         );
-        let empty = decode("t", 0, Bytes::new(), 5, true, 40);
+        let empty = decode("t", 0, Bytes::new(), 5, true, 40, None);
         assert!(empty.error.is_none() && empty.next_offset.is_none());
     }
 
@@ -275,6 +297,7 @@ mod tests {
             0,
             true,
             1 << 20,
+            None,
         );
         assert_eq!(offsets(&decoded), [0, 1]);
         assert_eq!(decoded.next_offset, Some(2));
@@ -282,7 +305,121 @@ mod tests {
         assert_eq!(error.code(), Some(ErrorCode::CorruptMessage));
         assert!(error.to_string().contains("t-0 at offset 2"), "{error}");
         // Without CRC checks the flipped byte (in a value) goes unnoticed.
-        let unchecked = decode("t", 0, concat(&[good, bad]), 0, false, 1 << 20);
+        let unchecked = decode("t", 0, concat(&[good, bad]), 0, false, 1 << 20, None);
         assert_eq!(offsets(&unchecked), [0, 1, 2, 3]);
+    }
+
+    /// A transactional batch of producer `pid`: `count` records from `base`.
+    fn txn(pid: i64, base: i64, count: i64) -> Vec<u8> {
+        let mut builder = RecordBatchBuilder::new(Compression::None)
+            .base_offset(base)
+            .producer(pid, 0, 0)
+            .transactional(true);
+        for offset in base..base + count {
+            builder.append(1_000 + offset, None, Some(b"x"), &[]);
+        }
+        builder.build().to_vec()
+    }
+
+    /// The COMMIT or ABORT marker of producer `pid` at `base`.
+    fn marker(pid: i64, base: i64, commit: bool) -> Vec<u8> {
+        let m = strom_log::batch::control::EndTxnMarker {
+            commit,
+            coordinator_epoch: 0,
+        };
+        let mut builder = RecordBatchBuilder::new(Compression::None)
+            .base_offset(base)
+            .producer(pid, 0, -1)
+            .transactional(true)
+            .control(true);
+        builder.append(0, Some(&m.key_bytes()), Some(&m.value_bytes()), &[]);
+        builder.build().to_vec()
+    }
+
+    #[test]
+    fn read_committed_drops_aborted_records_and_markers_and_moves_past_them() {
+        // Offsets: 0-1 p1 (aborted), 2-3 p2 (committed), 4 plain,
+        // 5 p1 ABORT, 6 p2 COMMIT, 7-8 p1 again (committed), 9 p1 COMMIT.
+        let bytes = concat(&[
+            txn(1, 0, 2),
+            txn(2, 2, 2),
+            batch(4, 1, Compression::None),
+            marker(1, 5, false),
+            marker(2, 6, true),
+            txn(1, 7, 2),
+            marker(1, 9, true),
+        ]);
+        // (fetch offset, aborted transactions returned, offsets delivered)
+        type Case = (i64, &'static [(i64, i64)], &'static [i64]);
+        let table: &[Case] = &[
+            (0, &[(1, 0)], &[2, 3, 4, 7, 8]),
+            // read_committed without aborts in range: markers still hidden.
+            (0, &[], &[0, 1, 2, 3, 4, 7, 8]),
+            // The position inside the aborted transaction.
+            (1, &[(1, 0)], &[2, 3, 4, 7, 8]),
+            // Past the abort marker: p1's later batches are delivered.
+            (6, &[], &[7, 8]),
+            // An aborted transaction of a producer absent from the data
+            // changes nothing.
+            (0, &[(1, 0), (3, 2)], &[2, 3, 4, 7, 8]),
+            // A second abort of p1 starting at 7 (the broker's list says so).
+            (0, &[(1, 0), (1, 7)], &[2, 3, 4]),
+        ];
+        for (position, aborted, want) in table {
+            let filter = AbortedFilter::from_starts(aborted.iter().copied());
+            let decoded = decode(
+                "t",
+                0,
+                bytes.clone(),
+                *position,
+                true,
+                1 << 20,
+                Some(filter),
+            );
+            assert_eq!(
+                offsets(&decoded),
+                *want,
+                "position {position}, aborted {aborted:?}"
+            );
+            assert_eq!(decoded.next_offset, Some(10), "position {position}");
+            assert!(decoded.error.is_none());
+        }
+        // read_uncommitted delivers the aborted records, never the markers.
+        let decoded = decode("t", 0, bytes, 0, true, 1 << 20, None);
+        assert_eq!(offsets(&decoded), [0, 1, 2, 3, 4, 7, 8]);
+    }
+
+    #[test]
+    fn read_committed_position_moves_past_a_fetch_of_only_aborted_batches() {
+        let bytes = concat(&[txn(1, 10, 3), marker(1, 13, false)]);
+        let filter = AbortedFilter::from_starts([(1, 10)]);
+        let decoded = decode("t", 0, bytes, 10, true, 1 << 20, Some(filter));
+        assert!(decoded.records.is_empty());
+        assert_eq!(decoded.next_offset, Some(14));
+        assert!(decoded.error.is_none());
+    }
+
+    #[test]
+    fn read_committed_refuses_a_malformed_marker() {
+        let mut builder = RecordBatchBuilder::new(Compression::None)
+            .base_offset(2)
+            .producer(1, 0, -1)
+            .transactional(true)
+            .control(true);
+        builder.append(0, Some(&[0, 0, 0, 9]), Some(&[0; 6]), &[]);
+        let bytes = concat(&[batch(0, 2, Compression::None), builder.build().to_vec()]);
+        let decoded = decode(
+            "t",
+            0,
+            bytes,
+            0,
+            true,
+            1 << 20,
+            Some(AbortedFilter::default()),
+        );
+        assert_eq!(offsets(&decoded), [0, 1]);
+        assert_eq!(decoded.next_offset, Some(2));
+        let error = decoded.error.expect("a malformed marker");
+        assert_eq!(error.code(), Some(ErrorCode::CorruptMessage));
     }
 }

@@ -3,18 +3,20 @@
 //! knows (so a stale leader answers FENCED_LEADER_EPOCH), and the decoding
 //! of its answer. Requests to a leader go as rounds of its
 //! [`FetchSession`] (one long-lived `FetchStream`), kept between rounds in
-//! [`Shared::sessions`].
+//! [`Shared::sessions`]. A `read_committed` consumer's answers are decoded
+//! with the aborted transactions they carry (their records are dropped).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use strom_log::AbortedFilter;
 use strom_proto::v1 as pb;
 use strom_proto::v1::ErrorCode;
 use strom_proto::v1::broker_service_client::BrokerServiceClient;
 use strom_proto::{FetchSession, StromError};
 
 use super::Shared;
-use super::config::ConsumerConfig;
+use super::config::{ConsumerConfig, IsolationLevel};
 use super::decode::{Decoded, decode};
 use crate::admin::{TopicId, TopicPartition};
 use crate::cluster::Leader;
@@ -140,8 +142,15 @@ pub(crate) fn fetch_answers(
                             target.offset,
                             config.check_crcs,
                             config.max_partition_fetch_bytes,
+                            aborted_filter(config.isolation_level, &p.aborted_transactions),
                         ),
-                        high_watermark: p.high_watermark,
+                        // The end this consumer can read to: lag counts up
+                        // to the last stable offset when reading committed,
+                        // as Kafka's consumer.
+                        high_watermark: match config.isolation_level {
+                            IsolationLevel::ReadUncommitted => p.high_watermark,
+                            IsolationLevel::ReadCommitted => p.last_stable_offset,
+                        },
                     },
                     code => FetchAnswer::Failed {
                         error: Error::Strom(StromError::new(
@@ -161,6 +170,17 @@ pub(crate) fn fetch_answers(
             (target, answer)
         })
         .collect()
+}
+
+/// The `read_committed` filter for one partition's answer; `None` when
+/// reading uncommitted (Kafka's consumer ignores the list then too).
+fn aborted_filter(
+    isolation: IsolationLevel,
+    aborted: &[pb::AbortedTransaction],
+) -> Option<AbortedFilter> {
+    (isolation == IsolationLevel::ReadCommitted).then(|| {
+        AbortedFilter::from_starts(aborted.iter().map(|a| (a.producer_id, a.first_offset)))
+    })
 }
 
 /// Answers up to this many record bytes are decoded on the async thread;
@@ -362,5 +382,60 @@ mod tests {
             panic!("partition 2 is missing");
         };
         assert_eq!(error.code(), Some(ErrorCode::UnknownServerError));
+    }
+
+    #[test]
+    fn read_committed_answers_drop_aborted_records_and_end_at_the_last_stable_offset() {
+        // Producer 9's transaction at 0..=1 was aborted; plain records at 2..=3.
+        let mut aborted = RecordBatchBuilder::new(Compression::None)
+            .base_offset(0)
+            .producer(9, 0, 0)
+            .transactional(true);
+        aborted.append(0, None, Some(b"a"), &[]);
+        aborted.append(0, None, Some(b"a"), &[]);
+        let mut plain = RecordBatchBuilder::new(Compression::None).base_offset(2);
+        plain.append(0, None, Some(b"p"), &[]);
+        plain.append(0, None, Some(b"p"), &[]);
+        let records = Bytes::from([aborted.build(), plain.build()].concat());
+        let response = || pb::FetchResponse {
+            topics: vec![pb::FetchTopicResponse {
+                topic: "t".into(),
+                topic_id: Vec::new(),
+                partitions: vec![pb::FetchPartitionResponse {
+                    partition: 0,
+                    high_watermark: 10,
+                    last_stable_offset: 4,
+                    records: records.clone(),
+                    aborted_transactions: vec![pb::AbortedTransaction {
+                        producer_id: 9,
+                        first_offset: 0,
+                    }],
+                    ..Default::default()
+                }],
+            }],
+            throttle_time_ms: 0,
+        };
+        // (isolation, offsets delivered, end reported)
+        let table = [
+            (IsolationLevel::ReadCommitted, vec![2, 3], 4),
+            (IsolationLevel::ReadUncommitted, vec![0, 1, 2, 3], 10),
+        ];
+        for (isolation, want, end) in table {
+            let config = ConsumerConfig {
+                isolation_level: isolation,
+                ..ConsumerConfig::default()
+            };
+            let answers = fetch_answers(&config, vec![target("t", 0, 0)], response());
+            let FetchAnswer::Data {
+                decoded,
+                high_watermark,
+            } = &answers[0].1
+            else {
+                panic!("partition 0 has data");
+            };
+            let offsets: Vec<i64> = decoded.records.iter().map(|r| r.offset).collect();
+            assert_eq!(offsets, want, "{isolation}");
+            assert_eq!((decoded.next_offset, *high_watermark), (Some(4), end));
+        }
     }
 }

@@ -18,15 +18,20 @@
 //! that keeps a tombstone sets the batch's delete horizon (KIP-534): the
 //! `baseTimestamp` becomes `now + delete.retention.ms`, attribute bit 6 is
 //! set and the records' timestamp deltas are rewritten against it.
-//! Control batches (transaction markers) are never deduplicated by key:
-//! they are kept whole (removing a marker needs transaction state, a later
-//! issue). Records of aborted transactions never enter the map (the pass
-//! skips them when it builds it), so they never supersede committed
-//! records; they still go when a newer record of their key exists.
+//! Transactions ([`TxnRole`], `compaction/txn.rs`): every record of an
+//! aborted transaction goes (its header stays). Records of aborted
+//! transactions never enter the map (the pass skips them when it builds
+//! it), so they never supersede committed records. Control batches
+//! (transaction markers) are never deduplicated by key: a marker is kept
+//! whole while its transaction holds records; after that it gets a delete
+//! horizon, and once the horizon passed it becomes a plain header-only
+//! batch (no producer, no control bit), which neighbouring emptied plain
+//! batches may absorb.
 
 use bytes::{BufMut, Bytes};
 
 use super::offset_map::OffsetMap;
+use super::txn::TxnRole;
 use crate::batch::header::{
     ATTRIBUTES_OFFSET, COMPRESSION_MASK, CONTROL_BIT, CRC_OFFSET, DELETE_HORIZON_BIT, HEADER_LEN,
     LOG_OVERHEAD, MAGIC, NO_PRODUCER_ID, TRANSACTIONAL_BIT, TimestampType, compute_crc,
@@ -134,10 +139,40 @@ pub(crate) enum Filtered {
     Empty(EmptyRun),
 }
 
-/// Decide the fate of `batch`'s records under `ctx`.
-pub(crate) fn filter_batch(batch: &RecordBatch, ctx: &FilterContext<'_>) -> Result<Filtered> {
-    if batch.is_control() || batch.base_offset() >= ctx.map_end {
+/// `batch` without any record, its header kept.
+fn emptied(batch: &RecordBatch) -> EmptyRun {
+    EmptyRun {
+        base_offset: batch.base_offset(),
+        last_offset: batch.last_offset(),
+        partition_leader_epoch: batch.partition_leader_epoch(),
+        attributes: batch.attributes() & !COMPRESSION_MASK & !DELETE_HORIZON_BIT,
+        base_timestamp: batch.base_timestamp(),
+        max_timestamp: batch.max_timestamp(),
+        producer_id: batch.producer_id(),
+        producer_epoch: batch.producer_epoch(),
+        base_sequence: batch.base_sequence(),
+    }
+}
+
+/// Decide the fate of `batch`'s records under `ctx`, the batch having
+/// `role` in its producer's transaction.
+pub(crate) fn filter_batch(
+    batch: &RecordBatch,
+    ctx: &FilterContext<'_>,
+    role: TxnRole,
+) -> Result<Filtered> {
+    if batch.base_offset() >= ctx.map_end {
         return Ok(Filtered::Unchanged);
+    }
+    if batch.is_control() {
+        return filter_marker(batch, ctx, role);
+    }
+    if role == TxnRole::Aborted {
+        return Ok(if batch.record_count() == 0 {
+            Filtered::Unchanged
+        } else {
+            Filtered::Empty(emptied(batch))
+        });
     }
     let records = batch.records()?;
     let horizon = batch.delete_horizon_ms();
@@ -153,24 +188,55 @@ pub(crate) fn filter_batch(batch: &RecordBatch, ctx: &FilterContext<'_>) -> Resu
             !(r.value.is_none() && tombstones_expired)
         })
         .collect();
-    let attributes = batch.attributes();
     if kept.is_empty() {
-        return Ok(Filtered::Empty(EmptyRun {
-            base_offset: batch.base_offset(),
-            last_offset: batch.last_offset(),
-            partition_leader_epoch: batch.partition_leader_epoch(),
-            attributes: attributes & !COMPRESSION_MASK & !DELETE_HORIZON_BIT,
-            base_timestamp: batch.base_timestamp(),
-            max_timestamp: batch.max_timestamp(),
-            producer_id: batch.producer_id(),
-            producer_epoch: batch.producer_epoch(),
-            base_sequence: batch.base_sequence(),
-        }));
+        return Ok(Filtered::Empty(emptied(batch)));
     }
     let set_horizon = horizon.is_none() && kept.iter().any(|r| r.value.is_none());
     if kept.len() == total && !set_horizon {
         return Ok(Filtered::Unchanged);
     }
+    Ok(Filtered::Rewritten(rewrite(
+        batch,
+        &kept,
+        set_horizon,
+        ctx,
+    )?))
+}
+
+/// A marker: kept whole while its transaction holds records
+/// ([`TxnRole::MarkerNeeded`]); else stamped with a delete horizon, and
+/// once that passed, a plain header-only batch.
+fn filter_marker(batch: &RecordBatch, ctx: &FilterContext<'_>, role: TxnRole) -> Result<Filtered> {
+    if role != TxnRole::MarkerDone {
+        return Ok(Filtered::Unchanged);
+    }
+    match batch.delete_horizon_ms() {
+        None => {
+            let records = batch.records()?;
+            Ok(Filtered::Rewritten(rewrite(batch, &records, true, ctx)?))
+        }
+        Some(horizon) if ctx.now_ms >= horizon => Ok(Filtered::Empty(EmptyRun {
+            attributes: batch.attributes()
+                & !(COMPRESSION_MASK | DELETE_HORIZON_BIT | CONTROL_BIT | TRANSACTIONAL_BIT),
+            base_timestamp: batch.max_timestamp(),
+            producer_id: NO_PRODUCER_ID,
+            producer_epoch: -1,
+            base_sequence: -1,
+            ..emptied(batch)
+        })),
+        Some(_) => Ok(Filtered::Unchanged),
+    }
+}
+
+/// `batch` holding only `kept` (a subset of its records), with a delete
+/// horizon newly set if `set_horizon`.
+fn rewrite(
+    batch: &RecordBatch,
+    kept: &[crate::batch::Record],
+    set_horizon: bool,
+    ctx: &FilterContext<'_>,
+) -> Result<Bytes> {
+    let attributes = batch.attributes();
     let (attributes, base_timestamp) = if set_horizon {
         (
             attributes | DELETE_HORIZON_BIT,
@@ -181,7 +247,7 @@ pub(crate) fn filter_batch(batch: &RecordBatch, ctx: &FilterContext<'_>) -> Resu
     };
     let log_append_time = batch.timestamp_type() == TimestampType::LogAppendTime;
     let mut body = Vec::new();
-    for r in &kept {
+    for r in kept {
         let timestamp_delta = if log_append_time {
             0
         } else {
@@ -206,21 +272,19 @@ pub(crate) fn filter_batch(batch: &RecordBatch, ctx: &FilterContext<'_>) -> Resu
         compressed = compression.compress(&body);
         &compressed
     };
-    Ok(Filtered::Rewritten(Bytes::from(encode_batch(
-        &BatchFields {
-            base_offset: batch.base_offset(),
-            last_offset_delta: batch.last_offset_delta(),
-            partition_leader_epoch: batch.partition_leader_epoch(),
-            attributes,
-            base_timestamp,
-            max_timestamp: batch.max_timestamp(),
-            producer_id: batch.producer_id(),
-            producer_epoch: batch.producer_epoch(),
-            base_sequence: batch.base_sequence(),
-            record_count: i32::try_from(kept.len()).expect("fewer records than the batch had"),
-            body,
-        },
-    ))))
+    Ok(Bytes::from(encode_batch(&BatchFields {
+        base_offset: batch.base_offset(),
+        last_offset_delta: batch.last_offset_delta(),
+        partition_leader_epoch: batch.partition_leader_epoch(),
+        attributes,
+        base_timestamp,
+        max_timestamp: batch.max_timestamp(),
+        producer_id: batch.producer_id(),
+        producer_epoch: batch.producer_epoch(),
+        base_sequence: batch.base_sequence(),
+        record_count: i32::try_from(kept.len()).expect("fewer records than the batch had"),
+        body,
+    })))
 }
 
 struct BatchFields<'a> {
@@ -374,7 +438,7 @@ mod tests {
                     now_ms: 5_000,
                     delete_retention_ms: 100,
                 };
-                let f = filter_batch(&original, &ctx).expect("filters");
+                let f = filter_batch(&original, &ctx, TxnRole::Data).expect("filters");
                 let offsets: Vec<i64> = kept(&f, &original).iter().map(|r| r.0).collect();
                 assert_eq!(offsets, expected, "{name} ({compression:?})");
             }
@@ -395,7 +459,9 @@ mod tests {
             now_ms: 5_000,
             delete_retention_ms: 100,
         };
-        let Filtered::Rewritten(bytes) = filter_batch(&original, &ctx).expect("filters") else {
+        let Filtered::Rewritten(bytes) =
+            filter_batch(&original, &ctx, TxnRole::Data).expect("filters")
+        else {
             panic!("the horizon is set in a rewrite");
         };
         let marked = RecordBatch::from_bytes(bytes).expect("framed");
@@ -412,14 +478,14 @@ mod tests {
             ..ctx
         };
         assert_eq!(
-            filter_batch(&marked, &before).expect("filters"),
+            filter_batch(&marked, &before, TxnRole::Data).expect("filters"),
             Filtered::Unchanged
         );
         let after = FilterContext {
             now_ms: 5_100,
             ..ctx
         };
-        let f = filter_batch(&marked, &after).expect("filters");
+        let f = filter_batch(&marked, &after, TxnRole::Data).expect("filters");
         assert_eq!(
             kept(&f, &marked),
             vec![(0, Some("a".into()), Some("x".into()))]
@@ -442,7 +508,8 @@ mod tests {
             now_ms: 0,
             delete_retention_ms: 0,
         };
-        let Filtered::Empty(run) = filter_batch(&original, &ctx).expect("filters") else {
+        let Filtered::Empty(run) = filter_batch(&original, &ctx, TxnRole::Data).expect("filters")
+        else {
             panic!("no record is left");
         };
         let header = RecordBatch::from_bytes(Bytes::from(run.encode())).expect("framed");
@@ -515,8 +582,143 @@ mod tests {
             delete_retention_ms: 0,
         };
         assert_eq!(
-            filter_batch(&original, &ctx).expect("filters"),
+            filter_batch(&original, &ctx, TxnRole::Data).expect("filters"),
             Filtered::Unchanged
         );
+    }
+
+    /// A transaction marker of producer 5 at `base`, stamped at 1000.
+    fn marker(base: i64, commit: bool) -> RecordBatch {
+        let m = crate::batch::control::EndTxnMarker {
+            commit,
+            coordinator_epoch: 2,
+        };
+        let mut b = RecordBatchBuilder::new(Compression::None)
+            .base_offset(base)
+            .partition_leader_epoch(3)
+            .producer(5, 1, -1)
+            .transactional(true)
+            .control(true);
+        b.append(1_000, Some(&m.key_bytes()), Some(&m.value_bytes()), &[]);
+        RecordBatch::from_bytes(b.build()).expect("framed")
+    }
+
+    #[test]
+    fn every_record_of_an_aborted_batch_goes_and_its_header_stays() {
+        let mut b = RecordBatchBuilder::new(Compression::Zstd)
+            .base_offset(20)
+            .producer(5, 1, 0)
+            .transactional(true);
+        b.append(1, Some(b"k"), Some(b"aborted"), &[]);
+        b.append(2, Some(b"j"), Some(b"aborted"), &[]);
+        let original = RecordBatch::from_bytes(b.build()).expect("framed");
+        // Nothing supersedes its keys: only the abort removes them.
+        let m = map(&[]);
+        let ctx = FilterContext {
+            map: &m,
+            map_end: 100,
+            now_ms: 0,
+            delete_retention_ms: 0,
+        };
+        let Filtered::Empty(run) =
+            filter_batch(&original, &ctx, TxnRole::Aborted).expect("filters")
+        else {
+            panic!("an aborted batch keeps no record");
+        };
+        let header = RecordBatch::from_bytes(Bytes::from(run.encode())).expect("framed");
+        assert_eq!((header.base_offset(), header.last_offset()), (20, 21));
+        assert_eq!(header.record_count(), 0);
+        assert!(header.is_transactional() && !header.is_control());
+        assert_eq!((header.producer_id(), header.base_sequence()), (5, 0));
+        // Emptied already: nothing more to do. As data, it would be kept.
+        assert_eq!(
+            filter_batch(&header, &ctx, TxnRole::Aborted).expect("filters"),
+            Filtered::Unchanged
+        );
+        let f = filter_batch(&original, &ctx, TxnRole::Data).expect("filters");
+        assert_eq!(kept(&f, &original).len(), 2);
+    }
+
+    #[test]
+    fn a_marker_goes_only_after_its_delete_horizon_once_its_transaction_is_empty() {
+        for commit in [true, false] {
+            let original = marker(30, commit);
+            let m = map(&[]);
+            let ctx = FilterContext {
+                map: &m,
+                map_end: 100,
+                now_ms: 5_000,
+                delete_retention_ms: 100,
+            };
+            // Its transaction still holds records: kept whole, however old.
+            assert_eq!(
+                filter_batch(&original, &ctx, TxnRole::MarkerNeeded).expect("filters"),
+                Filtered::Unchanged
+            );
+            // Beyond the map end: untouched.
+            let beyond = FilterContext { map_end: 30, ..ctx };
+            assert_eq!(
+                filter_batch(&original, &beyond, TxnRole::MarkerDone).expect("filters"),
+                Filtered::Unchanged
+            );
+            // Empty transaction: first stamped, still a readable marker.
+            let Filtered::Rewritten(bytes) =
+                filter_batch(&original, &ctx, TxnRole::MarkerDone).expect("filters")
+            else {
+                panic!("the horizon is set in a rewrite");
+            };
+            let stamped = RecordBatch::from_bytes(bytes).expect("framed");
+            stamped.validate().expect("valid crc");
+            assert_eq!(stamped.delete_horizon_ms(), Some(5_100));
+            let read = crate::batch::control::marker_of(&stamped, 0)
+                .expect("a marker")
+                .expect("control");
+            assert_eq!((read.producer_id, read.commit), (5, commit));
+            // Before the horizon it stays; from it on it is a plain header.
+            let before = FilterContext {
+                now_ms: 5_099,
+                ..ctx
+            };
+            assert_eq!(
+                filter_batch(&stamped, &before, TxnRole::MarkerDone).expect("filters"),
+                Filtered::Unchanged
+            );
+            let after = FilterContext {
+                now_ms: 5_100,
+                ..ctx
+            };
+            let Filtered::Empty(run) =
+                filter_batch(&stamped, &after, TxnRole::MarkerDone).expect("filters")
+            else {
+                panic!("the marker goes");
+            };
+            let header = RecordBatch::from_bytes(Bytes::from(run.encode())).expect("framed");
+            header.validate().expect("valid crc");
+            assert_eq!((header.base_offset(), header.last_offset()), (30, 30));
+            assert_eq!(header.record_count(), 0);
+            assert!(!header.is_control() && !header.is_transactional());
+            assert_eq!(
+                (
+                    header.producer_id(),
+                    header.producer_epoch(),
+                    header.base_sequence()
+                ),
+                (-1, -1, -1)
+            );
+            assert_eq!(header.delete_horizon_ms(), None);
+            // It may join the plain emptied batch right before it.
+            let plain = EmptyRun {
+                base_offset: 25,
+                last_offset: 29,
+                partition_leader_epoch: 3,
+                attributes: 0,
+                base_timestamp: 0,
+                max_timestamp: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                base_sequence: -1,
+            };
+            assert!(plain.can_absorb(&run));
+        }
     }
 }

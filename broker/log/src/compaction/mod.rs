@@ -7,10 +7,13 @@
 //!   `min.compaction.lag.ms`, `max.compaction.lag.ms`).
 //! - `filter` (private): which records of one batch survive, and the batch
 //!   written in its place (delete horizons, header-only batches).
+//! - `txn` (private): what each batch is to the cleaner with transactions
+//!   (aborted records, markers that may go).
 
 pub mod decide;
 pub(crate) mod filter;
 pub mod offset_map;
+pub(crate) mod txn;
 
 pub use decide::{Cleanable, CompactionFacts, CompactionLags, cleanable};
 pub use offset_map::OffsetMap;

@@ -28,7 +28,15 @@
 //!    device cache flush, which every other writer of the disk waits for.
 //! 5. [`PartitionLog::finish_cleaning`] records the map's end as the first
 //!    dirty offset in `cleaner-offset-checkpoint`, with the earliest delete
-//!    horizon of the tombstones the pass kept.
+//!    horizon of the tombstones and markers the pass kept.
+//!
+//! Transactions: the pass reads its segments in offset order from the log
+//! start and tracks each producer's transaction (`compaction/txn.rs`).
+//! Records of aborted transactions go; a marker whose transaction holds no
+//! record any more gets a delete horizon and goes once it passed. When an
+//! ABORT marker goes, its aborted-transaction index entry goes first (step
+//! 4, before the rename): a crash in between leaves a marker without entry
+//! over a transaction with no records, which readers treat the same.
 //!
 //! A log with nothing dirty whose clean section holds a tombstone past its
 //! delete horizon gets a pass too: an empty map, every segment of the clean
@@ -57,6 +65,7 @@ use crate::batch::header::{HEADER_LEN, summarize};
 use crate::batch::{BatchIter, RecordBatch};
 use crate::checkpoint::{CLEANER_CHECKPOINT_FILE, CleanerCheckpoint, sync_dir, write_atomic};
 use crate::compaction::filter::{EmptyRun, FilterContext, Filtered, filter_batch};
+use crate::compaction::txn::{TxnRole, TxnTracker};
 use crate::compaction::{Cleanable, CompactionFacts, OffsetMap, cleanable};
 use crate::error::{IoContext, Result};
 use crate::retention::SegmentFacts;
@@ -83,6 +92,8 @@ pub struct CleanerStats {
     pub records_read: u64,
     /// Records removed from them.
     pub records_removed: u64,
+    /// Transaction markers removed (their delete horizon passed).
+    pub markers_removed: u64,
 }
 
 /// A cleaning pass in progress: the section its map covers, the segments
@@ -95,21 +106,24 @@ pub struct CleaningPass {
     delete_retention_ms: i64,
     segments: Vec<i64>,
     truncations: u64,
-    /// The earliest delete horizon of a tombstone kept so far, -1 if none.
+    /// The earliest delete horizon of a tombstone or marker kept so far,
+    /// -1 if none.
     delete_horizon: i64,
+    /// Each producer's transaction, as read so far.
+    txns: TxnTracker,
     /// Running totals.
     pub stats: CleanerStats,
 }
 
 impl CleaningPass {
     /// Remembers the delete horizon of a kept batch that still holds a
-    /// tombstone (only stamped batches are parsed).
+    /// tombstone, or of a kept marker (only stamped batches are parsed).
     fn note_kept(&mut self, batch: &RecordBatch) -> Result<()> {
         let Some(horizon) = batch.delete_horizon_ms() else {
             return Ok(());
         };
         if (self.delete_horizon < 0 || horizon < self.delete_horizon)
-            && batch.records()?.iter().any(|r| r.value.is_none())
+            && (batch.is_control() || batch.records()?.iter().any(|r| r.value.is_none()))
         {
             self.delete_horizon = horizon;
         }
@@ -141,6 +155,9 @@ pub struct CleanedSegment {
     original_size: u64,
     path: PathBuf,
     size: u64,
+    /// Markers removed, as (producer id, offset): their aborted-transaction
+    /// index entries go before the swap.
+    removed_markers: Vec<(i64, i64)>,
 }
 
 impl CleanedSegment {
@@ -362,6 +379,7 @@ impl LogReader {
             segments,
             truncations,
             delete_horizon: -1,
+            txns: TxnTracker::default(),
             stats,
         }))
     }
@@ -392,6 +410,7 @@ impl LogReader {
             delete_retention_ms: pass.delete_retention_ms,
         };
         let mut changed = false;
+        let mut removed_markers = Vec::new();
         let mut written = 0u64;
         let mut pending: Option<EmptyRun> = None;
         let mut write = |out: &mut BufWriter<File>, bytes: &[u8]| -> Result<()> {
@@ -413,10 +432,27 @@ impl LogReader {
                 next = batch.next_offset();
                 let before = u64::try_from(batch.record_count()).unwrap_or(0);
                 pass.stats.records_read += before;
-                let filtered = filter_batch(&batch, &ctx)?;
+                let (producer_id, control) = (batch.producer_id(), batch.is_control());
+                let transactional = batch.is_transactional();
+                let aborted = transactional
+                    && !control
+                    && self
+                        .shared
+                        .aborted()
+                        .is_aborted(producer_id, batch.base_offset());
+                let role = pass
+                    .txns
+                    .role(producer_id, control, transactional, before > 0, aborted);
+                let filtered = filter_batch(&batch, &ctx, role)?;
                 if let Filtered::Empty(run) = filtered {
                     changed = true;
-                    pass.stats.records_removed += before;
+                    if control {
+                        debug_assert_eq!(role, TxnRole::MarkerDone);
+                        removed_markers.push((producer_id, batch.base_offset()));
+                        pass.stats.markers_removed += 1;
+                    } else {
+                        pass.stats.records_removed += before;
+                    }
                     let absorbed = match pending.as_mut() {
                         Some(p) if p.can_absorb(&run) => {
                             p.absorb(&run);
@@ -468,6 +504,7 @@ impl LogReader {
             original_size,
             path,
             size: written,
+            removed_markers,
         }))
     }
 }
@@ -510,6 +547,19 @@ impl PartitionLog {
         let mut swapped = SwappedSegments::default();
         if batch.is_empty() || stop == SwapStep::Written {
             return Ok(swapped);
+        }
+        if !cleaned.removed_markers.is_empty() {
+            let dropped = {
+                let mut index = shared.aborted_mut();
+                cleaned
+                    .removed_markers
+                    .iter()
+                    .filter(|(producer_id, offset)| index.remove(*producer_id, *offset))
+                    .count()
+            };
+            if dropped > 0 {
+                self.rewrite_txn_index()?;
+            }
         }
         let dir = &shared.dir;
         let swap_path =

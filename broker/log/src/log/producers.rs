@@ -29,8 +29,8 @@ use super::PartitionLog;
 use crate::batch::control::marker_of;
 use crate::batch::header::{
     ATTRIBUTES_OFFSET, BASE_SEQUENCE_OFFSET, CONTROL_BIT, HEADER_LEN, HeaderSummary,
-    NO_PRODUCER_ID, PRODUCER_EPOCH_OFFSET, PRODUCER_ID_OFFSET, RecordBatch, TRANSACTIONAL_BIT,
-    get_i16, get_i32, get_i64,
+    NO_PRODUCER_ID, PRODUCER_EPOCH_OFFSET, PRODUCER_ID_OFFSET, RECORD_COUNT_OFFSET, RecordBatch,
+    TRANSACTIONAL_BIT, get_i16, get_i32, get_i64,
 };
 use crate::batch::iter::BatchIter;
 use crate::checkpoint::write_atomic;
@@ -52,7 +52,10 @@ const REPLAY_READ_BYTES: usize = 1 << 20;
 /// at the offsets of `summary` at time `at_ms` (this log's clock: the
 /// producer's last activity, for `producer.id.expiration.ms`); `None` for a
 /// batch without a producer id or a control batch (transaction markers
-/// carry no sequences).
+/// carry no sequences). A header-only batch (no records) opens no
+/// transaction: only the cleaner writes those, below the last stable
+/// offset where every transaction is decided, and it may since have
+/// removed the transaction's marker.
 pub(super) fn producer_batch(
     header: &[u8],
     summary: &HeaderSummary,
@@ -74,7 +77,8 @@ pub(super) fn producer_batch(
         first_offset: summary.base_offset,
         last_offset: summary.last_offset,
         max_timestamp: at_ms,
-        is_transactional: attributes & TRANSACTIONAL_BIT != 0,
+        is_transactional: attributes & TRANSACTIONAL_BIT != 0
+            && get_i32(header, RECORD_COUNT_OFFSET) > 0,
     })
 }
 
@@ -338,7 +342,7 @@ impl PartitionLog {
 
     /// Write the index files anew from memory: one per segment holding
     /// markers of aborted transactions; other `.txnindex` files go.
-    fn rewrite_txn_index(&mut self) -> Result<()> {
+    pub(super) fn rewrite_txn_index(&mut self) -> Result<()> {
         self.txn_index_unsynced.clear();
         let shared = &self.reader.shared;
         let mut files: BTreeMap<i64, Vec<u8>> = BTreeMap::new();

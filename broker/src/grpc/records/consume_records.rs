@@ -1,13 +1,18 @@
 //! `RecordsService.ConsumeRecords`: a consumer fetch of one partition
-//! through the read path, its batches decoded into messages.
+//! through the read path, its batches decoded into messages. Control
+//! batches are never returned; with READ_COMMITTED neither are the records
+//! of aborted transactions ([`AbortedFilter`], the same filter the Rust
+//! consumer applies). `next_offset` moves past what was left out.
 
+use strom_log::AbortedFilter;
 use strom_log::batch::BatchIter;
 use strom_proto::StromError;
 use strom_proto::v1::{
     ConsumeRecordsRequest, ConsumeRecordsResponse, ConsumedRecord, ErrorCode, RecordMessageHeader,
 };
 
-use crate::replica::{FetchParams, FetchPartition, Isolation, ReplicaManager};
+use crate::grpc::fetch::isolation;
+use crate::replica::{FetchParams, FetchPartition, ReplicaManager};
 
 /// Kafka's default `max.poll.records`.
 const DEFAULT_MAX_RECORDS: i32 = 500;
@@ -38,11 +43,7 @@ pub(super) async fn consume_records(
         max_wait_ms: req.max_wait_ms,
         min_bytes: 1,
         max_bytes: MAX_BYTES,
-        isolation: if req.read_committed {
-            Isolation::ReadCommitted
-        } else {
-            Isolation::ReadUncommitted
-        },
+        isolation: isolation(req.isolation_level)?,
         partitions: vec![FetchPartition {
             topic: req.topic.clone(),
             topic_id: None,
@@ -76,15 +77,17 @@ pub(super) async fn consume_records(
     }
     let mut records = Vec::new();
     let mut next_offset = req.offset;
+    // Empty unless READ_COMMITTED: then it also drops aborted records.
+    let mut filter = AbortedFilter::new(p.aborted_transactions);
+    let corrupt =
+        |e: strom_log::LogError| StromError::new(ErrorCode::CorruptMessage, e.to_string());
     'batches: for batch in BatchIter::new(p.records) {
-        let batch = batch.map_err(|e| StromError::new(ErrorCode::CorruptMessage, e.to_string()))?;
-        if batch.is_control() {
+        let batch = batch.map_err(corrupt)?;
+        if !filter.keep(&batch).map_err(corrupt)? {
             next_offset = next_offset.max(batch.next_offset());
             continue;
         }
-        let decoded = batch
-            .records()
-            .map_err(|e| StromError::new(ErrorCode::CorruptMessage, e.to_string()))?;
+        let decoded = batch.records().map_err(corrupt)?;
         for r in decoded {
             if r.offset < req.offset {
                 continue;
@@ -117,5 +120,6 @@ pub(super) async fn consume_records(
         next_offset,
         high_watermark: p.high_watermark,
         log_start_offset: p.log_start_offset,
+        last_stable_offset: p.last_stable_offset,
     })
 }
