@@ -7,6 +7,16 @@
 //! Every record carries the one-shot channel its `send` future waits on;
 //! finishing a batch (acknowledged, failed, expired) answers all of them
 //! and releases the batch's share of `buffer.memory`.
+//!
+//! In flight: each request's share of a partition (a group of batches) is
+//! in flight until answered, up to `max.in.flight.requests.per.connection`
+//! groups per partition at a time. Order is kept across retries as in
+//! Kafka: once a group comes back failed, the partition sends nothing new
+//! until every group sent after it is back too (those are marked as sent
+//! after a failure: an idempotent one refused with OUT_OF_ORDER_SEQUENCE
+//! was refused only because of the earlier failure, and is retried). The
+//! groups that came back then go again one at a time, in the order they
+//! were first sent; only after them do new batches go, pipelined again.
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
@@ -110,10 +120,16 @@ pub(crate) struct ProducerBatch {
     closed: bool,
     /// The error of the last failed attempt, for the expiry message.
     last_error: Option<Error>,
-    /// Idempotent producer: the request (per partition) it was first sent
-    /// in; its retries carry exactly the batches of that group, whose
-    /// sequences were fixed then. 0 before the first send.
-    group: u64,
+    /// The request (per partition) it was last sent in; an idempotent
+    /// retry carries exactly the batches of that group, whose sequences
+    /// were fixed then. 0 before the first send.
+    pub(crate) group: u64,
+    /// Idempotent producer: the producer id and epoch its sequences were
+    /// given under (`None` before the first send).
+    sequenced: Option<(i64, i16)>,
+    /// Idempotent producer: its sequences are void (the partition moved to
+    /// another epoch while it was away); it gets new ones when resent.
+    needs_sequence: bool,
 }
 
 impl ProducerBatch {
@@ -136,6 +152,8 @@ impl ProducerBatch {
     fn set_producer(&mut self, (id, epoch, seq): ProducerFields) {
         self.builder.set_producer(id, epoch, seq);
         self.encoded = None;
+        self.sequenced = Some((id, epoch));
+        self.needs_sequence = false;
     }
 
     /// The encoded batch (compressed on first use).
@@ -238,10 +256,71 @@ impl Deliveries {
 #[derive(Debug, Default)]
 struct PartitionQueue {
     batches: VecDeque<ProducerBatch>,
-    /// A request for this partition is outstanding (one at a time).
-    in_flight: bool,
+    /// The groups outstanding, in the order they were sent.
+    in_flight: VecDeque<InFlightGroup>,
+    /// A group came back failed while others were in flight: nothing goes
+    /// until they are all back.
+    draining: bool,
     /// Backoff after a failed attempt.
     retry_at: Option<Instant>,
+}
+
+/// One outstanding request's share of a partition.
+#[derive(Debug, Clone, Copy)]
+struct InFlightGroup {
+    group: u64,
+    /// An earlier group came back failed after this one was sent.
+    after_failure: bool,
+}
+
+impl PartitionQueue {
+    /// Whether another group may be sent now (backoff aside): below the
+    /// in-flight limit, not waiting for the groups out after a failure, and
+    /// a returned group (a retry) goes only when nothing else is out.
+    fn may_send(&self, max_in_flight: usize) -> bool {
+        if self.in_flight.is_empty() {
+            return true;
+        }
+        let retry_first = self.batches.front().is_some_and(|b| b.attempts > 0);
+        self.in_flight.len() < max_in_flight && !self.draining && !retry_first
+    }
+
+    /// `group` is back. If it `failed`, every group sent after it is
+    /// marked, and nothing new goes until they are back too. Returns
+    /// whether `group` itself had been sent after a failure.
+    fn end(&mut self, group: u64, failed: bool) -> bool {
+        let Some(at) = self.in_flight.iter().position(|g| g.group == group) else {
+            return false;
+        };
+        let ended = self.in_flight.remove(at).expect("found above");
+        if failed {
+            for later in self.in_flight.iter_mut().skip(at) {
+                later.after_failure = true;
+            }
+            self.draining = true;
+        }
+        if self.in_flight.is_empty() {
+            self.draining = false;
+        }
+        ended.after_failure
+    }
+
+    /// Puts returned `batches` (one group, in order) back where they were
+    /// first sent from: after the returned groups sent before them,
+    /// before those sent after them and before every batch never sent.
+    fn requeue(&mut self, batches: Vec<ProducerBatch>) {
+        let Some(group) = batches.first().map(|b| b.group) else {
+            return;
+        };
+        let at = self
+            .batches
+            .iter()
+            .position(|b| b.attempts == 0 || b.group > group)
+            .unwrap_or(self.batches.len());
+        for (i, batch) in batches.into_iter().enumerate() {
+            self.batches.insert(at + i, batch);
+        }
+    }
 }
 
 /// A record to append, already sized and given its timestamp.
@@ -337,6 +416,9 @@ pub(crate) struct BatchSettings {
     pub(crate) delivery_timeout: Duration,
     /// `enable.idempotence` in effect.
     pub(crate) idempotent: bool,
+    /// `max.in.flight.requests.per.connection`: groups per partition out
+    /// at once (at least 1).
+    pub(crate) max_in_flight: usize,
 }
 
 /// The per-partition queues of one producer.
@@ -393,10 +475,20 @@ impl RecordAccumulator {
     }
 
     /// `tp`'s sent batches ended without a known fate (idempotence: the
-    /// partition moves to a new epoch).
+    /// partition moves to a new epoch, and the returned batches waiting to
+    /// be resent get new sequences in it).
     fn sent_batches_failed(&mut self, tp: &TopicPartition) {
-        if let Some(sequences) = &mut self.sequences {
-            sequences.bump(tp);
+        let Some(sequences) = &mut self.sequences else {
+            return;
+        };
+        sequences.bump(tp);
+        let current = sequences.current(tp);
+        if let Some(queue) = self.queues.get_mut(tp) {
+            for batch in &mut queue.batches {
+                if batch.sequenced.is_some() && batch.sequenced != current {
+                    batch.needs_sequence = true;
+                }
+            }
         }
     }
 
@@ -472,6 +564,8 @@ impl RecordAccumulator {
                 closed: false,
                 last_error: None,
                 group: 0,
+                sequenced: None,
+                needs_sequence: false,
             });
         }
         let batch = queue
@@ -509,7 +603,8 @@ impl RecordAccumulator {
             || now >= batch.created + self.settings.linger
     }
 
-    /// The partitions that may send now: not in flight, not backing off,
+    /// The partitions that may send now: below the in-flight limit and not
+    /// recovering from a failure (see the module docs), not backing off,
     /// and whose first batch is sendable. `memory_exhausted` (a `send` is
     /// waiting for buffer memory) makes every batch sendable at once.
     pub(crate) fn ready(&self, now: Instant, memory_exhausted: bool) -> Ready {
@@ -525,7 +620,7 @@ impl RecordAccumulator {
             let Some(first) = queue.batches.front() else {
                 continue;
             };
-            if queue.in_flight {
+            if !queue.may_send(self.settings.max_in_flight) {
                 continue;
             }
             if let Some(retry_at) = queue.retry_at
@@ -548,7 +643,8 @@ impl RecordAccumulator {
     /// for one request of at most `max_bytes`: per partition the first
     /// batch and the sendable ones after it, in order, while they fit; the
     /// first batch of the request is taken even if larger. Each drained
-    /// partition is in flight until [`finish`](Self::finish).
+    /// partition's group is in flight until [`finish`](Self::finish) or a
+    /// failure hands it back.
     pub(crate) fn drain(
         &mut self,
         partitions: &[TopicPartition],
@@ -567,8 +663,13 @@ impl RecordAccumulator {
             .sequences
             .as_ref()
             .is_some_and(|s| s.producer_id().is_none());
+        let max_in_flight = self.settings.max_in_flight;
         for tp in partitions[start..].iter().chain(&partitions[..start]) {
-            if self.queues.get(tp).is_none_or(|q| q.in_flight) {
+            if self
+                .queues
+                .get(tp)
+                .is_none_or(|q| !q.may_send(max_in_flight))
+            {
                 continue;
             }
             // An idempotent retry goes again as it went the first time,
@@ -577,11 +678,18 @@ impl RecordAccumulator {
                 if total > 0 && total + size > max_bytes {
                     continue;
                 }
+                let resequence = self
+                    .queues
+                    .get(tp)
+                    .and_then(|q| q.batches.front())
+                    .is_some_and(|b| b.needs_sequence);
+                if resequence && waiting_for_id {
+                    continue;
+                }
                 total += size;
                 let queue = self.queues.get_mut(tp).expect("checked above");
-                queue.in_flight = true;
                 queue.retry_at = None;
-                let taken: Vec<ProducerBatch> = queue
+                let mut taken: Vec<ProducerBatch> = queue
                     .batches
                     .drain(..count)
                     .map(|mut b| {
@@ -589,6 +697,23 @@ impl RecordAccumulator {
                         b
                     })
                     .collect();
+                if resequence && let Some(sequences) = &mut self.sequences {
+                    // Its epoch is gone: the same group, new sequences.
+                    self.last_group += 1;
+                    for batch in &mut taken {
+                        let fields = sequences
+                            .assign(tp, batch.builder.record_count())
+                            .expect("the producer id is known: checked above");
+                        batch.set_producer(fields);
+                        batch.group = self.last_group;
+                    }
+                }
+                let group = taken[0].group;
+                let queue = self.queues.get_mut(tp).expect("checked above");
+                queue.in_flight.push_back(InFlightGroup {
+                    group,
+                    after_failure: false,
+                });
                 drained.push((tp.clone(), taken));
                 if total >= max_bytes {
                     break;
@@ -613,24 +738,28 @@ impl RecordAccumulator {
                 total += size;
                 let queue = self.queues.get_mut(tp).expect("checked above");
                 let mut batch = queue.batches.pop_front().expect("checked above");
-                queue.in_flight = true;
                 queue.retry_at = None;
                 batch.closed = true;
                 batch.attempts += 1;
                 taken.push(batch);
             }
             if !taken.is_empty() {
-                if let Some(sequences) = &mut self.sequences {
-                    self.last_group += 1;
-                    for batch in &mut taken {
+                self.last_group += 1;
+                for batch in &mut taken {
+                    if let Some(sequences) = &mut self.sequences {
                         let count = batch.builder.record_count();
                         let fields = sequences
                             .assign(tp, count)
                             .expect("the producer id is known: checked above");
                         batch.set_producer(fields);
-                        batch.group = self.last_group;
                     }
+                    batch.group = self.last_group;
                 }
+                let queue = self.queues.get_mut(tp).expect("taken from it above");
+                queue.in_flight.push_back(InFlightGroup {
+                    group: self.last_group,
+                    after_failure: false,
+                });
                 drained.push((tp.clone(), taken));
             }
             if total >= max_bytes {
@@ -640,10 +769,48 @@ impl RecordAccumulator {
         drained
     }
 
-    /// Ends `tp`'s in-flight request: it may send again.
-    pub(crate) fn finish(&mut self, tp: &TopicPartition) {
+    /// `tp`'s group `group` was acknowledged: it is no longer in flight.
+    pub(crate) fn finish(&mut self, tp: &TopicPartition, group: u64) {
         if let Some(queue) = self.queues.get_mut(tp) {
-            queue.in_flight = false;
+            queue.end(group, false);
+        }
+    }
+
+    /// Whether `tp`'s group `group`, in flight, was sent before an earlier
+    /// group came back failed: an OUT_OF_ORDER_SEQUENCE answer to it then
+    /// comes from that failure and is retried.
+    pub(crate) fn sent_after_failure(&self, tp: &TopicPartition, group: u64) -> bool {
+        self.queues.get(tp).is_some_and(|q| {
+            q.in_flight
+                .iter()
+                .any(|g| g.group == group && g.after_failure)
+        })
+    }
+
+    /// The group `batches` came back failed: it leaves the in-flight set;
+    /// returns whether it had been sent after an earlier failure.
+    fn returned_failed(&mut self, tp: &TopicPartition, batches: &[ProducerBatch]) -> bool {
+        let Some(group) = batches.first().map(|b| b.group) else {
+            return false;
+        };
+        self.queues.get_mut(tp).is_some_and(|q| q.end(group, true))
+    }
+
+    /// Marks returned batches whose sequences belong to an epoch (or a
+    /// producer id) the partition has left: they get new ones when resent.
+    fn void_stale_sequences(&self, tp: &TopicPartition, batches: &mut [ProducerBatch]) {
+        let Some(current) = self.sequences.as_ref().and_then(|s| s.current(tp)) else {
+            if self.sequences.is_some() {
+                for batch in batches.iter_mut() {
+                    batch.needs_sequence = batch.sequenced.is_some();
+                }
+            }
+            return;
+        };
+        for batch in batches.iter_mut() {
+            if batch.sequenced.is_some_and(|s| s != current) {
+                batch.needs_sequence = true;
+            }
         }
     }
 
@@ -694,7 +861,9 @@ impl RecordAccumulator {
                     batch: None,
                 });
             }
-            self.finish(tp);
+            if let Some(group) = batches.first().map(|b| b.group) {
+                self.finish(tp, group);
+            }
         }
     }
 
@@ -708,7 +877,7 @@ impl RecordAccumulator {
         error: &Error,
         out: &mut Deliveries,
     ) {
-        if !batches.is_empty() {
+        if !batches.is_empty() && !self.returned_failed(tp, &batches) {
             self.sent_batches_failed(tp);
         }
         for batch in batches {
@@ -718,9 +887,9 @@ impl RecordAccumulator {
 
     /// Idempotent producer: the broker no longer knows the producer
     /// (`UNKNOWN_PRODUCER_ID`: its state there expired) and wrote nothing.
-    /// The partition moves to a new epoch, the batches get sequences from
-    /// 0 in it and go back to the front of the queue, to be resent at
-    /// `retry_at`.
+    /// The partition moves to a new epoch (once, for the first group to
+    /// come back so), and the batches go back in their place in the queue,
+    /// to get sequences from 0 in it when resent at `retry_at`.
     pub(crate) fn resequence(
         &mut self,
         tp: &TopicPartition,
@@ -728,27 +897,18 @@ impl RecordAccumulator {
         error: &Error,
         retry_at: Instant,
     ) {
-        self.sent_batches_failed(tp);
-        if let Some(sequences) = &mut self.sequences {
-            self.last_group += 1;
-            for batch in &mut batches {
-                if let Some(fields) = sequences.assign(tp, batch.builder.record_count()) {
-                    batch.set_producer(fields);
-                } else {
-                    // A new producer id is on its way: the batches are
-                    // sequenced again once it is here.
-                    batch.attempts = 0;
-                }
-                batch.group = self.last_group;
-                batch.last_error = Some(error.clone());
+        if !self.returned_failed(tp, &batches) {
+            self.sent_batches_failed(tp);
+        }
+        for batch in &mut batches {
+            batch.last_error = Some(error.clone());
+            if self.sequences.is_some() {
+                batch.needs_sequence = true;
             }
         }
         let queue = self.queues.entry(tp.clone()).or_default();
-        queue.in_flight = false;
         queue.retry_at = Some(retry_at);
-        for batch in batches.into_iter().rev() {
-            queue.batches.push_front(batch);
-        }
+        queue.requeue(batches);
     }
 
     /// After a failed attempt with a retriable `error`: batches that may try
@@ -769,12 +929,15 @@ impl RecordAccumulator {
     ) -> usize {
         let timeout = self.settings.delivery_timeout;
         let gives_up = |b: &ProducerBatch| b.attempts > retries || now >= b.created + timeout;
+        let after_failure = self.returned_failed(tp, &batches);
         // An idempotent group retries whole or not at all: its sequences
         // were fixed together.
         let whole_group_fails = self.sequences.is_some() && batches.iter().any(gives_up);
-        if whole_group_fails {
+        if whole_group_fails && !after_failure {
             self.sent_batches_failed(tp);
         }
+        let mut batches = batches;
+        self.void_stale_sequences(tp, &mut batches);
         let mut again = Vec::new();
         for mut batch in batches {
             if batch.attempts > retries {
@@ -791,13 +954,10 @@ impl RecordAccumulator {
         }
         let count = again.len();
         let queue = self.queues.entry(tp.clone()).or_default();
-        queue.in_flight = false;
         if count > 0 {
             queue.retry_at = Some(retry_at);
         }
-        for batch in again.into_iter().rev() {
-            queue.batches.push_front(batch);
-        }
+        queue.requeue(again);
         count
     }
 
@@ -835,14 +995,15 @@ impl RecordAccumulator {
                     }
                 }
             }
-            emptied |= queue.batches.is_empty() && !queue.in_flight;
+            emptied |= queue.batches.is_empty() && queue.in_flight.is_empty();
         }
         for tp in &unknown_fate {
             self.sent_batches_failed(tp);
         }
         if emptied {
-            self.queues
-                .retain(|_, q| !q.batches.is_empty() || q.in_flight || q.retry_at.is_some());
+            self.queues.retain(|_, q| {
+                !q.batches.is_empty() || !q.in_flight.is_empty() || q.retry_at.is_some()
+            });
         }
         let count = expired.len();
         for batch in expired {
@@ -912,6 +1073,7 @@ mod tests {
             compression: Compression::None,
             delivery_timeout: DELIVERY,
             idempotent: false,
+            max_in_flight: 1,
         })
     }
 
@@ -1078,7 +1240,7 @@ mod tests {
             acc.ready(now + LINGER, false).partitions.is_empty(),
             "in flight"
         );
-        acc.finish(&tp(0));
+        acc.finish(&tp(0), drained[0].1[0].group);
         assert_eq!(acc.ready(now + LINGER, false).partitions, [tp(0)]);
     }
 
@@ -1248,6 +1410,7 @@ mod tests {
             compression: Compression::None,
             delivery_timeout: DELIVERY,
             idempotent: true,
+            max_in_flight: 1,
         })
     }
 
@@ -1322,10 +1485,10 @@ mod tests {
         let drained = acc.drain(&[tp(1), tp(0)], 250, now, true);
         let partitions: Vec<i32> = drained.iter().map(|(tp, _)| tp.partition).collect();
         assert_eq!(partitions, [1]);
-        acc.finish(&tp(1));
+        acc.finish(&tp(1), drained[0].1[0].group);
         let (_, mut retried) = acc.drain(&[tp(0)], 250, now, true).remove(0);
         assert_eq!(fields(&mut retried), first);
-        acc.finish(&tp(0));
+        acc.finish(&tp(0), retried[0].group);
         complete(&mut acc, retried, 0, -1);
         let (_, mut next) = acc.drain(&[tp(0)], 1 << 20, now, true).remove(0);
         assert_eq!(fields(&mut next), [(1, 0, 4)]);
@@ -1418,5 +1581,157 @@ mod tests {
             assert_eq!(map.get(key as &dyn PartitionKey), Some(&i), "{key:?}");
         }
         assert_eq!(map.get(&("a", 3) as &dyn PartitionKey), None);
+    }
+
+    fn pipelined(max_in_flight: usize) -> RecordAccumulator {
+        let mut acc = RecordAccumulator::new(BatchSettings {
+            batch_size: 100,
+            linger: LINGER,
+            compression: Compression::None,
+            delivery_timeout: DELIVERY,
+            idempotent: true,
+            max_in_flight,
+        });
+        acc.set_producer_id(1);
+        acc
+    }
+
+    /// Appends one record to partition 0 and sends what is queued: the
+    /// group sent, or `None` when the partition may not send.
+    fn send_one(acc: &mut RecordAccumulator, now: Instant) -> Option<Vec<ProducerBatch>> {
+        append(acc, 0, &[0; 40], now);
+        send_queued(acc, now)
+    }
+
+    fn send_queued(acc: &mut RecordAccumulator, now: Instant) -> Option<Vec<ProducerBatch>> {
+        let at = now + LINGER;
+        let ready = acc.ready(at, false).partitions;
+        let drained = acc.drain(&[tp(0)], 1 << 20, at, false);
+        assert_eq!(
+            ready.is_empty(),
+            drained.is_empty(),
+            "ready and drain agree"
+        );
+        drained.into_iter().next().map(|(_, batches)| batches)
+    }
+
+    /// The base sequences of a group's batches.
+    fn seqs(batches: &mut [ProducerBatch]) -> Vec<(i16, i32)> {
+        fields(batches)
+            .into_iter()
+            .map(|(_, e, s)| (e, s))
+            .collect()
+    }
+
+    #[test]
+    fn up_to_max_in_flight_requests_per_partition_are_out_at_once() {
+        let now = Instant::now();
+        // (max in flight, groups out before the partition waits)
+        for max in [1, 3, 5] {
+            let mut acc = pipelined(max);
+            let mut out = Vec::new();
+            while let Some(mut group) = send_one(&mut acc, now) {
+                assert_eq!(seqs(&mut group), [(0, out.len() as i32)], "max {max}");
+                out.push(group);
+            }
+            assert_eq!(out.len(), max);
+            // The queued record waits until the oldest is acknowledged.
+            let first = out.remove(0);
+            acc.finish(&tp(0), first[0].group);
+            complete(&mut acc, first, 0, -1);
+            let mut next = send_queued(&mut acc, now).expect("room again");
+            assert_eq!(seqs(&mut next), [(0, max as i32)]);
+        }
+    }
+
+    #[test]
+    fn after_a_failure_the_requests_out_come_back_and_go_again_alone_in_order() {
+        let now = Instant::now();
+        let mut acc = pipelined(5);
+        let mut groups: Vec<Vec<ProducerBatch>> = (0..3)
+            .map(|_| send_one(&mut acc, now).expect("sent"))
+            .collect();
+        let ids: Vec<u64> = groups.iter().map(|g| g[0].group).collect();
+        let moved = Error::strom(ErrorCode::NotLeaderOrFollower, "moved");
+        let out_of_order = Error::strom(ErrorCode::OutOfOrderSequenceNumber, "gap");
+        let mut failed = Deliveries::default();
+        // The first fails: the later ones are marked, nothing new goes.
+        let g0 = groups.remove(0);
+        assert!(!acc.sent_after_failure(&tp(0), ids[0]));
+        acc.retry_or_fail(&tp(0), g0, &moved, 10, now, now, &mut failed);
+        assert!(acc.sent_after_failure(&tp(0), ids[1]));
+        assert!(acc.sent_after_failure(&tp(0), ids[2]));
+        assert!(send_one(&mut acc, now).is_none(), "waits for the others");
+        // They come back refused for the gap, the last one first.
+        let g2 = groups.pop().expect("third");
+        acc.retry_or_fail(&tp(0), g2, &out_of_order, 10, now, now, &mut failed);
+        assert!(send_queued(&mut acc, now).is_none(), "one still out");
+        let g1 = groups.pop().expect("second");
+        acc.retry_or_fail(&tp(0), g1, &out_of_order, 10, now, now, &mut failed);
+        assert!(failed.is_empty(), "nothing surfaces");
+        // Each goes again alone, in the first order, with its sequences.
+        for want in 0..2 {
+            let mut again = send_queued(&mut acc, now).expect("a retry");
+            assert_eq!(seqs(&mut again), [(0, want)]);
+            assert_eq!(again[0].attempts, 2);
+            assert!(send_queued(&mut acc, now).is_none(), "a retry goes alone");
+            acc.finish(&tp(0), again[0].group);
+            complete(&mut acc, again, want as i64, -1);
+        }
+        // Behind the last retry, the new record and more are pipelined.
+        let mut last = send_queued(&mut acc, now).expect("the last retry");
+        assert_eq!(seqs(&mut last), [(0, 2)]);
+        let mut new = send_queued(&mut acc, now).expect("new batch");
+        assert_eq!(seqs(&mut new), [(0, 3)]);
+        let mut more = send_one(&mut acc, now).expect("pipelined");
+        assert_eq!(seqs(&mut more), [(0, 4)]);
+    }
+
+    #[test]
+    fn requests_out_after_one_that_failed_for_good_go_again_in_the_new_epoch() {
+        let now = Instant::now();
+        let mut acc = pipelined(5);
+        let (_, mut rx0) = append(&mut acc, 0, &[0; 40], now);
+        let g0 = send_queued(&mut acc, now).expect("sent");
+        let (_, mut rx1) = append(&mut acc, 0, &[0; 40], now);
+        let g1 = send_queued(&mut acc, now).expect("sent");
+        let group1 = g1[0].group;
+        let error = Error::strom(ErrorCode::NotEnoughReplicas, "isr too small");
+        let mut failed = Deliveries::default();
+        // No retries left: it fails, its fate unknown: a new epoch.
+        acc.retry_or_fail(&tp(0), g0, &error, 0, now, now, &mut failed);
+        acc.delivered(&failed.deliver());
+        assert_eq!(outcome(&mut rx0), Some(Err(ErrorCode::NotEnoughReplicas)));
+        assert!(acc.sent_after_failure(&tp(0), group1));
+        // The next one was refused for the gap: retried, not surfaced, and
+        // its old sequences are void.
+        let out_of_order = Error::strom(ErrorCode::OutOfOrderSequenceNumber, "gap");
+        let mut failed = Deliveries::default();
+        assert_eq!(
+            acc.retry_or_fail(&tp(0), g1, &out_of_order, 10, now, now, &mut failed),
+            1
+        );
+        assert!(failed.is_empty());
+        let mut again = send_queued(&mut acc, now).expect("resent");
+        assert_eq!(seqs(&mut again), [(1, 0)]);
+        acc.finish(&tp(0), again[0].group);
+        complete(&mut acc, again, 7, -1);
+        assert_eq!(outcome(&mut rx1), Some(Ok(7)));
+        let mut next = send_one(&mut acc, now).expect("next");
+        assert_eq!(seqs(&mut next), [(1, 1)]);
+
+        // A returned group expires while a later one waits behind it: the
+        // later one is resent in the next epoch.
+        let later = send_one(&mut acc, now + Duration::from_secs(1)).expect("pipelined");
+        let mut failed = Deliveries::default();
+        acc.retry_or_fail(&tp(0), next, &error, 10, now, now, &mut failed);
+        acc.retry_or_fail(&tp(0), later, &out_of_order, 10, now, now, &mut failed);
+        assert!(failed.is_empty());
+        let mut expired = Deliveries::default();
+        let at = now + DELIVERY;
+        assert_eq!(acc.expire(at, &mut expired), 1, "only the first expires");
+        acc.delivered(&expired.deliver());
+        let mut again = send_queued(&mut acc, at).expect("resent");
+        assert_eq!(seqs(&mut again), [(2, 0)]);
     }
 }

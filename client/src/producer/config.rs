@@ -94,12 +94,16 @@ pub fn compression_name(compression: Compression) -> &'static str {
 
 /// A producer's settings, named and defaulted as Kafka's.
 ///
-/// Ordering: Strom sends at most one request per partition at a time (Kafka's
-/// `max.in.flight.requests.per.connection=1`), so records of a partition
-/// keep their send order even when a request is retried. To keep
-/// throughput, one request may carry several batches of the same partition
-/// (concatenated in its `records`), up to `max.request.size`; requests to
-/// different partitions and brokers run concurrently.
+/// Ordering: up to `max.in.flight.requests.per.connection` (default 5)
+/// requests per partition are out at a time; one request may carry several
+/// batches of the same partition (concatenated in its `records`), up to
+/// `max.request.size`, and requests to different partitions and brokers run
+/// concurrently. After a failed request the partition waits until every
+/// request sent after it is back, then resends them one at a time in their
+/// first order. With idempotence (at most 5 in flight) records of a
+/// partition are written once and in send order; without it, a request
+/// sent after one that failed may be written first (as in Kafka: set 1 to
+/// keep order).
 ///
 /// Idempotence (`enable.idempotence`, on by default as in Kafka 3): every
 /// batch carries the producer id, epoch and sequence numbers, so the
@@ -146,7 +150,16 @@ pub struct ProducerConfig {
     /// `all` or `retries` is 0, as in Kafka; set to `true` with either of
     /// those, the configuration is refused. See [`Self::idempotence`].
     pub enable_idempotence: Option<bool>,
+    /// `max.in.flight.requests.per.connection` (default 5): produce
+    /// requests per partition out at once. Idempotence needs at most 5:
+    /// refused above with `enable.idempotence=true`, and idempotence is off
+    /// by default above it, as in Kafka.
+    pub max_in_flight: usize,
 }
+
+/// The most requests per partition an idempotent producer keeps in flight
+/// (the broker remembers the last 5 batches of each producer).
+pub(crate) const MAX_IDEMPOTENT_IN_FLIGHT: usize = 5;
 
 impl Default for ProducerConfig {
     fn default() -> Self {
@@ -164,16 +177,21 @@ impl Default for ProducerConfig {
             max_block: Duration::from_millis(60_000),
             metadata_max_age: Duration::from_millis(300_000),
             enable_idempotence: None,
+            max_in_flight: MAX_IDEMPOTENT_IN_FLIGHT,
         }
     }
 }
 
 impl ProducerConfig {
     /// Whether the producer is idempotent: `enable.idempotence` when set,
-    /// else whether `acks=all` and `retries` > 0 (Kafka's default).
+    /// else whether `acks=all`, `retries` > 0 and at most 5 requests in
+    /// flight (Kafka's default).
     pub fn idempotence(&self) -> bool {
-        self.enable_idempotence
-            .unwrap_or(self.acks == Acks::All && self.retries > 0)
+        self.enable_idempotence.unwrap_or(
+            self.acks == Acks::All
+                && self.retries > 0
+                && self.max_in_flight <= MAX_IDEMPOTENT_IN_FLIGHT,
+        )
     }
 
     /// The defaults with these bootstrap servers (`host:port,host:port`).
@@ -193,8 +211,7 @@ impl Properties for ProducerConfig {
     /// `retry.backoff.max.ms`, `delivery.timeout.ms`, `request.timeout.ms`,
     /// `max.request.size`, `buffer.memory`, `max.block.ms`,
     /// `metadata.max.age.ms`, `socket.connection.setup.timeout.ms`,
-    /// `enable.idempotence`, and for compatibility
-    /// `max.in.flight.requests.per.connection` (only `1`).
+    /// `enable.idempotence`, `max.in.flight.requests.per.connection`.
     fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         if set_common(&mut self.client, &mut self.client_id, key, value)? {
             return Ok(());
@@ -213,14 +230,7 @@ impl Properties for ProducerConfig {
             "max.block.ms" => self.max_block = parse_ms(key, value, 0)?,
             "metadata.max.age.ms" => self.metadata_max_age = parse_ms(key, value, 1)?,
             "max.in.flight.requests.per.connection" => {
-                if parse_number::<u32>(key, value, 1)? != 1 {
-                    return Err(ConfigError::invalid(
-                        key,
-                        value,
-                        "only 1 is supported: one request per partition at a time keeps \
-                         records in order across retries",
-                    ));
-                }
+                self.max_in_flight = parse_number::<u32>(key, value, 1)? as usize
             }
             "enable.idempotence" => self.enable_idempotence = Some(parse_bool(key, value)?),
             _ => return Err(ConfigError::UnknownKey(key.to_owned())),
@@ -242,6 +252,20 @@ impl Properties for ProducerConfig {
                     "enable.idempotence=true requires retries > 0".into(),
                 ));
             }
+            if self.max_in_flight > MAX_IDEMPOTENT_IN_FLIGHT {
+                return Err(ConfigError::Inconsistent(format!(
+                    "enable.idempotence=true requires max.in.flight.requests.per.connection \
+                     of at most {MAX_IDEMPOTENT_IN_FLIGHT}, not {}",
+                    self.max_in_flight
+                )));
+            }
+        }
+        if self.max_in_flight == 0 {
+            return Err(ConfigError::invalid(
+                "max.in.flight.requests.per.connection",
+                "0",
+                "must be at least 1",
+            ));
         }
         self.client
             .validate()
@@ -284,6 +308,7 @@ mod tests {
         assert_eq!(c.client.request_timeout, Duration::from_millis(30_000));
         assert_eq!(c.max_request_size, 1 << 20);
         assert_eq!(c.buffer_memory, 32 << 20);
+        assert_eq!(c.max_in_flight, 5);
         assert!(c.idempotence(), "idempotent by default, as Kafka 3");
     }
 
@@ -305,6 +330,23 @@ mod tests {
                 Err("requires retries"),
             ),
             (&["enable.idempotence=maybe"], Err("enable.idempotence")),
+            (&["max.in.flight.requests.per.connection=5"], Ok(true)),
+            (&["max.in.flight.requests.per.connection=1"], Ok(true)),
+            (&["max.in.flight.requests.per.connection=6"], Ok(false)),
+            (
+                &[
+                    "enable.idempotence=true",
+                    "max.in.flight.requests.per.connection=6",
+                ],
+                Err("at most 5"),
+            ),
+            (
+                &[
+                    "enable.idempotence=false",
+                    "max.in.flight.requests.per.connection=100",
+                ],
+                Ok(false),
+            ),
         ];
         for (props, want) in cases {
             let mut all = vec!["bootstrap.servers=h:1"];
@@ -336,7 +378,7 @@ mod tests {
             "buffer.memory=1000000",
             "max.block.ms=100",
             "metadata.max.age.ms=1000",
-            "max.in.flight.requests.per.connection=1",
+            "max.in.flight.requests.per.connection=3",
             "enable.idempotence=false",
             "client.id=perf",
         ])
@@ -355,6 +397,7 @@ mod tests {
         assert_eq!(c.buffer_memory, 1_000_000);
         assert_eq!(c.max_block, Duration::from_millis(100));
         assert_eq!(c.metadata_max_age, Duration::from_millis(1000));
+        assert_eq!(c.max_in_flight, 3);
         assert_eq!(c.client_id, "perf");
     }
 
@@ -401,7 +444,10 @@ mod tests {
             ("compression.type=brotli", |e| {
                 matches!(e, ConfigError::InvalidValue { .. })
             }),
-            ("max.in.flight.requests.per.connection=5", |e| {
+            ("max.in.flight.requests.per.connection=0", |e| {
+                matches!(e, ConfigError::InvalidValue { .. })
+            }),
+            ("max.in.flight.requests.per.connection=many", |e| {
                 matches!(e, ConfigError::InvalidValue { .. })
             }),
             ("enable.idempotence=yes", |e| {

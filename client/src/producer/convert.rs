@@ -141,6 +141,7 @@ mod tests {
             compression: Compression::Lz4,
             delivery_timeout: Duration::from_secs(60),
             idempotent: false,
+            max_in_flight: 5,
         });
         let now = Instant::now();
         let mut tps = Vec::new();

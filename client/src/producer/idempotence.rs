@@ -2,11 +2,14 @@
 //! per partition, the epoch and the next sequence number.
 //!
 //! Sequences are fixed when a batch is first sent and never change while
-//! it is retried, so a retry of a batch the broker already wrote is
-//! answered with its offsets instead of being written twice. Each partition
-//! has one request in flight at a time, and a retried request carries
-//! exactly the batches it carried the first time (the accumulator keeps
-//! them together), so sequences reach the broker in order.
+//! it is retried in the same epoch, so a retry of a batch the broker
+//! already wrote is answered with its offsets instead of being written
+//! twice. A partition has up to `max.in.flight.requests.per.connection`
+//! (at most 5) requests in flight; a retried request carries exactly the
+//! batches it carried the first time, and after a failure the returned
+//! requests go again one at a time in their first order (the accumulator
+//! keeps them together and in order), so sequences reach the broker in
+//! order.
 //!
 //! When sent batches end without a known fate (they expired, ran out of
 //! retries, or were refused) the partition starts a new epoch at sequence
@@ -86,6 +89,16 @@ impl Sequences {
         let fields = (state.producer_id, state.epoch, state.next);
         state.next = advance(state.next, count);
         Some(fields)
+    }
+
+    /// The producer id and epoch `tp`'s next batch gets (`None` while the
+    /// producer id is unknown).
+    pub(crate) fn current(&self, tp: &TopicPartition) -> Option<(i64, i16)> {
+        let id = self.producer_id?;
+        Some(match self.partitions.get(tp) {
+            Some(state) if state.producer_id == id => (id, state.epoch),
+            _ => (id, 0),
+        })
     }
 
     /// `tp`'s sent batches ended without a known fate: its next batch

@@ -194,6 +194,7 @@ impl Producer {
             compression: config.compression,
             delivery_timeout: config.delivery_timeout,
             idempotent: config.idempotence(),
+            max_in_flight: config.max_in_flight,
         });
         let shared = Arc::new(Shared {
             memory: Arc::new(Semaphore::new(config.buffer_memory)),

@@ -1,6 +1,7 @@
 //! The producer's background task: sends ready batches, grouped by leader
-//! into one `Produce` request per broker (each partition in at most one
-//! request at a time), applies the answers, keeps metadata fresh, expires
+//! into one `Produce` request per broker (each partition in up to
+//! `max.in.flight.requests.per.connection` requests at a time), applies the
+//! answers, keeps metadata fresh, expires
 //! batches at `delivery.timeout.ms`, and exits once closing and idle.
 
 use std::collections::BTreeMap;
@@ -314,7 +315,9 @@ fn handle_outcome(shared: &Shared, outcome: RequestOutcome) {
                 base_offset,
                 log_append_time,
             } => {
-                core.accumulator.finish(&tp);
+                if let Some(group) = batches.first().map(|b| b.group) {
+                    core.accumulator.finish(&tp, group);
+                }
                 core.accumulator
                     .complete(batches, base_offset, log_append_time, &mut deliveries);
             }
@@ -329,12 +332,21 @@ fn handle_outcome(shared: &Shared, outcome: RequestOutcome) {
                     shared.metadata.mark_stale();
                 }
                 let topic_known = shared.metadata.read(|m| m.has_topic(&tp.topic));
+                // Refused only because an earlier request of the partition
+                // failed: it goes again after that one, in order.
+                let out_of_order_after_failure = error.code()
+                    == Some(ErrorCode::OutOfOrderSequenceNumber)
+                    && batches
+                        .first()
+                        .is_some_and(|b| core.accumulator.sent_after_failure(&tp, b.group));
                 if error.code() == Some(ErrorCode::UnknownProducerId) {
                     // The broker forgot this producer (its state expired)
                     // and wrote nothing: a new epoch, sequences from 0.
                     debug!(partition = %tp, broker = leader.id, %error, "resending under a new epoch");
                     core.accumulator.resequence(&tp, batches, &error, now);
-                } else if is_retriable_for_partition(&error, topic_known) {
+                } else if out_of_order_after_failure
+                    || is_retriable_for_partition(&error, topic_known)
+                {
                     let attempts = batches.iter().map(|b| b.attempts).max().unwrap_or(1);
                     let retry_at = if moved {
                         now
@@ -357,7 +369,6 @@ fn handle_outcome(shared: &Shared, outcome: RequestOutcome) {
                     debug!(partition = %tp, broker = leader.id, %error, retrying, attempts, "produce failed");
                 } else {
                     debug!(partition = %tp, broker = leader.id, %error, "produce failed for good");
-                    core.accumulator.finish(&tp);
                     core.accumulator.fail(&tp, batches, &error, &mut deliveries);
                 }
             }
