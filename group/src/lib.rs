@@ -20,6 +20,8 @@
 //! * [`reconcile`]: how a member moves to its target assignment without a
 //!   partition ever being held by two members.
 //! * [`shard`]: [`Shard`]: replay, and every request's decision.
+//! * [`lag`]: consumer lag per group and topic from committed and end
+//!   offsets, and which leader to ask for which end offsets.
 //!
 //! docs/groups.md describes the protocol and the records.
 #![warn(missing_docs)]
@@ -29,6 +31,7 @@ pub mod config;
 pub mod error;
 pub mod group;
 pub mod hash;
+pub mod lag;
 pub mod reconcile;
 pub mod records;
 pub mod shard;

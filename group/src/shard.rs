@@ -485,6 +485,24 @@ impl Shard {
         self.offsets.get(group_id)
     }
 
+    /// Every group's committed offsets (transactional offsets still
+    /// pending are not committed yet).
+    pub fn committed_offsets(&self) -> Vec<crate::lag::CommittedOffset> {
+        self.offsets
+            .iter()
+            .flat_map(|(group_id, offsets)| {
+                offsets
+                    .iter()
+                    .map(|((topic, partition), v)| crate::lag::CommittedOffset {
+                        group_id: group_id.clone(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                        offset: v.offset,
+                    })
+            })
+            .collect()
+    }
+
     /// Processes a heartbeat at `now_ms` against the cluster's `topics`.
     pub fn heartbeat(
         &mut self,

@@ -949,3 +949,41 @@ fn transactional_offset_commit_bad_input() {
         );
     }
 }
+
+#[test]
+fn committed_offsets_lists_every_group_s_offsets_for_the_lag() {
+    let mut w = World::new();
+    let commit = |group: &str, partition: i32, offset: i64| CommitRequest {
+        group_id: group.into(),
+        member_id: String::new(),
+        member_epoch: -1,
+        offsets: vec![CommitEntry {
+            topic: "first".into(),
+            partition,
+            offset,
+            leader_epoch: -1,
+            metadata: String::new(),
+        }],
+    };
+    for (group, partition, offset) in [("g", 0, 5), ("g", 1, 7), ("h", 0, 9), ("g", 0, 6)] {
+        let r = w
+            .shard
+            .commit_offsets(&commit(group, partition, offset), &w.topics, w.now)
+            .expect("a group without members takes commits");
+        w.commit(r);
+    }
+    let got: Vec<(String, String, i32, i64)> = w
+        .shard
+        .committed_offsets()
+        .into_iter()
+        .map(|c| (c.group_id, c.topic, c.partition, c.offset))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("g".into(), "first".into(), 0, 6),
+            ("g".into(), "first".into(), 1, 7),
+            ("h".into(), "first".into(), 0, 9),
+        ]
+    );
+}

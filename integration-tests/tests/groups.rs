@@ -1225,3 +1225,122 @@ async fn check_single_owner(addrs: &Addrs, members: &[Option<Member>]) {
         }
     }
 }
+
+/// `strom_group_consumer_lag{group, topic}` (and its max-partition
+/// sibling) on node `id`'s /metrics, if there.
+async fn lag_metric(cluster: &Cluster, id: i32, group: &str, topic: &str) -> Option<(i64, i64)> {
+    let port = cluster.node(id).admin_port;
+    let Ok(Some((200, body))) =
+        tokio::task::spawn_blocking(move || strom_integration_tests::admin_get(port, "/metrics"))
+            .await
+    else {
+        return None;
+    };
+    let find = |name: &str| {
+        body.lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")))
+            .filter(|l| l.contains(&format!("group=\"{group}\"")))
+            .find(|l| l.contains(&format!("topic=\"{topic}\"")))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<i64>().ok())
+    };
+    Some((
+        find("strom_group_consumer_lag")?,
+        find("strom_group_consumer_lag_max_partition")?,
+    ))
+}
+
+/// The coordinator reads the end offsets of its groups' committed
+/// partitions from their leaders on a timer: the lag per group and topic
+/// follows new records and new commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_lag_metric_follows_records_and_commits() {
+    let mut cluster =
+        Cluster::start(3, options().set("group.consumer.lag.interval.ms", "300")).await;
+    cluster.wait_ready(Duration::from_secs(60)).await;
+    create(&cluster, "first", 7).await;
+    let addrs = Addrs::of(&cluster);
+    produce_to(&addrs, 0, 10, "lag").await;
+    produce_to(&addrs, 1, 4, "lag").await;
+    let commit_all = |offsets: Vec<(i32, i64)>| {
+        let addrs = addrs.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let (_, addr) = coordinator(&addrs, "lagging", Duration::from_secs(60)).await;
+                let r = client(&addr)
+                    .offset_commit(OffsetCommitRequest {
+                        group_id: "lagging".into(),
+                        member_id: String::new(),
+                        member_epoch: -1,
+                        topics: vec![OffsetCommitTopic {
+                            topic: "first".into(),
+                            partitions: offsets
+                                .iter()
+                                .map(|(p, o)| OffsetCommitPartition {
+                                    partition: *p,
+                                    offset: *o,
+                                    leader_epoch: -1,
+                                    metadata: String::new(),
+                                })
+                                .collect(),
+                        }],
+                    })
+                    .await;
+                match r {
+                    Ok(_) => return addr,
+                    Err(s) => {
+                        let e = StromError::from_status(&s);
+                        assert!(e.is_retriable() && Instant::now() < deadline, "commit: {e}");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        }
+    };
+    let coordinator_addr = commit_all(vec![(0, 3), (1, 4)]).await;
+    let id = *addrs
+        .0
+        .iter()
+        .find(|(_, a)| **a == coordinator_addr)
+        .expect("the coordinator is a node")
+        .0;
+    let wait_lag = |want: (i64, i64)| {
+        let cluster = &cluster;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let got = lag_metric(cluster, id, "lagging", "first").await;
+                if got == Some(want) {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "lag {got:?}, want {want:?} (lag, max partition lag)"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    // p0: 10 - 3, p1: 4 - 4.
+    wait_lag((7, 7)).await;
+    // New records raise it without a commit.
+    produce_to(&addrs, 1, 5, "more").await;
+    wait_lag((12, 7)).await;
+    // Commits at the end bring it to 0.
+    commit_all(vec![(0, 10), (1, 9)]).await;
+    wait_lag((0, 0)).await;
+    // One series per group and topic: no partition label.
+    let port = cluster.node(id).admin_port;
+    let body =
+        tokio::task::spawn_blocking(move || strom_integration_tests::admin_get(port, "/metrics"))
+            .await
+            .expect("scrape")
+            .expect("metrics")
+            .1;
+    let series: Vec<&str> = body
+        .lines()
+        .filter(|l| l.starts_with("strom_group_consumer_lag{"))
+        .collect();
+    assert_eq!(series.len(), 1, "{series:?}");
+    assert!(!series[0].contains("partition"), "{series:?}");
+}

@@ -26,6 +26,10 @@ use crate::view::{BrokerView, NodeView};
 /// node: every hosted partition while there are no more, else the largest.
 pub(crate) const LOG_SIZE_SERIES: usize = 100;
 
+/// At most this many `strom_group_consumer_lag{group,topic}` series (and
+/// of each sibling) per node: the largest lags.
+pub(crate) const LAG_SERIES: usize = 1000;
+
 type Labels = Vec<(String, String)>;
 
 fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
@@ -527,6 +531,34 @@ fn group_metrics(r: &mut Registry, m: &strom_broker::group::GroupMetrics) {
         "Offsets-topic writes that failed (the partition was reloaded)",
         m.write_failures,
     );
+    // Per group and topic, never per partition; at most LAG_SERIES of
+    // each, the largest lags.
+    let lag: Family<Labels, Gauge> = Family::default();
+    let max: Family<Labels, Gauge> = Family::default();
+    let unknown: Family<Labels, Gauge> = Family::default();
+    let mut largest: Vec<_> = m.lag.iter().collect();
+    largest.sort_by_key(|(_, l)| std::cmp::Reverse(l.lag));
+    for ((group, topic), l) in largest.into_iter().take(LAG_SERIES) {
+        let key = labels(&[("group", group.clone()), ("topic", topic.clone())]);
+        lag.get_or_create(&key).set(l.lag);
+        max.get_or_create(&key).set(l.max_partition_lag);
+        unknown.get_or_create(&key).set(l.unknown);
+    }
+    r.register(
+        "group_consumer_lag",
+        "Records between a group's committed offsets and the log end offsets, summed over the topic's committed partitions (refreshed every group.consumer.lag.interval.ms)",
+        lag,
+    );
+    r.register(
+        "group_consumer_lag_max_partition",
+        "The largest lag of one partition of the topic in the group",
+        max,
+    );
+    r.register(
+        "group_consumer_lag_unknown_partitions",
+        "Committed partitions whose end offset the last round could not read (no leader, no answer)",
+        unknown,
+    );
 }
 
 pub(crate) fn render(state: &NodeView) -> String {
@@ -593,5 +625,40 @@ mod tests {
             ]
         );
         assert!(log_sizes(&dir.path().join("missing")).is_empty());
+    }
+
+    #[test]
+    fn consumer_lag_is_one_series_per_group_and_topic_largest_first() {
+        use strom_broker::group::TopicLag;
+        let mut m = strom_broker::group::GroupMetrics::default();
+        for i in 0..LAG_SERIES + 5 {
+            let lag = i64::try_from(i).expect("small");
+            m.lag.insert(
+                (format!("g{i}"), "t".to_owned()),
+                TopicLag {
+                    lag,
+                    max_partition_lag: lag,
+                    partitions: 3,
+                    unknown: 0,
+                },
+            );
+        }
+        let mut r = Registry::with_prefix("strom");
+        group_metrics(&mut r, &m);
+        let mut text = String::new();
+        encode(&mut text, &r).expect("encode");
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("strom_group_consumer_lag{"))
+            .collect();
+        assert_eq!(series.len(), LAG_SERIES);
+        // The smallest lags (g0..g4) are the ones left out.
+        assert!(series.iter().all(|l| !l.contains("group=\"g4\"")));
+        assert!(
+            series
+                .iter()
+                .any(|l| l.contains("group=\"g1004\"") && l.ends_with(" 1004"))
+        );
+        assert!(series.iter().all(|l| !l.contains("partition")));
     }
 }

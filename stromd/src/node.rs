@@ -274,6 +274,14 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
                 .run(std::time::Duration::from_millis(500))
                 .then_ok(),
         );
+        tasks.spawn(
+            groups
+                .clone()
+                .run_lag(Arc::new(strom_broker::group::GrpcEndOffsets::new(
+                    cache.clone(),
+                )))
+                .then_ok(),
+        );
         lifecycle.report_replica_sizes(replicas.clone());
         tasks.spawn(
             replicas

@@ -13,6 +13,10 @@ pub struct GroupsConfig {
     pub offsets_topic_replication_factor: i32,
     /// `offsets.commit.timeout.ms` (5000): how long a write waits for the ISR.
     pub offsets_commit_timeout_ms: i32,
+    /// `group.consumer.lag.interval.ms` (30000, Strom's own): how often the
+    /// coordinator reads the end offsets of its groups' partitions for the
+    /// consumer-lag metric.
+    pub consumer_lag_interval_ms: i64,
     /// The pure core's settings (session bounds, retention, metadata size).
     pub group: GroupConfig,
 }
@@ -23,6 +27,7 @@ impl Default for GroupsConfig {
             offsets_topic_num_partitions: 50,
             offsets_topic_replication_factor: 3,
             offsets_commit_timeout_ms: 5000,
+            consumer_lag_interval_ms: 30_000,
             group: GroupConfig::default(),
         }
     }
@@ -41,6 +46,7 @@ impl GroupsConfig {
                 self.offsets_topic_replication_factor = int(key, value)?
             }
             "offsets.commit.timeout.ms" => self.offsets_commit_timeout_ms = int(key, value)?,
+            "group.consumer.lag.interval.ms" => self.consumer_lag_interval_ms = int(key, value)?,
             "offsets.retention.minutes" => {
                 let minutes: i64 = int(key, value)?;
                 self.group.offsets_retention_ms = minutes.saturating_mul(60_000);
@@ -71,6 +77,11 @@ impl GroupsConfig {
         if self.offsets_commit_timeout_ms < 1 {
             return Err(ConfigError(
                 "offsets.commit.timeout.ms must be positive".into(),
+            ));
+        }
+        if self.consumer_lag_interval_ms < 100 {
+            return Err(ConfigError(
+                "group.consumer.lag.interval.ms must be at least 100".into(),
             ));
         }
         self.group.validate().map_err(|e| ConfigError(e.message))

@@ -11,13 +11,16 @@
 //!   records. A failed append reloads the shard from the log (the records
 //!   may be there, unacknowledged), so memory never runs ahead of the log.
 //! * A timer expires sessions, revocation timeouts and old offsets.
+//! * Another ([`GroupCoordinator::run_lag`]) reads the end offsets of the
+//!   committed partitions from their leaders for the consumer-lag metric.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use strom_controller_client::QuorumClient;
+use strom_group::lag::{TopicLag, end_offset_requests};
 use strom_group::shard::FetchedOffset;
 use strom_group::{
     CommitRequest, GroupDescription, GroupError, GroupListing, HeartbeatRequest, HeartbeatResponse,
@@ -28,6 +31,7 @@ use strom_proto::v1::{CreatableTopic, CreateTopicsRequest, ErrorCode};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::lag::{EndOffsets, end_offsets};
 use super::topics::{CoordinatorLookup, lookup, topics};
 use super::{GroupsConfig, load, write};
 use crate::replica::{
@@ -61,7 +65,7 @@ struct Counters {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupMetrics {
     /// Groups by state name (Empty, Assigning, Reconciling, Stable).
-    pub groups_by_state: std::collections::BTreeMap<&'static str, i64>,
+    pub groups_by_state: BTreeMap<&'static str, i64>,
     /// Offsets partitions loaded here.
     pub partitions_loaded: i64,
     /// Offsets partitions loading here.
@@ -76,6 +80,9 @@ pub struct GroupMetrics {
     pub commit_micros: u64,
     /// Offsets-topic writes that failed (the shard reloaded).
     pub write_failures: u64,
+    /// Consumer lag per (group, topic) of the groups coordinated here, as
+    /// of the last `group.consumer.lag.interval.ms` round.
+    pub lag: BTreeMap<(String, String), TopicLag>,
 }
 
 /// The broker's group coordinator.
@@ -88,6 +95,8 @@ pub struct GroupCoordinator {
     slots: Mutex<HashMap<i32, Slot>>,
     creating: AtomicBool,
     counters: Counters,
+    /// The last consumer-lag round's result.
+    lag: Mutex<BTreeMap<(String, String), TopicLag>>,
     tasks: TaskTracker,
     stop: CancellationToken,
     runtime: tokio::runtime::Handle,
@@ -154,6 +163,7 @@ impl GroupCoordinator {
             slots: Mutex::new(HashMap::new()),
             creating: AtomicBool::new(false),
             counters: Counters::default(),
+            lag: Mutex::default(),
             tasks: TaskTracker::new(),
             stop,
             runtime: tokio::runtime::Handle::current(),
@@ -485,7 +495,59 @@ impl GroupCoordinator {
         m.commit_requests = c.commit_requests.load(Ordering::Relaxed);
         m.commit_micros = c.commit_micros.load(Ordering::Relaxed);
         m.write_failures = c.write_failures.load(Ordering::Relaxed);
+        m.lag = self.lag.lock().unwrap_or_else(|e| e.into_inner()).clone();
         m
+    }
+
+    /// One consumer-lag round: the committed offsets of every loaded shard,
+    /// the end offsets of those partitions from their leaders (one
+    /// `ListOffsets` per leader, all at once), the lag per group and topic.
+    pub async fn refresh_lag(&self, source: &dyn EndOffsets) {
+        let shards: Vec<ShardRef> = self
+            .slots()
+            .values()
+            .filter_map(|s| match s {
+                Slot::Active { shard, .. } => Some(shard.clone()),
+                Slot::Loading { .. } => None,
+            })
+            .collect();
+        let mut committed = Vec::new();
+        for shard in shards {
+            committed.extend(shard.lock().await.committed_offsets());
+        }
+        let plan = self.rm.cache().with_image(|image| {
+            end_offset_requests(&committed, |topic, partition| {
+                image
+                    .topic_by_name(topic)
+                    .and_then(|t| t.partition(partition))
+                    .map(|p| p.leader)
+                    .filter(|leader| *leader >= 0)
+            })
+        });
+        let timeout = Duration::from_millis(
+            u64::try_from(self.config.offsets_commit_timeout_ms).unwrap_or(5000),
+        );
+        let ends = end_offsets(source, &plan, timeout).await;
+        let lag = strom_group::lag::lag(&committed, &ends);
+        *self.lag.lock().unwrap_or_else(|e| e.into_inner()) = lag;
+    }
+
+    /// Runs [`refresh_lag`](Self::refresh_lag) every
+    /// `group.consumer.lag.interval.ms` until the coordinator stops.
+    pub async fn run_lag(self: Arc<Self>, source: Arc<dyn EndOffsets>) {
+        let interval = Duration::from_millis(
+            u64::try_from(self.config.consumer_lag_interval_ms).unwrap_or(30_000),
+        );
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = self.stop.cancelled() => break,
+            }
+            tokio::select! {
+                _ = self.refresh_lag(source.as_ref()) => {}
+                _ = self.stop.cancelled() => break,
+            }
+        }
     }
 
     /// `OffsetFetch`.

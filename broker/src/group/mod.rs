@@ -6,6 +6,8 @@
 //!   loading on leadership (through the replica manager's
 //!   `LeadershipListener`), unloading on its loss, one decision at a time per
 //!   shard, session and retention timers.
+//! * [`lag`]: the consumer lag per group and topic, from end offsets the
+//!   partition leaders answer on a timer (the [`EndOffsets`] seam).
 //! * `load`: replays a partition's local log into a shard.
 //! * `write`: a decision's records as one batch, appended with acks=all
 //!   at the epoch the shard was loaded at.
@@ -17,9 +19,12 @@
 
 pub mod config;
 pub mod coordinator;
+pub mod lag;
 mod load;
 mod topics;
 mod write;
 
 pub use config::GroupsConfig;
 pub use coordinator::{Coordinator, GroupCoordinator, GroupMetrics};
+pub use lag::{EndOffsets, GrpcEndOffsets};
+pub use strom_group::lag::TopicLag;

@@ -604,6 +604,12 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "5000",
         Update::ReadOnly,
     ),
+    broker(
+        "group.consumer.lag.interval.ms",
+        ConfigType::Long { min: 100 },
+        "30000",
+        Update::ReadOnly,
+    ),
 ];
 
 /// The topic config `name`.
