@@ -18,7 +18,9 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use strom_integration_tests::data::{Addrs, broker_client, wait_leader_serving};
+use strom_integration_tests::data::{
+    Addrs, broker_client, partition_state_any, wait_leader_serving,
+};
 use strom_integration_tests::{Cluster, ClusterOptions, channel};
 use strom_log::batch::control::marker_of;
 use strom_log::batch::{BatchIter, Compression, RecordBatchBuilder};
@@ -29,7 +31,8 @@ use strom_proto::v1::{
     AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, CoordinatorKeyType,
     DescribeTransactionsRequest, EndTxnRequest, ErrorCode, FetchPartition, FetchRequest,
     FetchTopic, FindCoordinatorRequest, InitProducerIdRequest, IsolationLevel,
-    ListTransactionsRequest, ProducePartitionData, ProduceRequest, ProduceTopicData, TxnTopic,
+    ListTransactionsRequest, OffsetFetchRequest, ProducePartitionData, ProduceRequest,
+    ProduceTopicData, TopicPartitions, TxnOffsetCommitPartition, TxnOffsetCommitRequest, TxnTopic,
 };
 
 fn options() -> ClusterOptions {
@@ -590,13 +593,24 @@ async fn a_commit_completes_after_the_coordinator_is_killed() {
             .collect(),
     );
     for p in 0..3 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while partition_state_any(&live, "out", p)
+            .await
+            .is_none_or(|(leader, _, _)| leader == old || leader < 0)
+        {
+            assert!(Instant::now() < deadline, "out-{p} kept no live leader");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let log = wait_marker(&live, "out", p, producer.0).await;
         assert!(log.markers.iter().all(|m| m.3), "out-{p}: {log:?}");
     }
     // ... and completes the transaction: the next InitProducerId is
     // answered (not CONCURRENT_TRANSACTIONS for ever) at a newer epoch.
-    let (new, _) = coordinator(&live, id).await;
-    assert_ne!(new, old);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while coordinator(&live, id).await.0 == old {
+        assert!(Instant::now() < deadline, "the coordinator never moved");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let again = init(&live, id, 60_000).await;
     assert_eq!(again, (producer.0, next.1 + 1));
 }
