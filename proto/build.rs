@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "strom/v1/broker.proto",
         "strom/v1/group.proto",
         "strom/v1/records.proto",
+        "strom/v1/txn.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

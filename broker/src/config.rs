@@ -8,6 +8,7 @@ use strom_controller_client::ConfigError;
 
 use crate::group::GroupsConfig;
 use crate::replica::ReplicationConfig;
+use crate::txn::TxnsConfig;
 
 /// Settings of a broker.
 #[derive(Debug, Clone)]
@@ -38,6 +39,8 @@ pub struct BrokerConfig {
     pub replication: ReplicationConfig,
     /// The group coordinator's settings.
     pub groups: GroupsConfig,
+    /// The transaction coordinator's settings.
+    pub transactions: TxnsConfig,
     /// The settings this node was started with (config file, environment,
     /// `--set`) by Kafka name, sensitive values empty: reported when
     /// registering, so `DescribeConfigs` shows them as STATIC_BROKER_CONFIG.
@@ -59,6 +62,7 @@ impl Default for BrokerConfig {
             socket_request_max_bytes: 100 << 20,
             replication: ReplicationConfig::default(),
             groups: GroupsConfig::default(),
+            transactions: TxnsConfig::default(),
             static_configs: BTreeMap::new(),
         }
     }
@@ -83,6 +87,7 @@ impl BrokerConfig {
             "controller.request.timeout.ms" => self.controller_request_timeout = ms(value)?,
             "socket.request.max.bytes" => self.socket_request_max_bytes = num(value)?,
             _ if self.groups.set(key, value)? => {}
+            _ if self.transactions.set(key, value)? => {}
             _ => return self.replication.set(key, value),
         }
         Ok(true)
@@ -119,6 +124,7 @@ impl BrokerConfig {
             ));
         }
         self.groups.validate()?;
+        self.transactions.validate()?;
         r.log.validate().map_err(|e| ConfigError(e.to_string()))
     }
 }

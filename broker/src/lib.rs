@@ -15,6 +15,12 @@
 //! * [`group`]: the group coordinator's shell around `strom-group`: one
 //!   shard per offsets partition led here, loaded from the log, written
 //!   with acks=all.
+//! * [`internal_topic`]: what the group and transaction coordinators
+//!   share: one shard per led partition of their internal topic, loaded on
+//!   leadership, the topic created on first use, the coordinator lookup.
+//! * [`txn`]: the transaction coordinator's shell around `strom-txn`: one
+//!   shard per `__transaction_state` partition led here, the marker sender,
+//!   the timeout timer.
 //! * [`grpc`]: `BrokerService` (produce, fetch, offsets), `GroupService`, `MetadataService`
 //!   and, on broker-only nodes, the forwarding `ControllerService`.
 //! * `testkit` (tests, and the `testkit` feature): an in-process cluster
@@ -27,11 +33,13 @@ pub mod config;
 pub mod error;
 pub mod group;
 pub mod grpc;
+pub mod internal_topic;
 pub mod lifecycle;
 pub mod metadata;
 pub mod replica;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+pub mod txn;
 
 pub use config::BrokerConfig;
 pub use error::{Error, Result};

@@ -53,6 +53,7 @@ async fn coordinator(addrs: &Addrs, group: &str, timeout: Duration) -> (i32, Str
             let r = client(addr)
                 .find_coordinator(FindCoordinatorRequest {
                     group_id: group.into(),
+                    ..Default::default()
                 })
                 .await;
             if let Ok(r) = r {

@@ -384,6 +384,7 @@ fn broker_metrics(r: &mut Registry, state: &NodeView, broker: &BrokerView) {
     );
 
     group_metrics(r, &broker.groups.metrics());
+    txn_metrics(r, &broker.transactions.metrics());
 
     let retention = broker.replicas.retention_stats();
     counter(
@@ -558,6 +559,47 @@ fn group_metrics(r: &mut Registry, m: &strom_broker::group::GroupMetrics) {
         "group_consumer_lag_unknown_partitions",
         "Committed partitions whose end offset the last round could not read (no leader, no answer)",
         unknown,
+    );
+}
+
+/// The transaction coordinator: partitions loaded, transactions completed
+/// by outcome, timeout aborts, failed writes.
+fn txn_metrics(r: &mut Registry, m: &strom_broker::txn::TxnMetrics) {
+    gauge(
+        r,
+        "txn_coordinator_partitions_loaded",
+        "Transaction-log partitions whose transactional ids this broker serves",
+        m.partitions_loaded,
+    );
+    gauge(
+        r,
+        "txn_coordinator_partitions_loading",
+        "Transaction-log partitions this broker is loading",
+        m.partitions_loading,
+    );
+    counter(
+        r,
+        "txn_commits",
+        "Transactions this broker's coordinator completed with COMMIT markers",
+        m.commits,
+    );
+    counter(
+        r,
+        "txn_aborts",
+        "Transactions this broker's coordinator completed with ABORT markers",
+        m.aborts,
+    );
+    counter(
+        r,
+        "txn_timed_out",
+        "Transactions aborted because they outlived transaction.timeout.ms",
+        m.timed_out,
+    );
+    counter(
+        r,
+        "txn_coordinator_write_failures",
+        "Transaction-log writes that failed (the partition was reloaded)",
+        m.write_failures,
     );
 }
 

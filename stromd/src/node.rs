@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use strom_broker::grpc::{
     BrokerServiceImpl, ControllerProxy, GroupServiceImpl, MetadataServiceImpl, RecordsServiceImpl,
+    TransactionServiceImpl,
 };
 use strom_broker::{Lifecycle, MetadataCache, ReplicaManager};
 use strom_controller::{Controller, ControllerGrpc, QuorumClient};
@@ -15,6 +16,7 @@ use strom_proto::v1::group_service_server::GroupServiceServer;
 use strom_proto::v1::metadata_service_server::MetadataServiceServer;
 use strom_proto::v1::raft_service_server::RaftServiceServer;
 use strom_proto::v1::records_service_server::RecordsServiceServer;
+use strom_proto::v1::transaction_service_server::TransactionServiceServer;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
@@ -282,6 +284,19 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
                 )))
                 .then_ok(),
         );
+        // Listens to leadership changes and verifies transactional batches:
+        // created before the replicas run.
+        let transactions = strom_broker::txn::TxnCoordinator::new(
+            replicas.clone(),
+            Some(quorum.clone()),
+            config.broker.transactions.clone(),
+            config.broker.groups.offsets_topic_num_partitions,
+            Some(groups.clone()),
+            Arc::new(strom_broker::txn::GrpcTxnPeers::new(cache.clone())),
+            config.broker.controller_request_timeout,
+            root.child_token(),
+        );
+        tasks.spawn(transactions.clone().run().then_ok());
         lifecycle.report_replica_sizes(replicas.clone());
         tasks.spawn(
             replicas
@@ -322,6 +337,7 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
                         "strom.v1.MetadataService",
                         "strom.v1.BrokerService",
                         "strom.v1.GroupService",
+                        "strom.v1.TransactionService",
                         "strom.v1.RecordsService",
                     ] {
                         health.set_service_status(name, st).await;
@@ -348,7 +364,8 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
             MetadataServiceServer::new(MetadataServiceImpl::new(cache.clone(), controller_id))
                 .max_encoding_message_size(MAX_MESSAGE);
         let max_request = config.broker.socket_request_max_bytes;
-        let broker_service = BrokerServiceImpl::new(replicas.clone(), servers.clone());
+        let broker_service = BrokerServiceImpl::new(replicas.clone(), servers.clone())
+            .with_transactions(transactions.clone());
         let replicas_for_records = replicas.clone();
         admin_broker = Some(crate::view::BrokerView {
             cache: cache.clone(),
@@ -357,6 +374,7 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
             log_dirs: log_dir_health.clone(),
             replicas,
             groups: groups.clone(),
+            transactions: transactions.clone(),
         });
         let router = server()
             .layer(RpcLayer::new(rpc.clone()))
@@ -369,9 +387,14 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
                     .max_encoding_message_size(MAX_MESSAGE),
             )
             .add_service(
-                GroupServiceServer::new(GroupServiceImpl::new(groups.clone()))
-                    .max_encoding_message_size(MAX_MESSAGE),
+                GroupServiceServer::new(
+                    GroupServiceImpl::new(groups.clone()).with_transactions(transactions.clone()),
+                )
+                .max_encoding_message_size(MAX_MESSAGE),
             )
+            .add_service(TransactionServiceServer::new(TransactionServiceImpl::new(
+                transactions,
+            )))
             .add_service(
                 RecordsServiceServer::new(RecordsServiceImpl::new(replicas_for_records))
                     .max_decoding_message_size(max_request)

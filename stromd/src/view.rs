@@ -24,6 +24,8 @@ pub(crate) struct BrokerView {
     pub(crate) replicas: Arc<ReplicaManager>,
     /// The group coordinator's gauges and counters.
     pub(crate) groups: strom_broker::group::Coordinator,
+    /// The transaction coordinator's gauges and counters.
+    pub(crate) transactions: strom_broker::txn::TxnCoordinatorRef,
 }
 
 /// What the admin endpoint reads of the node.

@@ -14,40 +14,35 @@
 //! * Another ([`GroupCoordinator::run_lag`]) reads the end offsets of the
 //!   committed partitions from their leaders for the consumer-lag metric.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use strom_controller_client::QuorumClient;
 use strom_group::lag::{TopicLag, end_offset_requests};
 use strom_group::shard::FetchedOffset;
 use strom_group::{
-    CommitRequest, GroupDescription, GroupError, GroupListing, HeartbeatRequest, HeartbeatResponse,
-    OFFSETS_TOPIC, Record, Shard, Topics, offsets_partition_for,
+    CommitRequest, GroupConfig, GroupDescription, GroupError, GroupListing, HeartbeatRequest,
+    HeartbeatResponse, OFFSETS_TOPIC, Record, Shard, Topics, offsets_partition_for,
 };
 use strom_proto::StromError;
-use strom_proto::v1::{CreatableTopic, CreateTopicsRequest, ErrorCode};
+use strom_proto::v1::ErrorCode;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::lag::{EndOffsets, end_offsets};
-use super::topics::{CoordinatorLookup, lookup, topics};
+use super::topics::topics;
 use super::{GroupsConfig, load, write};
-use crate::replica::{
-    LeadershipChange, LeadershipListener, LeadershipRole, PartError, ReplicaManager,
+use crate::internal_topic::write::{self as shared_write, Encoded, write_error};
+use crate::internal_topic::{
+    CoordinatorLookup, InternalTopicCreator, InternalTopicSpec, ShardHost, ShardLoader, lookup,
 };
+use crate::replica::{PartError, ReplicaManager};
 
 /// How the gRPC layer holds the coordinator.
 pub type Coordinator = Arc<GroupCoordinator>;
 
-type ShardRef = Arc<tokio::sync::Mutex<Shard>>;
-
-#[derive(Debug, Clone)]
-enum Slot {
-    Loading { epoch: i32 },
-    Active { epoch: i32, shard: ShardRef },
-}
+type ShardRef = crate::internal_topic::ShardRef<Shard>;
 
 /// Counters of the coordinator, for metrics.
 #[derive(Debug, Default)]
@@ -89,30 +84,27 @@ pub struct GroupMetrics {
 #[derive(Debug)]
 pub struct GroupCoordinator {
     rm: Arc<ReplicaManager>,
-    quorum: Option<Arc<QuorumClient>>,
     config: GroupsConfig,
-    controller_timeout: Duration,
-    slots: Mutex<HashMap<i32, Slot>>,
-    creating: AtomicBool,
+    host: Arc<ShardHost<Shard>>,
+    creator: InternalTopicCreator,
     counters: Counters,
     /// The last consumer-lag round's result.
     lag: Mutex<BTreeMap<(String, String), TopicLag>>,
-    tasks: TaskTracker,
     stop: CancellationToken,
-    runtime: tokio::runtime::Handle,
 }
 
+/// Loads an offsets partition: replays its log, then starts the sessions'
+/// clocks.
 #[derive(Debug)]
-struct Listener(Weak<GroupCoordinator>);
+struct GroupLoader {
+    config: GroupConfig,
+}
 
-impl LeadershipListener for Listener {
-    fn on_change(&self, change: &LeadershipChange) {
-        if change.topic != OFFSETS_TOPIC {
-            return;
-        }
-        if let Some(c) = self.0.upgrade() {
-            c.on_change(change);
-        }
+impl ShardLoader<Shard> for GroupLoader {
+    fn load(&self, rm: &ReplicaManager, partition: i32, _epoch: i32) -> Result<Shard, PartError> {
+        let mut shard = load::load(rm, OFFSETS_TOPIC, partition, self.config.clone())?;
+        shard.start_sessions(now_ms());
+        Ok(shard)
     }
 }
 
@@ -128,21 +120,6 @@ fn group_error(e: GroupError) -> StromError {
     StromError::new(code, e.message)
 }
 
-/// Kafka's mapping of a failed offsets-topic write to what the client sees.
-fn write_error(e: PartError, group_id: &str) -> StromError {
-    let code = match e.code {
-        ErrorCode::UnknownTopicOrPartition
-        | ErrorCode::NotEnoughReplicas
-        | ErrorCode::NotEnoughReplicasAfterAppend
-        | ErrorCode::RequestTimedOut => ErrorCode::CoordinatorNotAvailable,
-        _ => ErrorCode::NotCoordinator,
-    };
-    StromError::new(
-        code,
-        format!("the write for group {group_id:?} failed: {}", e.message),
-    )
-}
-
 impl GroupCoordinator {
     /// A coordinator over `rm`'s offsets partitions; it listens to `rm`'s
     /// leadership changes from now on, so create it before `rm` runs.
@@ -155,114 +132,37 @@ impl GroupCoordinator {
         controller_timeout: Duration,
         stop: CancellationToken,
     ) -> Coordinator {
-        let c = Arc::new(GroupCoordinator {
-            rm: rm.clone(),
+        let host = ShardHost::new(
+            OFFSETS_TOPIC,
+            rm.clone(),
+            Arc::new(GroupLoader {
+                config: config.group.clone(),
+            }),
+            stop.clone(),
+        );
+        let creator = InternalTopicCreator::new(
+            InternalTopicSpec {
+                name: OFFSETS_TOPIC,
+                partitions: config.offsets_topic_num_partitions,
+                replication_factor: config.offsets_topic_replication_factor,
+            },
             quorum,
-            config,
             controller_timeout,
-            slots: Mutex::new(HashMap::new()),
-            creating: AtomicBool::new(false),
+        );
+        Arc::new(GroupCoordinator {
+            rm,
+            config,
+            host,
+            creator,
             counters: Counters::default(),
             lag: Mutex::default(),
-            tasks: TaskTracker::new(),
             stop,
-            runtime: tokio::runtime::Handle::current(),
-        });
-        rm.add_listener(Arc::new(Listener(Arc::downgrade(&c))));
-        c
+        })
     }
 
     /// The settings.
     pub fn config(&self) -> &GroupsConfig {
         &self.config
-    }
-
-    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<i32, Slot>> {
-        self.slots.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn on_change(self: &Arc<Self>, change: &LeadershipChange) {
-        let p = change.partition;
-        match change.role {
-            LeadershipRole::Leader => self.start_load(p, change.leader_epoch),
-            LeadershipRole::Follower { .. } | LeadershipRole::Removed => {
-                if self.slots().remove(&p).is_some() {
-                    tracing::info!(partition = p, "unloaded offsets partition");
-                }
-            }
-        }
-    }
-
-    fn start_load(self: &Arc<Self>, p: i32, epoch: i32) {
-        self.slots().insert(p, Slot::Loading { epoch });
-        let this = self.clone();
-        self.tasks
-            .spawn_on(this.load_until_done(p, epoch), &self.runtime);
-    }
-
-    fn still_loading(&self, p: i32, epoch: i32) -> bool {
-        matches!(self.slots().get(&p), Some(Slot::Loading { epoch: e }) if *e == epoch)
-    }
-
-    async fn load_until_done(self: Arc<Self>, p: i32, epoch: i32) {
-        let mut backoff = Duration::from_millis(50);
-        while self.still_loading(p, epoch) && !self.stop.is_cancelled() {
-            let rm = self.rm.clone();
-            let config = self.config.group.clone();
-            let started = std::time::Instant::now();
-            let loaded =
-                tokio::task::spawn_blocking(move || load::load(&rm, OFFSETS_TOPIC, p, config))
-                    .await;
-            match loaded {
-                Ok(Ok(mut shard)) => {
-                    shard.start_sessions(now_ms());
-                    let groups = shard.list_groups().len();
-                    let mut slots = self.slots();
-                    if matches!(slots.get(&p), Some(Slot::Loading { epoch: e }) if *e == epoch) {
-                        slots.insert(
-                            p,
-                            Slot::Active {
-                                epoch,
-                                shard: Arc::new(tokio::sync::Mutex::new(shard)),
-                            },
-                        );
-                        tracing::info!(
-                            partition = p,
-                            leader_epoch = epoch,
-                            groups,
-                            elapsed_ms = started.elapsed().as_millis() as u64,
-                            "loaded offsets partition"
-                        );
-                    }
-                    return;
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(partition = p, error = %e, "loading offsets partition failed; retrying");
-                }
-                Err(e) => {
-                    tracing::warn!(partition = p, error = %e, "loading offsets partition panicked; retrying");
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = self.stop.cancelled() => return,
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(2));
-        }
-    }
-
-    /// Reloads partition `p` from its log if this broker still leads it at
-    /// `epoch` (after a failed write).
-    fn reload(self: &Arc<Self>, p: i32, epoch: i32) {
-        let leads =
-            matches!(self.slots().get(&p), Some(Slot::Active { epoch: e, .. }) if *e == epoch);
-        if leads {
-            tracing::warn!(
-                partition = p,
-                "reloading offsets partition after a failed write"
-            );
-            self.start_load(p, epoch);
-        }
     }
 
     fn partition_of(&self, group_id: &str) -> Result<i32, StromError> {
@@ -275,23 +175,8 @@ impl GroupCoordinator {
 
     fn shard_for(&self, group_id: &str) -> Result<(i32, i32, ShardRef), StromError> {
         let p = self.partition_of(group_id)?;
-        match self.slots().get(&p) {
-            Some(Slot::Active { epoch, shard }) => Ok((p, *epoch, shard.clone())),
-            Some(Slot::Loading { .. }) => Err(StromError::new(
-                ErrorCode::CoordinatorLoadInProgress,
-                format!(
-                    "broker {} is loading offsets partition {p}",
-                    self.rm.node_id()
-                ),
-            )),
-            None => Err(StromError::new(
-                ErrorCode::NotCoordinator,
-                format!(
-                    "broker {} is not the coordinator of group {group_id:?} (offsets partition {p})",
-                    self.rm.node_id()
-                ),
-            )),
-        }
+        let (epoch, shard) = self.host.shard(p, &format!("group {group_id:?}"))?;
+        Ok((p, epoch, shard))
     }
 
     fn topics(&self) -> Topics {
@@ -317,7 +202,7 @@ impl GroupCoordinator {
         if !records.is_empty() {
             self.write(&mut shard, p, epoch, &records, now)
                 .await
-                .map_err(|e| write_error(e, group_id))?;
+                .map_err(|e| write_error(e, &format!("group {group_id:?}")))?;
         }
         Ok(answer)
     }
@@ -359,7 +244,7 @@ impl GroupCoordinator {
             }
             Err(e) => {
                 self.counters.write_failures.fetch_add(1, Ordering::Relaxed);
-                self.reload(p, epoch);
+                self.host.reload(p, epoch);
                 Err(e)
             }
         }
@@ -372,14 +257,19 @@ impl GroupCoordinator {
         group_id: &str,
     ) -> Result<(i32, String, i32), StromError> {
         let p = self.partition_of(group_id)?;
-        match self.rm.cache().with_image(|image| lookup(image, p)) {
+        match self
+            .rm
+            .cache()
+            .with_image(|image| lookup(image, OFFSETS_TOPIC, p))
+        {
             CoordinatorLookup::Leader { node_id, address } => Ok((node_id, address, p)),
             CoordinatorLookup::NoLeader => Err(StromError::new(
                 ErrorCode::CoordinatorNotAvailable,
                 format!("offsets partition {p} has no leader now"),
             )),
             CoordinatorLookup::NoTopic => {
-                self.create_offsets_topic();
+                self.creator
+                    .start(self.rm.cache(), self.host.tasks(), self.host.runtime());
                 Err(StromError::new(
                     ErrorCode::CoordinatorNotAvailable,
                     format!("{OFFSETS_TOPIC} is being created"),
@@ -388,54 +278,50 @@ impl GroupCoordinator {
         }
     }
 
-    fn create_offsets_topic(self: &Arc<Self>) {
-        let Some(quorum) = self.quorum.clone() else {
-            return;
+    /// WriteTxnMarkers on offsets partition `partition`: appends the
+    /// marker (acks=all) and, if the partition's shard is loaded here,
+    /// replays it, which makes the transaction's `TxnOffsetCommit`s visible
+    /// (commit) or drops them (abort). A partition still loading answers
+    /// COORDINATOR_LOAD_IN_PROGRESS (the sender retries), so a load never
+    /// misses a marker written under it.
+    pub async fn write_txn_marker(
+        self: &Arc<Self>,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: strom_log::batch::control::EndTxnMarker,
+        timeout_ms: i32,
+    ) -> Result<(), PartError> {
+        let write = |rm: Arc<ReplicaManager>| async move {
+            rm.write_txn_marker(
+                OFFSETS_TOPIC,
+                partition,
+                producer_id,
+                producer_epoch,
+                marker,
+                timeout_ms,
+            )
+            .await
         };
-        if self.creating.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let this = self.clone();
-        self.tasks.spawn_on(
-            async move {
-                let alive = this.rm.cache().with_image(|i| i.alive_brokers().len());
-                let rf = this
-                    .config
-                    .offsets_topic_replication_factor
-                    .min(i32::try_from(alive).unwrap_or(i32::MAX))
-                    .max(1);
-                let topic = CreatableTopic {
-                    name: OFFSETS_TOPIC.to_owned(),
-                    num_partitions: this.config.offsets_topic_num_partitions,
-                    replication_factor: rf,
-                    assignments: Vec::new(),
-                    configs: [("cleanup.policy".to_owned(), "compact".to_owned())]
-                        .into_iter()
-                        .collect(),
-                };
-                let result = quorum
-                    .call(this.controller_timeout, |mut c| {
-                        let req = CreateTopicsRequest {
-                            topics: vec![topic.clone()],
-                            validate_only: false,
-                        };
-                        async move { c.create_topics(req).await }
-                    })
-                    .await;
-                match result.map(|r| r.topics.into_iter().next()) {
-                    Ok(Some(t))
-                        if t.error_code == ErrorCode::None as i32
-                            || t.error_code == ErrorCode::TopicAlreadyExists as i32 =>
-                    {
-                        tracing::info!(replication_factor = rf, "created {OFFSETS_TOPIC}");
+        match self.host.shard(partition, "the marker") {
+            Ok((epoch, shard)) => {
+                let mut shard = shard.lock().await;
+                match write(self.rm.clone()).await {
+                    Ok(_) => {
+                        shard.replay_marker(producer_id, marker.commit);
+                        Ok(())
                     }
-                    Ok(t) => tracing::warn!(result = ?t, "creating {OFFSETS_TOPIC} failed"),
-                    Err(e) => tracing::warn!(error = %e, "creating {OFFSETS_TOPIC} failed"),
+                    Err(e) => {
+                        self.host.reload(partition, epoch);
+                        Err(e)
+                    }
                 }
-                this.creating.store(false, Ordering::SeqCst);
-            },
-            &self.runtime,
-        );
+            }
+            Err(e) if e.code == ErrorCode::CoordinatorLoadInProgress => {
+                Err(PartError::new(e.code, e.message))
+            }
+            Err(_) => write(self.rm.clone()).await.map(|_| ()),
+        }
     }
 
     /// A heartbeat of the KIP-848 protocol.
@@ -470,22 +356,78 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    /// `TxnOffsetCommit`: the offsets as one transactional batch of the
+    /// producer (sequenced after its last batch in the partition), written
+    /// only if the transaction coordinator has the offsets partition in the
+    /// producer's transaction (KIP-890), replayed as pending: the
+    /// producer's marker makes them visible or drops them.
+    pub async fn txn_commit_offsets(
+        self: &Arc<Self>,
+        transactional_id: &str,
+        req: strom_group::shard::TxnCommitRequest,
+    ) -> Result<(), StromError> {
+        let group_id = req.commit.group_id.clone();
+        let (p, epoch, shard) = self.shard_for(&group_id)?;
+        let topics = self.topics();
+        let mut shard = shard.lock().await;
+        let now = now_ms();
+        let records = shard
+            .txn_commit_offsets(&req, &topics, now)
+            .map_err(group_error)?;
+        if records.is_empty() {
+            return Ok(());
+        }
+        let key = format!("group {group_id:?}");
+        let seq = self
+            .rm
+            .next_sequence(OFFSETS_TOPIC, p, req.producer_id, req.producer_epoch)
+            .await
+            .map_err(|e| write_error(e, &key))?;
+        let encoded: Vec<Encoded> = records.iter().map(Record::encode).collect();
+        let batch = shared_write::transactional_batch(
+            &encoded,
+            now,
+            req.producer_id,
+            req.producer_epoch,
+            seq,
+        );
+        self.rm
+            .verify_txn_batch(transactional_id, OFFSETS_TOPIC, p, &batch)
+            .await
+            .map_err(|e| StromError::new(e.code, e.message))?;
+        let written = shared_write::write(
+            &self.rm,
+            OFFSETS_TOPIC,
+            p,
+            epoch,
+            batch,
+            self.config.offsets_commit_timeout_ms,
+        )
+        .await;
+        match written {
+            Ok(_) => {
+                shard.replay_transactional(req.producer_id, &records);
+                Ok(())
+            }
+            Err(e) => {
+                self.counters.write_failures.fetch_add(1, Ordering::Relaxed);
+                self.host.reload(p, epoch);
+                Err(write_error(e, &key))
+            }
+        }
+    }
+
     /// The coordinator's metrics.
     pub fn metrics(&self) -> GroupMetrics {
         let mut m = GroupMetrics::default();
         for state in ["Empty", "Assigning", "Reconciling", "Stable"] {
             m.groups_by_state.insert(state, 0);
         }
-        for slot in self.slots().values() {
-            match slot {
-                Slot::Loading { .. } => m.partitions_loading += 1,
-                Slot::Active { shard, .. } => {
-                    m.partitions_loaded += 1;
-                    if let Ok(shard) = shard.try_lock() {
-                        for g in shard.list_groups() {
-                            *m.groups_by_state.entry(g.state.name()).or_default() += 1;
-                        }
-                    }
+        (m.partitions_loaded, m.partitions_loading) = self.host.counts();
+        for (_, _, shard) in self.host.active() {
+            if let Ok(shard) = shard.try_lock() {
+                for g in shard.list_groups() {
+                    *m.groups_by_state.entry(g.state.name()).or_default() += 1;
                 }
             }
         }
@@ -503,16 +445,8 @@ impl GroupCoordinator {
     /// the end offsets of those partitions from their leaders (one
     /// `ListOffsets` per leader, all at once), the lag per group and topic.
     pub async fn refresh_lag(&self, source: &dyn EndOffsets) {
-        let shards: Vec<ShardRef> = self
-            .slots()
-            .values()
-            .filter_map(|s| match s {
-                Slot::Active { shard, .. } => Some(shard.clone()),
-                Slot::Loading { .. } => None,
-            })
-            .collect();
         let mut committed = Vec::new();
-        for shard in shards {
+        for (_, _, shard) in self.host.active() {
             committed.extend(shard.lock().await.committed_offsets());
         }
         let plan = self.rm.cache().with_image(|image| {
@@ -550,14 +484,33 @@ impl GroupCoordinator {
         }
     }
 
-    /// `OffsetFetch`.
+    /// `OffsetFetch`. With `require_stable`, UNSTABLE_OFFSET_COMMIT
+    /// (retriable) while a transactional commit of a wanted partition
+    /// waits for its marker.
     pub async fn fetch_offsets(
         self: &Arc<Self>,
         group_id: &str,
         partitions: Option<Vec<(String, i32)>>,
+        require_stable: bool,
     ) -> Result<Vec<FetchedOffset>, StromError> {
         let (_, _, shard) = self.shard_for(group_id)?;
         let shard = shard.lock().await;
+        if require_stable {
+            let pending = match &partitions {
+                None => shard.has_pending_offsets(group_id, None),
+                Some(wanted) => wanted
+                    .iter()
+                    .any(|(t, p)| shard.has_pending_offsets(group_id, Some((t, *p)))),
+            };
+            if pending {
+                return Err(StromError::new(
+                    ErrorCode::UnstableOffsetCommit,
+                    format!(
+                        "group {group_id:?} has a transactional offset commit waiting for its transaction to end"
+                    ),
+                ));
+            }
+        }
         shard
             .fetch_offsets(group_id, partitions.as_deref())
             .map_err(group_error)
@@ -595,16 +548,8 @@ impl GroupCoordinator {
 
     /// `ListGroups`: the groups of every partition this broker has loaded.
     pub async fn list_groups(self: &Arc<Self>) -> Vec<GroupListing> {
-        let shards: Vec<ShardRef> = self
-            .slots()
-            .values()
-            .filter_map(|s| match s {
-                Slot::Active { shard, .. } => Some(shard.clone()),
-                Slot::Loading { .. } => None,
-            })
-            .collect();
         let mut out = Vec::new();
-        for s in shards {
+        for (_, _, s) in self.host.active() {
             out.extend(s.lock().await.list_groups());
         }
         out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
@@ -623,14 +568,7 @@ impl GroupCoordinator {
             ticks += 1;
             let offsets_due =
                 ticks.is_multiple_of((60_000 / tick.as_millis().max(1) as u64).max(1));
-            let active: Vec<(i32, i32, ShardRef)> = self
-                .slots()
-                .iter()
-                .filter_map(|(p, s)| match s {
-                    Slot::Active { epoch, shard } => Some((*p, *epoch, shard.clone())),
-                    Slot::Loading { .. } => None,
-                })
-                .collect();
+            let active = self.host.active();
             let topics = self.topics();
             for (p, epoch, shard) in active {
                 let mut shard = shard.lock().await;
@@ -646,7 +584,6 @@ impl GroupCoordinator {
                 }
             }
         }
-        self.tasks.close();
-        self.tasks.wait().await;
+        self.host.close().await;
     }
 }

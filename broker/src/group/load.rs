@@ -21,23 +21,10 @@ pub(super) fn load(
     partition: i32,
     config: GroupConfig,
 ) -> Result<Shard, PartError> {
-    let part = rm.partition(topic, partition)?;
-    let reader = part.reader();
     let mut shard = Shard::new(config);
-    let mut offset = reader.log_start_offset();
-    let end = reader.log_end_offset();
-    while offset < end {
-        let data = reader.read(offset, 1 << 20).map_err(|e| {
-            PartError::new(
-                ErrorCode::KafkaStorageError,
-                format!("load {topic}-{partition} at offset {offset}: {e}"),
-            )
-        })?;
-        if data.records.is_empty() {
-            break;
-        }
-        offset = replay_batches(&mut shard, data.records, offset, topic, partition)?;
-    }
+    crate::internal_topic::load::read_all(rm, topic, partition, |data, offset| {
+        replay_batches(&mut shard, data, offset, topic, partition)
+    })?;
     Ok(shard)
 }
 

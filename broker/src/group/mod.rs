@@ -2,18 +2,16 @@
 //! `__consumer_offsets` partition this broker leads, and does its I/O.
 //!
 //! * [`config`]: the broker settings of the coordinator (Kafka's names).
-//! * [`coordinator`]: [`GroupCoordinator`]: the shards by partition,
-//!   loading on leadership (through the replica manager's
-//!   `LeadershipListener`), unloading on its loss, one decision at a time per
-//!   shard, session and retention timers.
+//! * [`coordinator`]: [`GroupCoordinator`]: the shards by partition (hosted
+//!   by [`crate::internal_topic::ShardHost`]: loading on leadership,
+//!   unloading on its loss), one decision at a time per shard, session and
+//!   retention timers.
 //! * [`lag`]: the consumer lag per group and topic, from end offsets the
 //!   partition leaders answer on a timer (the [`EndOffsets`] seam).
 //! * `load`: replays a partition's local log into a shard.
 //! * `write`: a decision's records as one batch, appended with acks=all
 //!   at the epoch the shard was loaded at.
-//! * `topics`: the metadata image as the pure core's `Topics`, and the
-//!   coordinator lookup (`FindCoordinator`), which creates the offsets topic
-//!   on first use.
+//! * `topics`: the metadata image as the pure core's `Topics`.
 //!
 //! docs/groups.md describes the protocol.
 

@@ -1,22 +1,9 @@
-//! Writing a decision: its records as one uncompressed batch (keys and
-//! values in Kafka's format, null values for tombstones), appended with
-//! acks=all at the shard's leader epoch.
+//! Writing a group decision through [`crate::internal_topic::write`].
 
-use bytes::Bytes;
 use strom_group::Record;
-use strom_log::batch::{Compression, RecordBatchBuilder};
 
+use crate::internal_topic::write::{self as shared, Encoded};
 use crate::replica::{Appended, PartError, ReplicaManager};
-
-/// The batch of `records`, timestamped `now_ms`.
-pub(super) fn batch(records: &[Record], now_ms: i64) -> Bytes {
-    let mut b = RecordBatchBuilder::new(Compression::None);
-    for r in records {
-        let (key, value) = r.encode();
-        b.append(now_ms, Some(&key), value.as_deref(), &[]);
-    }
-    b.build()
-}
 
 /// Appends `records` to the offsets partition at `leader_epoch`.
 pub(super) async fn write(
@@ -28,11 +15,13 @@ pub(super) async fn write(
     now_ms: i64,
     timeout_ms: i32,
 ) -> Result<Appended, PartError> {
-    rm.append_at_epoch(
+    let encoded: Vec<Encoded> = records.iter().map(Record::encode).collect();
+    shared::write(
+        rm,
         topic,
         partition,
-        batch(records, now_ms),
         leader_epoch,
+        shared::batch(&encoded, now_ms),
         timeout_ms,
     )
     .await

@@ -18,11 +18,13 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::traffic::Traffic;
 use crate::replica::ReplicaManager;
+use crate::txn::TxnCoordinatorRef;
 
 /// Serves produce, fetch and offsets from the local replicas.
 #[derive(Debug, Clone)]
 pub struct BrokerServiceImpl {
     replicas: Arc<ReplicaManager>,
+    transactions: Option<TxnCoordinatorRef>,
     traffic: Arc<Traffic>,
     closing: CancellationToken,
 }
@@ -34,9 +36,17 @@ impl BrokerServiceImpl {
     pub fn new(replicas: Arc<ReplicaManager>, closing: CancellationToken) -> Self {
         Self {
             replicas,
+            transactions: None,
             traffic: Arc::default(),
             closing,
         }
+    }
+
+    /// Serves InitProducerId with a transactional id from `coordinator`
+    /// (without one, such requests are refused).
+    pub fn with_transactions(mut self, coordinator: TxnCoordinatorRef) -> Self {
+        self.transactions = Some(coordinator);
+        self
     }
 
     /// Bytes and records in and out, for metrics.
@@ -155,7 +165,12 @@ impl BrokerService for BrokerServiceImpl {
         req: Request<InitProducerIdRequest>,
     ) -> Result<Response<InitProducerIdResponse>, Status> {
         Ok(Response::new(
-            super::init_producer_id::init_producer_id(&self.replicas, req.into_inner()).await,
+            super::init_producer_id::init_producer_id(
+                &self.replicas,
+                self.transactions.as_ref(),
+                req.into_inner(),
+            )
+            .await,
         ))
     }
 }

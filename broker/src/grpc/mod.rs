@@ -5,6 +5,9 @@
 //!   [`delete_records`], [`init_producer_id`].
 //! * [`group`]: `GroupService` (consumer groups and committed offsets),
 //!   one file per RPC over the broker's group coordinator.
+//! * [`txn`]: `TransactionService` (AddPartitionsToTxn, AddOffsetsToTxn,
+//!   EndTxn, and WriteTxnMarkers between brokers), one file per RPC over
+//!   the broker's transaction coordinator.
 //! * [`records`]: `RecordsService` (`ProduceRecords`: records as protobuf
 //!   messages for thin clients, appended through the produce path).
 //! * [`metadata`]: `MetadataService`, answered from the broker's own image.
@@ -24,6 +27,7 @@ pub mod offsets_for_leader_epoch;
 pub mod produce;
 pub mod records;
 pub mod traffic;
+pub mod txn;
 
 pub use broker_service::BrokerServiceImpl;
 pub use controller_proxy::ControllerProxy;
@@ -31,6 +35,7 @@ pub use group::GroupServiceImpl;
 pub use metadata::MetadataServiceImpl;
 pub use records::RecordsServiceImpl;
 use strom_proto::v1::{ErrorCode, LeaderIdAndEpoch};
+pub use txn::TransactionServiceImpl;
 
 use crate::replica::ReplicaManager;
 

@@ -136,8 +136,15 @@ impl ReplicaManager {
             let appended = match &request_error {
                 Some(e) => Err(e.clone()),
                 None => {
-                    self.append_partition(&slot.topic, p.partition, p.records, req.acks, req.origin)
-                        .await
+                    self.append_partition(
+                        &slot.topic,
+                        p.partition,
+                        p.records,
+                        req.acks,
+                        req.origin,
+                        req.transactional_id.as_deref(),
+                    )
+                    .await
                 }
             };
             match appended {
@@ -168,6 +175,7 @@ impl ReplicaManager {
         records: Bytes,
         acks: i32,
         origin: AppendOrigin,
+        transactional_id: Option<&str>,
     ) -> Result<(Appended, i32, bool, Arc<Partition>, super::partition::Wake), PartError> {
         if records.is_empty() {
             return Err(PartError::new(
@@ -185,6 +193,18 @@ impl ReplicaManager {
             check_client_batches(&records)?;
         }
         let part = self.partition(topic, partition)?;
+        if origin == AppendOrigin::Client
+            && let Some((producer_id, producer_epoch)) = part.txn_to_verify(&records).await
+        {
+            self.verify_txn(
+                transactional_id,
+                producer_id,
+                producer_epoch,
+                topic,
+                partition,
+            )
+            .await?;
+        }
         let (info, epoch, policy_flush, wake) = part.append_as_leader(records, acks).await?;
         let appended = Appended {
             base_offset: info.first_offset,
@@ -197,6 +217,118 @@ impl ReplicaManager {
 }
 
 impl ReplicaManager {
+    /// A coordinator's transactional write for a producer (TxnOffsetCommit
+    /// on `__consumer_offsets`): the first sequence its batch must carry in
+    /// `topic`-`partition`. The caller serialises its writes there.
+    pub async fn next_sequence(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> Result<i32, PartError> {
+        Ok(self
+            .partition(topic, partition)?
+            .next_sequence(producer_id, producer_epoch)
+            .await)
+    }
+
+    /// KIP-890 for a coordinator's transactional batch (TxnOffsetCommit):
+    /// verifies `records` at the transaction coordinator when they would
+    /// start the producer's transaction in `topic`-`partition`.
+    pub async fn verify_txn_batch(
+        &self,
+        transactional_id: &str,
+        topic: &str,
+        partition: i32,
+        records: &Bytes,
+    ) -> Result<(), PartError> {
+        let part = self.partition(topic, partition)?;
+        match part.txn_to_verify(records).await {
+            Some((producer_id, producer_epoch)) => {
+                self.verify_txn(
+                    Some(transactional_id),
+                    producer_id,
+                    producer_epoch,
+                    topic,
+                    partition,
+                )
+                .await
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// KIP-890: asks the transaction coordinator to add `topic`-`partition`
+    /// to the transaction of `transactional_id` before the leader writes
+    /// the producer's first transactional batch here. A refusal
+    /// (PRODUCER_FENCED, INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, ...)
+    /// refuses the batch: a late batch of a finished transaction never
+    /// opens a hanging one.
+    async fn verify_txn(
+        &self,
+        transactional_id: Option<&str>,
+        producer_id: i64,
+        producer_epoch: i16,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(), PartError> {
+        let Some(transactional_id) = transactional_id else {
+            return Err(PartError::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "transactional batches of producer {producer_id} for {topic}-{partition} come without the producer's transactional id"
+                ),
+            ));
+        };
+        let Some(verifier) = self.txn_verifier() else {
+            return Err(PartError::new(
+                ErrorCode::CoordinatorNotAvailable,
+                "this broker runs no transaction coordinator to verify transactional batches",
+            ));
+        };
+        verifier
+            .verify(
+                transactional_id,
+                producer_id,
+                producer_epoch,
+                topic,
+                partition,
+            )
+            .await
+            .map_err(verification_error)
+    }
+
+    /// WriteTxnMarkers on a partition this broker leads: appends a COMMIT
+    /// or ABORT marker for `producer_id` at `producer_epoch` and waits for
+    /// the ISR (acks=all, `timeout_ms`). An older producer epoch than the
+    /// partition knows is INVALID_PRODUCER_EPOCH, an older coordinator
+    /// epoch TRANSACTION_COORDINATOR_FENCED: nothing is written then.
+    pub async fn write_txn_marker(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: strom_log::batch::control::EndTxnMarker,
+        timeout_ms: i32,
+    ) -> Result<Appended, PartError> {
+        let part = self.partition(topic, partition)?;
+        let (info, epoch, flush, wake) = part
+            .append_txn_marker_as_leader(producer_id, producer_epoch, marker)
+            .await?;
+        drop(wake);
+        let appended = Appended {
+            base_offset: info.first_offset,
+            last_offset: info.last_offset,
+            log_append_time: info.log_append_time,
+            log_start_offset: part.reader().log_start_offset(),
+        };
+        Appending::one(topic, partition, appended, epoch, part, flush, timeout_ms)
+            .wait_one()
+            .await
+    }
+
     /// A coordinator's write: appends `records` to `topic`-`partition` only
     /// while this broker leads it at `leader_epoch` (the epoch the
     /// coordinator loaded its state at), then waits for acks=all. Another
@@ -218,7 +350,14 @@ impl ReplicaManager {
             ));
         }
         let (appended, epoch, flush, part, wake) = self
-            .append_partition(topic, partition, records, -1, AppendOrigin::Coordinator)
+            .append_partition(
+                topic,
+                partition,
+                records,
+                -1,
+                AppendOrigin::Coordinator,
+                None,
+            )
             .await?;
         drop(wake);
         if epoch != leader_epoch {
@@ -227,9 +366,24 @@ impl ReplicaManager {
                 format!("{topic}-{partition} changed leader epoch to {epoch} during the write"),
             ));
         }
-        let deadline = tokio::time::Instant::now()
-            + Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
-        let appending = Appending {
+        Appending::one(topic, partition, appended, epoch, part, flush, timeout_ms)
+            .wait_one()
+            .await
+    }
+}
+
+impl Appending {
+    /// An acks=all wait for one partition's append.
+    fn one(
+        topic: &str,
+        partition: i32,
+        appended: Appended,
+        epoch: i32,
+        part: Arc<Partition>,
+        flush: bool,
+        timeout_ms: i32,
+    ) -> Self {
+        Appending {
             slots: vec![Slot {
                 topic: topic.to_owned(),
                 partition,
@@ -237,10 +391,15 @@ impl ReplicaManager {
                 wait: Some((appended.last_offset + 1, epoch, part)),
                 flush,
             }],
-            deadline,
+            deadline: tokio::time::Instant::now()
+                + Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0)),
             acks_all: true,
-        };
-        match appending.wait().await.pop() {
+        }
+    }
+
+    /// The outcome of [`one`](Self::one).
+    async fn wait_one(self) -> Result<Appended, PartError> {
+        match self.wait().await.pop() {
             Some(r) => r.result,
             None => Err(PartError::new(
                 ErrorCode::UnknownServerError,
@@ -248,9 +407,7 @@ impl ReplicaManager {
             )),
         }
     }
-}
 
-impl Appending {
     /// The outcome per partition, in the request's order: at once for
     /// acks 0 and 1, after the ISR has the records (or the leadership
     /// ends, or the timeout expires) for acks=all. A partition that fails
@@ -293,6 +450,27 @@ impl Appending {
     }
 }
 
+/// A failed KIP-890 verification as the producer sees it. The coordinator
+/// being away or busy is retriable for the produce: NOT_ENOUGH_REPLICAS,
+/// as Kafka answers (a producer retries it, while it would not retry
+/// NOT_COORDINATOR on a produce). Refusals keep their code.
+fn verification_error(e: strom_proto::StromError) -> PartError {
+    let code = match e.code {
+        ErrorCode::NotCoordinator
+        | ErrorCode::CoordinatorNotAvailable
+        | ErrorCode::CoordinatorLoadInProgress
+        | ErrorCode::ConcurrentTransactions
+        | ErrorCode::NetworkException
+        | ErrorCode::RequestTimedOut
+        | ErrorCode::BrokerNotAvailable => ErrorCode::NotEnoughReplicas,
+        other => other,
+    };
+    PartError::new(
+        code,
+        format!("verifying the transaction at its coordinator: {e}"),
+    )
+}
+
 /// The request-wide refusal, if any.
 fn request_error(req: &AppendRequest) -> Option<PartError> {
     if !matches!(req.acks, -1..=1) {
@@ -305,22 +483,16 @@ fn request_error(req: &AppendRequest) -> Option<PartError> {
             ErrorCode::InvalidRequest,
             format!("timeout_ms must not be negative, got {}", req.timeout_ms),
         ))
-    } else if req.transactional_id.is_some() {
-        Some(PartError::new(
-            ErrorCode::UnsupportedVersion,
-            "transactional produce is not supported yet",
-        ))
     } else {
         None
     }
 }
 
 /// Refuses client batches this broker cannot honour: control batches
-/// (only a transaction coordinator writes markers), transactional batches
-/// (transactions are not served yet: such a batch would never become
-/// visible to read_committed readers), and inconsistent producer fields.
-/// An idempotent batch carries a producer id, epoch and base sequence, all
-/// at least 0; a plain one carries -1 in all three. The log's producer
+/// (only a transaction coordinator writes markers), and inconsistent
+/// producer fields. An idempotent (or transactional) batch carries a
+/// producer id, epoch and base sequence, all at least 0; a plain one
+/// carries -1 in all three, and cannot be transactional. The log's producer
 /// state then checks the sequence. Malformed batches pass here: the log's
 /// validation refuses them with CORRUPT_MESSAGE.
 pub(crate) fn check_client_batches(records: &Bytes) -> Result<(), PartError> {
@@ -333,8 +505,8 @@ pub(crate) fn check_client_batches(records: &Bytes) -> Result<(), PartError> {
         );
         let what = if batch.is_control() {
             Some("is a control batch, which only a transaction coordinator writes".to_owned())
-        } else if batch.is_transactional() {
-            Some("has the transactional bit set: transactions are not supported yet".to_owned())
+        } else if batch.is_transactional() && id < 0 {
+            Some("is transactional without a producer id".to_owned())
         } else if (id, epoch, seq) == (-1, -1, -1) || (id >= 0 && epoch >= 0 && seq >= 0) {
             None
         } else {
@@ -365,6 +537,38 @@ mod tests {
     }
 
     #[test]
+    fn verification_errors_are_retriable_while_the_coordinator_is_away() {
+        use strom_proto::StromError;
+        let table = [
+            (ErrorCode::NotCoordinator, ErrorCode::NotEnoughReplicas),
+            (
+                ErrorCode::CoordinatorLoadInProgress,
+                ErrorCode::NotEnoughReplicas,
+            ),
+            (
+                ErrorCode::ConcurrentTransactions,
+                ErrorCode::NotEnoughReplicas,
+            ),
+            (ErrorCode::NetworkException, ErrorCode::NotEnoughReplicas),
+            (ErrorCode::ProducerFenced, ErrorCode::ProducerFenced),
+            (
+                ErrorCode::InvalidProducerEpoch,
+                ErrorCode::InvalidProducerEpoch,
+            ),
+            (
+                ErrorCode::InvalidProducerIdMapping,
+                ErrorCode::InvalidProducerIdMapping,
+            ),
+            (ErrorCode::InvalidTxnState, ErrorCode::InvalidTxnState),
+        ];
+        for (from, to) in table {
+            let e = verification_error(StromError::new(from, "x"));
+            assert_eq!(e.code, to, "{}", from.as_str_name());
+            assert!(e.message.contains(from.as_str_name()), "{}", e.message);
+        }
+    }
+
+    #[test]
     fn client_batches_with_inconsistent_producer_fields_or_control_bits_are_refused() {
         let table: Vec<(&str, Bytes, Option<&str>)> = vec![
             ("plain", batch(|b| b), None),
@@ -392,7 +596,12 @@ mod tests {
             (
                 "transactional",
                 batch(|b| b.producer(1000, 0, 0).transactional(true)),
-                Some("transactional bit"),
+                None,
+            ),
+            (
+                "transactional without a producer",
+                batch(|b| b.transactional(true)),
+                Some("transactional without a producer id"),
             ),
             ("control", batch(|b| b.control(true)), Some("control batch")),
             // Malformed input is the log's to refuse (CORRUPT_MESSAGE).

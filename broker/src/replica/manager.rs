@@ -71,6 +71,9 @@ pub struct ReplicaManager {
     producer_ids: super::producer_ids::ProducerIds,
     /// The replication throttles' byte rates (leader and follower side).
     quotas: Arc<ReplicationQuotas>,
+    /// KIP-890 verification of transactional batches (set once the
+    /// transaction coordinator exists; without it they are refused).
+    txn_verifier: std::sync::OnceLock<Arc<dyn super::seams::TxnVerifier>>,
 }
 
 /// Most logs opened, and role changes run, at once: enough to keep the
@@ -186,25 +189,28 @@ impl ReplicaManager {
             retention: Arc::default(),
             cleaner: Arc::default(),
             quotas,
+            txn_verifier: std::sync::OnceLock::new(),
         })
     }
 
-    /// `InitProducerId` for an idempotent producer without a
-    /// transactional id: a new producer id, unique in the cluster forever,
-    /// at epoch 0 (Kafka does the same; the producer bumps its epoch on its
-    /// own after that, KIP-360). Transactional ids are refused with
-    /// UNSUPPORTED_VERSION until transactions exist.
-    pub async fn init_producer_id(
-        &self,
-        transactional_id: Option<&str>,
-    ) -> Result<(i64, i16), StromError> {
-        if transactional_id.is_some_and(|id| !id.is_empty()) {
-            return Err(StromError::new(
-                ErrorCode::UnsupportedVersion,
-                "transactional producers are not supported yet",
-            ));
+    /// Serves KIP-890 verification of transactional batches with
+    /// `verifier` (the transaction coordinator); set once.
+    pub fn set_txn_verifier(&self, verifier: Arc<dyn super::seams::TxnVerifier>) {
+        if self.txn_verifier.set(verifier).is_err() {
+            tracing::warn!("the transaction verifier was already set");
         }
-        Ok((self.producer_ids.next_id().await?, 0))
+    }
+
+    pub(super) fn txn_verifier(&self) -> Option<&Arc<dyn super::seams::TxnVerifier>> {
+        self.txn_verifier.get()
+    }
+
+    /// A new producer id, unique in the cluster forever: `InitProducerId`
+    /// of an idempotent producer without a transactional id gets it at
+    /// epoch 0 (as Kafka; the producer bumps its epoch on its own after
+    /// that, KIP-360). The transaction coordinator takes its ids here too.
+    pub async fn new_producer_id(&self) -> Result<i64, StromError> {
+        self.producer_ids.next_id().await
     }
 
     /// The log directory's health.

@@ -146,7 +146,9 @@ async fn replica_manager_leads_many_partitions_serves_appends_and_tells_listener
     let appended = results[0].result.as_ref().expect("appended");
     assert_eq!((appended.base_offset, appended.last_offset), (0, 0));
 
-    // Transactional client batches are refused, and write nothing.
+    // A transactional batch that would start a transaction is verified at
+    // the transaction coordinator first (KIP-890): without the producer's
+    // transactional id it is refused, and nothing is written.
     let refused = rm
         .append(append(
             3,
@@ -156,7 +158,13 @@ async fn replica_manager_leads_many_partitions_serves_appends_and_tells_listener
         .wait()
         .await;
     let e = refused[0].result.as_ref().expect_err("refused");
-    assert_eq!(e.code, ErrorCode::InvalidRecord);
+    assert_eq!(e.code, ErrorCode::InvalidRequest, "{e}");
+    // With one, but no coordinator on this broker, it is refused too.
+    let mut with_id = append(3, batch(|b| b.producer(9, 0, 0).transactional(true)));
+    with_id.transactional_id = Some("t".into());
+    let refused = rm.append(with_id).await.wait().await;
+    let e = refused[0].result.as_ref().expect_err("refused");
+    assert_eq!(e.code, ErrorCode::CoordinatorNotAvailable, "{e}");
 
     // An idempotent batch is written once: its retry is answered with the
     // original offsets, a gap in its sequences is refused.

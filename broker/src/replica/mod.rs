@@ -78,7 +78,7 @@ pub use peer_grpc::GrpcPeers;
 pub use quota::ReplicationQuotas;
 pub use retention::{RecordsToDelete, RetentionStats};
 pub use seams::{
-    Blocking, Clock, ControllerClient, PeerSession, PeerTransport, Seams, SystemClock,
+    Blocking, Clock, ControllerClient, PeerSession, PeerTransport, Seams, SystemClock, TxnVerifier,
 };
 pub use startup::{DamagedReplica, clear_lost_records_markers, recover_local_logs};
 use std::collections::HashMap;

@@ -615,6 +615,69 @@ impl Partition {
         records: Bytes,
         acks: i32,
     ) -> Result<(AppendInfo, i32, bool, Wake), PartError> {
+        self.append_leader_with(acks, |log, epoch| log.append_as_leader(records, epoch))
+            .await
+    }
+
+    /// Appends a transaction marker for `producer_id` at `producer_epoch`
+    /// (WriteTxnMarkers), as [`append_as_leader`](Self::append_as_leader)
+    /// with acks=all: the ISR must hold `min.insync.replicas` first.
+    pub(crate) async fn append_txn_marker_as_leader(
+        self: &Arc<Self>,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: strom_log::batch::control::EndTxnMarker,
+    ) -> Result<(AppendInfo, i32, bool, Wake), PartError> {
+        self.append_leader_with(-1, |log, epoch| {
+            log.append_txn_marker(producer_id, producer_epoch, marker, epoch)
+        })
+        .await
+    }
+
+    /// The producer (id, epoch) of the first transactional batch of
+    /// `records` that starts a transaction in this partition: the leader
+    /// must verify it at the transaction coordinator before writing
+    /// (KIP-890). `None`: nothing to verify.
+    pub(crate) async fn txn_to_verify(&self, records: &Bytes) -> Option<(i64, i16)> {
+        let log = self.log.lock().await;
+        let table = log.producer_state();
+        strom_log::batch::BatchIter::new(records.clone())
+            .filter_map(Result::ok)
+            .filter(|b| b.is_transactional() && !b.is_control() && b.producer_id() >= 0)
+            .find(|b| {
+                table.needs_txn_verification(&strom_log::ProducerBatch {
+                    producer_id: b.producer_id(),
+                    producer_epoch: b.producer_epoch(),
+                    first_seq: b.base_sequence(),
+                    last_seq: b.base_sequence(),
+                    first_offset: 0,
+                    last_offset: 0,
+                    max_timestamp: 0,
+                    is_transactional: true,
+                })
+            })
+            .map(|b| (b.producer_id(), b.producer_epoch()))
+    }
+
+    /// The first sequence of a coordinator's next batch for `producer_id`
+    /// at `producer_epoch` (a TxnOffsetCommit written for the producer):
+    /// after its last batch in that epoch, or 0 in a new epoch.
+    pub(crate) async fn next_sequence(&self, producer_id: i64, producer_epoch: i16) -> i32 {
+        let log = self.log.lock().await;
+        match log.producer_state().get(producer_id) {
+            Some(e) if e.epoch == producer_epoch => match e.last_seq() {
+                None | Some(i32::MAX) => 0,
+                Some(last) => last + 1,
+            },
+            _ => 0,
+        }
+    }
+
+    async fn append_leader_with(
+        self: &Arc<Self>,
+        acks: i32,
+        append: impl FnOnce(&mut PartitionLog, i32) -> Result<AppendInfo, LogError>,
+    ) -> Result<(AppendInfo, i32, bool, Wake), PartError> {
         let mut log = self.log.lock().await;
         let (epoch, durable) = {
             let st = self.state();
@@ -636,9 +699,7 @@ impl Partition {
             }
             (st.leader_epoch, st.durable)
         };
-        let info = log
-            .append_as_leader(records, epoch)
-            .map_err(|e| self.storage(&e))?;
+        let info = append(&mut log, epoch).map_err(|e| self.storage(&e))?;
         let leo = log.log_end_offset();
         {
             let st = self.state();

@@ -103,6 +103,25 @@ pub trait PeerSession: Send + Sync + Debug {
     fn reset(&mut self);
 }
 
+/// KIP-890 partition verification: before a leader writes a producer's
+/// transactional batch that would start a transaction in a partition, the
+/// transaction coordinator adds the partition to the producer's ongoing
+/// transaction (transaction version 2) and the leader writes the batch only
+/// if that succeeds. Served by the broker's transaction coordinator
+/// (`crate::txn`), locally or at the coordinator's broker.
+pub trait TxnVerifier: Send + Sync + Debug {
+    /// Adds `topic`-`partition` to the transaction of `transactional_id`
+    /// held by `producer_id` at `producer_epoch`.
+    fn verify<'a>(
+        &'a self,
+        transactional_id: &'a str,
+        producer_id: i64,
+        producer_epoch: i16,
+        topic: &'a str,
+        partition: i32,
+    ) -> BoxFuture<'a, Result<(), StromError>>;
+}
+
 /// Where blocking work (fsync, truncation, opening and deleting logs)
 /// runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -108,6 +108,7 @@ impl Admin {
         loop {
             let find = pb::FindCoordinatorRequest {
                 group_id: group.to_owned(),
+                key_type: pb::CoordinatorKeyType::Group as i32,
             };
             let found = retry::call(&inner.config, &inner.pool, "find coordinator", |ch, t| {
                 let find = find.clone();

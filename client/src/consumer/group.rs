@@ -188,6 +188,7 @@ impl GroupShared {
         }
         let find = pb::FindCoordinatorRequest {
             group_id: self.group_id.clone(),
+            key_type: pb::CoordinatorKeyType::Group as i32,
         };
         let found = retry::call(
             &shared.config.client,

@@ -610,6 +610,43 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "30000",
         Update::ReadOnly,
     ),
+    // The transaction coordinator (docs/transactions.md): at startup only.
+    broker(
+        "transaction.state.log.num.partitions",
+        ConfigType::Int { min: 1 },
+        "50",
+        Update::ReadOnly,
+    ),
+    broker(
+        "transaction.state.log.replication.factor",
+        ConfigType::Int { min: 1 },
+        "3",
+        Update::ReadOnly,
+    ),
+    broker(
+        "transaction.max.timeout.ms",
+        ConfigType::Int { min: 1 },
+        "900000",
+        Update::ReadOnly,
+    ),
+    broker(
+        "transactional.id.expiration.ms",
+        ConfigType::Long { min: 1 },
+        "604800000",
+        Update::ReadOnly,
+    ),
+    broker(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        ConfigType::Long { min: 1 },
+        "10000",
+        Update::ReadOnly,
+    ),
+    broker(
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        ConfigType::Long { min: 1 },
+        "3600000",
+        Update::ReadOnly,
+    ),
 ];
 
 /// The topic config `name`.

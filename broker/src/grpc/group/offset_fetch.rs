@@ -6,14 +6,17 @@ use strom_proto::v1::{OffsetFetchPartition, OffsetFetchRequest, OffsetFetchRespo
 use super::convert::partitions_from_pb;
 use crate::group::Coordinator;
 
-/// The group's committed offsets (-1 where nothing is committed).
-/// `require_stable` needs nothing more until transactions exist.
+/// The group's committed offsets (-1 where nothing is committed);
+/// `require_stable`: UNSTABLE_OFFSET_COMMIT while a transactional commit
+/// of a wanted partition is pending.
 pub(super) async fn offset_fetch(
     c: &Coordinator,
     req: OffsetFetchRequest,
 ) -> Result<OffsetFetchResponse, StromError> {
     let wanted = (!req.topics.is_empty()).then(|| partitions_from_pb(&req.topics));
-    let fetched = c.fetch_offsets(&req.group_id, wanted).await?;
+    let fetched = c
+        .fetch_offsets(&req.group_id, wanted, req.require_stable)
+        .await?;
     Ok(OffsetFetchResponse {
         partitions: fetched
             .into_iter()

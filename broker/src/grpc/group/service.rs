@@ -11,17 +11,28 @@ use strom_proto::v1::{
 use tonic::{Request, Response, Status};
 
 use crate::group::Coordinator;
+use crate::txn::TxnCoordinatorRef;
 
 /// Serves consumer groups from this broker's coordinator.
 #[derive(Debug, Clone)]
 pub struct GroupServiceImpl {
     coordinator: Coordinator,
+    transactions: Option<TxnCoordinatorRef>,
 }
 
 impl GroupServiceImpl {
     /// Serves `coordinator`.
     pub fn new(coordinator: Coordinator) -> Self {
-        Self { coordinator }
+        Self {
+            coordinator,
+            transactions: None,
+        }
+    }
+
+    /// Answers FindCoordinator for transactional ids from `transactions`.
+    pub fn with_transactions(mut self, transactions: TxnCoordinatorRef) -> Self {
+        self.transactions = Some(transactions);
+        self
     }
 }
 
@@ -31,9 +42,13 @@ impl GroupService for GroupServiceImpl {
         &self,
         req: Request<FindCoordinatorRequest>,
     ) -> Result<Response<FindCoordinatorResponse>, Status> {
-        super::find_coordinator::find_coordinator(&self.coordinator, req.into_inner())
-            .map(Response::new)
-            .map_err(Status::from)
+        super::find_coordinator::find_coordinator(
+            &self.coordinator,
+            self.transactions.as_ref(),
+            req.into_inner(),
+        )
+        .map(Response::new)
+        .map_err(Status::from)
     }
 
     async fn consumer_group_heartbeat(
