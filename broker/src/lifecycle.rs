@@ -396,19 +396,24 @@ impl Lifecycle {
     }
 }
 
-/// The file system holding `dir` as (bytes in use, size): its size minus
-/// the blocks available to unprivileged users, as `df` counts them.
+/// The file system holding `dir` as (bytes in use, size), as `df` counts
+/// them: in use is the size minus the free blocks, and the size is what is
+/// in use plus what is available to unprivileged users (blocks reserved
+/// for root count in neither), so `used / size` is `df`'s Use%.
 // The statvfs field types are u64 on Linux but narrower elsewhere.
 #[allow(clippy::useless_conversion)]
 fn disk_usage(dir: &std::path::Path) -> nix::Result<(i64, i64)> {
     let st = nix::sys::statvfs::statvfs(dir)?;
     let frag = u64::from(st.fragment_size());
-    let total = u64::from(st.blocks()).saturating_mul(frag);
+    let blocks = u64::from(st.blocks());
+    let used = blocks
+        .saturating_sub(u64::from(st.blocks_free()))
+        .saturating_mul(frag);
     let available = u64::from(st.blocks_available()).saturating_mul(frag);
-    let used = total.saturating_sub(available);
+    let size = used.saturating_add(available);
     Ok((
         i64::try_from(used).unwrap_or(i64::MAX),
-        i64::try_from(total).unwrap_or(i64::MAX),
+        i64::try_from(size).unwrap_or(i64::MAX),
     ))
 }
 
