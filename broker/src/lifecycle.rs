@@ -51,12 +51,12 @@ pub struct Lifecycle {
     sizes: std::sync::OnceLock<Arc<dyn ReplicaSizes>>,
 }
 
-/// The sizes of this broker's replicas of partitions being reassigned, as
-/// (topic id, partition, bytes): heartbeats carry them so that
-/// reassignment progress shows bytes copied.
+/// The sizes of this broker's replicas, as (topic id, partition, bytes):
+/// heartbeats carry them so that reassignment progress shows bytes copied
+/// and the balancer's disk goals can weigh partitions.
 pub trait ReplicaSizes: Send + Sync + std::fmt::Debug {
-    /// The sizes now.
-    fn reassigning_replica_sizes(&self) -> Vec<(uuid::Uuid, i32, i64)>;
+    /// The sizes of every hosted replica now.
+    fn replica_sizes(&self) -> Vec<(uuid::Uuid, i32, i64)>;
 
     /// Bytes of every hosted replica's log together.
     fn total_bytes(&self) -> i64;
@@ -92,6 +92,23 @@ impl Lifecycle {
     pub fn with_log_dirs(mut self, log_dirs: LogDirHealth) -> Self {
         self.log_dirs = Some(log_dirs);
         self
+    }
+
+    /// The data directory's file system as (bytes in use, size), measured
+    /// with statvfs on a blocking thread; `None` when that fails (logged).
+    async fn disk_usage(&self) -> Option<(i64, i64)> {
+        let dir = self.config.data_dir.clone();
+        match tokio::task::spawn_blocking(move || disk_usage(&dir)).await {
+            Ok(Ok(usage)) => Some(usage),
+            Ok(Err(e)) => {
+                tracing::debug!(dir = %self.config.data_dir.display(), error = %e, "measuring disk use");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "measuring disk use");
+                None
+            }
+        }
     }
 
     fn offline_log_dirs(&self) -> Vec<String> {
@@ -227,6 +244,7 @@ impl Lifecycle {
                 }
             }
             let offline_log_dirs = self.offline_log_dirs();
+            let disk = self.disk_usage().await;
             let request = BrokerHeartbeatRequest {
                 broker_id: self.config.node_id,
                 broker_epoch: epoch,
@@ -237,7 +255,7 @@ impl Lifecycle {
                 replica_sizes: self
                     .sizes
                     .get()
-                    .map(|s| s.reassigning_replica_sizes())
+                    .map(|s| s.replica_sizes())
                     .unwrap_or_default()
                     .into_iter()
                     .map(|(topic_id, partition, size_bytes)| ReplicaSize {
@@ -247,6 +265,8 @@ impl Lifecycle {
                     })
                     .collect(),
                 log_dir_bytes: self.sizes.get().map_or(-1, |s| s.total_bytes()),
+                disk_used_bytes: disk.map_or(0, |d| d.0),
+                disk_total_bytes: disk.map_or(0, |d| d.1),
             };
             // Long enough for a second attempt at another voter when the
             // first one does not answer, well inside the session timeout.
@@ -373,5 +393,38 @@ impl Lifecycle {
         }
         tracing::warn!(remaining, "controlled shutdown timed out");
         remaining
+    }
+}
+
+/// The file system holding `dir` as (bytes in use, size), as `df` counts
+/// them: in use is the size minus the free blocks, and the size is what is
+/// in use plus what is available to unprivileged users (blocks reserved
+/// for root count in neither), so `used / size` is `df`'s Use%.
+// The statvfs field types are u64 on Linux but narrower elsewhere.
+#[allow(clippy::useless_conversion)]
+fn disk_usage(dir: &std::path::Path) -> nix::Result<(i64, i64)> {
+    let st = nix::sys::statvfs::statvfs(dir)?;
+    let frag = u64::from(st.fragment_size());
+    let blocks = u64::from(st.blocks());
+    let used = blocks
+        .saturating_sub(u64::from(st.blocks_free()))
+        .saturating_mul(frag);
+    let available = u64::from(st.blocks_available()).saturating_mul(frag);
+    let size = used.saturating_add(available);
+    Ok((
+        i64::try_from(used).unwrap_or(i64::MAX),
+        i64::try_from(size).unwrap_or(i64::MAX),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn disk_usage_of_the_temp_dir_is_measured() {
+        let dir = std::env::temp_dir();
+        let (used, total) = super::disk_usage(&dir).expect("statvfs of the temp dir");
+        assert!(total > 0, "{used}/{total}");
+        assert!((0..=total).contains(&used), "{used}/{total}");
+        assert!(super::disk_usage(&dir.join("no/such/dir")).is_err());
     }
 }

@@ -1,6 +1,7 @@
-//! `strom brokers decommission|recommission|describe`: drain a broker of
-//! its replicas (leaderships first, rack aware, a few moves at a time), stop
-//! a pending drain, and show each broker's load.
+//! `strom brokers decommission|recommission|unregister|describe`: drain a
+//! broker of its replicas (leaderships first, rack aware, a few moves at a
+//! time), stop a pending drain (cancelling its unfinished moves), remove a
+//! stopped drained broker from the cluster, and show each broker's load.
 
 use std::time::Duration;
 
@@ -15,8 +16,12 @@ pub(crate) enum BrokersCommand {
     /// Move every replica off a broker, its leaderships first; once it holds
     /// none it can be stopped.
     Decommission(DecommissionArgs),
-    /// Stop a pending decommission (moves already started finish).
+    /// Stop a pending decommission; its moves that have not finished are
+    /// cancelled (the partitions go back to their original replicas).
     Recommission(BrokerArgs),
+    /// Remove a stopped broker that holds no replica from the cluster
+    /// (Kafka's UnregisterBroker).
+    Unregister(BrokerArgs),
     /// Each broker's state, replicas, leaderships, bytes and whether it is
     /// being decommissioned.
     Describe,
@@ -75,6 +80,15 @@ pub(crate) async fn run(
                 )]);
             } else {
                 output.json(&serde_json::json!({"id": args.broker_id, "decommissioning": false}));
+            }
+            Ok(())
+        }
+        BrokersCommand::Unregister(args) => {
+            admin.unregister_broker(args.broker_id).await?;
+            if output.format() == Format::Table {
+                output.lines(&[format!("Broker {} is unregistered.", args.broker_id)]);
+            } else {
+                output.json(&serde_json::json!({"id": args.broker_id, "unregistered": true}));
             }
             Ok(())
         }

@@ -106,6 +106,7 @@ mod tests {
                 leaders: 0,
                 bytes: None,
                 decommissioning: false,
+                disk: None,
             }],
             metadata_offset: 0,
         };

@@ -35,6 +35,10 @@ pub struct ControllerConfig {
     /// `balancer.node.unavailable.timeout.ms`: in `continuous` mode, how
     /// long a broker stays unavailable before its replicas move away.
     pub balancer_node_unavailable_timeout: Duration,
+    /// `balancer.disk.threshold.percent` (1..=100): in `continuous` mode,
+    /// replicas move off a broker whose data directory's file system is
+    /// fuller than this; no balancer move takes a broker over it.
+    pub balancer_disk_threshold_percent: u8,
     /// `controller.quorum.election.timeout.ms`: minimum election timeout; the maximum is twice it.
     pub election_timeout: Duration,
     /// `controller.quorum.heartbeat.interval.ms`: leader heartbeat to voters.
@@ -67,6 +71,8 @@ impl Default for ControllerConfig {
             max_concurrent_moves_per_broker: 5,
             balancer_mode: strom_metadata::balancer::BalancerMode::Off,
             balancer_node_unavailable_timeout: Duration::from_millis(900_000),
+            balancer_disk_threshold_percent:
+                strom_metadata::balancer::DEFAULT_DISK_THRESHOLD_PERCENT,
             election_timeout: Duration::from_millis(100),
             raft_heartbeat_interval: Duration::from_millis(30),
             snapshot_interval_entries: 20_000,
@@ -137,6 +143,16 @@ impl ControllerConfig {
             }
             "balancer.node.unavailable.timeout.ms" => {
                 self.balancer_node_unavailable_timeout = ms(key, value)?
+            }
+            "balancer.disk.threshold.percent" => {
+                self.balancer_disk_threshold_percent = match value.parse::<u8>() {
+                    Ok(n) if (1..=100).contains(&n) => n,
+                    _ => {
+                        return Err(ConfigError(format!(
+                            "INVALID_CONFIG: {key} must be a whole number from 1 to 100, got '{value}'"
+                        )));
+                    }
+                }
             }
             "controller.quorum.election.timeout.ms" => self.election_timeout = ms(key, value)?,
             "controller.quorum.heartbeat.interval.ms" => {
@@ -242,5 +258,34 @@ mod tests {
             !c.set("no.such.key", "1")
                 .expect("unknown is not an error here")
         );
+    }
+
+    #[test]
+    fn disk_threshold_is_a_percentage() {
+        let mut c = ControllerConfig::default();
+        assert_eq!(c.balancer_disk_threshold_percent, 80);
+        for (value, ok) in [
+            ("1", true),
+            ("100", true),
+            ("75", true),
+            ("0", false),
+            ("101", false),
+            ("-5", false),
+            ("80.5", false),
+            ("full", false),
+        ] {
+            let before = c.balancer_disk_threshold_percent;
+            match c.set("balancer.disk.threshold.percent", value) {
+                Ok(known) => {
+                    assert!(ok && known, "{value} accepted");
+                    assert_eq!(c.balancer_disk_threshold_percent.to_string(), value);
+                }
+                Err(e) => {
+                    assert!(!ok, "{value} refused: {e}");
+                    assert!(e.0.starts_with("INVALID_CONFIG"), "{e}");
+                    assert_eq!(c.balancer_disk_threshold_percent, before, "unchanged");
+                }
+            }
+        }
     }
 }

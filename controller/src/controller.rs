@@ -56,6 +56,8 @@ pub(crate) struct Inner {
     pub(crate) leases: Leases,
     /// Replica sizes reported with heartbeats (reassignment progress).
     pub(crate) sizes: crate::sizes::ReplicaSizes,
+    /// What the balancer started, per goal (metrics).
+    pub(crate) balancer_stats: crate::sizes::BalancerStats,
     pub(crate) shutdown: CancellationToken,
     /// Every task the controller spawns (duties, metadata watches): cancelled
     /// through `shutdown` and awaited by [`Controller::shutdown`].
@@ -169,6 +171,7 @@ impl Controller {
                 write_lock: tokio::sync::Mutex::new(()),
                 leases,
                 sizes: Default::default(),
+                balancer_stats: Default::default(),
                 shutdown,
                 tasks: tokio_util::task::TaskTracker::new(),
                 db,
@@ -293,6 +296,20 @@ impl Controller {
             }
             p
         })
+    }
+
+    /// Partitions the balancer started moving (for the leader goal: gave a
+    /// new leader), per goal, since this controller started.
+    pub fn balancer_started(&self) -> Vec<(strom_metadata::balancer::BalancerGoal, u64)> {
+        self.inner.balancer_stats.counts()
+    }
+
+    /// The data directory file system of each broker, as its last heartbeat
+    /// to this controller reported it.
+    pub fn broker_disks(
+        &self,
+    ) -> std::collections::BTreeMap<i32, strom_metadata::balancer::DiskUsage> {
+        self.inner.sizes.usage_report().disks
     }
 
     /// Runs `f` on the committed image.

@@ -209,13 +209,17 @@ async fn decommission(controller: &Controller) {
 /// One round of the balancer (see `strom_metadata::balancer`):
 /// `continuous` first moves the replicas of brokers unavailable for longer
 /// than `balancer.node.unavailable.timeout.ms` (timed from when this term
-/// first saw them so), then both modes fill under-loaded brokers.
+/// first saw them so), then replicas off brokers whose disk is over
+/// `balancer.disk.threshold.percent`; then both modes fill under-loaded
+/// brokers; then, with nothing moving, `continuous` evens leaders and
+/// partition bytes per broker.
 async fn balance(
     controller: &Controller,
     unavailable: &mut std::collections::HashMap<i32, tokio::time::Instant>,
 ) {
     use strom_metadata::balancer::{
-        BalancerMode, balancer_moves, balancer_view, unavailable_moves,
+        BalancerGoal, BalancerMode, balancer_moves, balancer_view, disk_balance_moves, disk_moves,
+        leader_moves, unavailable_moves,
     };
     let mode = controller.config().balancer_mode;
     if mode == BalancerMode::Off {
@@ -240,16 +244,20 @@ async fn balance(
         .map(|(id, _)| *id)
         .collect();
     gone.sort_unstable();
-    if mode != BalancerMode::Continuous {
+    let continuous = mode == BalancerMode::Continuous;
+    if !continuous {
         gone.clear();
     }
+    let threshold = controller.config().balancer_disk_threshold_percent;
+    let usage = controller.inner().sizes.usage_report();
+    let disk_full = continuous && usage.disks.values().any(|d| d.over(threshold));
     let has_work = controller.with_image(|image| {
         let view = balancer_view(image);
         let stranded = !gone.is_empty()
             && image.all_partitions().any(|(_, _, s)| {
                 !s.is_reassigning() && s.replicas.iter().any(|r| gone.contains(r))
             });
-        stranded || (view.unbalanced && view.moving == 0)
+        stranded || disk_full || (view.moving == 0 && (view.unbalanced || continuous))
     });
     if !has_work {
         return;
@@ -258,18 +266,53 @@ async fn balance(
     let result = controller
         .decide(|image| {
             let min_isr = controller.default_min_isr(image);
-            let records = unavailable_moves(image, &gone, max_moves, min_isr);
-            if !records.is_empty() {
-                return Ok((records, ()));
+            let goals: [(BalancerGoal, bool); 5] = [
+                (BalancerGoal::Unavailable, true),
+                (BalancerGoal::DiskThreshold, disk_full),
+                (BalancerGoal::Replicas, true),
+                (BalancerGoal::Leaders, continuous),
+                (BalancerGoal::DiskUsage, continuous),
+            ];
+            for (goal, on) in goals {
+                if !on {
+                    continue;
+                }
+                let records = match goal {
+                    BalancerGoal::Unavailable => {
+                        unavailable_moves(image, &gone, max_moves, min_isr, &usage, threshold)
+                    }
+                    BalancerGoal::DiskThreshold => {
+                        disk_moves(image, &usage, threshold, max_moves, min_isr)
+                    }
+                    BalancerGoal::Replicas => {
+                        balancer_moves(image, mode, max_moves, min_isr, &usage, threshold)
+                    }
+                    BalancerGoal::Leaders => leader_moves(image),
+                    BalancerGoal::DiskUsage => {
+                        disk_balance_moves(image, &usage, threshold, max_moves, min_isr)
+                    }
+                };
+                if !records.is_empty() {
+                    let n = records.len();
+                    return Ok((records, Some((goal, n))));
+                }
             }
-            Ok((balancer_moves(image, mode, max_moves, min_isr), ()))
+            Ok((Vec::new(), None))
         })
         .await;
     match result {
-        Ok((_, Some(offset))) => {
-            tracing::info!(offset, ?mode, ?gone, "balancer: started reassignments")
+        Ok((Some((goal, partitions)), Some(offset))) => {
+            controller.inner().balancer_stats.record(goal, partitions);
+            tracing::info!(
+                offset,
+                ?mode,
+                goal = goal.as_str(),
+                partitions,
+                ?gone,
+                "balancer: started moves"
+            )
         }
-        Ok((_, None)) => {}
+        Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "balancer round failed"),
     }
 }

@@ -1,15 +1,52 @@
-//! Replica sizes the brokers report with their heartbeats (only replicas of
-//! partitions being reassigned), so reassignment progress shows bytes
-//! copied while a replica is still moving. Kept in memory on the active
-//! controller: after a failover the next heartbeats report them again.
+//! Replica sizes and disk use the brokers report with their heartbeats:
+//! reassignment progress shows bytes copied while a replica is still
+//! moving, and the balancer's disk goals read them
+//! ([`ReplicaSizes::usage_report`]). Soft state, kept in memory on every
+//! controller that answers heartbeats: after a failover the next heartbeats
+//! (every `broker.heartbeat.interval.ms`) report them again.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use strom_metadata::balancer::{BalancerGoal, DiskUsage, UsageReport};
 use uuid::Uuid;
 
 /// One broker's report: size in bytes by (topic id, partition).
 type Report = HashMap<(Uuid, i32), i64>;
+
+/// Partitions the balancer started moving (or, for the leader goal, gave a
+/// new leader), per goal, since this controller started.
+#[derive(Debug, Default)]
+pub(crate) struct BalancerStats {
+    started: [std::sync::atomic::AtomicU64; 5],
+}
+
+impl BalancerStats {
+    fn index(goal: BalancerGoal) -> usize {
+        BalancerGoal::ALL
+            .iter()
+            .position(|g| *g == goal)
+            .expect("ALL lists every goal")
+    }
+
+    /// Counts `n` partitions changed by `goal`.
+    pub(crate) fn record(&self, goal: BalancerGoal, n: usize) {
+        self.started[Self::index(goal)].fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Every goal with its count.
+    pub(crate) fn counts(&self) -> Vec<(BalancerGoal, u64)> {
+        BalancerGoal::ALL
+            .iter()
+            .map(|g| {
+                (
+                    *g,
+                    self.started[Self::index(*g)].load(std::sync::atomic::Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
+}
 
 /// The last reported size of each (broker, topic id, partition) replica.
 #[derive(Debug, Default)]
@@ -17,6 +54,8 @@ pub(crate) struct ReplicaSizes {
     sizes: Mutex<HashMap<i32, Report>>,
     /// Bytes of every hosted replica together, per broker.
     totals: Mutex<HashMap<i32, i64>>,
+    /// The data directory's file system, per broker.
+    disks: Mutex<HashMap<i32, DiskUsage>>,
 }
 
 impl ReplicaSizes {
@@ -39,6 +78,65 @@ impl ReplicaSizes {
             totals.remove(&broker);
         } else {
             totals.insert(broker, bytes);
+        }
+    }
+
+    /// Records the use of `broker`'s data directory file system (a size of
+    /// 0 or less, or a negative use: not measured).
+    pub(crate) fn report_disk(&self, broker: i32, used: i64, total: i64) {
+        let mut disks = self.disks.lock().unwrap_or_else(|e| e.into_inner());
+        match (u64::try_from(used), u64::try_from(total)) {
+            (Ok(used_bytes), Ok(total_bytes)) if total_bytes > 0 => {
+                disks.insert(
+                    broker,
+                    DiskUsage {
+                        used_bytes: used_bytes.min(total_bytes),
+                        total_bytes,
+                    },
+                );
+            }
+            _ => {
+                disks.remove(&broker);
+            }
+        }
+    }
+
+    /// The use of `broker`'s data directory file system it last reported.
+    pub(crate) fn disk(&self, broker: i32) -> Option<DiskUsage> {
+        self.disks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&broker)
+            .copied()
+    }
+
+    /// What the balancer's disk goals read: every broker's disk use, and
+    /// each partition's size as the largest of its replicas' reports.
+    pub(crate) fn usage_report(&self) -> UsageReport {
+        let disks = self
+            .disks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(b, d)| (*b, *d))
+            .collect();
+        let mut partition_bytes: std::collections::BTreeMap<(Uuid, i32), u64> =
+            std::collections::BTreeMap::new();
+        for report in self
+            .sizes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+        {
+            for (key, size) in report {
+                let size = u64::try_from(*size).unwrap_or(0);
+                let e = partition_bytes.entry(*key).or_default();
+                *e = (*e).max(size);
+            }
+        }
+        UsageReport {
+            disks,
+            partition_bytes,
         }
     }
 
@@ -81,5 +179,48 @@ mod tests {
         s.report_total(1, -1);
         assert_eq!(s.total(1), None);
         assert_eq!(s.get(2, t, 0), None);
+    }
+
+    #[test]
+    fn balancer_stats_count_per_goal() {
+        let s = BalancerStats::default();
+        s.record(BalancerGoal::Leaders, 3);
+        s.record(BalancerGoal::Leaders, 2);
+        s.record(BalancerGoal::DiskUsage, 1);
+        let counts = s.counts();
+        assert_eq!(counts.len(), 5);
+        assert!(counts.contains(&(BalancerGoal::Leaders, 5)));
+        assert!(counts.contains(&(BalancerGoal::DiskUsage, 1)));
+        assert!(counts.contains(&(BalancerGoal::Unavailable, 0)));
+    }
+
+    #[test]
+    fn usage_report_takes_the_largest_replica_and_measured_disks() {
+        let s = ReplicaSizes::default();
+        let t = Uuid::from_u128(7);
+        s.report(1, [(t, 0, 10), (t, 1, 20)]);
+        s.report(2, [(t, 0, 30), (t, 1, -1)]);
+        s.report_disk(1, 50, 100);
+        s.report_disk(2, 0, 0);
+        s.report_disk(3, 150, 100);
+        let u = s.usage_report();
+        assert_eq!(u.bytes(t, 0), 30);
+        assert_eq!(u.bytes(t, 1), 20);
+        assert_eq!(u.bytes(t, 2), 0);
+        assert_eq!(
+            u.disks.get(&1),
+            Some(&DiskUsage {
+                used_bytes: 50,
+                total_bytes: 100
+            })
+        );
+        assert_eq!(u.disks.get(&2), None, "not measured");
+        assert_eq!(
+            s.disk(3).map(|d| d.used_bytes),
+            Some(100),
+            "capped at the size"
+        );
+        s.report_disk(1, 0, -1);
+        assert_eq!(s.disk(1), None);
     }
 }

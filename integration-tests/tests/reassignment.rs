@@ -1224,3 +1224,144 @@ async fn continuous_balancer_moves_replicas_off_an_unavailable_broker() {
     let status = strom_ok(&cluster, &["balancer", "status"]);
     assert!(status.contains("Balancer mode: continuous"), "{status}");
 }
+
+/// Waits until the controller has `id` fenced.
+async fn wait_fenced(cluster: &Cluster, id: i32) -> bool {
+    wait_until(Duration::from_secs(20), || async {
+        cluster.describe().await.is_some_and(|d| {
+            d.brokers
+                .iter()
+                .any(|b| b.id == id && b.state == strom_proto::v1::BrokerState::Fenced as i32)
+        })
+    })
+    .await
+}
+
+/// `strom brokers recommission` cancels the decommission's unfinished moves
+/// (KIP-455 cancel: back to the original replicas), and `strom brokers
+/// unregister` (KIP-631) removes a drained broker only once it is stopped,
+/// refusing with one typed line naming why before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn recommission_cancels_unfinished_moves_and_a_drained_stopped_broker_unregisters() {
+    let mut cluster = Cluster::start(3, options()).await;
+    let admin = admin(&cluster).await;
+    create(&cluster, "slow", &[&[4, 5]]).await;
+    cluster
+        .create_topic_assigned(1, "kept", &[&[6, 1]], &[])
+        .await
+        .expect("create topic");
+    let acked = fill(&cluster, "slow", 200, 1000).await;
+    // Throttle every move to 100 kB/s so the drain of 2 MB takes a while.
+    strom_ok(
+        &cluster,
+        &[
+            "configs",
+            "alter",
+            "--entity-type",
+            "brokers",
+            "--entity-default",
+            "--add-config",
+            "leader.replication.throttled.rate=100000,follower.replication.throttled.rate=100000",
+        ],
+    );
+    strom_ok(
+        &cluster,
+        &[
+            "configs",
+            "alter",
+            "--entity-type",
+            "topics",
+            "--entity-name",
+            "slow",
+            "--add-config",
+            "leader.replication.throttled.replicas=*,follower.replication.throttled.replicas=*",
+        ],
+    );
+    strom_ok(&cluster, &["brokers", "decommission", "--broker-id", "4"]);
+    let moving = wait_until(Duration::from_secs(20), || async {
+        admin
+            .list_partition_reassignments(None)
+            .await
+            .is_ok_and(|l| l.iter().any(|r| r.removing_replicas == [4]))
+    })
+    .await;
+    assert!(moving, "the decommission did not start moving slow-0");
+    strom_ok(&cluster, &["brokers", "recommission", "--broker-id", "4"]);
+    assert!(
+        admin
+            .list_partition_reassignments(None)
+            .await
+            .expect("list")
+            .is_empty(),
+        "the unfinished move is cancelled"
+    );
+    let (mut r, _) = replicas(&admin, "slow", 0).await;
+    r.sort();
+    assert_eq!(r, vec![4, 5], "back to the original replicas");
+    let described = strom_ok(&cluster, &["--output", "json", "brokers", "describe"]);
+    assert!(
+        !described.contains(r#""decommissioning":true"#),
+        "{described}"
+    );
+
+    // Unregistering is refused while the broker is alive, or hosts replicas.
+    let refused = |cluster: &Cluster, id: &str, code: &str, why: &str| {
+        let out = strom(cluster, &["brokers", "unregister", "--broker-id", id]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "unregister {id}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with(&format!("error: {code}: ")), "{err}");
+        assert!(err.contains(why), "{err}");
+    };
+    refused(&cluster, "4", "INVALID_REQUEST", "alive");
+    refused(&cluster, "99", "BROKER_ID_NOT_REGISTERED", "99");
+    cluster.kill(6);
+    assert!(wait_fenced(&cluster, 6).await, "6 fenced");
+    refused(
+        &cluster,
+        "6",
+        "INVALID_REQUEST",
+        "still hosts 1 replicas (kept-0)",
+    );
+
+    // Drained (unthrottled now) and stopped, 4 goes.
+    for (kind, name, keys) in [
+        (
+            "brokers",
+            None,
+            "leader.replication.throttled.rate,follower.replication.throttled.rate",
+        ),
+        (
+            "topics",
+            Some("slow"),
+            "leader.replication.throttled.replicas,follower.replication.throttled.replicas",
+        ),
+    ] {
+        let mut args = vec!["configs", "alter", "--entity-type", kind];
+        match name {
+            Some(n) => args.extend(["--entity-name", n]),
+            None => args.push("--entity-default"),
+        }
+        args.extend(["--delete-config", keys]);
+        strom_ok(&cluster, &args);
+    }
+    strom_ok(
+        &cluster,
+        &["brokers", "decommission", "--broker-id", "4", "--wait"],
+    );
+    refused(&cluster, "4", "INVALID_REQUEST", "alive");
+    cluster.kill(4);
+    assert!(wait_fenced(&cluster, 4).await, "4 fenced");
+    let out = strom_ok(&cluster, &["brokers", "unregister", "--broker-id", "4"]);
+    assert!(out.contains("Broker 4 is unregistered."), "{out}");
+    let described = strom_ok(&cluster, &["--output", "json", "brokers", "describe"]);
+    let rows: serde_json::Value = serde_json::from_str(described.trim()).expect("json");
+    assert!(
+        !rows.as_array().expect("rows").iter().any(|r| r["id"] == 4),
+        "{described}"
+    );
+    let (r, isr) = replicas(&admin, "slow", 0).await;
+    assert!(!r.contains(&4), "{r:?}");
+    assert_eq!(isr.len(), 2, "{r:?} isr {isr:?}");
+    check_nothing_lost(&cluster, "slow", &acked).await;
+}

@@ -20,11 +20,44 @@
 //! Available brokers are registered, unfenced, not shutting down and not
 //! decommissioning. Partitions with a replica on another broker are left
 //! alone: moving replicas off unavailable brokers is the `continuous`
-//! mode's job (not implemented yet; the config refuses it).
+//! mode's job ([`unavailable_moves`]).
+//!
+//! Mode `continuous` adds, before the filling:
+//!
+//! * [`unavailable_moves`]: replicas of brokers unavailable for longer than
+//!   `balancer.node.unavailable.timeout.ms` move to available brokers;
+//! * [`disk_moves`]: replicas move off brokers whose data directory's file
+//!   system is fuller than `balancer.disk.threshold.percent`, largest
+//!   partitions first, to the brokers with the most free space that keep
+//!   the partition's rack spread, until the broker is projected under the
+//!   threshold.
+//!
+//! and after the filling, when no reassignment is in progress (so never
+//! fighting a running one), the later goals in order:
+//!
+//! * [`leader_moves`] (leaders per broker): while two available brokers'
+//!   leader counts differ by two or more, a partition the busier one leads
+//!   gets an in-sync replica on the idler one as leader and, by a reorder
+//!   of its replicas, as preferred leader (so the preferred-leader
+//!   rebalancing keeps it there). Metadata only: no data moves;
+//! * [`disk_balance_moves`] (disk usage per broker): while the bytes of the
+//!   partitions two available brokers hold (by the reported partition
+//!   sizes) differ by more than [`DISK_BALANCE_TOLERANCE_PERCENT`] of the
+//!   average (and more than [`DISK_BALANCE_MIN_BYTES`]), a replica moves from the heavier to the lighter one, or two
+//!   replicas swap between them when replica counts must stay as they are;
+//!   each move narrows the pair's difference by at least a tenth, keeps rack spread and
+//!   replica counts within the replica goal, and takes no broker over the
+//!   disk threshold.
+//!
+//! What brokers report with their heartbeats (disk use, partition sizes)
+//! comes in as a [`UsageReport`]; no goal adds a replica to a broker it
+//! would take over the disk threshold.
 //!
 //! Tests: `balancer_test.rs`.
 
 use std::collections::BTreeMap;
+
+use uuid::Uuid;
 
 use crate::image::ClusterImage;
 use crate::pb;
@@ -35,6 +68,82 @@ use crate::reassignment::{ReassignmentSpec, alter_reassignments};
 pub const BALANCER_MODE: &str = "balancer.mode";
 /// Broker setting `balancer.node.unavailable.timeout.ms`.
 pub const NODE_UNAVAILABLE_TIMEOUT: &str = "balancer.node.unavailable.timeout.ms";
+/// Broker setting `balancer.disk.threshold.percent`.
+pub const DISK_THRESHOLD_PERCENT: &str = "balancer.disk.threshold.percent";
+/// Default `balancer.disk.threshold.percent`.
+pub const DEFAULT_DISK_THRESHOLD_PERCENT: u8 = 80;
+
+/// The disk usage goal leaves brokers alone whose partition bytes differ by
+/// at most this percentage of the average per available broker.
+pub const DISK_BALANCE_TOLERANCE_PERCENT: u64 = 10;
+/// ... and whose partition bytes differ by at most this much: smaller
+/// differences are not worth copying data for.
+pub const DISK_BALANCE_MIN_BYTES: u64 = 128 << 20;
+
+/// Use of the file system holding a broker's data directory, as its last
+/// heartbeat reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskUsage {
+    /// Bytes in use (total minus what is available to the broker).
+    pub used_bytes: u64,
+    /// Size of the file system in bytes.
+    pub total_bytes: u64,
+}
+
+impl DiskUsage {
+    /// Percentage in use (0 for an empty file system).
+    pub fn percent(&self) -> f64 {
+        if self.total_bytes == 0 {
+            return 0.0;
+        }
+        self.used_bytes as f64 * 100.0 / self.total_bytes as f64
+    }
+
+    /// More than `threshold` percent is in use.
+    pub fn over(&self, threshold: u8) -> bool {
+        u128::from(self.used_bytes) * 100 > u128::from(threshold) * u128::from(self.total_bytes)
+    }
+
+    /// `extra` more bytes keep the use at or under `threshold` percent.
+    pub fn fits(&self, extra: u64, threshold: u8) -> bool {
+        (u128::from(self.used_bytes) + u128::from(extra)) * 100
+            <= u128::from(threshold) * u128::from(self.total_bytes)
+    }
+
+    /// Bytes free.
+    pub fn free(&self) -> u64 {
+        self.total_bytes.saturating_sub(self.used_bytes)
+    }
+}
+
+/// What brokers reported with their heartbeats, for the disk goals. Soft
+/// state: the active controller keeps the last reports in memory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageReport {
+    /// Disk use per broker; brokers without a report are absent.
+    pub disks: BTreeMap<i32, DiskUsage>,
+    /// Size of each partition (topic id, partition) in bytes: the largest
+    /// size any of its replicas reported.
+    pub partition_bytes: BTreeMap<(Uuid, i32), u64>,
+}
+
+impl UsageReport {
+    /// The reported size of `topic`-`partition`, 0 when unknown.
+    pub fn bytes(&self, topic: Uuid, partition: i32) -> u64 {
+        self.partition_bytes
+            .get(&(topic, partition))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Adding `extra` bytes keeps `broker` at or under `threshold` percent
+    /// (true when it reported no disk use).
+    fn fits(&self, broker: i32, extra: u64, threshold: u8) -> bool {
+        self.disks
+            .get(&broker)
+            .is_none_or(|d| d.fits(extra, threshold))
+    }
+}
 
 /// What the balancer does (`balancer.mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -66,6 +175,43 @@ impl BalancerMode {
             BalancerMode::Off => "off",
             BalancerMode::NodeAdd => "node-add",
             BalancerMode::Continuous => "continuous",
+        }
+    }
+}
+
+/// The balancer's goals, in the order they run (for metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum BalancerGoal {
+    /// Replicas off brokers unavailable for too long ([`unavailable_moves`]).
+    Unavailable,
+    /// Replicas off brokers over the disk threshold ([`disk_moves`]).
+    DiskThreshold,
+    /// Replicas per broker ([`balancer_moves`]).
+    Replicas,
+    /// Leaders per broker ([`leader_moves`]).
+    Leaders,
+    /// Disk usage per broker ([`disk_balance_moves`]).
+    DiskUsage,
+}
+
+impl BalancerGoal {
+    /// Every goal, in order.
+    pub const ALL: [BalancerGoal; 5] = [
+        BalancerGoal::Unavailable,
+        BalancerGoal::DiskThreshold,
+        BalancerGoal::Replicas,
+        BalancerGoal::Leaders,
+        BalancerGoal::DiskUsage,
+    ];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BalancerGoal::Unavailable => "unavailable",
+            BalancerGoal::DiskThreshold => "disk_threshold",
+            BalancerGoal::Replicas => "replicas",
+            BalancerGoal::Leaders => "leaders",
+            BalancerGoal::DiskUsage => "disk_usage",
         }
     }
 }
@@ -123,11 +269,16 @@ pub fn balancer_view(image: &ClusterImage) -> BalancerView {
 /// One round of the balancer (see the module doc): the records of the
 /// reassignments to start now, or none. `default_min_isr` is
 /// `min.insync.replicas` for topics without the config.
+///
+/// A move that would add a replica to a broker the `usage` says it would
+/// take over `disk_threshold` percent is left out.
 pub fn balancer_moves(
     image: &ClusterImage,
     mode: BalancerMode,
     max_moves: usize,
     default_min_isr: usize,
+    usage: &UsageReport,
+    disk_threshold: u8,
 ) -> Vec<pb::MetadataRecord> {
     if mode == BalancerMode::Off || max_moves == 0 {
         return Vec::new();
@@ -137,21 +288,41 @@ pub fn balancer_moves(
         return Vec::new();
     }
     let brokers = available(image);
+    let mut sizes = Vec::new();
     let current: Vec<PartitionAssignment> = image
         .all_partitions()
         .filter(|(_, _, s)| s.replicas.iter().all(|r| view.replicas.contains_key(r)))
-        .map(|(t, p, s)| PartitionAssignment {
-            topic: t.name.clone(),
-            partition: p,
-            replicas: s.replicas.clone(),
+        .map(|(t, p, s)| {
+            sizes.push(usage.bytes(t.id, p));
+            PartitionAssignment {
+                topic: t.name.clone(),
+                partition: p,
+                replicas: s.replicas.clone(),
+            }
         })
         .collect();
+    let mut added: BTreeMap<i32, u64> = BTreeMap::new();
     let Ok(proposed) = plan_assignment(&brokers, &current) else {
         return Vec::new();
     };
     let mut in_flight: BTreeMap<i32, usize> = BTreeMap::new();
     let mut specs = Vec::new();
-    for (cur, next) in current.iter().zip(proposed) {
+    for ((cur, next), size) in current.iter().zip(proposed).zip(sizes) {
+        let gaining: Vec<i32> = next
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| !cur.replicas.contains(r))
+            .collect();
+        if gaining.iter().any(|b| {
+            !usage.fits(
+                *b,
+                added.get(b).copied().unwrap_or(0) + size,
+                disk_threshold,
+            )
+        }) {
+            continue;
+        }
         let changed: Vec<i32> = next
             .replicas
             .iter()
@@ -170,6 +341,9 @@ pub fn balancer_moves(
         }
         for b in changed {
             *in_flight.entry(b).or_default() += 1;
+        }
+        for b in gaining {
+            *added.entry(b).or_default() += size;
         }
         specs.push(ReassignmentSpec {
             topic: next.topic,
@@ -192,13 +366,16 @@ pub fn balancer_moves(
 /// the fewest of the partition's other replicas use, then holding the
 /// fewest replicas (moves in flight counted), then the lowest id; at most
 /// `max_moves` moves in flight per broker gaining a replica. Partitions
-/// already moving are left to finish. The records of the moves to start
-/// now, or none.
+/// already moving are left to finish; a broker the move would take over
+/// `disk_threshold` percent (by `usage`) is not chosen. The records of the
+/// moves to start now, or none.
 pub fn unavailable_moves(
     image: &ClusterImage,
     gone: &[i32],
     max_moves: usize,
     default_min_isr: usize,
+    usage: &UsageReport,
+    disk_threshold: u8,
 ) -> Vec<pb::MetadataRecord> {
     if gone.is_empty() || max_moves == 0 {
         return Vec::new();
@@ -217,11 +394,13 @@ pub fn unavailable_moves(
             *in_flight.entry(*a).or_default() += 1;
         }
     }
+    let mut added: BTreeMap<i32, u64> = BTreeMap::new();
     let mut specs = Vec::new();
     for (topic, p, s) in image.all_partitions() {
         if s.is_reassigning() || !s.replicas.iter().any(|r| gone.contains(r)) {
             continue;
         }
+        let size = usage.bytes(topic.id, p);
         let mut target = s.replicas.clone();
         let mut ok = true;
         for slot in 0..target.len() {
@@ -237,7 +416,13 @@ pub fn unavailable_moves(
             let pick = brokers
                 .iter()
                 .filter(|(id, _)| {
-                    !target.contains(id) && in_flight.get(id).copied().unwrap_or(0) < max_moves
+                    !target.contains(id)
+                        && in_flight.get(id).copied().unwrap_or(0) < max_moves
+                        && usage.fits(
+                            *id,
+                            added.get(id).copied().unwrap_or(0) + size,
+                            disk_threshold,
+                        )
                 })
                 .min_by_key(|(id, r)| {
                     let shared = r.as_ref().map_or(0, |r| {
@@ -251,6 +436,7 @@ pub fn unavailable_moves(
                     target[slot] = b;
                     *load.entry(b).or_default() += 1;
                     *in_flight.entry(b).or_default() += 1;
+                    *added.entry(b).or_default() += size;
                 }
                 None => ok = false,
             }
@@ -263,6 +449,374 @@ pub fn unavailable_moves(
             });
         }
     }
+    if specs.is_empty() {
+        return Vec::new();
+    }
+    alter_reassignments(image, &specs, default_min_isr)
+        .map(|(records, _)| records)
+        .unwrap_or_default()
+}
+
+/// How many of `replicas` other than the one at `slot` are on `rack`.
+fn sharing(image: &ClusterImage, replicas: &[i32], slot: usize, rack: Option<&String>) -> usize {
+    let Some(rack) = rack else {
+        return 0;
+    };
+    replicas
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| {
+            *i != slot && image.broker(**r).and_then(|b| b.rack.as_ref()) == Some(rack)
+        })
+        .count()
+}
+
+/// `continuous` mode's disk goal: for each available broker whose disk is
+/// over `threshold` percent (fullest first), partitions it is a replica of
+/// (not moving, of known non-zero size, largest first) are reassigned with
+/// the broker replaced in place by the available broker with the most
+/// free space that is not yet a replica, that the partition's size keeps
+/// at or under the threshold, and whose rack the partition's other
+/// replicas use no more than the full broker's (rack spread kept); until
+/// the broker is projected under the threshold. Moves in flight count: a
+/// partition being moved off a broker counts as freed there and as used on
+/// its adding replicas, and at most `max_moves` moves involve each broker
+/// (the gaining and the losing one). Brokers without a disk report are
+/// neither sources nor targets. The records of the moves to start now, or
+/// none.
+pub fn disk_moves(
+    image: &ClusterImage,
+    usage: &UsageReport,
+    threshold: u8,
+    max_moves: usize,
+    default_min_isr: usize,
+) -> Vec<pb::MetadataRecord> {
+    if max_moves == 0 {
+        return Vec::new();
+    }
+    let brokers = available(image);
+    let mut disks: BTreeMap<i32, DiskUsage> = brokers
+        .iter()
+        .filter_map(|(id, _)| Some((*id, *usage.disks.get(id)?)))
+        .collect();
+    let mut in_flight: BTreeMap<i32, usize> = BTreeMap::new();
+    for (t, p, s) in image.all_partitions() {
+        if !s.is_reassigning() {
+            continue;
+        }
+        let size = usage.bytes(t.id, p);
+        for r in s.adding.iter().chain(&s.removing) {
+            *in_flight.entry(*r).or_default() += 1;
+        }
+        for a in &s.adding {
+            if let Some(d) = disks.get_mut(a) {
+                d.used_bytes = d.used_bytes.saturating_add(size);
+            }
+        }
+        for r in &s.removing {
+            if let Some(d) = disks.get_mut(r) {
+                d.used_bytes = d.used_bytes.saturating_sub(size);
+            }
+        }
+    }
+    let mut full: Vec<(i32, DiskUsage)> = disks
+        .iter()
+        .filter(|(_, d)| d.over(threshold))
+        .map(|(id, d)| (*id, *d))
+        .collect();
+    full.sort_by(|a, b| b.1.percent().total_cmp(&a.1.percent()).then(a.0.cmp(&b.0)));
+    let mut taken = std::collections::BTreeSet::new();
+    let mut specs = Vec::new();
+    for (source, _) in full {
+        let mut candidates: Vec<(u64, &str, i32, Vec<i32>)> = image
+            .all_partitions()
+            .filter(|(_, _, s)| !s.is_reassigning() && s.replicas.contains(&source))
+            .map(|(t, p, s)| (usage.bytes(t.id, p), t.name.as_str(), p, s.replicas.clone()))
+            .filter(|(size, ..)| *size > 0)
+            .collect();
+        candidates.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)).then(a.2.cmp(&b.2)));
+        for (size, topic, p, replicas) in candidates {
+            let over = disks.get(&source).is_some_and(|d| d.over(threshold));
+            if !over || in_flight.get(&source).copied().unwrap_or(0) >= max_moves {
+                break;
+            }
+            if taken.contains(&(topic, p)) {
+                continue;
+            }
+            let Some(slot) = replicas.iter().position(|r| *r == source) else {
+                continue;
+            };
+            let source_rack = image.broker(source).and_then(|b| b.rack.as_ref());
+            let spread = sharing(image, &replicas, slot, source_rack);
+            let pick = brokers
+                .iter()
+                .filter(|(id, rack)| {
+                    !replicas.contains(id)
+                        && in_flight.get(id).copied().unwrap_or(0) < max_moves
+                        && disks.get(id).is_some_and(|d| d.fits(size, threshold))
+                        && sharing(image, &replicas, slot, rack.as_ref()) <= spread
+                })
+                .max_by_key(|(id, _)| {
+                    (
+                        disks.get(id).map_or(0, DiskUsage::free),
+                        std::cmp::Reverse(*id),
+                    )
+                })
+                .map(|(id, _)| *id);
+            let Some(target) = pick else {
+                continue;
+            };
+            let mut next = replicas.clone();
+            next[slot] = target;
+            if let Some(d) = disks.get_mut(&source) {
+                d.used_bytes = d.used_bytes.saturating_sub(size);
+            }
+            if let Some(d) = disks.get_mut(&target) {
+                d.used_bytes = d.used_bytes.saturating_add(size);
+            }
+            *in_flight.entry(source).or_default() += 1;
+            *in_flight.entry(target).or_default() += 1;
+            taken.insert((topic, p));
+            specs.push(ReassignmentSpec {
+                topic: topic.to_owned(),
+                partition: p,
+                replicas: Some(next),
+            });
+        }
+    }
+    if specs.is_empty() {
+        return Vec::new();
+    }
+    alter_reassignments(image, &specs, default_min_isr)
+        .map(|(records, _)| records)
+        .unwrap_or_default()
+}
+
+/// The leaders-per-broker goal (see the module doc): partitions whose
+/// leader is the available broker with the most leaders get, while some
+/// available broker in their ISR leads at least two fewer, that broker
+/// (the one leading fewest, then the lowest id) as leader, first in their
+/// replica list. One record per partition; none while any reassignment is
+/// in progress, or when leader counts differ by at most one.
+pub fn leader_moves(image: &ClusterImage) -> Vec<pb::MetadataRecord> {
+    let view = balancer_view(image);
+    if view.moving > 0 {
+        return Vec::new();
+    }
+    let mut leaders: BTreeMap<i32, usize> = view.replicas.keys().map(|b| (*b, 0)).collect();
+    for (_, _, s) in image.all_partitions() {
+        if let Some(n) = leaders.get_mut(&s.leader) {
+            *n += 1;
+        }
+    }
+    let mut changed: BTreeMap<(Uuid, i32), crate::image::PartitionState> = BTreeMap::new();
+    loop {
+        let mut busiest: Vec<(i32, usize)> = leaders.iter().map(|(b, n)| (*b, *n)).collect();
+        busiest.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut moved = false;
+        for (from, count) in busiest {
+            // The partition `from` leads with the idlest eligible follower.
+            let best = image
+                .all_partitions()
+                .filter(|(t, p, s)| s.leader == from && !changed.contains_key(&(t.id, *p)))
+                .filter_map(|(t, p, s)| {
+                    let to = s
+                        .isr
+                        .iter()
+                        .filter(|r| **r != from)
+                        .filter_map(|r| Some((*r, *leaders.get(r)?)))
+                        .filter(|(_, n)| n + 2 <= count)
+                        .min_by_key(|(r, n)| (*n, *r))?;
+                    Some((to, t.id, p, s))
+                })
+                .min_by_key(|((to, n), id, p, _)| (*n, *to, *id, *p));
+            let Some(((to, _), id, p, s)) = best else {
+                continue;
+            };
+            let mut next = s.clone();
+            next.replicas.retain(|r| *r != to);
+            next.replicas.insert(0, to);
+            next.leader = to;
+            changed.insert((id, p), next);
+            *leaders.entry(from).or_default() -= 1;
+            *leaders.entry(to).or_default() += 1;
+            moved = true;
+            break;
+        }
+        if !moved {
+            break;
+        }
+    }
+    changed
+        .into_iter()
+        .filter_map(|((id, p), next)| {
+            let cur = image.partition(&id, p)?;
+            crate::reassignment::change_record(id, p, cur, &next)
+        })
+        .collect()
+}
+
+/// A partition (topic id, index) with its size in bytes.
+type PartitionSize = ((Uuid, i32), u64);
+
+/// Bytes of the partitions each available broker holds, by `usage`.
+fn broker_bytes(image: &ClusterImage, usage: &UsageReport) -> BTreeMap<i32, u64> {
+    let mut bytes: BTreeMap<i32, u64> = available(image).into_iter().map(|(b, _)| (b, 0)).collect();
+    for (t, p, s) in image.all_partitions() {
+        let size = usage.bytes(t.id, p);
+        for r in &s.replicas {
+            if let Some(n) = bytes.get_mut(r) {
+                *n += size;
+            }
+        }
+    }
+    bytes
+}
+
+/// The disk usage per broker goal (see the module doc): the records of the
+/// moves to start now, at most `max_moves` per broker, or none. Nothing
+/// while a reassignment is in progress, or while the available brokers'
+/// partition bytes differ by at most [`DISK_BALANCE_TOLERANCE_PERCENT`] of
+/// their average or [`DISK_BALANCE_MIN_BYTES`], whichever is more.
+pub fn disk_balance_moves(
+    image: &ClusterImage,
+    usage: &UsageReport,
+    disk_threshold: u8,
+    max_moves: usize,
+    default_min_isr: usize,
+) -> Vec<pb::MetadataRecord> {
+    let view = balancer_view(image);
+    if view.moving > 0 || max_moves == 0 || view.replicas.len() < 2 {
+        return Vec::new();
+    }
+    let mut bytes = broker_bytes(image, usage);
+    let mut counts = view.replicas.clone();
+    let tolerance =
+        (bytes.values().sum::<u64>() / bytes.len() as u64 * DISK_BALANCE_TOLERANCE_PERCENT / 100)
+            .max(DISK_BALANCE_MIN_BYTES);
+    let mut replicas: BTreeMap<(Uuid, i32), (String, Vec<i32>)> = image
+        .all_partitions()
+        .filter(|(_, _, s)| s.replicas.iter().all(|r| counts.contains_key(r)))
+        .map(|(t, p, s)| ((t.id, p), (t.name.clone(), s.replicas.clone())))
+        .collect();
+    let mut in_flight: BTreeMap<i32, usize> = BTreeMap::new();
+    let mut added: BTreeMap<i32, u64> = BTreeMap::new();
+    let mut moved: std::collections::BTreeSet<(Uuid, i32)> = std::collections::BTreeSet::new();
+    let rack = |b: i32| image.broker(b).and_then(|b| b.rack.clone());
+    // Moving `key`'s replica from `from` to `to` keeps its rack spread.
+    let keeps_racks = |replicas: &[i32], from: i32, to: i32| {
+        let slot = replicas.iter().position(|r| *r == from);
+        slot.is_some_and(|slot| {
+            sharing(image, replicas, slot, rack(to).as_ref())
+                <= sharing(image, replicas, slot, rack(from).as_ref())
+        })
+    };
+    loop {
+        let mut order: Vec<(i32, u64)> = bytes.iter().map(|(b, n)| (*b, *n)).collect();
+        order.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut action = None;
+        'pairs: for (heavy, hb) in &order {
+            for (light, lb) in order.iter().rev() {
+                if lb >= hb || hb - lb <= tolerance {
+                    break;
+                }
+                if in_flight.get(heavy).copied().unwrap_or(0) >= max_moves
+                    || in_flight.get(light).copied().unwrap_or(0) >= max_moves
+                {
+                    continue;
+                }
+                let spread = hb - lb;
+                // Replicas that may leave `from` for `to`, with their sizes.
+                let movable = |from: i32, to: i32| -> Vec<PartitionSize> {
+                    replicas
+                        .iter()
+                        .filter(|(key, (_, r))| {
+                            !moved.contains(key)
+                                && r.contains(&from)
+                                && !r.contains(&to)
+                                && keeps_racks(r, from, to)
+                        })
+                        .map(|(key, _)| (*key, usage.bytes(key.0, key.1)))
+                        .collect()
+                };
+                let out = movable(*heavy, *light);
+                let back = movable(*light, *heavy);
+                let one_way = counts.get(light) < counts.get(heavy);
+                let light_fits = |net: u64| {
+                    usage.fits(
+                        *light,
+                        added.get(light).copied().unwrap_or(0) + net,
+                        disk_threshold,
+                    )
+                };
+                // (distance from the ideal, moving out, moving back)
+                let mut best: Option<(u64, PartitionSize, Option<PartitionSize>)> = None;
+                let mut consider = |d: u64, o: PartitionSize, b: Option<PartitionSize>| {
+                    // The pair's new difference is |spread - 2d|: at
+                    // least a tenth narrower than now.
+                    let after = spread.abs_diff(2 * d);
+                    if d == 0 || spread - after.min(spread) < spread.div_ceil(10) || !light_fits(d)
+                    {
+                        return;
+                    }
+                    if best.as_ref().is_none_or(|(a, ..)| after < *a) {
+                        best = Some((after, o, b));
+                    }
+                };
+                for o in &out {
+                    if one_way {
+                        consider(o.1, *o, None);
+                    }
+                    for b in &back {
+                        if b.1 < o.1 {
+                            consider(o.1 - b.1, *o, Some(*b));
+                        }
+                    }
+                }
+                if let Some((_, o, b)) = best {
+                    action = Some((*heavy, *light, o, b));
+                    break 'pairs;
+                }
+            }
+        }
+        let Some((heavy, light, out, back)) = action else {
+            break;
+        };
+        let mut shift = |key: (Uuid, i32), size: u64, from: i32, to: i32| {
+            if let Some((_, r)) = replicas.get_mut(&key) {
+                for slot in r.iter_mut().filter(|b| **b == from) {
+                    *slot = to;
+                }
+            }
+            moved.insert(key);
+            if let Some(n) = bytes.get_mut(&from) {
+                *n = n.saturating_sub(size);
+            }
+            *bytes.entry(to).or_default() += size;
+            *added.entry(to).or_default() += size;
+            if let Some(n) = counts.get_mut(&from) {
+                *n = n.saturating_sub(1);
+            }
+            *counts.entry(to).or_default() += 1;
+        };
+        shift(out.0, out.1, heavy, light);
+        if let Some(b) = back {
+            shift(b.0, b.1, light, heavy);
+        }
+        *in_flight.entry(heavy).or_default() += 1;
+        *in_flight.entry(light).or_default() += 1;
+    }
+    let specs: Vec<ReassignmentSpec> = moved
+        .iter()
+        .filter_map(|key| {
+            let (topic, r) = replicas.get(key)?;
+            Some(ReassignmentSpec {
+                topic: topic.clone(),
+                partition: key.1,
+                replicas: Some(r.clone()),
+            })
+        })
+        .collect();
     if specs.is_empty() {
         return Vec::new();
     }

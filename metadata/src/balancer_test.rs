@@ -9,7 +9,7 @@ use crate::testutil::Cluster;
 fn settle(c: &mut Cluster, max_moves: usize) -> (usize, usize) {
     let (mut rounds, mut most) = (0, 0);
     for _ in 0..100 {
-        let records = balancer_moves(&c.image, BalancerMode::NodeAdd, max_moves, 1);
+        let records = balancer_moves(&c.image, BalancerMode::NodeAdd, max_moves, 1, &none(), 80);
         if !records.is_empty() {
             rounds += 1;
             most = most.max(records.len());
@@ -34,6 +34,10 @@ fn settle(c: &mut Cluster, max_moves: usize) -> (usize, usize) {
         }
     }
     panic!("the balancer did not settle");
+}
+
+fn none() -> UsageReport {
+    UsageReport::default()
 }
 
 fn counts(c: &Cluster) -> BTreeMap<i32, usize> {
@@ -64,13 +68,13 @@ fn an_added_broker_is_filled_to_an_even_share() {
     let refs: Vec<&[i32]> = assignment.iter().map(Vec::as_slice).collect();
     c.topic("t", &refs);
     assert!(
-        balancer_moves(&c.image, BalancerMode::NodeAdd, 5, 1).is_empty(),
+        balancer_moves(&c.image, BalancerMode::NodeAdd, 5, 1, &none(), 80).is_empty(),
         "balanced: nothing to do"
     );
     c.add_broker(4, None);
     assert!(balancer_view(&c.image).unbalanced);
     assert!(
-        balancer_moves(&c.image, BalancerMode::Off, 5, 1).is_empty(),
+        balancer_moves(&c.image, BalancerMode::Off, 5, 1, &none(), 80).is_empty(),
         "off does nothing"
     );
     let (rounds, most) = settle(&mut c, 2);
@@ -87,7 +91,7 @@ fn an_added_broker_is_filled_to_an_even_share() {
     );
     assert!(!balancer_view(&c.image).unbalanced);
     // Balanced now: nothing more.
-    assert!(balancer_moves(&c.image, BalancerMode::NodeAdd, 5, 1).is_empty());
+    assert!(balancer_moves(&c.image, BalancerMode::NodeAdd, 5, 1, &none(), 80).is_empty());
 }
 
 #[test]
@@ -133,17 +137,17 @@ fn nothing_starts_while_a_reassignment_is_in_progress() {
     .expect("start");
     c.apply(records).expect("apply");
     assert_eq!(balancer_view(&c.image).moving, 1);
-    assert!(balancer_moves(&c.image, BalancerMode::NodeAdd, 5, 1).is_empty());
+    assert!(balancer_moves(&c.image, BalancerMode::NodeAdd, 5, 1, &none(), 80).is_empty());
 }
 
 #[test]
 fn replicas_of_gone_brokers_move_to_available_ones_rack_aware() {
     let mut c = Cluster::with_racks(&[(1, "a"), (2, "b"), (3, "c"), (4, "a"), (5, "c")]);
     c.topic("t", &[&[1, 2, 3], &[2, 3, 1], &[3, 1, 2], &[1, 2, 4]]);
-    assert!(unavailable_moves(&c.image, &[], 5, 1).is_empty());
+    assert!(unavailable_moves(&c.image, &[], 5, 1, &none(), 80).is_empty());
     c.fence_flag(3);
     // 3 was on rack c: 5 (rack c) replaces it where that keeps racks spread.
-    let records = unavailable_moves(&c.image, &[3], 5, 1);
+    let records = unavailable_moves(&c.image, &[3], 5, 1, &none(), 80);
     c.apply(records).expect("apply");
     for p in 0..3 {
         let s = c.state("t", p);
@@ -153,7 +157,7 @@ fn replicas_of_gone_brokers_move_to_available_ones_rack_aware() {
     }
     assert!(!c.state("t", 3).is_reassigning(), "t-3 has no replica on 3");
     // Already moving: nothing more.
-    assert!(unavailable_moves(&c.image, &[3], 5, 1).is_empty());
+    assert!(unavailable_moves(&c.image, &[3], 5, 1, &none(), 80).is_empty());
 }
 
 #[test]
@@ -161,7 +165,7 @@ fn unavailable_moves_respect_the_concurrency_limit() {
     let mut c = Cluster::with_brokers(&[1, 2, 3, 4]);
     c.topic("t", &[&[1, 3], &[2, 3], &[1, 3], &[2, 3], &[4, 3]]);
     c.fence_flag(3);
-    let records = unavailable_moves(&c.image, &[3], 1, 1);
+    let records = unavailable_moves(&c.image, &[3], 1, 1, &none(), 80);
     c.apply(records).expect("apply");
     let moving: Vec<Vec<i32>> = (0..5)
         .map(|p| c.state("t", p))
@@ -174,4 +178,515 @@ fn unavailable_moves_respect_the_concurrency_limit() {
     receivers.sort();
     receivers.dedup();
     assert_eq!(receivers.len(), moving.len(), "{moving:?}");
+}
+
+const GB: u64 = 1 << 30;
+
+/// A usage report: `(broker, used GB, total GB)` and `(topic, partition,
+/// GB)`.
+fn usage(disks: &[(i32, u64, u64)], sizes: &[(&str, i32, u64)]) -> UsageReport {
+    UsageReport {
+        disks: disks
+            .iter()
+            .map(|(b, used, total)| {
+                (
+                    *b,
+                    DiskUsage {
+                        used_bytes: used * GB,
+                        total_bytes: total * GB,
+                    },
+                )
+            })
+            .collect(),
+        partition_bytes: sizes
+            .iter()
+            .map(|(t, p, gb)| ((crate::testutil::tid(t), *p), gb * GB))
+            .collect(),
+    }
+}
+
+/// The moves `records` start, as (partition, adding, removing), after
+/// applying them.
+fn started(
+    c: &mut Cluster,
+    topic: &str,
+    records: Vec<pb::MetadataRecord>,
+) -> Vec<(i32, Vec<i32>, Vec<i32>)> {
+    c.apply(records).expect("moves apply");
+    let n = c
+        .image
+        .topic_by_name(topic)
+        .map_or(0, |t| t.partitions.len());
+    (0..n as i32)
+        .map(|p| (p, c.state(topic, p)))
+        .filter(|(_, s)| s.is_reassigning())
+        .map(|(p, s)| (p, s.adding, s.removing))
+        .collect()
+}
+
+#[test]
+fn disk_usage_arithmetic() {
+    for (used, total, threshold, over, fits_1) in [
+        (80, 100, 80, false, false),
+        (81, 100, 80, true, false),
+        (79, 100, 80, false, true),
+        (0, 0, 80, false, false),
+        (100, 100, 100, false, false),
+        (99, 100, 100, false, true),
+    ] {
+        let d = DiskUsage {
+            used_bytes: used,
+            total_bytes: total,
+        };
+        assert_eq!(d.over(threshold), over, "{used}/{total} over {threshold}");
+        assert_eq!(
+            d.fits(1, threshold),
+            fits_1,
+            "{used}+1/{total} fits {threshold}"
+        );
+    }
+}
+
+#[test]
+fn disk_moves_decisions() {
+    struct Case {
+        name: &'static str,
+        racks: &'static [(i32, &'static str)],
+        assignment: &'static [&'static [i32]],
+        disks: &'static [(i32, u64, u64)],
+        sizes: &'static [(&'static str, i32, u64)],
+        threshold: u8,
+        max_moves: usize,
+        /// (partition, adding, removing) of the moves started.
+        want: &'static [(i32, &'static [i32], &'static [i32])],
+    }
+    let cases = [
+        Case {
+            name: "under the threshold: nothing",
+            racks: &[(1, "a"), (2, "b"), (3, "c")],
+            assignment: &[&[1, 2], &[2, 3]],
+            disks: &[(1, 80, 100), (2, 50, 100), (3, 10, 100)],
+            sizes: &[("t", 0, 10), ("t", 1, 10)],
+            threshold: 80,
+            max_moves: 5,
+            want: &[],
+        },
+        Case {
+            name: "largest partition first, to the most free space, until under",
+            racks: &[(1, "a"), (2, "a"), (3, "a"), (4, "a")],
+            assignment: &[&[1, 2], &[1, 2], &[1, 2]],
+            // 1 is at 90%: moving the 15 GB partition brings it to 75%.
+            disks: &[(1, 90, 100), (2, 40, 100), (3, 30, 100), (4, 10, 100)],
+            sizes: &[("t", 0, 5), ("t", 1, 15), ("t", 2, 10)],
+            threshold: 80,
+            max_moves: 5,
+            want: &[(1, &[4], &[1])],
+        },
+        Case {
+            name: "several moves while still over, spread over free brokers",
+            racks: &[(1, "a"), (2, "a"), (3, "a"), (4, "a")],
+            assignment: &[&[1], &[1], &[1]],
+            // 95% on 1: 10 + 10 GB leave before it is under 80%.
+            disks: &[(1, 95, 100), (2, 70, 100), (3, 20, 100), (4, 25, 100)],
+            sizes: &[("t", 0, 10), ("t", 1, 10), ("t", 2, 2)],
+            threshold: 80,
+            max_moves: 5,
+            want: &[(0, &[3], &[1]), (1, &[4], &[1])],
+        },
+        Case {
+            name: "rack spread kept: the freest broker shares a rack",
+            racks: &[(1, "a"), (2, "b"), (3, "b"), (4, "a")],
+            assignment: &[&[1, 2]],
+            // 3 has the most space but is on 2's rack; 4 (rack a) takes it.
+            disks: &[(1, 90, 100), (2, 10, 100), (3, 0, 100), (4, 50, 100)],
+            sizes: &[("t", 0, 20)],
+            threshold: 80,
+            max_moves: 5,
+            want: &[(0, &[4], &[1])],
+        },
+        Case {
+            name: "no broker the partition fits under the threshold: nothing",
+            racks: &[(1, "a"), (2, "a"), (3, "a")],
+            assignment: &[&[1, 2]],
+            disks: &[(1, 90, 100), (2, 10, 100), (3, 75, 100)],
+            sizes: &[("t", 0, 10)],
+            threshold: 80,
+            max_moves: 5,
+            want: &[],
+        },
+        Case {
+            name: "brokers without a disk report are not targets",
+            racks: &[(1, "a"), (2, "a"), (3, "a")],
+            assignment: &[&[1, 2]],
+            disks: &[(1, 90, 100), (2, 10, 100)],
+            sizes: &[("t", 0, 10)],
+            threshold: 80,
+            max_moves: 5,
+            want: &[],
+        },
+        Case {
+            name: "partitions of unknown size are not moved",
+            racks: &[(1, "a"), (2, "a"), (3, "a")],
+            assignment: &[&[1, 2]],
+            disks: &[(1, 90, 100), (2, 10, 100), (3, 10, 100)],
+            sizes: &[],
+            threshold: 80,
+            max_moves: 5,
+            want: &[],
+        },
+        Case {
+            name: "the concurrency limit holds",
+            racks: &[(1, "a"), (2, "a"), (3, "a")],
+            assignment: &[&[1], &[1], &[1], &[1]],
+            disks: &[(1, 99, 100), (2, 0, 100), (3, 0, 100)],
+            sizes: &[("t", 0, 10), ("t", 1, 10), ("t", 2, 10), ("t", 3, 10)],
+            threshold: 50,
+            max_moves: 2,
+            want: &[(0, &[2], &[1]), (1, &[3], &[1])],
+        },
+        Case {
+            name: "a higher threshold leaves the broker alone",
+            racks: &[(1, "a"), (2, "a")],
+            assignment: &[&[1]],
+            disks: &[(1, 90, 100), (2, 0, 100)],
+            sizes: &[("t", 0, 10)],
+            threshold: 90,
+            max_moves: 5,
+            want: &[],
+        },
+    ];
+    for case in cases {
+        let mut c = Cluster::with_racks(case.racks);
+        c.topic("t", case.assignment);
+        let u = usage(case.disks, case.sizes);
+        let records = disk_moves(&c.image, &u, case.threshold, case.max_moves, 1);
+        let got = started(&mut c, "t", records);
+        let want: Vec<(i32, Vec<i32>, Vec<i32>)> = case
+            .want
+            .iter()
+            .map(|(p, a, r)| (*p, a.to_vec(), r.to_vec()))
+            .collect();
+        assert_eq!(got, want, "{}", case.name);
+    }
+}
+
+#[test]
+fn disk_moves_in_flight_count_as_freed() {
+    let mut c = Cluster::with_brokers(&[1, 2, 3]);
+    c.topic("t", &[&[1], &[1], &[1]]);
+    // 1 at 90%: one 15 GB move brings it to 75%.
+    let u = usage(
+        &[(1, 90, 100), (2, 0, 100), (3, 0, 100)],
+        &[("t", 0, 15), ("t", 1, 15), ("t", 2, 15)],
+    );
+    let records = disk_moves(&c.image, &u, 80, 5, 1);
+    assert_eq!(started(&mut c, "t", records).len(), 1);
+    // The heartbeat still reports 90% while the move runs: nothing more.
+    assert!(disk_moves(&c.image, &u, 80, 5, 1).is_empty());
+}
+
+#[test]
+fn filling_never_takes_a_broker_over_the_disk_threshold() {
+    let mut c = Cluster::with_brokers(&[1, 2, 3]);
+    let assignment: Vec<Vec<i32>> = (0..12).map(|p| vec![1 + p % 3, 1 + (p + 1) % 3]).collect();
+    let refs: Vec<&[i32]> = assignment.iter().map(Vec::as_slice).collect();
+    c.topic("t", &refs);
+    c.add_broker(4, None);
+    let sizes: Vec<(&str, i32, u64)> = (0..12).map(|p| ("t", p, 1)).collect();
+    // 4 is at the threshold: the filling would move 6 replicas there.
+    let full = usage(
+        &[(1, 10, 100), (2, 10, 100), (3, 10, 100), (4, 80, 100)],
+        &sizes,
+    );
+    assert!(balancer_moves(&c.image, BalancerMode::NodeAdd, 5, 1, &full, 80).is_empty());
+    let roomy = usage(
+        &[(1, 10, 100), (2, 10, 100), (3, 10, 100), (4, 0, 100)],
+        &sizes,
+    );
+    assert!(!balancer_moves(&c.image, BalancerMode::NodeAdd, 5, 1, &roomy, 80).is_empty());
+}
+
+#[test]
+fn unavailable_moves_skip_brokers_the_move_would_fill() {
+    let mut c = Cluster::with_brokers(&[1, 2, 3, 4]);
+    c.topic("t", &[&[1, 3]]);
+    c.fence_flag(3);
+    // 2 holds fewer replicas but would go over the threshold: 4 takes it.
+    c.topic("u", &[&[4]]);
+    let u = usage(&[(1, 0, 100), (2, 75, 100), (4, 0, 100)], &[("t", 0, 10)]);
+    let records = unavailable_moves(&c.image, &[3], 5, 1, &u, 80);
+    let got = started(&mut c, "t", records);
+    assert_eq!(got, vec![(0, vec![4], vec![3])]);
+}
+
+/// Leader counts of the available brokers.
+fn leader_counts(c: &Cluster) -> BTreeMap<i32, usize> {
+    let mut n: BTreeMap<i32, usize> = counts(c).keys().map(|b| (*b, 0)).collect();
+    for (_, _, s) in c.image.all_partitions() {
+        if let Some(x) = n.get_mut(&s.leader) {
+            *x += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn leader_moves_decisions() {
+    struct Case {
+        name: &'static str,
+        brokers: &'static [i32],
+        fenced: &'static [i32],
+        /// (replicas, isr); the first replica leads.
+        partitions: &'static [(&'static [i32], &'static [i32])],
+        /// Leaders per available broker afterwards.
+        want: &'static [(i32, usize)],
+    }
+    let cases = [
+        Case {
+            name: "balanced: nothing",
+            brokers: &[1, 2, 3],
+            fenced: &[],
+            partitions: &[
+                (&[1, 2, 3], &[1, 2, 3]),
+                (&[2, 3, 1], &[2, 3, 1]),
+                (&[3, 1, 2], &[3, 1, 2]),
+            ],
+            want: &[(1, 1), (2, 1), (3, 1)],
+        },
+        Case {
+            name: "one broker leads everything: evened to within one",
+            brokers: &[1, 2, 3],
+            fenced: &[],
+            partitions: &[
+                (&[1, 2, 3], &[1, 2, 3]),
+                (&[1, 2, 3], &[1, 2, 3]),
+                (&[1, 2, 3], &[1, 2, 3]),
+                (&[1, 3, 2], &[1, 3, 2]),
+                (&[1, 3, 2], &[1, 3, 2]),
+                (&[1, 2, 3], &[1, 2, 3]),
+            ],
+            want: &[(1, 2), (2, 2), (3, 2)],
+        },
+        Case {
+            name: "only in-sync replicas take over",
+            brokers: &[1, 2, 3],
+            fenced: &[],
+            partitions: &[
+                (&[1, 2, 3], &[1]),
+                (&[1, 2, 3], &[1]),
+                (&[1, 2, 3], &[1, 3]),
+            ],
+            want: &[(1, 2), (2, 0), (3, 1)],
+        },
+        Case {
+            name: "unavailable brokers are not given leaderships",
+            brokers: &[1, 2, 3],
+            fenced: &[3],
+            partitions: &[
+                (&[1, 3, 2], &[1, 3, 2]),
+                (&[1, 3, 2], &[1, 3, 2]),
+                (&[1, 3, 2], &[1, 3, 2]),
+                (&[1, 3, 2], &[1, 3, 2]),
+            ],
+            want: &[(1, 2), (2, 2)],
+        },
+    ];
+    for case in cases {
+        let mut c = Cluster::with_brokers(case.brokers);
+        let assignment: Vec<&[i32]> = case.partitions.iter().map(|(r, _)| *r).collect();
+        c.raw_topic("t", &assignment);
+        for (p, (r, isr)) in case.partitions.iter().enumerate() {
+            if isr.len() < r.len() {
+                c.set("t", p as i32, isr, r[0]);
+            }
+        }
+        for b in case.fenced {
+            c.fence_flag(*b);
+        }
+        let records = leader_moves(&c.image);
+        c.apply(records).expect("leader moves apply");
+        let want: BTreeMap<i32, usize> = case.want.iter().copied().collect();
+        assert_eq!(leader_counts(&c), want, "{}", case.name);
+        for p in 0..case.partitions.len() as i32 {
+            let s = c.state("t", p);
+            assert!(s.isr.contains(&s.leader), "{}: t-{p} {s:?}", case.name);
+            let mut set = s.replicas.clone();
+            set.sort();
+            let mut before = case.partitions[p as usize].0.to_vec();
+            before.sort();
+            assert_eq!(set, before, "{}: t-{p} keeps its replicas", case.name);
+            if s.leader != case.partitions[p as usize].0[0] {
+                assert_eq!(s.replicas[0], s.leader, "{}: preferred follows", case.name);
+            }
+        }
+        assert!(leader_moves(&c.image).is_empty(), "{}: settled", case.name);
+    }
+}
+
+#[test]
+fn leader_moves_wait_for_reassignments() {
+    let mut c = Cluster::with_brokers(&[1, 2, 3]);
+    c.topic("t", &[&[1, 2], &[1, 2], &[1, 3], &[1, 3]]);
+    let (records, _) = crate::alter_reassignments(
+        &c.image,
+        &[ReassignmentSpec {
+            topic: "t".into(),
+            partition: 0,
+            replicas: Some(vec![1, 3]),
+        }],
+        1,
+    )
+    .expect("start");
+    c.apply(records).expect("apply");
+    assert!(leader_moves(&c.image).is_empty());
+}
+
+#[test]
+fn disk_balance_decisions() {
+    struct Case {
+        name: &'static str,
+        racks: &'static [(i32, &'static str)],
+        assignment: &'static [&'static [i32]],
+        sizes: &'static [u64],
+        disks: &'static [(i32, u64, u64)],
+        /// (partition, adding, removing) of the moves started.
+        want: &'static [(i32, &'static [i32], &'static [i32])],
+    }
+    let cases = [
+        Case {
+            name: "within the tolerance: nothing",
+            racks: &[(1, "a"), (2, "a")],
+            assignment: &[&[1], &[2]],
+            sizes: &[10, 11],
+            disks: &[],
+            want: &[],
+        },
+        Case {
+            name: "equal replica counts: a big and a small replica swap",
+            racks: &[(1, "a"), (2, "a")],
+            assignment: &[&[1], &[1], &[2], &[2]],
+            sizes: &[10, 10, 1, 1],
+            disks: &[],
+            want: &[(0, &[2], &[1]), (2, &[1], &[2])],
+        },
+        Case {
+            name: "a broker with fewer replicas takes one",
+            racks: &[(1, "a"), (2, "a"), (3, "a")],
+            assignment: &[&[1], &[1], &[2], &[3]],
+            sizes: &[6, 6, 6, 1],
+            disks: &[],
+            want: &[(0, &[3], &[1])],
+        },
+        Case {
+            name: "rack spread kept: the heaviest cannot shed to a broker on its partner's rack",
+            racks: &[(1, "a"), (2, "b"), (3, "a")],
+            assignment: &[&[1, 2], &[2, 1], &[2]],
+            sizes: &[10, 10, 4],
+            disks: &[],
+            want: &[(0, &[3], &[1]), (2, &[3], &[2])],
+        },
+        Case {
+            name: "never over the disk threshold",
+            racks: &[(1, "a"), (2, "a")],
+            assignment: &[&[1], &[1], &[2], &[2]],
+            sizes: &[10, 10, 1, 1],
+            disks: &[(1, 50, 100), (2, 75, 100)],
+            want: &[],
+        },
+    ];
+    for case in cases {
+        let mut c = Cluster::with_racks(case.racks);
+        c.raw_topic("t", case.assignment);
+        let sizes: Vec<(&str, i32, u64)> = case
+            .sizes
+            .iter()
+            .enumerate()
+            .map(|(p, s)| ("t", p as i32, *s))
+            .collect();
+        let u = usage(case.disks, &sizes);
+        let records = disk_balance_moves(&c.image, &u, 80, 5, 1);
+        let got = started(&mut c, "t", records);
+        let want: Vec<(i32, Vec<i32>, Vec<i32>)> = case
+            .want
+            .iter()
+            .map(|(p, a, r)| (*p, a.to_vec(), r.to_vec()))
+            .collect();
+        assert_eq!(got, want, "{}", case.name);
+        if !want.is_empty() {
+            assert!(
+                disk_balance_moves(&c.image, &u, 80, 5, 1).is_empty(),
+                "{}: nothing more while moving",
+                case.name
+            );
+        }
+    }
+}
+
+#[test]
+fn disk_balance_converges_within_the_tolerance_keeping_replica_counts() {
+    let mut c = Cluster::with_brokers(&[1, 2, 3, 4]);
+    // 16 partitions of RF 2, evenly counted, sizes 1..=16 GB piled so that
+    // brokers 1 and 2 hold the big ones.
+    let assignment: Vec<Vec<i32>> = (0..16)
+        .map(|p| if p >= 8 { vec![1, 2] } else { vec![3, 4] })
+        .collect();
+    let refs: Vec<&[i32]> = assignment.iter().map(Vec::as_slice).collect();
+    c.topic("t", &refs);
+    let sizes: Vec<(&str, i32, u64)> = (0..16).map(|p| ("t", p, p as u64 + 1)).collect();
+    let u = usage(&[], &sizes);
+    let before = counts(&c);
+    for _ in 0..50 {
+        let records = disk_balance_moves(&c.image, &u, 80, 2, 1);
+        if records.is_empty() {
+            break;
+        }
+        c.apply(records).expect("moves apply");
+        let moving: Vec<(String, i32, Vec<i32>, i32)> = c
+            .image
+            .all_partitions()
+            .filter(|(_, _, s)| s.is_reassigning())
+            .map(|(t, p, s)| (t.name.clone(), p, s.replicas.clone(), s.leader))
+            .collect();
+        for (t, p, replicas, leader) in &moving {
+            c.set(t, *p, replicas, *leader);
+        }
+        let done = crate::complete_reassignments(&c.image, 1);
+        c.apply(done).expect("completions apply");
+    }
+    assert!(
+        disk_balance_moves(&c.image, &u, 80, 2, 1).is_empty(),
+        "settled"
+    );
+    let bytes = broker_bytes(&c.image, &u);
+    let most = bytes.values().max().copied().unwrap_or(0);
+    let least = bytes.values().min().copied().unwrap_or(0);
+    let avg = bytes.values().sum::<u64>() / 4;
+    assert!(
+        most - least <= avg * DISK_BALANCE_TOLERANCE_PERCENT / 100 + 16 * GB / 2,
+        "bytes evened: {bytes:?}"
+    );
+    assert!(
+        most - least < 60 * GB,
+        "much better than the start: {bytes:?}"
+    );
+    assert_eq!(counts(&c), before, "replica counts unchanged");
+}
+
+#[test]
+fn disk_balance_ignores_differences_below_the_byte_floor() {
+    const MIB: u64 = 1 << 20;
+    for (each, moves) in [(50 * MIB, 0), (100 * MIB, 1)] {
+        let mut c = Cluster::with_brokers(&[1, 2]);
+        c.topic("t", &[&[1], &[1], &[2]]);
+        let u = UsageReport {
+            disks: BTreeMap::new(),
+            partition_bytes: [(0, each), (1, each), (2, 0)]
+                .into_iter()
+                .map(|(p, b)| ((crate::testutil::tid("t"), p), b))
+                .collect(),
+        };
+        let records = disk_balance_moves(&c.image, &u, 80, 5, 1);
+        let got = started(&mut c, "t", records);
+        assert_eq!(got.len(), moves, "{} MiB apart: {got:?}", 2 * each / MIB);
+    }
 }

@@ -30,7 +30,7 @@ use crate::error::{Result, bail};
 use crate::image::{ClusterImage, MIN_INSYNC_REPLICAS};
 use crate::pb;
 use crate::pb::metadata_record::Record;
-use crate::reassignment::{change_record, completed, start};
+use crate::reassignment::{ReassignmentSpec, alter_reassignments, change_record, completed, start};
 use crate::records::record;
 
 /// Decides decommissioning `broker_id`: a `BrokerDecommissionRecord`, or
@@ -77,11 +77,17 @@ pub fn decommission_broker(
     Ok(vec![decommission_record(broker_id, true)])
 }
 
-/// Decides recommissioning `broker_id`: stops a pending decommission (moves
-/// already started go on). Nothing when it is not decommissioning.
+/// Decides recommissioning `broker_id`: stops a pending decommission and
+/// cancels (KIP-455: back to the original replicas) the moves it started
+/// that have not finished — the reassignments whose only removed replica
+/// is `broker_id`, the shape of every decommission move (an operator's
+/// move of that shape is cancelled too). A move that cannot be cancelled
+/// because none of its original replicas is in the ISR is left to finish.
+/// Nothing when the broker is not decommissioning.
 pub fn recommission_broker(
     image: &ClusterImage,
     broker_id: i32,
+    default_min_isr: usize,
 ) -> Result<Vec<pb::MetadataRecord>> {
     if image.broker(broker_id).is_none() && !image.is_decommissioning(broker_id) {
         bail!(
@@ -92,7 +98,73 @@ pub fn recommission_broker(
     if !image.is_decommissioning(broker_id) {
         return Ok(Vec::new());
     }
-    Ok(vec![decommission_record(broker_id, false)])
+    let mut records = vec![decommission_record(broker_id, false)];
+    records.extend(
+        image
+            .all_partitions()
+            .filter(|(_, _, s)| s.is_reassigning() && s.removing == [broker_id])
+            .flat_map(|(topic, p, _)| {
+                let cancel = ReassignmentSpec {
+                    topic: topic.name.clone(),
+                    partition: p,
+                    replicas: None,
+                };
+                alter_reassignments(image, &[cancel], default_min_isr)
+                    .map(|(records, _)| records)
+                    .unwrap_or_default()
+            }),
+    );
+    Ok(records)
+}
+
+/// Decides unregistering `broker_id` (Kafka's KIP-631 UnregisterBroker,
+/// with Strom's safety rules): an `UnregisterBrokerRecord`, and the end of
+/// its decommission if one is pending. Refused, changing nothing, with
+/// `BROKER_ID_NOT_REGISTERED` for an unknown broker, and with
+/// `INVALID_REQUEST` naming why while the broker is alive (unfenced: stop
+/// it first) or still hosts replicas (naming up to five of them:
+/// decommission it and wait until it holds none).
+pub fn unregister_drained_broker(
+    image: &ClusterImage,
+    broker_id: i32,
+) -> Result<Vec<pb::MetadataRecord>> {
+    let Some(b) = image.broker(broker_id) else {
+        bail!(
+            BrokerIdNotRegistered,
+            "broker {broker_id} is not registered"
+        );
+    };
+    if !b.fenced {
+        bail!(
+            InvalidRequest,
+            "broker {broker_id} is alive (unfenced): stop it before unregistering it"
+        );
+    }
+    let hosted: Vec<String> = image
+        .all_partitions()
+        .filter(|(_, _, s)| s.replicas.contains(&broker_id))
+        .map(|(t, p, _)| format!("{}-{p}", t.name))
+        .collect();
+    if !hosted.is_empty() {
+        let more = if hosted.len() > 5 { ", ..." } else { "" };
+        bail!(
+            InvalidRequest,
+            "broker {broker_id} still hosts {} replicas ({}{more}): decommission it and wait until it holds none",
+            hosted.len(),
+            hosted[..hosted.len().min(5)].join(", ")
+        );
+    }
+    let mut records = Vec::new();
+    if image.is_decommissioning(broker_id) {
+        records.push(decommission_record(broker_id, false));
+    }
+    records.push(record(Record::UnregisterBroker(
+        pb::UnregisterBrokerRecord {
+            broker_id,
+            broker_epoch: b.epoch,
+        },
+    )));
+    Ok(records)
 }
 
 fn decommission_record(broker_id: i32, decommissioning: bool) -> pb::MetadataRecord {

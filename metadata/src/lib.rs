@@ -68,6 +68,7 @@ pub use brokers::{
 };
 pub use decommission::{
     decommission_broker, decommission_moves, decommission_progress, recommission_broker,
+    unregister_drained_broker,
 };
 pub use election::{
     ElectionKind, ElectionResult, LeaderChoice, choose_leader, elect_leaders, next_elr,

@@ -180,21 +180,53 @@ fn controller_metrics(r: &mut Registry, ctl: &strom_controller::Controller) {
     // The balancer (docs/reassignment.md, "Balancer"): 0 off, 1 balanced,
     // 2 pending (replica counts differ by two or more), 3 moves in progress.
     let view = ctl.with_image(strom_metadata::balancer::balancer_view);
-    let balancer_state =
-        if ctl.config().balancer_mode == strom_metadata::balancer::BalancerMode::Off {
-            0
-        } else if view.moving > 0 {
-            3
-        } else if view.unbalanced {
-            2
-        } else {
-            1
-        };
+    let disks = ctl.broker_disks();
+    let mode = ctl.config().balancer_mode;
+    let threshold = ctl.config().balancer_disk_threshold_percent;
+    let disk_full = mode == strom_metadata::balancer::BalancerMode::Continuous
+        && disks.values().any(|d| d.over(threshold));
+    let balancer_state = if mode == strom_metadata::balancer::BalancerMode::Off {
+        0
+    } else if view.moving > 0 {
+        3
+    } else if view.unbalanced || disk_full {
+        2
+    } else {
+        1
+    };
     gauge(
         r,
         "balancer_state",
-        "Balancer: 0 off, 1 balanced, 2 pending (replica counts of available brokers differ by two or more), 3 reassignments in progress (active controller only)",
+        "Balancer: 0 off, 1 balanced, 2 pending (replica counts of available brokers differ by two or more, or in continuous mode a disk is over balancer.disk.threshold.percent), 3 reassignments in progress (active controller only)",
         balancer_state,
+    );
+    let moves: Family<Labels, prometheus_client::metrics::counter::Counter> = Family::default();
+    for (goal, n) in ctl.balancer_started() {
+        moves
+            .get_or_create(&labels(&[("goal", goal.as_str().to_owned())]))
+            .inc_by(n);
+    }
+    r.register(
+        "balancer_partitions_moved",
+        "Partitions the balancer started moving since this controller started, by goal (for goal=leaders: partitions given a new leader); rate() is moves per second (active controller only)",
+        moves,
+    );
+    let used: Family<Labels, Gauge> = Family::default();
+    let total: Family<Labels, Gauge> = Family::default();
+    for (broker, d) in &disks {
+        let l = labels(&[("broker", broker.to_string())]);
+        used.get_or_create(&l).set(clamp(d.used_bytes));
+        total.get_or_create(&l).set(clamp(d.total_bytes));
+    }
+    r.register(
+        "broker_disk_used_bytes",
+        "Bytes in use on each broker's data directory file system, as its last heartbeat reported (active controller only)",
+        used,
+    );
+    r.register(
+        "broker_disk_total_bytes",
+        "Size of each broker's data directory file system, as its last heartbeat reported (active controller only)",
+        total,
     );
     let fam: Family<Labels, Gauge> = Family::default();
     for (state, n) in ["unfenced", "fenced", "controlled_shutdown"]

@@ -114,6 +114,12 @@ impl ControllerService for ControllerProxy {
     ) -> Result<Response<AlterBrokerDecommissionResponse>, Status> {
         forward!(self, r, alter_broker_decommission)
     }
+    async fn unregister_broker(
+        &self,
+        r: Request<UnregisterBrokerRequest>,
+    ) -> Result<Response<UnregisterBrokerResponse>, Status> {
+        forward!(self, r, unregister_broker)
+    }
     async fn describe_configs(
         &self,
         r: Request<DescribeConfigsRequest>,

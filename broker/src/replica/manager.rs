@@ -722,23 +722,11 @@ impl ReplicaManager {
 }
 
 impl crate::lifecycle::ReplicaSizes for ReplicaManager {
-    fn reassigning_replica_sizes(&self) -> Vec<(Uuid, i32, i64)> {
-        let moving: Vec<Key> = self.cache.with_image(|image| {
-            image
-                .partitions_of_broker(self.node_id)
-                .filter(|(t, p)| image.partition(t, *p).is_some_and(|s| s.is_reassigning()))
-                .collect()
-        });
-        if moving.is_empty() {
-            return Vec::new();
-        }
+    fn replica_sizes(&self) -> Vec<(Uuid, i32, i64)> {
         let partitions = self.partitions.read().unwrap_or_else(|e| e.into_inner());
-        moving
-            .into_iter()
-            .filter_map(|key| {
-                let part = partitions.get(&key)?;
-                Some((key.0, key.1, Self::log_bytes(part)))
-            })
+        partitions
+            .iter()
+            .map(|(key, part)| (key.0, key.1, Self::log_bytes(part)))
             .collect()
     }
 

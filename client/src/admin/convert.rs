@@ -83,6 +83,13 @@ impl From<pb::BrokerDescription> for BrokerDescription {
             leaders: u32::try_from(b.leaders).unwrap_or(0),
             bytes: u64::try_from(b.bytes).ok(),
             decommissioning: b.decommissioning,
+            disk: match (
+                u64::try_from(b.disk_used_bytes),
+                u64::try_from(b.disk_total_bytes),
+            ) {
+                (Ok(used), Ok(total)) if total > 0 => Some((used, total)),
+                _ => None,
+            },
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `Admin::alter_partition_reassignments` and
 //! `Admin::list_partition_reassignments`: Kafka's KIP-455 admin calls, and
-//! `Admin::alter_broker_decommission`, sent to the active controller.
+//! `Admin::alter_broker_decommission` and `Admin::unregister_broker`, sent
+//! to the active controller.
 
 use serde::Serialize;
 use strom_proto::v1 as pb;
@@ -169,6 +170,20 @@ impl Admin {
             u32::try_from(response.remaining_replicas).unwrap_or(0),
             u32::try_from(response.remaining_leaders).unwrap_or(0),
         ))
+    }
+
+    /// Removes `broker_id` from the cluster (Kafka's KIP-631
+    /// UnregisterBroker) once it is stopped and holds no replica. Fails with
+    /// BROKER_ID_NOT_REGISTERED for an unknown broker, and with
+    /// INVALID_REQUEST, naming why, while it is alive (unfenced) or still
+    /// hosts replicas.
+    pub async fn unregister_broker(&self, broker_id: i32) -> Result<()> {
+        let message = pb::UnregisterBrokerRequest { broker_id };
+        self.controller("unregister broker", |mut c, timeout| async move {
+            c.unregister_broker(request(message, timeout)).await
+        })
+        .await?;
+        Ok(())
     }
 
     /// The reassignments in progress among `partitions` (all when `None`),

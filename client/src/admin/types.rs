@@ -234,6 +234,10 @@ pub struct BrokerDescription {
     /// Its replicas are being moved away (`strom brokers decommission`).
     #[serde(skip)]
     pub decommissioning: bool,
+    /// Its data directory's file system as it last reported it: (bytes in
+    /// use, size); `None` when unknown.
+    #[serde(skip)]
+    pub disk: Option<(u64, u64)>,
 }
 
 /// A topic and its partitions

@@ -18,7 +18,11 @@ impl ControllerGrpc {
                 let records = if r.decommission {
                     strom_metadata::decommission_broker(image, broker)?
                 } else {
-                    strom_metadata::recommission_broker(image, broker)?
+                    strom_metadata::recommission_broker(
+                        image,
+                        broker,
+                        self.ctl.default_min_isr(image),
+                    )?
                 };
                 Ok((records, ()))
             })

@@ -46,6 +46,10 @@ impl ControllerGrpc {
             .inner()
             .sizes
             .report_total(r.broker_id, r.log_dir_bytes);
+        self.ctl
+            .inner()
+            .sizes
+            .report_disk(r.broker_id, r.disk_used_bytes, r.disk_total_bytes);
         self.ctl.inner().sizes.report(
             r.broker_id,
             r.replica_sizes.iter().filter_map(|s| {

@@ -50,6 +50,11 @@ impl ControllerGrpc {
                         d.leaders = i32::try_from(image.leader_count(b.id)).unwrap_or(i32::MAX);
                         d.decommissioning = image.is_decommissioning(b.id);
                         d.bytes = self.ctl.inner().sizes.total(b.id).unwrap_or(-1);
+                        if let Some(disk) = self.ctl.inner().sizes.disk(b.id) {
+                            d.disk_used_bytes = i64::try_from(disk.used_bytes).unwrap_or(i64::MAX);
+                            d.disk_total_bytes =
+                                i64::try_from(disk.total_bytes).unwrap_or(i64::MAX);
+                        }
                         d
                     })
                     .collect(),

@@ -21,6 +21,7 @@ mod elect_leaders;
 mod incremental_alter_configs;
 mod list_partition_reassignments;
 mod register_broker;
+mod unregister_broker;
 mod watch_metadata;
 
 use std::collections::HashMap;
@@ -336,6 +337,18 @@ impl ControllerService for ControllerGrpc {
             req,
             async |r| self.alter_broker_decommission_local(r).await,
             async |mut c, r| c.alter_broker_decommission(r).await,
+        )
+        .await
+    }
+
+    async fn unregister_broker(
+        &self,
+        req: Request<UnregisterBrokerRequest>,
+    ) -> Result<Response<UnregisterBrokerResponse>, Status> {
+        self.route(
+            req,
+            async |r| self.unregister_broker_local(r).await,
+            async |mut c, r| c.unregister_broker(r).await,
         )
         .await
     }

@@ -35,8 +35,25 @@
 //!   cleaner keeps cleaning another, against the same background load on a
 //!   delete-policy topic (nothing to clean).
 //!
-//! Usage: `data_bench [throughput|failover|failover-many|durable|idempotence|compaction|all] [--trials N]
-//! [--records N] [--partitions N] [--cache-drop-behind BYTES]`;
+//! * `leader-moves` (issue 20): leadership moves per second when the
+//!   balancer (`balancer.mode=continuous`, its leaders-per-broker goal)
+//!   rebalances the leaders of `--partitions N` (1,000) partitions, RF=3 on
+//!   three brokers, all created led by broker 1: moves counted by
+//!   `strom_balancer_partitions_moved_total{goal="leaders"}`, timed from
+//!   the topic's creation until every node's metadata shows the leaders
+//!   even, and until every moved partition's new leader serves it.
+//!
+//! * `move-throughput` (issue 20): an unthrottled reassignment of
+//!   `--bytes N` (1 GiB) over four partitions, RF=1, from broker 1 to
+//!   broker 4, against a raw copy (read, write, fsync) of the same segment
+//!   files from node 1's data dir to node 4's in the same run.
+//!
+//! * `decommission` (issue 20): time for `strom brokers decommission
+//!   --wait` of broker 4, unthrottled, holding `--bytes N` (2 GiB) over
+//!   `--partitions N` (100) partitions of RF=2 (the other replica on 1-3).
+//!
+//! Usage: `data_bench [throughput|failover|failover-many|durable|idempotence|compaction|leader-moves|move-throughput|decommission|all] [--trials N]
+//! [--records N] [--partitions N] [--bytes N] [--cache-drop-behind BYTES]`;
 //! `DATA_BENCH_CASES=1024/3/1,1024/3/6` (size/replication/partitions)
 //! limits `throughput` to those cases.
 //! `scripts/bench-data` builds release binaries and points `STROMD_BIN` /
@@ -47,6 +64,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use strom_client::{Producer, ProducerConfig, ProducerRecord, Properties};
 
 use strom_integration_tests::data::{
@@ -1004,6 +1022,289 @@ async fn failover_many(partitions: i32, trials: usize) {
     );
 }
 
+/// The sum of one metric's series (`name{labels} value` lines starting
+/// with `prefix`) over every node's `/metrics`.
+fn metric_all(cluster: &Cluster, prefix: &str) -> f64 {
+    cluster
+        .nodes
+        .values()
+        .filter_map(|n| admin_get(n.admin_port, "/metrics"))
+        .flat_map(|(_, body)| {
+            body.lines()
+                .filter(|l| l.starts_with(prefix))
+                .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
+/// Leaders per broker of `topic` in node `via`'s image, if it answers.
+async fn leader_counts(
+    addrs: &Addrs,
+    via: i32,
+    topic: &str,
+) -> Option<std::collections::BTreeMap<i32, usize>> {
+    let parts = partition_metadata_all(addrs, via, topic).await?;
+    let mut counts = std::collections::BTreeMap::new();
+    for p in parts {
+        *counts.entry(p.leader).or_insert(0) += 1;
+    }
+    Some(counts)
+}
+
+/// `leader-moves`: see the module doc.
+async fn leader_moves(partitions: i32) {
+    let cluster = Cluster::start(
+        3,
+        ClusterOptions::default()
+            .set("balancer.mode", "continuous")
+            .set("auto.leader.rebalance.enable", "false"),
+    )
+    .await;
+    let addrs = Addrs::of(&cluster);
+    let topic = "leaders";
+    let assignment: Vec<&[i32]> = (0..partitions).map(|_| &[1, 2, 3][..]).collect();
+    let start = Instant::now();
+    cluster
+        .create_topic_assigned(1, topic, &assignment, &[])
+        .await
+        .expect("create topic");
+    let created = start.elapsed();
+    let metric = "strom_balancer_partitions_moved_total{goal=\"leaders\"}";
+    let mut first_move = None;
+    let mut even = None;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while Instant::now() < deadline {
+        if first_move.is_none() && metric_all(&cluster, metric) > 0.0 {
+            first_move = Some(start.elapsed());
+        }
+        let mut views = Vec::new();
+        for id in 1..=3 {
+            views.push(leader_counts(&addrs, id, topic).await);
+        }
+        let balanced = views.iter().all(|v| {
+            v.as_ref().is_some_and(|c| {
+                let total: usize = c.values().sum();
+                let most = c.values().max().copied().unwrap_or(0);
+                let least = (1..=3)
+                    .map(|b| c.get(&b).copied().unwrap_or(0))
+                    .min()
+                    .unwrap_or(0);
+                total == partitions as usize && most <= least + 1
+            })
+        });
+        if balanced {
+            even = Some(start.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let even = even.expect("leaders evened within 600 s");
+    let moves = metric_all(&cluster, metric);
+    // Every partition's (new) leader serves it.
+    let serving: Vec<Option<i32>> = futures::stream::iter(0..partitions)
+        .map(|p| {
+            let addrs = addrs.clone();
+            async move { wait_leader_serving(&addrs, topic, p, Duration::from_secs(120)).await }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let served = start.elapsed();
+    assert!(serving.iter().all(Option::is_some), "every leader serves");
+    println!(
+        "leader-moves, {partitions} partitions RF=3 on 3 brokers, all led by broker 1: {moves:.0} leadership moves; topic created in {:.0} ms, first move counted at {} ms, leaders even on every node at {:.0} ms ({:.0} moves/s from creation), every leader serving at {:.0} ms ({:.0} moves/s)",
+        ms(created),
+        first_move.map_or_else(|| "-".to_owned(), |d| format!("{:.0}", ms(d))),
+        ms(even),
+        moves / even.as_secs_f64(),
+        ms(served),
+        moves / served.as_secs_f64(),
+    );
+}
+
+/// Produces about `bytes` of 1 KiB records to `topic` (acks=1), as fast as
+/// they go.
+fn produce_bytes(cluster: &Cluster, topic: &str, bytes: u64, acks: &str) {
+    let records = (bytes / 1024).max(1);
+    let r = perf_produce(cluster, topic, records, 1024, acks, -1.0, THROUGHPUT_PROPS);
+    eprintln!(
+        "{topic}: {records} records of 1 KiB at {:.1} MB/s",
+        f(&r, "mb_per_sec")
+    );
+}
+
+/// The `.log`/`.index`/... files of every partition of `topic` on `node`.
+fn partition_files(cluster: &Cluster, node: i32, topic: &str) -> Vec<std::path::PathBuf> {
+    let Ok(dirs) = std::fs::read_dir(cluster.node(node).data_dir.join("logs")) else {
+        return Vec::new();
+    };
+    let prefix = format!("{topic}-");
+    dirs.flatten()
+        .filter(|d| d.file_name().to_string_lossy().starts_with(&prefix))
+        .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect()
+}
+
+/// Copies `files` into `dest` (read, write, fsync each, then the
+/// directory); returns the bytes copied.
+fn raw_copy(files: &[std::path::PathBuf], dest: &std::path::Path) -> u64 {
+    std::fs::create_dir_all(dest).expect("create the copy's directory");
+    let mut total = 0;
+    for (i, src) in files.iter().enumerate() {
+        let to = dest.join(format!(
+            "{i}-{}",
+            src.file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        ));
+        total += std::fs::copy(src, &to).expect("copy a segment file");
+        std::fs::File::open(&to)
+            .and_then(|f| f.sync_all())
+            .expect("fsync the copy");
+    }
+    std::fs::File::open(dest)
+        .and_then(|d| d.sync_all())
+        .expect("fsync the copy's directory");
+    total
+}
+
+async fn admin_of(cluster: &Cluster) -> strom_client::Admin {
+    let config = strom_client::ClientConfig {
+        bootstrap_servers: strom_client::parse_bootstrap_servers(&cluster.bootstrap())
+            .expect("addresses"),
+        ..Default::default()
+    }
+    .with_request_timeout(Duration::from_secs(30));
+    strom_client::Admin::connect(config).await.expect("admin")
+}
+
+/// Waits until no reassignment is in progress; the time it took.
+async fn wait_no_reassignment(admin: &strom_client::Admin, timeout: Duration) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if admin
+            .list_partition_reassignments(None)
+            .await
+            .is_ok_and(|l| l.is_empty())
+        {
+            return start.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("reassignments still in progress after {timeout:?}");
+}
+
+/// `move-throughput`: see the module doc.
+async fn move_throughput(bytes: u64) {
+    const PARTITIONS: i32 = 4;
+    let cluster = Cluster::start(3, ClusterOptions::default().broker_only(1)).await;
+    let admin = admin_of(&cluster).await;
+    let topic = "moved";
+    let assignment: Vec<&[i32]> = (0..PARTITIONS).map(|_| &[1][..]).collect();
+    cluster
+        .create_topic_assigned(1, topic, &assignment, &[])
+        .await
+        .expect("create topic");
+    let addrs = Addrs::of(&cluster);
+    for p in 0..PARTITIONS {
+        wait_leader_serving(&addrs, topic, p, Duration::from_secs(30))
+            .await
+            .expect("leader serves");
+    }
+    produce_bytes(&cluster, topic, bytes, "1");
+    settle();
+    // The raw copy: node 1's segment files into node 4's data dir.
+    let files = partition_files(&cluster, 1, topic);
+    let dest = cluster.node(4).data_dir.join("raw-copy");
+    let start = Instant::now();
+    let copied = raw_copy(&files, &dest);
+    let raw = start.elapsed();
+    std::fs::remove_dir_all(&dest).expect("remove the raw copy");
+    settle();
+    // The move, unthrottled.
+    let moves: Vec<(strom_client::TopicPartition, Option<Vec<i32>>)> = (0..PARTITIONS)
+        .map(|p| (strom_client::TopicPartition::new(topic, p), Some(vec![4])))
+        .collect();
+    let start = Instant::now();
+    let results = admin
+        .alter_partition_reassignments(moves)
+        .await
+        .expect("start the moves");
+    assert!(results.iter().all(|r| r.error.is_none()), "{results:?}");
+    wait_no_reassignment(&admin, Duration::from_secs(3600)).await;
+    let moved = start.elapsed();
+    let moved_bytes: u64 = partition_files(&cluster, 4, topic)
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let mbps = |b: u64, d: Duration| b as f64 / 1e6 / d.as_secs_f64();
+    println!(
+        "move-throughput, {PARTITIONS} partitions RF=1 from broker 1 to broker 4, unthrottled: raw copy {copied} bytes in {:.0} ms ({:.1} MB/s); move of {moved_bytes} log bytes in {:.0} ms ({:.1} MB/s, {:.0}% of raw)",
+        ms(raw),
+        mbps(copied, raw),
+        ms(moved),
+        mbps(moved_bytes, moved),
+        100.0 * mbps(moved_bytes, moved) / mbps(copied, raw),
+    );
+}
+
+/// `decommission`: see the module doc.
+async fn decommission(bytes: u64, partitions: i32) {
+    let cluster = Cluster::start(3, ClusterOptions::default().broker_only(1)).await;
+    let admin = admin_of(&cluster).await;
+    let topic = "drained";
+    let replicas: Vec<[i32; 2]> = (0..partitions).map(|p| [4, 1 + p % 3]).collect();
+    let assignment: Vec<&[i32]> = replicas.iter().map(|r| &r[..]).collect();
+    cluster
+        .create_topic_assigned(1, topic, &assignment, &[])
+        .await
+        .expect("create topic");
+    let addrs = Addrs::of(&cluster);
+    for p in 0..partitions {
+        wait_leader_serving(&addrs, topic, p, Duration::from_secs(30))
+            .await
+            .expect("leader serves");
+    }
+    produce_bytes(&cluster, topic, bytes, "all");
+    // Every follower caught up before the clock starts.
+    let caught_up = strom_integration_tests::wait_until(Duration::from_secs(600), || {
+        let addrs = addrs.clone();
+        async move {
+            partition_metadata_all(&addrs, 1, topic)
+                .await
+                .is_some_and(|ps| ps.iter().all(|p| p.isr.len() == 2))
+        }
+    })
+    .await;
+    assert!(caught_up, "followers caught up");
+    let held: u64 = partition_files(&cluster, 4, topic)
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    settle();
+    let start = Instant::now();
+    let out = strom(&cluster)
+        .args(["brokers", "decommission", "--broker-id", "4", "--wait"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .status()
+        .expect("run strom brokers decommission");
+    assert!(out.success(), "decommission failed");
+    let took = start.elapsed();
+    wait_no_reassignment(&admin, Duration::from_secs(60)).await;
+    println!(
+        "decommission of broker 4 holding {held} log bytes over {partitions} partitions (RF=2), unthrottled, reassignment.max.concurrent.moves.per.broker=5: {:.1} s ({:.1} MB/s)",
+        took.as_secs_f64(),
+        held as f64 / 1e6 / took.as_secs_f64(),
+    );
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -1018,6 +1319,7 @@ async fn main() {
     let records = value("--records").unwrap_or(2_000_000);
     let drop_behind = value("--cache-drop-behind").unwrap_or(16 << 20);
     let partitions = value("--partitions").map_or(1000, |p| i32::try_from(p).unwrap_or(1000));
+    let bytes = value("--bytes");
     match mode.as_str() {
         "throughput" => throughput(records, drop_behind).await,
         "failover" => failover(trials).await,
@@ -1025,13 +1327,19 @@ async fn main() {
         "durable" => durable(records, drop_behind).await,
         "idempotence" => idempotence(records, drop_behind).await,
         "compaction" => compaction(records, drop_behind).await,
+        "leader-moves" => leader_moves(partitions).await,
+        "move-throughput" => move_throughput(bytes.unwrap_or(1 << 30)).await,
+        "decommission" => {
+            let partitions = value("--partitions").map_or(100, |p| i32::try_from(p).unwrap_or(100));
+            decommission(bytes.unwrap_or(2 << 30), partitions).await
+        }
         "all" => {
             throughput(records, drop_behind).await;
             failover(trials).await;
         }
         other => {
             eprintln!(
-                "unknown mode {other}: use throughput, failover, failover-many, durable, idempotence, compaction or all"
+                "unknown mode {other}: use throughput, failover, failover-many, durable, idempotence, compaction, leader-moves, move-throughput, decommission or all"
             );
             std::process::exit(2);
         }

@@ -18,6 +18,13 @@ pub enum ConfigType {
         /// Smallest accepted value.
         min: i64,
     },
+    /// A 32-bit integer in `min..=max`.
+    IntRange {
+        /// Smallest accepted value.
+        min: i64,
+        /// Largest accepted value.
+        max: i64,
+    },
     /// A 64-bit integer of at least `min`.
     Long {
         /// Smallest accepted value.
@@ -526,6 +533,12 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         Update::ReadOnly,
     ),
     broker(
+        crate::balancer::DISK_THRESHOLD_PERCENT,
+        ConfigType::IntRange { min: 1, max: 100 },
+        "80",
+        Update::ReadOnly,
+    ),
+    broker(
         "controller.quorum.election.timeout.ms",
         ConfigType::Long { min: 1 },
         "100",
@@ -684,6 +697,20 @@ pub fn check_value(name: &str, ty: ConfigType, value: &str) -> Result<()> {
                 bail!(
                     InvalidConfig,
                     "config {name} value {v} is below the minimum {min}"
+                );
+            }
+        }
+        ConfigType::IntRange { min, max } => {
+            let Some(v) = value.trim().parse::<i32>().ok().map(i64::from) else {
+                bail!(
+                    InvalidConfig,
+                    "config {name} value {value:?} is not an integer in range"
+                );
+            };
+            if v < min || v > max {
+                bail!(
+                    InvalidConfig,
+                    "config {name} value {v} is outside [{min}, {max}]"
                 );
             }
         }
