@@ -56,7 +56,7 @@ pub use config::{CleanupPolicy, LogConfig};
 pub use error::{ErrorKind, LogError, Result};
 pub use log::{
     AppendInfo, CleanedSegment, CleanerStats, CleaningPass, DeletedSegments, FetchData, LogReader,
-    OffsetAndTimestamp, OffsetSpec, PartitionLog, SegmentInfo, SwapStep, SwappedSegments,
+    OffsetAndTimestamp, OffsetSpec, PartitionLog, SegmentInfo, SwapStep,
 };
 pub use producer::{CompletedTxn, MarkerBatch, ProducerBatch, ProducerStateTable, Verdict};
 pub use retention::{RetentionDecision, RetentionLimits, RetentionReason};

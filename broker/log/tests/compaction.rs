@@ -268,36 +268,27 @@ fn run(config: LogConfig, ops: Vec<Op>) {
                 {
                     let segments = pass.segments().to_vec();
                     let crash_at = usize::from(nth) % segments.len();
-                    // The segments before `crash_at` are swapped as one
-                    // batch, the rest as a second batch that stops at
-                    // `step`, as a crash there would.
-                    let (mut first, mut second) = (Vec::new(), Vec::new());
                     for (i, base) in segments.into_iter().enumerate() {
-                        if let Some(cleaned) = reader
+                        let Some(cleaned) = reader
                             .clean_segment(&mut pass, &map, base, &mut |_| {})
                             .expect("clean segment")
-                        {
-                            if i < crash_at {
-                                &mut first
-                            } else {
-                                &mut second
-                            }
-                            .push(cleaned);
+                        else {
+                            continue;
+                        };
+                        if i < crash_at {
+                            log.swap_cleaned(cleaned).expect("swap");
+                        } else {
+                            let stop = [
+                                SwapStep::Written,
+                                SwapStep::Renamed,
+                                SwapStep::IndexesDeleted,
+                                SwapStep::Replaced,
+                                SwapStep::Done,
+                            ][step];
+                            log.swap_cleaned_until(cleaned, stop).expect("partial swap");
+                            break;
                         }
                     }
-                    let swapped = log.swap_cleaned(first).expect("swap");
-                    swapped.replaced.remove_files().expect("remove replaced");
-                    let stop = [
-                        SwapStep::Written,
-                        SwapStep::Renamed,
-                        SwapStep::SetAside,
-                        SwapStep::Replaced,
-                        SwapStep::Done,
-                    ][step];
-                    let partial = log.swap_cleaned_until(second, stop).expect("partial swap");
-                    // Left on disk as a crash would leave them: recovery
-                    // deletes the `.deleted` files.
-                    drop(partial);
                 }
                 drop(log);
                 log = open(dir.path(), &config, &clock);

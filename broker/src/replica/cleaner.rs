@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use strom_log::{Cleanable, CleanedSegment, LogError, OffsetMap};
+use strom_log::{Cleanable, LogError, OffsetMap};
 use tokio_util::sync::CancellationToken;
 
 use super::manager::ReplicaManager;
@@ -338,39 +338,24 @@ impl Worker {
         let Some(mut pass) = reader.begin_cleaning(cleanable, map, &mut io)? else {
             return Ok(());
         };
-        // Cleaned segments are swapped in batches: two directory fsyncs
-        // per batch, and at most about one segment's worth of cleaned
-        // copies on disk at once (as Kafka's segment groups).
-        let batch_bytes = reader.config().segment_bytes;
         let mut swapped = 0;
-        let mut batch: Vec<CleanedSegment> = Vec::new();
-        let mut bytes = 0;
-        let segments = pass.segments().to_vec();
-        let last = segments.len().saturating_sub(1);
-        for (i, base) in segments.into_iter().enumerate() {
+        for base in pass.segments().to_vec() {
             if self.shutdown.is_cancelled() {
-                drop_cleaned(batch);
                 return Ok(());
             }
-            match reader.clean_segment(&mut pass, map, base, &mut io) {
-                Ok(Some(cleaned)) => {
-                    bytes += cleaned.sizes().1;
-                    batch.push(cleaned);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    drop_cleaned(batch);
-                    return Err(e);
-                }
-            }
-            let full = bytes >= batch_bytes || batch.len() >= MAX_SWAP_BATCH;
-            if batch.is_empty() || (!full && i < last) {
+            let Some(cleaned) = reader.clean_segment(&mut pass, map, base, &mut io)? else {
                 continue;
-            }
-            bytes = 0;
-            match self.swap(part, std::mem::take(&mut batch)) {
-                Some(n) => swapped += n,
-                None => return Ok(()),
+            };
+            let done = self
+                .runtime
+                .block_on(part.with_writer(move |log, _| log.swap_cleaned(cleaned)));
+            match done {
+                Ok(true) => swapped += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(topic = %part.topic, partition = part.index, error = %e.message, "swapping a cleaned segment");
+                    return Ok(());
+                }
             }
         }
         pass.stats.segments_cleaned = swapped;
@@ -407,40 +392,6 @@ impl Worker {
             "cleaned log"
         );
         Ok(())
-    }
-
-    /// Swaps `batch` in under the partition's writer, then unlinks the
-    /// replaced files without it. `None` when the swap failed (logged; the
-    /// pass ends, the next one starts over).
-    fn swap(&self, part: &Arc<Partition>, batch: Vec<CleanedSegment>) -> Option<usize> {
-        let done = self
-            .runtime
-            .block_on(part.with_writer(move |log, _| log.swap_cleaned(batch)));
-        match done {
-            Ok(swapped) => {
-                if let Err(e) = swapped.replaced.remove_files() {
-                    tracing::warn!(topic = %part.topic, partition = part.index, error = %e, "removing replaced segment files");
-                }
-                Some(swapped.count)
-            }
-            Err(e) => {
-                tracing::warn!(topic = %part.topic, partition = part.index, error = %e.message, "swapping cleaned segments");
-                None
-            }
-        }
-    }
-}
-
-/// Most cleaned segments swapped in one batch.
-const MAX_SWAP_BATCH: usize = 64;
-
-/// Deletes the cleaned files of a batch that will not be swapped (the
-/// cleaner is stopping); recovery would delete them too.
-fn drop_cleaned(batch: Vec<CleanedSegment>) {
-    for cleaned in batch {
-        if let Err(e) = cleaned.discard() {
-            tracing::warn!(error = %e, "deleting a cleaned segment file");
-        }
     }
 }
 

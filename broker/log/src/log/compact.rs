@@ -12,20 +12,15 @@
 //!    [`LogReader::clean_segment`] writes `<base>.log.cleaned` with every
 //!    batch filtered (`compaction/filter.rs`): offsets never change, a
 //!    segment keeps its base offset and its next offset.
-//! 4. [`PartitionLog::swap_cleaned`] puts a batch of cleaned files in
-//!    place, under the writer but without reading or writing data: (a)
-//!    check each segment is still the one cleaned (not truncated nor
-//!    deleted meanwhile), else drop its cleaned file; (b) rename every
-//!    `.cleaned` → `.swap` (each fsynced before), fsync the directory once;
-//!    (c) rename each old segment's files (log and indexes) to `.deleted`;
-//!    (d) rename every `.swap` → `.log`, fsync the directory once; (e) open
-//!    the new files, rebuild and write their indexes, replace the segments
-//!    in the map. Readers still holding an old segment keep reading it
-//!    through their handle. The caller unlinks the `.deleted` files after
-//!    letting go of the writer, so freeing their blocks (slow for a large
-//!    file) never holds up appends. Two directory fsyncs per batch instead
-//!    of two per segment: on a file system without a journal each is a
-//!    device cache flush, which every other writer of the disk waits for.
+//! 4. [`PartitionLog::swap_cleaned`] puts the cleaned file in place, under
+//!    the writer but without reading or writing data: (a) check the segment
+//!    is still the one cleaned (not truncated nor deleted meanwhile), else
+//!    drop the cleaned file; (b) rename `.cleaned` → `.swap` (fsynced
+//!    before), fsync the directory; (c) delete the old segment's index
+//!    files; (d) rename `.swap` → `.log`, replacing the old file, fsync the
+//!    directory; (e) open the new file, rebuild and write its indexes,
+//!    replace the segment in the map. Readers still holding the old segment
+//!    keep reading the old (unlinked) file through their handle.
 //! 5. [`PartitionLog::finish_cleaning`] records the map's end as the first
 //!    dirty offset in `cleaner-offset-checkpoint`, with the earliest delete
 //!    horizon of the tombstones and markers the pass kept.
@@ -43,10 +38,8 @@
 //! section filtered, so only the expired tombstones go (KIP-534).
 //!
 //! Recovery (`recovery.rs`) deletes a `.cleaned` file (the swap had not
-//! begun: roll back, the old segment is whole), completes a `.swap` (the
-//! cleaned file was whole and durable: roll forward, whether the old
-//! `.log` is still there or already set aside) and deletes `.deleted`
-//! files, so whatever
+//! begun: roll back, the old segment is whole) and completes a `.swap`
+//! (the cleaned file was whole and durable: roll forward), so whatever
 //! point the process dies at, the segment holds either every record it
 //! held or the cleaned subset. A lost checkpoint only makes the next pass
 //! redo work.
@@ -60,7 +53,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::shared::lock;
-use super::{DeletedSegments, LogReader, PartitionLog};
+use super::{LogReader, PartitionLog};
 use crate::batch::header::{HEADER_LEN, summarize};
 use crate::batch::{BatchIter, RecordBatch};
 use crate::checkpoint::{CLEANER_CHECKPOINT_FILE, CleanerCheckpoint, sync_dir, write_atomic};
@@ -70,7 +63,8 @@ use crate::compaction::{Cleanable, CompactionFacts, OffsetMap, cleanable};
 use crate::error::{IoContext, Result};
 use crate::retention::SegmentFacts;
 use crate::segment::{
-    CLEANED_SUFFIX, LOG_SUFFIX, SWAP_SUFFIX, Segment, file_name, remove_if_exists,
+    CLEANED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, SWAP_SUFFIX, Segment, TIME_INDEX_SUFFIX, file_name,
+    remove_if_exists,
 };
 
 /// Bytes read from a segment at a time.
@@ -170,23 +164,6 @@ impl CleanedSegment {
     pub fn sizes(&self) -> (u64, u64) {
         (self.original_size, self.size)
     }
-
-    /// Deletes the cleaned file instead of swapping it in.
-    pub fn discard(self) -> Result<()> {
-        remove_if_exists(&self.path)
-    }
-}
-
-/// What [`PartitionLog::swap_cleaned`] did.
-#[must_use = "the replaced segments' files stay on disk until `replaced.remove_files()` runs"]
-#[derive(Debug, Default)]
-pub struct SwappedSegments {
-    /// Cleaned segments now in the log.
-    pub count: usize,
-    /// The segments they replaced, their files renamed `.deleted`: unlink
-    /// them ([`DeletedSegments::remove_files`]) after letting go of the
-    /// writer.
-    pub replaced: DeletedSegments,
 }
 
 /// How far [`PartitionLog::swap_cleaned_until`] goes: tests stop at each
@@ -198,8 +175,8 @@ pub enum SwapStep {
     Written,
     /// Renamed to `.swap`.
     Renamed,
-    /// The old segments' files are renamed `.deleted`.
-    SetAside,
+    /// The old index files are deleted.
+    IndexesDeleted,
     /// The `.swap` file replaced the `.log` file.
     Replaced,
     /// The new segment is in the map: the whole swap.
@@ -510,43 +487,31 @@ impl LogReader {
 }
 
 impl PartitionLog {
-    /// Step 4 of a pass: put cleaned segments in place, several at once
-    /// (see the module docs). Segments that changed since they were
-    /// cleaned are skipped and their cleaned files deleted. The replaced
-    /// segments' files are left renamed `.deleted`: the caller unlinks
-    /// them with [`SwappedSegments::replaced`] after letting go of the
-    /// writer.
-    pub fn swap_cleaned(&mut self, cleaned: Vec<CleanedSegment>) -> Result<SwappedSegments> {
+    /// Step 4 of a pass: put a cleaned segment in place (see the module
+    /// docs). Returns whether it was swapped: `false` (and the cleaned file
+    /// is deleted) when the segment changed since it was cleaned.
+    pub fn swap_cleaned(&mut self, cleaned: CleanedSegment) -> Result<bool> {
         self.swap_cleaned_until(cleaned, SwapStep::Done)
     }
 
-    /// [`swap_cleaned`](Self::swap_cleaned) stopping after `stop` (for
-    /// every segment of the batch), as a crash there would: crash tests
-    /// only.
+    /// [`swap_cleaned`](Self::swap_cleaned) stopping after `stop`, as a
+    /// crash there would: crash tests only.
     #[doc(hidden)]
-    pub fn swap_cleaned_until(
-        &mut self,
-        cleaned: Vec<CleanedSegment>,
-        stop: SwapStep,
-    ) -> Result<SwappedSegments> {
+    pub fn swap_cleaned_until(&mut self, cleaned: CleanedSegment, stop: SwapStep) -> Result<bool> {
         let shared = Arc::clone(&self.reader.shared);
-        let mut batch = Vec::with_capacity(cleaned.len());
-        for c in cleaned {
-            let current = shared.segments().get(&c.base_offset).cloned();
-            let unchanged = current.as_ref().is_some_and(|s| {
-                Arc::ptr_eq(s, &c.original)
-                    && s.size() == c.original_size
-                    && !Arc::ptr_eq(s, &self.active)
-            });
-            if unchanged {
-                batch.push(c);
-            } else {
-                remove_if_exists(&c.path)?;
-            }
+        let base = cleaned.base_offset;
+        let current = shared.segments().get(&base).cloned();
+        let unchanged = current.as_ref().is_some_and(|s| {
+            Arc::ptr_eq(s, &cleaned.original)
+                && s.size() == cleaned.original_size
+                && !Arc::ptr_eq(s, &self.active)
+        });
+        if !unchanged {
+            remove_if_exists(&cleaned.path)?;
+            return Ok(false);
         }
-        let mut swapped = SwappedSegments::default();
-        if batch.is_empty() || stop == SwapStep::Written {
-            return Ok(swapped);
+        if stop == SwapStep::Written {
+            return Ok(false);
         }
         if !cleaned.removed_markers.is_empty() {
             let dropped = {
@@ -562,59 +527,42 @@ impl PartitionLog {
             }
         }
         let dir = &shared.dir;
-        let swap_path =
-            |base: i64| dir.join(format!("{}{SWAP_SUFFIX}", file_name(base, LOG_SUFFIX)));
-        // (b) Every cleaned file becomes a `.swap`: from here recovery
-        // completes the swap. One directory fsync for the whole batch.
-        for c in &batch {
-            fs::rename(&c.path, swap_path(c.base_offset)).context(|| {
-                format!(
-                    "rename {}{CLEANED_SUFFIX}",
-                    file_name(c.base_offset, LOG_SUFFIX)
-                )
-            })?;
-        }
+        let log_name = file_name(base, LOG_SUFFIX);
+        let swap_path = dir.join(format!("{log_name}{SWAP_SUFFIX}"));
+        fs::rename(&cleaned.path, &swap_path)
+            .context(|| format!("rename {log_name}{CLEANED_SUFFIX}"))?;
         sync_dir(dir).context(|| format!("fsync log directory {}", dir.display()))?;
         if stop == SwapStep::Renamed {
-            return Ok(swapped);
+            return Ok(false);
         }
-        // (c) The old segments' files (log and indexes) are set aside as
-        // `.deleted`: a rename, so freeing their blocks (an unlink of a
-        // large file) happens later, without the writer.
-        for c in &batch {
-            c.original.rename_deleted()?;
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            remove_if_exists(&dir.join(file_name(base, suffix)))?;
         }
-        if stop == SwapStep::SetAside {
-            return Ok(swapped);
+        if stop == SwapStep::IndexesDeleted {
+            return Ok(false);
         }
-        // (d) The `.swap` files take the segments' names; one fsync.
-        for c in &batch {
-            let log_name = file_name(c.base_offset, LOG_SUFFIX);
-            fs::rename(swap_path(c.base_offset), dir.join(&log_name))
-                .context(|| format!("rename {log_name}{SWAP_SUFFIX}"))?;
-        }
+        fs::rename(&swap_path, dir.join(&log_name))
+            .context(|| format!("rename {log_name}{SWAP_SUFFIX}"))?;
         sync_dir(dir).context(|| format!("fsync log directory {}", dir.display()))?;
         if stop == SwapStep::Replaced {
-            return Ok(swapped);
+            return Ok(false);
         }
-        // (e) Open the new segments and put them in the map.
-        let interval = shared.config().index_interval_bytes;
-        for c in batch {
-            let segment = Arc::new(Segment::open(dir, c.base_offset, interval)?);
-            segment.load(false)?;
-            segment.seal()?;
-            shared.segments_mut().insert(c.base_offset, segment);
-            tracing::debug!(
-                dir = %dir.display(),
-                base = c.base_offset,
-                before = c.original_size,
-                after = c.size,
-                "swapped in cleaned segment"
-            );
-            swapped.count += 1;
-            swapped.replaced.push(c.original, c.original_size);
-        }
-        Ok(swapped)
+        let segment = Arc::new(Segment::open(
+            dir,
+            base,
+            shared.config().index_interval_bytes,
+        )?);
+        segment.load(false)?;
+        segment.seal()?;
+        shared.segments_mut().insert(base, segment);
+        tracing::debug!(
+            dir = %dir.display(),
+            base,
+            before = cleaned.original_size,
+            after = cleaned.size,
+            "swapped in cleaned segment"
+        );
+        Ok(true)
     }
 
     /// Step 5 of a pass: everything below the pass's map end is clean. Not
@@ -649,15 +597,13 @@ impl PartitionLog {
         let Some(mut pass) = reader.begin_cleaning(&cleanable, map, io)? else {
             return Ok(None);
         };
-        let mut cleaned = Vec::new();
         for base in pass.segments.clone() {
-            if let Some(c) = reader.clean_segment(&mut pass, map, base, io)? {
-                cleaned.push(c);
+            if let Some(cleaned) = reader.clean_segment(&mut pass, map, base, io)?
+                && self.swap_cleaned(cleaned)?
+            {
+                pass.stats.segments_cleaned += 1;
             }
         }
-        let swapped = self.swap_cleaned(cleaned)?;
-        pass.stats.segments_cleaned += swapped.count;
-        swapped.replaced.remove_files()?;
         self.finish_cleaning(&pass)?;
         Ok(Some(pass.stats))
     }

@@ -55,7 +55,7 @@ use crate::producer::ProducerStateTable;
 use crate::recovery;
 use crate::segment::Segment;
 use crate::txn_index::TxnIndex;
-pub use compact::{CleanedSegment, CleanerStats, CleaningPass, SwapStep, SwappedSegments};
+pub use compact::{CleanedSegment, CleanerStats, CleaningPass, SwapStep};
 pub use retention::DeletedSegments;
 use shared::{FlushState, Shared, lock};
 

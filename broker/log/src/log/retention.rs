@@ -53,12 +53,6 @@ impl DeletedSegments {
         self.bytes
     }
 
-    /// Adds a segment whose files were renamed `.deleted`.
-    pub(super) fn push(&mut self, segment: Arc<Segment>, bytes: u64) {
-        self.segments.push(segment);
-        self.bytes += bytes;
-    }
-
     /// Unlink the renamed files. Readers still holding a segment keep
     /// reading it through their open handle.
     pub fn remove_files(self) -> Result<()> {
