@@ -68,6 +68,7 @@ async fn coordinator(addrs: &Addrs, group: &str) -> String {
             let found = GroupServiceClient::new(channel(addr))
                 .find_coordinator(FindCoordinatorRequest {
                     group_id: group.into(),
+                    ..Default::default()
                 })
                 .await;
             if let Ok(r) = found {
