@@ -958,7 +958,7 @@ impl Ledger {
                     offset: *position,
                     max_records: max,
                     max_wait_ms: 0,
-                    read_committed: false,
+                    isolation_level: strom_proto::v1::IsolationLevel::ReadUncommitted as i32,
                 })
                 .await
                 .expect("the leader serves ConsumeRecords")
@@ -1158,7 +1158,7 @@ async fn churn_keeps_every_partition_single_owned_and_delivers_every_record() {
                     offset: 0,
                     max_records: 1,
                     max_wait_ms: 0,
-                    read_committed: false,
+                    isolation_level: strom_proto::v1::IsolationLevel::ReadUncommitted as i32,
                 })
                 .await
             {
