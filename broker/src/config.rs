@@ -10,6 +10,10 @@ use crate::group::GroupsConfig;
 use crate::replica::ReplicationConfig;
 use crate::txn::TxnsConfig;
 
+/// The name of the Kafka wire-protocol listener's endpoint in a broker's
+/// registration (the gRPC client port's is `client`, always first).
+pub const KAFKA_ENDPOINT: &str = "kafka";
+
 /// Settings of a broker.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -19,6 +23,10 @@ pub struct BrokerConfig {
     pub advertised_host: String,
     /// Port of the advertised address.
     pub advertised_port: u16,
+    /// Host and port Kafka clients are told for this broker's Kafka
+    /// listener (`--kafka-advertised-address`), registered as the
+    /// [`KAFKA_ENDPOINT`] endpoint; `None` when the listener is off.
+    pub kafka_advertised: Option<(String, u16)>,
     /// Rack (`--rack`).
     pub rack: Option<String>,
     /// Node data directory.
@@ -35,6 +43,9 @@ pub struct BrokerConfig {
     /// client port (a larger one fails with `RESOURCE_EXHAUSTED` before
     /// anything is read). Default 100 MiB.
     pub socket_request_max_bytes: usize,
+    /// `connections.max.idle.ms`: the Kafka listener closes a connection
+    /// that has sent nothing and has nothing unanswered for this long.
+    pub connections_max_idle: Duration,
     /// Replication and log defaults.
     pub replication: ReplicationConfig,
     /// The group coordinator's settings.
@@ -53,6 +64,7 @@ impl Default for BrokerConfig {
             node_id: 1,
             advertised_host: "127.0.0.1".into(),
             advertised_port: 9092,
+            kafka_advertised: None,
             rack: None,
             data_dir: PathBuf::from("data"),
             session_timeout: Duration::from_millis(9000),
@@ -60,6 +72,7 @@ impl Default for BrokerConfig {
             controlled_shutdown_timeout: Duration::from_secs(30),
             controller_request_timeout: Duration::from_secs(10),
             socket_request_max_bytes: 100 << 20,
+            connections_max_idle: Duration::from_millis(600_000),
             replication: ReplicationConfig::default(),
             groups: GroupsConfig::default(),
             transactions: TxnsConfig::default(),
@@ -86,6 +99,7 @@ impl BrokerConfig {
             "controlled.shutdown.timeout.ms" => self.controlled_shutdown_timeout = ms(value)?,
             "controller.request.timeout.ms" => self.controller_request_timeout = ms(value)?,
             "socket.request.max.bytes" => self.socket_request_max_bytes = num(value)?,
+            "connections.max.idle.ms" => self.connections_max_idle = ms(value)?,
             _ if self.groups.set(key, value)? => {}
             _ if self.transactions.set(key, value)? => {}
             _ => return self.replication.set(key, value),
@@ -121,6 +135,11 @@ impl BrokerConfig {
         if r.retention_check_interval.is_zero() {
             return Err(ConfigError(
                 "log.retention.check.interval.ms must be positive".into(),
+            ));
+        }
+        if self.connections_max_idle.is_zero() {
+            return Err(ConfigError(
+                "connections.max.idle.ms must be positive".into(),
             ));
         }
         self.groups.validate()?;

@@ -131,6 +131,24 @@ impl Lifecycle {
         self.status.subscribe()
     }
 
+    /// The gRPC client endpoint first (what peers dial), then the Kafka
+    /// listener's when it is on.
+    fn endpoints(&self) -> Vec<Endpoint> {
+        let mut endpoints = vec![Endpoint {
+            name: "client".into(),
+            host: self.config.advertised_host.clone(),
+            port: u32::from(self.config.advertised_port),
+        }];
+        if let Some((host, port)) = &self.config.kafka_advertised {
+            endpoints.push(Endpoint {
+                name: crate::config::KAFKA_ENDPOINT.into(),
+                host: host.clone(),
+                port: u32::from(*port),
+            });
+        }
+        endpoints
+    }
+
     async fn register(&self) -> Result<i64, strom_proto::StromError> {
         let damaged = self
             .damaged
@@ -140,11 +158,7 @@ impl Lifecycle {
         let request = RegisterBrokerRequest {
             broker_id: self.config.node_id,
             incarnation_id: self.incarnation_id.clone(),
-            endpoints: vec![Endpoint {
-                name: "client".into(),
-                host: self.config.advertised_host.clone(),
-                port: u32::from(self.config.advertised_port),
-            }],
+            endpoints: self.endpoints(),
             rack: self.config.rack.clone().unwrap_or_default(),
             cluster_id: String::new(),
             damaged_replicas: damaged

@@ -1,6 +1,5 @@
-//! `BrokerService.InitProducerId`: a new producer id from the replica
-//! manager's block for an idempotent producer; the transaction
-//! coordinator's decision for a transactional one.
+//! `BrokerService.InitProducerId`: convert, then call
+//! [`crate::txn::init_producer_id`] (idempotent or transactional).
 
 use strom_proto::StromError;
 use strom_proto::v1::{ErrorCode, InitProducerIdRequest, InitProducerIdResponse};
@@ -15,12 +14,7 @@ pub(crate) async fn init_producer_id(
     transactions: Option<&TxnCoordinatorRef>,
     req: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
-    let answer = if req.transactional_id.is_empty() {
-        rm.new_producer_id().await.map(|id| (id, 0))
-    } else {
-        transactional(transactions, req).await
-    };
-    match answer {
+    match answer(rm, transactions, req).await {
         Ok((producer_id, producer_epoch)) => InitProducerIdResponse {
             error_code: ErrorCode::None as i32,
             error_message: String::new(),
@@ -36,19 +30,14 @@ pub(crate) async fn init_producer_id(
     }
 }
 
-async fn transactional(
+async fn answer(
+    rm: &ReplicaManager,
     transactions: Option<&TxnCoordinatorRef>,
     req: InitProducerIdRequest,
 ) -> Result<(i64, i16), StromError> {
-    let Some(c) = transactions else {
-        return Err(StromError::new(
-            ErrorCode::UnsupportedVersion,
-            "this broker runs no transaction coordinator",
-        ));
-    };
     // KIP-360: a producer re-initialising after an abortable error sends
     // the id and epoch it holds; a new producer -1.
-    let expected = if req.producer_id >= 0 {
+    let expected = if req.producer_id >= 0 && !req.transactional_id.is_empty() {
         Some((
             req.producer_id,
             convert::producer_epoch(req.producer_epoch)?,
@@ -56,6 +45,14 @@ async fn transactional(
     } else {
         None
     };
-    c.init_producer_id(&req.transactional_id, req.transaction_timeout_ms, expected)
-        .await
+    let transactional_id =
+        (!req.transactional_id.is_empty()).then_some(req.transactional_id.as_str());
+    crate::txn::init_producer_id(
+        rm,
+        transactions,
+        transactional_id,
+        req.transaction_timeout_ms,
+        expected,
+    )
+    .await
 }

@@ -1,10 +1,6 @@
-//! `BrokerService.ListOffsets`: earliest (log start), latest (high
-//! watermark; the last stable offset for READ_COMMITTED) or the first offset
-//! at or after a timestamp, from the partition leader. A timestamp lookup
-//! never answers an offset at or above that bound (Kafka's
-//! `lastFetchableOffset`).
+//! `BrokerService.ListOffsets`: convert, then call the replica manager's
+//! lookup ([`ReplicaManager::list_offset`]), which holds the rules.
 
-use strom_log::OffsetSpec;
 use strom_proto::StromError;
 use strom_proto::v1::{
     ErrorCode, ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse,
@@ -13,12 +9,8 @@ use strom_proto::v1::{
 
 use super::fetch::isolation;
 use super::leader_hint_for;
-use crate::replica::{Isolation, PartError, ReplicaManager};
-
-/// Kafka's `ListOffsetsRequest.EARLIEST_TIMESTAMP`.
-pub const EARLIEST_TIMESTAMP: i64 = -2;
-/// Kafka's `ListOffsetsRequest.LATEST_TIMESTAMP`.
-pub const LATEST_TIMESTAMP: i64 = -1;
+use crate::replica::ReplicaManager;
+pub use crate::replica::{EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
 
 /// Handles one ListOffsets request.
 pub(crate) fn list_offsets(
@@ -34,21 +26,20 @@ pub(crate) fn list_offsets(
                 .partitions
                 .iter()
                 .map(|p| {
-                    match lookup(
-                        rm,
+                    match rm.list_offset(
                         &t.topic,
                         p.partition,
                         p.timestamp,
                         p.current_leader_epoch,
                         isolation,
                     ) {
-                        Ok((offset, timestamp, leader_epoch)) => ListOffsetsPartitionResponse {
+                        Ok(found) => ListOffsetsPartitionResponse {
                             partition: p.partition,
                             error_code: ErrorCode::None as i32,
                             error_message: String::new(),
-                            timestamp,
-                            offset,
-                            leader_epoch,
+                            timestamp: found.timestamp,
+                            offset: found.offset,
+                            leader_epoch: found.leader_epoch,
                             current_leader: None,
                         },
                         Err(e) => ListOffsetsPartitionResponse {
@@ -67,45 +58,4 @@ pub(crate) fn list_offsets(
         })
         .collect();
     Ok(ListOffsetsResponse { topics })
-}
-
-/// `(offset, timestamp, leader epoch)` for one partition.
-fn lookup(
-    rm: &ReplicaManager,
-    topic: &str,
-    partition: i32,
-    timestamp: i64,
-    current_leader_epoch: i32,
-    isolation: Isolation,
-) -> Result<(i64, i64, i32), PartError> {
-    let spec = match timestamp {
-        EARLIEST_TIMESTAMP => OffsetSpec::Earliest,
-        LATEST_TIMESTAMP => OffsetSpec::Latest,
-        t if t >= 0 => OffsetSpec::Timestamp(t),
-        t => {
-            return Err(PartError::new(
-                ErrorCode::InvalidRequest,
-                format!("timestamp must be -2 (earliest), -1 (latest) or ≥ 0, got {t}"),
-            ));
-        }
-    };
-    let part = rm.partition(topic, partition)?;
-    part.check_leader(current_leader_epoch)?;
-    let (_, epoch) = part.role();
-    let reader = part.reader();
-    let fetchable = match isolation {
-        Isolation::ReadUncommitted => reader.high_watermark(),
-        Isolation::ReadCommitted => reader.last_stable_offset(),
-    };
-    match spec {
-        OffsetSpec::Earliest => Ok((reader.log_start_offset(), -1, epoch)),
-        OffsetSpec::Latest => Ok((fetchable, -1, epoch)),
-        OffsetSpec::Timestamp(_) => {
-            let found = reader
-                .list_offset(spec)
-                .map_err(|e| PartError::from_log(&e))?
-                .filter(|o| o.offset < fetchable);
-            Ok(found.map_or((-1, -1, epoch), |o| (o.offset, o.timestamp, epoch)))
-        }
-    }
 }

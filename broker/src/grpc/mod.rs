@@ -40,8 +40,8 @@ pub use txn::TransactionServiceImpl;
 use crate::replica::ReplicaManager;
 
 /// The current leader to name in a partition error that sends the client
-/// elsewhere.
-fn leader_hint_for(
+/// elsewhere (every front end names it for the same codes).
+pub fn leader_hint_for(
     rm: &ReplicaManager,
     topic: &str,
     partition: i32,

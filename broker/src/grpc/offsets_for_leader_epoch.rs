@@ -1,6 +1,7 @@
 //! `BrokerService.OffsetsForLeaderEpoch` (KIP-101): the end offset of a
 //! leader epoch on the partition leader, for clients checking their
-//! position after a leader change (KIP-320) and for tools.
+//! position after a leader change (KIP-320) and for tools. The lookup is
+//! [`ReplicaManager::end_offset_for_epoch`].
 
 use strom_proto::v1::{
     EpochEndOffsetResult, ErrorCode, OffsetForLeaderTopicResult, OffsetsForLeaderEpochRequest,
@@ -8,7 +9,7 @@ use strom_proto::v1::{
 };
 
 use super::leader_hint_for;
-use crate::replica::{PartError, ReplicaManager};
+use crate::replica::ReplicaManager;
 
 /// Handles one OffsetsForLeaderEpoch request.
 pub(crate) fn offsets_for_leader_epoch(
@@ -23,20 +24,12 @@ pub(crate) fn offsets_for_leader_epoch(
                 .partitions
                 .iter()
                 .map(|p| {
-                    let result = rm.partition(&t.topic, p.partition).and_then(|part| {
-                        part.check_leader(p.current_leader_epoch)?;
-                        if p.leader_epoch < 0 {
-                            return Err(PartError::new(
-                                ErrorCode::InvalidRequest,
-                                format!(
-                                    "leader_epoch must not be negative, got {}",
-                                    p.leader_epoch
-                                ),
-                            ));
-                        }
-                        Ok(part.reader().end_offset_for_epoch(p.leader_epoch))
-                    });
-                    match result {
+                    match rm.end_offset_for_epoch(
+                        &t.topic,
+                        p.partition,
+                        p.current_leader_epoch,
+                        p.leader_epoch,
+                    ) {
                         Ok(found) => {
                             let (leader_epoch, end_offset) = found.unwrap_or((-1, -1));
                             EpochEndOffsetResult {

@@ -14,6 +14,8 @@
 //! * [`manager`]: [`ReplicaManager`], which executes those plans (opens
 //!   and role changes in parallel), and runs the periodic ISR shrink check,
 //!   checkpoints and retention.
+//! * [`offsets`]: ListOffsets and OffsetsForLeaderEpoch lookups on the
+//!   leader, for every front end.
 //! * [`retention`]: the log start offset moving up — retention on a timer
 //!   (`retention.ms`, `retention.bytes`, `segment.ms` rolls of quiet
 //!   partitions; followers follow their leader's start) and
@@ -52,6 +54,7 @@ pub mod log_dir;
 pub mod manager;
 #[cfg(test)]
 mod manager_test;
+pub mod offsets;
 pub(crate) mod partition;
 pub mod peer_grpc;
 pub(crate) mod plan;
@@ -74,6 +77,7 @@ pub use fetch::{FetchParams, FetchPartition, FetchedPartition, Isolation};
 pub use leadership::{LeadershipChange, LeadershipListener, LeadershipRole};
 pub use log_dir::LogDirHealth;
 pub use manager::ReplicaManager;
+pub use offsets::{EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, ListedOffset};
 pub use peer_grpc::GrpcPeers;
 pub use quota::ReplicationQuotas;
 pub use retention::{RecordsToDelete, RetentionStats};

@@ -10,6 +10,8 @@
 //! * `load`: replays a partition's local log into a shard.
 //! * [`markers`]: WriteTxnMarkers on the leader's side, and the requests
 //!   and answers on the coordinator's.
+//! * [`producer_id`]: InitProducerId, idempotent or transactional, for
+//!   every front end.
 //! * [`peers`]: calls to other brokers ([`TxnPeers`], over gRPC).
 //!
 //! docs/transactions.md describes the protocol.
@@ -19,7 +21,9 @@ pub mod coordinator;
 mod load;
 pub mod markers;
 pub mod peers;
+pub mod producer_id;
 
 pub use config::TxnsConfig;
 pub use coordinator::{TxnCoordinator, TxnCoordinatorRef, TxnMetrics};
 pub use peers::{GrpcTxnPeers, TxnPeers};
+pub use producer_id::init_producer_id;

@@ -488,6 +488,12 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "104857600",
         Update::ReadOnly,
     ),
+    broker(
+        "connections.max.idle.ms",
+        ConfigType::Long { min: 1 },
+        "600000",
+        Update::ReadOnly,
+    ),
     // Controller settings: at startup only.
     broker(
         "auto.leader.rebalance.enable",

@@ -1,0 +1,147 @@
+//! One file per API, each translating its Kafka message into the broker
+//! core's calls — the same ones the gRPC handlers make — and the answer
+//! back. Conversions only: every rule is in the core.
+//!
+//! * [`api_versions`], [`metadata`]: negotiation and the cluster image.
+//! * [`produce`], [`fetch`], [`list_offsets`], [`offset_for_leader_epoch`]:
+//!   the data path over the replica manager.
+//! * [`init_producer_id`], [`find_coordinator`]: producer ids and the
+//!   group and transaction coordinators.
+//! * [`create_topics`], [`delete_topics`], [`create_partitions`]: admin
+//!   requests forwarded to the controller quorum, as a Kafka broker
+//!   forwards them to its KRaft controller.
+
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod fetch;
+pub mod find_coordinator;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod offset_for_leader_epoch;
+pub mod produce;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::BrokerId;
+use kafka_protocol::protocol::StrBytes;
+use strom_broker::ReplicaManager;
+use strom_broker::config::KAFKA_ENDPOINT;
+use strom_broker::group::Coordinator;
+use strom_broker::txn::TxnCoordinatorRef;
+use strom_controller_client::QuorumClient;
+use strom_metadata::ClusterImage;
+
+use crate::request::{Body, Request};
+use crate::response::Response;
+
+/// What the handlers serve from: the broker core of this node.
+#[derive(Debug)]
+pub struct Broker {
+    /// The one write and read path.
+    pub replicas: Arc<ReplicaManager>,
+    /// The group coordinator (FindCoordinator).
+    pub groups: Option<Coordinator>,
+    /// The transaction coordinator (FindCoordinator, InitProducerId).
+    pub transactions: Option<TxnCoordinatorRef>,
+    /// The controller quorum, for admin requests.
+    pub controller: Arc<QuorumClient>,
+    /// Bound on one admin request to the quorum
+    /// (`controller.request.timeout.ms`).
+    pub controller_timeout: Duration,
+}
+
+/// A request's answer still to come; `None` for a request that gets no
+/// answer (Produce with acks=0).
+pub type Pending = Pin<Box<dyn Future<Output = Option<Response>> + Send>>;
+
+impl Broker {
+    /// Starts `req`. Whatever must happen in the order requests arrive on
+    /// the connection (a Produce's append) is done before this returns;
+    /// the rest (the acks=all wait, a fetch's wait, a controller call) is
+    /// the returned future, which the connection runs alongside later
+    /// requests and answers in order.
+    pub async fn start(self: &Arc<Self>, req: Request) -> Pending {
+        let version = req.version();
+        let this = self.clone();
+        match req.body {
+            Body::Produce(r) => produce::start(&self.replicas, r, version).await,
+            Body::ApiVersions(_) => ready(Response::ApiVersions(api_versions::answer(version))),
+            Body::Metadata(r) => ready(Response::Metadata(metadata::answer(
+                &self.replicas,
+                r,
+                version,
+            ))),
+            Body::Fetch(r) => Box::pin(async move {
+                Some(Response::Fetch(
+                    fetch::answer(&this.replicas, r, version).await,
+                ))
+            }),
+            Body::ListOffsets(r) => ready(Response::ListOffsets(list_offsets::answer(
+                &self.replicas,
+                r,
+                version,
+            ))),
+            Body::OffsetForLeaderEpoch(r) => ready(Response::OffsetForLeaderEpoch(
+                offset_for_leader_epoch::answer(&self.replicas, r),
+            )),
+            Body::InitProducerId(r) => Box::pin(async move {
+                Some(Response::InitProducerId(
+                    init_producer_id::answer(&this, r).await,
+                ))
+            }),
+            Body::FindCoordinator(r) => ready(Response::FindCoordinator(find_coordinator::answer(
+                self, r, version,
+            ))),
+            Body::CreateTopics(r) => Box::pin(async move {
+                Some(Response::CreateTopics(
+                    create_topics::answer(&this, r, version).await,
+                ))
+            }),
+            Body::DeleteTopics(r) => Box::pin(async move {
+                Some(Response::DeleteTopics(
+                    delete_topics::answer(&this, r, version).await,
+                ))
+            }),
+            Body::CreatePartitions(r) => Box::pin(async move {
+                Some(Response::CreatePartitions(
+                    create_partitions::answer(&this, r).await,
+                ))
+            }),
+        }
+    }
+}
+
+fn ready(response: Response) -> Pending {
+    Box::pin(std::future::ready(Some(response)))
+}
+
+/// `(host, port)` of `broker`'s Kafka listener, if it registered one.
+pub(crate) fn kafka_endpoint(image: &ClusterImage, broker: i32) -> Option<(StrBytes, i32)> {
+    image
+        .broker(broker)?
+        .endpoints
+        .iter()
+        .find(|e| e.name == KAFKA_ENDPOINT)
+        .and_then(|e| {
+            Some((
+                StrBytes::from_string(e.host.clone()),
+                i32::try_from(e.port).ok()?,
+            ))
+        })
+}
+
+/// A broker id in Kafka's newtype.
+pub(crate) fn broker_id(id: i32) -> BrokerId {
+    BrokerId(id)
+}
+
+/// A string in Kafka's type.
+pub(crate) fn text(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}

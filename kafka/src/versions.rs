@@ -1,0 +1,93 @@
+//! The APIs and versions this listener serves: the one table ApiVersions
+//! answers from and every request is checked against. An API or version
+//! absent here is never tried by a client (it negotiates from
+//! ApiVersions); one sent anyway closes the connection, as Kafka does.
+//!
+//! A version is listed only when everything it carries is served: e.g.
+//! Produce stops at v12 (v13 names topics by id) and ListOffsets at v6
+//! (v7 adds the max-timestamp lookup Strom does not have).
+
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+
+/// `(api, min version, max version)` served.
+pub const SERVED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 12),
+    (ApiKey::Fetch, 4, 16),
+    (ApiKey::ListOffsets, 1, 6),
+    (ApiKey::Metadata, 1, 12),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+];
+
+/// The served range of `key`, if served at all.
+pub fn served_range(key: ApiKey) -> Option<(i16, i16)> {
+    SERVED
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, min, max)| (*min, *max))
+}
+
+/// Whether `version` of `key` is served.
+pub fn is_served(key: ApiKey, version: i16) -> bool {
+    served_range(key).is_some_and(|(min, max)| (min..=max).contains(&version))
+}
+
+/// ApiVersions' list of every served API.
+pub fn api_versions() -> Vec<ApiVersion> {
+    SERVED
+        .iter()
+        .map(|(k, min, max)| version(*k, *min, *max))
+        .collect()
+}
+
+/// ApiVersions' own range only: what an ApiVersions request of an
+/// unsupported version is answered with (KIP-511).
+pub fn api_versions_only() -> Vec<ApiVersion> {
+    let (min, max) = served_range(ApiKey::ApiVersions).expect("ApiVersions is served");
+    vec![version(ApiKey::ApiVersions, min, max)]
+}
+
+fn version(key: ApiKey, min: i16, max: i16) -> ApiVersion {
+    ApiVersion::default()
+        .with_api_key(key as i16)
+        .with_min_version(min)
+        .with_max_version(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_served_range_is_one_the_codec_knows() {
+        for (key, min, max) in SERVED {
+            let known = key.valid_versions();
+            assert!(
+                known.min <= *min && *min <= *max && *max <= known.max,
+                "{key:?} {min}..={max} outside {known}"
+            );
+        }
+    }
+
+    #[test]
+    fn served_versions_are_checked_by_range() {
+        let cases = [
+            (ApiKey::Produce, 2, false),
+            (ApiKey::Produce, 3, true),
+            (ApiKey::Produce, 12, true),
+            (ApiKey::Produce, 13, false),
+            (ApiKey::ApiVersions, 0, true),
+            (ApiKey::ApiVersions, 5, false),
+            (ApiKey::JoinGroup, 0, false),
+        ];
+        for (key, version, want) in cases {
+            assert_eq!(is_served(key, version), want, "{key:?} v{version}");
+        }
+    }
+}
