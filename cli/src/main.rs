@@ -464,4 +464,52 @@ mod tests {
         ])
         .unwrap();
     }
+
+    #[test]
+    fn transactional_flags_need_a_transactional_id() {
+        let base = ["strom", "produce", "--topic", "t"];
+        let table: &[(&[&str], bool)] = &[
+            (&["--transactional-id", "x"], true),
+            (
+                &[
+                    "--transactional-id",
+                    "x",
+                    "--transaction-size",
+                    "10",
+                    "--abort",
+                ],
+                true,
+            ),
+            (&["--transaction-size", "10"], false),
+            (&["--abort"], false),
+            (
+                &["--transactional-id", "x", "--transaction-size", "0"],
+                false,
+            ),
+        ];
+        for (extra, ok) in table {
+            let args = base.iter().chain(extra.iter());
+            assert_eq!(Cli::try_parse_from(args).is_ok(), *ok, "{extra:?}");
+        }
+        let perf = [
+            "strom",
+            "perf",
+            "produce",
+            "--topic",
+            "t",
+            "--num-records",
+            "10",
+            "--record-size",
+            "10",
+        ];
+        let table: &[(&[&str], bool)] = &[
+            (&["--transactional-id", "x"], true),
+            (&["--transaction-duration-ms", "100"], true),
+            (&["--transaction-duration-ms", "0"], false),
+        ];
+        for (extra, ok) in table {
+            let args = perf.iter().chain(extra.iter());
+            assert_eq!(Cli::try_parse_from(args).is_ok(), *ok, "{extra:?}");
+        }
+    }
 }

@@ -1,6 +1,10 @@
 //! `strom produce`: one record per stdin line, like kafka-console-producer.
 //! With `--output json`, one line per record on stdout once its fate is
 //! known, in input order.
+//!
+//! With `--transactional-id`, the records go in transactions of
+//! `--transaction-size` records (default: all of stdin), each committed,
+//! or aborted with `--abort`.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -49,6 +53,18 @@ pub(crate) struct ProduceArgs {
     /// also spelled --producer-property).
     #[arg(long, alias = "producer-property", value_name = "KEY=VALUE", num_args = 1..)]
     producer_props: Vec<String>,
+    /// Write the records in transactions under this transactional.id
+    /// (read_committed consumers see each transaction whole or not at all).
+    #[arg(long, value_name = "T")]
+    transactional_id: Option<String>,
+    /// Records per transaction (default: all of stdin in one).
+    #[arg(long, value_name = "N", requires = "transactional_id",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    transaction_size: Option<u64>,
+    /// Abort every transaction instead of committing it (for demos and
+    /// tests: read_committed consumers see none of the records).
+    #[arg(long, requires = "transactional_id")]
+    abort: bool,
 }
 
 pub(crate) fn parse_acks(s: &str) -> Result<Acks, String> {
@@ -139,9 +155,19 @@ pub(crate) async fn run(
         if let Some(bytes) = args.batch_size {
             c.batch_size = bytes;
         }
+        if let Some(id) = &args.transactional_id {
+            c.transactional_id = Some(id.clone());
+        }
     })?;
     topics::check_partition(&config.client, &args.topic, args.partition).await?;
+    let transactional = config.transactional_id.is_some();
     let producer = Producer::connect(config).await?;
+    if transactional {
+        producer.init_transactions().await?;
+    }
+    // Records in the open transaction.
+    let mut in_transaction = 0u64;
+    let mut transaction_error = None;
     let (pending_tx, pending_rx) = mpsc::channel::<Pending>(8192);
     let show_progress = !std::io::stdin().is_terminal() && !std::io::stdout().is_terminal();
     let progress = progress::counter("records", show_progress);
@@ -155,11 +181,16 @@ pub(crate) async fn run(
     let mut line = 0u64;
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
+    // Ctrl-C: an open transaction is aborted, not committed.
+    let mut stopped = false;
     loop {
         buffer.clear();
         let read = tokio::select! {
             read = lines.read_until(b'\n', &mut buffer) => read,
-            _ = &mut interrupted => break,
+            _ = &mut interrupted => {
+                stopped = true;
+                break;
+            }
         };
         match read {
             Ok(0) => break,
@@ -199,6 +230,13 @@ pub(crate) async fn run(
         if let Some(partition) = args.partition {
             record = record.partition(partition);
         }
+        if transactional
+            && in_transaction == 0
+            && let Err(error) = producer.begin_transaction()
+        {
+            transaction_error = Some(error);
+            break;
+        }
         let delivery = producer.send(record).await;
         let pending = Pending {
             line,
@@ -209,6 +247,21 @@ pub(crate) async fn run(
         if pending_tx.send(pending).await.is_err() {
             break;
         }
+        in_transaction += 1;
+        if transactional && args.transaction_size == Some(in_transaction) {
+            in_transaction = 0;
+            if let Err(error) = end_transaction(&producer, args.abort).await {
+                transaction_error = Some(error);
+                break;
+            }
+        }
+    }
+    if transactional
+        && in_transaction > 0
+        && transaction_error.is_none()
+        && let Err(error) = end_transaction(&producer, args.abort || stopped).await
+    {
+        transaction_error = Some(error);
     }
     drop(pending_tx);
     // Pending records are still delivered; Ctrl-C here gives up on them.
@@ -229,6 +282,9 @@ pub(crate) async fn run(
         )
     })?;
     progress.finish_and_clear();
+    if let Some(error) = transaction_error {
+        return Err(error);
+    }
     match tally.first_failure {
         None => Ok(()),
         Some((line, error)) => Err(Error::strom(
@@ -240,6 +296,24 @@ pub(crate) async fn run(
                 error.detail()
             ),
         )),
+    }
+}
+
+/// Commits the open transaction (flushing its records first), or aborts it
+/// after a flush with `abort`, so that its records were written and the
+/// abort is what hides them. A commit refused with an abortable error is
+/// aborted before the error is returned.
+async fn end_transaction(producer: &Producer, abort: bool) -> Result<(), Error> {
+    if abort {
+        producer.flush().await?;
+        return producer.abort_transaction().await;
+    }
+    match producer.commit_transaction().await {
+        Err(error @ Error::AbortableTransaction(_)) => {
+            producer.abort_transaction().await?;
+            Err(error)
+        }
+        other => other,
     }
 }
 

@@ -41,13 +41,28 @@ pub enum Error {
     /// The producer was closed; no more records are accepted.
     #[error("{0}")]
     Closed(String),
+    /// A transactional call the producer's state does not allow (before
+    /// `init_transactions`, `begin_transaction` twice, a send outside a
+    /// transaction, ...). Nothing was sent.
+    #[error("{0}")]
+    IllegalState(String),
+    /// The transactional producer failed for good (fenced by a newer
+    /// incarnation of its transactional id, ...): only `close` is left.
+    #[error("fatal transactional producer error: {0}")]
+    FatalTransaction(Box<Error>),
+    /// The transaction cannot commit: call `abort_transaction`, after which
+    /// the producer can begin the next one.
+    #[error("the transaction must be aborted: {0}")]
+    AbortableTransaction(Box<Error>),
 }
 
 impl Error {
     /// The Strom error code this error corresponds to: the server's code,
     /// NETWORK_EXCEPTION for transport errors, REQUEST_TIMED_OUT for
-    /// timeouts, INVALID_CONFIG for settings, and `None` for client-side
-    /// argument errors and a closed producer.
+    /// timeouts, INVALID_CONFIG for settings, INVALID_TXN_STATE for a
+    /// transactional call out of turn, the cause's code for a fatal or
+    /// abortable transaction error, and `None` for client-side argument
+    /// errors and a closed producer.
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             Error::Strom(e) => Some(e.code),
@@ -55,6 +70,8 @@ impl Error {
             Error::Timeout { .. } => Some(ErrorCode::RequestTimedOut),
             Error::Config(_) => Some(ErrorCode::InvalidConfig),
             Error::InvalidArgument(_) | Error::Closed(_) => None,
+            Error::IllegalState(_) => Some(ErrorCode::InvalidTxnState),
+            Error::FatalTransaction(e) | Error::AbortableTransaction(e) => e.code(),
         }
     }
 
@@ -62,6 +79,12 @@ impl Error {
     pub fn detail(&self) -> String {
         match self {
             Error::Strom(e) => one_line(&e.message),
+            Error::FatalTransaction(e) => {
+                format!("fatal transactional producer error: {}", e.detail())
+            }
+            Error::AbortableTransaction(e) => {
+                format!("the transaction must be aborted: {}", e.detail())
+            }
             other => one_line(&other.to_string()),
         }
     }

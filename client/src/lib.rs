@@ -56,8 +56,8 @@ pub use config::{
     parse_properties,
 };
 pub use consumer::{
-    CommitFuture, Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, ListenerFuture,
-    OffsetAndMetadata, OffsetAndTimestamp, OffsetReset, RebalanceListener,
+    CommitFuture, Consumer, ConsumerConfig, ConsumerGroupMetadata, ConsumerRecord, IsolationLevel,
+    ListenerFuture, OffsetAndMetadata, OffsetAndTimestamp, OffsetReset, RebalanceListener,
 };
 pub use error::{Error, LeaderHint, Result, StromError};
 pub use producer::{

@@ -25,9 +25,13 @@ pub fn is_retriable(error: &Error) -> bool {
         Error::Strom(e) => {
             e.code != ErrorCode::UnknownServerError && strom_proto::error::is_retriable(e.code)
         }
-        Error::Timeout { .. } | Error::InvalidArgument(_) | Error::Config(_) | Error::Closed(_) => {
-            false
-        }
+        Error::Timeout { .. }
+        | Error::InvalidArgument(_)
+        | Error::Config(_)
+        | Error::Closed(_)
+        | Error::IllegalState(_)
+        | Error::FatalTransaction(_)
+        | Error::AbortableTransaction(_) => false,
     }
 }
 

@@ -1,6 +1,12 @@
 //! `strom perf produce`: kafka-producer-perf-test. Sends `--num-records`
 //! keyless records of `--record-size` random uppercase letters, at most
 //! `--throughput` per second, and reports every 5 s and at the end.
+//!
+//! Transactional as ProducerPerformance: with `--transactional-id` (or
+//! `transactional.id` in `--producer-props`) and/or
+//! `--transaction-duration-ms`, the records go in transactions committed
+//! every `--transaction-duration-ms` (default 3000 with an id; the id
+//! defaults to `performance-producer-default-transactional-id`).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -41,7 +47,19 @@ pub(crate) struct PerfProduceArgs {
     /// Producer settings by their Kafka name, e.g. linger.ms=10 batch.size=65536.
     #[arg(long, value_name = "KEY=VALUE", num_args = 1..)]
     producer_props: Vec<String>,
+    /// Send in transactions under this transactional.id.
+    #[arg(long, value_name = "T")]
+    transactional_id: Option<String>,
+    /// Commit the open transaction once it is this old (default 3000 when
+    /// transactional).
+    #[arg(long, value_name = "D", value_parser = clap::value_parser!(u64).range(1..))]
+    transaction_duration_ms: Option<u64>,
 }
+
+/// ProducerPerformance's id when only a transaction duration is given.
+const DEFAULT_TRANSACTIONAL_ID: &str = "performance-producer-default-transactional-id";
+/// ProducerPerformance's transaction duration when only an id is given.
+const DEFAULT_TRANSACTION_DURATION: Duration = Duration::from_millis(3000);
 
 fn parse_throughput(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
@@ -61,9 +79,22 @@ pub(crate) async fn run(
         if let Some(acks) = args.acks {
             c.acks = acks;
         }
+        if let Some(id) = &args.transactional_id {
+            c.transactional_id = Some(id.clone());
+        } else if args.transaction_duration_ms.is_some() && c.transactional_id.is_none() {
+            c.transactional_id = Some(DEFAULT_TRANSACTIONAL_ID.to_owned());
+        }
     })?;
     topics::check_partition(&config.client, &args.topic, None).await?;
+    let transaction_duration = config.transactional_id.as_ref().map(|_| {
+        args.transaction_duration_ms
+            .map_or(DEFAULT_TRANSACTION_DURATION, Duration::from_millis)
+    });
     let producer = Producer::connect(config).await?;
+    if transaction_duration.is_some() {
+        producer.init_transactions().await?;
+    }
+    let mut transaction_started: Option<Instant> = None;
     let payload = random_payload(args.record_size);
     let start = Instant::now();
     let bar = progress::bar(args.num_records, "records");
@@ -104,6 +135,16 @@ pub(crate) async fn run(
             }
             sent_at = Instant::now();
         }
+        if let Some(duration) = transaction_duration {
+            if transaction_started.is_some_and(|at| sent_at - at >= duration) {
+                producer.commit_transaction().await?;
+                transaction_started = None;
+            }
+            if transaction_started.is_none() {
+                producer.begin_transaction()?;
+                transaction_started = Some(sent_at);
+            }
+        }
         let record = ProducerRecord::new(args.topic.clone()).value(payload.clone());
         // Like Kafka's perf tool, a callback per record: it runs on the
         // producer's task when the answer arrives, with no channel and no
@@ -119,6 +160,9 @@ pub(crate) async fn run(
         if let Err(error) = queued {
             tally.failed(error);
         }
+    }
+    if transaction_started.is_some() {
+        producer.commit_transaction().await?;
     }
     // Every callback has run once the producer is closed.
     tokio::select! {

@@ -47,6 +47,32 @@ impl OffsetAndMetadata {
     }
 }
 
+/// What a transactional producer needs of a consumer's group to commit
+/// its offsets inside a transaction (Kafka's `ConsumerGroupMetadata`), from
+/// [`Consumer::group_metadata`]: the coordinator checks the member id and
+/// epoch as for a plain commit, so a zombie member cannot commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupMetadata {
+    /// `group.id`.
+    pub group_id: String,
+    /// The member's epoch (Kafka's generation id), -1 outside the group.
+    pub generation_id: i32,
+    /// The member id, empty outside the group.
+    pub member_id: String,
+}
+
+impl ConsumerGroupMetadata {
+    /// A group's metadata for a producer that is not one of its members
+    /// (offsets of a manually assigned consumer).
+    pub fn new(group_id: impl Into<String>) -> Self {
+        Self {
+            group_id: group_id.into(),
+            generation_id: -1,
+            member_id: String::new(),
+        }
+    }
+}
+
 /// The answer of [`Consumer::commit_async`]: resolves when the commit is
 /// acknowledged or failed. The commit proceeds whether or not it is awaited.
 #[derive(Debug)]
@@ -183,6 +209,26 @@ impl Consumer {
                 )
             })
             .collect()
+    }
+
+    /// The group's id and this member's id and epoch, for
+    /// `Producer::send_offsets_to_transaction` (INVALID_GROUP_ID without a
+    /// `group.id`).
+    pub fn group_metadata(&self) -> Result<ConsumerGroupMetadata> {
+        let group = group_of(&self.shared)?;
+        let (member_id, generation_id) = group.commit_identity();
+        Ok(ConsumerGroupMetadata {
+            group_id: group.group_id.clone(),
+            generation_id,
+            member_id,
+        })
+    }
+
+    /// The next offset of every assigned partition with a position, as
+    /// [`Self::commit_sync`] would commit them: what a consume-transform-
+    /// produce loop passes to `Producer::send_offsets_to_transaction`.
+    pub fn consumed_offsets(&self) -> BTreeMap<TopicPartition, OffsetAndMetadata> {
+        self.positions_to_commit()
     }
 
     /// Commits the positions of every assigned partition (the offsets

@@ -57,7 +57,7 @@ use strom_proto::FetchSession;
 use tokio::task::JoinSet;
 
 use self::buffer::Buffered;
-pub use self::commit::{CommitFuture, OffsetAndMetadata};
+pub use self::commit::{CommitFuture, ConsumerGroupMetadata, OffsetAndMetadata};
 use self::commit_order::CommitOrder;
 pub use self::config::{ASSIGNORS, ConsumerConfig, IsolationLevel, OffsetReset};
 use self::group::{GroupShared, HeartbeatTask};

@@ -198,6 +198,11 @@ impl Deliveries {
         });
     }
 
+    /// The error of the first failed batch, if any failed.
+    pub(crate) fn first_error(&self) -> Option<&Error> {
+        self.0.iter().find_map(|d| d.outcome.as_ref().err())
+    }
+
     /// Nothing to answer.
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -419,6 +424,10 @@ pub(crate) struct BatchSettings {
     /// `max.in.flight.requests.per.connection`: groups per partition out
     /// at once (at least 1).
     pub(crate) max_in_flight: usize,
+    /// Transactional producer (implies `idempotent`): batches carry the
+    /// transactional attribute, and the producer id and epoch come from
+    /// the coordinator through [`RecordAccumulator::set_epoch`].
+    pub(crate) transactional: bool,
 }
 
 /// The per-partition queues of one producer.
@@ -453,7 +462,11 @@ impl RecordAccumulator {
             flush_up_to: None,
             closing: false,
             drain_start: 0,
-            sequences: settings.idempotent.then(Sequences::default),
+            sequences: if settings.transactional {
+                Some(Sequences::transactional())
+            } else {
+                settings.idempotent.then(Sequences::default)
+            },
             last_group: 0,
         }
     }
@@ -461,10 +474,46 @@ impl RecordAccumulator {
     /// Idempotent and without a producer id while batches wait: the sender
     /// must get one (`InitProducerId`) before they can go.
     pub(crate) fn needs_producer_id(&self) -> bool {
-        self.sequences
-            .as_ref()
-            .is_some_and(|s| s.producer_id().is_none())
+        !self.settings.transactional
+            && self
+                .sequences
+                .as_ref()
+                .is_some_and(|s| s.producer_id().is_none())
             && self.queues.values().any(|q| !q.batches.is_empty())
+    }
+
+    /// Transactional: the coordinator gave producer `id` at `epoch`
+    /// (`InitProducerId`, or the EndTxn that ended the last transaction).
+    /// Every partition starts at sequence 0 in it; a batch still queued
+    /// with sequences of the old epoch gets new ones when sent.
+    pub(crate) fn set_epoch(&mut self, id: i64, epoch: i16) {
+        if let Some(sequences) = &mut self.sequences {
+            sequences.set_epoch(id, epoch);
+        }
+        for queue in self.queues.values_mut() {
+            for batch in &mut queue.batches {
+                if batch.sequenced.is_some() {
+                    batch.needs_sequence = true;
+                }
+            }
+        }
+    }
+
+    /// Aborting a transaction: fails every batch waiting in a queue (never
+    /// sent, or back for a retry) with `error`; batches in flight finish
+    /// on their own. Returns how many failed.
+    pub(crate) fn fail_queued(&mut self, error: &Error, out: &mut Deliveries) -> usize {
+        let mut count = 0;
+        for queue in self.queues.values_mut() {
+            queue.retry_at = None;
+            for batch in queue.batches.drain(..) {
+                out.push(batch, Err(error.clone()));
+                count += 1;
+            }
+        }
+        self.queues
+            .retain(|_, q| !q.batches.is_empty() || !q.in_flight.is_empty());
+        count
     }
 
     /// `InitProducerId` answered.
@@ -555,7 +604,8 @@ impl RecordAccumulator {
             queue.batches.push_back(ProducerBatch {
                 id,
                 tp: tp.to_owned_key(),
-                builder: RecordBatchBuilder::new(settings.compression),
+                builder: RecordBatchBuilder::new(settings.compression)
+                    .transactional(settings.transactional),
                 records: Vec::new(),
                 created: now(),
                 attempts: 0,
@@ -1074,6 +1124,7 @@ mod tests {
             delivery_timeout: DELIVERY,
             idempotent: false,
             max_in_flight: 1,
+            transactional: false,
         })
     }
 
@@ -1411,6 +1462,7 @@ mod tests {
             delivery_timeout: DELIVERY,
             idempotent: true,
             max_in_flight: 1,
+            transactional: false,
         })
     }
 
@@ -1492,6 +1544,74 @@ mod tests {
         complete(&mut acc, retried, 0, -1);
         let (_, mut next) = acc.drain(&[tp(0)], 1 << 20, now, true).remove(0);
         assert_eq!(fields(&mut next), [(1, 0, 4)]);
+    }
+
+    fn transactional() -> RecordAccumulator {
+        RecordAccumulator::new(BatchSettings {
+            batch_size: 100,
+            linger: LINGER,
+            compression: Compression::None,
+            delivery_timeout: DELIVERY,
+            idempotent: true,
+            max_in_flight: 5,
+            transactional: true,
+        })
+    }
+
+    #[test]
+    fn transactional_batches_use_the_coordinators_epoch_and_never_bump_it() {
+        let now = Instant::now();
+        let mut acc = transactional();
+        append(&mut acc, 0, b"v", now);
+        assert!(!acc.needs_producer_id(), "init_transactions gives the id");
+        assert!(acc.drain(&[tp(0)], 1 << 20, now, true).is_empty());
+        acc.set_epoch(9, 4);
+        let (_, mut batches) = acc.drain(&[tp(0)], 1 << 20, now, true).remove(0);
+        assert_eq!(fields(&mut batches), [(9, 4, 0)]);
+        let batch = RecordBatch::from_bytes(batches[0].encode()).expect("encoded batch");
+        assert!(batch.is_transactional());
+        // Failed for good: the transaction must abort, the epoch stays.
+        let error = Error::strom(ErrorCode::NotEnoughReplicas, "isr too small");
+        let mut failed = Deliveries::default();
+        acc.retry_or_fail(&tp(0), batches, &error, 0, now, now, &mut failed);
+        assert_eq!(
+            failed.first_error().and_then(Error::code),
+            Some(ErrorCode::NotEnoughReplicas)
+        );
+        acc.delivered(&failed.deliver());
+        append(&mut acc, 0, b"w", now);
+        let (_, mut batches) = acc.drain(&[tp(0)], 1 << 20, now, true).remove(0);
+        assert_eq!(fields(&mut batches), [(9, 4, 1)]);
+        acc.finish(&tp(0), batches[0].group);
+        complete(&mut acc, batches, 1, -1);
+        // The EndTxn's answer: every partition restarts at 0 in it.
+        acc.set_epoch(9, 5);
+        append(&mut acc, 0, b"x", now);
+        append(&mut acc, 1, b"y", now);
+        let mut drained = acc.drain(&[tp(0), tp(1)], 1 << 20, now, true);
+        drained.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(fields(&mut drained[0].1), [(9, 5, 0)]);
+        assert_eq!(fields(&mut drained[1].1), [(9, 5, 0)]);
+    }
+
+    #[test]
+    fn an_abort_fails_the_queued_batches_and_leaves_those_in_flight() {
+        let now = Instant::now();
+        let mut acc = transactional();
+        acc.set_epoch(1, 0);
+        append(&mut acc, 0, b"sent", now);
+        let (_, in_flight) = acc.drain(&[tp(0)], 1 << 20, now, true).remove(0);
+        append(&mut acc, 0, b"queued", now);
+        append(&mut acc, 1, b"queued", now);
+        let abort = Error::IllegalState("aborted".into());
+        let mut failed = Deliveries::default();
+        assert_eq!(acc.fail_queued(&abort, &mut failed), 2);
+        acc.delivered(&failed.deliver());
+        assert!(!acc.is_idle(), "the batch in flight is awaited");
+        assert!(acc.drain(&[tp(0), tp(1)], 1 << 20, now, true).is_empty());
+        acc.finish(&tp(0), in_flight[0].group);
+        complete(&mut acc, in_flight, 0, -1);
+        assert!(acc.is_idle());
     }
 
     #[test]
@@ -1591,6 +1711,7 @@ mod tests {
             delivery_timeout: DELIVERY,
             idempotent: true,
             max_in_flight,
+            transactional: false,
         });
         acc.set_producer_id(1);
         acc

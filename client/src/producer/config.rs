@@ -155,6 +155,14 @@ pub struct ProducerConfig {
     /// refused above with `enable.idempotence=true`, and idempotence is off
     /// by default above it, as in Kafka.
     pub max_in_flight: usize,
+    /// `transactional.id` (default none): makes the producer transactional
+    /// (`Producer::init_transactions` and the calls after it). Requires
+    /// idempotence; must not be empty.
+    pub transactional_id: Option<String>,
+    /// `transaction.timeout.ms` (default 60 s): how long the coordinator
+    /// lets a transaction stay open before aborting it (at most the
+    /// broker's `transaction.max.timeout.ms`).
+    pub transaction_timeout: Duration,
 }
 
 /// The most requests per partition an idempotent producer keeps in flight
@@ -178,6 +186,8 @@ impl Default for ProducerConfig {
             metadata_max_age: Duration::from_millis(300_000),
             enable_idempotence: None,
             max_in_flight: MAX_IDEMPOTENT_IN_FLIGHT,
+            transactional_id: None,
+            transaction_timeout: Duration::from_millis(60_000),
         }
     }
 }
@@ -211,7 +221,8 @@ impl Properties for ProducerConfig {
     /// `retry.backoff.max.ms`, `delivery.timeout.ms`, `request.timeout.ms`,
     /// `max.request.size`, `buffer.memory`, `max.block.ms`,
     /// `metadata.max.age.ms`, `socket.connection.setup.timeout.ms`,
-    /// `enable.idempotence`, `max.in.flight.requests.per.connection`.
+    /// `enable.idempotence`, `max.in.flight.requests.per.connection`,
+    /// `transactional.id`, `transaction.timeout.ms`.
     fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         if set_common(&mut self.client, &mut self.client_id, key, value)? {
             return Ok(());
@@ -233,6 +244,19 @@ impl Properties for ProducerConfig {
                 self.max_in_flight = parse_number::<u32>(key, value, 1)? as usize
             }
             "enable.idempotence" => self.enable_idempotence = Some(parse_bool(key, value)?),
+            "transactional.id" => {
+                if value.is_empty() {
+                    return Err(ConfigError::invalid(key, value, "must not be empty"));
+                }
+                self.transactional_id = Some(value.to_owned());
+            }
+            "transaction.timeout.ms" => {
+                let timeout = parse_ms(key, value, 1)?;
+                if timeout.as_millis() > i32::MAX as u128 {
+                    return Err(ConfigError::invalid(key, value, "must fit in an int32"));
+                }
+                self.transaction_timeout = timeout;
+            }
             _ => return Err(ConfigError::UnknownKey(key.to_owned())),
         }
         Ok(())
@@ -258,6 +282,22 @@ impl Properties for ProducerConfig {
                      of at most {MAX_IDEMPOTENT_IN_FLIGHT}, not {}",
                     self.max_in_flight
                 )));
+            }
+        }
+        if let Some(id) = &self.transactional_id {
+            if id.is_empty() {
+                return Err(ConfigError::invalid(
+                    "transactional.id",
+                    "",
+                    "must not be empty",
+                ));
+            }
+            if !self.idempotence() {
+                return Err(ConfigError::Inconsistent(
+                    "transactional.id requires an idempotent producer (enable.idempotence, \
+                     acks=all, retries > 0, max.in.flight.requests.per.connection <= 5)"
+                        .into(),
+                ));
             }
         }
         if self.max_in_flight == 0 {
@@ -347,6 +387,21 @@ mod tests {
                 ],
                 Ok(false),
             ),
+            (&["transactional.id=t"], Ok(true)),
+            (
+                &["transactional.id=t", "enable.idempotence=false"],
+                Err("requires an idempotent producer"),
+            ),
+            (
+                &["transactional.id=t", "acks=1"],
+                Err("requires an idempotent producer"),
+            ),
+            (&["transactional.id="], Err("must not be empty")),
+            (&["transaction.timeout.ms=0"], Err("transaction.timeout.ms")),
+            (
+                &["transaction.timeout.ms=3000000000"],
+                Err("must fit in an int32"),
+            ),
         ];
         for (props, want) in cases {
             let mut all = vec!["bootstrap.servers=h:1"];
@@ -399,6 +454,18 @@ mod tests {
         assert_eq!(c.metadata_max_age, Duration::from_millis(1000));
         assert_eq!(c.max_in_flight, 3);
         assert_eq!(c.client_id, "perf");
+        let c = ProducerConfig::from_properties([
+            "bootstrap.servers=h:1",
+            "transactional.id=tx-1",
+            "transaction.timeout.ms=15000",
+        ])
+        .unwrap();
+        assert_eq!(c.transactional_id.as_deref(), Some("tx-1"));
+        assert_eq!(c.transaction_timeout, Duration::from_millis(15_000));
+        assert_eq!(
+            ProducerConfig::default().transaction_timeout,
+            Duration::from_millis(60_000)
+        );
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub(crate) enum PartitionOutcome {
 pub(crate) fn produce_request(
     acks: Acks,
     timeout: Duration,
+    transactional_id: &str,
     batches: &mut [(TopicPartition, Vec<ProducerBatch>)],
 ) -> pb::ProduceRequest {
     let mut topics: BTreeMap<&str, Vec<pb::ProducePartitionData>> = BTreeMap::new();
@@ -73,7 +74,7 @@ pub(crate) fn produce_request(
                 partitions,
             })
             .collect(),
-        transactional_id: String::new(),
+        transactional_id: transactional_id.to_owned(),
     }
 }
 
@@ -142,6 +143,7 @@ mod tests {
             delivery_timeout: Duration::from_secs(60),
             idempotent: false,
             max_in_flight: 5,
+            transactional: false,
         });
         let now = Instant::now();
         let mut tps = Vec::new();
@@ -171,7 +173,7 @@ mod tests {
     #[test]
     fn request_groups_partitions_by_topic_and_concatenates_batches() {
         let mut batches = drained(&[("b", 0, 1), ("a", 1, 3), ("b", 2, 1)]);
-        let request = produce_request(Acks::All, Duration::from_secs(30), &mut batches);
+        let request = produce_request(Acks::All, Duration::from_secs(30), "", &mut batches);
         assert_eq!(request.acks, -1);
         assert_eq!(request.timeout_ms, 30_000);
         let layout: Vec<(&str, Vec<i32>)> = request

@@ -42,6 +42,13 @@ pub(crate) struct Sequences {
     /// `None` until `InitProducerId` answers (and again after an epoch
     /// overflow).
     producer_id: Option<i64>,
+    /// The epoch partitions start at: 0 for an idempotent producer, the
+    /// coordinator's for a transactional one.
+    epoch: i16,
+    /// Transactional: the coordinator owns the epoch (bumped by every
+    /// EndTxn, KIP-890); partitions never bump it themselves, a batch of
+    /// unknown fate makes the transaction abort instead.
+    transactional: bool,
     partitions: BTreeMap<TopicPartition, PartitionSequence>,
 }
 
@@ -67,22 +74,40 @@ impl Sequences {
         self.producer_id = Some(id);
     }
 
+    /// A transactional producer's sequences (see [`Self::set_epoch`]).
+    pub(crate) fn transactional() -> Self {
+        Self {
+            transactional: true,
+            ..Self::default()
+        }
+    }
+
+    /// Transactional: the coordinator gave `id` at `epoch` (by
+    /// `InitProducerId` or an EndTxn). Every partition starts again at
+    /// sequence 0 in it.
+    pub(crate) fn set_epoch(&mut self, id: i64, epoch: i16) {
+        self.producer_id = Some(id);
+        self.epoch = epoch;
+        self.partitions.clear();
+    }
+
     /// The fields of `tp`'s next batch of `count` records, advancing its
     /// sequence; `None` while the producer id is unknown.
     pub(crate) fn assign(&mut self, tp: &TopicPartition, count: i32) -> Option<ProducerFields> {
         let id = self.producer_id?;
+        let epoch = self.epoch;
         let state = self
             .partitions
             .entry(tp.clone())
             .or_insert(PartitionSequence {
                 producer_id: id,
-                epoch: 0,
+                epoch,
                 next: 0,
             });
         if state.producer_id != id {
             *state = PartitionSequence {
                 producer_id: id,
-                epoch: 0,
+                epoch,
                 next: 0,
             };
         }
@@ -97,14 +122,19 @@ impl Sequences {
         let id = self.producer_id?;
         Some(match self.partitions.get(tp) {
             Some(state) if state.producer_id == id => (id, state.epoch),
-            _ => (id, 0),
+            _ => (id, self.epoch),
         })
     }
 
     /// `tp`'s sent batches ended without a known fate: its next batch
     /// starts a new epoch at sequence 0 (a new producer id when the epoch
     /// would overflow).
+    /// A transactional producer does nothing here (see
+    /// [`Self::transactional`]).
     pub(crate) fn bump(&mut self, tp: &TopicPartition) {
+        if self.transactional {
+            return;
+        }
         let Some(state) = self.partitions.get_mut(tp) else {
             return;
         };
@@ -167,6 +197,29 @@ mod tests {
             Some((8, 0, 0)),
             "every partition restarts"
         );
+    }
+
+    #[test]
+    fn transactional_sequences_follow_the_coordinators_epoch() {
+        let mut s = Sequences::transactional();
+        assert_eq!(s.assign(&tp(0), 1), None, "not initialised");
+        s.set_epoch(7, 3);
+        assert_eq!(s.assign(&tp(0), 2), Some((7, 3, 0)));
+        assert_eq!(s.assign(&tp(0), 1), Some((7, 3, 2)));
+        s.bump(&tp(0));
+        assert_eq!(
+            s.assign(&tp(0), 1),
+            Some((7, 3, 3)),
+            "a transactional producer never bumps its epoch itself"
+        );
+        // An EndTxn gave the next epoch: every partition restarts at 0.
+        s.set_epoch(7, 4);
+        assert_eq!(s.current(&tp(0)), Some((7, 4)));
+        assert_eq!(s.assign(&tp(0), 1), Some((7, 4, 0)));
+        assert_eq!(s.assign(&tp(1), 1), Some((7, 4, 0)));
+        // An exhausted epoch: the coordinator moved to a new id at 0.
+        s.set_epoch(8, 0);
+        assert_eq!(s.assign(&tp(0), 1), Some((8, 0, 0)));
     }
 
     #[test]

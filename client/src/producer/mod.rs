@@ -12,6 +12,11 @@
 //! * `session` — the requests to each broker as messages on one
 //!   long-lived `ProduceStream`, answered in completion order.
 //! * `convert` — produce requests and responses.
+//! * `txn_state` — the transactional producer's state machine (pure):
+//!   which call is allowed when, fatal and abortable errors.
+//! * `transaction` — the transactional calls (`init_transactions`,
+//!   `begin_transaction`, `send_offsets_to_transaction`,
+//!   `commit_transaction`, `abort_transaction`) and the coordinator link.
 //!
 //! A record's life: [`Producer::send`] waits (at most `max.block.ms`) for
 //! the topic's metadata and for `buffer.memory`, picks the partition and
@@ -24,6 +29,32 @@
 //! (`retry.backoff.ms` doubling to `retry.backoff.max.ms`), at once when the
 //! error named a new leader, until `retries` or `delivery.timeout.ms` run
 //! out; other errors fail the batch's records.
+//!
+//! With `transactional.id` set, records are sent only inside a transaction
+//! (docs/transactions.md, "The Rust client"):
+//!
+//! ```no_run
+//! # async fn demo() -> strom_client::Result<()> {
+//! use strom_client::{Producer, ProducerConfig, ProducerRecord, Properties};
+//!
+//! let config = ProducerConfig::from_properties([
+//!     "bootstrap.servers=127.0.0.1:9092",
+//!     "transactional.id=billing-1",
+//! ])?;
+//! let producer = Producer::connect(config).await?;
+//! producer.init_transactions().await?;
+//! producer.begin_transaction()?;
+//! producer.send(ProducerRecord::new("invoices").value("a")).await?;
+//! producer.send(ProducerRecord::new("payments").value("b")).await?;
+//! match producer.commit_transaction().await {
+//!     Ok(()) => {}
+//!     Err(strom_client::Error::AbortableTransaction(_)) => producer.abort_transaction().await?,
+//!     Err(fatal) => return Err(fatal), // fenced: close the producer
+//! }
+//! producer.close().await?;
+//! # Ok(())
+//! # }
+//! ```
 
 mod accumulator;
 mod config;
@@ -33,6 +64,8 @@ mod partitioner;
 mod record;
 mod sender;
 mod session;
+mod transaction;
+mod txn_state;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -130,6 +163,8 @@ struct Shared {
     wakeup: Notify,
     /// Bumped whenever batches finish, for `flush`.
     progress: watch::Sender<u64>,
+    /// The transactional producer's state (`transactional.id` set).
+    txn: Option<transaction::Transactions>,
 }
 
 impl Shared {
@@ -195,7 +230,12 @@ impl Producer {
             delivery_timeout: config.delivery_timeout,
             idempotent: config.idempotence(),
             max_in_flight: config.max_in_flight,
+            transactional: config.transactional_id.is_some(),
         });
+        let txn = config
+            .transactional_id
+            .clone()
+            .map(transaction::Transactions::new);
         let shared = Arc::new(Shared {
             memory: Arc::new(Semaphore::new(config.buffer_memory)),
             config,
@@ -210,6 +250,7 @@ impl Producer {
             memory_waiters: AtomicUsize::new(0),
             wakeup: Notify::new(),
             progress: watch::Sender::new(0),
+            txn,
         });
         let (finished_tx, finished) = watch::channel(false);
         let span = tracing::debug_span!("producer", client_id = %shared.config.client_id);
@@ -233,6 +274,11 @@ impl Producer {
     /// topic or partition did not appear in metadata within `max.block.ms`),
     /// a timeout waiting for memory, or [`Error::Closed`]. Delivery errors
     /// come from the [`DeliveryFuture`].
+    ///
+    /// A transactional producer sends only inside a transaction
+    /// ([`Error::IllegalState`] otherwise, [`Error::AbortableTransaction`]
+    /// or [`Error::FatalTransaction`] after an earlier failure); a record
+    /// it could not queue makes the transaction abortable, as in Kafka.
     ///
     /// Records of one partition are written in the order their `send`s
     /// returned.
@@ -273,10 +319,33 @@ impl Producer {
         record: ProducerRecord,
         completion: impl FnOnce() -> Completion,
     ) -> Result<()> {
+        let result = self.enqueue_record(record, completion).await;
+        match (result, &self.handle.shared.txn) {
+            (
+                Err(
+                    error @ (Error::Strom(_)
+                    | Error::Transport { .. }
+                    | Error::Timeout { .. }
+                    | Error::InvalidArgument(_)),
+                ),
+                Some(txn),
+            ) => Err(txn.send_failed(error)),
+            (result, _) => result,
+        }
+    }
+
+    async fn enqueue_record(
+        &self,
+        record: ProducerRecord,
+        completion: impl FnOnce() -> Completion,
+    ) -> Result<()> {
         let shared = &self.handle.shared;
         let config = &shared.config;
         if shared.closing.load(Ordering::Acquire) {
             return Err(Shared::closed_error());
+        }
+        if let Some(txn) = &shared.txn {
+            txn.check_send()?;
         }
         let size = record.encoded_size_upper_bound();
         let ProducerRecord {
@@ -310,6 +379,9 @@ impl Producer {
             } = &mut *core;
             if accumulator.is_closing() {
                 return Err(Shared::closed_error());
+            }
+            if let Some(txn) = &shared.txn {
+                txn.join()?;
             }
             let partition = match (partition, &key) {
                 (Some(p), _) => p,

@@ -247,7 +247,12 @@ fn group_by_leader(shared: &Shared, partitions: Vec<TopicPartition>) -> (LeaderG
 /// its answer (bounded by `request.timeout.ms` plus a margin).
 async fn send(shared: Arc<Shared>, leader: Leader, mut batches: Drained) -> RequestOutcome {
     let config = &shared.config;
-    let request = produce_request(config.acks, config.client.request_timeout, &mut batches);
+    let request = produce_request(
+        config.acks,
+        config.client.request_timeout,
+        config.transactional_id.as_deref().unwrap_or(""),
+        &mut batches,
+    );
     let wait = config.client.request_timeout + ANSWER_MARGIN;
     let result = shared
         .sessions
@@ -381,9 +386,16 @@ fn handle_outcome(shared: &Shared, outcome: RequestOutcome) {
 /// Answers finished records without the lock, so `send` callers never wait
 /// on the wake-ups or callbacks; flushes see the batches end only after
 /// their answers.
-fn deliver(shared: &Shared, deliveries: Deliveries) {
+pub(super) fn deliver(shared: &Shared, deliveries: Deliveries) {
     if deliveries.is_empty() {
         return;
+    }
+    // A failed record makes the open transaction abortable (or the
+    // producer fatal), before anyone waiting on the records hears of it.
+    if let Some(txn) = &shared.txn
+        && let Some(error) = deliveries.first_error()
+    {
+        txn.record_failed(error.clone());
     }
     let ids = deliveries.deliver();
     shared.lock().accumulator.delivered(&ids);
