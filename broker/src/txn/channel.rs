@@ -291,7 +291,9 @@ mod tests {
             markers: ids.iter().map(|id| answered(&marker(*id))).collect(),
         };
         let ok = |r: &MarkerReply| r.as_ref().map(|r| r.producer_id).ok();
-        let table: [(&[i64], &[i64], &[Option<i64>]); 4] = [
+        /// (producers asked, producers answered, what each marker gets)
+        type Case = (&'static [i64], &'static [i64], &'static [Option<i64>]);
+        let table: [Case; 4] = [
             (&[1, 2], &[1, 2], &[Some(1), Some(2)]),
             (&[1, 2], &[1], &[Some(1), None]),
             (&[1, 2], &[2, 1], &[None, None]),
