@@ -64,9 +64,10 @@ strom_python_env() {
     export PATH="$venv/bin:$PATH"
 }
 
-# The fault-injection and Docker tests' needs, installed when run as root on
-# Debian/Ubuntu (else each missing piece is named with its install command):
-# nftables and the cgroup2 hierarchy (network partitions in jepsen/), a
+# The fault-injection, Docker and Kafka-client tests' needs, installed when
+# run as root on Debian/Ubuntu (else each missing piece is named with its
+# install command): kcat (integration-tests/tests/kafka.rs), nftables and the
+# cgroup2 hierarchy (network partitions in jepsen/), a
 # running Docker engine and docker-compose (integration-tests/tests/compose.rs).
 # Whatever is still missing afterwards makes strom_test_skips skip the tests
 # that need it.
@@ -75,6 +76,7 @@ strom_test_prereqs() {
     [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && root=1
     local want=()
     command -v nft >/dev/null 2>&1 || want+=(nftables)
+    command -v kcat >/dev/null 2>&1 || want+=(kcat)
     command -v docker >/dev/null 2>&1 || want+=(docker.io)
     if ! docker-compose version >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
         want+=(docker-compose)
@@ -147,6 +149,15 @@ strom_test_skips() {
         why="the cgroup2 hierarchy is mounted at $cg, not under /sys/fs/cgroup where nft looks"
     fi
     [ -n "$why" ] && { STROM_SKIP+=(needs_firewall); echo "SKIPPED needs_firewall:: tests: $why" >&2; }
+    # The Kafka listener's tests drive kcat and confluent-kafka (in the venv
+    # of strom_python_env).
+    why=""
+    if ! command -v kcat >/dev/null 2>&1; then
+        why="kcat is not installed: run 'sudo apt-get install kcat'"
+    elif ! "${STROM_PYTHON:-python3}" -c 'import confluent_kafka' >/dev/null 2>&1; then
+        why="confluent-kafka is not importable by ${STROM_PYTHON:-python3}: run scripts/test (strom_python_env) or pip install confluent-kafka"
+    fi
+    [ -n "$why" ] && { STROM_SKIP+=(needs_kafka_clients); echo "SKIPPED needs_kafka_clients:: tests: $why" >&2; }
     if [ "$(id -u)" != 0 ]; then
         STROM_SKIP+=(needs_root)
         echo "SKIPPED needs_root:: tests: mounting a tmpfs needs root" >&2

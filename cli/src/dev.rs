@@ -1,6 +1,7 @@
 //! `strom dev`: a local cluster of combined (controller + broker) `stromd`
 //! processes for development. Node i (1-based) listens on 127.0.0.1 at
-//! client port P+(i-1)*10, controller port +1, admin port +2; data and log in
+//! client port P+(i-1)*10, controller port +1, admin port +2, Kafka
+//! wire-protocol port +3; data and log in
 //! DIR/node-i. Ctrl-C or SIGTERM stops them all (SIGTERM, then SIGKILL after
 //! a grace period); a node exiting on its own stops the rest.
 
@@ -35,8 +36,8 @@ pub(crate) struct DevArgs {
     /// Where node i keeps its data (DIR/node-i) and log (DIR/node-i/stromd.log).
     #[arg(long, value_name = "DIR", default_value = ".strom-dev")]
     data_dir: PathBuf,
-    /// Client port of node 1; node i uses P+(i-1)*10, P+(i-1)*10+1 (controller)
-    /// and P+(i-1)*10+2 (admin HTTP).
+    /// Client port of node 1; node i uses P+(i-1)*10, P+(i-1)*10+1 (controller),
+    /// P+(i-1)*10+2 (admin HTTP) and P+(i-1)*10+3 (Kafka protocol).
     #[arg(long, value_name = "P", default_value_t = 9092, value_parser = clap::value_parser!(u16).range(1..))]
     base_port: u16,
 }
@@ -44,7 +45,7 @@ pub(crate) struct DevArgs {
 impl DevArgs {
     /// Checks that every node's ports fit in 1..=65535.
     pub(crate) fn validate(&self) -> Result<(), String> {
-        let highest = u32::from(self.base_port) + (u32::from(self.nodes) - 1) * 10 + 2;
+        let highest = u32::from(self.base_port) + (u32::from(self.nodes) - 1) * 10 + 3;
         if highest > u32::from(u16::MAX) {
             return Err(format!(
                 "--base-port {} leaves no room for {} nodes (ports up to {highest})",
@@ -64,6 +65,7 @@ impl DevArgs {
                     client_address: format!("127.0.0.1:{client_port}"),
                     controller_address: format!("127.0.0.1:{}", client_port + 1),
                     admin_address: format!("127.0.0.1:{}", client_port + 2),
+                    kafka_address: format!("127.0.0.1:{}", client_port + 3),
                     log: dir.join("stromd.log"),
                     data_dir: dir,
                 }
@@ -79,6 +81,7 @@ struct NodeSpec {
     client_address: String,
     controller_address: String,
     admin_address: String,
+    kafka_address: String,
     data_dir: PathBuf,
     log: PathBuf,
 }
@@ -100,6 +103,10 @@ impl NodeSpec {
             &self.controller_address,
             "--admin-listen",
             &self.admin_address,
+            "--kafka-listen",
+            &self.kafka_address,
+            "--kafka-advertised-address",
+            &self.kafka_address,
             "--data-dir",
             &self.data_dir.to_string_lossy(),
         ]
@@ -138,11 +145,12 @@ impl Table for Ready {
         )];
         for n in &self.nodes {
             lines.push(format!(
-                "  node {}: client {}  controller {}  admin http://{}  log {}",
+                "  node {}: client {}  controller {}  admin http://{}  kafka {}  log {}",
                 n.id,
                 n.client_address,
                 n.controller_address,
                 n.admin_address,
+                n.kafka_address,
                 n.log.display()
             ));
         }
@@ -176,6 +184,15 @@ impl Table for Ready {
         ));
         lines.push(format!(
             "  strom{flag} leader-election --election-type preferred --all-topic-partitions"
+        ));
+        let kafka = self
+            .nodes
+            .iter()
+            .map(|n| n.kafka_address.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        lines.push(format!(
+            "  kcat -b {kafka} -L    # any Kafka client, on the Kafka listeners"
         ));
         lines.push(String::new());
         lines.push("Press Ctrl-C to stop the cluster.".to_owned());
@@ -532,22 +549,38 @@ mod tests {
     #[test]
     fn nodes_get_spaced_ports_and_own_dirs() {
         let specs = args(3, 9092).node_specs();
-        let ports: Vec<(&str, &str, &str)> = specs
+        let ports: Vec<(&str, &str, &str, &str)> = specs
             .iter()
             .map(|s| {
                 (
                     s.client_address.as_str(),
                     s.controller_address.as_str(),
                     s.admin_address.as_str(),
+                    s.kafka_address.as_str(),
                 )
             })
             .collect();
         assert_eq!(
             ports,
             [
-                ("127.0.0.1:9092", "127.0.0.1:9093", "127.0.0.1:9094"),
-                ("127.0.0.1:9102", "127.0.0.1:9103", "127.0.0.1:9104"),
-                ("127.0.0.1:9112", "127.0.0.1:9113", "127.0.0.1:9114"),
+                (
+                    "127.0.0.1:9092",
+                    "127.0.0.1:9093",
+                    "127.0.0.1:9094",
+                    "127.0.0.1:9095"
+                ),
+                (
+                    "127.0.0.1:9102",
+                    "127.0.0.1:9103",
+                    "127.0.0.1:9104",
+                    "127.0.0.1:9105"
+                ),
+                (
+                    "127.0.0.1:9112",
+                    "127.0.0.1:9113",
+                    "127.0.0.1:9114",
+                    "127.0.0.1:9115"
+                ),
             ]
         );
         assert_eq!(specs[1].data_dir, Path::new("dir/node-2"));
@@ -566,15 +599,16 @@ mod tests {
             argv.join(" "),
             "--node-id 1 --roles controller,broker --controller-quorum-voters 1@127.0.0.1:20001 \
              --listen 127.0.0.1:20000 --advertised-address 127.0.0.1:20000 \
-             --controller-listen 127.0.0.1:20001 --admin-listen 127.0.0.1:20002 --data-dir dir/node-1"
+             --controller-listen 127.0.0.1:20001 --admin-listen 127.0.0.1:20002 \
+             --kafka-listen 127.0.0.1:20003 --kafka-advertised-address 127.0.0.1:20003 --data-dir dir/node-1"
         );
     }
 
     #[test]
     fn ports_must_fit() {
         assert!(args(3, 9092).validate().is_ok());
-        assert!(args(3, 65513).validate().is_ok());
-        assert!(args(3, 65514).validate().is_err());
+        assert!(args(3, 65512).validate().is_ok());
+        assert!(args(3, 65513).validate().is_err());
     }
 
     #[test]

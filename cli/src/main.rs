@@ -3,7 +3,7 @@
 //!
 //! One file per command group: `cluster.rs`, `brokers.rs`, `topics.rs`,
 //! `configs.rs`, `leader_election.rs`, `delete_records.rs`, `reassign.rs`,
-//! `groups.rs`, `produce.rs`, `consume.rs`, `perf/` (producer and consumer
+//! `groups.rs`, `transactions.rs`, `produce.rs`, `consume.rs`, `perf/` (producer and consumer
 //! benchmarks), `dev.rs`; all output goes through `output.rs`, progress
 //! indicators through `progress.rs`.
 
@@ -24,6 +24,7 @@ mod reassign;
 mod reset_offsets;
 mod throttles;
 mod topics;
+mod transactions;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -87,6 +88,10 @@ enum Command {
     /// List, describe and delete consumer groups.
     #[command(subcommand)]
     Groups(groups::GroupsCommand),
+    /// List and describe transactions, describe a partition's producers,
+    /// find and abort hanging transactions (as kafka-transactions).
+    #[command(subcommand)]
+    Transactions(transactions::TransactionsCommand),
     /// Describe and change topic and broker configs, live.
     #[command(subcommand)]
     Configs(configs::ConfigsCommand),
@@ -188,6 +193,7 @@ async fn run(cli: Cli, output: &Output) -> Result<(), Error> {
         Command::Balancer(command) => balancer::run(command, &admin, output).await,
         Command::Topics(command) => topics::run(command, &admin, output).await,
         Command::Groups(command) => groups::run(command, &admin, output).await,
+        Command::Transactions(command) => transactions::run(command, &admin, output).await,
         Command::Configs(command) => configs::run(command, &admin, output).await,
         Command::LeaderElection(args) => leader_election::run(args, &admin, output).await,
         Command::DeleteRecords(args) => delete_records::run(args, &admin, output).await,
@@ -303,6 +309,51 @@ mod tests {
             ],
             &["strom", "perf", "consume", "--topic", "t"],
             &["strom", "delete-records"],
+            &["strom", "transactions", "describe"],
+            &[
+                "strom",
+                "transactions",
+                "describe-producers",
+                "--topic",
+                "t",
+            ],
+            &[
+                "strom",
+                "transactions",
+                "describe-producers",
+                "--topic",
+                "t",
+                "--partition",
+                "-1",
+            ],
+            &["strom", "transactions", "find-hanging"],
+            &[
+                "strom",
+                "transactions",
+                "find-hanging",
+                "--partition",
+                "0",
+                "--broker-id",
+                "1",
+            ],
+            &[
+                "strom",
+                "transactions",
+                "find-hanging",
+                "--broker-id",
+                "1",
+                "--max-transaction-timeout",
+                "x",
+            ],
+            &[
+                "strom",
+                "transactions",
+                "abort",
+                "--topic",
+                "t",
+                "--partition",
+                "0",
+            ],
             &["strom", "configs", "describe", "--entity-type", "topics"],
             &[
                 "strom",
@@ -418,6 +469,62 @@ mod tests {
             "zstd",
         ])
         .unwrap();
+    }
+
+    #[test]
+    fn transactions_commands_parse_kafka_transactions_flags() {
+        let cases: &[&[&str]] = &[
+            &["strom", "transactions", "list"],
+            &[
+                "strom",
+                "transactions",
+                "describe",
+                "--transactional-id",
+                "tx",
+            ],
+            &[
+                "strom",
+                "transactions",
+                "describe-producers",
+                "--topic",
+                "t",
+                "--partition",
+                "0",
+            ],
+            &["strom", "transactions", "find-hanging", "--broker-id", "1"],
+            &[
+                "strom",
+                "transactions",
+                "find-hanging",
+                "--broker-id",
+                "1",
+                "--max-transaction-timeout",
+                "5",
+            ],
+            &[
+                "strom",
+                "transactions",
+                "find-hanging",
+                "--topic",
+                "t",
+                "--partition",
+                "2",
+            ],
+            &[
+                "strom",
+                "transactions",
+                "abort",
+                "--topic",
+                "t",
+                "--partition",
+                "0",
+                "--start-offset",
+                "17",
+            ],
+        ];
+        for args in cases {
+            Cli::try_parse_from(*args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
     }
 
     #[test]

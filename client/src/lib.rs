@@ -51,6 +51,9 @@ pub use admin::{
 pub use admin::{
     CommittedOffset, GroupDescription, GroupListing, GroupMemberDescription, GroupTopicPartitions,
 };
+pub use admin::{
+    ProducerState, TransactionDescription, TransactionListing, producer_at_start_offset,
+};
 pub use config::{
     ClientConfig, ConfigError, DEFAULT_BOOTSTRAP_SERVER, Properties, parse_bootstrap_servers,
     parse_properties,

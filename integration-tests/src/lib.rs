@@ -73,6 +73,8 @@ pub struct Node {
     pub controller_port: u16,
     /// Admin port.
     pub admin_port: u16,
+    /// Kafka listener port (listening when [`ClusterOptions::kafka`] is set).
+    pub kafka_port: u16,
     /// Data dir.
     pub data_dir: PathBuf,
     /// Started with `--roles broker`: not a controller voter.
@@ -90,6 +92,11 @@ impl Node {
     /// `127.0.0.1:<controller port>`.
     pub fn controller_addr(&self) -> String {
         format!("127.0.0.1:{}", self.controller_port)
+    }
+
+    /// `127.0.0.1:<Kafka listener port>`.
+    pub fn kafka_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.kafka_port)
     }
 
     /// Path of the current log file.
@@ -136,6 +143,8 @@ pub struct ClusterOptions {
     pub broker_only: i32,
     /// Environment variables of every node's process (e.g. `LD_PRELOAD`).
     pub env: Vec<(String, String)>,
+    /// Every node serves the Kafka wire protocol on its `kafka_port`.
+    pub kafka: bool,
 }
 
 impl ClusterOptions {
@@ -148,6 +157,12 @@ impl ClusterOptions {
     /// Adds an environment variable of every node's process.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Turns the Kafka listener on (see [`ClusterOptions::kafka`]).
+    pub fn kafka(mut self) -> Self {
+        self.kafka = true;
         self
     }
 
@@ -215,6 +230,7 @@ impl Cluster {
                     client_port: free_port(),
                     controller_port: free_port(),
                     admin_port: free_port(),
+                    kafka_port: free_port(),
                     data_dir: dir.path().join(format!("node-{id}")),
                     broker_only: id > n,
                     child: None,
@@ -252,6 +268,16 @@ impl Cluster {
         }
     }
 
+    /// Every node's Kafka listener, comma-separated (a Kafka client's
+    /// `bootstrap.servers`).
+    pub fn kafka_bootstrap(&self) -> String {
+        self.nodes
+            .values()
+            .map(Node::kafka_addr)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// The voters string.
     pub fn voters(&self) -> &str {
         &self.voters
@@ -286,6 +312,9 @@ impl Cluster {
                 "info,openraft=warn,h2=warn,tower=warn,hyper=warn",
             )
             .env_remove("STROM_SET");
+        if self.options.kafka {
+            cmd.arg("--kafka-listen").arg(node.kafka_addr());
+        }
         for (k, v) in &self.options.settings {
             cmd.arg("--set").arg(format!("{k}={v}"));
         }

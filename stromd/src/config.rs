@@ -44,6 +44,13 @@ pub(crate) struct Args {
     /// 127.0.0.1 for an unspecified host).
     #[arg(long, env = "STROM_ADVERTISED_ADDRESS")]
     pub advertised_address: Option<String>,
+    /// Kafka wire-protocol listener address (off unless given).
+    #[arg(long, env = "STROM_KAFKA_LISTEN")]
+    pub kafka_listen: Option<String>,
+    /// host:port Kafka clients are told (default: the Kafka listen address,
+    /// with 127.0.0.1 for an unspecified host).
+    #[arg(long, env = "STROM_KAFKA_ADVERTISED_ADDRESS")]
+    pub kafka_advertised_address: Option<String>,
     /// Raft and controller gRPC address (default 0.0.0.0:9093).
     #[arg(long, env = "STROM_CONTROLLER_LISTEN")]
     pub controller_listen: Option<String>,
@@ -91,6 +98,8 @@ struct FileConfig {
     controller_quorum_voters: Option<String>,
     listen: Option<String>,
     advertised_address: Option<String>,
+    kafka_listen: Option<String>,
+    kafka_advertised_address: Option<String>,
     controller_listen: Option<String>,
     admin_listen: Option<String>,
     data_dir: Option<PathBuf>,
@@ -117,6 +126,8 @@ pub(crate) struct NodeConfig {
     pub roles: Roles,
     /// Client port address.
     pub listen: SocketAddr,
+    /// Kafka listener address, when the listener is on.
+    pub kafka_listen: Option<SocketAddr>,
     /// Controller port address.
     pub controller_listen: SocketAddr,
     /// Admin HTTP address.
@@ -149,6 +160,24 @@ fn parse_roles(s: &str) -> anyhow::Result<Roles> {
 fn parse_addr(flag: &str, s: &str) -> anyhow::Result<SocketAddr> {
     s.parse()
         .with_context(|| format!("--{flag} '{s}' is not an address of the form ip:port"))
+}
+
+/// `listen` as clients should dial it: 127.0.0.1 for an unspecified host.
+fn default_advertised(listen: SocketAddr) -> String {
+    let host = if listen.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        listen.ip().to_string()
+    };
+    format!("{host}:{}", listen.port())
+}
+
+/// `host:port` with a non-empty host and a port above 0.
+fn host_port(flag: &str, s: &str) -> anyhow::Result<(String, u16)> {
+    s.rsplit_once(':')
+        .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
+        .filter(|(h, p)| !h.is_empty() && *p > 0)
+        .with_context(|| format!("--{flag} '{s}' is not host:port"))
 }
 
 /// Node id from a host name's trailing number: "strom-2" → 2.
@@ -245,19 +274,24 @@ impl NodeConfig {
         let advertised = args
             .advertised_address
             .or(file.advertised_address)
-            .unwrap_or_else(|| {
-                let host = if listen.ip().is_unspecified() {
-                    "127.0.0.1".to_owned()
-                } else {
-                    listen.ip().to_string()
-                };
-                format!("{host}:{}", listen.port())
-            });
-        let (adv_host, adv_port) = advertised
-            .rsplit_once(':')
-            .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
-            .filter(|(h, p)| !h.is_empty() && *p > 0)
-            .with_context(|| format!("--advertised-address '{advertised}' is not host:port"))?;
+            .unwrap_or_else(|| default_advertised(listen));
+        let (adv_host, adv_port) = host_port("advertised-address", &advertised)?;
+        let kafka_listen = args
+            .kafka_listen
+            .or(file.kafka_listen)
+            .map(|a| parse_addr("kafka-listen", &a))
+            .transpose()?;
+        let kafka_advertised = args
+            .kafka_advertised_address
+            .or(file.kafka_advertised_address);
+        let kafka_advertised = match (kafka_listen, kafka_advertised) {
+            (None, None) => None,
+            (None, Some(_)) => bail!("--kafka-advertised-address needs --kafka-listen"),
+            (Some(listen), advertised) => Some(host_port(
+                "kafka-advertised-address",
+                &advertised.unwrap_or_else(|| default_advertised(listen)),
+            )?),
+        };
 
         let mut controller = ControllerConfig {
             node_id: u64::try_from(node_id).context("node id")?,
@@ -269,6 +303,7 @@ impl NodeConfig {
             node_id,
             advertised_host: adv_host,
             advertised_port: adv_port,
+            kafka_advertised,
             rack,
             data_dir: data_dir.clone(),
             ..Default::default()
@@ -325,6 +360,7 @@ impl NodeConfig {
             node_id,
             roles,
             listen,
+            kafka_listen,
             controller_listen,
             admin_listen,
             data_dir,
@@ -406,6 +442,28 @@ mod tests {
                     ..args("1@127.0.0.1:9093")
                 },
                 "--node-id is required",
+            ),
+            (
+                Args {
+                    kafka_advertised_address: Some("h:1".into()),
+                    ..args("1@127.0.0.1:9093")
+                },
+                "--kafka-advertised-address needs --kafka-listen",
+            ),
+            (
+                Args {
+                    kafka_listen: Some("127.0.0.1:x".into()),
+                    ..args("1@127.0.0.1:9093")
+                },
+                "--kafka-listen '127.0.0.1:x' is not an address",
+            ),
+            (
+                Args {
+                    kafka_listen: Some("0.0.0.0:9094".into()),
+                    kafka_advertised_address: Some("kafka-1".into()),
+                    ..args("1@127.0.0.1:9093")
+                },
+                "--kafka-advertised-address 'kafka-1' is not host:port",
             ),
             (
                 Args {
@@ -496,6 +554,31 @@ mod tests {
                 ("log.segment.bytes".to_owned(), "1048576".to_owned()),
             ])
         );
+    }
+
+    #[test]
+    fn the_kafka_listener_is_off_unless_given() {
+        let c = NodeConfig::load(args("1@127.0.0.1:9093")).expect("valid");
+        assert_eq!((c.kafka_listen, c.broker.kafka_advertised), (None, None));
+        let cases = [
+            ("0.0.0.0:9094", None, ("127.0.0.1", 9094)),
+            ("10.0.0.5:9094", None, ("10.0.0.5", 9094)),
+            (
+                "0.0.0.0:9094",
+                Some("kafka-1.example:19094"),
+                ("kafka-1.example", 19094),
+            ),
+        ];
+        for (listen, advertised, (host, port)) in cases {
+            let a = Args {
+                kafka_listen: Some(listen.into()),
+                kafka_advertised_address: advertised.map(Into::into),
+                ..args("1@127.0.0.1:9093")
+            };
+            let c = NodeConfig::load(a).expect("valid");
+            assert_eq!(c.kafka_listen, Some(listen.parse().expect("an address")));
+            assert_eq!(c.broker.kafka_advertised, Some((host.to_owned(), port)));
+        }
     }
 
     #[test]

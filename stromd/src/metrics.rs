@@ -26,6 +26,11 @@ use crate::view::{BrokerView, NodeView};
 /// node: every hosted partition while there are no more, else the largest.
 pub(crate) const LOG_SIZE_SERIES: usize = 100;
 
+/// At most this many `strom_last_stable_offset_lag{topic,partition}`
+/// series per node: only led partitions whose lag is not zero (an open
+/// transaction holds `read_committed` readers back), the largest first.
+pub(crate) const LSO_LAG_SERIES: usize = 100;
+
 /// At most this many `strom_group_consumer_lag{group,topic}` series (and
 /// of each sibling) per node: the largest lags.
 pub(crate) const LAG_SERIES: usize = 1000;
@@ -417,6 +422,18 @@ fn broker_metrics(r: &mut Registry, state: &NodeView, broker: &BrokerView) {
 
     group_metrics(r, &broker.groups.metrics());
     txn_metrics(r, &broker.transactions.metrics());
+    let (commit_duration, abort_duration) = broker.transactions.duration_histograms();
+    r.register(
+        "txn_commit_duration_seconds",
+        "Committed transactions from their start (first partition added) to every COMMIT marker written",
+        commit_duration,
+    );
+    r.register(
+        "txn_abort_duration_seconds",
+        "Aborted transactions from their start (first partition added) to every ABORT marker written",
+        abort_duration,
+    );
+    producer_metrics(r, &broker.replicas.producer_stats());
 
     let retention = broker.replicas.retention_stats();
     counter(
@@ -609,6 +626,12 @@ fn txn_metrics(r: &mut Registry, m: &strom_broker::txn::TxnMetrics) {
         "Transaction-log partitions this broker is loading",
         m.partitions_loading,
     );
+    gauge(
+        r,
+        "txn_open_transactions",
+        "Transactional ids this broker coordinates with a transaction open or completing (Ongoing, PrepareCommit, PrepareAbort)",
+        m.open_transactions,
+    );
     counter(
         r,
         "txn_commits",
@@ -632,6 +655,37 @@ fn txn_metrics(r: &mut Registry, m: &strom_broker::txn::TxnMetrics) {
         "txn_coordinator_write_failures",
         "Transaction-log writes that failed (the partition was reloaded)",
         m.write_failures,
+    );
+}
+
+/// Producer state and transactions of the replicas: producer ids tracked,
+/// led partitions with open transactions, and the last-stable-offset lag
+/// of the partitions where it is not zero (bounded: [`LSO_LAG_SERIES`]).
+fn producer_metrics(r: &mut Registry, s: &strom_broker::replica::ProducerStats) {
+    gauge(
+        r,
+        "producer_ids",
+        "Producer ids tracked by the idempotence state of this broker's replicas (leaders and followers)",
+        clamp(s.producer_ids),
+    );
+    gauge(
+        r,
+        "partitions_with_open_transactions",
+        "Partitions this broker leads with at least one open transaction",
+        clamp(s.partitions_with_open_transactions),
+    );
+    let fam: Family<Labels, Gauge> = Family::default();
+    for l in s.lso_lag.iter().take(LSO_LAG_SERIES) {
+        fam.get_or_create(&labels(&[
+            ("topic", l.topic.clone()),
+            ("partition", l.partition.to_string()),
+        ]))
+        .set(l.lag);
+    }
+    r.register(
+        "last_stable_offset_lag",
+        "High watermark minus last stable offset of a partition this broker leads: records read_committed consumers wait for (only partitions with a lag, the largest 100)",
+        fam,
     );
 }
 

@@ -220,6 +220,11 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
 
     let lifecycle = if config.roles.broker {
         let listener = bind("client", config.listen).await?;
+        // Bound before the broker registers its Kafka address.
+        let kafka_listener = match config.kafka_listen {
+            Some(addr) => Some((addr, bind("kafka", addr).await?)),
+            None => None,
+        };
         let quorum = Arc::new(QuorumClient::new(config.controller.voters.clone()));
         let cache = MetadataCache::new();
         // Every local log is recovered before the broker registers, so the
@@ -366,6 +371,30 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
         let max_request = config.broker.socket_request_max_bytes;
         let broker_service = BrokerServiceImpl::new(replicas.clone(), servers.clone())
             .with_transactions(transactions.clone());
+        if let Some((addr, listener)) = kafka_listener {
+            let broker = Arc::new(strom_kafka::Broker {
+                replicas: replicas.clone(),
+                groups: Some(groups.clone()),
+                transactions: Some(transactions.clone()),
+                controller: quorum.clone(),
+                controller_timeout: config.broker.controller_request_timeout,
+            });
+            let listener = strom_kafka::KafkaListener::new(
+                listener,
+                broker,
+                strom_kafka::ListenerConfig {
+                    max_request_bytes: config.broker.socket_request_max_bytes,
+                    idle_timeout: config.broker.connections_max_idle,
+                    ..Default::default()
+                },
+            );
+            tracing::info!(kafka_listen = %addr, "kafka listener on");
+            let stop = servers.clone();
+            tasks.spawn(async move {
+                listener.run(stop).await;
+                Ok(())
+            });
+        }
         let replicas_for_records = replicas.clone();
         admin_broker = Some(crate::view::BrokerView {
             cache: cache.clone(),

@@ -290,6 +290,15 @@ impl TxnShard {
             .collect()
     }
 
+    /// How many ids have a transaction open or completing (`Ongoing`,
+    /// `PrepareCommit`, `PrepareAbort`).
+    pub fn open_transactions(&self) -> usize {
+        self.txns
+            .values()
+            .filter(|m| m.state == TxnState::Ongoing || m.state.is_prepare())
+            .count()
+    }
+
     /// The markers of every transaction decided but not complete: what a
     /// new coordinator must (re)write after loading the partition.
     pub fn pending_markers(&self) -> Vec<WriteMarkers> {

@@ -889,6 +889,33 @@ fn describe_and_list() {
     assert_eq!(h.shard.list(&[], &[p.0]).len(), 1);
 }
 
+#[test]
+fn open_transactions_count_ongoing_and_completing_ids() {
+    let mut h = Host::new();
+    let table = [
+        (TxnState::Empty, false),
+        (TxnState::Ongoing, true),
+        (TxnState::PrepareCommit, true),
+        (TxnState::PrepareAbort, true),
+        (TxnState::CompleteCommit, false),
+        (TxnState::CompleteAbort, false),
+    ];
+    let mut want = 0;
+    for (i, (state, open)) in table.into_iter().enumerate() {
+        let parts = if state == TxnState::Empty {
+            vec![]
+        } else {
+            vec![tp("x", 0)]
+        };
+        h.seed(
+            &format!("id-{i}"),
+            metadata(100 + i as i64, 0, state, &parts),
+        );
+        want += usize::from(open);
+        assert_eq!(h.shard.open_transactions(), want, "after {state:?}");
+    }
+}
+
 /// The log rebuilds the same state: every id, and the markers a new
 /// coordinator must write.
 #[test]

@@ -8,10 +8,11 @@ use std::time::Instant;
 use futures::{Stream, StreamExt};
 use strom_proto::v1::broker_service_server::BrokerService;
 use strom_proto::v1::{
-    DeleteRecordsRequest, DeleteRecordsResponse, FetchRequest, FetchResponse,
-    InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest, ListOffsetsResponse,
-    OffsetsForLeaderEpochRequest, OffsetsForLeaderEpochResponse, ProduceRequest, ProduceResponse,
-    ProduceStreamRequest, ProduceStreamResponse,
+    DeleteRecordsRequest, DeleteRecordsResponse, DescribeProducersRequest,
+    DescribeProducersResponse, FetchRequest, FetchResponse, InitProducerIdRequest,
+    InitProducerIdResponse, ListOffsetsRequest, ListOffsetsResponse, OffsetsForLeaderEpochRequest,
+    OffsetsForLeaderEpochResponse, ProduceRequest, ProduceResponse, ProduceStreamRequest,
+    ProduceStreamResponse,
 };
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
@@ -171,6 +172,15 @@ impl BrokerService for BrokerServiceImpl {
                 req.into_inner(),
             )
             .await,
+        ))
+    }
+
+    async fn describe_producers(
+        &self,
+        req: Request<DescribeProducersRequest>,
+    ) -> Result<Response<DescribeProducersResponse>, Status> {
+        Ok(Response::new(
+            super::describe_producers::describe_producers(&self.replicas, req.into_inner()).await,
         ))
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! * [`broker_service`]: `BrokerService`, one file per RPC: [`produce`],
 //!   [`fetch`], [`list_offsets`], [`offsets_for_leader_epoch`],
-//!   [`delete_records`], [`init_producer_id`].
+//!   [`delete_records`], [`init_producer_id`], [`describe_producers`].
 //! * [`group`]: `GroupService` (consumer groups and committed offsets),
 //!   one file per RPC over the broker's group coordinator.
 //! * [`txn`]: `TransactionService` (AddPartitionsToTxn, AddOffsetsToTxn,
@@ -18,6 +18,7 @@
 pub mod broker_service;
 pub mod controller_proxy;
 pub mod delete_records;
+pub mod describe_producers;
 pub mod fetch;
 pub mod group;
 pub mod init_producer_id;

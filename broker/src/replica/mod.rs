@@ -33,6 +33,8 @@
 //! * [`isr`]: sends ISR changes to the controller (AlterPartition).
 //! * `producer_ids`: producer ids for `InitProducerId`, from blocks the
 //!   controller hands out (AllocateProducerIds).
+//! * [`producers`]: DescribeProducers, and the producer and
+//!   last-stable-offset figures for metrics.
 //! * [`seams`]: the traits between the core and the outside world
 //!   (controller, peer fetch transport, clock, blocking work), so a
 //!   simulation runs the real core in one process.
@@ -61,6 +63,7 @@ pub(crate) mod plan;
 #[cfg(test)]
 mod plan_test;
 mod producer_ids;
+pub mod producers;
 pub mod quota;
 pub mod retention;
 #[cfg(test)]
@@ -78,7 +81,9 @@ pub use leadership::{LeadershipChange, LeadershipListener, LeadershipRole};
 pub use log_dir::LogDirHealth;
 pub use manager::ReplicaManager;
 pub use offsets::{EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, ListedOffset};
+pub use partition::ActiveProducer;
 pub use peer_grpc::GrpcPeers;
+pub use producers::{LsoLag, ProducerStats};
 pub use quota::ReplicationQuotas;
 pub use retention::{RecordsToDelete, RetentionStats};
 pub use seams::{

@@ -37,6 +37,23 @@ pub(crate) struct ConsumerRead {
     pub(crate) aborted: Vec<AbortedTxn>,
 }
 
+/// One producer of a partition, as DescribeProducers reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveProducer {
+    /// Producer id.
+    pub producer_id: i64,
+    /// Its current epoch.
+    pub producer_epoch: i16,
+    /// Sequence of its last record in this epoch, -1 when none.
+    pub last_sequence: i32,
+    /// When its last batch was appended here (this log's clock, ms).
+    pub last_timestamp: i64,
+    /// Coordinator epoch of the last marker written for it, -1 when none.
+    pub coordinator_epoch: i32,
+    /// First offset of its open transaction here, -1 when none.
+    pub current_txn_start_offset: i64,
+}
+
 /// The replica's role at `leader_epoch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Role {
@@ -659,6 +676,23 @@ impl Partition {
             .map(|b| (b.producer_id(), b.producer_epoch()))
     }
 
+    /// The producers the log's idempotence state tracks, by id (Kafka's
+    /// DescribeProducers; the leader checks its role first).
+    pub(crate) async fn active_producers(&self) -> Vec<ActiveProducer> {
+        let log = self.log.lock().await;
+        log.producer_state()
+            .producers()
+            .map(|(producer_id, e)| ActiveProducer {
+                producer_id,
+                producer_epoch: e.epoch,
+                last_sequence: e.last_seq().unwrap_or(-1),
+                last_timestamp: e.last_timestamp,
+                coordinator_epoch: e.coordinator_epoch,
+                current_txn_start_offset: e.current_txn_first_offset.unwrap_or(-1),
+            })
+            .collect()
+    }
+
     /// The first sequence of a coordinator's next batch for `producer_id`
     /// at `producer_epoch` (a TxnOffsetCommit written for the producer):
     /// after its last batch in that epoch, or 0 in a new epoch.
@@ -982,9 +1016,15 @@ impl Partition {
     }
 
     /// Runs `work` on the blocking pool holding the writer, for work that
-    /// fsyncs or renames files (retention, DeleteRecords). `work` is told
-    /// the replica's role, which cannot change meanwhile (role changes take
-    /// the writer too). A storage error takes the log directory offline.
+    /// fsyncs or renames files (retention, DeleteRecords, the cleaner's
+    /// swap). `work` is told the replica's role, which cannot change
+    /// meanwhile (role changes take the writer too). A storage error takes
+    /// the log directory offline.
+    ///
+    /// Waiters are woken afterwards, whatever `work` did: it may have moved
+    /// the log start (a delayed fetch below it must now answer
+    /// OFFSET_OUT_OF_RANGE) or anything else a waiter reads, and a spurious
+    /// wake-up only costs the waiter one read.
     pub(crate) async fn with_writer<T, F>(&self, work: F) -> Result<T, PartError>
     where
         F: FnOnce(&mut PartitionLog, Role) -> Result<T, LogError> + Send + 'static,
@@ -992,9 +1032,9 @@ impl Partition {
     {
         let mut log = self.log.clone().lock_owned().await;
         let role = self.state().role;
-        self.blocking
-            .run(move || work(&mut log, role))
-            .await
+        let result = self.blocking.run(move || work(&mut log, role)).await;
+        self.bump();
+        result
             .map_err(|e| {
                 PartError::new(
                     ErrorCode::KafkaStorageError,
@@ -1400,5 +1440,89 @@ mod tests {
             .read_for_consumer(5, 1 << 20, Isolation::ReadCommitted)
             .expect("read");
         assert!(late.aborted.is_empty());
+    }
+
+    /// A marker that closes the earliest open transaction moves the last
+    /// stable offset and wakes waiters, and so does any work under the
+    /// writer (retention, DeleteRecords, the cleaner); DescribeProducers
+    /// sees the open transaction, then the marker.
+    #[tokio::test]
+    async fn markers_and_writer_work_wake_waiters_and_producers_are_described() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let part = Partition::open(
+            dir.path(),
+            "t",
+            Uuid::nil(),
+            0,
+            LogConfig::default(),
+            &Host::system(1, LogDirHealth::new(dir.path())),
+        )
+        .expect("open partition");
+        let state = PartitionState {
+            replicas: vec![1],
+            isr: vec![1],
+            leader: 1,
+            leader_epoch: 3,
+            partition_epoch: 5,
+            elr: Vec::new(),
+            adding: Vec::new(),
+            removing: Vec::new(),
+        };
+        part.make_leader(
+            &state,
+            Keeping {
+                min_isr: 1,
+                durable: false,
+            },
+        )
+        .await
+        .expect("leader");
+        let (_, _, _, wake) = part
+            .append_as_leader(txn_batch(7, b"open"), -1)
+            .await
+            .expect("append");
+        drop(wake);
+        assert_eq!(part.reader().last_stable_offset(), 0);
+        assert_eq!(part.reader().producer_count(), 1);
+        assert_eq!(
+            part.active_producers().await,
+            [ActiveProducer {
+                producer_id: 7,
+                producer_epoch: 0,
+                last_sequence: 0,
+                last_timestamp: part.active_producers().await[0].last_timestamp,
+                coordinator_epoch: -1,
+                current_txn_start_offset: 0,
+            }]
+        );
+
+        let mut changes = part.subscribe();
+        changes.mark_seen();
+        let (_, _, _, wake) = part
+            .append_txn_marker_as_leader(
+                7,
+                0,
+                strom_log::batch::control::EndTxnMarker {
+                    commit: true,
+                    coordinator_epoch: 2,
+                },
+            )
+            .await
+            .expect("marker");
+        drop(wake);
+        assert!(changes.has_changed(), "the marker wakes waiters");
+        assert_eq!(part.reader().last_stable_offset(), 2);
+        let described = part.active_producers().await;
+        assert_eq!(
+            (
+                described[0].current_txn_start_offset,
+                described[0].coordinator_epoch
+            ),
+            (-1, 2)
+        );
+
+        changes.mark_seen();
+        part.with_writer(|_, _| Ok(())).await.expect("writer work");
+        assert!(changes.has_changed(), "work under the writer wakes waiters");
     }
 }

@@ -10,9 +10,11 @@
 //!   at a time per shard. A decision that needs a new producer id is taken
 //!   again once one was fetched from the broker's block (the shard is
 //!   pure: it cannot wait for the controller).
-//! * Markers: for each `WriteMarkers`, a task sends WriteTxnMarkers to the
-//!   leader of every partition still waiting (locally for partitions led
-//!   here), retrying with backoff until all answered, then writes
+//! * Markers: for each `WriteMarkers`, a task queues one marker per leader
+//!   of the partitions still waiting in the [`MarkerChannel`] (which sends
+//!   the markers of every transaction queued for a leader as one
+//!   WriteTxnMarkers request, locally for partitions led here), retrying
+//!   with backoff until all answered, then writes
 //!   `CompleteCommit`/`CompleteAbort`. It stops when this broker no longer
 //!   leads the partition at the epoch it began with: the new coordinator
 //!   finishes from the log ([`TxnShard::pending_markers`] at load).
@@ -25,6 +27,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::future::BoxFuture;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use strom_controller_client::QuorumClient;
 use strom_proto::StromError;
 use strom_proto::v1::{
@@ -39,6 +42,7 @@ use strom_txn::{
 };
 use tokio_util::sync::CancellationToken;
 
+use super::channel::{MarkerChannel, MarkerSend};
 use super::config::{TxnsConfig, WRITE_TIMEOUT_MS};
 use super::peers::TxnPeers;
 use super::{load, markers};
@@ -71,12 +75,34 @@ pub(crate) fn txn_error(e: TxnError) -> StromError {
 }
 
 /// Counters of the coordinator, for metrics.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Counters {
     commits: AtomicU64,
     aborts: AtomicU64,
     timed_out: AtomicU64,
     write_failures: AtomicU64,
+    /// Seconds from a committed transaction's start (its first
+    /// AddPartitionsToTxn) to its completion (every marker written).
+    commit_duration: Histogram,
+    /// The same for aborted transactions.
+    abort_duration: Histogram,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        // 1 ms doubling to ~16 min: a commit right after the first send
+        // takes milliseconds, a transaction aborted by its timeout up to
+        // transaction.max.timeout.ms (15 min).
+        let buckets = || exponential_buckets(0.001, 2.0, 21);
+        Counters {
+            commits: AtomicU64::new(0),
+            aborts: AtomicU64::new(0),
+            timed_out: AtomicU64::new(0),
+            write_failures: AtomicU64::new(0),
+            commit_duration: Histogram::new(buckets()),
+            abort_duration: Histogram::new(buckets()),
+        }
+    }
 }
 
 /// What `/metrics` shows of the coordinator.
@@ -86,6 +112,10 @@ pub struct TxnMetrics {
     pub partitions_loaded: i64,
     /// Transaction log partitions loading here.
     pub partitions_loading: i64,
+    /// Transactional ids with a transaction open or completing
+    /// (`Ongoing`, `PrepareCommit`, `PrepareAbort`) in the loaded
+    /// partitions; a shard busy at scrape time is left out.
+    pub open_transactions: i64,
     /// Transactions completed with COMMIT markers.
     pub commits: u64,
     /// Transactions completed with ABORT markers.
@@ -106,8 +136,32 @@ pub struct TxnCoordinator {
     host: Arc<ShardHost<TxnShard>>,
     creator: InternalTopicCreator,
     peers: Arc<dyn TxnPeers>,
+    channel: Arc<MarkerChannel>,
     counters: Counters,
     stop: CancellationToken,
+}
+
+/// Sends the channel's requests: locally for partitions led here, to the
+/// peer otherwise.
+#[derive(Debug)]
+struct Sender(Weak<TxnCoordinator>);
+
+impl MarkerSend for Sender {
+    fn send(
+        &self,
+        leader: i32,
+        req: WriteTxnMarkersRequest,
+    ) -> BoxFuture<'_, Result<WriteTxnMarkersResponse, StromError>> {
+        Box::pin(async move {
+            match self.0.upgrade() {
+                Some(c) => c.send_markers(leader, req).await,
+                None => Err(StromError::new(
+                    ErrorCode::CoordinatorNotAvailable,
+                    "the transaction coordinator is shutting down",
+                )),
+            }
+        })
+    }
 }
 
 /// Loads a transaction log partition, then resumes its pending markers.
@@ -199,6 +253,11 @@ impl TxnCoordinator {
                 quorum,
                 controller_timeout,
             );
+            let channel = MarkerChannel::new(
+                Arc::new(Sender(weak.clone())),
+                host.tasks().clone(),
+                host.runtime().clone(),
+            );
             TxnCoordinator {
                 rm: rm.clone(),
                 config,
@@ -207,6 +266,7 @@ impl TxnCoordinator {
                 host,
                 creator,
                 peers,
+                channel,
                 counters: Counters::default(),
                 stop,
             }
@@ -631,20 +691,19 @@ impl TxnCoordinator {
             for tp in &deleted {
                 progress.answer(tp, MarkerAnswer::UnknownPartition);
             }
-            let rounds: Vec<(i32, WriteTxnMarkersRequest)> = leaders
+            let queued: Vec<_> = leaders
                 .into_iter()
-                .map(|(leader, parts)| (leader, markers::request_for(progress.markers(), &parts)))
+                .map(|(leader, parts)| {
+                    let marker = markers::marker_for(progress.markers(), &parts);
+                    let answer = self.channel.submit(leader, marker);
+                    async move { (leader, answer.await) }
+                })
                 .collect();
-            let this = &self;
-            let answers =
-                futures::future::join_all(rounds.into_iter().map(|(leader, req)| async move {
-                    (leader, this.send_markers(leader, req).await)
-                }))
-                .await;
-            for (leader, answer) in answers {
+            for (leader, answer) in futures::future::join_all(queued).await {
                 match answer {
-                    Ok(resp) => {
-                        for r in resp.markers.into_iter().flat_map(|m| m.partitions) {
+                    Err(_) => return, // the channel closed: shutting down
+                    Ok(Ok(result)) => {
+                        for r in result.partitions {
                             let code = ErrorCode::try_from(r.error_code)
                                 .unwrap_or(ErrorCode::UnknownServerError);
                             if code != ErrorCode::None {
@@ -656,7 +715,7 @@ impl TxnCoordinator {
                             progress.answer(&(r.topic, r.partition), markers::answer_of(code));
                         }
                     }
-                    Err(e) => tracing::debug!(leader, error = %e, "WriteTxnMarkers failed"),
+                    Ok(Err(e)) => tracing::debug!(leader, error = %e, "WriteTxnMarkers failed"),
                 }
             }
             if progress.status() == MarkerStatus::Pending {
@@ -676,14 +735,24 @@ impl TxnCoordinator {
         }
         let mut shard = shard.lock().await;
         let now = now_ms();
+        let started = shard
+            .get(&m.transactional_id)
+            .map_or(-1, |t| t.start_ms)
+            .min(now);
         match shard.markers_written(&m.transactional_id, m.producer_id, m.producer_epoch, now) {
             Ok(d) => match self.apply(&mut shard, p, epoch, &d.records, now).await {
                 Ok(()) => {
-                    let counter = match m.result {
-                        TxnResult::Commit => &self.counters.commits,
-                        TxnResult::Abort => &self.counters.aborts,
+                    let (counter, duration) = match m.result {
+                        TxnResult::Commit => {
+                            (&self.counters.commits, &self.counters.commit_duration)
+                        }
+                        TxnResult::Abort => (&self.counters.aborts, &self.counters.abort_duration),
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
+                    // A fence of an idle id aborts nothing that started.
+                    if started >= 0 {
+                        duration.observe((now - started) as f64 / 1000.0);
+                    }
                 }
                 Err(e) => tracing::warn!(
                     transactional_id = %m.transactional_id, error = %e,
@@ -738,15 +807,31 @@ impl TxnCoordinator {
     /// The coordinator's metrics.
     pub fn metrics(&self) -> TxnMetrics {
         let (partitions_loaded, partitions_loading) = self.host.counts();
+        let open_transactions = self
+            .host
+            .active()
+            .iter()
+            .filter_map(|(_, _, shard)| shard.try_lock().ok().map(|s| s.open_transactions()))
+            .sum::<usize>();
         let c = &self.counters;
         TxnMetrics {
             partitions_loaded,
             partitions_loading,
+            open_transactions: i64::try_from(open_transactions).unwrap_or(i64::MAX),
             commits: c.commits.load(Ordering::Relaxed),
             aborts: c.aborts.load(Ordering::Relaxed),
             timed_out: c.timed_out.load(Ordering::Relaxed),
             write_failures: c.write_failures.load(Ordering::Relaxed),
         }
+    }
+
+    /// Seconds from a transaction's start to its completion, of committed
+    /// and of aborted transactions (shared: clones observe the same data).
+    pub fn duration_histograms(&self) -> (Histogram, Histogram) {
+        (
+            self.counters.commit_duration.clone(),
+            self.counters.abort_duration.clone(),
+        )
     }
 
     /// Aborts timed-out transactions every

@@ -7,6 +7,8 @@
 //!   [`crate::internal_topic::ShardHost`]), every request's decision,
 //!   write and replay, the marker sender, the timeout timer, and KIP-890
 //!   verification for the replica manager.
+//! * [`channel`]: the marker channel: the markers of every transaction
+//!   for one partition leader go in one WriteTxnMarkers request.
 //! * `load`: replays a partition's local log into a shard.
 //! * [`markers`]: WriteTxnMarkers on the leader's side, and the requests
 //!   and answers on the coordinator's.
@@ -16,6 +18,7 @@
 //!
 //! docs/transactions.md describes the protocol.
 
+pub mod channel;
 pub mod config;
 pub mod coordinator;
 mod load;

@@ -8,6 +8,9 @@
 //! * `reassignments` — partition reassignments (KIP-455).
 //! * `groups` — consumer groups: list, describe, committed offsets,
 //!   delete, on each group's coordinator.
+//! * `transactions` — transactions as kafka-transactions sees them: list,
+//!   describe, the producers of partitions, aborting a hanging
+//!   transaction.
 //!
 //! Writes go to `ControllerService` on any bootstrap node (brokers forward
 //! them to the active controller), except `delete_records`, which goes to
@@ -25,6 +28,7 @@ mod convert;
 mod delete_records;
 mod groups;
 mod reassignments;
+mod transactions;
 mod types;
 
 use std::sync::Arc;
@@ -39,6 +43,9 @@ pub use self::groups::{
     CommittedOffset, GroupDescription, GroupListing, GroupMemberDescription, GroupTopicPartitions,
 };
 pub use self::reassignments::{PartitionReassignment, ReassignmentResult};
+pub use self::transactions::{
+    ProducerState, TransactionDescription, TransactionListing, producer_at_start_offset,
+};
 pub use self::types::{
     AlterConfigOp, BrokerDescription, BrokerState, ClusterDescription, ConfigEntry, ConfigResource,
     ConfigSource, ConfigSynonym, ControllerQuorum, CreateTopicResult, DeleteTopicResult,

@@ -31,6 +31,17 @@
 //!
 //! * `idempotence`: the idempotent producer against a plain one, same run.
 //!
+//! * `transactions` (issue 22): `strom perf produce --transactional-id
+//!   --transaction-duration-ms 100` (a commit every 100 ms) against the
+//!   same non-transactional (idempotent) producer, same run, RF=3
+//!   acks=all 1 KiB on 1 and 6 partitions, unthrottled: the throughput
+//!   ratio.
+//!
+//! * `txn-latency` (issue 22): transactions of one 1 KiB record per
+//!   partition, over 1 and 10 partitions (RF=3), one after another through
+//!   the Rust client; the time from `begin_transaction` to the commit's
+//!   acknowledgement, p50 / p99 / max over `--transactions N` (1,000).
+//!
 //! * `compaction`: produce p99 at 50% load on one topic while the log
 //!   cleaner keeps cleaning another, against the same background load on a
 //!   delete-policy topic (nothing to clean).
@@ -52,8 +63,8 @@
 //!   --wait` of broker 4, unthrottled, holding `--bytes N` (2 GiB) over
 //!   `--partitions N` (100) partitions of RF=2 (the other replica on 1-3).
 //!
-//! Usage: `data_bench [throughput|failover|failover-many|durable|idempotence|compaction|leader-moves|move-throughput|decommission|all] [--trials N]
-//! [--records N] [--partitions N] [--bytes N] [--cache-drop-behind BYTES]`;
+//! Usage: `data_bench [throughput|failover|failover-many|durable|idempotence|transactions|txn-latency|compaction|leader-moves|move-throughput|decommission|all] [--trials N]
+//! [--records N] [--partitions N] [--bytes N] [--transactions N] [--cache-drop-behind BYTES]`;
 //! `DATA_BENCH_CASES=1024/3/1,1024/3/6` (size/replication/partitions)
 //! limits `throughput` to those cases.
 //! `scripts/bench-data` builds release binaries and points `STROMD_BIN` /
@@ -159,8 +170,24 @@ fn perf_produce(
     throughput: f64,
     props: &[&str],
 ) -> serde_json::Value {
+    perf_produce_with(cluster, topic, records, size, acks, throughput, props, &[])
+}
+
+/// [`perf_produce`] with more `perf produce` flags (`extra`).
+#[allow(clippy::too_many_arguments)]
+fn perf_produce_with(
+    cluster: &Cluster,
+    topic: &str,
+    records: u64,
+    size: usize,
+    acks: &str,
+    throughput: f64,
+    props: &[&str],
+    extra: &[&str],
+) -> serde_json::Value {
     let out = strom(cluster)
         .args(["--output", "json", "perf", "produce", "--topic", topic])
+        .args(extra)
         .args(["--num-records", &records.to_string()])
         .args(["--record-size", &size.to_string()])
         .args(["--throughput", &format!("{throughput:.0}")])
@@ -468,6 +495,113 @@ async fn idempotence(records: u64, drop_behind: u64) {
             );
             delete_topic(&cluster, &topic);
         }
+    }
+}
+
+async fn transactions(records: u64, drop_behind: u64) {
+    let cluster = Cluster::start(
+        3,
+        ClusterOptions::default().set("log.cache.drop.behind.bytes", &drop_behind.to_string()),
+    )
+    .await;
+    println!(
+        "| producer | partitions | records/s | MB/s | p50 ms | p99 ms | throughput vs non-transactional |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for partitions in [1, 6] {
+        let mut plain_rate = None;
+        for transactional in [false, true] {
+            let topic = format!("transactions-{transactional}-p{partitions}");
+            create_with(&cluster, &topic, partitions, 3, &[]).await;
+            settle();
+            let id = format!("bench-{topic}");
+            let extra: Vec<&str> = if transactional {
+                vec![
+                    "--transactional-id",
+                    &id,
+                    "--transaction-duration-ms",
+                    "100",
+                ]
+            } else {
+                Vec::new()
+            };
+            let full = perf_produce_with(
+                &cluster,
+                &topic,
+                records,
+                1024,
+                "all",
+                -1.0,
+                THROUGHPUT_PROPS,
+                &extra,
+            );
+            let rate = f(&full, "records_per_sec");
+            let plain = *plain_rate.get_or_insert(rate);
+            println!(
+                "| {} | {partitions} | {rate:.0} | {:.1} | {:.0} | {:.0} | {:.1}% |",
+                if transactional {
+                    "transactional, commit every 100 ms"
+                } else {
+                    "idempotent"
+                },
+                f(&full, "mb_per_sec"),
+                f(&full, "p50_latency_ms"),
+                f(&full, "p99_latency_ms"),
+                rate / plain * 100.0,
+            );
+            delete_topic(&cluster, &topic);
+        }
+    }
+}
+
+async fn txn_latency(transactions: u64) {
+    let cluster = Cluster::start(3, ClusterOptions::default()).await;
+    let payload = bytes::Bytes::from(vec![b'x'; 1024]);
+    println!("| partitions | transactions | p50 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|");
+    for partitions in [1, 10] {
+        let topic = format!("txn-latency-p{partitions}");
+        create_with(&cluster, &topic, partitions, 3, &[]).await;
+        let config = ProducerConfig::from_properties([
+            format!("bootstrap.servers={}", cluster.bootstrap()),
+            format!("transactional.id=bench-{topic}"),
+            "linger.ms=0".to_owned(),
+        ])
+        .expect("producer config");
+        let producer = Producer::connect(config).await.expect("producer");
+        producer
+            .init_transactions()
+            .await
+            .expect("init transactions");
+        // Warm-up: connections, metadata, the partitions' producer state.
+        let mut samples = Vec::new();
+        for i in 0..transactions + 10 {
+            let started = Instant::now();
+            producer.begin_transaction().expect("begin");
+            for p in 0..partitions {
+                producer
+                    .send(
+                        ProducerRecord::new(topic.as_str())
+                            .partition(p)
+                            .value(payload.clone()),
+                    )
+                    .await
+                    .expect("send");
+            }
+            producer.commit_transaction().await.expect("commit");
+            if i >= 10 {
+                samples.push(started.elapsed());
+            }
+        }
+        producer.close().await.expect("close");
+        samples.sort();
+        println!(
+            "| {partitions} | {transactions} | {:.2} | {:.2} | {:.2} |",
+            ms(percentile(&samples, 0.5)),
+            ms(percentile(&samples, 0.99)),
+            ms(*samples.last().expect("samples")),
+        );
+        delete_topic(&cluster, &topic);
     }
 }
 
@@ -1326,6 +1460,8 @@ async fn main() {
         "failover-many" => failover_many(partitions, trials).await,
         "durable" => durable(records, drop_behind).await,
         "idempotence" => idempotence(records, drop_behind).await,
+        "transactions" => transactions(records, drop_behind).await,
+        "txn-latency" => txn_latency(value("--transactions").unwrap_or(1000).max(1)).await,
         "compaction" => compaction(records, drop_behind).await,
         "leader-moves" => leader_moves(partitions).await,
         "move-throughput" => move_throughput(bytes.unwrap_or(1 << 30)).await,
@@ -1339,7 +1475,7 @@ async fn main() {
         }
         other => {
             eprintln!(
-                "unknown mode {other}: use throughput, failover, failover-many, durable, idempotence, compaction, leader-moves, move-throughput, decommission or all"
+                "unknown mode {other}: use throughput, failover, failover-many, durable, idempotence, transactions, txn-latency, compaction, leader-moves, move-throughput, decommission or all"
             );
             std::process::exit(2);
         }

@@ -41,7 +41,7 @@ mod validate;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicI64};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use bytes::Bytes;
@@ -201,6 +201,7 @@ impl PartitionLog {
             dir_dirty: AtomicBool::new(false),
             checkpoint_write: Mutex::new(None),
             first_unstable_offset: AtomicI64::new(i64::MAX),
+            producer_count: AtomicU64::new(0),
             aborted: RwLock::new(TxnIndex::default()),
         };
         shared.write_checkpoint()?;

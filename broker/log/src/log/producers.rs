@@ -99,6 +99,7 @@ impl PartitionLog {
         self.producers_checked_ms = now;
         let expiration = i64::try_from(self.config().producer_id_expiration_ms).unwrap_or(i64::MAX);
         let expired = self.producers.remove_expired(now, expiration);
+        self.publish_producer_state();
         if expired > 0 {
             tracing::debug!(dir = %self.reader.shared.dir.display(), expired, "forgot idle producers");
         }
@@ -171,7 +172,7 @@ impl PartitionLog {
         *self.reader.shared.aborted_mut() = index;
         let replayed = self.replay_producer_batches(from, end)?;
         self.rewrite_txn_index()?;
-        self.publish_first_unstable();
+        self.publish_producer_state();
         tracing::debug!(
             dir = %dir.display(),
             from,
@@ -262,7 +263,7 @@ impl PartitionLog {
             }
             pos += s.size;
         }
-        self.publish_first_unstable();
+        self.publish_producer_state();
         Ok(())
     }
 
@@ -301,13 +302,20 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Publish the first unstable offset for [`LogReader::last_stable_offset`](super::LogReader::last_stable_offset).
-    fn publish_first_unstable(&self) {
+    /// Publish the first unstable offset for
+    /// [`LogReader::last_stable_offset`](super::LogReader::last_stable_offset),
+    /// and the number of producers for
+    /// [`LogReader::producer_count`](super::LogReader::producer_count).
+    fn publish_producer_state(&self) {
         let first = self.producers.first_unstable_offset().unwrap_or(i64::MAX);
         self.reader
             .shared
             .first_unstable_offset
             .store(first, Ordering::Release);
+        self.reader
+            .shared
+            .producer_count
+            .store(self.producers.len() as u64, Ordering::Relaxed);
     }
 
     /// fsync the `.txnindex` files appended to since the last call, and
@@ -391,7 +399,7 @@ impl PartitionLog {
         self.producers = ProducerStateTable::new();
         *self.reader.shared.aborted_mut() = TxnIndex::default();
         self.txn_index_unsynced.clear();
-        self.publish_first_unstable();
+        self.publish_producer_state();
         Ok(())
     }
 }

@@ -56,6 +56,12 @@ impl LogReader {
             .min(self.shared.first_unstable_offset.load(Ordering::Acquire))
     }
 
+    /// How many producer ids the log's idempotence state tracks (as of
+    /// the writer's last change).
+    pub fn producer_count(&self) -> u64 {
+        self.shared.producer_count.load(Ordering::Relaxed)
+    }
+
     /// The first offset of the earliest open transaction, if any.
     pub fn first_unstable_offset(&self) -> Option<i64> {
         match self.shared.first_unstable_offset.load(Ordering::Acquire) {

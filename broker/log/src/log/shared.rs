@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::checkpoint::{
@@ -63,6 +63,9 @@ pub(super) struct Shared {
     /// First offset of the earliest open transaction (`i64::MAX`: none),
     /// published by the writer after every change of the producer state.
     pub(super) first_unstable_offset: AtomicI64,
+    /// Producer ids the producer state tracks, published with
+    /// `first_unstable_offset` (for metrics).
+    pub(super) producer_count: AtomicU64,
     /// The aborted transactions (`log/producers.rs` keeps it).
     pub(super) aborted: RwLock<TxnIndex>,
 }

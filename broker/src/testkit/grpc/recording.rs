@@ -11,10 +11,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use futures::{Stream, StreamExt};
 use strom_proto::v1::broker_service_server::BrokerService;
 use strom_proto::v1::{
-    DeleteRecordsRequest, DeleteRecordsResponse, ErrorCode, FetchRequest, FetchResponse,
-    InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest, ListOffsetsResponse,
-    OffsetsForLeaderEpochRequest, OffsetsForLeaderEpochResponse, ProduceRequest, ProduceResponse,
-    ProduceStreamRequest, ProduceStreamResponse,
+    DeleteRecordsRequest, DeleteRecordsResponse, DescribeProducersRequest,
+    DescribeProducersResponse, ErrorCode, FetchRequest, FetchResponse, InitProducerIdRequest,
+    InitProducerIdResponse, ListOffsetsRequest, ListOffsetsResponse, OffsetsForLeaderEpochRequest,
+    OffsetsForLeaderEpochResponse, ProduceRequest, ProduceResponse, ProduceStreamRequest,
+    ProduceStreamResponse,
 };
 use tonic::{Request, Response, Status, Streaming};
 
@@ -315,5 +316,12 @@ impl BrokerService for Recorded {
     ) -> Result<Response<InitProducerIdResponse>, Status> {
         self.log.call(self.broker, Rpc::InitProducerId);
         self.inner.init_producer_id(req).await
+    }
+
+    async fn describe_producers(
+        &self,
+        req: Request<DescribeProducersRequest>,
+    ) -> Result<Response<DescribeProducersResponse>, Status> {
+        self.inner.describe_producers(req).await
     }
 }
