@@ -1400,7 +1400,7 @@ fn values(p: i32, range: std::ops::Range<usize>) -> Vec<String> {
 /// partition without a position under `none` answers its own error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_reads_its_partitions_in_one_call_on_any_broker() {
-    let cluster = Cluster::start(3, options()).await;
+    let mut cluster = Cluster::start(3, options()).await;
     cluster.wait_ready(Duration::from_secs(60)).await;
     create(&cluster, "first", 4).await;
     let addrs = Addrs::of(&cluster);
