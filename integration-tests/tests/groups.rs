@@ -1499,7 +1499,9 @@ async fn a_member_reads_its_partitions_in_one_call_on_any_broker() {
     // Refusals: the whole call, with its code.
     assert!(a.epoch > 1, "b's join moved a on: {}", a.epoch);
     let zombie = Member::new("zombie");
-    let cases: Vec<(&Member, i32, Vec<(i32, i64)>, &str, ErrorCode)> = vec![
+    /// (member, epoch, positions, reset, refusal)
+    type Case<'a> = (&'a Member, i32, Vec<(i32, i64)>, &'a str, ErrorCode);
+    let cases: Vec<Case<'_>> = vec![
         (&a, a.epoch - 1, vec![], "", ErrorCode::StaleMemberEpoch),
         (&a, a.epoch + 1, vec![], "", ErrorCode::FencedMemberEpoch),
         (&zombie, 1, vec![], "", ErrorCode::UnknownMemberId),
