@@ -12,8 +12,8 @@ the batches, so nothing but the .proto files and grpcio is needed.
 
 Then it joins a consumer group (--group) as a KIP-848 member with nothing
 but the stubs: ConsumerGroupHeartbeat (join, acknowledge, leave),
-ConsumeRecords for its partitions from the group's committed offsets, and
-OffsetCommit. With --rust-member PATH/TO/strom it first starts
+ConsumeMemberRecords (all its partitions in one call, from the group's
+committed offsets, decoded) and OffsetCommit. With --rust-member PATH/TO/strom it first starts
 `strom consume --group` on the same topic and checks that the two members
 split the partitions (each owned by exactly one of them).
 
@@ -224,24 +224,35 @@ class GroupMember:
         return {m.member_id: sorted(p for t in m.assignment if t.topic == self.topic for p in t.partitions)
                 for m in d.members}
 
-    def consume_and_commit(self, leaders):
-        """Reads each owned partition from the committed offset (else 0) to its
-        high watermark with ConsumeRecords, then commits; the record count."""
-        fetched = self.call("OffsetFetch", self.gpb.OffsetFetchRequest(group_id=self.group, topics=[
-            self.gpb.TopicPartitions(topic=self.topic, partitions=self.assigned)]))
-        committed = {p.partition: p.offset for p in fetched.partitions if p.offset >= 0}
-        count, commits = 0, []
-        for partition in self.assigned:
-            offset = committed.get(partition, 0)
-            stub = self.rgrpc.RecordsServiceStub(self.strom.channel(leaders[partition]))
-            while True:
-                r = stub.ConsumeRecords(self.rpb.ConsumeRecordsRequest(
-                    topic=self.topic, partition=partition, offset=offset, max_records=500), timeout=10)
-                count += len(r.records)
-                offset = r.next_offset
-                if offset >= r.high_watermark:
-                    break
-            commits.append(self.gpb.OffsetCommitPartition(partition=partition, offset=offset, leader_epoch=-1))
+    def consume_and_commit(self):
+        """Reads every owned partition from the committed offset (else the
+        earliest) to its high watermark with ConsumeMemberRecords (one call
+        for all of them, to the coordinator, which reads them on their
+        leaders), then commits; the record count."""
+        count, positions, done = 0, {}, set()
+        deadline = time.monotonic() + 60
+        while done != set(self.assigned):
+            r = self.call("ConsumeMemberRecords", self.gpb.ConsumeMemberRecordsRequest(
+                group_id=self.group, member_id=self.member_id, member_epoch=self.epoch,
+                auto_offset_reset="earliest", max_records=500,
+                positions=[self.gpb.MemberPosition(topic=self.topic, partition=p, offset=o)
+                           for p, o in positions.items()]))
+            for p in r.partitions:
+                if p.error:
+                    # This partition only (its leader moving, ...): read it again.
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"error: ConsumeMemberRecords {p.topic}-{p.partition}: "
+                                         f"{self.strom.error_name(p.error)}: {p.error_message}")
+                    time.sleep(0.2)
+                    continue
+                count += len(p.records)
+                positions[p.partition] = p.next_offset
+                if p.next_offset >= p.high_watermark:
+                    done.add(p.partition)
+            if time.monotonic() > deadline:
+                raise SystemExit(f"error: partitions {sorted(set(self.assigned) - done)} were not read to the end")
+        commits = [self.gpb.OffsetCommitPartition(partition=p, offset=o, leader_epoch=-1)
+                   for p, o in sorted(positions.items())]
         self.call("OffsetCommit", self.gpb.OffsetCommitRequest(
             group_id=self.group, member_id=self.member_id, member_epoch=self.epoch,
             topics=[self.gpb.OffsetCommitTopic(topic=self.topic, partitions=commits)]))
@@ -276,8 +287,9 @@ def group_demo(strom, args, partitions):
             time.sleep(member.interval)
         print(f"group {args.group}: {len(members)} member(s) split {partitions} partitions, "
               f"each owned once; the Python member owns {member.assigned}")
-        count = member.consume_and_commit(strom.leaders(args.topic))
-        print(f"consumed {count} records from partitions {member.assigned} with ConsumeRecords and committed")
+        count = member.consume_and_commit()
+        print(f"consumed {count} records from partitions {member.assigned} with ConsumeMemberRecords "
+              f"and committed")
         member.leave()
         print(f"left group {args.group}")
     finally:

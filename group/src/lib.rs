@@ -19,7 +19,10 @@
 //! * [`group`]: a consumer group's replayed state and its `apply`.
 //! * [`reconcile`]: how a member moves to its target assignment without a
 //!   partition ever being held by two members.
+//! * [`position`]: where a member's read of a partition starts.
 //! * [`shard`]: [`Shard`]: replay, and every request's decision.
+//! * [`wake`]: which members should heartbeat now (the pushed assignment
+//!   stream).
 //! * [`lag`]: consumer lag per group and topic from committed and end
 //!   offsets, and which leader to ask for which end offsets.
 //!
@@ -32,10 +35,12 @@ pub mod error;
 pub mod group;
 pub mod hash;
 pub mod lag;
+pub mod position;
 pub mod reconcile;
 pub mod records;
 pub mod shard;
 pub mod topics;
+pub mod wake;
 
 pub use assignor::{Assignor, DEFAULT_ASSIGNORS, MemberSpec};
 pub use config::GroupConfig;

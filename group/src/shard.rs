@@ -480,6 +480,30 @@ impl Shard {
         self.groups.get(group_id)
     }
 
+    /// The members of `group_id` that should heartbeat now
+    /// ([`crate::wake::members_to_wake`]); none for an unknown group.
+    pub fn members_to_wake(&self, group_id: &str) -> BTreeSet<String> {
+        self.groups
+            .get(group_id)
+            .map(crate::wake::members_to_wake)
+            .unwrap_or_default()
+    }
+
+    /// Per group, the members to wake because the subscribed topics'
+    /// metadata changed ([`crate::wake::members_to_wake_for_metadata`]).
+    pub fn members_to_wake_for_metadata(&self, topics: &Topics) -> Vec<(String, BTreeSet<String>)> {
+        self.groups
+            .iter()
+            .map(|(id, g)| {
+                (
+                    id.clone(),
+                    crate::wake::members_to_wake_for_metadata(g, topics),
+                )
+            })
+            .filter(|(_, m)| !m.is_empty())
+            .collect()
+    }
+
     /// Committed offsets of `group_id`.
     pub fn offsets(&self, group_id: &str) -> Option<&BTreeMap<(String, i32), OffsetCommitValue>> {
         self.offsets.get(group_id)
@@ -948,34 +972,7 @@ impl Shard {
                 );
             }
         } else {
-            let Some(member) = group.and_then(|g| g.members.get(&req.member_id)) else {
-                if group.is_none() {
-                    bail!(GroupIdNotFound, "group {:?} has no members", req.group_id);
-                }
-                bail!(
-                    UnknownMemberId,
-                    "member {:?} is not in group {:?}",
-                    req.member_id,
-                    req.group_id
-                );
-            };
-            let epoch = member.current.member_epoch;
-            if req.member_epoch > epoch {
-                bail!(
-                    FencedMemberEpoch,
-                    "member {:?} committed with epoch {}, its epoch is {epoch}",
-                    req.member_id,
-                    req.member_epoch
-                );
-            }
-            if req.member_epoch < epoch {
-                bail!(
-                    StaleMemberEpoch,
-                    "member {:?} committed with epoch {}, its epoch is {epoch}",
-                    req.member_id,
-                    req.member_epoch
-                );
-            }
+            self.current_member(&req.group_id, &req.member_id, req.member_epoch, "committed")?;
         }
         let mut records = Vec::with_capacity(req.offsets.len());
         for o in &req.offsets {
@@ -1024,6 +1021,65 @@ impl Shard {
             ));
         }
         Ok(records)
+    }
+
+    /// The member `member_id` of `group_id` if `member_epoch` is its
+    /// current epoch: a newer one is FENCED_MEMBER_EPOCH, an older one
+    /// STALE_MEMBER_EPOCH, an unknown member UNKNOWN_MEMBER_ID (a group
+    /// that does not exist GROUP_ID_NOT_FOUND). `what` is the verb of the
+    /// messages (`committed`, `read`).
+    fn current_member(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        member_epoch: i32,
+        what: &str,
+    ) -> Result<&Member> {
+        let group = self.groups.get(group_id);
+        let Some(member) = group.and_then(|g| g.members.get(member_id)) else {
+            if group.is_none() {
+                bail!(GroupIdNotFound, "group {group_id:?} has no members");
+            }
+            bail!(
+                UnknownMemberId,
+                "member {member_id:?} is not in group {group_id:?}"
+            );
+        };
+        let epoch = member.current.member_epoch;
+        if member_epoch > epoch {
+            bail!(
+                FencedMemberEpoch,
+                "member {member_id:?} {what} with epoch {member_epoch}, its epoch is {epoch}"
+            );
+        }
+        if member_epoch < epoch {
+            bail!(
+                StaleMemberEpoch,
+                "member {member_id:?} {what} with epoch {member_epoch}, its epoch is {epoch}"
+            );
+        }
+        Ok(member)
+    }
+
+    /// What a member may read now (`ConsumeMemberRecords`): the partitions
+    /// it owns if `member_epoch` is its current epoch (errors as for a
+    /// commit). Partitions pending revocation are left out: the member
+    /// was told to give them up.
+    pub fn member_assignment(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        member_epoch: i32,
+    ) -> Result<Assignment> {
+        validate_group_id(group_id)?;
+        if member_id.is_empty() || member_epoch <= 0 {
+            bail!(
+                UnknownMemberId,
+                "reading as a member needs a member id and its epoch (got {member_id:?}, {member_epoch})"
+            );
+        }
+        let m = self.current_member(group_id, member_id, member_epoch, "read")?;
+        Ok(m.current.assigned.clone())
     }
 
     /// Validates a `TxnOffsetCommit` and returns its records: the same

@@ -987,3 +987,28 @@ fn committed_offsets_lists_every_group_s_offsets_for_the_lag() {
         ]
     );
 }
+
+#[test]
+fn a_member_reads_what_it_owns_at_its_current_epoch() {
+    let mut w = World::new();
+    let a = w.join("a", None, Assignor::CooperativeSticky);
+    w.settle(&[&a]);
+    let (epoch, owned) = w.clients[&a].clone();
+    assert_eq!(w.shard.member_assignment("g", &a, epoch).unwrap(), owned);
+    let cases: Vec<(&str, &str, i32, ErrorKind)> = vec![
+        ("g", &a, epoch - 1, ErrorKind::StaleMemberEpoch),
+        ("g", &a, epoch + 1, ErrorKind::FencedMemberEpoch),
+        ("g", "zombie", 1, ErrorKind::UnknownMemberId),
+        ("g", "", -1, ErrorKind::UnknownMemberId),
+        ("g", &a, 0, ErrorKind::UnknownMemberId),
+        ("nope", &a, epoch, ErrorKind::GroupIdNotFound),
+        ("", &a, epoch, ErrorKind::InvalidGroupId),
+    ];
+    for (group, member, member_epoch, want) in cases {
+        let err = w
+            .shard
+            .member_assignment(group, member, member_epoch)
+            .expect_err("refused");
+        assert_eq!(err.kind, want, "{group:?} {member:?} {member_epoch}: {err}");
+    }
+}

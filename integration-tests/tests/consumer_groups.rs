@@ -11,6 +11,9 @@
 //!   duplicates only since that commit);
 //! * a static member restarted within its session gets its partitions
 //!   back, the other member keeping its own throughout;
+//! * with a 5 s heartbeat interval, a joining member gets its share in
+//!   well under half of it: the coordinator pushes the change on the
+//!   members' assignment streams and they heartbeat at once;
 //! * a member not polled within `max.poll.interval.ms` leaves and rejoins;
 //! * 15 s of churn (joins, closes, crashes) while records arrive: one owner
 //!   at a time, every record delivered at least once;
@@ -688,6 +691,60 @@ async fn poll_both_until_split(a: &mut Consumer, b: &mut Consumer, n: usize) {
             return;
         }
         assert!(Instant::now() < deadline, "never split: {x:?} / {y:?}");
+    }
+}
+
+/// The pushed assignment stream: with `group.consumer.heartbeat.interval.ms`
+/// at 5 s, a member joining makes the existing member release partitions
+/// and the newcomer obtain them well before any member's next heartbeat
+/// would have told them (here: under half the interval).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_member_gets_its_share_well_within_the_heartbeat_interval() {
+    let interval = Duration::from_millis(5000);
+    let mut cluster = Cluster::start(
+        1,
+        ClusterOptions::default()
+            .set("offsets.topic.num.partitions", "3")
+            .set(
+                "group.consumer.heartbeat.interval.ms",
+                &interval.as_millis().to_string(),
+            ),
+    )
+    .await;
+    cluster.wait_ready(Duration::from_secs(60)).await;
+    create(&cluster, "pushed", 6).await;
+    for assignor in ["cooperative-sticky", "range"] {
+        let group = format!("pushed-{assignor}");
+        let strategy = format!("partition.assignment.strategy={assignor}");
+        let connect = |client: &'static str| {
+            Consumer::connect(consumer_config(
+                &cluster,
+                &group,
+                &[&format!("client.id={client}"), &strategy],
+            ))
+        };
+        let mut a = connect("a").await.unwrap();
+        a.subscribe(["pushed"]).await.unwrap();
+        poll_until(&mut a, "a alone", |x| x.len() == 6).await;
+        let mut b = connect("b").await.unwrap();
+        let started = Instant::now();
+        b.subscribe(["pushed"]).await.unwrap();
+        poll_both_until_split(&mut a, &mut b, 6).await;
+        let took = started.elapsed();
+        assert!(
+            took < interval / 2,
+            "{assignor}: the split took {took:?} with a {interval:?} heartbeat interval"
+        );
+        // And when b leaves, a takes everything back as fast.
+        let started = Instant::now();
+        b.close().await.unwrap();
+        poll_until(&mut a, "a alone again", |x| x.len() == 6).await;
+        let took = started.elapsed();
+        assert!(
+            took < interval / 2,
+            "{assignor}: taking b's partitions back took {took:?}"
+        );
+        a.close().await.unwrap();
     }
 }
 

@@ -10,6 +10,8 @@
 //!   consume (`RecordsService.ConsumeRecords`) and commit; one owner per
 //!   partition at every step, every record delivered at least once, and
 //!   each new owner starts exactly at the last acknowledged commit;
+//! * `ConsumeMemberRecords`: a member's partitions in one call, on the
+//!   coordinator or any broker;
 //! * bad input: each refused with its code, nothing changed.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,10 +27,10 @@ use strom_proto::StromError;
 use strom_proto::v1::group_service_client::GroupServiceClient;
 use strom_proto::v1::records_service_client::RecordsServiceClient;
 use strom_proto::v1::{
-    ConsumeRecordsRequest, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse,
-    DescribeGroupRequest, ErrorCode, FindCoordinatorRequest, OffsetCommitPartition,
-    OffsetCommitRequest, OffsetCommitTopic, OffsetFetchRequest, OwnedPartitions, Subscription,
-    TopicPartitions,
+    ConsumeMemberRecordsRequest, ConsumeRecordsRequest, ConsumerGroupHeartbeatRequest,
+    ConsumerGroupHeartbeatResponse, DescribeGroupRequest, ErrorCode, FindCoordinatorRequest,
+    MemberPartitionRecords, MemberPosition, OffsetCommitPartition, OffsetCommitRequest,
+    OffsetCommitTopic, OffsetFetchRequest, OwnedPartitions, Subscription, TopicPartitions,
 };
 use tonic::transport::Channel;
 
@@ -1344,4 +1346,183 @@ async fn consumer_lag_metric_follows_records_and_commits() {
         .collect();
     assert_eq!(series.len(), 1, "{series:?}");
     assert!(!series[0].contains("partition"), "{series:?}");
+}
+
+/// `ConsumeMemberRecords` for `member` through `addr`, read from
+/// `positions` (else the committed offsets, else per `reset`).
+async fn read_as_member(
+    addr: &str,
+    group: &str,
+    member: &Member,
+    epoch: i32,
+    positions: &[(i32, i64)],
+    reset: &str,
+) -> Result<Vec<MemberPartitionRecords>, StromError> {
+    client(addr)
+        .consume_member_records(ConsumeMemberRecordsRequest {
+            group_id: group.into(),
+            member_id: member.member_id.clone(),
+            member_epoch: epoch,
+            positions: positions
+                .iter()
+                .map(|(partition, offset)| MemberPosition {
+                    topic: "first".into(),
+                    partition: *partition,
+                    offset: *offset,
+                })
+                .collect(),
+            auto_offset_reset: reset.into(),
+            ..ConsumeMemberRecordsRequest::default()
+        })
+        .await
+        .map(|r| r.into_inner().partitions)
+        .map_err(|s| StromError::from_status(&s))
+}
+
+/// A partition's answer: (partition, start, values, next offset, error).
+fn summary(p: &MemberPartitionRecords) -> (i32, i64, Vec<String>, i64, i32) {
+    let values = p
+        .records
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
+        .collect();
+    (p.partition, p.offset, values, p.next_offset, p.error)
+}
+
+fn values(p: i32, range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("m-{p}-{i}")).collect()
+}
+
+/// A thin client reads every partition it owns with one
+/// `ConsumeMemberRecords`, on the coordinator or through any other broker
+/// (which forwards): from the committed offsets, else the reset, or from
+/// the positions it gives; a stale or unknown member is refused, and a
+/// partition without a position under `none` answers its own error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_reads_its_partitions_in_one_call_on_any_broker() {
+    let mut cluster = Cluster::start(3, options()).await;
+    cluster.wait_ready(Duration::from_secs(60)).await;
+    create(&cluster, "first", 4).await;
+    let addrs = Addrs::of(&cluster);
+    for p in 0..4 {
+        produce_to(&addrs, p, 5, "m").await;
+    }
+    let group = "member-read";
+    let (mut a, mut b) = (Member::new("a"), Member::new("b"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        round(&addrs, group, "range", &mut [&mut a, &mut b]).await;
+        if parts(&a.owned).len() == 2 && parts(&b.owned).len() == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a {:?} b {:?}", a.owned, b.owned);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (ours, theirs) = (parts(&a.owned), parts(&b.owned));
+    let (coordinator_id, coordinator_addr) =
+        coordinator(&addrs, group, Duration::from_secs(30)).await;
+    let other = addrs
+        .0
+        .iter()
+        .find(|(id, _)| **id != coordinator_id)
+        .map(|(_, addr)| addr.clone())
+        .expect("a broker that is not the coordinator");
+    // a commits 2 on its first partition.
+    client(&coordinator_addr)
+        .offset_commit(OffsetCommitRequest {
+            group_id: group.into(),
+            member_id: a.member_id.clone(),
+            member_epoch: a.epoch,
+            topics: vec![OffsetCommitTopic {
+                topic: "first".into(),
+                partitions: vec![OffsetCommitPartition {
+                    partition: ours[0],
+                    offset: 2,
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                }],
+            }],
+        })
+        .await
+        .expect("commit");
+
+    // Through another broker: from the commit, else the earliest.
+    let got = read_as_member(&other, group, &a, a.epoch, &[], "earliest")
+        .await
+        .expect("read through a non-coordinator");
+    let got: Vec<_> = got.iter().map(summary).collect();
+    assert_eq!(
+        got,
+        vec![
+            (ours[0], 2, values(ours[0], 2..5), 5, 0),
+            (ours[1], 0, values(ours[1], 0..5), 5, 0),
+        ]
+    );
+    // At the coordinator, from given positions; latest for the rest.
+    let got = read_as_member(
+        &coordinator_addr,
+        group,
+        &a,
+        a.epoch,
+        &[(ours[1], 4)],
+        "latest",
+    )
+    .await
+    .expect("read at the coordinator");
+    let got: Vec<_> = got.iter().map(summary).collect();
+    assert_eq!(
+        got,
+        vec![
+            (ours[0], 2, values(ours[0], 2..5), 5, 0),
+            (ours[1], 4, values(ours[1], 4..5), 5, 0),
+        ]
+    );
+    // b reads its own; with `none`, its partitions without a commit answer
+    // OFFSET_OUT_OF_RANGE each, and the call itself succeeds.
+    let got = read_as_member(&other, group, &b, b.epoch, &[], "none")
+        .await
+        .expect("read b");
+    assert_eq!(got.iter().map(|p| p.partition).collect::<Vec<_>>(), theirs);
+    assert!(
+        got.iter()
+            .all(|p| p.error == ErrorCode::OffsetOutOfRange as i32 && p.records.is_empty()),
+        "{got:?}"
+    );
+    let got = read_as_member(&other, group, &b, b.epoch, &[], "latest")
+        .await
+        .expect("read b from latest");
+    assert!(
+        got.iter().all(|p| p.offset == 5 && p.records.is_empty()),
+        "{got:?}"
+    );
+
+    // Refusals: the whole call, with its code.
+    assert!(a.epoch > 1, "b's join moved a on: {}", a.epoch);
+    let zombie = Member::new("zombie");
+    /// (member, epoch, positions, reset, refusal)
+    type Case<'a> = (&'a Member, i32, Vec<(i32, i64)>, &'a str, ErrorCode);
+    let cases: Vec<Case<'_>> = vec![
+        (&a, a.epoch - 1, vec![], "", ErrorCode::StaleMemberEpoch),
+        (&a, a.epoch + 1, vec![], "", ErrorCode::FencedMemberEpoch),
+        (&zombie, 1, vec![], "", ErrorCode::UnknownMemberId),
+        (
+            &a,
+            a.epoch,
+            vec![(ours[0], -1)],
+            "",
+            ErrorCode::InvalidRequest,
+        ),
+        (&a, a.epoch, vec![], "smallest", ErrorCode::InvalidRequest),
+    ];
+    for (member, epoch, positions, reset, want) in cases {
+        for addr in [&coordinator_addr, &other] {
+            let err = read_as_member(addr, group, member, epoch, &positions, reset)
+                .await
+                .expect_err("refused");
+            assert_eq!(
+                err.code, want,
+                "{epoch} {positions:?} {reset:?} at {addr}: {err}"
+            );
+        }
+    }
 }

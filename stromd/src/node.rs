@@ -417,7 +417,8 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
             )
             .add_service(
                 GroupServiceServer::new(
-                    GroupServiceImpl::new(groups.clone()).with_transactions(transactions.clone()),
+                    GroupServiceImpl::new(groups.clone(), servers.clone())
+                        .with_transactions(transactions.clone()),
                 )
                 .max_encoding_message_size(MAX_MESSAGE),
             )

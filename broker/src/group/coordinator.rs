@@ -10,6 +10,8 @@
 //!   answers: one decision at a time per shard, each seeing the last one's
 //!   records. A failed append reloads the shard from the log (the records
 //!   may be there, unacknowledged), so memory never runs ahead of the log.
+//! * After each decision, the members the core says should heartbeat now
+//!   get an event on their pushed assignment stream ([`super::push`]).
 //! * A timer expires sessions, revocation timeouts and old offsets.
 //! * Another ([`GroupCoordinator::run_lag`]) reads the end offsets of the
 //!   committed partitions from their leaders for the consumer-lag metric.
@@ -31,6 +33,8 @@ use strom_proto::v1::ErrorCode;
 use tokio_util::sync::CancellationToken;
 
 use super::lag::{EndOffsets, end_offsets};
+use super::peers::{GrpcPeers, Peers};
+use super::push::{Push, Pushes};
 use super::topics::topics;
 use super::{GroupsConfig, load, write};
 use crate::internal_topic::write::{self as shared_write, Encoded, write_error};
@@ -87,6 +91,8 @@ pub struct GroupCoordinator {
     config: GroupsConfig,
     host: Arc<ShardHost<Shard>>,
     creator: InternalTopicCreator,
+    pushes: Arc<Pushes>,
+    peers: Arc<dyn Peers>,
     counters: Counters,
     /// The last consumer-lag round's result.
     lag: Mutex<BTreeMap<(String, String), TopicLag>>,
@@ -98,6 +104,7 @@ pub struct GroupCoordinator {
 #[derive(Debug)]
 struct GroupLoader {
     config: GroupConfig,
+    pushes: Arc<Pushes>,
 }
 
 impl ShardLoader<Shard> for GroupLoader {
@@ -105,6 +112,10 @@ impl ShardLoader<Shard> for GroupLoader {
         let mut shard = load::load(rm, OFFSETS_TOPIC, partition, self.config.clone())?;
         shard.start_sessions(now_ms());
         Ok(shard)
+    }
+
+    fn unloaded(&self, partition: i32) {
+        self.pushes.unloaded(partition);
     }
 }
 
@@ -132,11 +143,13 @@ impl GroupCoordinator {
         controller_timeout: Duration,
         stop: CancellationToken,
     ) -> Coordinator {
+        let pushes = Arc::new(Pushes::default());
         let host = ShardHost::new(
             OFFSETS_TOPIC,
             rm.clone(),
             Arc::new(GroupLoader {
                 config: config.group.clone(),
+                pushes: pushes.clone(),
             }),
             stop.clone(),
         );
@@ -150,10 +163,12 @@ impl GroupCoordinator {
             controller_timeout,
         );
         Arc::new(GroupCoordinator {
+            peers: Arc::new(GrpcPeers::new(rm.clone())),
             rm,
             config,
             host,
             creator,
+            pushes,
             counters: Counters::default(),
             lag: Mutex::default(),
             stop,
@@ -163,6 +178,62 @@ impl GroupCoordinator {
     /// The settings.
     pub fn config(&self) -> &GroupsConfig {
         &self.config
+    }
+
+    /// This broker's id.
+    pub fn node_id(&self) -> i32 {
+        self.rm.node_id()
+    }
+
+    /// The other brokers, for a member's read.
+    pub fn peers(&self) -> &dyn Peers {
+        self.peers.as_ref()
+    }
+
+    /// The leader of each partition of `owned`, if it has one.
+    pub fn leaders(&self, owned: &[super::member_read::Owned]) -> Vec<Option<i32>> {
+        self.rm.cache().with_image(|image| {
+            owned
+                .iter()
+                .map(|(topic, partition, _)| {
+                    image
+                        .topic_by_name(topic)
+                        .and_then(|t| t.partition(*partition))
+                        .map(|p| p.leader)
+                        .filter(|leader| *leader >= 0)
+                })
+                .collect()
+        })
+    }
+
+    /// The partitions `member_id` of `group_id` owns at `member_epoch`
+    /// (refused as a commit with that epoch would be), with the group's
+    /// committed offsets, in topic and partition order.
+    pub async fn member_partitions(
+        self: &Arc<Self>,
+        group_id: &str,
+        member_id: &str,
+        member_epoch: i32,
+    ) -> Result<Vec<super::member_read::Owned>, StromError> {
+        let (_, _, shard) = self.shard_for(group_id)?;
+        let topics = self.topics();
+        let shard = shard.lock().await;
+        let assigned = shard
+            .member_assignment(group_id, member_id, member_epoch)
+            .map_err(group_error)?;
+        let mut owned: Vec<(String, i32)> = assigned
+            .iter()
+            .filter_map(|(id, ps)| topics.by_id(id).map(|t| (t.name.clone(), ps)))
+            .flat_map(|(name, ps)| ps.iter().map(move |p| (name.clone(), *p)))
+            .collect();
+        owned.sort();
+        let committed = shard
+            .fetch_offsets(group_id, Some(owned.as_slice()))
+            .map_err(group_error)?;
+        Ok(committed
+            .into_iter()
+            .map(|((topic, partition), v)| (topic, partition, v.map(|v| v.offset)))
+            .collect())
     }
 
     fn partition_of(&self, group_id: &str) -> Result<i32, StromError> {
@@ -240,6 +311,8 @@ impl GroupCoordinator {
                     .rebalances
                     .fetch_add(rebalances, Ordering::Relaxed);
                 shard.replay(records);
+                self.pushes
+                    .after_replay(shard, strom_group::wake::groups_changed(records));
                 Ok(())
             }
             Err(e) => {
@@ -335,6 +408,27 @@ impl GroupCoordinator {
             Ok((d.records, d.response))
         })
         .await
+    }
+
+    /// `ConsumerGroupAssignmentStream`: a channel on which `member_id` of
+    /// `group_id` learns at once when it should heartbeat (see
+    /// [`super::push`]). NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS,
+    /// UNKNOWN_MEMBER_ID as for a heartbeat.
+    pub async fn assignment_stream(
+        self: &Arc<Self>,
+        group_id: &str,
+        member_id: &str,
+    ) -> Result<tokio::sync::watch::Receiver<Push>, StromError> {
+        let (p, _, shard) = self.shard_for(group_id)?;
+        let rx = {
+            let shard = shard.lock().await;
+            self.pushes.subscribe(&shard, p, group_id, member_id)?
+        };
+        if matches!(self.host.shard(p, ""), Err(e) if e.code == ErrorCode::NotCoordinator) {
+            // Unloaded while we waited for the shard: nobody would end it.
+            self.pushes.unloaded(p);
+        }
+        Ok(rx)
     }
 
     /// `OffsetCommit`.
@@ -556,13 +650,48 @@ impl GroupCoordinator {
         out
     }
 
+    async fn push_metadata_changes(&self, topics: &Topics) {
+        if self.pushes.is_empty() {
+            return;
+        }
+        for (_, _, shard) in self.host.active() {
+            self.pushes.after_metadata(&*shard.lock().await, topics);
+        }
+    }
+
     /// Expires sessions and revocation timeouts every `tick`, and old
     /// offsets every minute, until `stop`.
+    /// On each change of the cluster's topics (not every metadata change:
+    /// names, ids and partition counts), pushes a heartbeat to the members
+    /// whose subscription it affects.
     pub async fn run(self: Arc<Self>, tick: Duration) {
         let mut ticks: u64 = 0;
+        let mut timer = tokio::time::interval(tick);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        timer.tick().await;
+        let mut image = Some(self.rm.cache().subscribe());
+        let mut known_topics = self.topics();
         loop {
+            let image_changed = async {
+                match image.as_mut() {
+                    Some(rx) => rx.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                _ = tokio::time::sleep(tick) => {}
+                _ = timer.tick() => {}
+                open = image_changed => {
+                    if !open {
+                        image = None;
+                        continue;
+                    }
+                    let topics = self.topics();
+                    if topics != known_topics {
+                        known_topics = topics;
+                        self.push_metadata_changes(&known_topics).await;
+                    }
+                    continue;
+                }
                 _ = self.stop.cancelled() => break,
             }
             ticks += 1;

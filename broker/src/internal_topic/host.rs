@@ -37,6 +37,11 @@ pub trait ShardLoader<S>: Send + Sync + std::fmt::Debug + 'static {
     /// coordinator starts the markers the log says are pending). Keep it
     /// short: spawn longer work.
     fn loaded(&self, _partition: i32, _leader_epoch: i32, _shard: &ShardRef<S>) {}
+
+    /// This broker no longer hosts `partition` (it lost its leadership):
+    /// end what was tied to the shard (a group member's pushed assignment
+    /// stream). Keep it short.
+    fn unloaded(&self, _partition: i32) {}
 }
 
 enum Slot<S> {
@@ -149,7 +154,9 @@ impl<S: Send + 'static> ShardHost<S> {
         match change.role {
             LeadershipRole::Leader => self.start_load(p, change.leader_epoch),
             LeadershipRole::Follower { .. } | LeadershipRole::Removed => {
-                if self.slots().remove(&p).is_some() {
+                let removed = self.slots().remove(&p).is_some();
+                if removed {
+                    self.loader.unloaded(p);
                     tracing::info!(
                         topic = self.topic,
                         partition = p,

@@ -175,6 +175,14 @@ impl GroupShared {
         }
     }
 
+    /// The coordinator's address if known.
+    fn known_coordinator(&self) -> Option<String> {
+        self.coordinator
+            .lock()
+            .expect("lock is never poisoned")
+            .clone()
+    }
+
     /// The coordinator's address, found with FindCoordinator (retried until
     /// the request timeout) when not known.
     async fn coordinator(&self, shared: &Shared) -> Result<String> {
@@ -425,13 +433,15 @@ pub(super) fn spawn_heartbeat(shared: Arc<Shared>) -> HeartbeatTask {
 /// Heartbeats while subscribed: joins, reports owned partitions, records
 /// the coordinator's answers, leaves after `max.poll.interval.ms` without
 /// a poll. Sleeps the coordinator's heartbeat interval between beats, or
-/// until woken.
+/// until woken (by `poll`, or by the coordinator's pushed assignment
+/// stream, `push`).
 async fn heartbeat_loop(shared: Arc<Shared>) {
     let Some(group) = shared.group.as_ref() else {
         return;
     };
     let config = &shared.config.client;
     let mut backoff = Backoff::new(config.retry_backoff, config.retry_backoff_max);
+    let mut push = super::push::Push::default();
     loop {
         let now = Instant::now();
         let mut wait = Duration::from_secs(3600);
@@ -448,6 +458,14 @@ async fn heartbeat_loop(shared: Arc<Shared>) {
                 wait = config.retry_backoff;
             }
         }
+        let (joined, interval) = {
+            let m = group.member();
+            let joined = (m.epoch > 0 && m.lost.is_none() && m.subscription.is_some())
+                .then(|| group.known_coordinator().map(|a| (m.member_id.clone(), a)))
+                .flatten();
+            (joined, m.heartbeat_interval)
+        };
+        push.ensure(&shared, joined, interval);
         {
             let m = group.member();
             if m.epoch > 0 && m.lost.is_none() {

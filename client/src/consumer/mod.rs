@@ -26,6 +26,8 @@
 //! * `decode` — record batches to records (pure).
 //! * `offsets` — ListOffsets, once or with retries.
 //! * `group` — the coordinator link and the heartbeat task.
+//! * `push` — the coordinator's pushed assignment stream, which wakes the
+//!   heartbeat task at once.
 //!
 //! All network work runs in tasks the consumer owns: metadata refreshes,
 //! offset lookups for partitions without a position, and one fetch per
@@ -46,6 +48,7 @@ mod group;
 mod lookups;
 mod offsets;
 mod poll;
+mod push;
 mod rebalance;
 mod record;
 mod state;

@@ -1,10 +1,12 @@
 //! Consumer-group benchmarks (issue #21) on a real local three-node
 //! cluster. The members are this program's own KIP-848 heartbeat loops
 //! over `GroupService` (as a thin client runs them): each heartbeats every
-//! `heartbeat_interval_ms` the coordinator answers, and at once after its
+//! `heartbeat_interval_ms` the coordinator answers, at once after its
 //! assignment changed, to report what it now owns (it takes and gives up
 //! partitions without delay: the measurement is the coordinator's and the
-//! protocol's, not an application's).
+//! protocol's, not an application's), and at once when the coordinator
+//! pushes an event on the member's `ConsumerGroupAssignmentStream` (so a
+//! rebalance is not bounded below by the heartbeat interval).
 //!
 //! * `grow`: `--members` (10) members consume a topic of `--from` (100)
 //!   partitions; the topic grows to `--to` (1,000). Time from the
@@ -39,10 +41,11 @@ use strom_integration_tests::{Cluster, ClusterOptions, channel};
 use strom_proto::StromError;
 use strom_proto::v1::group_service_client::GroupServiceClient;
 use strom_proto::v1::{
-    ConsumerGroupHeartbeatRequest, CreatePartitionsRequest, CreatePartitionsTopic, ErrorCode,
-    FindCoordinatorRequest, OffsetCommitPartition, OffsetCommitRequest, OffsetCommitTopic,
-    OwnedPartitions, Subscription, TopicPartitions,
+    ConsumerGroupAssignmentStreamRequest, ConsumerGroupHeartbeatRequest, CreatePartitionsRequest,
+    CreatePartitionsTopic, ErrorCode, FindCoordinatorRequest, OffsetCommitPartition,
+    OffsetCommitRequest, OffsetCommitTopic, OwnedPartitions, Subscription, TopicPartitions,
 };
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 const TOPIC: &str = "bench";
@@ -84,7 +87,21 @@ async fn coordinator(addrs: &Addrs, group: &str) -> String {
 async fn member(addrs: Addrs, group: String, index: usize, views: Views, stop: CancellationToken) {
     let mut view = MemberView::default();
     let mut addr = coordinator(&addrs, &group).await;
+    let pushed = Arc::new(Notify::new());
+    let mut listener: Option<Listener> = None;
     while !stop.is_cancelled() {
+        if view.epoch > 0
+            && listener.as_ref().is_none_or(|l| {
+                l.member_id != view.member_id || l.addr != addr || l.task.is_finished()
+            })
+        {
+            listener = Some(Listener::open(
+                &addr,
+                &group,
+                &view.member_id,
+                pushed.clone(),
+            ));
+        }
         let joining = view.epoch == 0;
         let req = ConsumerGroupHeartbeatRequest {
             group_id: group.clone(),
@@ -138,6 +155,7 @@ async fn member(addrs: Addrs, group: String, index: usize, views: Views, stop: C
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(interval) => {}
+                    _ = pushed.notified() => {}
                     _ = stop.cancelled() => break,
                 }
             }
@@ -166,6 +184,48 @@ async fn member(addrs: Addrs, group: String, index: usize, views: Views, stop: C
                 ..ConsumerGroupHeartbeatRequest::default()
             })
             .await;
+    }
+}
+
+/// A member's pushed assignment stream: wakes the member at each event;
+/// aborted when dropped.
+#[derive(Debug)]
+struct Listener {
+    member_id: String,
+    addr: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Listener {
+    fn open(addr: &str, group: &str, member_id: &str, pushed: Arc<Notify>) -> Listener {
+        let req = ConsumerGroupAssignmentStreamRequest {
+            group_id: group.into(),
+            member_id: member_id.into(),
+        };
+        let ch = channel(addr);
+        let task = tokio::spawn(async move {
+            let Ok(stream) = GroupServiceClient::new(ch)
+                .consumer_group_assignment_stream(req)
+                .await
+            else {
+                return;
+            };
+            let mut stream = stream.into_inner();
+            while let Ok(Some(_)) = stream.message().await {
+                pushed.notify_one();
+            }
+        });
+        Listener {
+            member_id: member_id.into(),
+            addr: addr.into(),
+            task,
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 

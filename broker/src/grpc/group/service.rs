@@ -2,12 +2,14 @@
 
 use strom_proto::v1::group_service_server::GroupService;
 use strom_proto::v1::{
-    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, DeleteGroupRequest,
-    DeleteGroupResponse, DescribeGroupRequest, DescribeGroupResponse, FindCoordinatorRequest,
-    FindCoordinatorResponse, ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest,
-    OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest,
-    OffsetFetchResponse,
+    ConsumeMemberRecordsRequest, ConsumeMemberRecordsResponse,
+    ConsumerGroupAssignmentStreamRequest, ConsumerGroupHeartbeatRequest,
+    ConsumerGroupHeartbeatResponse, DeleteGroupRequest, DeleteGroupResponse, DescribeGroupRequest,
+    DescribeGroupResponse, FindCoordinatorRequest, FindCoordinatorResponse, ListGroupsRequest,
+    ListGroupsResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest,
+    OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse,
 };
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::group::Coordinator;
@@ -18,14 +20,18 @@ use crate::txn::TxnCoordinatorRef;
 pub struct GroupServiceImpl {
     coordinator: Coordinator,
     transactions: Option<TxnCoordinatorRef>,
+    closing: CancellationToken,
 }
 
 impl GroupServiceImpl {
-    /// Serves `coordinator`.
-    pub fn new(coordinator: Coordinator) -> Self {
+    /// Serves `coordinator`. When `closing` is cancelled (the server shuts
+    /// down) the assignment streams end, so a graceful shutdown does not
+    /// wait on members that keep them open.
+    pub fn new(coordinator: Coordinator, closing: CancellationToken) -> Self {
         Self {
             coordinator,
             transactions: None,
+            closing,
         }
     }
 
@@ -60,6 +66,32 @@ impl GroupService for GroupServiceImpl {
             .map(|a| format!("/{}", a.ip()))
             .unwrap_or_default();
         super::heartbeat::heartbeat(&self.coordinator, req.into_inner(), host)
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    type ConsumerGroupAssignmentStreamStream = super::assignment_stream::Events;
+
+    async fn consumer_group_assignment_stream(
+        &self,
+        req: Request<ConsumerGroupAssignmentStreamRequest>,
+    ) -> Result<Response<Self::ConsumerGroupAssignmentStreamStream>, Status> {
+        super::assignment_stream::assignment_stream(
+            &self.coordinator,
+            req.into_inner(),
+            self.closing.clone(),
+        )
+        .await
+        .map(Response::new)
+        .map_err(Status::from)
+    }
+
+    async fn consume_member_records(
+        &self,
+        req: Request<ConsumeMemberRecordsRequest>,
+    ) -> Result<Response<ConsumeMemberRecordsResponse>, Status> {
+        super::consume_member_records::consume_member_records(&self.coordinator, req)
             .await
             .map(Response::new)
             .map_err(Status::from)

@@ -20,7 +20,7 @@ const DEFAULT_MAX_RECORDS: i32 = 500;
 const MAX_BYTES: i32 = 4 << 20;
 
 /// Fetches and decodes; a partition error becomes the call's error.
-pub(super) async fn consume_records(
+pub(crate) async fn consume_records(
     rm: &ReplicaManager,
     req: ConsumeRecordsRequest,
 ) -> Result<ConsumeRecordsResponse, StromError> {

@@ -1,7 +1,7 @@
 //! `RecordsService`: records as protobuf messages for thin clients, one
 //! file per RPC.
 
-mod consume_records;
+pub(crate) mod consume_records;
 mod produce_records;
 mod service;
 
