@@ -1632,8 +1632,8 @@ mod needs_root {
         // stays under the threshold (the small one is larger than `OVER`
         // plus any difference between the nodes' starting use).
         const OVER: u64 = 4 << 20;
-        let small = 12 * BATCH;
-        let medium = 16 * BATCH;
+        let small = 16 * BATCH;
+        let medium = 20 * BATCH;
         let large = (limit + OVER)
             .checked_sub(used(1) + small)
             .expect("broker 1 starts under the threshold");
