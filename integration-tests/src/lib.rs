@@ -4,8 +4,12 @@
 //!
 //! Binaries are taken from the cargo target dir the tests were built in
 //! (`scripts/test` builds them first), or from `STROMD_BIN` / `STROM_BIN`.
+//!
+//! * `data` — produce, fetch and check helpers on the data path.
+//! * `tmpfs` — a data dir on a tmpfs of its own (root only).
 
 pub mod data;
+pub mod tmpfs;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -145,6 +149,10 @@ pub struct ClusterOptions {
     pub env: Vec<(String, String)>,
     /// Every node serves the Kafka wire protocol on its `kafka_port`.
     pub kafka: bool,
+    /// Put every node's data dir on a tmpfs of its own of this many bytes
+    /// (needs root: the test sits in a `needs_root::` module), so each node
+    /// has a file system whose use its heartbeats report on their own.
+    pub tmpfs_data_dirs: Option<u64>,
 }
 
 impl ClusterOptions {
@@ -163,6 +171,13 @@ impl ClusterOptions {
     /// Turns the Kafka listener on (see [`ClusterOptions::kafka`]).
     pub fn kafka(mut self) -> Self {
         self.kafka = true;
+        self
+    }
+
+    /// Puts every node's data dir on its own tmpfs of `bytes` (see
+    /// [`ClusterOptions::tmpfs_data_dirs`]).
+    pub fn tmpfs_data_dirs(mut self, bytes: u64) -> Self {
+        self.tmpfs_data_dirs = Some(bytes);
         self
     }
 
@@ -200,6 +215,9 @@ pub struct Cluster {
     pub nodes: BTreeMap<i32, Node>,
     voters: String,
     options: ClusterOptions,
+    /// The data dirs' file systems ([`ClusterOptions::tmpfs_data_dirs`]),
+    /// unmounted once the nodes are killed and before the temp dir goes.
+    _tmpfs: Vec<tmpfs::Tmpfs>,
     _dir: tempfile::TempDir,
 }
 
@@ -215,7 +233,8 @@ impl Cluster {
 
     /// Lays out `n` nodes (ports, data dir paths) without starting any, so
     /// a test can prepare their data dirs first; [`launch_all`](Self::launch_all)
-    /// starts them.
+    /// starts them. Panics, saying why, when the tmpfs of
+    /// [`ClusterOptions::tmpfs_data_dirs`] cannot be mounted.
     pub fn create(n: i32, options: ClusterOptions) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("strom-it-")
@@ -244,10 +263,21 @@ impl Cluster {
             .map(|n| format!("{}@{}", n.id, n.controller_addr()))
             .collect::<Vec<_>>()
             .join(",");
+        let mut mounted = Vec::new();
+        if let Some(bytes) = options.tmpfs_data_dirs {
+            tmpfs::sweep_stale();
+            for node in nodes.values() {
+                match tmpfs::Tmpfs::mount(&node.data_dir, bytes) {
+                    Ok(t) => mounted.push(t),
+                    Err(e) => panic!("node {}'s data dir: {e:#}", node.id),
+                }
+            }
+        }
         Cluster {
             nodes,
             voters,
             options,
+            _tmpfs: mounted,
             _dir: dir,
         }
     }

@@ -132,11 +132,12 @@ async fn wait_moved(
 }
 
 /// An acks=all producer writing batches of 10 records of `size` bytes to
-/// `topic`-0 until stopped; every batch must end acknowledged (leader
-/// changes are retried). Returns (value, offset) of every record.
+/// `topic`-`partition` until stopped; every batch must end acknowledged
+/// (leader changes are retried). Returns (value, offset) of every record.
 fn start_producer(
     addrs: Addrs,
     topic: &'static str,
+    partition: i32,
     size: usize,
     stop: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<Vec<(Bytes, i64)>> {
@@ -146,18 +147,18 @@ fn start_producer(
         while !stop.load(Ordering::Relaxed) {
             let values: Vec<Bytes> = (0..10)
                 .map(|i| {
-                    let mut v = format!("{topic}-{n}-{i}-").into_bytes();
+                    let mut v = format!("{topic}-{partition}-{n}-{i}-").into_bytes();
                     v.resize(size.max(v.len()), b'x');
                     Bytes::from(v)
                 })
                 .collect();
             n += 1;
             let deadline = Instant::now() + Duration::from_secs(30);
-            match produce_retrying(&addrs, topic, 0, batch(&values), deadline).await {
+            match produce_retrying(&addrs, topic, partition, batch(&values), deadline).await {
                 Outcome::Acked(base) => {
                     acked.extend(values.into_iter().zip(base..));
                 }
-                other => panic!("batch {n} of {topic} not acknowledged: {other:?}"),
+                other => panic!("batch {n} of {topic}-{partition} not acknowledged: {other:?}"),
             }
         }
         acked
@@ -168,6 +169,18 @@ fn start_producer(
 async fn fill(
     cluster: &Cluster,
     topic: &'static str,
+    batches: usize,
+    size: usize,
+) -> Vec<(Bytes, i64)> {
+    fill_partition(cluster, topic, 0, batches, size).await
+}
+
+/// Produces `batches` batches to `topic`-`partition` (acks=all) and
+/// returns them.
+async fn fill_partition(
+    cluster: &Cluster,
+    topic: &'static str,
+    partition: i32,
     batches: usize,
     size: usize,
 ) -> Vec<(Bytes, i64)> {
@@ -182,23 +195,33 @@ async fn fill(
             })
             .collect();
         let deadline = Instant::now() + Duration::from_secs(30);
-        match produce_retrying(&addrs, topic, 0, batch(&values), deadline).await {
+        match produce_retrying(&addrs, topic, partition, batch(&values), deadline).await {
             Outcome::Acked(base) => acked.extend(values.into_iter().zip(base..)),
-            other => panic!("fill batch {n} of {topic}: {other:?}"),
+            other => panic!("fill batch {n} of {topic}-{partition}: {other:?}"),
         }
     }
     acked
 }
 
-/// Every acknowledged record is in the partition's log, in order.
+/// Every acknowledged record is in `topic`-0's log, in order.
 async fn check_nothing_lost(cluster: &Cluster, topic: &str, acked: &[(Bytes, i64)]) {
-    let (_, log) = read_from_leader(cluster, topic, 0, Duration::from_secs(30)).await;
+    check_partition_lost_nothing(cluster, topic, 0, acked).await;
+}
+
+/// Every acknowledged record is in the partition's log, in order.
+async fn check_partition_lost_nothing(
+    cluster: &Cluster,
+    topic: &str,
+    partition: i32,
+    acked: &[(Bytes, i64)],
+) {
+    let (_, log) = read_from_leader(cluster, topic, partition, Duration::from_secs(30)).await;
     let problems = check_acked(acked, &log);
-    assert!(problems.is_empty(), "{topic}: {problems:?}");
+    assert!(problems.is_empty(), "{topic}-{partition}: {problems:?}");
     let offsets: Vec<i64> = log.iter().map(|(o, _)| *o).collect();
     assert!(
         offsets.windows(2).all(|w| w[0] < w[1]),
-        "{topic}: log out of order"
+        "{topic}-{partition}: log out of order"
     );
 }
 
@@ -229,7 +252,7 @@ async fn move_to_new_brokers_under_acks_all_load_loses_nothing() {
     let mut acked = fill(&cluster, "moving", 200, 1000).await;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let producer = start_producer(Addrs::of(&cluster), "moving", 200, stop.clone());
+    let producer = start_producer(Addrs::of(&cluster), "moving", 0, 200, stop.clone());
     let dir = tempfile::tempdir().expect("temp dir");
     let plan = plan_file(&dir, "plan.json", "moving", &[&[4, 5, 6]]);
     let out = strom_ok(
@@ -706,7 +729,7 @@ async fn decommission_under_load_moves_leaderships_then_every_replica() {
         .expect("create topic");
     let mut acked = fill(&cluster, "drain", 100, 1000).await;
     let stop = Arc::new(AtomicBool::new(false));
-    let producer = start_producer(Addrs::of(&cluster), "drain", 200, stop.clone());
+    let producer = start_producer(Addrs::of(&cluster), "drain", 0, 200, stop.clone());
     let out = strom_ok(
         &cluster,
         &["brokers", "decommission", "--broker-id", "4", "--wait"],
@@ -1364,4 +1387,312 @@ async fn recommission_cancels_unfinished_moves_and_a_drained_stopped_broker_unre
     assert!(!r.contains(&4), "{r:?}");
     assert_eq!(isr.len(), 2, "{r:?} isr {isr:?}");
     check_nothing_lost(&cluster, "slow", &acked).await;
+}
+
+/// Leaders per broker of `topic` (offline partitions left out), as the
+/// controller sees them.
+async fn leader_counts(
+    admin: &Admin,
+    topic: &str,
+) -> Option<std::collections::BTreeMap<i32, usize>> {
+    let t = admin.describe_topics(&[topic.to_owned()]).await.ok()?;
+    let mut counts = std::collections::BTreeMap::new();
+    for p in &t.first()?.partitions {
+        *counts.entry(p.leader?).or_insert(0) += 1;
+    }
+    Some(counts)
+}
+
+/// The sum of `series` (a metric name with its labels) on the active
+/// controller's `/metrics`, 0 when absent.
+async fn controller_metric(cluster: &Cluster, series: &str) -> f64 {
+    let Some(active) = cluster.controller_leader().await else {
+        return 0.0;
+    };
+    admin_get(cluster.node(active).admin_port, "/metrics")
+        .map(|(_, body)| {
+            body.lines()
+                .filter_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
+                .sum()
+        })
+        .unwrap_or(0.0)
+}
+
+/// `balancer.mode=continuous`, leaders per broker: the leaders of six
+/// partitions, skewed onto broker 1 (replicas reordered with 1 first, then
+/// a preferred election) while an acks=all producer writes to each, become
+/// even within one per broker and stay so; no acknowledged record is lost
+/// and no producer sees anything but retriable leader changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn continuous_balancer_evens_skewed_leaders_under_acks_all_load() {
+    const PARTITIONS: i32 = 6;
+    const TOPIC: &str = "leaders";
+    let cluster = Cluster::start(
+        3,
+        ClusterOptions::default()
+            .set("broker.session.timeout.ms", "3000")
+            .set("broker.heartbeat.interval.ms", "500")
+            .set("replica.lag.time.max.ms", "5000")
+            .set("auto.leader.rebalance.enable", "false")
+            .set("balancer.mode", "continuous"),
+    )
+    .await;
+    let admin = admin(&cluster).await;
+    // Even to begin with: each broker first in two partitions.
+    let rotations: [[i32; 3]; 3] = [[1, 2, 3], [2, 3, 1], [3, 1, 2]];
+    let assignment: Vec<&[i32]> = (0..PARTITIONS as usize)
+        .map(|p| &rotations[p % 3][..])
+        .collect();
+    cluster
+        .create_topic_assigned(1, TOPIC, &assignment, &[("min.insync.replicas", "2")])
+        .await
+        .expect("create topic");
+    let addrs = Addrs::of(&cluster);
+    for p in 0..PARTITIONS {
+        wait_leader_serving(&addrs, TOPIC, p, Duration::from_secs(20))
+            .await
+            .expect("leader serves");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let producers: Vec<_> = (0..PARTITIONS)
+        .map(|p| start_producer(Addrs::of(&cluster), TOPIC, p, 200, stop.clone()))
+        .collect();
+    // Every replica in sync, so broker 1 can be elected everywhere.
+    let in_sync = wait_until(Duration::from_secs(30), || async {
+        admin
+            .describe_topics(&[TOPIC.to_owned()])
+            .await
+            .is_ok_and(|t| t[0].partitions.iter().all(|p| p.isr.len() == 3))
+    })
+    .await;
+    assert!(in_sync, "replicas not in sync\n{}", cluster.dump_logs());
+    let moved_before = controller_metric(
+        &cluster,
+        r#"strom_balancer_partitions_moved_total{goal="leaders"}"#,
+    )
+    .await;
+
+    // Skew: broker 1 first in every replica list (a reorder, applied at
+    // once), then a preferred election moves every leadership to it.
+    let skewed: Vec<(TopicPartition, Option<Vec<i32>>)> = (0..PARTITIONS)
+        .map(|p| {
+            let mut r = rotations[p as usize % 3].to_vec();
+            r.retain(|b| *b != 1);
+            r.insert(0, 1);
+            (TopicPartition::new(TOPIC, p), Some(r))
+        })
+        .collect();
+    let results = admin
+        .alter_partition_reassignments(skewed)
+        .await
+        .expect("reorder the replicas");
+    assert!(results.iter().all(|r| r.error.is_none()), "{results:?}");
+    let partitions: Vec<TopicPartition> = (0..PARTITIONS)
+        .map(|p| TopicPartition::new(TOPIC, p))
+        .collect();
+    let elected = admin
+        .elect_leaders(strom_client::ElectionType::Preferred, Some(partitions))
+        .await
+        .expect("preferred election");
+    // Broker 1 now leads the four partitions it did not lead (it already
+    // led the other two: ELECTION_NOT_NEEDED). Two are enough to skew the
+    // counts by two (4/1/1), should a replica have dropped out of an ISR
+    // under the load.
+    let won = elected.iter().filter(|r| r.error.is_none()).count();
+    assert!(won >= 2, "the skew did not happen: {elected:?}");
+
+    // The balancer evens them out: 2 per broker.
+    let even = |c: &std::collections::BTreeMap<i32, usize>| {
+        c.values().sum::<usize>() == PARTITIONS as usize
+            && (1..=3).all(|b| c.get(&b).copied().unwrap_or(0) == 2)
+    };
+    let evened = wait_until(Duration::from_secs(30), || async {
+        leader_counts(&admin, TOPIC).await.is_some_and(|c| even(&c))
+            && controller_metric(
+                &cluster,
+                r#"strom_balancer_partitions_moved_total{goal="leaders"}"#,
+            )
+            .await
+                > moved_before
+    })
+    .await;
+    assert!(
+        evened,
+        "leaders not evened by the balancer: {:?}, moves {}\n{}",
+        leader_counts(&admin, TOPIC).await,
+        controller_metric(
+            &cluster,
+            r#"strom_balancer_partitions_moved_total{goal="leaders"}"#
+        )
+        .await,
+        cluster.dump_logs()
+    );
+    // ... and leaves them so: nothing is left to do.
+    let moved = controller_metric(
+        &cluster,
+        r#"strom_balancer_partitions_moved_total{goal="leaders"}"#,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let counts = leader_counts(&admin, TOPIC).await.expect("leaders");
+    assert!(even(&counts), "{counts:?}");
+    assert_eq!(
+        controller_metric(
+            &cluster,
+            r#"strom_balancer_partitions_moved_total{goal="leaders"}"#
+        )
+        .await,
+        moved,
+        "the balancer kept moving leaders"
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    for (p, producer) in (0..PARTITIONS).zip(producers) {
+        let acked = producer.await.expect("producer");
+        assert!(!acked.is_empty(), "{TOPIC}-{p}: nothing acknowledged");
+        check_partition_lost_nothing(&cluster, TOPIC, p, &acked).await;
+    }
+}
+
+/// Tests that put every node's data dir on a tmpfs of its own (root
+/// mounts them); `scripts/test` skips them without root
+/// (`strom_test_skips` in scripts/env.sh) and `.ci/run` requires them.
+mod needs_root {
+    use super::*;
+
+    /// Each node's file system.
+    const DISK: u64 = 256 << 20;
+    /// `balancer.disk.threshold.percent`.
+    const THRESHOLD: u64 = 50;
+    /// Bytes of one fill batch (10 records of 100 kB).
+    const BATCH: u64 = 1_000_000;
+
+    /// Every broker's reported disk use (bytes in use, size), once all
+    /// three have reported.
+    async fn disks(admin: &Admin) -> Option<std::collections::BTreeMap<i32, (u64, u64)>> {
+        let c = admin.describe_cluster().await.ok()?;
+        let disks: std::collections::BTreeMap<i32, (u64, u64)> = c
+            .brokers
+            .iter()
+            .filter_map(|b| Some((b.id, b.disk?)))
+            .collect();
+        (disks.len() == 3).then_some(disks)
+    }
+
+    /// `balancer.mode=continuous`, disk threshold: each node's data dir is
+    /// a tmpfs of its own, so each broker reports the use of its own file
+    /// system. Broker 1 holds a large and a small partition, broker 2 a
+    /// medium one, broker 3 an empty one (replica counts even: only the
+    /// disk goal has work). Once broker 1's disk is over
+    /// `balancer.disk.threshold.percent`, the balancer moves its largest
+    /// partition to the broker with the most free space (3, not 2), which
+    /// takes broker 1 back under the threshold and 3 not over it; nothing
+    /// acknowledged is lost.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn continuous_balancer_moves_the_largest_replica_off_a_disk_over_the_threshold() {
+        const TOPIC: &str = "disk";
+        let cluster = Cluster::start(
+            3,
+            ClusterOptions::default()
+                .set("broker.session.timeout.ms", "3000")
+                .set("broker.heartbeat.interval.ms", "500")
+                .set("replica.lag.time.max.ms", "5000")
+                .set("auto.leader.rebalance.enable", "false")
+                .set("balancer.mode", "continuous")
+                .set("balancer.disk.threshold.percent", &THRESHOLD.to_string())
+                .tmpfs_data_dirs(DISK),
+        )
+        .await;
+        let admin = admin(&cluster).await;
+        cluster
+            .create_topic_assigned(1, TOPIC, &[&[1], &[1], &[2], &[3]], &[])
+            .await
+            .expect("create topic");
+        let addrs = Addrs::of(&cluster);
+        for p in 0..4 {
+            wait_leader_serving(&addrs, TOPIC, p, Duration::from_secs(20))
+                .await
+                .expect("leader serves");
+        }
+        let reported = wait_until(Duration::from_secs(20), || async {
+            disks(&admin).await.is_some()
+        })
+        .await;
+        assert!(reported, "not every broker reports its disk use");
+        let before = disks(&admin).await.expect("disks");
+        println!("disk use before filling: {before:?}");
+        for (id, (used, total)) in &before {
+            // Each node reports its own tmpfs, not the machine's disk.
+            assert_eq!(*total, DISK, "broker {id}: {used}/{total}");
+        }
+        let limit = DISK * THRESHOLD / 100;
+        let used = |id: i32| before[&id].0;
+        // Broker 1 ends `OVER` past the threshold with both partitions, and
+        // back under it without the large one; 3 takes the large one and
+        // stays under the threshold (the small one is larger than `OVER`
+        // plus any difference between the nodes' starting use).
+        const OVER: u64 = 4 << 20;
+        let small = 16 * BATCH;
+        let medium = 20 * BATCH;
+        let large = (limit + OVER)
+            .checked_sub(used(1) + small)
+            .expect("broker 1 starts under the threshold");
+        assert!(
+            large > small && used(3) + large + OVER <= limit,
+            "sizes do not fit the test's disks: {before:?}, large {large}"
+        );
+        let batches = |bytes: u64| usize::try_from(bytes.div_ceil(BATCH)).expect("fits");
+        // 2 first (less free space than 3), then 1's large partition, then
+        // its small one, which takes it over the threshold.
+        let acked_medium = fill_partition(&cluster, TOPIC, 2, batches(medium), 100_000).await;
+        let acked_large = fill_partition(&cluster, TOPIC, 0, batches(large), 100_000).await;
+        let acked_small = fill_partition(&cluster, TOPIC, 1, batches(small), 100_000).await;
+
+        let moved = wait_until(Duration::from_secs(90), || async {
+            let Ok(moving) = admin.list_partition_reassignments(None).await else {
+                return false;
+            };
+            let Some(d) = disks(&admin).await else {
+                return false;
+            };
+            moving.is_empty()
+                && replicas(&admin, TOPIC, 0).await == (vec![3], vec![3])
+                && d[&1].0 <= limit
+        })
+        .await;
+        assert!(
+            moved,
+            "the largest partition did not leave broker 1: {:?}, disks {:?} (limit {limit})\n{}",
+            admin.describe_topics(&[TOPIC.to_owned()]).await,
+            disks(&admin).await,
+            cluster.dump_logs()
+        );
+        let after = disks(&admin).await.expect("disks");
+        println!("disk use after the move: {after:?} (limit {limit})");
+        assert!(after.values().all(|(used, _)| *used <= limit), "{after:?}");
+        // Only the disk goal moved anything, and only the large partition.
+        assert!(
+            controller_metric(
+                &cluster,
+                r#"strom_balancer_partitions_moved_total{goal="disk_threshold"}"#
+            )
+            .await
+                >= 1.0
+        );
+        for (p, want) in [(1, 1), (2, 2), (3, 3)] {
+            assert_eq!(
+                replicas(&admin, TOPIC, p).await.0,
+                vec![want],
+                "{TOPIC}-{p}"
+            );
+        }
+        for (p, acked) in [(0, &acked_large), (1, &acked_small), (2, &acked_medium)] {
+            check_partition_lost_nothing(&cluster, TOPIC, p, acked).await;
+        }
+        let gone = wait_until(Duration::from_secs(20), || async {
+            !partition_dir_exists(&cluster, 1, TOPIC)
+        })
+        .await;
+        assert!(gone, "broker 1 kept the moved replica's log");
+    }
 }

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use strom_integration_tests::data::{Addrs, partition_state_any};
+use strom_integration_tests::tmpfs::{self, Tmpfs};
 use strom_integration_tests::{Cluster, ClusterOptions};
 
-use crate::nemesis::disk::Tmpfs;
 use crate::nemesis::net::{Cut, Firewall, Ports};
 
 /// How the cluster is set up.
@@ -55,7 +55,7 @@ impl Env {
     /// starts every node and waits until the cluster is ready.
     pub async fn start(options: &EnvOptions) -> anyhow::Result<Self> {
         crate::nemesis::net::sweep_stale();
-        crate::nemesis::disk::sweep_stale();
+        tmpfs::sweep_stale();
         let mut cluster_options = ClusterOptions::default();
         for (k, v) in &options.settings {
             cluster_options = cluster_options.set(k, v);

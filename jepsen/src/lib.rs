@@ -14,7 +14,7 @@
 //! * [`workload`] — producer and consumer processes (`strom_client` and raw
 //!   `BrokerService` calls) and the final read after healing.
 //! * [`nemesis`] — the faults, network partitions (`nemesis/net.rs`:
-//!   cgroups + nftables), a fillable tmpfs (`nemesis/disk.rs`), segment
+//!   cgroups + nftables), a fillable tmpfs (`strom_integration_tests::tmpfs`), segment
 //!   damage (`nemesis/storage.rs`).
 //! * [`env`] — the cluster and the machine state the nemesis changes, torn
 //!   down in order.

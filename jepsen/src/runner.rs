@@ -24,6 +24,9 @@ use crate::workload::{self, Context, Mix, Workload};
 /// The topic the workload uses.
 pub const TOPIC: &str = "jepsen";
 
+/// Its replication factor (with `min.insync.replicas=2`).
+pub const REPLICATION_FACTOR: usize = 3;
+
 /// Broker session timeout of the cluster (ms); a paused leader is paused
 /// longer than this.
 const SESSION_TIMEOUT_MS: u64 = 3000;
@@ -191,17 +194,22 @@ impl RunOutcome {
 }
 
 /// The cluster's settings: fast failure detection, as the replication
-/// tests use.
-fn settings() -> Vec<(String, String)> {
-    [
+/// tests use; with the `balance` fault, the built-in balancer on
+/// (`continuous`, every goal).
+fn settings(faults: &[Fault]) -> Vec<(String, String)> {
+    let mut settings = vec![
         ("broker.session.timeout.ms", SESSION_TIMEOUT_MS.to_string()),
         ("broker.heartbeat.interval.ms", "500".to_owned()),
         ("replica.lag.time.max.ms", "5000".to_owned()),
         ("auto.leader.rebalance.enable", "false".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
+    ];
+    if faults.contains(&Fault::Balance) {
+        settings.push(("balancer.mode", "continuous".to_owned()));
+    }
+    settings
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
 }
 
 /// Runs `config`. Errors are failures to set up the run (the cluster did
@@ -218,7 +226,7 @@ pub async fn run(config: &RunConfig) -> anyhow::Result<RunOutcome> {
     let tmpfs_node = rng.gen_range(1..=config.nodes);
     let options = EnvOptions {
         nodes: config.nodes,
-        settings: settings(),
+        settings: settings(&config.faults),
         firewall: config.faults.iter().any(|f| f.needs_firewall()),
         tmpfs: config
             .faults
@@ -286,7 +294,7 @@ async fn drive(
             1,
             TOPIC,
             config.partitions,
-            3,
+            REPLICATION_FACTOR as i32,
             &[
                 ("min.insync.replicas", "2"),
                 ("segment.bytes", "131072"),
@@ -299,7 +307,7 @@ async fn drive(
         let full = wait_until(Duration::from_secs(30), || async {
             env.partition_state(TOPIC, p)
                 .await
-                .is_some_and(|(l, _, isr)| l >= 0 && isr.len() == 3)
+                .is_some_and(|(l, _, isr)| l >= 0 && isr.len() == REPLICATION_FACTOR)
         })
         .await;
         anyhow::ensure!(full, "{TOPIC}-{p} did not get a full ISR");
@@ -339,13 +347,13 @@ async fn drive(
             if Instant::now() + rest >= faults_end {
                 break;
             }
-            nemesis.heal(env);
+            nemesis.heal(env).await;
             tokio::time::sleep(rest).await;
         }
     } else {
         tokio::time::sleep(config.duration).await;
     }
-    nemesis.heal(env);
+    nemesis.heal(env).await;
     let heal_us = recorder.now_us();
 
     // Recovery: the workload continues until every partition serves again
@@ -361,6 +369,16 @@ async fn drive(
         nemesis.crashed.extend(env.restart_exited());
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // Every move finishes (the nemesis' and the balancer's), so the
+    // replicas compared below are the partition's for good.
+    if config
+        .faults
+        .iter()
+        .any(|f| matches!(f, Fault::Reassign | Fault::Balance))
+        && let Err(e) = nemesis.wait_moves_done(env, Duration::from_secs(60)).await
+    {
+        problems.push(e);
+    }
     for p in 0..config.partitions {
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut whole = false;
@@ -369,7 +387,7 @@ async fn drive(
             whole = env
                 .partition_state(TOPIC, p)
                 .await
-                .is_some_and(|(l, _, isr)| l >= 0 && isr.len() == 3);
+                .is_some_and(|(l, _, isr)| l >= 0 && isr.len() == REPLICATION_FACTOR);
             if !whole {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

@@ -117,9 +117,18 @@ async fn durable_topic_loses_no_acked_write_when_every_node_loses_power() {
     }
 }
 
+/// Throttled reassignments of random partitions (docs/reassignment.md).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partition_reassignments_lose_no_acked_write() {
     scenario("reassign", &[Fault::Reassign]).await;
+}
+
+/// The built-in balancer's moves: leaderships evened out after a skew, and
+/// on four nodes (more than the replication factor) replicas moved back
+/// onto a node emptied by a throttled reassignment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn balancer_moves_lose_no_acked_write() {
+    scenario_with("balance", &[Fault::Balance], seed(), |c| c.nodes = 4).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

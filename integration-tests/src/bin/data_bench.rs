@@ -63,8 +63,17 @@
 //!   --wait` of broker 4, unthrottled, holding `--bytes N` (2 GiB) over
 //!   `--partitions N` (100) partitions of RF=2 (the other replica on 1-3).
 //!
-//! Usage: `data_bench [throughput|failover|failover-many|durable|idempotence|transactions|txn-latency|compaction|leader-moves|move-throughput|decommission|all] [--trials N]
-//! [--records N] [--partitions N] [--bytes N] [--transactions N] [--cache-drop-behind BYTES]`;
+//! * `throttled-move` (issue 20): produce p99 at 50% load (1 partition,
+//!   RF=3, acks=all, led by broker 1) without a move, then while four
+//!   RF=1 partitions move from broker 1 to broker 4 with `strom reassign
+//!   execute --throttle N` (`--throttle`, 20 MB/s); the producer's full
+//!   rate is measured first unless `--rate R` (records/s) gives it. The
+//!   moved partitions hold `--bytes N` (default: 1.5 × the throttle × the
+//!   runs' length), so the move outlasts the runs; reported: both p99s,
+//!   the move's rate during the runs and the throttle metrics.
+//!
+//! Usage: `data_bench [throughput|failover|failover-many|durable|idempotence|transactions|txn-latency|compaction|leader-moves|move-throughput|decommission|throttled-move|all] [--trials N]
+//! [--records N] [--partitions N] [--bytes N] [--transactions N] [--cache-drop-behind BYTES] [--throttle BYTES] [--rate R]`;
 //! `DATA_BENCH_CASES=1024/3/1,1024/3/6` (size/replication/partitions)
 //! limits `throughput` to those cases.
 //! `scripts/bench-data` builds release binaries and points `STROMD_BIN` /
@@ -1369,12 +1378,7 @@ async fn move_throughput(bytes: u64) {
     assert!(results.iter().all(|r| r.error.is_none()), "{results:?}");
     wait_no_reassignment(&admin, Duration::from_secs(3600)).await;
     let moved = start.elapsed();
-    let moved_bytes: u64 = partition_files(&cluster, 4, topic)
-        .iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
+    let moved_bytes = log_bytes(&cluster, 4, topic);
     let mbps = |b: u64, d: Duration| b as f64 / 1e6 / d.as_secs_f64();
     println!(
         "move-throughput, {PARTITIONS} partitions RF=1 from broker 1 to broker 4, unthrottled: raw copy {copied} bytes in {:.0} ms ({:.1} MB/s); move of {moved_bytes} log bytes in {:.0} ms ({:.1} MB/s, {:.0}% of raw)",
@@ -1415,12 +1419,7 @@ async fn decommission(bytes: u64, partitions: i32) {
     })
     .await;
     assert!(caught_up, "followers caught up");
-    let held: u64 = partition_files(&cluster, 4, topic)
-        .iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
+    let held = log_bytes(&cluster, 4, topic);
     settle();
     let start = Instant::now();
     let out = strom(&cluster)
@@ -1437,6 +1436,177 @@ async fn decommission(bytes: u64, partitions: i32) {
         took.as_secs_f64(),
         held as f64 / 1e6 / took.as_secs_f64(),
     );
+}
+
+/// The `.log` bytes of `topic` on `node`.
+fn log_bytes(cluster: &Cluster, node: i32, topic: &str) -> u64 {
+    partition_files(cluster, node, topic)
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// One series of node `id`'s `/metrics` (the line starting with `series`).
+fn node_metric(cluster: &Cluster, id: i32, series: &str) -> Option<f64> {
+    let (_, body) = admin_get(cluster.node(id).admin_port, "/metrics")?;
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+/// `throttled-move`: see the module doc.
+async fn throttled_move(records: u64, rate: Option<u64>, throttle: u64, bytes: Option<u64>) {
+    const PARTITIONS: i32 = 4;
+    /// Seconds of one latency run ([`latency_runs`]).
+    const RUN_SECS: u64 = 10;
+    let cluster = Cluster::start(3, ClusterOptions::default().broker_only(1)).await;
+    let admin = admin_of(&cluster).await;
+    let measured = "produce-latency";
+    cluster
+        .create_topic_assigned(1, measured, &[&[1, 2, 3]], &[("min.insync.replicas", "2")])
+        .await
+        .expect("create topic");
+    let moved = "moved";
+    let assignment: Vec<&[i32]> = (0..PARTITIONS).map(|_| &[1][..]).collect();
+    cluster
+        .create_topic_assigned(1, moved, &assignment, &[])
+        .await
+        .expect("create topic");
+    let addrs = Addrs::of(&cluster);
+    wait_leader_serving(&addrs, measured, 0, Duration::from_secs(30))
+        .await
+        .expect("leader serves");
+    for p in 0..PARTITIONS {
+        wait_leader_serving(&addrs, moved, p, Duration::from_secs(30))
+            .await
+            .expect("leader serves");
+    }
+    // Enough to keep the move going through every latency run and the
+    // pauses between them (sync, process start), with half as much again.
+    let runs_secs = LATENCY_RUNS as u64 * RUN_SECS;
+    let bytes = bytes.unwrap_or(throttle * runs_secs * 3 / 2);
+    produce_bytes(&cluster, moved, bytes, "1");
+    let full_rate = match rate {
+        Some(r) => r as f64,
+        None => {
+            settle();
+            let full = perf_produce(
+                &cluster,
+                measured,
+                records,
+                1024,
+                "all",
+                -1.0,
+                THROUGHPUT_PROPS,
+            );
+            f(&full, "records_per_sec")
+        }
+    };
+    let half_rate = full_rate * 0.5;
+    println!(
+        "measured topic: 1 partition on brokers 1,2,3 (leader 1), RF=3, acks=all, 1 KiB records; {} {full_rate:.0} records/s, latency runs at {half_rate:.0}/s ({} runs of {RUN_SECS} s)",
+        if rate.is_some() {
+            "given rate"
+        } else {
+            "unthrottled"
+        },
+        LATENCY_RUNS,
+    );
+    println!(
+        "move: {PARTITIONS} partitions of {moved} (RF=1, {} log bytes) from broker 1 to broker 4, `strom reassign execute --throttle {throttle}`",
+        log_bytes(&cluster, 1, moved)
+    );
+    println!();
+    println!(
+        "| move | at 50%, median run: p50 / p99 / p99.9 ms | p99 of each run, ms | move during the runs: MB copied, MB/s |"
+    );
+    println!("|---|---|---|---|");
+    let (alone, alone_each) = latency_runs(&cluster, measured, half_rate, LATENCY_PROPS);
+    println!(
+        "| none | {:.1} / {:.1} / {:.1} | {alone_each} | - |",
+        f(&alone, "p50_latency_ms"),
+        f(&alone, "p99_latency_ms"),
+        f(&alone, "p999_latency_ms"),
+    );
+
+    // The move, throttled as an operator throttles it.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plan = dir.path().join("plan.json");
+    let partitions: Vec<serde_json::Value> = (0..PARTITIONS)
+        .map(|p| serde_json::json!({"topic": moved, "partition": p, "replicas": [4]}))
+        .collect();
+    std::fs::write(
+        &plan,
+        serde_json::json!({"version": 1, "partitions": partitions}).to_string(),
+    )
+    .expect("write the plan");
+    let plan = plan.display().to_string();
+    let started = strom(&cluster)
+        .args(["reassign", "execute", "--reassignment-json-file", &plan])
+        .args(["--throttle", &throttle.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .status()
+        .expect("run strom reassign execute");
+    assert!(started.success(), "reassign execute failed");
+    // The copy is under way before the clock starts.
+    let copying = strom_integration_tests::wait_until(Duration::from_secs(60), || async {
+        log_bytes(&cluster, 4, moved) > 0
+    })
+    .await;
+    assert!(copying, "the move did not start copying within 60 s");
+    let throttle_in_force = [
+        (1, "strom_replication_throttle_rate_bytes{side=\"leader\"}"),
+        (
+            4,
+            "strom_replication_throttle_rate_bytes{side=\"follower\"}",
+        ),
+    ]
+    .map(|(id, series)| node_metric(&cluster, id, series).unwrap_or(f64::NAN));
+    let (b0, t0) = (log_bytes(&cluster, 4, moved), Instant::now());
+    let (during, during_each) = latency_runs(&cluster, measured, half_rate, LATENCY_PROPS);
+    let (b1, took) = (log_bytes(&cluster, 4, moved), t0.elapsed());
+    let still_moving = admin
+        .list_partition_reassignments(None)
+        .await
+        .is_ok_and(|l| !l.is_empty());
+    let copied = b1.saturating_sub(b0);
+    let move_rate = copied as f64 / took.as_secs_f64();
+    println!(
+        "| throttled to {:.0} MB/s | {:.1} / {:.1} / {:.1} | {during_each} | {:.0} MB, {:.1} MB/s |",
+        throttle as f64 / 1e6,
+        f(&during, "p50_latency_ms"),
+        f(&during, "p99_latency_ms"),
+        f(&during, "p999_latency_ms"),
+        copied as f64 / 1e6,
+        move_rate / 1e6,
+    );
+    println!();
+    println!(
+        "p99 with the move minus without: {:+.1} ms (goal: within 5 ms); the move copied at {:.0}% of the throttle; throttle rates in force: leader side on broker 1 {:.0} B/s, follower side on broker 4 {:.0} B/s; throttled bytes: {:.0} served by broker 1, {:.0} fetched by broker 4",
+        f(&during, "p99_latency_ms") - f(&alone, "p99_latency_ms"),
+        100.0 * move_rate / throttle as f64,
+        throttle_in_force[0],
+        throttle_in_force[1],
+        node_metric(
+            &cluster,
+            1,
+            "strom_replication_throttled_bytes_total{side=\"leader\"}"
+        )
+        .unwrap_or(f64::NAN),
+        node_metric(
+            &cluster,
+            4,
+            "strom_replication_throttled_bytes_total{side=\"follower\"}"
+        )
+        .unwrap_or(f64::NAN),
+    );
+    if !still_moving {
+        println!(
+            "warning: the move completed before the last latency run ended: the runs were not all beside it (give more --bytes)"
+        );
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -1465,6 +1635,10 @@ async fn main() {
         "compaction" => compaction(records, drop_behind).await,
         "leader-moves" => leader_moves(partitions).await,
         "move-throughput" => move_throughput(bytes.unwrap_or(1 << 30)).await,
+        "throttled-move" => {
+            let throttle = value("--throttle").unwrap_or(20_000_000);
+            throttled_move(records, value("--rate"), throttle, bytes).await
+        }
         "decommission" => {
             let partitions = value("--partitions").map_or(100, |p| i32::try_from(p).unwrap_or(100));
             decommission(bytes.unwrap_or(2 << 30), partitions).await
@@ -1475,7 +1649,7 @@ async fn main() {
         }
         other => {
             eprintln!(
-                "unknown mode {other}: use throughput, failover, failover-many, durable, idempotence, transactions, txn-latency, compaction, leader-moves, move-throughput, decommission or all"
+                "unknown mode {other}: use throughput, failover, failover-many, durable, idempotence, transactions, txn-latency, compaction, leader-moves, move-throughput, decommission, throttled-move or all"
             );
             std::process::exit(2);
         }

@@ -35,7 +35,7 @@ struct Args {
     /// kill-controller, kill-all, pause-leader, pause-controller,
     /// partition-leader, partition-leader-data, partition-quorum,
     /// partition-bridge, b2b-failover, power-cut, power-cut-all,
-    /// power-cut-rolling, bitflip, disk-full.
+    /// power-cut-rolling, bitflip, disk-full, reassign, balance.
     #[arg(long, default_value = "all")]
     faults: String,
     /// Nodes (5 are needed for b2b-failover; `all` with 3 nodes leaves it out).

@@ -4,10 +4,10 @@
 //!
 //! * [`Fault`] — the faults and their names for `--faults`.
 //! * `net` — network partitions (cgroups + nftables).
-//! * `disk` — a node's data dir on a tmpfs that can be filled.
 //! * `storage` — truncated or bit-flipped segment files.
+//! * `moves` — throttled reassignments and the skews the balancer undoes.
 
-pub mod disk;
+mod moves;
 pub mod net;
 pub mod storage;
 
@@ -72,15 +72,21 @@ pub enum Fault {
     /// Fill the disk (a tmpfs) of one node.
     DiskFull,
     /// Reassign a random partition (KIP-455): drop one replica, or add back
-    /// a missing one (which copies the whole log), or reorder the replicas
-    /// (a new preferred leader); the move completes on its own, so there is
-    /// nothing to heal.
+    /// a missing one (which copies the whole log, throttled as
+    /// `strom reassign execute --throttle` does), or reorder the replicas
+    /// (a new preferred leader); the move completes on its own; the heal
+    /// removes the throttle.
     Reassign,
+    /// Give the built-in balancer (`balancer.mode=continuous`, on in runs
+    /// with this fault) work: skew the leaders onto one node, or (with more
+    /// nodes than replicas) move every replica off one node, throttled; the
+    /// balancer's own moves undo it, so there is nothing to heal.
+    Balance,
 }
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 16] = [
+    pub const ALL: [Fault; 17] = [
         Fault::KillLeader,
         Fault::KillController,
         Fault::KillAll,
@@ -97,6 +103,7 @@ impl Fault {
         Fault::Bitflip,
         Fault::DiskFull,
         Fault::Reassign,
+        Fault::Balance,
     ];
 
     /// The name `--faults` takes.
@@ -118,6 +125,7 @@ impl Fault {
             Fault::Bitflip => "bitflip",
             Fault::DiskFull => "disk-full",
             Fault::Reassign => "reassign",
+            Fault::Balance => "balance",
         }
     }
 
@@ -221,6 +229,10 @@ pub struct Nemesis {
     partitions: i32,
     /// Nodes that exited on their own, found when healing.
     pub crashed: Vec<i32>,
+    /// Admin client of the moves (connected on first use).
+    admin: Option<strom_client::Admin>,
+    /// A move set replication throttles that no heal has removed yet.
+    throttled: bool,
 }
 
 impl Nemesis {
@@ -231,6 +243,8 @@ impl Nemesis {
             topic: topic.to_owned(),
             partitions,
             crashed: Vec::new(),
+            admin: None,
+            throttled: false,
         }
     }
 
@@ -255,10 +269,22 @@ impl Nemesis {
     }
 
     /// Heals every fault, recording it.
-    pub fn heal(&mut self, env: &mut Env) {
+    pub async fn heal(&mut self, env: &mut Env) {
         self.record(OpType::Invoke, HEAL, String::new());
         match env.heal() {
-            Ok((done, crashed)) => {
+            Ok((mut done, crashed)) => {
+                // A throttle left in place slows only replicas being added
+                // (never the ISR), so the heal stands either way.
+                // Bounded: nodes the heal started may not serve yet.
+                match tokio::time::timeout(Duration::from_secs(8), self.clear_throttles(env)).await
+                {
+                    Ok(Ok(Some(cleared))) => done.push(cleared),
+                    Ok(Ok(None)) => {}
+                    Ok(Err(e)) => done.push(format!("the replication throttles stay: {e:#}")),
+                    Err(_) => {
+                        done.push("the replication throttles stay: no answer within 8 s".into())
+                    }
+                }
                 let mut detail = done.join("; ");
                 if !crashed.is_empty() {
                     detail.push_str(&format!("; nodes {crashed:?} had exited on their own"));
@@ -270,116 +296,43 @@ impl Nemesis {
         }
     }
 
+    /// Waits until no reassignment has been in progress for a second and a
+    /// half (the balancer starts a pending move within one), or `timeout`
+    /// passes: `Err` saying what still moves. After the final heal every
+    /// move must finish, the nemesis' own and the balancer's.
+    pub async fn wait_moves_done(&mut self, env: &Env, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        let mut idle_since: Option<Instant> = None;
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            match self.reassigning(env).await {
+                Ok(false) => {
+                    let since = *idle_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= Duration::from_millis(1500) {
+                        return Ok(());
+                    }
+                }
+                Ok(true) => {
+                    idle_since = None;
+                    last = "reassignments in progress".into();
+                }
+                Err(e) => {
+                    idle_since = None;
+                    last = format!("{e:#}");
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Err(format!(
+            "moves did not finish within {timeout:?} of healing: {last}"
+        ))
+    }
+
     async fn leader_of(&self, env: &Env, p: i32) -> anyhow::Result<(i32, i32, Vec<i32>)> {
         match env.partition_state(&self.topic, p).await {
             Some(s) if s.0 >= 0 => Ok(s),
             s => anyhow::bail!("{}-{p} has no leader ({s:?})", self.topic),
         }
-    }
-
-    /// Reassigns `topic`-`p`: a missing node is added back (its replica
-    /// copies the whole log); with every node a replica, either the
-    /// replicas are reordered (a new preferred leader) or one replica is
-    /// dropped (its log deleted) and, once the drop is done, added back as
-    /// a new replica that copies the whole log again. The replication
-    /// factor ends where it was, as the recovery check expects.
-    async fn reassign(&self, env: &mut Env, p: i32, rng: &mut StdRng) -> anyhow::Result<String> {
-        let t = self.topic.clone();
-        let current = self.replicas_of(env, p).await?;
-        let nodes = env.node_ids();
-        let missing: Vec<i32> = nodes
-            .iter()
-            .copied()
-            .filter(|n| !current.contains(n))
-            .collect();
-        if let Some(add) = missing.choose(rng) {
-            let mut target = current.clone();
-            target.push(*add);
-            self.alter(env, p, &target).await?;
-            return Ok(format!("reassigned {t}-{p} from {current:?} to {target:?}"));
-        }
-        if current.len() < 2 || rng.gen_bool(0.3) {
-            let mut target = current.clone();
-            target.shuffle(rng);
-            self.alter(env, p, &target).await?;
-            return Ok(format!("reordered {t}-{p} from {current:?} to {target:?}"));
-        }
-        let dropped = current[rng.gen_range(0..current.len())];
-        let fewer: Vec<i32> = current.iter().copied().filter(|r| *r != dropped).collect();
-        self.alter(env, p, &fewer).await?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.replicas_of(env, p).await.ok().as_deref() != Some(&fewer[..]) {
-            if Instant::now() > deadline {
-                anyhow::bail!(
-                    "reassigned {t}-{p} to {fewer:?}, which did not complete within 10 s"
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let mut back = fewer.clone();
-        back.insert(rng.gen_range(0..=back.len()), dropped);
-        self.alter(env, p, &back).await?;
-        Ok(format!(
-            "reassigned {t}-{p} from {current:?} to {fewer:?} (node {dropped} deleted its replica), then to {back:?}"
-        ))
-    }
-
-    /// The replicas of `topic`-`p` as the first node that answers knows them.
-    async fn replicas_of(&self, env: &mut Env, p: i32) -> anyhow::Result<Vec<i32>> {
-        let t = self.topic.as_str();
-        for id in env.node_ids() {
-            if !env.is_running(id) {
-                continue;
-            }
-            if let Ok(meta) = env.cluster().metadata(id, &[t]).await
-                && let Some(part) = meta
-                    .topics
-                    .iter()
-                    .flat_map(|x| x.partitions.iter())
-                    .find(|x| x.partition == p)
-            {
-                return Ok(part.replicas.clone());
-            }
-        }
-        anyhow::bail!("no node knows {t}-{p}")
-    }
-
-    /// Sends the reassignment of `topic`-`p` to `target` through the first
-    /// node that takes it.
-    async fn alter(&self, env: &mut Env, p: i32, target: &[i32]) -> anyhow::Result<()> {
-        use strom_proto::v1::{
-            AlterPartitionReassignmentsRequest, ReassignablePartition, TargetReplicas,
-        };
-        let mut last = String::new();
-        for id in env.node_ids() {
-            if !env.is_running(id) {
-                continue;
-            }
-            let request = AlterPartitionReassignmentsRequest {
-                partitions: vec![ReassignablePartition {
-                    topic: self.topic.clone(),
-                    partition: p,
-                    replicas: Some(TargetReplicas {
-                        ids: target.to_vec(),
-                    }),
-                }],
-            };
-            let mut c = env.cluster().controller_client(id);
-            match tokio::time::timeout(
-                Duration::from_secs(5),
-                c.alter_partition_reassignments(request),
-            )
-            .await
-            {
-                Ok(Ok(_)) => return Ok(()),
-                Ok(Err(s)) => last = format!("node {id}: {}", s.message()),
-                Err(_) => last = format!("node {id} did not answer within 5 s"),
-            }
-        }
-        anyhow::bail!(
-            "no node took the reassignment of {}-{p} to {target:?}: {last}",
-            self.topic
-        )
     }
 
     /// kill -9 `node`, then drop the unsynced part of its segments.
@@ -554,6 +507,7 @@ impl Nemesis {
                 self.power_cut(env, node, rng)
             }
             Fault::Reassign => self.reassign(env, p, rng).await,
+            Fault::Balance => self.unbalance(env, rng).await,
             Fault::PowerCutAll => {
                 let mut cuts = Vec::new();
                 for id in env.node_ids() {

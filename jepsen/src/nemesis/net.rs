@@ -21,6 +21,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::{Context, bail};
 
+pub use strom_integration_tests::tmpfs::is_root;
+
 /// The ports of one node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ports {
@@ -94,17 +96,6 @@ pub fn unavailable() -> Option<String> {
         )),
         Err(e) => Some(e.to_string()),
     }
-}
-
-/// Whether this process runs as root (effective uid 0), from
-/// `/proc/self/status`.
-pub fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|ids| ids.split_whitespace().nth(1).map(|euid| euid == "0"))
-            .unwrap_or(false)
-    })
 }
 
 fn nft(script: &str) -> anyhow::Result<()> {

@@ -1,6 +1,9 @@
-//! A node's data dir on a small tmpfs, so the nemesis can fill its disk
-//! (a filler file written until ENOSPC) and free it again. Needs root for
-//! `mount`; [`Tmpfs`]'s `Drop` unmounts.
+//! A node's data dir on a small tmpfs of its own: a file system whose size
+//! and use a test controls (the balancer's disk goals read them from
+//! statvfs), and that the fault-injection nemesis can fill (a filler file
+//! written until ENOSPC) and free again. Needs root for `mount`
+//! ([`is_root`]; tests that mount sit in `needs_root::` modules, which
+//! `scripts/test` skips without root); [`Tmpfs`]'s `Drop` unmounts.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,10 +18,22 @@ pub struct Tmpfs {
 }
 
 /// Name of the filler file at the tmpfs root.
-const FILLER: &str = "jepsen-filler";
+const FILLER: &str = "strom-filler";
 
 /// Source name of the tmpfs mounts, followed by the owning process id.
-const SOURCE_PREFIX: &str = "strom-jepsen-";
+const SOURCE_PREFIX: &str = "strom-tmpfs-";
+/// The prefix mounts had before the tmpfs moved into the harness.
+const OLD_SOURCE_PREFIX: &str = "strom-jepsen-";
+
+/// Whether this process runs as root (effective uid 0), as mounting needs.
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1).map(|euid| euid == "0"))
+            .unwrap_or(false)
+    })
+}
 
 /// Unmounts (lazily) the tmpfs of runs whose process no longer exists.
 pub fn sweep_stale() {
@@ -32,12 +47,15 @@ pub fn sweep_stale() {
         else {
             continue;
         };
-        let Some(pid) = source.strip_prefix(SOURCE_PREFIX) else {
+        let Some(pid) = source
+            .strip_prefix(SOURCE_PREFIX)
+            .or_else(|| source.strip_prefix(OLD_SOURCE_PREFIX))
+        else {
             continue;
         };
         if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
             let _ = Command::new("umount").arg("-l").arg(target).status();
-            eprintln!("jepsen: unmounted the stale tmpfs {target}");
+            eprintln!("unmounted the stale tmpfs {target}");
         }
     }
 }
@@ -45,6 +63,13 @@ pub fn sweep_stale() {
 impl Tmpfs {
     /// Mounts a tmpfs of `size` bytes on `path` (created if missing).
     pub fn mount(path: &Path, size: u64) -> anyhow::Result<Self> {
+        if !is_root() {
+            bail!(
+                "mounting a tmpfs on {} needs root (tests that do sit in needs_root:: \
+                 modules, which scripts/test skips when not root)",
+                path.display()
+            );
+        }
         std::fs::create_dir_all(path).with_context(|| format!("create {}", path.display()))?;
         // The source names this process, so a later run can unmount it
         // should this one die without running `Drop`.
