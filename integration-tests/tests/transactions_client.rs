@@ -169,7 +169,6 @@ fn values_with(read: &BTreeMap<i32, Vec<String>>, prefix: &str) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails: after commit, abort, commit on one producer, one partition's third transaction stays invisible to read_committed for 30 s (10 of 15); under investigation (issue 22)"]
 async fn read_committed_consumers_see_a_transaction_whole_after_commit_and_never_an_aborted_one() {
     let cluster = Cluster::start(3, options()).await;
     create(&cluster, "atomic", 3).await;

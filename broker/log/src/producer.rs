@@ -422,12 +422,20 @@ impl ProducerStateTable {
     /// `AddPartitionsToTxn` on the producer's behalf). A late batch of a
     /// finished transaction is then refused instead of opening a hanging
     /// one.
+    ///
+    /// A batch in another epoch than the open transaction's is verified
+    /// too: the coordinator bumps the epoch on every transaction, so it
+    /// belongs to the producer's next transaction (or to a zombie), and
+    /// the open one here is still waiting for its marker. Writing it into
+    /// the open transaction would let that marker commit or abort it, and
+    /// the coordinator would never mark this partition for the new one;
+    /// the coordinator answers CONCURRENT_TRANSACTIONS until the old
+    /// transaction's markers are written.
     pub fn needs_txn_verification(&self, batch: &ProducerBatch) -> bool {
         batch.is_transactional
-            && self
-                .producers
-                .get(&batch.producer_id)
-                .is_none_or(|e| e.current_txn_first_offset.is_none())
+            && self.producers.get(&batch.producer_id).is_none_or(|e| {
+                e.current_txn_first_offset.is_none() || e.epoch != batch.producer_epoch
+            })
     }
 
     /// The first offset of the earliest open transaction: records from it

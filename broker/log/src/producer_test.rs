@@ -409,6 +409,10 @@ fn a_transactional_batch_that_would_open_a_transaction_needs_verification() {
     // (name, batch, needs verification)
     let cases = [
         ("open transaction continues", txn(1, 0, 1, 1, 2), false),
+        // Its marker not written yet: the next transaction's first batch
+        // (epoch bumped by the coordinator) must not join it.
+        ("open transaction, next epoch", txn(1, 1, 0, 1, 2), true),
+        ("open transaction, older epoch", txn(1, -1, 0, 1, 2), true),
         ("known producer, no transaction", txn(2, 0, 1, 1, 2), true),
         ("unknown producer", txn(3, 0, 0, 1, 2), true),
         ("not transactional", batch(2, 0, 1, 1, 2), false),
