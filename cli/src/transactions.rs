@@ -68,7 +68,7 @@ pub(crate) struct FindHangingArgs {
     #[arg(long)]
     topic: Option<String>,
     /// With --topic: only this partition.
-    #[arg(long, requires = "topic", value_parser = clap::value_parser!(i32).range(0..))]
+    #[arg(long, requires = "topic", conflicts_with = "broker_id", value_parser = clap::value_parser!(i32).range(0..))]
     partition: Option<i32>,
     /// A transaction whose producer has not written for longer than this
     /// is a candidate (transaction.max.timeout.ms, in minutes).
