@@ -222,6 +222,12 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// The cluster's temporary directory (the nodes' data dirs and logs
+    /// are in it; tests may put their own files there too).
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     /// Starts `n` nodes and waits until the cluster is ready (a controller
     /// leader and every broker unfenced).
     pub async fn start(n: i32, options: ClusterOptions) -> Cluster {

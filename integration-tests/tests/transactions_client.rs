@@ -319,21 +319,100 @@ async fn coordinator_of(cluster: &Cluster, transactional_id: &str) -> i32 {
 }
 
 /// The processing client as a child process (see `src/bin/txn_transform.rs`).
-fn start_processor(cluster: &Cluster) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_txn_transform"))
-        .args([
-            cluster.bootstrap().as_str(),
-            "ctp-in",
-            "3",
-            "ctp-out",
-            "ctp-group",
-            "ctp-processor",
-            "100",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start txn_transform")
+/// The consume-transform-produce child process, kept running as a
+/// supervisor would: an incarnation that exits (the processor exits on any
+/// error, and the faults cause errors) is replaced by a new one, which
+/// fences the old and aborts what it left open. Each incarnation's output
+/// goes to its own file, shown when the test fails.
+struct Processor {
+    child: Child,
+    incarnations: usize,
+    logs: std::path::PathBuf,
+}
+
+impl Processor {
+    fn start(cluster: &Cluster) -> Self {
+        let logs = cluster.dir().join("processor");
+        std::fs::create_dir_all(&logs).expect("processor log dir");
+        let child = Self::spawn(cluster, &logs, 1);
+        Processor {
+            child,
+            incarnations: 1,
+            logs,
+        }
+    }
+
+    fn spawn(cluster: &Cluster, logs: &std::path::Path, incarnation: usize) -> Child {
+        let log = std::fs::File::create(logs.join(format!("{incarnation}.log")))
+            .expect("processor log file");
+        let err = log.try_clone().expect("processor log file");
+        Command::new(env!("CARGO_BIN_EXE_txn_transform"))
+            .args([
+                cluster.bootstrap().as_str(),
+                "ctp-in",
+                "3",
+                "ctp-out",
+                "ctp-group",
+                "ctp-processor",
+                "100",
+            ])
+            // The error that ended an incarnation, without a backtrace.
+            .env("RUST_BACKTRACE", "0")
+            .env("RUST_LIB_BACKTRACE", "0")
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .expect("start txn_transform")
+    }
+
+    /// Starts a new incarnation when the current one has exited.
+    fn supervise(&mut self, cluster: &Cluster) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            self.incarnations += 1;
+            self.child = Self::spawn(cluster, &self.logs, self.incarnations);
+        }
+    }
+
+    fn kill(&mut self) {
+        self.child.kill().expect("kill -9 the processor");
+        let _ = self.child.wait();
+    }
+
+    /// The last lines of every incarnation's output.
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for i in 1..=self.incarnations {
+            let text =
+                std::fs::read_to_string(self.logs.join(format!("{i}.log"))).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            out.push_str(&format!("--- processor incarnation {i} ---\n"));
+            for l in &lines[lines.len().saturating_sub(15)..] {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// Waits, restarting the processor whenever it exits, until `n`
+    /// distinct output records are committed; panics with the processor's
+    /// and the nodes' logs after `timeout`.
+    async fn until_processed(&mut self, cluster: &Cluster, n: usize, timeout: Duration) {
+        let done = wait_until(timeout, || {
+            self.supervise(cluster);
+            processed(cluster, n)
+        })
+        .await;
+        if !done {
+            let got = output_counts(cluster).await.len();
+            self.kill();
+            panic!(
+                "{got} of {n} records processed after {timeout:?}\n{}\n{}",
+                self.logs(),
+                cluster.dump_logs()
+            );
+        }
+    }
 }
 
 /// Output values read with read_committed so far, however many times each.
@@ -379,33 +458,22 @@ async fn consume_transform_produce_holds_each_input_once_across_kill_9() {
     input.flush().await.expect("flush");
     input.close().await.expect("close");
 
-    let mut processor = start_processor(&cluster);
-    let deadline = Duration::from_secs(60);
+    let mut processor = Processor::start(&cluster);
+    let deadline = Duration::from_secs(90);
 
     // 1. The processing client, killed -9 in the middle of its work.
-    assert!(
-        wait_until(deadline, || processed(&cluster, 150)).await,
-        "no progress"
-    );
-    processor.kill().expect("kill -9 the processor");
-    let _ = processor.wait();
-    processor = start_processor(&cluster);
+    processor.until_processed(&cluster, 150, deadline).await;
+    processor.kill();
 
     // 2. The transaction coordinator's broker.
-    assert!(
-        wait_until(deadline, || processed(&cluster, 350)).await,
-        "no progress"
-    );
+    processor.until_processed(&cluster, 350, deadline).await;
     let coordinator = coordinator_of(&cluster, "ctp-processor").await;
     cluster.kill(coordinator);
     tokio::time::sleep(Duration::from_secs(2)).await;
     cluster.restart(coordinator);
 
     // 3. The leader of an output partition.
-    assert!(
-        wait_until(deadline, || processed(&cluster, 550)).await,
-        "no progress"
-    );
+    processor.until_processed(&cluster, 550, deadline).await;
     let addrs = Addrs::of(&cluster);
     let (leader, _, _) = partition_state_any(&addrs, "ctp-out", 0)
         .await
@@ -414,18 +482,15 @@ async fn consume_transform_produce_holds_each_input_once_across_kill_9() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     cluster.restart(leader);
 
-    // The processor may have died of the faults (it exits on any error):
-    // start it again, as a supervisor would, until all is processed.
-    let done = wait_until(Duration::from_secs(90), || {
-        if !matches!(processor.try_wait(), Ok(None)) {
-            processor = start_processor(&cluster);
-        }
-        processed(&cluster, RECORDS)
-    })
-    .await;
-    processor.kill().expect("kill the processor");
-    let _ = processor.wait();
-    assert!(done, "not every input record was processed in time");
+    processor
+        .until_processed(&cluster, RECORDS, Duration::from_secs(120))
+        .await;
+    processor.kill();
+    eprintln!(
+        "processed by {} processor incarnations\n{}",
+        processor.incarnations,
+        processor.logs()
+    );
 
     // A new incarnation aborts whatever the last one left open, so that
     // the last stable offset reaches the end.
