@@ -3,6 +3,11 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
+    AddOffsetsToTxnResponse, AddPartitionsToTxnResponse, DescribeProducersResponse,
+    DescribeTransactionsResponse, EndTxnResponse, ListTransactionsResponse,
+    TxnOffsetCommitResponse,
+};
+use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, CreatePartitionsResponse, CreateTopicsResponse,
     DeleteTopicsResponse, FetchResponse, FindCoordinatorResponse, InitProducerIdResponse,
     ListOffsetsResponse, MetadataResponse, OffsetForLeaderEpochResponse, ProduceResponse,
@@ -25,6 +30,13 @@ pub enum Response {
     InitProducerId(InitProducerIdResponse),
     OffsetForLeaderEpoch(OffsetForLeaderEpochResponse),
     CreatePartitions(CreatePartitionsResponse),
+    AddPartitionsToTxn(AddPartitionsToTxnResponse),
+    AddOffsetsToTxn(AddOffsetsToTxnResponse),
+    EndTxn(EndTxnResponse),
+    TxnOffsetCommit(TxnOffsetCommitResponse),
+    DescribeProducers(DescribeProducersResponse),
+    ListTransactions(ListTransactionsResponse),
+    DescribeTransactions(DescribeTransactionsResponse),
 }
 
 impl Response {
@@ -42,6 +54,13 @@ impl Response {
             Response::InitProducerId(_) => ApiKey::InitProducerId,
             Response::OffsetForLeaderEpoch(_) => ApiKey::OffsetForLeaderEpoch,
             Response::CreatePartitions(_) => ApiKey::CreatePartitions,
+            Response::AddPartitionsToTxn(_) => ApiKey::AddPartitionsToTxn,
+            Response::AddOffsetsToTxn(_) => ApiKey::AddOffsetsToTxn,
+            Response::EndTxn(_) => ApiKey::EndTxn,
+            Response::TxnOffsetCommit(_) => ApiKey::TxnOffsetCommit,
+            Response::DescribeProducers(_) => ApiKey::DescribeProducers,
+            Response::ListTransactions(_) => ApiKey::ListTransactions,
+            Response::DescribeTransactions(_) => ApiKey::DescribeTransactions,
         }
     }
 
@@ -58,6 +77,13 @@ impl Response {
             Response::InitProducerId(b) => b.encode(buf, version),
             Response::OffsetForLeaderEpoch(b) => b.encode(buf, version),
             Response::CreatePartitions(b) => b.encode(buf, version),
+            Response::AddPartitionsToTxn(b) => b.encode(buf, version),
+            Response::AddOffsetsToTxn(b) => b.encode(buf, version),
+            Response::EndTxn(b) => b.encode(buf, version),
+            Response::TxnOffsetCommit(b) => b.encode(buf, version),
+            Response::DescribeProducers(b) => b.encode(buf, version),
+            Response::ListTransactions(b) => b.encode(buf, version),
+            Response::DescribeTransactions(b) => b.encode(buf, version),
         };
         r.map_err(|e| e.to_string())
     }
