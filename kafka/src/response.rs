@@ -125,3 +125,67 @@ pub fn encode(
     buf[..4].copy_from_slice(&size.to_be_bytes());
     Ok(buf.freeze())
 }
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::ProducerId;
+    use kafka_protocol::protocol::Decodable;
+
+    use super::*;
+    use crate::versions;
+
+    /// Encodes `response` in every served version of its API, and decodes
+    /// each back as `R`.
+    fn every_version<R: Decodable + std::fmt::Debug>(response: Response) -> Vec<(i16, R)> {
+        let key = response.api_key();
+        let (min, max) = versions::served_range(key).expect("served");
+        (min..=max)
+            .map(|v| {
+                let mut framed = encode(&response, v, 9).expect("encodes");
+                let _size = framed.split_to(4);
+                let header = ResponseHeader::decode(&mut framed, key.response_header_version(v))
+                    .expect("header");
+                assert_eq!(header.correlation_id, 9);
+                (v, R::decode(&mut framed, v).expect("decodes"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn end_txn_answers_the_producer_only_from_v5() {
+        let r = EndTxnResponse::default()
+            .with_producer_id(ProducerId(42))
+            .with_producer_epoch(3);
+        for (v, back) in every_version::<EndTxnResponse>(Response::EndTxn(r)) {
+            let want = if v >= 5 { (42, 3) } else { (-1, -1) };
+            assert_eq!((back.producer_id.0, back.producer_epoch), want, "v{v}");
+        }
+    }
+
+    #[test]
+    fn transaction_responses_encode_in_every_served_version() {
+        let listed = ListTransactionsResponse::default().with_error_code(15);
+        for (v, back) in
+            every_version::<ListTransactionsResponse>(Response::ListTransactions(listed))
+        {
+            assert_eq!(back.error_code, 15, "v{v}");
+        }
+        let added = AddOffsetsToTxnResponse::default().with_error_code(90);
+        for (v, back) in every_version::<AddOffsetsToTxnResponse>(Response::AddOffsetsToTxn(added))
+        {
+            assert_eq!(back.error_code, 90, "v{v}");
+        }
+        every_version::<AddPartitionsToTxnResponse>(Response::AddPartitionsToTxn(
+            AddPartitionsToTxnResponse::default(),
+        ));
+        every_version::<TxnOffsetCommitResponse>(Response::TxnOffsetCommit(
+            TxnOffsetCommitResponse::default(),
+        ));
+        every_version::<DescribeProducersResponse>(Response::DescribeProducers(
+            DescribeProducersResponse::default(),
+        ));
+        every_version::<DescribeTransactionsResponse>(Response::DescribeTransactions(
+            DescribeTransactionsResponse::default(),
+        ));
+    }
+}
