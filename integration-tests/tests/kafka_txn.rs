@@ -268,8 +268,12 @@ async fn end_txn_bad_input_gets_kafkas_codes_and_changes_nothing() {
         for (what, version, txn, caller, want) in cases {
             let at_txn = coordinator(&kafka, txn);
             let mut conn = Raw::connect(&at_txn);
-            let r = end_txn(&mut conn, version, txn, caller, true);
-            assert_eq!(r.error_code, want, "{what}: {r:?}");
+            // (retried while the id's transaction log partition loads)
+            let (code, r) = retried(what, || {
+                let r = end_txn(&mut conn, version, txn, caller, true);
+                (r.error_code, r)
+            });
+            assert_eq!(code, want, "{what}: {r:?}");
             assert_eq!(describe(&mut raw, id), ongoing, "{what} changed the state");
         }
 
@@ -435,6 +439,33 @@ mod needs_kafka_clients {
         sorted_key_values(&json_lines(&out))
     }
 
+    /// [`read`] until it gives `want` (sorted): the markers of a
+    /// committed transaction are written after EndTxn is answered, so the
+    /// last stable offset reaches them a moment later. Under
+    /// read_committed every read on the way holds only records of `want`:
+    /// nothing aborted or uncommitted is ever visible.
+    fn read_until(bootstrap: &str, topic: &str, partitions: i32, isolation: &str, want: &[String]) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let got = read(bootstrap, topic, partitions, isolation);
+            if got == want {
+                return;
+            }
+            if isolation == "read_committed" {
+                let stray: Vec<&String> = got.iter().filter(|r| !want.contains(r)).collect();
+                assert!(
+                    stray.is_empty(),
+                    "{topic}: visible but not committed: {stray:?}"
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{topic} at {isolation}: {got:?}, not {want:?}"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn confluent_commit_is_visible_to_read_committed_and_abort_never() {
         let cluster = cluster_with_topics(&[("txn", 3)]).await;
@@ -453,18 +484,13 @@ mod needs_kafka_clients {
             }
             let mut committed = [first.clone(), last.clone()].concat();
             committed.sort();
-            assert_eq!(
-                read(&bootstrap, "txn", 3, "read_committed"),
-                committed,
-                "read_committed over Kafka: the committed records, no aborted one"
-            );
+            // read_committed over Kafka: the committed records, no aborted
+            // one.
+            read_until(&bootstrap, "txn", 3, "read_committed", &committed);
+            // read_uncommitted: the aborted records are in the log.
             let mut everything = [first, aborted, last].concat();
             everything.sort();
-            assert_eq!(
-                read(&bootstrap, "txn", 3, "read_uncommitted"),
-                everything,
-                "read_uncommitted: the aborted records are in the log"
-            );
+            assert_eq!(read(&bootstrap, "txn", 3, "read_uncommitted"), everything);
             // Strom's own read_committed consumer, over gRPC.
             let out = run(
                 strom(c).args([
@@ -525,28 +551,39 @@ mod needs_kafka_clients {
                 })
                 .collect();
             want.sort();
-            assert_eq!(read(&bootstrap, "ctp-out", 1, "read_committed"), want);
+            read_until(&bootstrap, "ctp-out", 1, "read_committed", &want);
             // The group's offset moved with the committed transactions
-            // only: 30, not 40.
-            let out = run(
-                strom(c).args([
-                    "--output",
-                    "json",
-                    "groups",
-                    "describe",
-                    "--group",
-                    "ctp-group",
-                ]),
-                "",
-            );
-            let described: serde_json::Value =
-                serde_json::from_slice(&out.stdout).expect("groups describe json");
-            let offsets = described["offsets"].as_array().expect("offsets");
-            let row = offsets
-                .iter()
-                .find(|o| o["topic"] == "ctp-in" && o["partition"] == 0)
-                .unwrap_or_else(|| panic!("no committed offset: {described}"));
-            assert_eq!(row["current_offset"], 30, "{described}");
+            // only: 30, not 40 (visible once the last COMMIT marker reached
+            // the offsets partition; never above 30 on the way).
+            let deadline = Instant::now() + TIMEOUT;
+            loop {
+                let out = run(
+                    strom(c).args([
+                        "--output",
+                        "json",
+                        "groups",
+                        "describe",
+                        "--group",
+                        "ctp-group",
+                    ]),
+                    "",
+                );
+                let described: serde_json::Value =
+                    serde_json::from_slice(&out.stdout).expect("groups describe json");
+                let offset = described["offsets"]
+                    .as_array()
+                    .and_then(|o| {
+                        o.iter()
+                            .find(|o| o["topic"] == "ctp-in" && o["partition"] == 0)
+                    })
+                    .and_then(|o| o["current_offset"].as_i64());
+                if offset == Some(30) {
+                    break;
+                }
+                assert!(offset.is_none_or(|o| o <= 30), "{described}");
+                assert!(Instant::now() < deadline, "{described}");
+                std::thread::sleep(Duration::from_millis(300));
+            }
         });
     }
 
@@ -569,10 +606,13 @@ mod needs_kafka_clients {
                 fenced.iter().any(|f| r["a_error"] == *f),
                 "the zombie's error is a fence: {r}"
             );
-            assert_eq!(
-                read(&bootstrap, "fence", 1, "read_committed"),
-                vec!["b:winner".to_owned()],
-                "nothing of the fenced producer is visible"
+            // Nothing of the fenced producer is visible.
+            read_until(
+                &bootstrap,
+                "fence",
+                1,
+                "read_committed",
+                &["b:winner".to_owned()],
             );
         });
     }
