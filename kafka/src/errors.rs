@@ -12,6 +12,22 @@ pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
 /// Kafka's INVALID_FETCH_SESSION_EPOCH.
 pub const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
 
+/// Kafka's INVALID_PRODUCER_EPOCH, what clients before KIP-588 get for
+/// PRODUCER_FENCED.
+pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+
+/// The Kafka error code of a transaction request's `code`, in a version
+/// of the API: below `fenced_since` (the version that brought
+/// PRODUCER_FENCED to it, KIP-588) PRODUCER_FENCED reads as
+/// INVALID_PRODUCER_EPOCH, as Kafka answers such clients.
+pub fn txn_error_code(code: ErrorCode, version: i16, fenced_since: i16) -> i16 {
+    if code == ErrorCode::ProducerFenced && version < fenced_since {
+        INVALID_PRODUCER_EPOCH
+    } else {
+        kafka_code(code)
+    }
+}
+
 /// The Kafka error code of `code`.
 pub fn kafka_code(code: ErrorCode) -> i16 {
     i16::try_from(code as i32).unwrap_or(UNKNOWN_SERVER_ERROR)
@@ -45,5 +61,23 @@ mod tests {
         }
         assert_eq!(kafka_code_i32(3), 3);
         assert_eq!(kafka_code_i32(123_456), UNKNOWN_SERVER_ERROR);
+    }
+
+    #[test]
+    fn producer_fenced_reads_as_invalid_epoch_for_older_clients() {
+        let cases = [
+            (ErrorCode::ProducerFenced, 1, 2, 47),
+            (ErrorCode::ProducerFenced, 2, 2, 90),
+            (ErrorCode::ProducerFenced, 2, 3, 47),
+            (ErrorCode::InvalidTxnState, 0, 2, 48),
+            (ErrorCode::None, 0, 2, 0),
+        ];
+        for (code, version, since, want) in cases {
+            assert_eq!(
+                txn_error_code(code, version, since),
+                want,
+                "{code:?} v{version}"
+            );
+        }
     }
 }

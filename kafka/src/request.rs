@@ -10,6 +10,10 @@
 
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, DescribeProducersRequest,
+    DescribeTransactionsRequest, EndTxnRequest, ListTransactionsRequest, TxnOffsetCommitRequest,
+};
+use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
     FetchRequest, FindCoordinatorRequest, InitProducerIdRequest, ListOffsetsRequest,
     MetadataRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader,
@@ -55,6 +59,13 @@ pub enum Body {
     InitProducerId(InitProducerIdRequest),
     OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
     CreatePartitions(CreatePartitionsRequest),
+    AddPartitionsToTxn(AddPartitionsToTxnRequest),
+    AddOffsetsToTxn(AddOffsetsToTxnRequest),
+    EndTxn(EndTxnRequest),
+    TxnOffsetCommit(TxnOffsetCommitRequest),
+    DescribeProducers(DescribeProducersRequest),
+    ListTransactions(ListTransactionsRequest),
+    DescribeTransactions(DescribeTransactionsRequest),
 }
 
 /// What a frame is.
@@ -153,6 +164,13 @@ fn decode_body(key: ApiKey, buf: &mut Bytes, version: i16) -> Result<Body, Strin
         ApiKey::InitProducerId => body!(InitProducerId, InitProducerIdRequest),
         ApiKey::OffsetForLeaderEpoch => body!(OffsetForLeaderEpoch, OffsetForLeaderEpochRequest),
         ApiKey::CreatePartitions => body!(CreatePartitions, CreatePartitionsRequest),
+        ApiKey::AddPartitionsToTxn => body!(AddPartitionsToTxn, AddPartitionsToTxnRequest),
+        ApiKey::AddOffsetsToTxn => body!(AddOffsetsToTxn, AddOffsetsToTxnRequest),
+        ApiKey::EndTxn => body!(EndTxn, EndTxnRequest),
+        ApiKey::TxnOffsetCommit => body!(TxnOffsetCommit, TxnOffsetCommitRequest),
+        ApiKey::DescribeProducers => body!(DescribeProducers, DescribeProducersRequest),
+        ApiKey::ListTransactions => body!(ListTransactions, ListTransactionsRequest),
+        ApiKey::DescribeTransactions => body!(DescribeTransactions, DescribeTransactionsRequest),
         other => return Err(format!("{other:?} is served but has no decoder")),
     })
 }

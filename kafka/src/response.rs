@@ -3,6 +3,11 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
+    AddOffsetsToTxnResponse, AddPartitionsToTxnResponse, DescribeProducersResponse,
+    DescribeTransactionsResponse, EndTxnResponse, ListTransactionsResponse,
+    TxnOffsetCommitResponse,
+};
+use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, CreatePartitionsResponse, CreateTopicsResponse,
     DeleteTopicsResponse, FetchResponse, FindCoordinatorResponse, InitProducerIdResponse,
     ListOffsetsResponse, MetadataResponse, OffsetForLeaderEpochResponse, ProduceResponse,
@@ -25,6 +30,13 @@ pub enum Response {
     InitProducerId(InitProducerIdResponse),
     OffsetForLeaderEpoch(OffsetForLeaderEpochResponse),
     CreatePartitions(CreatePartitionsResponse),
+    AddPartitionsToTxn(AddPartitionsToTxnResponse),
+    AddOffsetsToTxn(AddOffsetsToTxnResponse),
+    EndTxn(EndTxnResponse),
+    TxnOffsetCommit(TxnOffsetCommitResponse),
+    DescribeProducers(DescribeProducersResponse),
+    ListTransactions(ListTransactionsResponse),
+    DescribeTransactions(DescribeTransactionsResponse),
 }
 
 impl Response {
@@ -42,6 +54,13 @@ impl Response {
             Response::InitProducerId(_) => ApiKey::InitProducerId,
             Response::OffsetForLeaderEpoch(_) => ApiKey::OffsetForLeaderEpoch,
             Response::CreatePartitions(_) => ApiKey::CreatePartitions,
+            Response::AddPartitionsToTxn(_) => ApiKey::AddPartitionsToTxn,
+            Response::AddOffsetsToTxn(_) => ApiKey::AddOffsetsToTxn,
+            Response::EndTxn(_) => ApiKey::EndTxn,
+            Response::TxnOffsetCommit(_) => ApiKey::TxnOffsetCommit,
+            Response::DescribeProducers(_) => ApiKey::DescribeProducers,
+            Response::ListTransactions(_) => ApiKey::ListTransactions,
+            Response::DescribeTransactions(_) => ApiKey::DescribeTransactions,
         }
     }
 
@@ -58,6 +77,13 @@ impl Response {
             Response::InitProducerId(b) => b.encode(buf, version),
             Response::OffsetForLeaderEpoch(b) => b.encode(buf, version),
             Response::CreatePartitions(b) => b.encode(buf, version),
+            Response::AddPartitionsToTxn(b) => b.encode(buf, version),
+            Response::AddOffsetsToTxn(b) => b.encode(buf, version),
+            Response::EndTxn(b) => b.encode(buf, version),
+            Response::TxnOffsetCommit(b) => b.encode(buf, version),
+            Response::DescribeProducers(b) => b.encode(buf, version),
+            Response::ListTransactions(b) => b.encode(buf, version),
+            Response::DescribeTransactions(b) => b.encode(buf, version),
         };
         r.map_err(|e| e.to_string())
     }
@@ -98,4 +124,68 @@ pub fn encode(
     let size = i32::try_from(buf.len() - 4).map_err(|_| error("above 2 GiB".into()))?;
     buf[..4].copy_from_slice(&size.to_be_bytes());
     Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::ProducerId;
+    use kafka_protocol::protocol::Decodable;
+
+    use super::*;
+    use crate::versions;
+
+    /// Encodes `response` in every served version of its API, and decodes
+    /// each back as `R`.
+    fn every_version<R: Decodable + std::fmt::Debug>(response: Response) -> Vec<(i16, R)> {
+        let key = response.api_key();
+        let (min, max) = versions::served_range(key).expect("served");
+        (min..=max)
+            .map(|v| {
+                let mut framed = encode(&response, v, 9).expect("encodes");
+                let _size = framed.split_to(4);
+                let header = ResponseHeader::decode(&mut framed, key.response_header_version(v))
+                    .expect("header");
+                assert_eq!(header.correlation_id, 9);
+                (v, R::decode(&mut framed, v).expect("decodes"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn end_txn_answers_the_producer_only_from_v5() {
+        let r = EndTxnResponse::default()
+            .with_producer_id(ProducerId(42))
+            .with_producer_epoch(3);
+        for (v, back) in every_version::<EndTxnResponse>(Response::EndTxn(r)) {
+            let want = if v >= 5 { (42, 3) } else { (-1, -1) };
+            assert_eq!((back.producer_id.0, back.producer_epoch), want, "v{v}");
+        }
+    }
+
+    #[test]
+    fn transaction_responses_encode_in_every_served_version() {
+        let listed = ListTransactionsResponse::default().with_error_code(15);
+        for (v, back) in
+            every_version::<ListTransactionsResponse>(Response::ListTransactions(listed))
+        {
+            assert_eq!(back.error_code, 15, "v{v}");
+        }
+        let added = AddOffsetsToTxnResponse::default().with_error_code(90);
+        for (v, back) in every_version::<AddOffsetsToTxnResponse>(Response::AddOffsetsToTxn(added))
+        {
+            assert_eq!(back.error_code, 90, "v{v}");
+        }
+        every_version::<AddPartitionsToTxnResponse>(Response::AddPartitionsToTxn(
+            AddPartitionsToTxnResponse::default(),
+        ));
+        every_version::<TxnOffsetCommitResponse>(Response::TxnOffsetCommit(
+            TxnOffsetCommitResponse::default(),
+        ));
+        every_version::<DescribeProducersResponse>(Response::DescribeProducers(
+            DescribeProducersResponse::default(),
+        ));
+        every_version::<DescribeTransactionsResponse>(Response::DescribeTransactions(
+            DescribeTransactionsResponse::default(),
+        ));
+    }
 }

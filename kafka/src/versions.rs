@@ -5,7 +5,10 @@
 //!
 //! A version is listed only when everything it carries is served: e.g.
 //! Produce stops at v12 (v13 names topics by id) and ListOffsets at v6
-//! (v7 adds the max-timestamp lookup Strom does not have).
+//! (v7 adds the max-timestamp lookup Strom does not have),
+//! AddPartitionsToTxn at v3 (v4+ is brokers verifying for each other),
+//! TxnOffsetCommit at v4 (v5 is transaction version 2's implicit add) and
+//! ListTransactions at v0 (v1 filters by duration, v2 by pattern).
 
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
@@ -23,6 +26,13 @@ pub const SERVED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 5),
+    (ApiKey::TxnOffsetCommit, 0, 4),
+    (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::ListTransactions, 0, 0),
+    (ApiKey::DescribeTransactions, 0, 0),
 ];
 
 /// The served range of `key`, if served at all.

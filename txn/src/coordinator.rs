@@ -23,6 +23,15 @@
 //! carries an epoch older than the partitions' and the coordinator's, and
 //! is refused, so it can never land in the next transaction
 //! (KAFKA-17754).
+//!
+//! Clients that predate transaction version 2 (librdkafka, Kafka clients
+//! before 4.0: EndTxn below v5) end a transaction without the bump
+//! ([`TxnVersion::V0`], as Kafka's coordinator serves them): the markers
+//! carry the producer's epoch and the next transaction goes on in it.
+//! KIP-890 part 1 still guards them: a partition leader verifies a batch
+//! that opens a transaction with the coordinator, so a late batch of a
+//! finished transaction is refused unless the partition was added to the
+//! producer's current one.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -58,6 +67,27 @@ pub enum TxnResult {
     Commit,
     /// ABORT markers: the records are skipped by `read_committed`.
     Abort,
+}
+
+/// The transaction protocol a client speaks at EndTxn (Kafka's
+/// `ClientTransactionVersion`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TxnVersion {
+    /// Before KIP-890 part 2 (Kafka's versions 0 and 1): EndTxn keeps the
+    /// producer epoch; a retry is recognised by the state.
+    V0,
+    /// KIP-890 part 2: every EndTxn bumps the epoch and answers it.
+    V2,
+}
+
+impl TxnVersion {
+    /// The value of the transaction log's `ClientTransactionVersion`.
+    pub fn log_value(self) -> i16 {
+        match self {
+            TxnVersion::V0 => 0,
+            TxnVersion::V2 => TRANSACTION_VERSION_2,
+        }
+    }
 }
 
 /// An effect for the host: write a control batch with an
@@ -570,12 +600,15 @@ impl TxnShard {
     /// next transaction. An abort without an open transaction is allowed
     /// (the client may not know whether its transaction began). A retry of
     /// the EndTxn that made the current epoch is answered as the original.
+    /// With [`TxnVersion::V0`] see [`end_txn_v0`](Self::end_txn_v0).
+    #[allow(clippy::too_many_arguments)]
     pub fn end_txn(
         &mut self,
         transactional_id: &str,
         producer_id: i64,
         epoch: i16,
         result: TxnResult,
+        version: TxnVersion,
         now_ms: i64,
         new_producer_id: ProducerIdSource<'_>,
     ) -> Result<Decision<ProducerIdAndEpoch>> {
@@ -587,6 +620,10 @@ impl TxnShard {
                 "transactional id {id} has no producer id: call InitProducerId first"
             );
         };
+        if version == TxnVersion::V0 {
+            let m = m.clone();
+            return self.end_txn_v0(id, &m, producer_id, epoch, result, now_ms);
+        }
         let caller = ProducerIdAndEpoch { producer_id, epoch };
         if self.end_txn_from.get(id) == Some(&caller) {
             return self.end_txn_retry(id, m, result);
@@ -665,6 +702,72 @@ impl TxnShard {
             (TxnState::Dead, _) => bail!(
                 InvalidProducerIdMapping,
                 "transactional id {id} has expired"
+            ),
+        }
+    }
+
+    /// `EndTxn` of a client before transaction version 2, as Kafka's
+    /// coordinator serves it: `Prepare*` at the producer's epoch (no
+    /// bump), markers at that epoch, and the same id and epoch answered.
+    /// A retry is recognised by the state: the same result while
+    /// completing is CONCURRENT_TRANSACTIONS, once complete it is answered
+    /// again; anything else without an open transaction (an abort of an
+    /// empty one included) is INVALID_TXN_STATE.
+    fn end_txn_v0(
+        &mut self,
+        id: &str,
+        m: &TxnMetadata,
+        producer_id: i64,
+        epoch: i16,
+        result: TxnResult,
+        now_ms: i64,
+    ) -> Result<Decision<ProducerIdAndEpoch>> {
+        check_producer(m, id, producer_id, epoch)?;
+        let same = ProducerIdAndEpoch {
+            producer_id: m.producer_id,
+            epoch: m.producer_epoch,
+        };
+        match (m.state, result) {
+            (TxnState::Ongoing, _) => {
+                let mut next = m.clone();
+                next.state = match result {
+                    TxnResult::Commit => TxnState::PrepareCommit,
+                    TxnResult::Abort => TxnState::PrepareAbort,
+                };
+                next.next_producer_id = NO_PRODUCER_ID;
+                next.last_update_ms = now_ms;
+                next.client_transaction_version = TxnVersion::V0.log_value();
+                let markers = vec![self.markers_of(id, &next)];
+                // A new transaction began since any earlier EndTxn: its
+                // retry must not be answered from this one.
+                self.end_txn_from.remove(id);
+                Ok(Decision {
+                    records: vec![Record::put(id, next)],
+                    markers,
+                    response: same,
+                })
+            }
+            (TxnState::CompleteCommit, TxnResult::Commit)
+            | (TxnState::CompleteAbort, TxnResult::Abort) => Ok(Decision::answer(same)),
+            (TxnState::PrepareCommit, TxnResult::Commit)
+            | (TxnState::PrepareAbort, TxnResult::Abort)
+            | (TxnState::PrepareEpochFence, _) => bail!(
+                ConcurrentTransactions,
+                "transaction of {id} is completing ({})",
+                m.state.name()
+            ),
+            (TxnState::Dead, _) => bail!(
+                InvalidProducerIdMapping,
+                "transactional id {id} has expired"
+            ),
+            _ => bail!(
+                InvalidTxnState,
+                "transactional id {id} has no open transaction to {} ({})",
+                match result {
+                    TxnResult::Commit => "commit",
+                    TxnResult::Abort => "abort",
+                },
+                m.state.name()
             ),
         }
     }

@@ -89,11 +89,30 @@ impl Host {
         result: TxnResult,
     ) -> Result<Decision<ProducerIdAndEpoch>> {
         let mut next = self.next_id;
-        let d = self.shard.end_txn(id, pid, epoch, result, NOW, &mut || {
-            next += 1;
-            Ok(next)
-        })?;
+        let d = self
+            .shard
+            .end_txn(id, pid, epoch, result, TxnVersion::V2, NOW, &mut || {
+                next += 1;
+                Ok(next)
+            })?;
         self.next_id = next;
+        self.apply(&d);
+        Ok(d)
+    }
+
+    /// EndTxn of a client before transaction version 2; ids must not be
+    /// needed.
+    fn end_v0(
+        &mut self,
+        id: &str,
+        (pid, epoch): (i64, i16),
+        result: TxnResult,
+    ) -> Result<Decision<ProducerIdAndEpoch>> {
+        let d = self
+            .shard
+            .end_txn(id, pid, epoch, result, TxnVersion::V0, NOW, &mut || {
+                panic!("transaction version 0 never takes a new producer id")
+            })?;
         self.apply(&d);
         Ok(d)
     }
@@ -731,6 +750,102 @@ fn end_txn_without_a_transaction() {
     );
 }
 
+/// Transaction version 0 (librdkafka): EndTxn keeps the epoch, the
+/// markers carry it, and the next transaction goes on in it.
+#[test]
+fn end_txn_v0_keeps_the_epoch_and_answers_retries_from_state() {
+    let mut h = Host::new();
+    let p = h.ready("t");
+    h.add("t", p, &[tp("a", 0), tp("b", 1)]).unwrap();
+    let d = h.end_v0("t", p, TxnResult::Commit).unwrap();
+    let same = ProducerIdAndEpoch {
+        producer_id: p.0,
+        epoch: p.1,
+    };
+    assert_eq!(d.response, same);
+    assert_eq!(d.markers.len(), 1);
+    let m = &d.markers[0];
+    assert_eq!((m.producer_id, m.producer_epoch), p, "markers at the epoch");
+    assert_eq!(m.result, TxnResult::Commit);
+    assert_eq!(m.partitions, [tp("a", 0), tp("b", 1)].into());
+    let s = h.state("t");
+    assert_eq!((s.state, s.producer_epoch), (TxnState::PrepareCommit, p.1));
+    assert_eq!(s.client_transaction_version, 0);
+    // While completing: the retry waits, the other result is refused.
+    assert_eq!(
+        err_kind(h.end_v0("t", p, TxnResult::Commit)),
+        ErrorKind::ConcurrentTransactions
+    );
+    assert_eq!(
+        err_kind(h.end_v0("t", p, TxnResult::Abort)),
+        ErrorKind::InvalidTxnState
+    );
+    h.complete(&d.markers[0]).unwrap();
+    // Complete: the retry gets the same answer and writes nothing.
+    let retry = h.end_v0("t", p, TxnResult::Commit).unwrap();
+    assert!(retry.records.is_empty() && retry.markers.is_empty());
+    assert_eq!(retry.response, same);
+    assert_eq!(
+        err_kind(h.end_v0("t", p, TxnResult::Abort)),
+        ErrorKind::InvalidTxnState
+    );
+    // The next transaction, same epoch; its abort writes ABORT markers.
+    h.add("t", p, &[tp("a", 0)]).unwrap();
+    let d = h.end_v0("t", p, TxnResult::Abort).unwrap();
+    assert_eq!(d.response, same);
+    assert_eq!(d.markers[0].result, TxnResult::Abort);
+    h.complete(&d.markers[0]).unwrap();
+    assert_eq!(h.state("t").state, TxnState::CompleteAbort);
+}
+
+#[test]
+fn end_txn_v0_bad_input_is_refused_and_changes_nothing() {
+    let mut h = Host::new();
+    let p = h.ready("t");
+    // Nothing open: neither result is allowed.
+    for result in [TxnResult::Commit, TxnResult::Abort] {
+        assert_eq!(
+            err_kind(h.end_v0("t", p, result)),
+            ErrorKind::InvalidTxnState
+        );
+    }
+    h.add("t", p, &[tp("a", 0)]).unwrap();
+    let before = h.state("t").clone();
+    let cases = [
+        ("older epoch", (p.0, p.1 - 1), ErrorKind::ProducerFenced),
+        (
+            "newer epoch",
+            (p.0, p.1 + 1),
+            ErrorKind::InvalidProducerEpoch,
+        ),
+        (
+            "other producer id",
+            (p.0 + 1, p.1),
+            ErrorKind::InvalidProducerIdMapping,
+        ),
+    ];
+    for (what, caller, want) in cases {
+        assert_eq!(
+            err_kind(h.end_v0("t", caller, TxnResult::Commit)),
+            want,
+            "{what}"
+        );
+        assert_eq!(h.state("t"), &before, "{what} changed the state");
+    }
+    assert_eq!(
+        err_kind(h.end_v0("unknown", p, TxnResult::Commit)),
+        ErrorKind::InvalidProducerIdMapping
+    );
+    // A fence (a new incarnation) makes the old producer's EndTxn fenced.
+    let InitProducerIdResponse::AbortingOngoing = h.init("t", None).unwrap() else {
+        panic!("the open transaction is aborted first");
+    };
+    assert_eq!(
+        err_kind(h.end_v0("t", p, TxnResult::Commit)),
+        ErrorKind::ProducerFenced
+    );
+}
+
 /// KAFKA-17754: an EndTxn(commit) delayed past the start of the next
 /// transaction must not commit it.
 #[test]
@@ -751,7 +866,15 @@ fn a_delayed_end_txn_never_lands_in_the_next_transaction() {
     // A late EndTxn of an older epoch without retry memory: fenced.
     let mut fresh = TxnShard::new(TxnConfig::default(), EPOCH);
     fresh.replay(&h.log);
-    let r = fresh.end_txn("t", p.0, p.1, TxnResult::Commit, NOW, &mut || Ok(1));
+    let r = fresh.end_txn(
+        "t",
+        p.0,
+        p.1,
+        TxnResult::Commit,
+        TxnVersion::V2,
+        NOW,
+        &mut || Ok(1),
+    );
     assert_eq!(err_kind(r), ErrorKind::ProducerFenced);
 }
 
@@ -1080,7 +1203,7 @@ mod model {
                     Op::End { id, client, commit } => {
                         let Some(&h) = clients.get(&id).and_then(|c| c.get(client)) else { continue };
                         let result = if commit { TxnResult::Commit } else { TxnResult::Abort };
-                        if let Ok(d) = shard.end_txn(IDS[id], h.0, h.1, result, now, &mut || { next_id += 1; Ok(next_id) }) {
+                        if let Ok(d) = shard.end_txn(IDS[id], h.0, h.1, result, TxnVersion::V2, now, &mut || { next_id += 1; Ok(next_id) }) {
                             let commits = d.records.iter().any(|r| r.value.as_ref().is_some_and(|v| v.state == TxnState::PrepareCommit));
                             if commits {
                                 prop_assert_eq!(Some(&h), newest.get(&id), "a fenced client committed");

@@ -32,7 +32,7 @@ pub mod state;
 pub use config::TxnConfig;
 pub use coordinator::{
     Decision, InitProducerIdRequest, InitProducerIdResponse, ProducerIdAndEpoch, TxnListing,
-    TxnResult, TxnShard, WriteMarkers, is_epoch_exhausted, validate_transactional_id,
+    TxnResult, TxnShard, TxnVersion, WriteMarkers, is_epoch_exhausted, validate_transactional_id,
 };
 pub use error::{ErrorKind, Result, TxnError};
 pub use markers::{MarkerAnswer, MarkerProgress, MarkerStatus};

@@ -37,7 +37,7 @@ use strom_txn::coordinator::ProducerIdSource;
 use strom_txn::{
     Decision, ErrorKind, InitProducerIdRequest, InitProducerIdResponse, MarkerAnswer,
     MarkerProgress, MarkerStatus, ProducerIdAndEpoch, Record, TRANSACTION_STATE_TOPIC,
-    TopicPartition, TxnConfig, TxnError, TxnResult, TxnShard, WriteMarkers,
+    TopicPartition, TxnConfig, TxnError, TxnResult, TxnShard, TxnVersion, WriteMarkers,
     transaction_partition_for, validate_transactional_id,
 };
 use tokio_util::sync::CancellationToken;
@@ -543,13 +543,15 @@ impl TxnCoordinator {
         .await
     }
 
-    /// `EndTxn`: the producer id and epoch for the next transaction.
+    /// `EndTxn`: the producer id and epoch for the next transaction (the
+    /// same ones with [`TxnVersion::V0`]).
     pub async fn end_txn(
         self: &Arc<Self>,
         transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
         commit: bool,
+        version: TxnVersion,
     ) -> Result<(i64, i16), StromError> {
         let result = if commit {
             TxnResult::Commit
@@ -563,6 +565,7 @@ impl TxnCoordinator {
                     producer_id,
                     producer_epoch,
                     result,
+                    version,
                     now,
                     ids,
                 )

@@ -7,21 +7,33 @@
 //!   the data path over the replica manager.
 //! * [`init_producer_id`], [`find_coordinator`]: producer ids and the
 //!   group and transaction coordinators.
+//! * [`add_partitions_to_txn`], [`add_offsets_to_txn`], [`end_txn`],
+//!   [`txn_offset_commit`], [`list_transactions`],
+//!   [`describe_transactions`], [`describe_producers`]: transactions, over
+//!   the transaction coordinator (the group coordinator for
+//!   TxnOffsetCommit, the replica manager for DescribeProducers).
 //! * [`create_topics`], [`delete_topics`], [`create_partitions`]: admin
 //!   requests forwarded to the controller quorum, as a Kafka broker
 //!   forwards them to its KRaft controller.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_topics;
+pub mod describe_producers;
+pub mod describe_transactions;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod init_producer_id;
 pub mod list_offsets;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod txn_offset_commit;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -36,6 +48,8 @@ use strom_broker::group::Coordinator;
 use strom_broker::txn::TxnCoordinatorRef;
 use strom_controller_client::QuorumClient;
 use strom_metadata::ClusterImage;
+use strom_proto::StromError;
+use strom_proto::v1::ErrorCode;
 
 use crate::request::{Body, Request};
 use crate::response::Response;
@@ -113,7 +127,54 @@ impl Broker {
                     create_partitions::answer(&this, r).await,
                 ))
             }),
+            Body::AddPartitionsToTxn(r) => Box::pin(async move {
+                Some(Response::AddPartitionsToTxn(
+                    add_partitions_to_txn::answer(&this, r, version).await,
+                ))
+            }),
+            Body::AddOffsetsToTxn(r) => Box::pin(async move {
+                Some(Response::AddOffsetsToTxn(
+                    add_offsets_to_txn::answer(&this, r, version).await,
+                ))
+            }),
+            Body::EndTxn(r) => {
+                Box::pin(
+                    async move { Some(Response::EndTxn(end_txn::answer(&this, r, version).await)) },
+                )
+            }
+            Body::TxnOffsetCommit(r) => Box::pin(async move {
+                Some(Response::TxnOffsetCommit(
+                    txn_offset_commit::answer(&this, r, version).await,
+                ))
+            }),
+            Body::DescribeProducers(r) => Box::pin(async move {
+                Some(Response::DescribeProducers(
+                    describe_producers::answer(&this.replicas, r).await,
+                ))
+            }),
+            Body::ListTransactions(r) => Box::pin(async move {
+                Some(Response::ListTransactions(
+                    list_transactions::answer(&this, r).await,
+                ))
+            }),
+            Body::DescribeTransactions(r) => Box::pin(async move {
+                Some(Response::DescribeTransactions(
+                    describe_transactions::answer(&this, r).await,
+                ))
+            }),
         }
+    }
+}
+
+impl Broker {
+    /// The transaction coordinator, or COORDINATOR_NOT_AVAILABLE.
+    pub(crate) fn txn_coordinator(&self) -> Result<&TxnCoordinatorRef, StromError> {
+        self.transactions.as_ref().ok_or_else(|| {
+            StromError::new(
+                ErrorCode::CoordinatorNotAvailable,
+                "this broker runs no transaction coordinator",
+            )
+        })
     }
 }
 

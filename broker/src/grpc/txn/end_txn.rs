@@ -14,7 +14,13 @@ pub(super) async fn end_txn(
 ) -> Result<EndTxnResponse, StromError> {
     let epoch = convert::producer_epoch(req.producer_epoch)?;
     let (producer_id, producer_epoch) = c
-        .end_txn(&req.transactional_id, req.producer_id, epoch, req.committed)
+        .end_txn(
+            &req.transactional_id,
+            req.producer_id,
+            epoch,
+            req.committed,
+            strom_txn::TxnVersion::V2,
+        )
         .await?;
     Ok(EndTxnResponse {
         producer_id,
