@@ -14,6 +14,11 @@ use kafka_protocol::messages::{
     FetchRequest, FindCoordinatorRequest, InitProducerIdRequest, ListOffsetsRequest,
     MetadataRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader,
 };
+use kafka_protocol::messages::{
+    DeleteGroupsRequest, DescribeGroupsRequest, HeartbeatRequest, JoinGroupRequest,
+    LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest, OffsetDeleteRequest,
+    OffsetFetchRequest, SyncGroupRequest,
+};
 use kafka_protocol::protocol::Decodable;
 
 use crate::versions;
@@ -55,6 +60,16 @@ pub enum Body {
     InitProducerId(InitProducerIdRequest),
     OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
     CreatePartitions(CreatePartitionsRequest),
+    JoinGroup(JoinGroupRequest),
+    SyncGroup(SyncGroupRequest),
+    Heartbeat(HeartbeatRequest),
+    LeaveGroup(LeaveGroupRequest),
+    OffsetCommit(OffsetCommitRequest),
+    OffsetFetch(OffsetFetchRequest),
+    OffsetDelete(OffsetDeleteRequest),
+    ListGroups(ListGroupsRequest),
+    DescribeGroups(DescribeGroupsRequest),
+    DeleteGroups(DeleteGroupsRequest),
 }
 
 /// What a frame is.
@@ -153,6 +168,16 @@ fn decode_body(key: ApiKey, buf: &mut Bytes, version: i16) -> Result<Body, Strin
         ApiKey::InitProducerId => body!(InitProducerId, InitProducerIdRequest),
         ApiKey::OffsetForLeaderEpoch => body!(OffsetForLeaderEpoch, OffsetForLeaderEpochRequest),
         ApiKey::CreatePartitions => body!(CreatePartitions, CreatePartitionsRequest),
+        ApiKey::JoinGroup => body!(JoinGroup, JoinGroupRequest),
+        ApiKey::SyncGroup => body!(SyncGroup, SyncGroupRequest),
+        ApiKey::Heartbeat => body!(Heartbeat, HeartbeatRequest),
+        ApiKey::LeaveGroup => body!(LeaveGroup, LeaveGroupRequest),
+        ApiKey::OffsetCommit => body!(OffsetCommit, OffsetCommitRequest),
+        ApiKey::OffsetFetch => body!(OffsetFetch, OffsetFetchRequest),
+        ApiKey::OffsetDelete => body!(OffsetDelete, OffsetDeleteRequest),
+        ApiKey::ListGroups => body!(ListGroups, ListGroupsRequest),
+        ApiKey::DescribeGroups => body!(DescribeGroups, DescribeGroupsRequest),
+        ApiKey::DeleteGroups => body!(DeleteGroups, DeleteGroupsRequest),
         other => return Err(format!("{other:?} is served but has no decoder")),
     })
 }
@@ -277,15 +302,15 @@ mod tests {
                 version: 2
             }
         );
-        let mut join = BytesMut::new();
-        join.put_i16(ApiKey::JoinGroup as i16);
-        join.put_i16(5);
-        join.put_i32(1);
-        join.put_i16(-1);
+        let mut end_txn = BytesMut::new();
+        end_txn.put_i16(ApiKey::EndTxn as i16);
+        end_txn.put_i16(3);
+        end_txn.put_i32(1);
+        end_txn.put_i16(-1);
         assert!(matches!(
-            decode(join.freeze()),
+            decode(end_txn.freeze()),
             Err(RequestError::Unsupported {
-                key: ApiKey::JoinGroup,
+                key: ApiKey::EndTxn,
                 ..
             })
         ));

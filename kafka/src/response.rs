@@ -8,6 +8,11 @@ use kafka_protocol::messages::{
     ListOffsetsResponse, MetadataResponse, OffsetForLeaderEpochResponse, ProduceResponse,
     ResponseHeader,
 };
+use kafka_protocol::messages::{
+    DeleteGroupsResponse, DescribeGroupsResponse, HeartbeatResponse, JoinGroupResponse,
+    LeaveGroupResponse, ListGroupsResponse, OffsetCommitResponse, OffsetDeleteResponse,
+    OffsetFetchResponse, SyncGroupResponse,
+};
 use kafka_protocol::protocol::Encodable;
 
 /// The body of a response.
@@ -25,6 +30,16 @@ pub enum Response {
     InitProducerId(InitProducerIdResponse),
     OffsetForLeaderEpoch(OffsetForLeaderEpochResponse),
     CreatePartitions(CreatePartitionsResponse),
+    JoinGroup(JoinGroupResponse),
+    SyncGroup(SyncGroupResponse),
+    Heartbeat(HeartbeatResponse),
+    LeaveGroup(LeaveGroupResponse),
+    OffsetCommit(OffsetCommitResponse),
+    OffsetFetch(OffsetFetchResponse),
+    OffsetDelete(OffsetDeleteResponse),
+    ListGroups(ListGroupsResponse),
+    DescribeGroups(DescribeGroupsResponse),
+    DeleteGroups(DeleteGroupsResponse),
 }
 
 impl Response {
@@ -42,6 +57,16 @@ impl Response {
             Response::InitProducerId(_) => ApiKey::InitProducerId,
             Response::OffsetForLeaderEpoch(_) => ApiKey::OffsetForLeaderEpoch,
             Response::CreatePartitions(_) => ApiKey::CreatePartitions,
+            Response::JoinGroup(_) => ApiKey::JoinGroup,
+            Response::SyncGroup(_) => ApiKey::SyncGroup,
+            Response::Heartbeat(_) => ApiKey::Heartbeat,
+            Response::LeaveGroup(_) => ApiKey::LeaveGroup,
+            Response::OffsetCommit(_) => ApiKey::OffsetCommit,
+            Response::OffsetFetch(_) => ApiKey::OffsetFetch,
+            Response::OffsetDelete(_) => ApiKey::OffsetDelete,
+            Response::ListGroups(_) => ApiKey::ListGroups,
+            Response::DescribeGroups(_) => ApiKey::DescribeGroups,
+            Response::DeleteGroups(_) => ApiKey::DeleteGroups,
         }
     }
 
@@ -58,6 +83,16 @@ impl Response {
             Response::InitProducerId(b) => b.encode(buf, version),
             Response::OffsetForLeaderEpoch(b) => b.encode(buf, version),
             Response::CreatePartitions(b) => b.encode(buf, version),
+            Response::JoinGroup(b) => b.encode(buf, version),
+            Response::SyncGroup(b) => b.encode(buf, version),
+            Response::Heartbeat(b) => b.encode(buf, version),
+            Response::LeaveGroup(b) => b.encode(buf, version),
+            Response::OffsetCommit(b) => b.encode(buf, version),
+            Response::OffsetFetch(b) => b.encode(buf, version),
+            Response::OffsetDelete(b) => b.encode(buf, version),
+            Response::ListGroups(b) => b.encode(buf, version),
+            Response::DescribeGroups(b) => b.encode(buf, version),
+            Response::DeleteGroups(b) => b.encode(buf, version),
         };
         r.map_err(|e| e.to_string())
     }
