@@ -15,9 +15,9 @@ use kafka_protocol::messages::{
     MetadataRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader,
 };
 use kafka_protocol::messages::{
-    DeleteGroupsRequest, DescribeGroupsRequest, HeartbeatRequest, JoinGroupRequest,
-    LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest, OffsetDeleteRequest,
-    OffsetFetchRequest, SyncGroupRequest,
+    ConsumerGroupHeartbeatRequest, DeleteGroupsRequest, DescribeGroupsRequest, HeartbeatRequest,
+    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest,
+    OffsetDeleteRequest, OffsetFetchRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::Decodable;
 
@@ -70,6 +70,7 @@ pub enum Body {
     ListGroups(ListGroupsRequest),
     DescribeGroups(DescribeGroupsRequest),
     DeleteGroups(DeleteGroupsRequest),
+    ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
 }
 
 /// What a frame is.
@@ -178,6 +179,9 @@ fn decode_body(key: ApiKey, buf: &mut Bytes, version: i16) -> Result<Body, Strin
         ApiKey::ListGroups => body!(ListGroups, ListGroupsRequest),
         ApiKey::DescribeGroups => body!(DescribeGroups, DescribeGroupsRequest),
         ApiKey::DeleteGroups => body!(DeleteGroups, DeleteGroupsRequest),
+        ApiKey::ConsumerGroupHeartbeat => {
+            body!(ConsumerGroupHeartbeat, ConsumerGroupHeartbeatRequest)
+        }
         other => return Err(format!("{other:?} is served but has no decoder")),
     })
 }

@@ -9,9 +9,9 @@ use kafka_protocol::messages::{
     ResponseHeader,
 };
 use kafka_protocol::messages::{
-    DeleteGroupsResponse, DescribeGroupsResponse, HeartbeatResponse, JoinGroupResponse,
-    LeaveGroupResponse, ListGroupsResponse, OffsetCommitResponse, OffsetDeleteResponse,
-    OffsetFetchResponse, SyncGroupResponse,
+    ConsumerGroupHeartbeatResponse, DeleteGroupsResponse, DescribeGroupsResponse,
+    HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse, ListGroupsResponse,
+    OffsetCommitResponse, OffsetDeleteResponse, OffsetFetchResponse, SyncGroupResponse,
 };
 use kafka_protocol::protocol::Encodable;
 
@@ -40,6 +40,7 @@ pub enum Response {
     ListGroups(ListGroupsResponse),
     DescribeGroups(DescribeGroupsResponse),
     DeleteGroups(DeleteGroupsResponse),
+    ConsumerGroupHeartbeat(ConsumerGroupHeartbeatResponse),
 }
 
 impl Response {
@@ -67,6 +68,7 @@ impl Response {
             Response::ListGroups(_) => ApiKey::ListGroups,
             Response::DescribeGroups(_) => ApiKey::DescribeGroups,
             Response::DeleteGroups(_) => ApiKey::DeleteGroups,
+            Response::ConsumerGroupHeartbeat(_) => ApiKey::ConsumerGroupHeartbeat,
         }
     }
 
@@ -93,6 +95,7 @@ impl Response {
             Response::ListGroups(b) => b.encode(buf, version),
             Response::DescribeGroups(b) => b.encode(buf, version),
             Response::DeleteGroups(b) => b.encode(buf, version),
+            Response::ConsumerGroupHeartbeat(b) => b.encode(buf, version),
         };
         r.map_err(|e| e.to_string())
     }

@@ -10,13 +10,15 @@
 //! * [`join_group`], [`sync_group`], [`heartbeat`], [`leave_group`]: the
 //!   classic group protocol on the group coordinator's state machine;
 //!   [`offset_commit`], [`offset_fetch`], [`offset_delete`],
-//!   [`list_groups`], [`describe_groups`], [`delete_groups`]: the same
-//!   coordinator calls as gRPC's.
+//!   [`list_groups`], [`describe_groups`], [`delete_groups`],
+//!   [`consumer_group_heartbeat`] (KIP-848): the same coordinator calls as
+//!   gRPC's.
 //! * [`create_topics`], [`delete_topics`], [`create_partitions`]: admin
 //!   requests forwarded to the controller quorum, as a Kafka broker
 //!   forwards them to its KRaft controller.
 
 pub mod api_versions;
+pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
@@ -178,6 +180,11 @@ impl Broker {
             Body::DescribeGroups(r) => Box::pin(async move {
                 Some(Response::DescribeGroups(
                     describe_groups::answer(&this, r, version).await,
+                ))
+            }),
+            Body::ConsumerGroupHeartbeat(r) => Box::pin(async move {
+                Some(Response::ConsumerGroupHeartbeat(
+                    consumer_group_heartbeat::answer(&this, r, version, &client_id).await,
                 ))
             }),
             Body::DeleteGroups(r) => Box::pin(async move {
