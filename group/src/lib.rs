@@ -20,7 +20,9 @@
 //! * [`reconcile`]: how a member moves to its target assignment without a
 //!   partition ever being held by two members.
 //! * [`position`]: where a member's read of a partition starts.
-//! * [`shard`]: [`Shard`]: replay, and every request's decision.
+//! * [`shard`]: [`Shard`]: replay, and every request's decision;
+//!   [`shard::classic`]: Kafka's classic protocol (JoinGroup, SyncGroup,
+//!   Heartbeat, LeaveGroup) as heartbeats of the same state machine.
 //! * [`wake`]: which members should heartbeat now (the pushed assignment
 //!   stream).
 //! * [`lag`]: consumer lag per group and topic from committed and end
@@ -50,6 +52,10 @@ pub use hash::{java_string_hash_code, offsets_partition_for};
 pub use records::{
     Assignment, CurrentAssignment, MemberMetadata, MemberState, OffsetCommitValue, Record,
     RecordKey, RecordValue,
+};
+pub use shard::classic::{
+    CONSUMER_PROTOCOL_TYPE, ClassicHeartbeatResponse, ClassicJoinRequest, ClassicJoinResponse,
+    ClassicLeave, ClassicSyncResponse,
 };
 pub use shard::{
     CommitEntry, CommitRequest, Decision, GroupDescription, GroupListing, HeartbeatRequest,

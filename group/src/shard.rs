@@ -197,6 +197,8 @@ pub struct Shard {
     /// Transactional offsets awaiting their producer's marker, by producer
     /// id: log position and value.
     pending: BTreeMap<i64, BTreeMap<OffsetKey, (u64, OffsetCommitValue)>>,
+    /// Classic-protocol soft state (see [`classic`]).
+    classic: classic::ClassicState,
 }
 
 /// (group, topic, partition) of a committed offset.
@@ -534,6 +536,21 @@ impl Shard {
         topics: &Topics,
         now_ms: i64,
     ) -> Result<Decision<HeartbeatResponse>> {
+        self.heartbeat_with(req, topics, now_ms, false)
+    }
+
+    /// [`heartbeat`](Self::heartbeat); with `settle`, the member's
+    /// reconciliation runs to a fixpoint against its `owned` report (a
+    /// classic member that reports owning nothing of what it must revoke
+    /// moves on in the same request: it has no later heartbeat that
+    /// reports it).
+    fn heartbeat_with(
+        &mut self,
+        req: &HeartbeatRequest,
+        topics: &Topics,
+        now_ms: i64,
+        settle: bool,
+    ) -> Result<Decision<HeartbeatResponse>> {
         validate_group_id(&req.group_id)?;
         validate_member_fields(req)?;
         if let Some(t) = req.session_timeout_ms
@@ -589,7 +606,7 @@ impl Shard {
         let member = e.group.members.get(&member_id).cloned().unwrap_or_default();
         let eager = e.group.chosen_assignor().is_some_and(Assignor::is_eager);
         let target = e.group.target.get(&member_id).cloned().unwrap_or_default();
-        let next = reconcile(
+        let mut next = reconcile(
             &member.current,
             &target,
             e.group.assignment_epoch,
@@ -597,6 +614,24 @@ impl Shard {
             req.owned.as_ref(),
             &held_by_others,
         );
+        // Revoke, then advance: at most two more steps reach the fixpoint.
+        for _ in 0..2 {
+            if !settle || req.owned.is_none() {
+                break;
+            }
+            let again = reconcile(
+                &next,
+                &target,
+                e.group.assignment_epoch,
+                eager,
+                req.owned.as_ref(),
+                &held_by_others,
+            );
+            if again == next {
+                break;
+            }
+            next = again;
+        }
         if next != member.current {
             e.put_current(&member_id, next.clone());
         }
@@ -913,7 +948,9 @@ impl Shard {
             .collect();
         let mut records = Vec::new();
         let mut by_group: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        self.classic.expire(now_ms);
         for (g, m) in expired {
+            self.classic.forget(&g, &m);
             self.timers.remove(&(g.clone(), m.clone()));
             by_group.entry(g).or_default().push(m);
         }
@@ -1320,6 +1357,8 @@ impl Shard {
         }
     }
 }
+
+pub mod classic;
 
 #[cfg(test)]
 #[path = "shard_test.rs"]

@@ -7,6 +7,13 @@ use strom_proto::v1::ErrorCode;
 
 /// Kafka's UNKNOWN_SERVER_ERROR.
 pub const UNKNOWN_SERVER_ERROR: i16 = -1;
+/// Kafka's ILLEGAL_GENERATION: a classic member's commit from another
+/// generation (the core says STALE_MEMBER_EPOCH or FENCED_MEMBER_EPOCH).
+pub const ILLEGAL_GENERATION: i16 = 22;
+/// Kafka's REBALANCE_IN_PROGRESS: a classic member must rejoin.
+pub const REBALANCE_IN_PROGRESS: i16 = 27;
+/// Kafka's MEMBER_ID_REQUIRED (KIP-394): rejoin with the id given.
+pub const MEMBER_ID_REQUIRED: i16 = 79;
 /// Kafka's FETCH_SESSION_ID_NOT_FOUND: Strom creates no fetch sessions.
 pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
 /// Kafka's INVALID_FETCH_SESSION_EPOCH.

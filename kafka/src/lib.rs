@@ -12,6 +12,8 @@
 //! * [`versions`]: the APIs and versions served — the one table
 //!   ApiVersions answers from and requests are checked against.
 //! * [`errors`]: Strom's error codes onto Kafka's, in one place.
+//! * [`consumer_protocol`]: the subscription and assignment embedded in
+//!   the group protocol's messages (pure).
 //! * [`response`]: a response's header (v0 or v1 by flexible version) and
 //!   body, framed.
 //! * [`handlers`]: one file per API over the [`Broker`] core.
@@ -24,6 +26,7 @@
 //! docs/kafka.md describes the design and what is served.
 
 pub mod connection;
+pub mod consumer_protocol;
 pub mod errors;
 pub mod frame;
 pub mod handlers;

@@ -18,6 +18,11 @@ use kafka_protocol::messages::{
     FetchRequest, FindCoordinatorRequest, InitProducerIdRequest, ListOffsetsRequest,
     MetadataRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader,
 };
+use kafka_protocol::messages::{
+    ConsumerGroupHeartbeatRequest, DeleteGroupsRequest, DescribeGroupsRequest, HeartbeatRequest,
+    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest,
+    OffsetDeleteRequest, OffsetFetchRequest, SyncGroupRequest,
+};
 use kafka_protocol::protocol::Decodable;
 
 use crate::versions;
@@ -66,6 +71,17 @@ pub enum Body {
     DescribeProducers(DescribeProducersRequest),
     ListTransactions(ListTransactionsRequest),
     DescribeTransactions(DescribeTransactionsRequest),
+    JoinGroup(JoinGroupRequest),
+    SyncGroup(SyncGroupRequest),
+    Heartbeat(HeartbeatRequest),
+    LeaveGroup(LeaveGroupRequest),
+    OffsetCommit(OffsetCommitRequest),
+    OffsetFetch(OffsetFetchRequest),
+    OffsetDelete(OffsetDeleteRequest),
+    ListGroups(ListGroupsRequest),
+    DescribeGroups(DescribeGroupsRequest),
+    DeleteGroups(DeleteGroupsRequest),
+    ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
 }
 
 /// What a frame is.
@@ -171,6 +187,19 @@ fn decode_body(key: ApiKey, buf: &mut Bytes, version: i16) -> Result<Body, Strin
         ApiKey::DescribeProducers => body!(DescribeProducers, DescribeProducersRequest),
         ApiKey::ListTransactions => body!(ListTransactions, ListTransactionsRequest),
         ApiKey::DescribeTransactions => body!(DescribeTransactions, DescribeTransactionsRequest),
+        ApiKey::JoinGroup => body!(JoinGroup, JoinGroupRequest),
+        ApiKey::SyncGroup => body!(SyncGroup, SyncGroupRequest),
+        ApiKey::Heartbeat => body!(Heartbeat, HeartbeatRequest),
+        ApiKey::LeaveGroup => body!(LeaveGroup, LeaveGroupRequest),
+        ApiKey::OffsetCommit => body!(OffsetCommit, OffsetCommitRequest),
+        ApiKey::OffsetFetch => body!(OffsetFetch, OffsetFetchRequest),
+        ApiKey::OffsetDelete => body!(OffsetDelete, OffsetDeleteRequest),
+        ApiKey::ListGroups => body!(ListGroups, ListGroupsRequest),
+        ApiKey::DescribeGroups => body!(DescribeGroups, DescribeGroupsRequest),
+        ApiKey::DeleteGroups => body!(DeleteGroups, DeleteGroupsRequest),
+        ApiKey::ConsumerGroupHeartbeat => {
+            body!(ConsumerGroupHeartbeat, ConsumerGroupHeartbeatRequest)
+        }
         other => return Err(format!("{other:?} is served but has no decoder")),
     })
 }
@@ -295,15 +324,15 @@ mod tests {
                 version: 2
             }
         );
-        let mut join = BytesMut::new();
-        join.put_i16(ApiKey::JoinGroup as i16);
-        join.put_i16(5);
-        join.put_i32(1);
-        join.put_i16(-1);
+        let mut describe_acls = BytesMut::new();
+        describe_acls.put_i16(ApiKey::DescribeAcls as i16);
+        describe_acls.put_i16(1);
+        describe_acls.put_i32(1);
+        describe_acls.put_i16(-1);
         assert!(matches!(
-            decode(join.freeze()),
+            decode(describe_acls.freeze()),
             Err(RequestError::Unsupported {
-                key: ApiKey::JoinGroup,
+                key: ApiKey::DescribeAcls,
                 ..
             })
         ));

@@ -13,6 +13,11 @@ use kafka_protocol::messages::{
     ListOffsetsResponse, MetadataResponse, OffsetForLeaderEpochResponse, ProduceResponse,
     ResponseHeader,
 };
+use kafka_protocol::messages::{
+    ConsumerGroupHeartbeatResponse, DeleteGroupsResponse, DescribeGroupsResponse,
+    HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse, ListGroupsResponse,
+    OffsetCommitResponse, OffsetDeleteResponse, OffsetFetchResponse, SyncGroupResponse,
+};
 use kafka_protocol::protocol::Encodable;
 
 /// The body of a response.
@@ -37,6 +42,17 @@ pub enum Response {
     DescribeProducers(DescribeProducersResponse),
     ListTransactions(ListTransactionsResponse),
     DescribeTransactions(DescribeTransactionsResponse),
+    JoinGroup(JoinGroupResponse),
+    SyncGroup(SyncGroupResponse),
+    Heartbeat(HeartbeatResponse),
+    LeaveGroup(LeaveGroupResponse),
+    OffsetCommit(OffsetCommitResponse),
+    OffsetFetch(OffsetFetchResponse),
+    OffsetDelete(OffsetDeleteResponse),
+    ListGroups(ListGroupsResponse),
+    DescribeGroups(DescribeGroupsResponse),
+    DeleteGroups(DeleteGroupsResponse),
+    ConsumerGroupHeartbeat(ConsumerGroupHeartbeatResponse),
 }
 
 impl Response {
@@ -61,6 +77,17 @@ impl Response {
             Response::DescribeProducers(_) => ApiKey::DescribeProducers,
             Response::ListTransactions(_) => ApiKey::ListTransactions,
             Response::DescribeTransactions(_) => ApiKey::DescribeTransactions,
+            Response::JoinGroup(_) => ApiKey::JoinGroup,
+            Response::SyncGroup(_) => ApiKey::SyncGroup,
+            Response::Heartbeat(_) => ApiKey::Heartbeat,
+            Response::LeaveGroup(_) => ApiKey::LeaveGroup,
+            Response::OffsetCommit(_) => ApiKey::OffsetCommit,
+            Response::OffsetFetch(_) => ApiKey::OffsetFetch,
+            Response::OffsetDelete(_) => ApiKey::OffsetDelete,
+            Response::ListGroups(_) => ApiKey::ListGroups,
+            Response::DescribeGroups(_) => ApiKey::DescribeGroups,
+            Response::DeleteGroups(_) => ApiKey::DeleteGroups,
+            Response::ConsumerGroupHeartbeat(_) => ApiKey::ConsumerGroupHeartbeat,
         }
     }
 
@@ -84,6 +111,17 @@ impl Response {
             Response::DescribeProducers(b) => b.encode(buf, version),
             Response::ListTransactions(b) => b.encode(buf, version),
             Response::DescribeTransactions(b) => b.encode(buf, version),
+            Response::JoinGroup(b) => b.encode(buf, version),
+            Response::SyncGroup(b) => b.encode(buf, version),
+            Response::Heartbeat(b) => b.encode(buf, version),
+            Response::LeaveGroup(b) => b.encode(buf, version),
+            Response::OffsetCommit(b) => b.encode(buf, version),
+            Response::OffsetFetch(b) => b.encode(buf, version),
+            Response::OffsetDelete(b) => b.encode(buf, version),
+            Response::ListGroups(b) => b.encode(buf, version),
+            Response::DescribeGroups(b) => b.encode(buf, version),
+            Response::DeleteGroups(b) => b.encode(buf, version),
+            Response::ConsumerGroupHeartbeat(b) => b.encode(buf, version),
         };
         r.map_err(|e| e.to_string())
     }

@@ -33,6 +33,20 @@ pub const SERVED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::ListTransactions, 0, 0),
     (ApiKey::DescribeTransactions, 0, 0),
+    // The classic group protocol and offsets (docs/kafka.md, "Consumer
+    // groups"). OffsetCommit stops at v8 and OffsetFetch at v8: v9 carries
+    // KIP-848 member epochs for ConsumerGroupHeartbeat members.
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 8),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
 ];
 
 /// The served range of `key`, if served at all.
@@ -94,7 +108,10 @@ mod tests {
             (ApiKey::Produce, 13, false),
             (ApiKey::ApiVersions, 0, true),
             (ApiKey::ApiVersions, 5, false),
-            (ApiKey::JoinGroup, 0, false),
+            (ApiKey::JoinGroup, 0, true),
+            (ApiKey::OffsetCommit, 9, false),
+            (ApiKey::EndTxn, 0, true),
+            (ApiKey::EndTxn, 6, false),
         ];
         for (key, version, want) in cases {
             assert_eq!(is_served(key, version), want, "{key:?} v{version}");

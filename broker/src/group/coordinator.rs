@@ -25,8 +25,10 @@ use strom_controller_client::QuorumClient;
 use strom_group::lag::{TopicLag, end_offset_requests};
 use strom_group::shard::FetchedOffset;
 use strom_group::{
-    CommitRequest, GroupConfig, GroupDescription, GroupError, GroupListing, HeartbeatRequest,
-    HeartbeatResponse, OFFSETS_TOPIC, Record, Shard, Topics, offsets_partition_for,
+    ClassicHeartbeatResponse, ClassicJoinRequest, ClassicJoinResponse, ClassicLeave,
+    ClassicSyncResponse, CommitRequest, GroupConfig, GroupDescription, GroupError, GroupListing,
+    HeartbeatRequest, HeartbeatResponse, OFFSETS_TOPIC, Record, Shard, Topics,
+    offsets_partition_for,
 };
 use strom_proto::StromError;
 use strom_proto::v1::ErrorCode;
@@ -406,6 +408,71 @@ impl GroupCoordinator {
         self.decide(&group_id, |shard, topics, now| {
             let d = shard.heartbeat(&req, topics, now)?;
             Ok((d.records, d.response))
+        })
+        .await
+    }
+
+    /// A classic member's `JoinGroup` (see `strom_group::shard::classic`).
+    pub async fn classic_join(
+        self: &Arc<Self>,
+        req: ClassicJoinRequest,
+    ) -> Result<ClassicJoinResponse, StromError> {
+        let group_id = req.group_id.clone();
+        self.decide(&group_id, |shard, topics, now| {
+            let d = shard.classic_join(&req, topics, now)?;
+            Ok((d.records, d.response))
+        })
+        .await
+    }
+
+    /// A classic member's `SyncGroup`: `(protocol type, protocol name)`
+    /// are checked when given.
+    pub async fn classic_sync(
+        self: &Arc<Self>,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        protocol: (Option<&str>, Option<&str>),
+    ) -> Result<ClassicSyncResponse, StromError> {
+        self.decide(group_id, |shard, _, now| {
+            let r =
+                shard.classic_sync(group_id, member_id, instance_id, generation, protocol, now)?;
+            Ok((Vec::new(), r))
+        })
+        .await
+    }
+
+    /// A classic member's `Heartbeat`; writes nothing.
+    pub async fn classic_heartbeat(
+        self: &Arc<Self>,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<ClassicHeartbeatResponse, StromError> {
+        self.decide(group_id, |shard, topics, now| {
+            let r = shard.classic_heartbeat(
+                group_id,
+                member_id,
+                instance_id,
+                generation,
+                topics,
+                now,
+            )?;
+            Ok((Vec::new(), r))
+        })
+        .await
+    }
+
+    /// One member of a classic `LeaveGroup`.
+    pub async fn classic_leave(
+        self: &Arc<Self>,
+        group_id: &str,
+        leave: ClassicLeave,
+    ) -> Result<(), StromError> {
+        self.decide(group_id, |shard, topics, now| {
+            Ok((shard.classic_leave(group_id, &leave, topics, now)?, ()))
         })
         .await
     }

@@ -12,6 +12,12 @@
 //!   [`describe_transactions`], [`describe_producers`]: transactions, over
 //!   the transaction coordinator (the group coordinator for
 //!   TxnOffsetCommit, the replica manager for DescribeProducers).
+//! * [`join_group`], [`sync_group`], [`heartbeat`], [`leave_group`]: the
+//!   classic group protocol on the group coordinator's state machine;
+//!   [`offset_commit`], [`offset_fetch`], [`offset_delete`],
+//!   [`list_groups`], [`describe_groups`], [`delete_groups`],
+//!   [`consumer_group_heartbeat`] (KIP-848): the same coordinator calls as
+//!   gRPC's.
 //! * [`create_topics`], [`delete_topics`], [`create_partitions`]: admin
 //!   requests forwarded to the controller quorum, as a Kafka broker
 //!   forwards them to its KRaft controller.
@@ -19,21 +25,33 @@
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod api_versions;
+pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_producers;
 pub mod describe_transactions;
 pub mod end_txn;
+pub mod describe_groups;
 pub mod fetch;
 pub mod find_coordinator;
+mod group_util;
+pub mod heartbeat;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod list_transactions;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod txn_offset_commit;
+pub mod sync_group;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -82,6 +100,12 @@ impl Broker {
     /// requests and answers in order.
     pub async fn start(self: &Arc<Self>, req: Request) -> Pending {
         let version = req.version();
+        let client_id = req
+            .header
+            .client_id
+            .as_deref()
+            .unwrap_or_default()
+            .to_owned();
         let this = self.clone();
         match req.body {
             Body::Produce(r) => produce::start(&self.replicas, r, version).await,
@@ -160,6 +184,61 @@ impl Broker {
             Body::DescribeTransactions(r) => Box::pin(async move {
                 Some(Response::DescribeTransactions(
                     describe_transactions::answer(&this, r).await,
+                ))
+            }),
+            Body::JoinGroup(r) => Box::pin(async move {
+                Some(Response::JoinGroup(
+                    join_group::answer(&this, r, version, &client_id).await,
+                ))
+            }),
+            Body::SyncGroup(r) => Box::pin(async move {
+                Some(Response::SyncGroup(
+                    sync_group::answer(&this, r, version).await,
+                ))
+            }),
+            Body::Heartbeat(r) => {
+                Box::pin(
+                    async move { Some(Response::Heartbeat(heartbeat::answer(&this, r).await)) },
+                )
+            }
+            Body::LeaveGroup(r) => Box::pin(async move {
+                Some(Response::LeaveGroup(
+                    leave_group::answer(&this, r, version).await,
+                ))
+            }),
+            Body::OffsetCommit(r) => Box::pin(async move {
+                Some(Response::OffsetCommit(
+                    offset_commit::answer(&this, r, version).await,
+                ))
+            }),
+            Body::OffsetFetch(r) => Box::pin(async move {
+                Some(Response::OffsetFetch(
+                    offset_fetch::answer(&this, r, version).await,
+                ))
+            }),
+            Body::OffsetDelete(r) => Box::pin(async move {
+                Some(Response::OffsetDelete(
+                    offset_delete::answer(&this, r).await,
+                ))
+            }),
+            Body::ListGroups(r) => Box::pin(async move {
+                Some(Response::ListGroups(
+                    list_groups::answer(&this, r, version).await,
+                ))
+            }),
+            Body::DescribeGroups(r) => Box::pin(async move {
+                Some(Response::DescribeGroups(
+                    describe_groups::answer(&this, r, version).await,
+                ))
+            }),
+            Body::ConsumerGroupHeartbeat(r) => Box::pin(async move {
+                Some(Response::ConsumerGroupHeartbeat(
+                    consumer_group_heartbeat::answer(&this, r, version, &client_id).await,
+                ))
+            }),
+            Body::DeleteGroups(r) => Box::pin(async move {
+                Some(Response::DeleteGroups(
+                    delete_groups::answer(&this, r).await,
                 ))
             }),
         }
