@@ -418,23 +418,34 @@ impl Nemesis {
                 Ok(format!("killed node {c}, the active controller"))
             }
             Fault::KillCoordinator => {
-                // The group's, or one of the first two transactional ids'.
-                let (topic, id) = match rng.gen_range(0..3) {
-                    0 => (
+                // The group's, or one of the first two transactional ids',
+                // starting at a random one: the first whose internal topic
+                // exists (a run may have only one of the workloads).
+                let ids = [
+                    (
                         GROUP_OFFSETS_TOPIC,
                         crate::workload::group::GROUP_ID.to_owned(),
                     ),
-                    n => (TXN_STATE_TOPIC, format!("jepsen-t{}", n - 1)),
-                };
-                let q = strom_group::offsets_partition_for(&id, COORDINATOR_PARTITIONS);
-                let (l, e, _) = match env.partition_state(topic, q).await {
-                    Some(s) if s.0 >= 0 => s,
-                    s => anyhow::bail!("{topic}-{q} (coordinator of {id}) has no leader ({s:?})"),
-                };
-                env.kill(l)?;
-                Ok(format!(
-                    "killed node {l}, coordinator of {id} (leader of {topic}-{q} at epoch {e})"
-                ))
+                    (TXN_STATE_TOPIC, "jepsen-t0".to_owned()),
+                    (TXN_STATE_TOPIC, "jepsen-t1".to_owned()),
+                ];
+                let first = rng.gen_range(0..ids.len());
+                let mut why = Vec::new();
+                for k in 0..ids.len() {
+                    let (topic, id) = &ids[(first + k) % ids.len()];
+                    let q = strom_group::offsets_partition_for(id, COORDINATOR_PARTITIONS);
+                    match env.partition_state(topic, q).await {
+                        Some((l, e, _)) if l >= 0 => {
+                            env.kill(l)?;
+                            return Ok(format!(
+                                "killed node {l}, coordinator of {id} (leader of {topic}-{q} at \
+                                 epoch {e})"
+                            ));
+                        }
+                        s => why.push(format!("{topic}-{q} ({id}): {s:?}")),
+                    }
+                }
+                anyhow::bail!("no coordinator has a leader: {}", why.join(", "))
             }
             Fault::KillAll => {
                 let mut killed = Vec::new();

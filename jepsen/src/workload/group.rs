@@ -3,8 +3,8 @@
 //! every second (also before revocation and on close, unrecorded); the
 //! others commit their positions with `commit_sync` after each poll that
 //! returned records and in `on_partitions_revoked`, recorded. Every member
-//! reads the committed offsets back now and then, and sometimes leaves and
-//! rejoins (a rebalance). After the run `group-final` reads them once more.
+//! reads the committed offsets back now and then, and sometimes leaves
+//! (closes) or crashes (is dropped) and rejoins: a rebalance. After the run `group-final` reads them once more.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,8 +24,14 @@ use crate::history::{Body, OpType, Polled, Recorder, decode_value};
 /// The group's id.
 pub const GROUP_ID: &str = "jepsen-group";
 
-/// Longest wait for one poll, commit or read-back.
+/// Longest wait for one commit or read-back.
 const CALL_LIMIT: Duration = Duration::from_secs(15);
+
+/// Longest wait for one poll (which may run rebalance callbacks that
+/// commit). A poll that does not return is abandoned with its consumer,
+/// as a crashed member: a poll cut short may have moved the positions
+/// past records it never returned.
+const POLL_LIMIT: Duration = Duration::from_secs(45);
 
 /// How far beyond its position a deliberately broken member commits.
 const BROKEN_COMMIT_AHEAD: i64 = 3;
@@ -222,10 +228,14 @@ pub(super) async fn member(context: Arc<Context>, name: String, index: usize, se
             continue;
         };
         let records =
-            match tokio::time::timeout(CALL_LIMIT, c.poll(Duration::from_millis(300))).await {
+            match tokio::time::timeout(POLL_LIMIT, c.poll(Duration::from_millis(300))).await {
                 Ok(Ok(records)) => records,
-                Ok(Err(_)) | Err(_) => {
+                Ok(Err(_)) => {
                     pause(&context, Duration::from_millis(200)).await;
+                    continue;
+                }
+                Err(_) => {
+                    consumer = None;
                     continue;
                 }
             };
@@ -247,9 +257,12 @@ pub(super) async fn member(context: Arc<Context>, name: String, index: usize, se
         if polls.is_multiple_of(8) {
             read_committed(&recorder, &name, c, &tps).await;
         }
-        // Churn: leave the group (a rebalance) and come back.
+        // Churn: leave the group at once (close), or crash (dropped
+        // without leaving: the coordinator waits for the session to
+        // expire), and come back.
         if rng.gen_bool(0.02)
             && let Some(c) = consumer.take()
+            && rng.gen_bool(0.5)
         {
             let _ = tokio::time::timeout(CALL_LIMIT, c.close()).await;
         }
