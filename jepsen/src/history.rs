@@ -387,6 +387,41 @@ mod tests {
                 fault: HEAL.into(),
                 detail: String::new(),
             },
+            Body::GroupPoll {
+                records: vec![Polled {
+                    partition: 0,
+                    offset: 3,
+                    value: Some(9),
+                }],
+            },
+            Body::Rebalance {
+                event: "assigned".into(),
+                partitions: vec![0, 2],
+            },
+            Body::Commit {
+                offsets: vec![(0, 4), (2, 7)],
+                error: None,
+            },
+            Body::Committed {
+                offsets: vec![(0, Some(4)), (1, None)],
+                error: None,
+            },
+            Body::Ends {
+                topic: "jepsen".into(),
+                offsets: vec![(0, 10)],
+            },
+            Body::Txn {
+                writes: vec![TxnWrite {
+                    partition: 1,
+                    value: 5,
+                    offset: Some(2),
+                }],
+                commit: true,
+                error: Some("timed out".into()),
+            },
+            Body::TxnPoll {
+                records: Vec::new(),
+            },
         ];
         for body in ops {
             let op = Op {
