@@ -126,6 +126,68 @@ pub enum Body {
         /// Its records below the high watermark.
         records: Vec<Polled>,
     },
+    /// A group member's poll (a single `ok` line, `process` `g<n>`): the
+    /// records it returned, in order. Group polls stand apart from
+    /// [`Body::Poll`]: a member's position jumps with every rebalance.
+    GroupPoll {
+        /// Records returned.
+        records: Vec<Polled>,
+    },
+    /// A group member's assignment changed (a single `ok` line):
+    /// `event` is `assigned`, `revoked` or `lost`.
+    Rebalance {
+        /// `assigned`, `revoked` or `lost`.
+        event: String,
+        /// The partitions concerned.
+        partitions: Vec<i32>,
+    },
+    /// A group member commits `offsets` (partition, next offset to
+    /// consume); ok once the coordinator acknowledged them.
+    Commit {
+        /// (partition, offset) pairs.
+        offsets: Vec<(i32, i64)>,
+        /// The error (fail, info).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// The group's committed offsets read back (`OffsetFetch`); the
+    /// completion carries them (`None`: nothing committed).
+    Committed {
+        /// (partition, committed offset) pairs (ok only).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        offsets: Vec<(i32, Option<i64>)>,
+        /// The error (fail, info).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// A topic's end offsets (high watermarks) after healing, as the final
+    /// read found them (a single `ok` line); `topic` names the topic.
+    Ends {
+        /// The topic.
+        topic: String,
+        /// (partition, end offset) pairs.
+        offsets: Vec<(i32, i64)>,
+    },
+    /// A transaction of a transactional producer (`process` `t<n>`): the
+    /// invocation lists the values it will send, `ok` means
+    /// `commit_transaction` was acknowledged, `fail` that the transaction
+    /// was aborted (`abort_transaction` acknowledged, or nothing was sent),
+    /// `info` that its outcome is unknown.
+    Txn {
+        /// The values the transaction writes, in send order.
+        writes: Vec<TxnWrite>,
+        /// Whether the producer meant to commit (it aborts otherwise).
+        commit: bool,
+        /// The error (fail, info).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// A `read_committed` reader's poll of the transactional topic (a
+    /// single `ok` line, `process` `r<n>` or `txn-final`).
+    TxnPoll {
+        /// Records returned.
+        records: Vec<Polled>,
+    },
     /// A fault starts (invoke), is in place (ok), or is healed (`fault` =
     /// `heal`: everything is healed once it completes ok).
     Nemesis {
@@ -135,6 +197,18 @@ pub enum Body {
         #[serde(default, skip_serializing_if = "String::is_empty")]
         detail: String,
     },
+}
+
+/// One write of a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TxnWrite {
+    /// Partition.
+    pub partition: i32,
+    /// The unique value.
+    pub value: Value,
+    /// The offset the send was acknowledged at, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<i64>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -312,6 +386,41 @@ mod tests {
             Body::Nemesis {
                 fault: HEAL.into(),
                 detail: String::new(),
+            },
+            Body::GroupPoll {
+                records: vec![Polled {
+                    partition: 0,
+                    offset: 3,
+                    value: Some(9),
+                }],
+            },
+            Body::Rebalance {
+                event: "assigned".into(),
+                partitions: vec![0, 2],
+            },
+            Body::Commit {
+                offsets: vec![(0, 4), (2, 7)],
+                error: None,
+            },
+            Body::Committed {
+                offsets: vec![(0, Some(4)), (1, None)],
+                error: None,
+            },
+            Body::Ends {
+                topic: "jepsen".into(),
+                offsets: vec![(0, 10)],
+            },
+            Body::Txn {
+                writes: vec![TxnWrite {
+                    partition: 1,
+                    value: 5,
+                    offset: Some(2),
+                }],
+                commit: true,
+                error: Some("timed out".into()),
+            },
+            Body::TxnPoll {
+                records: Vec::new(),
             },
         ];
         for body in ops {

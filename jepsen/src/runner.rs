@@ -24,6 +24,11 @@ use crate::workload::{self, Context, Mix, Workload};
 /// The topic the workload uses.
 pub const TOPIC: &str = "jepsen";
 
+/// The transactional workload's topic.
+pub fn txn_topic() -> String {
+    format!("{TOPIC}-txn")
+}
+
 /// Its replication factor (with `min.insync.replicas=2`).
 pub const REPLICATION_FACTOR: usize = 3;
 
@@ -54,6 +59,9 @@ pub struct RunConfig {
     /// `acks` of every produce: -1 (all, the default and the promise
     /// under test) or 1 (a negative control the checker must fault).
     pub acks: i32,
+    /// Group members commit beyond what they processed (a negative
+    /// control the group checks must fault).
+    pub broken_commits: bool,
     /// Faults in place at once, at most (each cycle injects between one
     /// and this many, at most one of them destructive).
     pub concurrency: usize,
@@ -84,8 +92,12 @@ impl RunConfig {
                 client_producers: 2,
                 raw_producers: 1,
                 consumers: 2,
+                group_members: 0,
+                txn_producers: 0,
+                txn_readers: 0,
             },
             acks: -1,
+            broken_commits: false,
             concurrency: 1,
             write_caching: true,
             pace: Duration::from_millis(10),
@@ -100,7 +112,7 @@ impl RunConfig {
             "cargo build --bins && cargo run -p strom-jepsen --bin jepsen -- --seed {} --duration {} \
              --faults {} --nodes {} --partitions {} --client-producers {} --raw-producers {} \
              --consumers {} --acks {} --concurrency {} --pace-ms {} --liveness-bound {} \
-             --write-caching {}",
+             --write-caching {} --group-members {} --txn-producers {} --txn-readers {}{}",
             self.seed,
             self.duration.as_secs(),
             Fault::list_names(&self.faults),
@@ -113,7 +125,15 @@ impl RunConfig {
             self.concurrency,
             self.pace.as_millis(),
             self.liveness_bound.as_secs(),
-            self.write_caching
+            self.write_caching,
+            self.mix.group_members,
+            self.mix.txn_producers,
+            self.mix.txn_readers,
+            if self.broken_commits {
+                " --broken-commits"
+            } else {
+                ""
+            }
         )
     }
 
@@ -303,19 +323,34 @@ async fn drive(
         )
         .await
         .map_err(|e| anyhow::anyhow!("create topic {TOPIC}: {e}"))?;
-    for p in 0..config.partitions {
-        let full = wait_until(Duration::from_secs(30), || async {
-            env.partition_state(TOPIC, p)
-                .await
-                .is_some_and(|(l, _, isr)| l >= 0 && isr.len() == REPLICATION_FACTOR)
-        })
-        .await;
-        anyhow::ensure!(full, "{TOPIC}-{p} did not get a full ISR");
-        wait_leader_serving(&env.addrs(), TOPIC, p, Duration::from_secs(10))
+    let mut topics = vec![TOPIC.to_owned()];
+    if config.mix.txn_producers > 0 {
+        env.cluster()
+            .create_topic(
+                1,
+                &txn_topic(),
+                config.partitions,
+                REPLICATION_FACTOR as i32,
+                &[("min.insync.replicas", "2"), ("segment.bytes", "131072")],
+            )
             .await
-            .with_context(|| format!("{TOPIC}-{p} has no serving leader"))?;
+            .map_err(|e| anyhow::anyhow!("create topic {}: {e}", txn_topic()))?;
+        topics.push(txn_topic());
     }
-
+    for topic in &topics {
+        for p in 0..config.partitions {
+            let full = wait_until(Duration::from_secs(30), || async {
+                env.partition_state(topic, p)
+                    .await
+                    .is_some_and(|(l, _, isr)| l >= 0 && isr.len() == REPLICATION_FACTOR)
+            })
+            .await;
+            anyhow::ensure!(full, "{topic}-{p} did not get a full ISR");
+            wait_leader_serving(&env.addrs(), topic, p, Duration::from_secs(10))
+                .await
+                .with_context(|| format!("{topic}-{p} has no serving leader"))?;
+        }
+    }
     let context = Context::new(
         recorder.clone(),
         TOPIC,
@@ -324,6 +359,7 @@ async fn drive(
         env.cluster().bootstrap(),
         config.pace,
         config.acks,
+        config.broken_commits,
     );
     let workload = Workload::start(context, config.mix, config.seed);
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -423,6 +459,31 @@ async fn drive(
         }
     };
 
+    if config.mix.group_members > 0
+        && let Err(e) = workload::group::final_committed(
+            &recorder,
+            &bootstrap,
+            TOPIC,
+            config.partitions,
+            Duration::from_secs(30),
+        )
+        .await
+    {
+        problems.push(e);
+    }
+    if config.mix.txn_producers > 0
+        && let Err(e) = workload::txn::final_read(
+            &recorder,
+            &bootstrap,
+            &txn_topic(),
+            config.partitions,
+            workload::txn::TRANSACTION_TIMEOUT * 3 + Duration::from_secs(30),
+        )
+        .await
+    {
+        problems.push(e);
+    }
+
     let mut states = Vec::new();
     for p in 0..config.partitions {
         states.push((p, env.partition_state(TOPIC, p).await));
@@ -482,7 +543,9 @@ fn hold(fault: Fault, rng: &mut StdRng) -> Duration {
         // Sometimes back before the session timeout: the restarted node
         // replaces a registration whose lease is still alive, and the
         // controller still names it leader.
-        Fault::KillLeader | Fault::KillController | Fault::PowerCut if rng.gen_bool(0.25) => {
+        Fault::KillLeader | Fault::KillController | Fault::KillCoordinator | Fault::PowerCut
+            if rng.gen_bool(0.25) =>
+        {
             rng.gen_range(300..2000)
         }
         _ => rng.gen_range(3000..7000),

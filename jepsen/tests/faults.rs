@@ -136,6 +136,84 @@ async fn flipped_byte_in_a_follower_segment_loses_no_acked_write() {
     scenario("bitflip", &[Fault::Bitflip]).await;
 }
 
+/// The group workload (#21): three members of one consumer group share the
+/// topic (one auto-commits, two commit after each poll and before
+/// revocation, all leave and rejoin now and then) while the group's
+/// coordinator and partition leaders are killed. Committed offsets never
+/// go back or above the high watermark, and no record below the final
+/// committed offset was skipped; duplicates are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_group_commits_stay_monotonic_and_skip_nothing_across_coordinator_kills() {
+    scenario_with(
+        "group-kill",
+        &[Fault::KillCoordinator, Fault::KillLeader],
+        seed(),
+        |c| {
+            c.mix.group_members = 3;
+            c.mix.consumers = 1;
+        },
+    )
+    .await;
+}
+
+/// The same group under paused leaders and coordinators (zombies past
+/// their session).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_group_commits_stay_monotonic_across_paused_leaders() {
+    scenario_with("group-pause", &[Fault::PauseLeader], seed(), |c| {
+        c.mix.group_members = 3;
+        c.mix.consumers = 1;
+    })
+    .await;
+}
+
+/// The negative control of the group checks: members that commit three
+/// offsets beyond what they processed hand their successors a position
+/// past records nobody was given, which the checker must report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_committing_beyond_what_they_processed_are_reported() {
+    let _serial = SERIAL.lock().await;
+    let seed = seed();
+    let label = "group-broken-commits";
+    let dir = runner::run_dir(&runner::default_base_dir(), label, seed);
+    let mut config = RunConfig::fast(vec![Fault::KillCoordinator], seed, dir);
+    config.mix.group_members = 3;
+    config.mix.consumers = 1;
+    config.broken_commits = true;
+    config.duration = std::time::Duration::from_secs(8);
+    let outcome = runner::run(&config)
+        .await
+        .unwrap_or_else(|e| panic!("{label}: the run could not be set up (seed {seed}): {e:#}"));
+    let summary = outcome.summary(&config);
+    let kinds = outcome.report.kinds();
+    assert!(
+        kinds.contains(&AnomalyKind::GroupSkip) || kinds.contains(&AnomalyKind::CommitAboveHw),
+        "{label}: commits beyond the processed records went unreported: {summary}"
+    );
+    eprint!("{summary}");
+    let _ = std::fs::remove_dir_all(&config.dir);
+}
+
+/// The transactional workload (#22): two transactional producers commit or
+/// abort transactions over several partitions while two `read_committed`
+/// readers poll, and the transaction coordinators' brokers and partition
+/// leaders are killed. No aborted read, no torn transaction or torn read,
+/// no lost or duplicated committed value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_stay_atomic_across_coordinator_and_leader_kills() {
+    scenario_with(
+        "txn-kill",
+        &[Fault::KillCoordinator, Fault::KillLeader],
+        seed(),
+        |c| {
+            c.mix.txn_producers = 2;
+            c.mix.txn_readers = 2;
+            c.mix.consumers = 1;
+        },
+    )
+    .await;
+}
+
 /// Scenarios that mount a tmpfs.
 mod needs_root {
     use super::*;
@@ -164,6 +242,24 @@ mod needs_firewall {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn controller_quorum_split_loses_no_acked_write() {
         scenario("partition-quorum", &[Fault::PartitionQuorum]).await;
+    }
+
+    /// The group and transactional workloads with a partition leader cut
+    /// off from its peers.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn groups_and_transactions_survive_an_isolated_leader() {
+        scenario_with(
+            "group-txn-partition",
+            &[Fault::PartitionLeader, Fault::KillCoordinator],
+            seed(),
+            |c| {
+                c.mix.group_members = 3;
+                c.mix.txn_producers = 2;
+                c.mix.txn_readers = 1;
+                c.mix.consumers = 1;
+            },
+        )
+        .await;
     }
 
     /// Every fault that runs on 3 nodes, none left out.

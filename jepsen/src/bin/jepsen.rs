@@ -73,6 +73,20 @@ struct Args {
     /// serve produce and fetch again.
     #[arg(long, default_value_t = 20)]
     liveness_bound: u64,
+    /// Members of a consumer group sharing the topic (the group workload).
+    #[arg(long, default_value_t = 0)]
+    group_members: usize,
+    /// Group members commit beyond what they processed (a negative
+    /// control: the checker must report it).
+    #[arg(long)]
+    broken_commits: bool,
+    /// Transactional producers writing to `<topic>-txn` (the transactional
+    /// workload).
+    #[arg(long, default_value_t = 0)]
+    txn_producers: usize,
+    /// `read_committed` readers of the transactional topic.
+    #[arg(long, default_value_t = 0)]
+    txn_readers: usize,
     /// Parent of the run directory (default: <target dir>/jepsen).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -115,7 +129,11 @@ fn main() -> ExitCode {
             client_producers: args.client_producers,
             raw_producers: args.raw_producers,
             consumers: args.consumers,
+            group_members: args.group_members,
+            txn_producers: args.txn_producers,
+            txn_readers: args.txn_readers,
         },
+        broken_commits: args.broken_commits,
         acks: if args.acks == "1" { 1 } else { -1 },
         concurrency: args.concurrency,
         write_caching: args.write_caching,

@@ -17,6 +17,11 @@
 //! | `liveness` | after a heal followed by a quiet period, some partition did not acknowledge a produce and deliver a record written after the heal within the bound | yes |
 //! | `malformed-history` | completions without invocations, values sent twice | yes |
 //!
+//! Histories with a consumer group or transactions get the checks of
+//! [`group`] (`nonmonotonic-commit`, `commit-above-hw`, `commit-lost`, `group-skip`,
+//! `group-duplicate`) and [`txn`] (`aborted-read`, `torn-transaction`,
+//! `torn-read`, `txn-lost-write`, `txn-duplicate`) as well.
+//!
 //! Duplicates are expected without idempotence: a producer that retries
 //! after a timeout may write a record twice. They are counted and reported;
 //! they fail the check only for values whose send was a single attempt, or
@@ -28,6 +33,9 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::history::{Body, HEAL, Op, OpType, Polled, Value};
+
+pub mod group;
+pub mod txn;
 
 /// Kinds of anomaly, named as in Jepsen where it has one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -57,6 +65,26 @@ pub enum AnomalyKind {
     Liveness,
     /// The history itself is inconsistent.
     MalformedHistory,
+    /// A consumer group's committed offset went back.
+    NonmonotonicCommit,
+    /// A committed offset above the final high watermark.
+    CommitAboveHw,
+    /// A member given a partition started below an acknowledged commit.
+    CommitLost,
+    /// A record below the group's committed offset no member was given.
+    GroupSkip,
+    /// A record given to group members more than once (not fatal).
+    GroupDuplicate,
+    /// A `read_committed` reader saw an aborted transaction's value.
+    AbortedRead,
+    /// The final read saw part of a transaction.
+    TornTransaction,
+    /// A reader saw part of a transaction and read past the rest.
+    TornRead,
+    /// A committed transaction's value missing after the run.
+    TxnLostWrite,
+    /// A transactional value at two offsets.
+    TxnDuplicate,
 }
 
 impl AnomalyKind {
@@ -75,6 +103,16 @@ impl AnomalyKind {
             AnomalyKind::ReplicaLostWrite => "replica-lost-write",
             AnomalyKind::Liveness => "liveness",
             AnomalyKind::MalformedHistory => "malformed-history",
+            AnomalyKind::NonmonotonicCommit => "nonmonotonic-commit",
+            AnomalyKind::CommitAboveHw => "commit-above-hw",
+            AnomalyKind::CommitLost => "commit-lost",
+            AnomalyKind::GroupSkip => "group-skip",
+            AnomalyKind::GroupDuplicate => "group-duplicate",
+            AnomalyKind::AbortedRead => "aborted-read",
+            AnomalyKind::TornTransaction => "torn-transaction",
+            AnomalyKind::TornRead => "torn-read",
+            AnomalyKind::TxnLostWrite => "txn-lost-write",
+            AnomalyKind::TxnDuplicate => "txn-duplicate",
         }
     }
 }
@@ -143,6 +181,24 @@ pub struct Stats {
     /// Per checked heal: `(heal index, partition, microseconds until both a
     /// produce was acknowledged and a fresh record was consumed)`.
     pub recovery_us: Vec<(u64, i32, u64)>,
+    /// Group members' polls that returned records.
+    pub group_polls: usize,
+    /// Records given to group members (with repeats).
+    pub group_records: usize,
+    /// Group commits acknowledged.
+    pub group_commits_ok: usize,
+    /// Records given to group members more than once.
+    pub group_duplicates: usize,
+    /// Transactions committed (acknowledged).
+    pub txns_committed: usize,
+    /// Transactions aborted (acknowledged).
+    pub txns_aborted: usize,
+    /// Transactions with unknown outcome.
+    pub txns_indeterminate: usize,
+    /// Records read from the transactional topic (with repeats).
+    pub txn_records_read: usize,
+    /// Transactional values read at more than one offset.
+    pub txn_duplicates: usize,
 }
 
 /// The result of a check.
@@ -201,6 +257,26 @@ impl fmt::Display for Report {
             s.duplicates,
             s.unseen
         )?;
+        if s.group_polls + s.group_commits_ok > 0 {
+            writeln!(
+                f,
+                "group: polls {}, records given {}, commits acknowledged {}, records given \
+                 more than once {}",
+                s.group_polls, s.group_records, s.group_commits_ok, s.group_duplicates
+            )?;
+        }
+        if s.txns_committed + s.txns_aborted + s.txns_indeterminate > 0 {
+            writeln!(
+                f,
+                "transactions: committed {} / aborted {} / indeterminate {}; records read {}, \
+                 duplicates {}",
+                s.txns_committed,
+                s.txns_aborted,
+                s.txns_indeterminate,
+                s.txn_records_read,
+                s.txn_duplicates
+            )?;
+        }
         if !s.recovery_us.is_empty() {
             let worst = s.recovery_us.iter().map(|r| r.2).max().unwrap_or(0);
             writeln!(
@@ -374,6 +450,8 @@ pub fn check(history: &[Op], options: &CheckOptions) -> Report {
     failed_visible_and_unknown(&g, &mut out);
     replica_lost_writes(&g, &mut out);
     liveness(&g, options, &mut out, &mut stats);
+    group::check(history, &mut out, &mut stats);
+    txn::check(history, &mut out, &mut stats);
 
     out.sort_by_key(|a| (a.kind, a.partition));
     report.anomalies = out;
@@ -392,6 +470,18 @@ fn gather(history: &[Op]) -> Gathered {
                 partition: *partition,
                 offset: *offset,
             }),
+            (Body::GroupPoll { records }, _) => {
+                for r in records {
+                    g.observe(
+                        r.partition,
+                        r.offset,
+                        r.value,
+                        Source::Poll { index: op.index },
+                    );
+                }
+            }
+            // Single lines, and reads of another topic.
+            (Body::Rebalance { .. } | Body::Ends { .. } | Body::TxnPoll { .. }, _) => {}
             (
                 Body::Replica {
                     node,
@@ -902,3 +992,29 @@ pub fn recovered(history: &[Op], heal_us: u64, partitions: &[i32]) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+/// `[1, 2, 3, 7]` as `1..=3, 7` (at most 20 ranges shown).
+fn ranges(offsets: &[i64]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < offsets.len() {
+        let start = offsets[i];
+        let mut end = start;
+        while i + 1 < offsets.len() && offsets[i + 1] == end + 1 {
+            i += 1;
+            end = offsets[i];
+        }
+        out.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}..={end}")
+        });
+        i += 1;
+    }
+    if out.len() > 20 {
+        let n = out.len() - 20;
+        out.truncate(20);
+        out.push(format!("... {n} more"));
+    }
+    out.join(", ")
+}

@@ -32,6 +32,10 @@ pub enum Fault {
     KillLeader,
     /// kill -9 the active controller.
     KillController,
+    /// kill -9 the coordinator of the group workload's group or of a
+    /// transactional producer's id: the leader of its `__consumer_offsets`
+    /// or `__transaction_state` partition.
+    KillCoordinator,
     /// kill -9 every node at once (a whole-cluster crash that keeps the
     /// page cache, as a process crash does).
     KillAll,
@@ -86,9 +90,10 @@ pub enum Fault {
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 17] = [
+    pub const ALL: [Fault; 18] = [
         Fault::KillLeader,
         Fault::KillController,
+        Fault::KillCoordinator,
         Fault::KillAll,
         Fault::PauseLeader,
         Fault::PauseController,
@@ -112,6 +117,7 @@ impl Fault {
             Fault::KillLeader => "kill-leader",
             Fault::KillController => "kill-controller",
             Fault::KillAll => "kill-all",
+            Fault::KillCoordinator => "kill-coordinator",
             Fault::PauseController => "pause-controller",
             Fault::PartitionBridge => "partition-bridge",
             Fault::PauseLeader => "pause-leader",
@@ -220,6 +226,14 @@ impl FromStr for Fault {
             })
     }
 }
+
+/// The internal topics whose partition leaders coordinate groups and
+/// transactions, and their partition count (the brokers' default
+/// `offsets.topic.num.partitions` and
+/// `transaction.state.log.num.partitions`).
+const GROUP_OFFSETS_TOPIC: &str = "__consumer_offsets";
+const TXN_STATE_TOPIC: &str = "__transaction_state";
+const COORDINATOR_PARTITIONS: i32 = 50;
 
 /// Injects faults and heals them, recording both.
 #[derive(Debug)]
@@ -402,6 +416,36 @@ impl Nemesis {
                 };
                 env.kill(c)?;
                 Ok(format!("killed node {c}, the active controller"))
+            }
+            Fault::KillCoordinator => {
+                // The group's, or one of the first two transactional ids',
+                // starting at a random one: the first whose internal topic
+                // exists (a run may have only one of the workloads).
+                let ids = [
+                    (
+                        GROUP_OFFSETS_TOPIC,
+                        crate::workload::group::GROUP_ID.to_owned(),
+                    ),
+                    (TXN_STATE_TOPIC, "jepsen-t0".to_owned()),
+                    (TXN_STATE_TOPIC, "jepsen-t1".to_owned()),
+                ];
+                let first = rng.gen_range(0..ids.len());
+                let mut why = Vec::new();
+                for k in 0..ids.len() {
+                    let (topic, id) = &ids[(first + k) % ids.len()];
+                    let q = strom_group::offsets_partition_for(id, COORDINATOR_PARTITIONS);
+                    match env.partition_state(topic, q).await {
+                        Some((l, e, _)) if l >= 0 => {
+                            env.kill(l)?;
+                            return Ok(format!(
+                                "killed node {l}, coordinator of {id} (leader of {topic}-{q} at \
+                                 epoch {e})"
+                            ));
+                        }
+                        s => why.push(format!("{topic}-{q} ({id}): {s:?}")),
+                    }
+                }
+                anyhow::bail!("no coordinator has a leader: {}", why.join(", "))
             }
             Fault::KillAll => {
                 let mut killed = Vec::new();

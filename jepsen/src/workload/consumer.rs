@@ -140,6 +140,14 @@ pub async fn final_read(
             }
         };
         if previous.as_ref() == Some(&ends) {
+            recorder.record(
+                name,
+                OpType::Ok,
+                Body::Ends {
+                    topic: topic.to_owned(),
+                    offsets: ends.iter().map(|(p, o)| (*p, *o)).collect(),
+                },
+            );
             return Ok(ends);
         }
         loop {

@@ -8,9 +8,15 @@
 //! * `consumer` — `strom_client::Consumer`s assigned every partition from
 //!   offset 0, polling; and the final reader, which reads every partition
 //!   to its end after healing.
+//! * `group` — consumer-group members sharing the topic, committing and
+//!   reading their commits back; the group's final committed offsets.
+//! * `txn` — transactional producers and `read_committed` readers of a
+//!   second topic, and its final read.
 
 mod consumer;
+pub mod group;
 mod producer;
+pub mod txn;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,12 +46,18 @@ pub struct Context {
     /// `acks` of every produce: -1 (all) or 1 (the leader alone, which a
     /// leader failure can lose: the negative control).
     pub acks: i32,
+    /// The transactional workload's topic (`<topic>-txn`).
+    pub txn_topic: String,
+    /// Group members commit beyond what they processed: the negative
+    /// control of the group checks.
+    pub broken_commits: bool,
     stop: AtomicBool,
     next_value: AtomicU64,
 }
 
 impl Context {
     /// A context; values start at 0.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         recorder: Arc<Recorder>,
         topic: &str,
@@ -54,6 +66,7 @@ impl Context {
         bootstrap: String,
         pace: Duration,
         acks: i32,
+        broken_commits: bool,
     ) -> Arc<Self> {
         Arc::new(Self {
             recorder,
@@ -63,6 +76,8 @@ impl Context {
             bootstrap,
             pace,
             acks,
+            txn_topic: format!("{topic}-txn"),
+            broken_commits,
             stop: AtomicBool::new(false),
             next_value: AtomicU64::new(0),
         })
@@ -86,6 +101,12 @@ pub struct Mix {
     pub raw_producers: usize,
     /// Consumers.
     pub consumers: usize,
+    /// Members of the consumer group (0: no group workload).
+    pub group_members: usize,
+    /// Transactional producers (0: no transactional workload).
+    pub txn_producers: usize,
+    /// `read_committed` readers of the transactional topic.
+    pub txn_readers: usize,
 }
 
 /// The running client processes.
@@ -121,6 +142,26 @@ impl Workload {
         }
         for i in 0..mix.consumers {
             consumers.spawn(consumer::consume(context.clone(), format!("c{i}")));
+        }
+        for i in 0..mix.group_members {
+            n += 1;
+            consumers.spawn(group::member(
+                context.clone(),
+                format!("g{i}"),
+                i,
+                seed.wrapping_add(n),
+            ));
+        }
+        for i in 0..mix.txn_producers {
+            n += 1;
+            producers.spawn(txn::producer(
+                context.clone(),
+                format!("t{i}"),
+                seed.wrapping_add(n),
+            ));
+        }
+        for i in 0..mix.txn_readers {
+            consumers.spawn(txn::reader(context.clone(), format!("r{i}")));
         }
         Self {
             context,
