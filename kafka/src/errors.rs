@@ -12,6 +12,10 @@ pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
 /// Kafka's INVALID_FETCH_SESSION_EPOCH.
 pub const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
 
+/// Kafka's UNSUPPORTED_ENDPOINT_TYPE: DescribeCluster for controllers sent
+/// to a broker.
+pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
+
 /// The Kafka error code of `code`.
 pub fn kafka_code(code: ErrorCode) -> i16 {
     i16::try_from(code as i32).unwrap_or(UNKNOWN_SERVER_ERROR)

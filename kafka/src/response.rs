@@ -3,10 +3,12 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, CreatePartitionsResponse, CreateTopicsResponse,
-    DeleteTopicsResponse, FetchResponse, FindCoordinatorResponse, InitProducerIdResponse,
-    ListOffsetsResponse, MetadataResponse, OffsetForLeaderEpochResponse, ProduceResponse,
-    ResponseHeader,
+    AlterConfigsResponse, AlterPartitionReassignmentsResponse, ApiKey, ApiVersionsResponse,
+    CreatePartitionsResponse, CreateTopicsResponse, DeleteRecordsResponse, DeleteTopicsResponse,
+    DescribeClusterResponse, DescribeConfigsResponse, DescribeLogDirsResponse,
+    ElectLeadersResponse, FetchResponse, FindCoordinatorResponse, IncrementalAlterConfigsResponse,
+    InitProducerIdResponse, ListOffsetsResponse, ListPartitionReassignmentsResponse,
+    MetadataResponse, OffsetForLeaderEpochResponse, ProduceResponse, ResponseHeader,
 };
 use kafka_protocol::protocol::Encodable;
 
@@ -25,6 +27,15 @@ pub enum Response {
     InitProducerId(InitProducerIdResponse),
     OffsetForLeaderEpoch(OffsetForLeaderEpochResponse),
     CreatePartitions(CreatePartitionsResponse),
+    DescribeConfigs(DescribeConfigsResponse),
+    IncrementalAlterConfigs(IncrementalAlterConfigsResponse),
+    AlterConfigs(AlterConfigsResponse),
+    DescribeCluster(DescribeClusterResponse),
+    DeleteRecords(DeleteRecordsResponse),
+    ElectLeaders(ElectLeadersResponse),
+    ListPartitionReassignments(ListPartitionReassignmentsResponse),
+    AlterPartitionReassignments(AlterPartitionReassignmentsResponse),
+    DescribeLogDirs(DescribeLogDirsResponse),
 }
 
 impl Response {
@@ -42,6 +53,15 @@ impl Response {
             Response::InitProducerId(_) => ApiKey::InitProducerId,
             Response::OffsetForLeaderEpoch(_) => ApiKey::OffsetForLeaderEpoch,
             Response::CreatePartitions(_) => ApiKey::CreatePartitions,
+            Response::DescribeConfigs(_) => ApiKey::DescribeConfigs,
+            Response::IncrementalAlterConfigs(_) => ApiKey::IncrementalAlterConfigs,
+            Response::AlterConfigs(_) => ApiKey::AlterConfigs,
+            Response::DescribeCluster(_) => ApiKey::DescribeCluster,
+            Response::DeleteRecords(_) => ApiKey::DeleteRecords,
+            Response::ElectLeaders(_) => ApiKey::ElectLeaders,
+            Response::ListPartitionReassignments(_) => ApiKey::ListPartitionReassignments,
+            Response::AlterPartitionReassignments(_) => ApiKey::AlterPartitionReassignments,
+            Response::DescribeLogDirs(_) => ApiKey::DescribeLogDirs,
         }
     }
 
@@ -58,6 +78,15 @@ impl Response {
             Response::InitProducerId(b) => b.encode(buf, version),
             Response::OffsetForLeaderEpoch(b) => b.encode(buf, version),
             Response::CreatePartitions(b) => b.encode(buf, version),
+            Response::DescribeConfigs(b) => b.encode(buf, version),
+            Response::IncrementalAlterConfigs(b) => b.encode(buf, version),
+            Response::AlterConfigs(b) => b.encode(buf, version),
+            Response::DescribeCluster(b) => b.encode(buf, version),
+            Response::DeleteRecords(b) => b.encode(buf, version),
+            Response::ElectLeaders(b) => b.encode(buf, version),
+            Response::ListPartitionReassignments(b) => b.encode(buf, version),
+            Response::AlterPartitionReassignments(b) => b.encode(buf, version),
+            Response::DescribeLogDirs(b) => b.encode(buf, version),
         };
         r.map_err(|e| e.to_string())
     }
