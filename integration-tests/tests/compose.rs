@@ -185,7 +185,7 @@ impl Project {
         ];
         // Any free host port: no clash with other runs or services.
         for n in 1..=3 {
-            for port in ["CLIENT", "ADMIN"] {
+            for port in ["CLIENT", "KAFKA", "ADMIN"] {
                 env.push((format!("STROM_{n}_{port}_PORT"), "127.0.0.1:0".to_owned()));
             }
         }

@@ -19,7 +19,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use strom_integration_tests::data::{Addrs, wait_leader_serving};
-use strom_integration_tests::{Cluster, ClusterOptions, binary};
+use strom_integration_tests::{Cluster, ClusterOptions, binary, wait_until};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -226,6 +226,63 @@ async fn bad_input_closes_only_its_connection_and_writes_nothing() {
     .expect("bad input checks");
 }
 
+/// Requests whose array lengths announce far more than the frame holds
+/// (kafka-protocol 0.18.0 sized its `Vec`s from them and aborted the
+/// process; vendor/kafka-protocol/PATCHES.md): each closes its own
+/// connection and the node keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_declared_lengths_do_not_take_stromd_down() {
+    let mut cluster = Cluster::start(1, ClusterOptions::default().kafka()).await;
+    let kafka = cluster.node(1).kafka_addr();
+    let checked = tokio::task::spawn_blocking(move || {
+        let mut good = connect(&kafka);
+        assert_eq!(api_versions(&mut good, 1).error_code, 0);
+        let mut nested = Vec::new();
+        nested.put_i32(1);
+        nested.put_i16(1);
+        nested.put_slice(b"t");
+        nested.put_i32(1);
+        nested.put_i16(1);
+        nested.put_i32(i32::MAX);
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            (
+                "metadata v1, i32::MAX topics",
+                framed(ApiKey::Metadata, 1, 2, &i32::MAX.to_be_bytes()),
+            ),
+            (
+                "metadata v12, u32::MAX topics (compact array)",
+                framed(ApiKey::Metadata, 12, 3, &[0xff, 0xff, 0xff, 0xff, 0x0f]),
+            ),
+            (
+                "create topics v4, i32::MAX assignments in a topic",
+                framed(ApiKey::CreateTopics, 4, 4, &nested),
+            ),
+        ];
+        for (what, bytes) in cases {
+            let mut s = connect(&kafka);
+            s.write_all(&bytes).expect(what);
+            assert!(closed_by_broker(&mut s), "{what}: the broker answered");
+        }
+        assert_eq!(
+            api_versions(&mut good, 5).error_code,
+            0,
+            "the good connection serves"
+        );
+        assert_eq!(
+            api_versions(&mut connect(&kafka), 6).error_code,
+            0,
+            "new connections are served"
+        );
+    })
+    .await;
+    assert!(
+        cluster.running().contains(&1),
+        "stromd exited:\n{}",
+        cluster.dump_logs()
+    );
+    checked.expect("huge length checks");
+}
+
 /// Tests that run real Kafka clients (kcat, confluent-kafka).
 mod needs_kafka_clients {
     use super::*;
@@ -267,6 +324,21 @@ mod needs_kafka_clients {
             "/kafka/confluent_client.py"
         ));
         c
+    }
+
+    /// `integration-tests/kafka/SCRIPT` under the test Python.
+    fn python_script(script: &str) -> Command {
+        let python = std::env::var("STROM_PYTHON").unwrap_or_else(|_| "python3".into());
+        let mut c = Command::new(python);
+        c.arg(format!("{}/kafka/{script}", env!("CARGO_MANIFEST_DIR")));
+        c
+    }
+
+    /// One JSON object printed by an admin script run with `args`.
+    fn admin(script: &str, args: &[&str]) -> serde_json::Value {
+        let out = run(python_script(script).args(args), "");
+        let line = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{args:?}: {line}: {e}"))
     }
 
     fn strom(cluster: &Cluster) -> Command {
@@ -477,5 +549,213 @@ mod needs_kafka_clients {
             let all = key_values(&json_lines(&out));
             assert_eq!(all, [over_grpc.clone(), over_kafka].concat());
         });
+    }
+
+    /// confluent-kafka's AdminClient: DescribeCluster, DescribeConfigs,
+    /// IncrementalAlterConfigs and AlterConfigs (an unknown key refused,
+    /// nothing changed), CreatePartitions, DeleteRecords and ElectLeaders,
+    /// each answered by the same controller or replica-manager call as
+    /// over gRPC.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn confluent_admin_client_configs_partitions_records_and_cluster() {
+        let cluster = cluster_with_topic("admin").await;
+        let bootstrap = cluster.kafka_bootstrap();
+        let kafka_ports: Vec<i64> = (1..=3)
+            .map(|id| {
+                let addr = cluster.node(id).kafka_addr();
+                addr.rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .expect("port")
+            })
+            .collect();
+        let b = bootstrap.clone();
+        tokio::task::spawn_blocking(move || {
+            let bootstrap = b;
+            let a = "confluent_admin.py";
+            let described = admin(a, &["describe-cluster", &bootstrap]);
+            assert!(
+                !described["cluster_id"].as_str().unwrap_or("").is_empty(),
+                "{described}"
+            );
+            let ports: Vec<i64> = described["brokers"]
+                .as_array()
+                .expect("brokers")
+                .iter()
+                .map(|b| b["port"].as_i64().expect("port"))
+                .collect();
+            assert_eq!(
+                ports, kafka_ports,
+                "brokers at their Kafka listeners: {described}"
+            );
+
+            let config = |name: &str| {
+                let d = admin(a, &["describe-configs", &bootstrap, "topic", "admin"]);
+                d["configs"][name].clone()
+            };
+            assert_eq!(config("retention.ms")["source"], "DEFAULT_CONFIG");
+            let ok = admin(
+                a,
+                &[
+                    "alter-configs",
+                    &bootstrap,
+                    "topic",
+                    "admin",
+                    "set:retention.ms=3600000",
+                ],
+            );
+            assert_eq!(ok["ok"], true, "{ok}");
+            let retention = config("retention.ms");
+            assert_eq!(
+                (retention["value"].as_str(), retention["source"].as_str()),
+                (Some("3600000"), Some("DYNAMIC_TOPIC_CONFIG")),
+                "{retention}"
+            );
+            // An unknown key refuses the whole resource: nothing changed.
+            let refused = admin(
+                a,
+                &[
+                    "alter-configs",
+                    &bootstrap,
+                    "topic",
+                    "admin",
+                    "set:retention.ms=7200000",
+                    "set:no.such.config=1",
+                ],
+            );
+            assert_eq!(refused["error"], "INVALID_CONFIG", "{refused}");
+            assert_eq!(config("retention.ms")["value"], "3600000");
+            let missing = admin(
+                a,
+                &["describe-configs", &bootstrap, "topic", "no-such-topic"],
+            );
+            assert_eq!(missing["error"], "UNKNOWN_TOPIC_OR_PART", "{missing}");
+            // (librdkafka names UNKNOWN_TOPIC_OR_PARTITION so.)
+            // AlterConfigs replaces the topic's own configs: retention.ms
+            // is no longer set on the topic.
+            let ok = admin(
+                a,
+                &[
+                    "legacy-alter-configs",
+                    &bootstrap,
+                    "topic",
+                    "admin",
+                    "max.message.bytes=200000",
+                ],
+            );
+            assert_eq!(ok["ok"], true, "{ok}");
+            assert_eq!(config("retention.ms")["source"], "DEFAULT_CONFIG");
+            let max = config("max.message.bytes");
+            assert_eq!(
+                (max["value"].as_str(), max["source"].as_str()),
+                (Some("200000"), Some("DYNAMIC_TOPIC_CONFIG")),
+                "{max}"
+            );
+
+            let ok = admin(a, &["create-partitions", &bootstrap, "admin", "3"]);
+            assert_eq!(ok["ok"], true, "{ok}");
+            let fewer = admin(a, &["create-partitions", &bootstrap, "admin", "2"]);
+            assert_eq!(fewer["error"], "INVALID_PARTITIONS", "{fewer}");
+
+            let sent = lines("dr", 10);
+            run(
+                python().args(["produce", &bootstrap, "admin", "0"]),
+                &sent.join("\n"),
+            );
+            let deleted = admin(a, &["delete-records", &bootstrap, "admin", "0", "4"]);
+            assert_eq!(deleted["low_watermark"], 4, "{deleted}");
+            let beyond = admin(a, &["delete-records", &bootstrap, "admin", "0", "100"]);
+            assert_eq!(beyond["error"], "OFFSET_OUT_OF_RANGE", "{beyond}");
+            let out = run(
+                python().args(["consume", &bootstrap, "admin", "0", "6"]),
+                "",
+            );
+            assert_eq!(key_values(&json_lines(&out)), sent[4..].to_vec());
+
+            let elected = admin(a, &["elect-leaders", &bootstrap, "preferred", "admin", "0"]);
+            assert!(
+                elected["result"].is_null() || elected["result"] == "ELECTION_NOT_NEEDED",
+                "{elected}"
+            );
+            let unknown = admin(
+                a,
+                &[
+                    "elect-leaders",
+                    &bootstrap,
+                    "preferred",
+                    "no-such-topic",
+                    "0",
+                ],
+            );
+            assert_eq!(unknown["result"], "UNKNOWN_TOPIC_OR_PART", "{unknown}");
+        })
+        .await
+        .expect("admin client checks");
+        let m = cluster.metadata(1, &["admin"]).await.expect("metadata");
+        assert_eq!(m.topics[0].partitions.len(), 3, "partitions created");
+    }
+
+    /// kafka-python's KafkaAdminClient: AlterPartitionReassignments moves a
+    /// replica (a reassignment to an unknown broker refused as a whole),
+    /// ListPartitionReassignments, DescribeLogDirs on the new replica's
+    /// broker.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kafka_python_admin_reassigns_and_describes_log_dirs() {
+        let cluster = Cluster::start(3, ClusterOptions::default().kafka()).await;
+        cluster
+            .create_topic_assigned(1, "moving", &[&[1]], &[])
+            .await
+            .expect("create topic");
+        let addrs = Addrs::of(&cluster);
+        wait_leader_serving(&addrs, "moving", 0, TIMEOUT)
+            .await
+            .expect("a serving leader");
+        let bootstrap = cluster.kafka_bootstrap();
+        let b = bootstrap.clone();
+        tokio::task::spawn_blocking(move || {
+            let bootstrap = b;
+            let a = "kafka_python_admin.py";
+            run(
+                python().args(["produce", &bootstrap, "moving", "0"]),
+                &lines("mv", 20).join("\n"),
+            );
+            let refused = admin(a, &["reassign", &bootstrap, "moving", "0", "99"]);
+            assert!(
+                refused["error"].is_string() || refused["result"].is_string(),
+                "a reassignment to an unknown broker is refused: {refused}"
+            );
+            let moved = admin(a, &["reassign", &bootstrap, "moving", "0", "2"]);
+            assert!(moved["result"].is_null(), "{moved}");
+            let listed = admin(a, &["list-reassignments", &bootstrap]);
+            assert!(listed["reassignments"].is_array(), "{listed}");
+        })
+        .await
+        .expect("reassignment requests");
+        let moved = wait_until(TIMEOUT, || async {
+            cluster
+                .metadata(1, &["moving"])
+                .await
+                .is_ok_and(|m| m.topics[0].partitions[0].replicas == [2])
+        })
+        .await;
+        assert!(moved, "the replica moved to broker 2");
+        let b = bootstrap.clone();
+        tokio::task::spawn_blocking(move || {
+            let dirs = admin("kafka_python_admin.py", &["describe-log-dirs", &b, "2"]);
+            let partitions = &dirs["dirs"][0]["partitions"];
+            assert_eq!(dirs["dirs"][0]["error"], 0, "{dirs}");
+            assert!(
+                partitions
+                    .as_array()
+                    .is_some_and(|ps| ps.iter().any(|p| p["topic"] == "moving"
+                        && p["partition"] == 0
+                        && p["size"].as_i64().is_some_and(|s| s > 0))),
+                "{dirs}"
+            );
+            let listed = admin("kafka_python_admin.py", &["list-reassignments", &b]);
+            assert_eq!(listed["reassignments"], serde_json::json!([]), "{listed}");
+        })
+        .await
+        .expect("log dirs");
     }
 }

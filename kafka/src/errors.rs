@@ -34,6 +34,9 @@ pub fn txn_error_code(code: ErrorCode, version: i16, fenced_since: i16) -> i16 {
         kafka_code(code)
     }
 }
+/// Kafka's UNSUPPORTED_ENDPOINT_TYPE: DescribeCluster for controllers sent
+/// to a broker.
+pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
 
 /// The Kafka error code of `code`.
 pub fn kafka_code(code: ErrorCode) -> i16 {

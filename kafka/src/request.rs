@@ -10,18 +10,17 @@
 
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{
-    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, DescribeProducersRequest,
-    DescribeTransactionsRequest, EndTxnRequest, ListTransactionsRequest, TxnOffsetCommitRequest,
-};
-use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
-    FetchRequest, FindCoordinatorRequest, InitProducerIdRequest, ListOffsetsRequest,
-    MetadataRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader,
-};
-use kafka_protocol::messages::{
-    ConsumerGroupHeartbeatRequest, DeleteGroupsRequest, DescribeGroupsRequest, HeartbeatRequest,
-    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest,
-    OffsetDeleteRequest, OffsetFetchRequest, SyncGroupRequest,
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, AlterConfigsRequest,
+    AlterPartitionReassignmentsRequest, ApiKey, ApiVersionsRequest, ConsumerGroupHeartbeatRequest,
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest, DeleteRecordsRequest,
+    DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+    DescribeLogDirsRequest, DescribeProducersRequest, DescribeTransactionsRequest,
+    ElectLeadersRequest, EndTxnRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
+    IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
+    ListGroupsRequest, ListOffsetsRequest, ListPartitionReassignmentsRequest,
+    ListTransactionsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
+    OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader,
+    SyncGroupRequest, TxnOffsetCommitRequest,
 };
 use kafka_protocol::protocol::Decodable;
 
@@ -82,6 +81,15 @@ pub enum Body {
     DescribeGroups(DescribeGroupsRequest),
     DeleteGroups(DeleteGroupsRequest),
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
+    DescribeConfigs(DescribeConfigsRequest),
+    IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
+    AlterConfigs(AlterConfigsRequest),
+    DescribeCluster(DescribeClusterRequest),
+    DeleteRecords(DeleteRecordsRequest),
+    ElectLeaders(ElectLeadersRequest),
+    ListPartitionReassignments(ListPartitionReassignmentsRequest),
+    AlterPartitionReassignments(AlterPartitionReassignmentsRequest),
+    DescribeLogDirs(DescribeLogDirsRequest),
 }
 
 /// What a frame is.
@@ -200,6 +208,23 @@ fn decode_body(key: ApiKey, buf: &mut Bytes, version: i16) -> Result<Body, Strin
         ApiKey::ConsumerGroupHeartbeat => {
             body!(ConsumerGroupHeartbeat, ConsumerGroupHeartbeatRequest)
         }
+        ApiKey::DescribeConfigs => body!(DescribeConfigs, DescribeConfigsRequest),
+        ApiKey::IncrementalAlterConfigs => {
+            body!(IncrementalAlterConfigs, IncrementalAlterConfigsRequest)
+        }
+        ApiKey::AlterConfigs => body!(AlterConfigs, AlterConfigsRequest),
+        ApiKey::DescribeCluster => body!(DescribeCluster, DescribeClusterRequest),
+        ApiKey::DeleteRecords => body!(DeleteRecords, DeleteRecordsRequest),
+        ApiKey::ElectLeaders => body!(ElectLeaders, ElectLeadersRequest),
+        ApiKey::ListPartitionReassignments => body!(
+            ListPartitionReassignments,
+            ListPartitionReassignmentsRequest
+        ),
+        ApiKey::AlterPartitionReassignments => body!(
+            AlterPartitionReassignments,
+            AlterPartitionReassignmentsRequest
+        ),
+        ApiKey::DescribeLogDirs => body!(DescribeLogDirs, DescribeLogDirsRequest),
         other => return Err(format!("{other:?} is served but has no decoder")),
     })
 }
@@ -346,5 +371,45 @@ mod tests {
             decode(future.freeze()),
             Ok(Decoded::UnsupportedApiVersions { correlation_id: 42 })
         ));
+    }
+
+    /// Every served API and version, its body made of filler bytes with a
+    /// huge length (an int32 of i32::MAX, an unsigned varint of u32::MAX)
+    /// written at each position: decoding returns, an error or a request,
+    /// and never sizes an allocation from the length (that would abort the
+    /// test binary: vendor/kafka-protocol/PATCHES.md).
+    #[test]
+    fn no_declared_length_makes_decoding_allocate_beyond_the_frame() {
+        const BODY: usize = 48;
+        let huge: [&[u8]; 2] = [&i32::MAX.to_be_bytes(), &[0xff, 0xff, 0xff, 0xff, 0x0f]];
+        let mut bounded = 0;
+        for &(key, min, max) in versions::SERVED {
+            for version in min..=max {
+                for filler in [0x00u8, 0x01] {
+                    for length in huge {
+                        for at in 0..BODY - length.len() {
+                            let mut body = vec![filler; BODY];
+                            body[at..at + length.len()].copy_from_slice(length);
+                            let mut frame = BytesMut::new();
+                            RequestHeader::default()
+                                .with_request_api_key(key as i16)
+                                .with_request_api_version(version)
+                                .encode(&mut frame, key.request_header_version(version))
+                                .expect("header encodes");
+                            frame.put_slice(&body);
+                            if let Err(RequestError::Malformed { reason, .. }) =
+                                decode(frame.freeze())
+                                && reason.contains("bytes left")
+                            {
+                                bounded += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // The lengths reached the decoders (not stopped at the header) and
+        // were refused for what they announced.
+        assert!(bounded > 100, "{bounded} lengths refused by the bound");
     }
 }

@@ -3,20 +3,18 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
-    AddOffsetsToTxnResponse, AddPartitionsToTxnResponse, DescribeProducersResponse,
-    DescribeTransactionsResponse, EndTxnResponse, ListTransactionsResponse,
+    AddOffsetsToTxnResponse, AddPartitionsToTxnResponse, AlterConfigsResponse,
+    AlterPartitionReassignmentsResponse, ApiKey, ApiVersionsResponse,
+    ConsumerGroupHeartbeatResponse, CreatePartitionsResponse, CreateTopicsResponse,
+    DeleteGroupsResponse, DeleteRecordsResponse, DeleteTopicsResponse, DescribeClusterResponse,
+    DescribeConfigsResponse, DescribeGroupsResponse, DescribeLogDirsResponse,
+    DescribeProducersResponse, DescribeTransactionsResponse, ElectLeadersResponse, EndTxnResponse,
+    FetchResponse, FindCoordinatorResponse, HeartbeatResponse, IncrementalAlterConfigsResponse,
+    InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse, ListGroupsResponse,
+    ListOffsetsResponse, ListPartitionReassignmentsResponse, ListTransactionsResponse,
+    MetadataResponse, OffsetCommitResponse, OffsetDeleteResponse, OffsetFetchResponse,
+    OffsetForLeaderEpochResponse, ProduceResponse, ResponseHeader, SyncGroupResponse,
     TxnOffsetCommitResponse,
-};
-use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, CreatePartitionsResponse, CreateTopicsResponse,
-    DeleteTopicsResponse, FetchResponse, FindCoordinatorResponse, InitProducerIdResponse,
-    ListOffsetsResponse, MetadataResponse, OffsetForLeaderEpochResponse, ProduceResponse,
-    ResponseHeader,
-};
-use kafka_protocol::messages::{
-    ConsumerGroupHeartbeatResponse, DeleteGroupsResponse, DescribeGroupsResponse,
-    HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse, ListGroupsResponse,
-    OffsetCommitResponse, OffsetDeleteResponse, OffsetFetchResponse, SyncGroupResponse,
 };
 use kafka_protocol::protocol::Encodable;
 
@@ -53,6 +51,15 @@ pub enum Response {
     DescribeGroups(DescribeGroupsResponse),
     DeleteGroups(DeleteGroupsResponse),
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatResponse),
+    DescribeConfigs(DescribeConfigsResponse),
+    IncrementalAlterConfigs(IncrementalAlterConfigsResponse),
+    AlterConfigs(AlterConfigsResponse),
+    DescribeCluster(DescribeClusterResponse),
+    DeleteRecords(DeleteRecordsResponse),
+    ElectLeaders(ElectLeadersResponse),
+    ListPartitionReassignments(ListPartitionReassignmentsResponse),
+    AlterPartitionReassignments(AlterPartitionReassignmentsResponse),
+    DescribeLogDirs(DescribeLogDirsResponse),
 }
 
 impl Response {
@@ -88,6 +95,15 @@ impl Response {
             Response::DescribeGroups(_) => ApiKey::DescribeGroups,
             Response::DeleteGroups(_) => ApiKey::DeleteGroups,
             Response::ConsumerGroupHeartbeat(_) => ApiKey::ConsumerGroupHeartbeat,
+            Response::DescribeConfigs(_) => ApiKey::DescribeConfigs,
+            Response::IncrementalAlterConfigs(_) => ApiKey::IncrementalAlterConfigs,
+            Response::AlterConfigs(_) => ApiKey::AlterConfigs,
+            Response::DescribeCluster(_) => ApiKey::DescribeCluster,
+            Response::DeleteRecords(_) => ApiKey::DeleteRecords,
+            Response::ElectLeaders(_) => ApiKey::ElectLeaders,
+            Response::ListPartitionReassignments(_) => ApiKey::ListPartitionReassignments,
+            Response::AlterPartitionReassignments(_) => ApiKey::AlterPartitionReassignments,
+            Response::DescribeLogDirs(_) => ApiKey::DescribeLogDirs,
         }
     }
 
@@ -122,6 +138,15 @@ impl Response {
             Response::DescribeGroups(b) => b.encode(buf, version),
             Response::DeleteGroups(b) => b.encode(buf, version),
             Response::ConsumerGroupHeartbeat(b) => b.encode(buf, version),
+            Response::DescribeConfigs(b) => b.encode(buf, version),
+            Response::IncrementalAlterConfigs(b) => b.encode(buf, version),
+            Response::AlterConfigs(b) => b.encode(buf, version),
+            Response::DescribeCluster(b) => b.encode(buf, version),
+            Response::DeleteRecords(b) => b.encode(buf, version),
+            Response::ElectLeaders(b) => b.encode(buf, version),
+            Response::ListPartitionReassignments(b) => b.encode(buf, version),
+            Response::AlterPartitionReassignments(b) => b.encode(buf, version),
+            Response::DescribeLogDirs(b) => b.encode(buf, version),
         };
         r.map_err(|e| e.to_string())
     }

@@ -272,3 +272,184 @@ async fn stopping_the_listener_ends_its_connections() {
         .expect("no panic");
     assert!(closed(&mut s).await, "the connection outlived the listener");
 }
+
+/// A request header (v1, or v2 for flexible versions) followed by `body`,
+/// framed.
+fn raw_request(key: ApiKey, version: i16, correlation_id: i32, body: &[u8]) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("test")))
+        .encode(&mut buf, key.request_header_version(version))
+        .expect("header");
+    buf.put_slice(body);
+    let size = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    buf.to_vec()
+}
+
+/// Lengths that announce far more than the frame holds: a decoder that
+/// sized its `Vec` from them before reading would ask for hundreds of GiB
+/// and abort the whole process (an allocation failure is not a panic).
+#[tokio::test]
+async fn huge_declared_lengths_close_only_their_connection() {
+    let served = serve(ListenerConfig::default()).await;
+    let mut good = TcpStream::connect(served.addr).await.expect("connect");
+    // Metadata v1: topics is an int32-length array.
+    let array = i32::MAX.to_be_bytes().to_vec();
+    // Metadata v12 (flexible): topics is a compact array, its length an
+    // unsigned varint (u32::MAX here).
+    let compact_array = vec![0xff, 0xff, 0xff, 0xff, 0x0f];
+    // CreateTopics v4: topics array holding one topic whose name is fine
+    // and whose assignments array is huge.
+    let mut nested = Vec::new();
+    nested.put_i32(1);
+    nested.put_i16(1);
+    nested.put_slice(b"t");
+    nested.put_i32(1);
+    nested.put_i16(1);
+    nested.put_i32(i32::MAX);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "metadata v1 array of i32::MAX topics",
+            raw_request(ApiKey::Metadata, 1, 1, &array),
+        ),
+        (
+            "metadata v12 compact array of u32::MAX topics",
+            raw_request(ApiKey::Metadata, 12, 2, &compact_array),
+        ),
+        (
+            "create topics v4 nested array of i32::MAX assignments",
+            raw_request(ApiKey::CreateTopics, 4, 3, &nested),
+        ),
+    ];
+    for (what, bytes) in cases {
+        let mut s = TcpStream::connect(served.addr).await.expect("connect");
+        s.write_all(&bytes).await.expect(what);
+        assert!(closed(&mut s).await, "{what}: answered");
+    }
+    good.write_all(&request(
+        ApiKey::ApiVersions,
+        3,
+        9,
+        &ApiVersionsRequest::default(),
+    ))
+    .await
+    .expect("send");
+    assert_eq!(response(&mut good, ApiKey::ApiVersions, 3).await.0, 9);
+    served.stop.cancel();
+    served.task.await.expect("listener stops");
+}
+
+/// The admin APIs answer from the core they translate to: DescribeCluster
+/// and DescribeLogDirs from this broker (an empty image, an empty log
+/// directory), DescribeConfigs and ElectLeaders from the controller quorum,
+/// which this broker cannot reach (no voters): one error per resource, as
+/// Kafka answers, never a closed connection.
+#[tokio::test]
+async fn admin_requests_are_answered_from_the_core() {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+    use kafka_protocol::messages::{
+        DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest,
+        DescribeConfigsResponse, DescribeLogDirsRequest, DescribeLogDirsResponse,
+        ElectLeadersRequest, ElectLeadersResponse, TopicName,
+    };
+
+    let served = serve(ListenerConfig::default()).await;
+    let mut s = TcpStream::connect(served.addr).await.expect("connect");
+
+    s.write_all(&request(
+        ApiKey::DescribeCluster,
+        1,
+        1,
+        &DescribeClusterRequest::default().with_endpoint_type(1),
+    ))
+    .await
+    .expect("send");
+    let (id, mut body) = response(&mut s, ApiKey::DescribeCluster, 1).await;
+    assert_eq!(id, 1);
+    let cluster = DescribeClusterResponse::decode(&mut body, 1).expect("v1");
+    assert_eq!((cluster.error_code, cluster.controller_id.0), (0, 1));
+    assert!(cluster.brokers.is_empty());
+
+    // Controllers' endpoints are not a broker's to describe.
+    s.write_all(&request(
+        ApiKey::DescribeCluster,
+        1,
+        2,
+        &DescribeClusterRequest::default().with_endpoint_type(2),
+    ))
+    .await
+    .expect("send");
+    let (_, mut body) = response(&mut s, ApiKey::DescribeCluster, 1).await;
+    let refused = DescribeClusterResponse::decode(&mut body, 1).expect("v1");
+    assert_eq!(
+        refused.error_code,
+        strom_kafka::errors::UNSUPPORTED_ENDPOINT_TYPE
+    );
+
+    s.write_all(&request(
+        ApiKey::DescribeLogDirs,
+        4,
+        3,
+        &DescribeLogDirsRequest::default().with_topics(None),
+    ))
+    .await
+    .expect("send");
+    let (_, mut body) = response(&mut s, ApiKey::DescribeLogDirs, 4).await;
+    let dirs = DescribeLogDirsResponse::decode(&mut body, 4).expect("v4");
+    assert_eq!(dirs.results.len(), 1);
+    assert_eq!(dirs.results[0].error_code, 0);
+    assert!(dirs.results[0].log_dir.ends_with("logs"), "{dirs:?}");
+    assert!(dirs.results[0].topics.is_empty());
+
+    let resources = vec![
+        DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("t")),
+        DescribeConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(StrBytes::from_static_str("1")),
+    ];
+    s.write_all(&request(
+        ApiKey::DescribeConfigs,
+        4,
+        4,
+        &DescribeConfigsRequest::default().with_resources(resources),
+    ))
+    .await
+    .expect("send");
+    let (_, mut body) = response(&mut s, ApiKey::DescribeConfigs, 4).await;
+    let configs = DescribeConfigsResponse::decode(&mut body, 4).expect("v4");
+    let answered: Vec<(i8, &str, bool)> = configs
+        .results
+        .iter()
+        .map(|r| (r.resource_type, r.resource_name.as_str(), r.error_code != 0))
+        .collect();
+    assert_eq!(answered, [(2, "t", true), (4, "1", true)]);
+
+    let elect = ElectLeadersRequest::default()
+        .with_election_type(0)
+        .with_topic_partitions(Some(vec![
+            TopicPartitions::default()
+                .with_topic(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![0, 1]),
+        ]));
+    s.write_all(&request(ApiKey::ElectLeaders, 2, 5, &elect))
+        .await
+        .expect("send");
+    let (_, mut body) = response(&mut s, ApiKey::ElectLeaders, 2).await;
+    let elected = ElectLeadersResponse::decode(&mut body, 2).expect("v2");
+    let partitions: Vec<(i32, bool)> = elected.replica_election_results[0]
+        .partition_result
+        .iter()
+        .map(|p| (p.partition_id, p.error_code != 0))
+        .collect();
+    assert_eq!(partitions, [(0, true), (1, true)]);
+    served.stop.cancel();
+    served.task.await.expect("listener stops");
+}

@@ -172,6 +172,14 @@ fn default_advertised(listen: SocketAddr) -> String {
     format!("{host}:{}", listen.port())
 }
 
+/// Kafka's listener keys, refused by name with the flags to use instead.
+const KAFKA_LISTENER_KEYS: &[&str] = &[
+    "listeners",
+    "advertised.listeners",
+    "kafka.listeners",
+    "kafka.advertised.listeners",
+];
+
 /// `host:port` with a non-empty host and a port above 0.
 fn host_port(flag: &str, s: &str) -> anyhow::Result<(String, u16)> {
     s.rsplit_once(':')
@@ -321,6 +329,14 @@ impl NodeConfig {
             settings.push((k.trim().to_owned(), v.trim().to_owned()));
         }
         for (k, v) in &settings {
+            // Kafka's listener settings name protocols and several listeners;
+            // Strom has one plaintext Kafka listener, set by its flags.
+            if KAFKA_LISTENER_KEYS.contains(&k.as_str()) {
+                bail!(
+                    "INVALID_CONFIG: '{k}' is not a setting: the Kafka listener binds \
+                     --kafka-listen ADDR and tells clients --kafka-advertised-address HOST:PORT"
+                );
+            }
             let known_c = controller.set(k, v).map_err(|e| anyhow::anyhow!("{e}"))?;
             let known_b = broker.set(k, v).map_err(|e| anyhow::anyhow!("{e}"))?;
             if !known_c && !known_b {
@@ -442,6 +458,21 @@ mod tests {
                     ..args("1@127.0.0.1:9093")
                 },
                 "--node-id is required",
+            ),
+            (
+                Args {
+                    kafka_listen: Some("0.0.0.0:9094".into()),
+                    set: vec!["kafka.advertised.listeners=PLAINTEXT://h:9094".into()],
+                    ..args("1@127.0.0.1:9093")
+                },
+                "'kafka.advertised.listeners' is not a setting",
+            ),
+            (
+                Args {
+                    set: vec!["advertised.listeners=PLAINTEXT://h:9094".into()],
+                    ..args("1@127.0.0.1:9093")
+                },
+                "--kafka-advertised-address HOST:PORT",
             ),
             (
                 Args {

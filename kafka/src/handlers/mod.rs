@@ -18,31 +18,46 @@
 //!   [`list_groups`], [`describe_groups`], [`delete_groups`],
 //!   [`consumer_group_heartbeat`] (KIP-848): the same coordinator calls as
 //!   gRPC's.
-//! * [`create_topics`], [`delete_topics`], [`create_partitions`]: admin
-//!   requests forwarded to the controller quorum, as a Kafka broker
-//!   forwards them to its KRaft controller.
+//! * [`create_topics`], [`delete_topics`], [`create_partitions`],
+//!   [`describe_configs`], [`incremental_alter_configs`], [`alter_configs`],
+//!   [`elect_leaders`], [`list_partition_reassignments`],
+//!   [`alter_partition_reassignments`]: admin requests forwarded to the
+//!   controller quorum, as a Kafka broker forwards them to its KRaft
+//!   controller.
+//! * [`describe_cluster`]: the brokers, from the replayed image.
+//! * [`describe_log_dirs`]: this broker's log directory and replica sizes.
+//! * [`delete_records`]: the replica manager's log-start move.
 
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
+pub mod alter_configs;
+pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod describe_groups;
+pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_transactions;
+pub mod elect_leaders;
 pub mod end_txn;
-pub mod describe_groups;
 pub mod fetch;
 pub mod find_coordinator;
 mod group_util;
 pub mod heartbeat;
+pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
@@ -50,8 +65,8 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
-pub mod txn_offset_commit;
 pub mod sync_group;
+pub mod txn_offset_commit;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -239,6 +254,49 @@ impl Broker {
             Body::DeleteGroups(r) => Box::pin(async move {
                 Some(Response::DeleteGroups(
                     delete_groups::answer(&this, r).await,
+                ))
+            }),
+            Body::DescribeConfigs(r) => Box::pin(async move {
+                Some(Response::DescribeConfigs(
+                    describe_configs::answer(&this, r).await,
+                ))
+            }),
+            Body::IncrementalAlterConfigs(r) => Box::pin(async move {
+                Some(Response::IncrementalAlterConfigs(
+                    incremental_alter_configs::answer(&this, r).await,
+                ))
+            }),
+            Body::AlterConfigs(r) => Box::pin(async move {
+                Some(Response::AlterConfigs(
+                    alter_configs::answer(&this, r).await,
+                ))
+            }),
+            Body::DescribeLogDirs(r) => ready(Response::DescribeLogDirs(
+                describe_log_dirs::answer(&self.replicas, r),
+            )),
+            Body::DescribeCluster(r) => ready(Response::DescribeCluster(describe_cluster::answer(
+                &self.replicas,
+                r,
+                version,
+            ))),
+            Body::DeleteRecords(r) => Box::pin(async move {
+                Some(Response::DeleteRecords(
+                    delete_records::answer(&this.replicas, r).await,
+                ))
+            }),
+            Body::ElectLeaders(r) => Box::pin(async move {
+                Some(Response::ElectLeaders(
+                    elect_leaders::answer(&this, r, version).await,
+                ))
+            }),
+            Body::ListPartitionReassignments(r) => Box::pin(async move {
+                Some(Response::ListPartitionReassignments(
+                    list_partition_reassignments::answer(&this, r).await,
+                ))
+            }),
+            Body::AlterPartitionReassignments(r) => Box::pin(async move {
+                Some(Response::AlterPartitionReassignments(
+                    alter_partition_reassignments::answer(&this, r).await,
                 ))
             }),
         }
