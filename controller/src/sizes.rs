@@ -122,21 +122,21 @@ impl ReplicaSizes {
             .collect();
         let mut partition_bytes: std::collections::BTreeMap<(Uuid, i32), u64> =
             std::collections::BTreeMap::new();
-        for report in self
-            .sizes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-        {
+        let mut replica_bytes = std::collections::BTreeMap::new();
+        for (broker, report) in self.sizes.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let mut held = std::collections::BTreeMap::new();
             for (key, size) in report {
                 let size = u64::try_from(*size).unwrap_or(0);
                 let e = partition_bytes.entry(*key).or_default();
                 *e = (*e).max(size);
+                held.insert(*key, size);
             }
+            replica_bytes.insert(*broker, held);
         }
         UsageReport {
             disks,
             partition_bytes,
+            replica_bytes,
         }
     }
 
@@ -207,6 +207,15 @@ mod tests {
         assert_eq!(u.bytes(t, 0), 30);
         assert_eq!(u.bytes(t, 1), 20);
         assert_eq!(u.bytes(t, 2), 0);
+        // What each broker holds, as it reported it.
+        assert_eq!(
+            u.replica_bytes
+                .get(&2)
+                .map(|h| h.iter().map(|(k, b)| (k.1, *b)).collect()),
+            Some(vec![(0, 30), (1, 0)])
+        );
+        assert_eq!(u.replica_bytes.get(&1).map(|h| h.len()), Some(2));
+        assert_eq!(u.replica_bytes.get(&3), None);
         assert_eq!(
             u.disks.get(&1),
             Some(&DiskUsage {

@@ -27,10 +27,12 @@
 //! * [`unavailable_moves`]: replicas of brokers unavailable for longer than
 //!   `balancer.node.unavailable.timeout.ms` move to available brokers;
 //! * [`disk_moves`]: replicas move off brokers whose data directory's file
-//!   system is fuller than `balancer.disk.threshold.percent`, largest
-//!   partitions first, to the brokers with the most free space that keep
-//!   the partition's rack spread, until the broker is projected under the
-//!   threshold.
+//!   system is fuller than `balancer.disk.threshold.percent`, moving as
+//!   little data as possible (the smallest partition that alone brings the
+//!   broker under the threshold, else the largest and again), to the
+//!   brokers with the most free space that keep the partition's rack
+//!   spread, until the broker is projected under the threshold (moves
+//!   decided but not yet in the heartbeats' reports counted as done).
 //!
 //! and after the filling, when no reassignment is in progress (so never
 //! fighting a running one), the later goals in order:
@@ -125,6 +127,10 @@ pub struct UsageReport {
     /// Size of each partition (topic id, partition) in bytes: the largest
     /// size any of its replicas reported.
     pub partition_bytes: BTreeMap<(Uuid, i32), u64>,
+    /// What each broker reported it holds on disk: bytes per replica
+    /// (topic id, partition). Brokers without a report are absent; the disk
+    /// goal then estimates what moves in flight add and free.
+    pub replica_bytes: BTreeMap<i32, BTreeMap<(Uuid, i32), u64>>,
 }
 
 impl UsageReport {
@@ -471,19 +477,85 @@ fn sharing(image: &ClusterImage, replicas: &[i32], slot: usize, rack: Option<&St
         .count()
 }
 
+/// The disk use of each available broker with a disk report, as it will
+/// be once what the image already decided has happened on disk: bytes of
+/// replicas the broker still reports but no longer keeps (being removed, or
+/// moved away or deleted and not yet gone from its last report) count as
+/// freed; bytes of partitions it keeps but has not copied yet (being added,
+/// or a report older than the move's completion) count as used. For a
+/// broker whose replica sizes are not in `usage`, a replica being added
+/// counts with the partition's whole size and one being removed as freed.
+fn projected_disks(
+    image: &ClusterImage,
+    usage: &UsageReport,
+    brokers: &[(i32, Option<String>)],
+) -> BTreeMap<i32, DiskUsage> {
+    let mut disks: BTreeMap<i32, DiskUsage> = brokers
+        .iter()
+        .filter_map(|(id, _)| Some((*id, *usage.disks.get(id)?)))
+        .collect();
+    let mut keeps: BTreeMap<i32, std::collections::BTreeSet<(Uuid, i32)>> = BTreeMap::new();
+    for (t, p, s) in image.all_partitions() {
+        let size = usage.bytes(t.id, p);
+        for b in s.replicas.iter().filter(|r| !s.removing.contains(r)) {
+            keeps.entry(*b).or_default().insert((t.id, p));
+            let Some(d) = disks.get_mut(b) else { continue };
+            let missing = match usage.replica_bytes.get(b) {
+                Some(held) => size.saturating_sub(held.get(&(t.id, p)).copied().unwrap_or(0)),
+                None if s.adding.contains(b) => size,
+                None => 0,
+            };
+            d.used_bytes = d.used_bytes.saturating_add(missing);
+        }
+        for b in &s.removing {
+            if usage.replica_bytes.contains_key(b) {
+                continue;
+            }
+            if let Some(d) = disks.get_mut(b) {
+                d.used_bytes = d.used_bytes.saturating_sub(size);
+            }
+        }
+    }
+    for (b, held) in &usage.replica_bytes {
+        let Some(d) = disks.get_mut(b) else { continue };
+        let kept = keeps.get(b);
+        let leaving: u64 = held
+            .iter()
+            .filter(|(key, _)| kept.is_none_or(|k| !k.contains(*key)))
+            .map(|(_, bytes)| *bytes)
+            .sum();
+        d.used_bytes = d.used_bytes.saturating_sub(leaving);
+    }
+    disks
+}
+
+/// A partition the disk goal may move off a broker over the threshold.
+#[derive(Debug, Clone)]
+struct DiskCandidate<'a> {
+    size: u64,
+    topic: &'a str,
+    partition: i32,
+    /// The replicas with the target in the full broker's place.
+    next: Vec<i32>,
+    target: i32,
+}
+
 /// `continuous` mode's disk goal: for each available broker whose disk is
-/// over `threshold` percent (fullest first), partitions it is a replica of
-/// (not moving, of known non-zero size, largest first) are reassigned with
-/// the broker replaced in place by the available broker with the most
-/// free space that is not yet a replica, that the partition's size keeps
-/// at or under the threshold, and whose rack the partition's other
-/// replicas use no more than the full broker's (rack spread kept); until
-/// the broker is projected under the threshold. Moves in flight count: a
-/// partition being moved off a broker counts as freed there and as used on
-/// its adding replicas, and at most `max_moves` moves involve each broker
-/// (the gaining and the losing one). Brokers without a disk report are
-/// neither sources nor targets. The records of the moves to start now, or
-/// none.
+/// over `threshold` percent (fullest first, by [`projected_disks`]: moves
+/// decided but not yet visible in the reports count as done), replicas move
+/// off it until it is projected at or under the threshold, moving as little
+/// data as possible: the smallest partition whose move alone brings the
+/// broker under the threshold, or, when none is that large, the largest
+/// one, then again (ties: topic name, then partition). Candidates are
+/// partitions of known non-zero size it is a replica of, not moving, that
+/// have a target: the available broker with the most free space that is
+/// not yet a replica, that the partition's size keeps at or under the
+/// threshold, and whose rack the partition's other replicas use no more
+/// than the full broker's (rack spread kept). The broker is replaced in
+/// place. At most `max_moves` moves involve each broker (the gaining and
+/// the losing one), moves in flight counted. Brokers without a disk report
+/// are neither sources nor targets. The records of the moves to start now,
+/// or none.
 pub fn disk_moves(
     image: &ClusterImage,
     usage: &UsageReport,
@@ -495,28 +567,11 @@ pub fn disk_moves(
         return Vec::new();
     }
     let brokers = available(image);
-    let mut disks: BTreeMap<i32, DiskUsage> = brokers
-        .iter()
-        .filter_map(|(id, _)| Some((*id, *usage.disks.get(id)?)))
-        .collect();
+    let mut disks = projected_disks(image, usage, &brokers);
     let mut in_flight: BTreeMap<i32, usize> = BTreeMap::new();
-    for (t, p, s) in image.all_partitions() {
-        if !s.is_reassigning() {
-            continue;
-        }
-        let size = usage.bytes(t.id, p);
+    for (_, _, s) in image.all_partitions() {
         for r in s.adding.iter().chain(&s.removing) {
             *in_flight.entry(*r).or_default() += 1;
-        }
-        for a in &s.adding {
-            if let Some(d) = disks.get_mut(a) {
-                d.used_bytes = d.used_bytes.saturating_add(size);
-            }
-        }
-        for r in &s.removing {
-            if let Some(d) = disks.get_mut(r) {
-                d.used_bytes = d.used_bytes.saturating_sub(size);
-            }
         }
     }
     let mut full: Vec<(i32, DiskUsage)> = disks
@@ -528,59 +583,84 @@ pub fn disk_moves(
     let mut taken = std::collections::BTreeSet::new();
     let mut specs = Vec::new();
     for (source, _) in full {
-        let mut candidates: Vec<(u64, &str, i32, Vec<i32>)> = image
-            .all_partitions()
-            .filter(|(_, _, s)| !s.is_reassigning() && s.replicas.contains(&source))
-            .map(|(t, p, s)| (usage.bytes(t.id, p), t.name.as_str(), p, s.replicas.clone()))
-            .filter(|(size, ..)| *size > 0)
-            .collect();
-        candidates.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)).then(a.2.cmp(&b.2)));
-        for (size, topic, p, replicas) in candidates {
-            let over = disks.get(&source).is_some_and(|d| d.over(threshold));
-            if !over || in_flight.get(&source).copied().unwrap_or(0) >= max_moves {
+        let source_rack = image.broker(source).and_then(|b| b.rack.as_ref());
+        while let Some(disk) = disks.get(&source).copied() {
+            if !disk.over(threshold) || in_flight.get(&source).copied().unwrap_or(0) >= max_moves {
                 break;
             }
-            if taken.contains(&(topic, p)) {
-                continue;
+            // Bytes to free to be at or under the threshold.
+            let allowed = u128::from(threshold) * u128::from(disk.total_bytes) / 100;
+            let need = u64::try_from(u128::from(disk.used_bytes).saturating_sub(allowed))
+                .unwrap_or(u64::MAX);
+            let mut candidates: Vec<DiskCandidate<'_>> = Vec::new();
+            for (t, p, s) in image.all_partitions() {
+                let size = usage.bytes(t.id, p);
+                if size == 0
+                    || s.is_reassigning()
+                    || taken.contains(&(t.name.as_str(), p))
+                    || !s.replicas.contains(&source)
+                {
+                    continue;
+                }
+                let Some(slot) = s.replicas.iter().position(|r| *r == source) else {
+                    continue;
+                };
+                let spread = sharing(image, &s.replicas, slot, source_rack);
+                let pick = brokers
+                    .iter()
+                    .filter(|(id, rack)| {
+                        !s.replicas.contains(id)
+                            && in_flight.get(id).copied().unwrap_or(0) < max_moves
+                            && disks.get(id).is_some_and(|d| d.fits(size, threshold))
+                            && sharing(image, &s.replicas, slot, rack.as_ref()) <= spread
+                    })
+                    .max_by_key(|(id, _)| {
+                        (
+                            disks.get(id).map_or(0, DiskUsage::free),
+                            std::cmp::Reverse(*id),
+                        )
+                    })
+                    .map(|(id, _)| *id);
+                if let Some(target) = pick {
+                    let mut next = s.replicas.clone();
+                    next[slot] = target;
+                    candidates.push(DiskCandidate {
+                        size,
+                        topic: t.name.as_str(),
+                        partition: p,
+                        next,
+                        target,
+                    });
+                }
             }
-            let Some(slot) = replicas.iter().position(|r| *r == source) else {
-                continue;
+            let by_name = |a: &DiskCandidate<'_>, b: &DiskCandidate<'_>| {
+                a.topic.cmp(b.topic).then(a.partition.cmp(&b.partition))
             };
-            let source_rack = image.broker(source).and_then(|b| b.rack.as_ref());
-            let spread = sharing(image, &replicas, slot, source_rack);
-            let pick = brokers
+            let enough = candidates
                 .iter()
-                .filter(|(id, rack)| {
-                    !replicas.contains(id)
-                        && in_flight.get(id).copied().unwrap_or(0) < max_moves
-                        && disks.get(id).is_some_and(|d| d.fits(size, threshold))
-                        && sharing(image, &replicas, slot, rack.as_ref()) <= spread
-                })
-                .max_by_key(|(id, _)| {
-                    (
-                        disks.get(id).map_or(0, DiskUsage::free),
-                        std::cmp::Reverse(*id),
-                    )
-                })
-                .map(|(id, _)| *id);
-            let Some(target) = pick else {
-                continue;
+                .filter(|c| c.size >= need)
+                .min_by(|a, b| a.size.cmp(&b.size).then(by_name(a, b)));
+            let chosen = enough.or_else(|| {
+                candidates
+                    .iter()
+                    .max_by(|a, b| a.size.cmp(&b.size).then(by_name(b, a)))
+            });
+            let Some(c) = chosen.cloned() else {
+                break;
             };
-            let mut next = replicas.clone();
-            next[slot] = target;
             if let Some(d) = disks.get_mut(&source) {
-                d.used_bytes = d.used_bytes.saturating_sub(size);
+                d.used_bytes = d.used_bytes.saturating_sub(c.size);
             }
-            if let Some(d) = disks.get_mut(&target) {
-                d.used_bytes = d.used_bytes.saturating_add(size);
+            if let Some(d) = disks.get_mut(&c.target) {
+                d.used_bytes = d.used_bytes.saturating_add(c.size);
             }
             *in_flight.entry(source).or_default() += 1;
-            *in_flight.entry(target).or_default() += 1;
-            taken.insert((topic, p));
+            *in_flight.entry(c.target).or_default() += 1;
+            taken.insert((c.topic, c.partition));
             specs.push(ReassignmentSpec {
-                topic: topic.to_owned(),
-                partition: p,
-                replicas: Some(next),
+                topic: c.topic.to_owned(),
+                partition: c.partition,
+                replicas: Some(c.next),
             });
         }
     }

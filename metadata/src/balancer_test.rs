@@ -202,6 +202,7 @@ fn usage(disks: &[(i32, u64, u64)], sizes: &[(&str, i32, u64)]) -> UsageReport {
             .iter()
             .map(|(t, p, gb)| ((crate::testutil::tid(t), *p), gb * GB))
             .collect(),
+        replica_bytes: BTreeMap::new(),
     }
 }
 
@@ -272,15 +273,51 @@ fn disk_moves_decisions() {
             want: &[],
         },
         Case {
-            name: "largest partition first, to the most free space, until under",
+            name: "the least data that brings it under, to the most free space",
             racks: &[(1, "a"), (2, "a"), (3, "a"), (4, "a")],
             assignment: &[&[1, 2], &[1, 2], &[1, 2]],
-            // 1 is at 90%: moving the 15 GB partition brings it to 75%.
+            // 1 is at 90%: 10 GB must go. The 15 GB partition would do, the
+            // 10 GB one does with less copying (to 80%, not over).
             disks: &[(1, 90, 100), (2, 40, 100), (3, 30, 100), (4, 10, 100)],
             sizes: &[("t", 0, 5), ("t", 1, 15), ("t", 2, 10)],
             threshold: 80,
             max_moves: 5,
-            want: &[(1, &[4], &[1])],
+            want: &[(2, &[4], &[1])],
+        },
+        Case {
+            name: "no partition is enough alone: the largest, then the least that is",
+            racks: &[(1, "a"), (2, "a"), (3, "a")],
+            assignment: &[&[1], &[1], &[1], &[1]],
+            // 97%: 17 GB must go. None is that large: 10 GB leave first,
+            // then of the partitions of 7 GB or more the smallest (8 GB).
+            disks: &[(1, 97, 100), (2, 10, 100), (3, 40, 100)],
+            sizes: &[("t", 0, 10), ("t", 1, 6), ("t", 2, 3), ("t", 3, 8)],
+            threshold: 80,
+            max_moves: 5,
+            want: &[(0, &[2], &[1]), (3, &[2], &[1])],
+        },
+        Case {
+            name: "a partition no broker has room for is passed over",
+            racks: &[(1, "a"), (2, "a")],
+            assignment: &[&[1], &[1], &[1]],
+            // 10 GB must go; the 12 GB partition would take 2 to 81%, so
+            // the 8 GB one goes, then the 4 GB one would take 2 over: 1
+            // stays over, with nothing left to do.
+            disks: &[(1, 90, 100), (2, 69, 100)],
+            sizes: &[("t", 0, 12), ("t", 1, 4), ("t", 2, 8)],
+            threshold: 80,
+            max_moves: 5,
+            want: &[(2, &[2], &[1])],
+        },
+        Case {
+            name: "ties go to the first topic and partition",
+            racks: &[(1, "a"), (2, "a")],
+            assignment: &[&[1], &[1], &[1]],
+            disks: &[(1, 85, 100), (2, 0, 100)],
+            sizes: &[("t", 0, 5), ("t", 1, 5), ("t", 2, 5)],
+            threshold: 80,
+            max_moves: 5,
+            want: &[(0, &[2], &[1])],
         },
         Case {
             name: "several moves while still over, spread over free brokers",
@@ -383,6 +420,107 @@ fn disk_moves_in_flight_count_as_freed() {
     assert_eq!(started(&mut c, "t", records).len(), 1);
     // The heartbeat still reports 90% while the move runs: nothing more.
     assert!(disk_moves(&c.image, &u, 80, 5, 1).is_empty());
+}
+
+#[test]
+fn disk_moves_project_what_the_reports_do_not_show_yet() {
+    struct Case {
+        name: &'static str,
+        assignment: &'static [&'static [i32]],
+        disks: &'static [(i32, u64, u64)],
+        sizes: &'static [(&'static str, i32, u64)],
+        /// (broker, partition, GB) of what each broker reported holding.
+        held: &'static [(i32, i32, u64)],
+        want: &'static [(i32, &'static [i32], &'static [i32])],
+    }
+    let cases = [
+        Case {
+            name: "a replica moved away but still reported counts as freed",
+            // t-0 left 1 for 2; 1's report (90%) still holds its 15 GB.
+            assignment: &[&[2], &[1]],
+            disks: &[(1, 90, 100), (2, 30, 100), (3, 10, 100)],
+            sizes: &[("t", 0, 15), ("t", 1, 5)],
+            held: &[(1, 0, 15), (1, 1, 5), (2, 0, 15)],
+            want: &[],
+        },
+        Case {
+            name: "the same report without the replica: the broker is over",
+            assignment: &[&[2], &[1]],
+            disks: &[(1, 90, 100), (2, 30, 100), (3, 10, 100)],
+            sizes: &[("t", 0, 15), ("t", 1, 15)],
+            held: &[(1, 1, 15), (2, 0, 15)],
+            want: &[(1, &[3], &[1])],
+        },
+        Case {
+            name: "a replica moved in but not yet reported counts as used",
+            // t-0 moved to 3 (15 GB), whose report does not show it yet:
+            // 3 is at 75%, not 60%, and 2 (65%) has more room for t-1.
+            assignment: &[&[3], &[1]],
+            disks: &[(1, 90, 100), (2, 65, 100), (3, 60, 100)],
+            sizes: &[("t", 0, 15), ("t", 1, 10)],
+            held: &[(1, 1, 10), (2, 9, 0), (3, 9, 0)],
+            want: &[(1, &[2], &[1])],
+        },
+        Case {
+            name: "a replica half copied counts with what is still to copy",
+            // t-1 is already 5 of its 10 GB on 3 (a new replica that the
+            // image has in place): 3 is at 65%, 2 at 62% gets t-0.
+            assignment: &[&[1], &[3]],
+            disks: &[(1, 90, 100), (2, 62, 100), (3, 60, 100)],
+            sizes: &[("t", 0, 10), ("t", 1, 10)],
+            held: &[(1, 0, 10), (2, 9, 0), (3, 1, 5)],
+            want: &[(0, &[2], &[1])],
+        },
+    ];
+    for case in cases {
+        let mut c = Cluster::with_brokers(&[1, 2, 3]);
+        c.topic("t", case.assignment);
+        let mut u = usage(case.disks, case.sizes);
+        for (b, p, gb) in case.held {
+            let held = u.replica_bytes.entry(*b).or_default();
+            // Partition 9 does not exist: a report that holds nothing
+            // the image knows of.
+            if *p != 9 {
+                held.insert((crate::testutil::tid("t"), *p), gb * GB);
+            }
+        }
+        let records = disk_moves(&c.image, &u, 80, 5, 1);
+        let got = started(&mut c, "t", records);
+        let want: Vec<(i32, Vec<i32>, Vec<i32>)> = case
+            .want
+            .iter()
+            .map(|(p, a, r)| (*p, a.to_vec(), r.to_vec()))
+            .collect();
+        assert_eq!(got, want, "{}", case.name);
+    }
+}
+
+#[test]
+fn disk_moves_count_a_running_move_by_the_reports() {
+    let mut c = Cluster::with_brokers(&[1, 2, 3]);
+    c.topic("t", &[&[1], &[1], &[1]]);
+    let mut u = usage(
+        &[(1, 90, 100), (2, 35, 100), (3, 30, 100)],
+        &[("t", 0, 15), ("t", 1, 15), ("t", 2, 15)],
+    );
+    let t = crate::testutil::tid("t");
+    u.replica_bytes
+        .insert(1, (0..3).map(|p| ((t, p), 15 * GB)).collect());
+    u.replica_bytes.insert(2, BTreeMap::new());
+    let records = disk_moves(&c.image, &u, 80, 5, 1);
+    assert_eq!(started(&mut c, "t", records), vec![(0, vec![3], vec![1])]);
+    // t-0 moves from 1 to 3, which reports 5 of its 15 GB copied (at 30%
+    // still): 1 is projected at 75%, nothing more to do.
+    u.replica_bytes.insert(3, [((t, 0), 5 * GB)].into());
+    assert!(disk_moves(&c.image, &u, 80, 5, 1).is_empty());
+    // Were 1 still over with the move counted (81%), the next move goes
+    // to 2 (35%): 3 is projected at 30% + 10 GB still to copy.
+    u.disks.get_mut(&1).expect("reported").used_bytes = 96 * GB;
+    let records = disk_moves(&c.image, &u, 80, 5, 1);
+    assert_eq!(
+        started(&mut c, "t", records),
+        vec![(0, vec![3], vec![1]), (1, vec![2], vec![1])]
+    );
 }
 
 #[test]
@@ -684,6 +822,7 @@ fn disk_balance_ignores_differences_below_the_byte_floor() {
                 .into_iter()
                 .map(|(p, b)| ((crate::testutil::tid("t"), p), b))
                 .collect(),
+            replica_bytes: BTreeMap::new(),
         };
         let records = disk_balance_moves(&c.image, &u, 80, 5, 1);
         let got = started(&mut c, "t", records);

@@ -171,6 +171,83 @@ fn only_moving_replicas_out_of_the_isr_are_throttled() {
 }
 
 #[test]
+fn only_unthrottled_moving_replicas_out_of_the_isr_catch_up() {
+    let both = |l: &'static str, f: &'static str| {
+        topic(&[
+            (LEADER_THROTTLED_REPLICAS, l),
+            (FOLLOWER_THROTTLED_REPLICAS, f),
+        ])
+    };
+    // (topic, partition state led by its first ISR member, broker asking,
+    // catching up)
+    let cases: Vec<(&str, TopicImage, PartitionState, i32, bool)> = vec![
+        (
+            "moving to 4, no throttle configs",
+            topic(&[]),
+            state(&[1, 2, 3, 4], &[1, 2, 3], &[4]),
+            4,
+            true,
+        ),
+        (
+            "an ISR follower of the same moving partition",
+            topic(&[]),
+            state(&[1, 2, 3, 4], &[1, 2, 3], &[4]),
+            2,
+            false,
+        ),
+        (
+            "the added replica joined the ISR",
+            topic(&[]),
+            state(&[1, 2, 3, 4], &[1, 2, 3, 4], &[4]),
+            4,
+            false,
+        ),
+        (
+            "a follower out of the ISR that is not moving",
+            topic(&[]),
+            state(&[1, 2, 3], &[1, 2], &[]),
+            3,
+            false,
+        ),
+        (
+            "listed for the follower throttle",
+            both("", "0:4"),
+            state(&[1, 2, 3, 4], &[1, 2, 3], &[4]),
+            4,
+            false,
+        ),
+        (
+            "its leader listed for the leader throttle",
+            both("0:1", ""),
+            state(&[1, 2, 3, 4], &[1, 2, 3], &[4]),
+            4,
+            false,
+        ),
+        (
+            "another leader listed",
+            both("0:2,1:1", "1:4"),
+            state(&[1, 2, 3, 4], &[1, 2, 3], &[4]),
+            4,
+            true,
+        ),
+        (
+            "everything listed",
+            both("*", "*"),
+            state(&[1, 2, 3, 4], &[1, 2, 3], &[4]),
+            4,
+            false,
+        ),
+    ];
+    for (name, topic, state, node, want) in cases {
+        assert_eq!(
+            unthrottled_catch_up(&topic, 0, &state, node),
+            want,
+            "{name}"
+        );
+    }
+}
+
+#[test]
 fn a_throttled_plan_lists_current_replicas_as_leaders_and_new_ones_as_followers() {
     let mv = |topic: &str, partition, current: &[i32], target: &[i32]| PlannedMove {
         topic: topic.to_owned(),

@@ -485,6 +485,15 @@ mod settings {
                 .expect("assigned")
         };
         assert_eq!(throttle_of(&image, 1), Throttle::default(), "no lists");
+        assert_eq!(
+            throttle_of(&image, 2),
+            Throttle {
+                followers: vec![],
+                follower: false,
+                catch_up: true
+            },
+            "no lists: the replica being added catches up unthrottled"
+        );
         alter(
             &mut image,
             Resource::Topic("t".into()),
@@ -497,14 +506,16 @@ mod settings {
             throttle_of(&image, 1),
             Throttle {
                 followers: vec![2],
-                follower: false
+                follower: false,
+                catch_up: false
             }
         );
         assert_eq!(
             throttle_of(&image, 2),
             Throttle {
                 followers: vec![],
-                follower: true
+                follower: true,
+                catch_up: false
             }
         );
     }
