@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use strom_log::batch::BatchIter;
-use strom_log::{Compression, LogConfig, PartitionLog, RecordBatchBuilder};
+use strom_log::{
+    Compression, LogConfig, PartitionLog, ProducerBatch, ProducerStateTable, RecordBatchBuilder,
+};
 
 const RECORD: usize = 1024;
 const RECORDS_PER_BATCH: usize = 16;
@@ -377,5 +379,98 @@ fn recovery(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, append, leader_append_by_codec, read, recovery);
+/// Producer ids in the producer-state benchmark (issue 22: "restart time
+/// of a broker holding 100,000 producer ids").
+const PRODUCER_IDS: i64 = 100_000;
+
+/// A table of `n` idempotent producers, each with its full window of
+/// [`strom_log::producer::CACHED_BATCHES`] batches remembered (a producer
+/// that keeps sending: the most a producer id costs).
+fn producer_table(n: i64) -> ProducerStateTable {
+    let mut table = ProducerStateTable::new();
+    let batches = strom_log::producer::CACHED_BATCHES as i64;
+    let mut offset = 0i64;
+    for round in 0..batches {
+        for id in 0..n {
+            let first_seq = i32::try_from(round * 16).expect("small");
+            table.update(&ProducerBatch {
+                producer_id: 1_000 + id,
+                producer_epoch: 0,
+                first_seq,
+                last_seq: first_seq + 15,
+                first_offset: offset,
+                last_offset: offset + 15,
+                max_timestamp: 1_700_000_000_000 + offset,
+                is_transactional: false,
+            });
+            offset += 16;
+        }
+    }
+    table
+}
+
+/// This process's resident set in bytes (Linux `/proc/self/statm`), to
+/// measure what a table of producers costs.
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// Memory per producer id (resident set growth while building the table,
+/// printed once), and the time to write (encode, write, fsync) and load
+/// (read, CRC check, decode) the snapshot of 100k producer ids: what a
+/// segment roll costs and what a restart reads before replaying the tail.
+fn producer_state(c: &mut Criterion) {
+    let before = resident_bytes();
+    let table = producer_table(PRODUCER_IDS);
+    let after = resident_bytes();
+    let snapshot = table.encode();
+    if let (Some(before), Some(after)) = (before, after) {
+        eprintln!(
+            "producer_state: {} producer ids, resident set +{} bytes ({} bytes per producer id, \
+             {} batches remembered each); snapshot {} bytes ({} bytes per producer id)",
+            table.len(),
+            after.saturating_sub(before),
+            after.saturating_sub(before) / PRODUCER_IDS as u64,
+            strom_log::producer::CACHED_BATCHES,
+            snapshot.len(),
+            snapshot.len() / PRODUCER_IDS as usize,
+        );
+    }
+    let mut group = c.benchmark_group("producer_state");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
+    let dir = bench_dir();
+    let path = dir.path().join("00000000000000000000.snapshot");
+    group.bench_function("snapshot_write_100k_producer_ids", |b| {
+        b.iter(|| {
+            let bytes = table.encode();
+            let mut file = File::create(&path).expect("create snapshot");
+            std::io::Write::write_all(&mut file, &bytes).expect("write snapshot");
+            file.sync_data().expect("fsync snapshot");
+        });
+    });
+    std::fs::write(&path, &snapshot).expect("write snapshot");
+    group.bench_function("snapshot_load_100k_producer_ids", |b| {
+        b.iter(|| {
+            let bytes = std::fs::read(&path).expect("read snapshot");
+            let loaded = ProducerStateTable::decode(&bytes).expect("decode snapshot");
+            assert_eq!(loaded.len(), table.len());
+            black_box(loaded)
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    append,
+    leader_append_by_codec,
+    read,
+    recovery,
+    producer_state
+);
 criterion_main!(benches);

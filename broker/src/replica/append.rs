@@ -143,6 +143,7 @@ impl ReplicaManager {
                         req.acks,
                         req.origin,
                         req.transactional_id.as_deref(),
+                        deadline,
                     )
                     .await
                 }
@@ -168,6 +169,7 @@ impl ReplicaManager {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn append_partition(
         &self,
         topic: &str,
@@ -176,6 +178,7 @@ impl ReplicaManager {
         acks: i32,
         origin: AppendOrigin,
         transactional_id: Option<&str>,
+        deadline: tokio::time::Instant,
     ) -> Result<(Appended, i32, bool, Arc<Partition>, super::partition::Wake), PartError> {
         if records.is_empty() {
             return Err(PartError::new(
@@ -202,6 +205,7 @@ impl ReplicaManager {
                 producer_epoch,
                 topic,
                 partition,
+                deadline,
             )
             .await?;
         }
@@ -252,6 +256,7 @@ impl ReplicaManager {
                     producer_epoch,
                     topic,
                     partition,
+                    tokio::time::Instant::now() + COORDINATOR_VERIFY_RETRY_BUDGET,
                 )
                 .await
             }
@@ -264,7 +269,11 @@ impl ReplicaManager {
     /// the producer's first transactional batch here. A refusal
     /// (PRODUCER_FENCED, INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, ...)
     /// refuses the batch: a late batch of a finished transaction never
-    /// opens a hanging one.
+    /// opens a hanging one. CONCURRENT_TRANSACTIONS (the previous
+    /// transaction's markers are still being written, as right after an
+    /// EndTxn) is retried here after [`concurrent_txn_retry_delay`] until
+    /// `deadline`, as Kafka 4.0's leader does (KAFKA-18654), instead of
+    /// sending the producer into its 100 ms `retry.backoff.ms`.
     async fn verify_txn(
         &self,
         transactional_id: Option<&str>,
@@ -272,6 +281,7 @@ impl ReplicaManager {
         producer_epoch: i16,
         topic: &str,
         partition: i32,
+        deadline: tokio::time::Instant,
     ) -> Result<(), PartError> {
         let Some(transactional_id) = transactional_id else {
             return Err(PartError::new(
@@ -287,16 +297,29 @@ impl ReplicaManager {
                 "this broker runs no transaction coordinator to verify transactional batches",
             ));
         };
-        verifier
-            .verify(
-                transactional_id,
-                producer_id,
-                producer_epoch,
-                topic,
-                partition,
-            )
-            .await
-            .map_err(verification_error)
+        let mut attempt = 0;
+        loop {
+            let result = verifier
+                .verify(
+                    transactional_id,
+                    producer_id,
+                    producer_epoch,
+                    topic,
+                    partition,
+                )
+                .await;
+            match result {
+                Err(e) if e.code == ErrorCode::ConcurrentTransactions => {
+                    let delay = concurrent_txn_retry_delay(attempt);
+                    if tokio::time::Instant::now() + delay >= deadline {
+                        return Err(verification_error(e));
+                    }
+                    attempt += 1;
+                    tokio::time::sleep(delay).await;
+                }
+                other => return other.map_err(verification_error),
+            }
+        }
     }
 
     /// WriteTxnMarkers on a partition this broker leads: appends a COMMIT
@@ -357,6 +380,8 @@ impl ReplicaManager {
                 -1,
                 AppendOrigin::Coordinator,
                 None,
+                tokio::time::Instant::now()
+                    + Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0)),
             )
             .await?;
         drop(wake);
@@ -450,6 +475,26 @@ impl Appending {
     }
 }
 
+/// The first wait before verifying again after CONCURRENT_TRANSACTIONS
+/// (Kafka's `add.partitions.to.txn.retry.backoff.ms` default).
+const CONCURRENT_TXN_RETRY_BACKOFF: Duration = Duration::from_millis(20);
+/// The longest such wait (Kafka's `add.partitions.to.txn.retry.backoff.max.ms`
+/// default).
+const CONCURRENT_TXN_RETRY_BACKOFF_MAX: Duration = Duration::from_millis(100);
+/// How long a coordinator's own transactional write (TxnOffsetCommit)
+/// retries its verification through CONCURRENT_TRANSACTIONS before it
+/// answers the retriable error.
+const COORDINATOR_VERIFY_RETRY_BUDGET: Duration = Duration::from_secs(1);
+
+/// The wait before verification retry `attempt` + 1 after
+/// CONCURRENT_TRANSACTIONS: 20 ms doubled per attempt, at most 100 ms.
+fn concurrent_txn_retry_delay(attempt: u32) -> Duration {
+    let factor = 1u32.checked_shl(attempt).unwrap_or(u32::MAX);
+    CONCURRENT_TXN_RETRY_BACKOFF
+        .saturating_mul(factor)
+        .min(CONCURRENT_TXN_RETRY_BACKOFF_MAX)
+}
+
 /// A failed KIP-890 verification as the producer sees it. The coordinator
 /// being away or busy is retriable for the produce: NOT_ENOUGH_REPLICAS,
 /// as Kafka answers (a producer retries it, while it would not retry
@@ -534,6 +579,18 @@ mod tests {
         let mut b = configure(RecordBatchBuilder::new(Compression::None));
         b.append(1, Some(b"k"), Some(b"v"), &[]);
         b.build()
+    }
+
+    #[test]
+    fn concurrent_transactions_are_retried_after_20_ms_doubling_to_100() {
+        let delays: Vec<u128> = (0..6)
+            .map(|a| concurrent_txn_retry_delay(a).as_millis())
+            .collect();
+        assert_eq!(delays, [20, 40, 80, 100, 100, 100]);
+        assert_eq!(
+            concurrent_txn_retry_delay(u32::MAX),
+            CONCURRENT_TXN_RETRY_BACKOFF_MAX
+        );
     }
 
     #[test]

@@ -344,7 +344,14 @@ fn handle_outcome(shared: &Shared, outcome: RequestOutcome) {
                     && batches
                         .first()
                         .is_some_and(|b| core.accumulator.sent_after_failure(&tp, b.group));
-                if error.code() == Some(ErrorCode::UnknownProducerId) {
+                if error.code() == Some(ErrorCode::UnknownProducerId) && shared.txn.is_some() {
+                    // Transactional: the epoch is the coordinator's. The
+                    // records fail, the transaction must abort, and the
+                    // abort's EndTxn bumps the epoch (KIP-360 as KIP-890
+                    // does it): the next transaction starts at sequence 0.
+                    debug!(partition = %tp, broker = leader.id, %error, "the transaction must abort for a new epoch");
+                    core.accumulator.fail(&tp, batches, &error, &mut deliveries);
+                } else if error.code() == Some(ErrorCode::UnknownProducerId) {
                     // The broker forgot this producer (its state expired)
                     // and wrote nothing: a new epoch, sequences from 0.
                     debug!(partition = %tp, broker = leader.id, %error, "resending under a new epoch");

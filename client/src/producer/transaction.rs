@@ -10,7 +10,9 @@
 //!   connection;
 //! * NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, CONCURRENT_TRANSACTIONS
 //!   and the other retriable answers are retried with backoff until
-//!   `max.block.ms`, as Kafka's client does;
+//!   `max.block.ms`, as Kafka's client does; CONCURRENT_TRANSACTIONS (the
+//!   previous transaction still writing its markers) after a short one,
+//!   20 ms doubling up to `retry.backoff.ms`;
 //! * records join the transaction with their first batch: the produce
 //!   request carries the transactional id and the partition leader adds
 //!   the partition at the coordinator (transaction version 2, KIP-890), so
@@ -96,7 +98,7 @@ impl Transactions {
         if matches!(state.phase(), Phase::InTransaction | Phase::Committing) {
             debug!(%error, "a record failed: the transaction must abort");
         }
-        state.fail(error);
+        state.fail_record(error);
     }
 
     /// A record could not be queued: the transaction must abort.
@@ -476,6 +478,24 @@ impl Producer {
     }
 }
 
+/// The first wait after CONCURRENT_TRANSACTIONS: the previous transaction
+/// of the id is still completing (its markers are being written), which
+/// takes milliseconds, so the wait is short, as Kafka's client does for
+/// AddPartitionsToTxn (KAFKA-20000 for the other transactional calls).
+const CONCURRENT_TRANSACTIONS_BACKOFF: Duration = Duration::from_millis(20);
+
+/// The wait before retry `attempt` (1 for the first) after
+/// CONCURRENT_TRANSACTIONS: 20 ms doubled per attempt, at most
+/// `retry_backoff` (`retry.backoff.ms`, 100), and never more than
+/// `retry_backoff` when that is configured shorter than 20 ms.
+fn concurrent_transactions_delay(retry_backoff: Duration, attempt: u32) -> Duration {
+    Backoff::delay_for_attempt(
+        CONCURRENT_TRANSACTIONS_BACKOFF.min(retry_backoff),
+        retry_backoff,
+        attempt,
+    )
+}
+
 /// See [`Producer::coordinator_call`]: `cache` holds the coordinator's
 /// address between calls.
 async fn call_coordinator<T, F, Fut>(
@@ -493,13 +513,19 @@ where
     let config = &shared.config;
     let deadline = Instant::now() + config.max_block;
     let mut backoff = Backoff::new(config.client.retry_backoff, config.client.retry_backoff_max);
+    let mut concurrent = 0;
     loop {
         let error = match attempt(shared, cache, key, key_type, deadline, &mut f).await {
             Ok(answer) => return Ok(answer),
             Err(error) => error,
         };
         let transient = retry::is_retriable(&error) || coordinator_moved(&error);
-        let delay = backoff.next_delay();
+        let delay = if error.code() == Some(ErrorCode::ConcurrentTransactions) {
+            concurrent += 1;
+            concurrent_transactions_delay(config.client.retry_backoff, concurrent)
+        } else {
+            backoff.next_delay()
+        };
         if !transient {
             return Err(error);
         }
@@ -589,4 +615,32 @@ where
         }
     }
     Err(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_transactions_are_retried_after_20_ms_up_to_retry_backoff() {
+        let ms = Duration::from_millis;
+        let table = [
+            // (retry.backoff.ms, attempt, wait)
+            (ms(100), 1, ms(20)),
+            (ms(100), 2, ms(40)),
+            (ms(100), 3, ms(80)),
+            (ms(100), 4, ms(100)),
+            (ms(100), 30, ms(100)),
+            (ms(1000), 5, ms(320)),
+            (ms(5), 1, ms(5)),
+            (ms(5), 3, ms(5)),
+        ];
+        for (retry_backoff, attempt, want) in table {
+            assert_eq!(
+                concurrent_transactions_delay(retry_backoff, attempt),
+                want,
+                "retry.backoff.ms {retry_backoff:?}, attempt {attempt}"
+            );
+        }
+    }
 }

@@ -10,6 +10,16 @@
 //!   any ─fatal error→ Fatal (only close is left)
 //! ```
 //!
+//! A record refused by its partition leader with UNKNOWN_PRODUCER_ID (the
+//! leader lost the producer's state) or INVALID_PRODUCER_EPOCH (the leader
+//! saw a newer epoch) makes the transaction abortable, not the producer
+//! fatal (KIP-360, KIP-588): the abort's EndTxn bumps the epoch (every
+//! EndTxn does, KIP-890, also an abort of nothing), so the next
+//! transaction's sequences start at 0 in an epoch every leader accepts;
+//! if the producer was really fenced, the coordinator refuses that EndTxn
+//! with PRODUCER_FENCED, which is fatal. The same codes from the
+//! coordinator stay fatal.
+//!
 //! A commit or an abort whose coordinator call timed out stays in
 //! `Committing` / `Aborting` and may be called again: the coordinator
 //! answers a retried EndTxn from its state. An `init_transactions` that
@@ -64,6 +74,16 @@ pub(crate) fn is_fatal_code(code: ErrorCode) -> bool {
             | ErrorCode::InvalidProducerIdMapping
             | ErrorCode::InvalidTransactionTimeout
             | ErrorCode::UnsupportedVersion
+    )
+}
+
+/// Codes a partition leader answers a record with that only need a new
+/// epoch (see the module docs): abortable for a record, fatal from the
+/// coordinator.
+pub(crate) fn needs_epoch_bump(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::UnknownProducerId | ErrorCode::InvalidProducerEpoch
     )
 }
 
@@ -184,6 +204,20 @@ impl TxnState {
             self.error = Some(error);
             return self.fatal_error();
         }
+        self.fail_abortable(error)
+    }
+
+    /// A record of the transaction failed for good with `error` at its
+    /// partition leader: as [`fail`](Self::fail), except that the codes of
+    /// [`needs_epoch_bump`] are abortable (the abort bumps the epoch).
+    pub(crate) fn fail_record(&mut self, error: Error) -> Error {
+        if self.phase != Phase::Fatal && error.code().is_some_and(needs_epoch_bump) {
+            return self.fail_abortable(error);
+        }
+        self.fail(error)
+    }
+
+    fn fail_abortable(&mut self, error: Error) -> Error {
         match self.phase {
             Phase::InTransaction | Phase::Committing | Phase::AbortableError => {
                 if self.phase != Phase::AbortableError {
@@ -431,6 +465,92 @@ mod tests {
                 _ => assert!(matches!(got, Error::Strom(_)), "{got}"),
             }
         }
+    }
+
+    #[test]
+    fn a_record_refused_for_its_epoch_makes_the_transaction_abortable() {
+        // (phase, code of the record's refusal, phase after, via fail_record)
+        let table: &[(Phase, ErrorCode, Phase)] = &[
+            (
+                Phase::InTransaction,
+                ErrorCode::UnknownProducerId,
+                Phase::AbortableError,
+            ),
+            (
+                Phase::InTransaction,
+                ErrorCode::InvalidProducerEpoch,
+                Phase::AbortableError,
+            ),
+            (
+                Phase::Committing,
+                ErrorCode::UnknownProducerId,
+                Phase::AbortableError,
+            ),
+            (
+                Phase::Committing,
+                ErrorCode::InvalidProducerEpoch,
+                Phase::AbortableError,
+            ),
+            (
+                Phase::AbortableError,
+                ErrorCode::InvalidProducerEpoch,
+                Phase::AbortableError,
+            ),
+            // Fenced stays fatal, for a record too.
+            (
+                Phase::InTransaction,
+                ErrorCode::ProducerFenced,
+                Phase::Fatal,
+            ),
+            (
+                Phase::AbortableError,
+                ErrorCode::ProducerFenced,
+                Phase::Fatal,
+            ),
+            (Phase::Fatal, ErrorCode::UnknownProducerId, Phase::Fatal),
+            // Other record errors as `fail`.
+            (
+                Phase::InTransaction,
+                ErrorCode::RecordTooLarge,
+                Phase::AbortableError,
+            ),
+            (
+                Phase::Aborting,
+                ErrorCode::UnknownProducerId,
+                Phase::Aborting,
+            ),
+        ];
+        for (phase, code, want) in table {
+            let mut s = at(*phase);
+            let got = s.fail_record(Error::strom(*code, "x"));
+            assert_eq!(s.phase(), *want, "{phase:?} {code:?}");
+            match want {
+                Phase::Fatal => assert!(matches!(got, Error::FatalTransaction(_)), "{got}"),
+                Phase::AbortableError => {
+                    assert!(matches!(got, Error::AbortableTransaction(_)), "{got}")
+                }
+                _ => assert!(matches!(got, Error::Strom(_)), "{got}"),
+            }
+        }
+        // INVALID_PRODUCER_EPOCH from the coordinator stays fatal.
+        let mut s = at(Phase::InTransaction);
+        s.fail(Error::strom(ErrorCode::InvalidProducerEpoch, "x"));
+        assert_eq!(s.phase(), Phase::Fatal);
+    }
+
+    #[test]
+    fn after_an_epoch_refusal_the_abort_leads_to_the_next_transaction() {
+        let mut s = at(Phase::InTransaction);
+        s.mark_started();
+        s.fail_record(Error::strom(ErrorCode::UnknownProducerId, "state lost"));
+        let err = s.start(Call::Commit).unwrap_err();
+        assert!(matches!(err, Error::AbortableTransaction(_)), "{err}");
+        assert_eq!(err.code(), Some(ErrorCode::UnknownProducerId));
+        s.start(Call::Abort).unwrap();
+        assert!(s.started(), "the abort sends its EndTxn: the epoch bump");
+        s.ready();
+        s.start(Call::Begin).unwrap();
+        s.start(Call::Commit).unwrap();
     }
 
     #[test]

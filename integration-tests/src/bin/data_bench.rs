@@ -72,7 +72,17 @@
 //!   runs' length), so the move outlasts the runs; reported: both p99s,
 //!   the move's rate during the runs and the throttle metrics.
 //!
-//! Usage: `data_bench [throughput|failover|failover-many|durable|idempotence|transactions|txn-latency|compaction|leader-moves|move-throughput|decommission|throttled-move|all] [--trials N]
+//! * `producer-restart` (issue 22): restart time of a broker holding
+//!   `--producers N` (100,000) producer ids: one node, one RF=1 partition
+//!   written by N idempotent producers (one batch each, raw produce
+//!   requests), against the same partition written by one producer in N
+//!   batches; per case a clean restart (SIGTERM: the producer state is
+//!   snapshotted at shutdown) and a kill -9 (recovery rebuilds it from the
+//!   last snapshot and the batches after it), each timed from the start of
+//!   the process until the partition serves again, with the broker's
+//!   `strom_producer_ids` after it.
+//!
+//! Usage: `data_bench [throughput|failover|failover-many|durable|idempotence|transactions|txn-latency|producer-restart|compaction|leader-moves|move-throughput|decommission|throttled-move|all] [--trials N] [--producers N]
 //! [--records N] [--partitions N] [--bytes N] [--transactions N] [--cache-drop-behind BYTES] [--throttle BYTES] [--rate R]`;
 //! `DATA_BENCH_CASES=1024/3/1,1024/3/6` (size/replication/partitions)
 //! limits `throughput` to those cases.
@@ -1455,6 +1465,118 @@ fn node_metric(cluster: &Cluster, id: i32, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
 }
 
+/// One idempotent batch of one 100-byte record from `producer_id` at
+/// `seq`.
+fn producer_record(producer_id: i64, seq: i32) -> bytes::Bytes {
+    let mut b = strom_log::RecordBatchBuilder::new(strom_log::Compression::None).producer(
+        producer_id,
+        0,
+        seq,
+    );
+    b.append(1_700_000_000_000, None, Some(&[b'p'; 100]), &[]);
+    b.build()
+}
+
+/// Writes `batches` idempotent batches to `topic`-0 on node 1, 32 requests
+/// in flight: from `batches` producer ids (one batch each) when `many`,
+/// else from one producer id.
+async fn write_producers(addrs: &Addrs, topic: &str, batches: i64, many: bool) {
+    futures::stream::iter(0..batches)
+        .map(|i| {
+            let (producer_id, seq) = if many {
+                (1_000_000 + i, 0)
+            } else {
+                (
+                    1_000_000,
+                    i32::try_from(i).expect("fewer than 2^31 batches"),
+                )
+            };
+            let mut client = broker_client(addrs, 1);
+            let topic = topic.to_owned();
+            async move {
+                let resp = client
+                    .produce(ProduceRequest {
+                        acks: 1,
+                        timeout_ms: 30_000,
+                        topics: vec![ProduceTopicData {
+                            topic,
+                            partitions: vec![ProducePartitionData {
+                                partition: 0,
+                                records: producer_record(producer_id, seq),
+                            }],
+                        }],
+                        transactional_id: String::new(),
+                    })
+                    .await
+                    .expect("produce")
+                    .into_inner();
+                let code = resp.topics[0].partitions[0].error_code;
+                assert_eq!(code, ErrorCode::None as i32, "produce refused: {code}");
+            }
+        })
+        // In order for one producer: its sequences must arrive in order.
+        .buffered(if many { 32 } else { 1 })
+        .collect::<Vec<()>>()
+        .await;
+}
+
+/// Restarts node 1 (`clean`: SIGTERM, else kill -9) and times from the
+/// process start until `topic`-0 serves again.
+async fn timed_restart(cluster: &mut Cluster, topic: &str, clean: bool) -> Duration {
+    if clean {
+        let status = cluster.terminate(1, Duration::from_secs(120));
+        assert!(status.success(), "stromd exited with {status}");
+    } else {
+        cluster.kill(1);
+    }
+    settle();
+    let started = Instant::now();
+    cluster.start_node(1);
+    let addrs = Addrs::of(cluster);
+    wait_leader_serving(&addrs, topic, 0, Duration::from_secs(600))
+        .await
+        .expect("the partition serves after the restart");
+    started.elapsed()
+}
+
+/// `producer-restart`: see the module doc.
+async fn producer_restart(producers: i64) {
+    println!(
+        "| partition written by | batches | restart | time to serve, s | strom_producer_ids after |"
+    );
+    println!("|---|---|---|---|---|");
+    for many in [true, false] {
+        let mut cluster = Cluster::start(1, ClusterOptions::default()).await;
+        let topic = if many {
+            "many-producers"
+        } else {
+            "one-producer"
+        };
+        create(&cluster, topic, 1, 1).await;
+        let addrs = Addrs::of(&cluster);
+        let started = Instant::now();
+        write_producers(&addrs, topic, producers, many).await;
+        eprintln!(
+            "{topic}: {producers} batches written in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        let who = if many {
+            format!("{producers} producer ids")
+        } else {
+            "1 producer id".to_owned()
+        };
+        for clean in [true, false] {
+            let took = timed_restart(&mut cluster, topic, clean).await;
+            let ids = node_metric(&cluster, 1, "strom_producer_ids ").unwrap_or(f64::NAN);
+            println!(
+                "| {who} | {producers} | {} | {:.2} | {ids} |",
+                if clean { "SIGTERM" } else { "kill -9" },
+                took.as_secs_f64()
+            );
+        }
+    }
+}
+
 /// `throttled-move`: see the module doc.
 async fn throttled_move(records: u64, rate: Option<u64>, throttle: u64, bytes: Option<u64>) {
     const PARTITIONS: i32 = 4;
@@ -1632,6 +1754,11 @@ async fn main() {
         "idempotence" => idempotence(records, drop_behind).await,
         "transactions" => transactions(records, drop_behind).await,
         "txn-latency" => txn_latency(value("--transactions").unwrap_or(1000).max(1)).await,
+        "producer-restart" => {
+            let producers =
+                value("--producers").map_or(100_000, |n| i64::try_from(n).unwrap_or(100_000));
+            producer_restart(producers.max(1)).await
+        }
         "compaction" => compaction(records, drop_behind).await,
         "leader-moves" => leader_moves(partitions).await,
         "move-throughput" => move_throughput(bytes.unwrap_or(1 << 30)).await,
@@ -1649,7 +1776,7 @@ async fn main() {
         }
         other => {
             eprintln!(
-                "unknown mode {other}: use throughput, failover, failover-many, durable, idempotence, transactions, txn-latency, compaction, leader-moves, move-throughput, decommission, throttled-move or all"
+                "unknown mode {other}: use throughput, failover, failover-many, durable, idempotence, transactions, txn-latency, producer-restart, compaction, leader-moves, move-throughput, decommission, throttled-move or all"
             );
             std::process::exit(2);
         }
