@@ -211,6 +211,12 @@ impl TxnState {
     /// partition leader: as [`fail`](Self::fail), except that the codes of
     /// [`needs_epoch_bump`] are abortable (the abort bumps the epoch).
     pub(crate) fn fail_record(&mut self, error: Error) -> Error {
+        // While aborting, records fail because of the abort itself (queued
+        // ones are failed by it) or for a reason the abort's EndTxn will
+        // meet too (a fence): the EndTxn's answer decides, not the record.
+        if self.phase == Phase::Aborting {
+            return error;
+        }
         if self.phase != Phase::Fatal && error.code().is_some_and(needs_epoch_bump) {
             return self.fail_abortable(error);
         }
@@ -519,6 +525,8 @@ mod tests {
                 ErrorCode::UnknownProducerId,
                 Phase::Aborting,
             ),
+            (Phase::Aborting, ErrorCode::ProducerFenced, Phase::Aborting),
+            (Phase::Aborting, ErrorCode::InvalidTxnState, Phase::Aborting),
         ];
         for (phase, code, want) in table {
             let mut s = at(*phase);
@@ -536,6 +544,23 @@ mod tests {
         let mut s = at(Phase::InTransaction);
         s.fail(Error::strom(ErrorCode::InvalidProducerEpoch, "x"));
         assert_eq!(s.phase(), Phase::Fatal);
+    }
+
+    /// The records an abort fails before they were sent (the error
+    /// `abort_transaction` gives them) leave the abort to finish and the
+    /// next transaction to begin: found by the jepsen transactional
+    /// workload, where such an abort used to leave the producer fatal.
+    #[test]
+    fn records_failed_by_the_abort_do_not_fail_the_producer() {
+        let mut s = at(Phase::InTransaction);
+        s.mark_started();
+        s.start(Call::Abort).unwrap();
+        s.fail_record(Error::AbortableTransaction(Box::new(Error::IllegalState(
+            "the transaction was aborted before the record was sent".into(),
+        ))));
+        assert_eq!(s.phase(), Phase::Aborting);
+        s.ready();
+        s.start(Call::Begin).unwrap();
     }
 
     #[test]
