@@ -475,9 +475,15 @@ impl Appending {
     }
 }
 
-/// The first wait before verifying again after CONCURRENT_TRANSACTIONS
-/// (Kafka's `add.partitions.to.txn.retry.backoff.ms` default).
-const CONCURRENT_TXN_RETRY_BACKOFF: Duration = Duration::from_millis(20);
+/// The first wait before verifying again after CONCURRENT_TRANSACTIONS.
+/// Kafka's `add.partitions.to.txn.retry.backoff.ms` defaults to 20 ms, but
+/// here the common case is the previous transaction's markers, which take
+/// a replication round trip or two (a few ms on a LAN): with 20 ms, every
+/// back-to-back transaction waited ~20 ms for its first batch (release
+/// txn-latency p50 24 ms, docs/benchmarks.md). Doubling from 2 ms costs a
+/// few more verification calls in that window and answers within ~2× the
+/// markers' time.
+const CONCURRENT_TXN_RETRY_BACKOFF: Duration = Duration::from_millis(2);
 /// The longest such wait (Kafka's `add.partitions.to.txn.retry.backoff.max.ms`
 /// default).
 const CONCURRENT_TXN_RETRY_BACKOFF_MAX: Duration = Duration::from_millis(100);
@@ -487,7 +493,7 @@ const CONCURRENT_TXN_RETRY_BACKOFF_MAX: Duration = Duration::from_millis(100);
 const COORDINATOR_VERIFY_RETRY_BUDGET: Duration = Duration::from_secs(1);
 
 /// The wait before verification retry `attempt` + 1 after
-/// CONCURRENT_TRANSACTIONS: 20 ms doubled per attempt, at most 100 ms.
+/// CONCURRENT_TRANSACTIONS: 2 ms doubled per attempt, at most 100 ms.
 fn concurrent_txn_retry_delay(attempt: u32) -> Duration {
     let factor = 1u32.checked_shl(attempt).unwrap_or(u32::MAX);
     CONCURRENT_TXN_RETRY_BACKOFF
@@ -582,11 +588,11 @@ mod tests {
     }
 
     #[test]
-    fn concurrent_transactions_are_retried_after_20_ms_doubling_to_100() {
-        let delays: Vec<u128> = (0..6)
+    fn concurrent_transactions_are_retried_after_2_ms_doubling_to_100() {
+        let delays: Vec<u128> = (0..9)
             .map(|a| concurrent_txn_retry_delay(a).as_millis())
             .collect();
-        assert_eq!(delays, [20, 40, 80, 100, 100, 100]);
+        assert_eq!(delays, [2, 4, 8, 16, 32, 64, 100, 100, 100]);
         assert_eq!(
             concurrent_txn_retry_delay(u32::MAX),
             CONCURRENT_TXN_RETRY_BACKOFF_MAX
