@@ -158,24 +158,6 @@ pub fn follower_throttled(
         && moving_out_of_sync(state).any(|r| r == node_id)
 }
 
-/// `node_id`'s replica of `partition` of `topic` is catching up on a move
-/// that no throttle meters: it is being added and is out of the ISR, and
-/// neither `follower.replication.throttled.replicas` lists it nor
-/// `leader.replication.throttled.replicas` the partition's leader. Its
-/// follower fetches may ask for more per partition (the fetcher's
-/// reassignment catch-up), which can never slow an ISR member: those are
-/// served first.
-pub fn unthrottled_catch_up(
-    topic: &TopicImage,
-    partition: i32,
-    state: &PartitionState,
-    node_id: i32,
-) -> bool {
-    moving_out_of_sync(state).any(|r| r == node_id)
-        && !listed(topic, FOLLOWER_THROTTLED_REPLICAS).contains(partition, node_id)
-        && !listed(topic, LEADER_THROTTLED_REPLICAS).contains(partition, state.leader)
-}
-
 /// One partition of a plan: its replicas now and the ones wanted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedMove {

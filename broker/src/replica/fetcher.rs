@@ -199,45 +199,8 @@ enum Round {
     Cancelled,
 }
 
-/// Per-partition bytes a replica catching up on an unthrottled move asks
-/// for ([`Partition::unthrottled_catch_up`]): the whole response budget
-/// (`replica.fetch.response.max.bytes`, never less than
-/// `replica.fetch.max.bytes`), so a move copies in rounds as large as the
-/// response allows rather than `replica.fetch.max.bytes` per partition.
-fn catch_up_max_bytes(config: &ReplicationConfig) -> i32 {
-    config
-        .replica_fetch_response_max_bytes
-        .max(config.replica_fetch_max_bytes)
-}
-
-/// The request's topics: every partition that is not catching up first
-/// (the leader fills the response budget in request order, so ISR members
-/// and lagging followers get at least the room they had with every
-/// partition asking for `replica.fetch.max.bytes`), then the catching-up
-/// ones, one topic entry each, ordered by (topic id, partition) and
-/// rotated by `turn` so each gets to go first in turn.
-fn request_order(
-    mut topics: Vec<FetchTopic>,
-    mut catching_up: Vec<(Key, FetchTopic)>,
-    turn: usize,
-) -> Vec<FetchTopic> {
-    catching_up.sort_by_key(|(key, _)| *key);
-    if !catching_up.is_empty() {
-        let n = catching_up.len();
-        catching_up.rotate_left(turn % n);
-    }
-    topics.extend(catching_up.into_iter().map(|(_, t)| t));
-    topics
-}
-
 impl SessionTask {
-    /// The next round's request. `turn` rotates which catching-up
-    /// partition comes first.
-    fn build(
-        &self,
-        delayed: &mut FixedMap<Key, Instant>,
-        turn: usize,
-    ) -> (FetchRequest, FixedMap<Key, Sent>) {
+    fn build(&self, delayed: &mut FixedMap<Key, Instant>) -> (FetchRequest, FixedMap<Key, Sent>) {
         let parts: Vec<Arc<Partition>> = self
             .partitions
             .lock()
@@ -247,7 +210,6 @@ impl SessionTask {
             .collect();
         let now = Instant::now();
         let mut topics: FixedMap<Uuid, FetchTopic> = FixedMap::default();
-        let mut catching_up: Vec<(Key, FetchTopic)> = Vec::new();
         let mut sent = FixedMap::default();
         for part in parts {
             let key = (part.topic_id, part.index);
@@ -257,12 +219,7 @@ impl SessionTask {
             let Some(position) = part.fetch_position(self.leader) else {
                 continue;
             };
-            let catch_up = part.unthrottled_catch_up();
-            let mut max_bytes = if catch_up {
-                catch_up_max_bytes(&self.config)
-            } else {
-                self.config.replica_fetch_max_bytes
-            };
+            let mut max_bytes = self.config.replica_fetch_max_bytes;
             let grant = if part.follower_throttled() {
                 let want = u64::try_from(max_bytes).unwrap_or(1);
                 match self.quotas.follower.take(want) {
@@ -279,7 +236,12 @@ impl SessionTask {
             } else {
                 None
             };
-            let fetch = FetchPartition {
+            let topic = topics.entry(part.topic_id).or_insert_with(|| FetchTopic {
+                topic: part.topic.clone(),
+                topic_id: part.topic_id.as_bytes().to_vec(),
+                partitions: Vec::new(),
+            });
+            topic.partitions.push(FetchPartition {
                 partition: part.index,
                 fetch_offset: position.fetch_offset,
                 current_leader_epoch: position.leader_epoch,
@@ -287,27 +249,7 @@ impl SessionTask {
                 log_start_offset: part.reader().log_start_offset(),
                 partition_max_bytes: max_bytes,
                 replica_durable_offset: position.durable_offset,
-            };
-            if catch_up {
-                catching_up.push((
-                    key,
-                    FetchTopic {
-                        topic: part.topic.clone(),
-                        topic_id: part.topic_id.as_bytes().to_vec(),
-                        partitions: vec![fetch],
-                    },
-                ));
-            } else {
-                topics
-                    .entry(part.topic_id)
-                    .or_insert_with(|| FetchTopic {
-                        topic: part.topic.clone(),
-                        topic_id: part.topic_id.as_bytes().to_vec(),
-                        partitions: Vec::new(),
-                    })
-                    .partitions
-                    .push(fetch);
-            }
+            });
             sent.insert(
                 key,
                 Sent {
@@ -336,7 +278,7 @@ impl SessionTask {
             min_bytes: 1,
             max_bytes: self.config.replica_fetch_response_max_bytes,
             isolation_level: IsolationLevel::ReadUncommitted as i32,
-            topics: request_order(topics.into_values().collect(), catching_up, turn),
+            topics: topics.into_values().collect(),
         };
         (request, sent)
     }
@@ -344,11 +286,9 @@ impl SessionTask {
     async fn run(mut self) {
         let mut delayed: FixedMap<Key, Instant> = FixedMap::default();
         let mut failures = 0u32;
-        let mut turn = 0usize;
         tracing::debug!(leader = self.leader, "fetch session started");
         while !self.cancel.is_cancelled() {
-            turn = turn.wrapping_add(1);
-            let (request, mut sent) = self.build(&mut delayed, turn);
+            let (request, mut sent) = self.build(&mut delayed);
             if sent.is_empty() {
                 let next = delayed.values().min().copied();
                 tokio::select! {
@@ -531,123 +471,6 @@ impl SessionTask {
                 tracing::warn!(topic = %s.part.topic, partition = s.part.index, error = %e, "follower append failed");
                 Some(self.config.replica_fetch_backoff.saturating_mul(10))
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn topic(name: &str, id: u128, partitions: &[i32], max_bytes: i32) -> FetchTopic {
-        FetchTopic {
-            topic: name.to_owned(),
-            topic_id: Uuid::from_u128(id).as_bytes().to_vec(),
-            partitions: partitions
-                .iter()
-                .map(|p| FetchPartition {
-                    partition: *p,
-                    partition_max_bytes: max_bytes,
-                    ..Default::default()
-                })
-                .collect(),
-        }
-    }
-
-    /// (topic, partition) in request order.
-    fn order(topics: &[FetchTopic]) -> Vec<(String, i32)> {
-        topics
-            .iter()
-            .flat_map(|t| t.partitions.iter().map(|p| (t.topic.clone(), p.partition)))
-            .collect()
-    }
-
-    #[test]
-    fn catching_up_partitions_come_last_and_take_turns_first() {
-        let normal = vec![topic("a", 1, &[0, 1], 1), topic("b", 2, &[3], 1)];
-        let catching = |keys: &[(u128, i32)]| -> Vec<(Key, FetchTopic)> {
-            keys.iter()
-                .map(|(id, p)| {
-                    let name = if *id == 1 { "a" } else { "b" };
-                    ((Uuid::from_u128(*id), *p), topic(name, *id, &[*p], 10))
-                })
-                .collect()
-        };
-        let s = |t: &str, p: i32| (t.to_owned(), p);
-        // (turn, expected order); the catching-up partitions are given out
-        // of order and one of them shares topic a with ISR partitions.
-        let cases = [
-            (
-                0,
-                vec![
-                    s("a", 0),
-                    s("a", 1),
-                    s("b", 3),
-                    s("a", 2),
-                    s("b", 0),
-                    s("b", 1),
-                ],
-            ),
-            (
-                1,
-                vec![
-                    s("a", 0),
-                    s("a", 1),
-                    s("b", 3),
-                    s("b", 0),
-                    s("b", 1),
-                    s("a", 2),
-                ],
-            ),
-            (
-                2,
-                vec![
-                    s("a", 0),
-                    s("a", 1),
-                    s("b", 3),
-                    s("b", 1),
-                    s("a", 2),
-                    s("b", 0),
-                ],
-            ),
-            (
-                3,
-                vec![
-                    s("a", 0),
-                    s("a", 1),
-                    s("b", 3),
-                    s("a", 2),
-                    s("b", 0),
-                    s("b", 1),
-                ],
-            ),
-        ];
-        for (turn, want) in cases {
-            let got = request_order(normal.clone(), catching(&[(2, 1), (1, 2), (2, 0)]), turn);
-            assert_eq!(order(&got), want, "turn {turn}");
-        }
-        // Nothing catching up: the request as it was.
-        assert_eq!(
-            order(&request_order(normal.clone(), Vec::new(), 5)),
-            vec![s("a", 0), s("a", 1), s("b", 3)]
-        );
-    }
-
-    #[test]
-    fn catching_up_asks_for_the_whole_response_budget() {
-        for (partition, response, want) in [
-            (1 << 20, 10 << 20, 10 << 20),
-            (1 << 20, 1 << 20, 1 << 20),
-            // A response budget below the partition one: never less than
-            // any other partition asks for.
-            (4 << 20, 1 << 20, 4 << 20),
-        ] {
-            let config = ReplicationConfig {
-                replica_fetch_max_bytes: partition,
-                replica_fetch_response_max_bytes: response,
-                ..Default::default()
-            };
-            assert_eq!(catch_up_max_bytes(&config), want, "{partition}/{response}");
         }
     }
 }

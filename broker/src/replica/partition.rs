@@ -101,10 +101,6 @@ pub(crate) struct Throttle {
     /// As follower: this replica's fetches are metered by the follower
     /// quota.
     pub(crate) follower: bool,
-    /// As follower: this replica is being added, out of the ISR, and no
-    /// throttle meters it ([`strom_metadata::throttle::unthrottled_catch_up`]):
-    /// it fetches in larger rounds, after every other partition.
-    pub(crate) catch_up: bool,
 }
 
 /// The partition's flush job: at most one runs; appends during it ask for
@@ -349,14 +345,6 @@ impl Partition {
             .unwrap_or_else(|e| e.into_inner())
             .followers
             .contains(&follower)
-    }
-
-    /// As follower: this replica catches up on an unthrottled move.
-    pub(crate) fn unthrottled_catch_up(&self) -> bool {
-        self.throttle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .catch_up
     }
 
     /// As follower: this replica's fetches count against the follower quota.

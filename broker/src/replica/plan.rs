@@ -198,7 +198,6 @@ pub(crate) fn assigned(image: &ClusterImage, node_id: i32, defaults: &Defaults) 
             throttle: Throttle {
                 followers: throttle::leader_throttled_followers(t, partition, p, node_id),
                 follower: throttle::follower_throttled(t, partition, p, node_id),
-                catch_up: throttle::unthrottled_catch_up(t, partition, p, node_id),
             },
         })
         .collect()

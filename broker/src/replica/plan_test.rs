@@ -485,15 +485,6 @@ mod settings {
                 .expect("assigned")
         };
         assert_eq!(throttle_of(&image, 1), Throttle::default(), "no lists");
-        assert_eq!(
-            throttle_of(&image, 2),
-            Throttle {
-                followers: vec![],
-                follower: false,
-                catch_up: true
-            },
-            "no lists: the replica being added catches up unthrottled"
-        );
         alter(
             &mut image,
             Resource::Topic("t".into()),
@@ -506,16 +497,14 @@ mod settings {
             throttle_of(&image, 1),
             Throttle {
                 followers: vec![2],
-                follower: false,
-                catch_up: false
+                follower: false
             }
         );
         assert_eq!(
             throttle_of(&image, 2),
             Throttle {
                 followers: vec![],
-                follower: true,
-                catch_up: false
+                follower: true
             }
         );
     }
