@@ -116,6 +116,33 @@ impl Member {
         group: &str,
         assignor: &str,
     ) -> Result<ConsumerGroupHeartbeatResponse, StromError> {
+        // As a client does: a coordinator that is not loaded yet (its
+        // broker's image names it, its partition is still being taken
+        // over) or has moved since FindCoordinator is found again.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.heartbeat_once(addrs, group, assignor).await {
+                Err(e)
+                    if matches!(
+                        e.code,
+                        ErrorCode::NotCoordinator
+                            | ErrorCode::CoordinatorLoadInProgress
+                            | ErrorCode::CoordinatorNotAvailable
+                    ) && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn heartbeat_once(
+        &mut self,
+        addrs: &Addrs,
+        group: &str,
+        assignor: &str,
+    ) -> Result<ConsumerGroupHeartbeatResponse, StromError> {
         let (_, addr) = coordinator(addrs, group, Duration::from_secs(30)).await;
         let joining = self.epoch == 0;
         let req = ConsumerGroupHeartbeatRequest {
