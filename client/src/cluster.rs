@@ -63,7 +63,10 @@ impl ClusterMetadata {
     /// Applies a metadata answer: brokers are replaced (the answer lists
     /// them all), topics in the answer replace their entries, except that a
     /// partition already known at a newer leader epoch keeps its leader.
-    pub(crate) fn apply(&mut self, response: pb::MetadataResponse) {
+    /// Returns whether it did so for any partition: the answering node's
+    /// image is behind (it may be cut off from the controllers).
+    pub(crate) fn apply(&mut self, response: pb::MetadataResponse) -> bool {
+        let mut behind = false;
         for broker in response.brokers {
             self.brokers.insert(broker.id, broker.address);
         }
@@ -104,12 +107,14 @@ impl ClusterMetadata {
                 for (new, old) in partitions.iter_mut().zip(&old.partitions) {
                     if old.leader_epoch > new.leader_epoch {
                         *new = *old;
+                        behind = true;
                     }
                 }
             }
             self.topic_errors.remove(&topic.name);
             self.topics.insert(topic.name, TopicInfo { id, partitions });
         }
+        behind
     }
 
     /// Applies a partition error's `current_leader` hint. Returns whether
@@ -215,6 +220,9 @@ struct CacheState {
     fresh_generation: u64,
     refreshed_at: Option<Instant>,
     attempted_at: Option<Instant>,
+    /// The next refresh asks another bootstrap node
+    /// ([`MetadataCache::distrust_source`]).
+    distrusted: bool,
 }
 
 /// The shared, refreshable cluster image of one producer or consumer.
@@ -287,6 +295,16 @@ impl MetadataCache {
         self.lock().stale_generation += 1;
     }
 
+    /// Asks for a refresh from another bootstrap node: the image names a
+    /// leader older than one this client has seen, so the node that answered
+    /// last is behind (cut off from the controllers, it keeps its last
+    /// image and answers with it for as long as it is cut off).
+    pub(crate) fn distrust_source(&self) {
+        let mut state = self.lock();
+        state.stale_generation += 1;
+        state.distrusted = true;
+    }
+
     /// Applies a partition error's leader hint; see
     /// [`ClusterMetadata::apply_leader_hint`].
     pub(crate) fn apply_leader_hint(
@@ -338,6 +356,9 @@ impl MetadataCache {
                 return Ok(());
             }
             state.attempted_at = Some(Instant::now());
+            if std::mem::take(&mut state.distrusted) {
+                self.pool.rotate(&self.pool.current());
+            }
             (
                 state.topics.iter().cloned().collect::<Vec<_>>(),
                 state.stale_generation,
@@ -360,7 +381,10 @@ impl MetadataCache {
         })
         .await?;
         let mut state = self.lock();
-        state.image.apply(response);
+        if state.image.apply(response) {
+            // Ask another node next time; this answer kept the newer leaders.
+            state.distrusted = true;
+        }
         state.version += 1;
         state.fresh_generation = generation;
         state.refreshed_at = Some(Instant::now());
@@ -447,9 +471,12 @@ mod tests {
             leader_address: "h2:9092".into(),
         };
         assert!(image.apply_leader_hint(&tp(0), &hint, 1), "moved to 2");
-        image.apply(response(vec![topic("t", vec![partition(0, 1, 3)])]));
+        assert!(
+            image.apply(response(vec![topic("t", vec![partition(0, 1, 3)])])),
+            "the answer is behind"
+        );
         assert_eq!(image.leader(&tp(0)).map(|l| (l.id, l.epoch)), Some((2, 4)));
-        image.apply(response(vec![topic("t", vec![partition(0, 1, 5)])]));
+        assert!(!image.apply(response(vec![topic("t", vec![partition(0, 1, 5)])])));
         assert_eq!(image.leader(&tp(0)).map(|l| (l.id, l.epoch)), Some((1, 5)));
     }
 

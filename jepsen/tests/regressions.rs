@@ -445,3 +445,161 @@ mod needs_root {
         assert!(problems.is_empty(), "{problems:?}");
     }
 }
+
+mod needs_firewall {
+    use strom_client::{Consumer, ConsumerConfig, OffsetReset, TopicPartition};
+    use strom_jepsen::env::{Env, EnvOptions};
+    use strom_jepsen::nemesis::net::Cut;
+
+    use super::*;
+
+    /// A group consumer on `bootstrap` that starts at the committed offsets
+    /// (else at the earliest), committing only by hand.
+    fn group_consumer(bootstrap: &str, group: &str) -> ConsumerConfig {
+        let mut config = ConsumerConfig::new(bootstrap).expect("valid bootstrap list");
+        config.group_id = Some(group.to_owned());
+        config.auto_offset_reset = OffsetReset::Earliest;
+        config.enable_auto_commit = false;
+        config.session_timeout = Duration::from_secs(6);
+        config.client.request_timeout = Duration::from_secs(5);
+        config.client.connect_timeout = Duration::from_millis(500);
+        config
+    }
+
+    /// Polls until a poll returns records; returns their offsets.
+    async fn first_offsets(consumer: &mut Consumer, within: Duration) -> Vec<i64> {
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            match consumer.poll(Duration::from_millis(500)).await {
+                Ok(records) if !records.is_empty() => {
+                    return records.iter().map(|r| r.offset).collect();
+                }
+                Ok(_) => {}
+                Err(e) => eprintln!("poll: {e}"),
+            }
+        }
+        Vec::new()
+    }
+
+    /// Finding 8, found by the group workload (`jepsen --seed
+    /// 6013565326138027178 --faults partition-leader,kill-coordinator`): a
+    /// member given a partition started at offset 0 though the group had
+    /// committed 271. The partition's old leader, cut off from every other
+    /// node, still named itself leader to clients that asked it; its log
+    /// ended below the committed offset, so it answered the member's fetch
+    /// with OFFSET_OUT_OF_RANGE and the member reset to
+    /// `auto.offset.reset=earliest`. Fixed as Kafka's KIP-320: a position
+    /// carries the leader epoch of the record before it (the committed
+    /// offset's, or the last one returned), and the consumer fetches only
+    /// from a leader at that epoch or a later one, asking another node for
+    /// metadata while its image names an older leader.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cut_off_leader_never_resets_a_committed_position() {
+        let mut env = Env::start(&EnvOptions {
+            nodes: 3,
+            settings: vec![
+                ("broker.session.timeout.ms".into(), "3000".into()),
+                ("broker.heartbeat.interval.ms".into(), "500".into()),
+                ("auto.leader.rebalance.enable".into(), "false".into()),
+            ],
+            firewall: true,
+            tmpfs: None,
+            sync_journal: None,
+        })
+        .await
+        .expect("environment");
+        let addrs = env.addrs();
+        let topic = "stale-leader";
+        let isolated = 1;
+        env.cluster()
+            .create_topic_assigned(
+                2,
+                topic,
+                &[&[isolated, 2, 3]],
+                &[("min.insync.replicas", "2")],
+            )
+            .await
+            .expect("create topic");
+        wait_whole_isr(env.cluster(), &addrs, topic).await;
+        produce_acked(&addrs, topic, 0..50).await;
+
+        // A group whose coordinator is not on the node to be cut off (so
+        // both of its images name the same coordinator); committing an
+        // offset creates the offsets topic.
+        let fresh = format!("{},{}", addrs.0[&2], addrs.0[&3]);
+        let mut group = None;
+        for i in 0..50 {
+            let id = format!("stale-{i}");
+            let p = strom_group::offsets_partition_for(&id, 50);
+            let mut c = Consumer::connect(group_consumer(&fresh, &id))
+                .await
+                .expect("connect");
+            let tp = TopicPartition::new(topic, 0);
+            let offsets = [(tp, strom_client::OffsetAndMetadata::new(0))].into();
+            if let Err(e) = c.commit_sync_offsets(offsets).await {
+                panic!("first commit of {id}: {e}\n{}", env.cluster().dump_logs());
+            }
+            let leader = partition_state_any(&addrs, "__consumer_offsets", p)
+                .await
+                .map(|(l, _, _)| l);
+            if leader.is_some_and(|l| l != isolated) {
+                group = Some(id);
+                break;
+            }
+        }
+        let group = group.expect("a group coordinated away from node 1");
+
+        // Cut the leader off; the controller fences it and moves the
+        // leadership; 50 more records go to the new leader.
+        let (_, epoch, _) = partition_state_any(&addrs, topic, 0).await.expect("state");
+        env.partition(&[vec![isolated], vec![2, 3]], Cut::All)
+            .expect("cut node 1 off");
+        let moved = wait_until(Duration::from_secs(30), || async {
+            partition_state_any(&addrs, topic, 0)
+                .await
+                .is_some_and(|(l, e, _)| l != isolated && e > epoch)
+        })
+        .await;
+        assert!(
+            moved,
+            "the leadership never moved\n{}",
+            env.cluster().dump_logs()
+        );
+        produce_acked(&addrs, topic, 50..100).await;
+
+        // A member reads everything from the new leader and commits 100,
+        // with the new leader's epoch.
+        let mut first = Consumer::connect(group_consumer(&fresh, &group))
+            .await
+            .expect("connect");
+        first.subscribe([topic]).await.expect("subscribe");
+        let mut read = 0;
+        let deadline = std::time::Instant::now() + Duration::from_secs(40);
+        while read < 100 && std::time::Instant::now() < deadline {
+            if let Ok(records) = first.poll(Duration::from_millis(500)).await {
+                read = records.last().map_or(read, |r| r.offset + 1);
+            }
+        }
+        assert_eq!(read, 100, "the first member did not read everything");
+        first.commit_sync().await.expect("commit 100");
+        first.close().await.expect("close");
+
+        // The next member asks the cut-off node first: its image still
+        // names itself leader at the old epoch, and its log ends at 50.
+        let stale_first = format!("{},{fresh}", addrs.0[&isolated]);
+        let mut next = Consumer::connect(group_consumer(&stale_first, &group))
+            .await
+            .expect("connect");
+        next.subscribe([topic]).await.expect("subscribe");
+        produce_acked(&addrs, topic, 100..110).await;
+        let offsets = first_offsets(&mut next, Duration::from_secs(40)).await;
+        assert_eq!(
+            offsets.first(),
+            Some(&100),
+            "the next member did not start at the committed offset 100: {offsets:?}\n{}",
+            env.cluster().dump_logs()
+        );
+        let _ = next.close().await;
+        env.heal().expect("heal");
+    }
+}

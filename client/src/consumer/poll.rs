@@ -165,6 +165,7 @@ impl Consumer {
         }
 
         let mut fetches: LeaderGroups<FetchTarget> = BTreeMap::new();
+        let mut stale = false;
         for position in self.state.fetchable(now) {
             let (leader, epoch) = shared
                 .metadata
@@ -173,6 +174,16 @@ impl Consumer {
                 leaderless = true;
                 continue;
             };
+            if position.min_leader_epoch.is_some_and(|e| e > epoch) {
+                // The metadata names a leader older than records this
+                // consumer already read (or its committed offset's): a
+                // stale answer, from a node cut off from the controllers.
+                // That node's log may end below the position, and its
+                // OFFSET_OUT_OF_RANGE would reset it (KIP-320). Ask
+                // another node.
+                stale = true;
+                continue;
+            }
             if self.fetching.contains(&leader.address) {
                 continue;
             }
@@ -196,7 +207,9 @@ impl Consumer {
             self.tasks
                 .spawn(async move { Task::Fetch(fetcher::fetch(shared, leader, targets).await) });
         }
-        if leaderless {
+        if stale {
+            self.shared.metadata.distrust_source();
+        } else if leaderless {
             self.shared.metadata.mark_stale();
         }
         Ok(())

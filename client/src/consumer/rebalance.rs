@@ -341,7 +341,7 @@ impl Consumer {
         self.set_partitions(target.iter().cloned());
         for (tp, offset) in committed {
             if let Some(o) = offset {
-                self.state.seek(&tp, o.offset)?;
+                self.state.seek_committed(&tp, o.offset, o.leader_epoch)?;
             }
         }
         self.report_owned(target);

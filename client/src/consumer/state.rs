@@ -71,6 +71,10 @@ pub(crate) struct FetchPosition {
     pub(crate) tp: TopicPartition,
     pub(crate) offset: i64,
     pub(crate) generation: u64,
+    /// The leader epoch of the record before `offset` (the last one
+    /// returned, or the committed offset's): no leader older than it can
+    /// serve the position (KIP-320).
+    pub(crate) min_leader_epoch: Option<i32>,
 }
 
 /// A partition whose position must be looked up.
@@ -156,6 +160,22 @@ impl SubscriptionState {
             high_watermark: state.high_watermark,
             ..PartitionState::default()
         };
+        Ok(())
+    }
+
+    /// Moves `tp` to a committed offset whose last consumed record had
+    /// `leader_epoch`: fetches then go only to a leader at that epoch or a
+    /// later one, never to a stale one whose log may end below `offset`
+    /// (which would answer OFFSET_OUT_OF_RANGE and reset the position).
+    pub(crate) fn seek_committed(
+        &mut self,
+        tp: &TopicPartition,
+        offset: i64,
+        leader_epoch: Option<i32>,
+    ) -> Result<()> {
+        self.seek(tp, offset)?;
+        let state = self.get_mut(tp)?;
+        state.leader_epoch = state.leader_epoch.max(leader_epoch.filter(|e| *e >= 0));
         Ok(())
     }
 
@@ -250,6 +270,7 @@ impl SubscriptionState {
                     tp: tp.clone(),
                     offset: s.position?,
                     generation: s.generation,
+                    min_leader_epoch: s.leader_epoch,
                 })
             })
             .collect()
@@ -505,6 +526,43 @@ mod tests {
             );
             assert_eq!(state.position(&tp(0)).is_none(), want.is_some());
         }
+    }
+
+    #[test]
+    fn a_committed_offset_bounds_the_leader_epoch_of_its_fetches() {
+        let now = Instant::now();
+        let mut state = SubscriptionState::new(OffsetReset::Earliest);
+        state.assign([tp(0), tp(1), tp(2)]);
+        // (partition, committed offset, its epoch, the epoch fetches need)
+        let table = [
+            (0, 271, Some(4), Some(4)),
+            (1, 9, None, None),
+            (2, 3, Some(-1), None),
+        ];
+        for (p, offset, epoch, _) in table {
+            state.seek_committed(&tp(p), offset, epoch).unwrap();
+        }
+        let got: Vec<(i32, i64, Option<i32>)> = state
+            .fetchable(now)
+            .iter()
+            .map(|f| (f.tp.partition, f.offset, f.min_leader_epoch))
+            .collect();
+        let want: Vec<(i32, i64, Option<i32>)> =
+            table.iter().map(|(p, o, _, w)| (*p, *o, *w)).collect();
+        assert_eq!(got, want);
+        // Records read since raise the bound; a later committed seek never
+        // lowers it.
+        let generation = state.generation_of(&tp(0)).unwrap();
+        state.mark_busy(&tp(0));
+        state.fetched(&tp(0), generation, true);
+        state.advance(&tp(0), generation, 280, Some(6), true);
+        state.seek_committed(&tp(0), 271, Some(4)).unwrap();
+        assert_eq!(state.fetchable(now)[0].min_leader_epoch, Some(6));
+        assert_eq!(state.positions()[0], (tp(0), 271, Some(6)));
+        assert!(
+            state.seek_committed(&tp(7), 1, Some(1)).is_err(),
+            "not assigned"
+        );
     }
 
     #[test]
