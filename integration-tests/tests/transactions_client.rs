@@ -698,7 +698,11 @@ async fn metric_reaches(cluster: &Cluster, name: &str, labels: &[&str], want: f6
 }
 
 /// The high watermark and the last stable offset of `tp`.
-async fn hw_and_lso(uncommitted: &Consumer, committed: &Consumer, tp: &TopicPartition) -> (i64, i64) {
+async fn hw_and_lso(
+    uncommitted: &Consumer,
+    committed: &Consumer,
+    tp: &TopicPartition,
+) -> (i64, i64) {
     let tps = [tp.clone()];
     let hw = uncommitted.end_offsets(&tps).await.expect("end offsets")[tp];
     let lso = committed.end_offsets(&tps).await.expect("end offsets")[tp];
@@ -752,26 +756,26 @@ async fn a_hanging_transaction_is_aborted_after_its_timeout_and_read_committed_r
 
     let mut client = KillOnDrop(Some(
         Command::new(binary("strom", "STROM_BIN"))
-        .arg("--bootstrap-server")
-        .arg(cluster.bootstrap())
-        .args([
-            "produce",
-            "--topic",
-            "hang",
-            "--partition",
-            "0",
-            "--transactional-id",
-            "hanging",
-            "--linger-ms",
-            "0",
-            "--producer-property",
-            "transaction.timeout.ms=10000",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run strom produce"),
+            .arg("--bootstrap-server")
+            .arg(cluster.bootstrap())
+            .args([
+                "produce",
+                "--topic",
+                "hang",
+                "--partition",
+                "0",
+                "--transactional-id",
+                "hanging",
+                "--linger-ms",
+                "0",
+                "--producer-property",
+                "transaction.timeout.ms=10000",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run strom produce"),
     ));
     let child = client.0.as_mut().expect("the client");
     let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid"));
@@ -816,7 +820,10 @@ async fn a_hanging_transaction_is_aborted_after_its_timeout_and_read_committed_r
     )
     .await;
     assert_eq!(lag, 5.0, "LSO lag: the 2 open records and the 3 after them");
-    assert_eq!(metric(&cluster, "strom_txn_timed_out_total", &[]).await, 0.0);
+    assert_eq!(
+        metric(&cluster, "strom_txn_timed_out_total", &[]).await,
+        0.0
+    );
 
     // The coordinator aborts it after transaction.timeout.ms.
     let aborted = wait_until(Duration::from_secs(40), || async {
@@ -840,7 +847,13 @@ async fn a_hanging_transaction_is_aborted_after_its_timeout_and_read_committed_r
         "open transactions after the abort"
     );
     assert_eq!(
-        metric_reaches(&cluster, "strom_partitions_with_open_transactions", &[], 0.0).await,
+        metric_reaches(
+            &cluster,
+            "strom_partitions_with_open_transactions",
+            &[],
+            0.0
+        )
+        .await,
         0.0
     );
     assert_eq!(

@@ -30,14 +30,16 @@ use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use strom_client::{
-    Consumer, ConsumerConfig, DeliveryFuture, Error as ClientError, IsolationLevel,
-    ListenerFuture, OffsetReset, Producer, ProducerRecord, RebalanceListener, TopicPartition,
+    Consumer, ConsumerConfig, DeliveryFuture, Error as ClientError, IsolationLevel, ListenerFuture,
+    OffsetReset, Producer, ProducerRecord, RebalanceListener, TopicPartition,
 };
 
 use super::txn::{END_LIMIT, incarnation, stable_read};
 use super::{Context, pause};
 use crate::checker::ctp::CTP_FINAL;
-use crate::history::{Body, CtpOutput, OpType, Polled, Recorder, TxnWrite, decode_value, encode_value};
+use crate::history::{
+    Body, CtpOutput, OpType, Polled, Recorder, TxnWrite, decode_value, encode_value,
+};
 
 /// The processors' consumer group.
 pub const CTP_GROUP: &str = "jepsen-ctp";
@@ -115,16 +117,18 @@ impl RebalanceListener for Listener {
 }
 
 async fn join(context: &Context, name: &str, revoked: &Arc<AtomicBool>) -> Option<Consumer> {
-    let mut consumer =
-        match Consumer::connect(consumer_config(&context.bootstrap, IsolationLevel::ReadCommitted))
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("jepsen: processor {name} cannot start its consumer: {e}");
-                return None;
-            }
-        };
+    let mut consumer = match Consumer::connect(consumer_config(
+        &context.bootstrap,
+        IsolationLevel::ReadCommitted,
+    ))
+    .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("jepsen: processor {name} cannot start its consumer: {e}");
+            return None;
+        }
+    };
     consumer.set_rebalance_listener(Listener {
         revoked: revoked.clone(),
     });
@@ -143,8 +147,7 @@ async fn rewind(consumer: &mut Consumer) -> bool {
     if tps.is_empty() {
         return true;
     }
-    let Ok(Ok(committed)) = tokio::time::timeout(CALL_LIMIT, consumer.committed(&tps)).await
-    else {
+    let Ok(Ok(committed)) = tokio::time::timeout(CALL_LIMIT, consumer.committed(&tps)).await else {
         return false;
     };
     for tp in &tps {
@@ -211,8 +214,7 @@ async fn run_txn(
     let mut error: Option<String> = None;
     'rounds: for _ in 0..rng.gen_range(1..=2) {
         let records =
-            match tokio::time::timeout(POLL_LIMIT, consumer.poll(Duration::from_millis(300)))
-                .await
+            match tokio::time::timeout(POLL_LIMIT, consumer.poll(Duration::from_millis(300))).await
             {
                 Ok(Ok(records)) => records,
                 Ok(Err(e)) => {
@@ -385,14 +387,11 @@ pub(super) async fn processor(context: Arc<Context>, name: String, seed: u64) {
             }
             continue;
         };
-        if rewind_needed {
-            if !rewind(c).await {
-                // Crash and rejoin: the new member starts at the
-                // committed offsets.
-                consumer = None;
-                continue;
-            }
-            rewind_needed = false;
+        if rewind_needed && !rewind(c).await {
+            // Crash and rejoin: the new member starts at the committed
+            // offsets.
+            consumer = None;
+            continue;
         }
         let p = producer.as_ref().expect("a producer incarnation");
         context.recorder.record(
@@ -451,12 +450,18 @@ pub async fn final_read(
     let deadline = tokio::time::Instant::now() + limit;
     for (name, t) in [("in", input_topic(topic)), ("out", output_topic(topic))] {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        stable_read(recorder, bootstrap, &t, partitions, left, CTP_FINAL, |records| {
-            Body::CtpRead {
+        stable_read(
+            recorder,
+            bootstrap,
+            &t,
+            partitions,
+            left,
+            CTP_FINAL,
+            |records| Body::CtpRead {
                 topic: name.to_owned(),
                 records,
-            }
-        })
+            },
+        )
         .await?;
     }
     let tps: Vec<TopicPartition> = (0..partitions)

@@ -264,9 +264,15 @@ pub async fn final_read(
     partitions: i32,
     limit: Duration,
 ) -> Result<(), String> {
-    stable_read(recorder, bootstrap, topic, partitions, limit, TXN_FINAL, |records| {
-        Body::TxnPoll { records }
-    })
+    stable_read(
+        recorder,
+        bootstrap,
+        topic,
+        partitions,
+        limit,
+        TXN_FINAL,
+        |records| Body::TxnPoll { records },
+    )
     .await
 }
 

@@ -222,7 +222,13 @@ fn each_negative_control_is_reported() {
             "a cycle of three through a transaction of unknown outcome that committed (G1c)",
             H::default()
                 .txn("x0", &[(2, 0, 12)], &[(12, 2, 22)], &[(0, 10)], OpType::Ok)
-                .txn("x1", &[(0, 0, 10)], &[(10, 0, 20)], &[(1, 11)], OpType::Info)
+                .txn(
+                    "x1",
+                    &[(0, 0, 10)],
+                    &[(10, 0, 20)],
+                    &[(1, 11)],
+                    OpType::Info,
+                )
                 .txn("x2", &[(1, 0, 11)], &[(11, 1, 21)], &[(2, 12)], OpType::Ok)
                 .final_read(
                     &[(0, 0, 10), (1, 0, 11), (2, 0, 12)],
@@ -242,7 +248,11 @@ fn each_negative_control_is_reported() {
             "a processor read a value of an aborted transaction (G1a)",
             chain()
                 .txn("x1", &[(0, 2, 5)], &[(5, 0, 8)], &[], OpType::Ok)
-                .final_read(&CHAIN_IN, &[(0, 0, 2), (0, 3, 8), (1, 2, 6)], &[(0, 3), (1, 2)]),
+                .final_read(
+                    &CHAIN_IN,
+                    &[(0, 0, 2), (0, 3, 8), (1, 2, 6)],
+                    &[(0, 3), (1, 2)],
+                ),
             vec![K::AbortedRead],
         ),
         (
@@ -266,7 +276,11 @@ fn each_negative_control_is_reported() {
             "an input processed into two committed outputs",
             chain()
                 .txn("x1", &[(0, 0, 1)], &[(1, 0, 9)], &[], OpType::Ok)
-                .final_read(&CHAIN_IN, &[(0, 0, 2), (0, 3, 9), (1, 2, 6)], &CHAIN_COMMITTED),
+                .final_read(
+                    &CHAIN_IN,
+                    &[(0, 0, 2), (0, 3, 9), (1, 2, 6)],
+                    &CHAIN_COMMITTED,
+                ),
             vec![K::CtpDuplicate],
         ),
         (
@@ -303,7 +317,11 @@ fn each_negative_control_is_reported() {
         ),
         (
             "an output no processor wrote",
-            chain().final_read(&CHAIN_IN, &[(0, 0, 2), (0, 1, 99), (1, 2, 6)], &CHAIN_COMMITTED),
+            chain().final_read(
+                &CHAIN_IN,
+                &[(0, 0, 2), (0, 1, 99), (1, 2, 6)],
+                &CHAIN_COMMITTED,
+            ),
             vec![K::UnknownValue],
         ),
     ];
