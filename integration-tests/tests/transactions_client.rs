@@ -13,13 +13,18 @@
 //!   and a partition leader are killed with -9: the output holds each
 //!   input record exactly once;
 //! * `strom produce --transactional-id … [--abort]` and
-//!   `strom consume --isolation-level read_committed`.
+//!   `strom consume --isolation-level read_committed`;
+//! * a hanging transaction (a `strom produce` process stopped in the middle
+//!   of one) aborted after `transaction.timeout.ms`, with the open
+//!   transaction and its LSO lag in `/metrics` while it hangs, not after.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use strom_client::{
     Consumer, ConsumerConfig, Error, ErrorCode, Producer, ProducerConfig, ProducerRecord,
     Properties, TopicPartition,
@@ -644,4 +649,252 @@ async fn cli_transactions_are_visible_to_read_committed_only_when_committed() {
         stderr.starts_with("error: INVALID_TRANSACTION_TIMEOUT: "),
         "{stderr}"
     );
+}
+
+/// Node `id`'s `/metrics`, or empty when it did not answer.
+async fn metrics(cluster: &Cluster, id: i32) -> String {
+    let port = cluster.node(id).admin_port;
+    tokio::task::spawn_blocking(move || strom_integration_tests::admin_get(port, "/metrics"))
+        .await
+        .expect("metrics task")
+        .map(|(_, body)| body)
+        .unwrap_or_default()
+}
+
+/// The sum over the nodes of the series of `name` whose labels include
+/// `labels` (`key="value"` each); 0 when no node has one.
+async fn metric(cluster: &Cluster, name: &str, labels: &[&str]) -> f64 {
+    let mut sum = 0.0;
+    for id in 1..=3 {
+        for line in metrics(cluster, id).await.lines() {
+            let Some(rest) = line.strip_prefix(name) else {
+                continue;
+            };
+            // The series itself, not one whose name merely starts alike.
+            let (series_labels, value) = match rest.split_once(' ') {
+                Some((l, v)) if l.is_empty() || l.starts_with('{') => (l, v),
+                _ => continue,
+            };
+            if labels.iter().all(|want| series_labels.contains(want))
+                && let Ok(v) = value.trim().parse::<f64>()
+            {
+                sum += v;
+            }
+        }
+    }
+    sum
+}
+
+/// Waits (at most 30 s) until [`metric`] equals `want`; its last value.
+async fn metric_reaches(cluster: &Cluster, name: &str, labels: &[&str], want: f64) -> f64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = metric(cluster, name, labels).await;
+        if v == want || tokio::time::Instant::now() > deadline {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The high watermark and the last stable offset of `tp`.
+async fn hw_and_lso(
+    uncommitted: &Consumer,
+    committed: &Consumer,
+    tp: &TopicPartition,
+) -> (i64, i64) {
+    let tps = [tp.clone()];
+    let hw = uncommitted.end_offsets(&tps).await.expect("end offsets")[tp];
+    let lso = committed.end_offsets(&tps).await.expect("end offsets")[tp];
+    (hw, lso)
+}
+
+/// A child process killed with -9 when dropped (a failed test leaves no
+/// stopped client behind).
+struct KillOnDrop(Option<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A truly hanging transaction: a `strom produce` client process begins a
+/// transaction, writes two records to a partition and then stops (its
+/// stdin stays open, then it is SIGSTOPped), never committing or aborting.
+/// While it hangs, the last stable offset holds `read_committed` readers
+/// back (records written after it by another producer are not returned)
+/// and the metrics show the transaction open: one open transaction at its
+/// coordinator, one partition with an open transaction at the leader, a
+/// last-stable-offset lag of 2 plus the records written after it. The
+/// coordinator aborts it once `transaction.timeout.ms` passed: the LSO
+/// reaches the high watermark, a `read_committed` consumer gets everything
+/// but the two records, and the metrics show nothing open and one
+/// transaction timed out. Resumed, the stopped client cannot commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_transaction_is_aborted_after_its_timeout_and_read_committed_readers_move_on() {
+    let cluster = Cluster::start(
+        3,
+        options().set(
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+            "300",
+        ),
+    )
+    .await;
+    create(&cluster, "hang", 1).await;
+    let tp = TopicPartition::new("hang", 0);
+    let plain = Producer::connect(
+        ProducerConfig::from_properties([format!("bootstrap.servers={}", cluster.bootstrap())])
+            .expect("config"),
+    )
+    .await
+    .expect("producer");
+    send_to_each(&plain, "hang", 1, "before", 3).await;
+
+    let mut client = KillOnDrop(Some(
+        Command::new(binary("strom", "STROM_BIN"))
+            .arg("--bootstrap-server")
+            .arg(cluster.bootstrap())
+            .args([
+                "produce",
+                "--topic",
+                "hang",
+                "--partition",
+                "0",
+                "--transactional-id",
+                "hanging",
+                "--linger-ms",
+                "0",
+                "--producer-property",
+                "transaction.timeout.ms=10000",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run strom produce"),
+    ));
+    let child = client.0.as_mut().expect("the client");
+    let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(b"open-1\nopen-2\n")
+        .and_then(|()| stdin.flush())
+        .expect("write stdin");
+
+    let uncommitted = Consumer::connect(consumer_config(&cluster, "read_uncommitted"))
+        .await
+        .expect("consumer");
+    let committed = Consumer::connect(consumer_config(&cluster, "read_committed"))
+        .await
+        .expect("consumer");
+    // The two records reached the partition; the transaction is open.
+    let written = wait_until(Duration::from_secs(30), || async {
+        hw_and_lso(&uncommitted, &committed, &tp).await == (5, 3)
+    })
+    .await;
+    assert!(
+        written,
+        "the transaction's records were not written (hw, lso) = {:?}",
+        hw_and_lso(&uncommitted, &committed, &tp).await
+    );
+    kill(pid, Signal::SIGSTOP).expect("SIGSTOP the client");
+
+    // Written after the open transaction: held back by the LSO.
+    send_to_each(&plain, "hang", 1, "during", 3).await;
+    assert_eq!(hw_and_lso(&uncommitted, &committed, &tp).await, (8, 3));
+    let read = read_to_end(&cluster, "hang", 1, "read_committed").await;
+    assert_eq!(read[&0], ["before-0-0", "before-0-1", "before-0-2"]);
+
+    let open = metric_reaches(&cluster, "strom_txn_open_transactions", &[], 1.0).await;
+    assert_eq!(open, 1.0, "open transactions while it hangs");
+    let partitions = metric(&cluster, "strom_partitions_with_open_transactions", &[]).await;
+    assert_eq!(partitions, 1.0, "partitions with an open transaction");
+    let lag = metric(
+        &cluster,
+        "strom_last_stable_offset_lag",
+        &["topic=\"hang\"", "partition=\"0\""],
+    )
+    .await;
+    assert_eq!(lag, 5.0, "LSO lag: the 2 open records and the 3 after them");
+    assert_eq!(
+        metric(&cluster, "strom_txn_timed_out_total", &[]).await,
+        0.0
+    );
+
+    // The coordinator aborts it after transaction.timeout.ms.
+    let aborted = wait_until(Duration::from_secs(40), || async {
+        let (hw, lso) = hw_and_lso(&uncommitted, &committed, &tp).await;
+        hw == lso && hw > 8
+    })
+    .await;
+    assert!(
+        aborted,
+        "the hanging transaction was not aborted: (hw, lso) = {:?}",
+        hw_and_lso(&uncommitted, &committed, &tp).await
+    );
+    assert_eq!(
+        metric_reaches(&cluster, "strom_txn_timed_out_total", &[], 1.0).await,
+        1.0,
+        "transactions timed out"
+    );
+    assert_eq!(
+        metric_reaches(&cluster, "strom_txn_open_transactions", &[], 0.0).await,
+        0.0,
+        "open transactions after the abort"
+    );
+    assert_eq!(
+        metric_reaches(
+            &cluster,
+            "strom_partitions_with_open_transactions",
+            &[],
+            0.0
+        )
+        .await,
+        0.0
+    );
+    assert_eq!(
+        metric(
+            &cluster,
+            "strom_last_stable_offset_lag",
+            &["topic=\"hang\"", "partition=\"0\""],
+        )
+        .await,
+        0.0,
+        "no LSO lag after the abort"
+    );
+
+    // Everything but the aborted records, and what follows.
+    send_to_each(&plain, "hang", 1, "after", 2).await;
+    let read = read_to_end(&cluster, "hang", 1, "read_committed").await;
+    assert_eq!(
+        read[&0],
+        [
+            "before-0-0",
+            "before-0-1",
+            "before-0-2",
+            "during-0-0",
+            "during-0-1",
+            "during-0-2",
+            "after-0-0",
+            "after-0-1"
+        ]
+    );
+
+    // Resumed with its stdin closed, the client tries to commit: refused.
+    kill(pid, Signal::SIGCONT).expect("SIGCONT the client");
+    drop(stdin);
+    let child = client.0.take().expect("the client");
+    let out = tokio::task::block_in_place(|| child.wait_with_output()).expect("client output");
+    assert!(
+        !out.status.success(),
+        "a commit after the timeout abort must fail: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = read_to_end(&cluster, "hang", 1, "read_committed").await;
+    assert_eq!(values_with(&read, "open"), 0, "{read:?}");
+    plain.close().await.expect("close");
 }

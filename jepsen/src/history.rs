@@ -188,6 +188,48 @@ pub enum Body {
         /// Records returned.
         records: Vec<Polled>,
     },
+    /// A consume-transform-produce transaction of a processor (`process`
+    /// `x<n>`, `transactional.id` `jepsen-x<n>`): what it polled from the
+    /// input topic (`read_committed`, as a member of the processors'
+    /// group), the output record it wrote for each input, the fresh values
+    /// it wrote to the input topic, and the input offsets it committed with
+    /// `send_offsets_to_transaction`. The invocation is empty; `ok` means
+    /// `commit_transaction` was acknowledged, `fail` that the transaction
+    /// was aborted, `info` that its outcome is unknown.
+    CtpTxn {
+        /// Input records polled inside the transaction, in order.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        reads: Vec<Polled>,
+        /// One output record per input record processed.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        outputs: Vec<CtpOutput>,
+        /// Fresh values written to the input topic.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        inputs: Vec<TxnWrite>,
+        /// (partition, next offset) of the input committed with it.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        offsets: Vec<(i32, i64)>,
+        /// The error (fail, info).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// A `read_committed` read of the processors' input (`topic` `in`) or
+    /// output (`out`) topic after the run (a single `ok` line, `process`
+    /// `ctp-final`).
+    CtpRead {
+        /// `in` or `out`.
+        topic: String,
+        /// Records returned.
+        records: Vec<Polled>,
+    },
+    /// The end of the processors' final read (a single `ok` line,
+    /// `ctp-final`): both topics were read to their ends with no
+    /// transaction open, and the group's committed input offsets
+    /// (partition, next offset; a partition without a commit is absent).
+    CtpFinal {
+        /// The group's committed offsets of the input topic.
+        committed: Vec<(i32, i64)>,
+    },
     /// A fault starts (invoke), is in place (ok), or is healed (`fault` =
     /// `heal`: everything is healed once it completes ok).
     Nemesis {
@@ -205,6 +247,21 @@ pub struct TxnWrite {
     /// Partition.
     pub partition: i32,
     /// The unique value.
+    pub value: Value,
+    /// The offset the send was acknowledged at, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<i64>,
+}
+
+/// An output record of a consume-transform-produce transaction: the
+/// fresh `value` written to the output topic for input value `from`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CtpOutput {
+    /// The input value it was made from.
+    pub from: Value,
+    /// Output partition.
+    pub partition: i32,
+    /// The output record's unique value.
     pub value: Value,
     /// The offset the send was acknowledged at, when it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -421,6 +478,33 @@ mod tests {
             },
             Body::TxnPoll {
                 records: Vec::new(),
+            },
+            Body::CtpTxn {
+                reads: vec![Polled {
+                    partition: 0,
+                    offset: 3,
+                    value: Some(7),
+                }],
+                outputs: vec![CtpOutput {
+                    from: 7,
+                    partition: 0,
+                    value: 8,
+                    offset: Some(1),
+                }],
+                inputs: vec![TxnWrite {
+                    partition: 2,
+                    value: 9,
+                    offset: None,
+                }],
+                offsets: vec![(0, 4)],
+                error: None,
+            },
+            Body::CtpRead {
+                topic: "out".into(),
+                records: Vec::new(),
+            },
+            Body::CtpFinal {
+                committed: vec![(0, 4)],
             },
         ];
         for body in ops {

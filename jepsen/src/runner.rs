@@ -95,6 +95,7 @@ impl RunConfig {
                 group_members: 0,
                 txn_producers: 0,
                 txn_readers: 0,
+                ctp_processors: 0,
             },
             acks: -1,
             broken_commits: false,
@@ -112,7 +113,8 @@ impl RunConfig {
             "cargo build --bins && cargo run -p strom-jepsen --bin jepsen -- --seed {} --duration {} \
              --faults {} --nodes {} --partitions {} --client-producers {} --raw-producers {} \
              --consumers {} --acks {} --concurrency {} --pace-ms {} --liveness-bound {} \
-             --write-caching {} --group-members {} --txn-producers {} --txn-readers {}{}",
+             --write-caching {} --group-members {} --txn-producers {} --txn-readers {} \
+             --ctp-processors {}{}",
             self.seed,
             self.duration.as_secs(),
             Fault::list_names(&self.faults),
@@ -129,6 +131,7 @@ impl RunConfig {
             self.mix.group_members,
             self.mix.txn_producers,
             self.mix.txn_readers,
+            self.mix.ctp_processors,
             if self.broken_commits {
                 " --broken-commits"
             } else {
@@ -337,6 +340,24 @@ async fn drive(
             .map_err(|e| anyhow::anyhow!("create topic {}: {e}", txn_topic()))?;
         topics.push(txn_topic());
     }
+    if config.mix.ctp_processors > 0 {
+        for topic in [
+            workload::ctp::input_topic(TOPIC),
+            workload::ctp::output_topic(TOPIC),
+        ] {
+            env.cluster()
+                .create_topic(
+                    1,
+                    &topic,
+                    config.partitions,
+                    REPLICATION_FACTOR as i32,
+                    &[("min.insync.replicas", "2"), ("segment.bytes", "131072")],
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("create topic {topic}: {e}"))?;
+            topics.push(topic);
+        }
+    }
     for topic in &topics {
         for p in 0..config.partitions {
             let full = wait_until(Duration::from_secs(30), || async {
@@ -471,18 +492,41 @@ async fn drive(
     {
         problems.push(e);
     }
-    if config.mix.txn_producers > 0
-        && let Err(e) = workload::txn::final_read(
-            &recorder,
-            &bootstrap,
-            &txn_topic(),
-            config.partitions,
-            workload::txn::TRANSACTION_TIMEOUT * 3 + Duration::from_secs(30),
-        )
-        .await
-    {
-        problems.push(e);
-    }
+    // Both transactional final reads wait for the transactions left open
+    // to time out: at once, so the run waits for that once.
+    let txn_limit = workload::txn::TRANSACTION_TIMEOUT * 3 + Duration::from_secs(30);
+    let (txn_final, ctp_final) = tokio::join!(
+        async {
+            if config.mix.txn_producers > 0 {
+                workload::txn::final_read(
+                    &recorder,
+                    &bootstrap,
+                    &txn_topic(),
+                    config.partitions,
+                    txn_limit,
+                )
+                .await
+            } else {
+                Ok(())
+            }
+        },
+        async {
+            if config.mix.ctp_processors > 0 {
+                workload::ctp::final_read(
+                    &recorder,
+                    &bootstrap,
+                    TOPIC,
+                    config.partitions,
+                    txn_limit,
+                )
+                .await
+            } else {
+                Ok(())
+            }
+        }
+    );
+    problems.extend(txn_final.err());
+    problems.extend(ctp_final.err());
 
     let mut states = Vec::new();
     for p in 0..config.partitions {

@@ -196,9 +196,13 @@ async fn members_committing_beyond_what_they_processed_are_reported() {
 
 /// The transactional workload (#22): two transactional producers commit or
 /// abort transactions over several partitions while two `read_committed`
-/// readers poll, and the transaction coordinators' brokers and partition
-/// leaders are killed. No aborted read, no torn transaction or torn read,
-/// no lost or duplicated committed value.
+/// readers poll, and two consume-transform-produce processors (one
+/// consumer group, offsets committed inside their transactions) read and
+/// write each other's records, while the transaction and group
+/// coordinators' brokers and partition leaders are killed. No aborted
+/// read (G1a), no write-read cycle (G1c), no torn transaction or torn
+/// read, no lost or duplicated committed value, each input processed into
+/// committed output exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions_stay_atomic_across_coordinator_and_leader_kills() {
     scenario_with(
@@ -208,6 +212,7 @@ async fn transactions_stay_atomic_across_coordinator_and_leader_kills() {
         |c| {
             c.mix.txn_producers = 2;
             c.mix.txn_readers = 2;
+            c.mix.ctp_processors = 2;
             c.mix.consumers = 1;
         },
     )

@@ -1481,6 +1481,10 @@ fn producer_record(producer_id: i64, seq: i32) -> bytes::Bytes {
 /// in flight: from `batches` producer ids (one batch each) when `many`,
 /// else from one producer id.
 async fn write_producers(addrs: &Addrs, topic: &str, batches: i64, many: bool) {
+    // One connection for every request (HTTP/2 streams): a connection per
+    // request would leave 100,000 sockets in TIME_WAIT and run out of
+    // local ports.
+    let client = broker_client(addrs, 1);
     futures::stream::iter(0..batches)
         .map(|i| {
             let (producer_id, seq) = if many {
@@ -1491,7 +1495,7 @@ async fn write_producers(addrs: &Addrs, topic: &str, batches: i64, many: bool) {
                     i32::try_from(i).expect("fewer than 2^31 batches"),
                 )
             };
-            let mut client = broker_client(addrs, 1);
+            let mut client = client.clone();
             let topic = topic.to_owned();
             async move {
                 let resp = client

@@ -87,6 +87,11 @@ struct Args {
     /// `read_committed` readers of the transactional topic.
     #[arg(long, default_value_t = 0)]
     txn_readers: usize,
+    /// Consume-transform-produce processors: a consumer group reading
+    /// `<topic>-ctp-in` and writing `<topic>-ctp-out` in transactions that
+    /// commit the input offsets (the G1c and exactly-once workload).
+    #[arg(long, default_value_t = 0)]
+    ctp_processors: usize,
     /// Parent of the run directory (default: <target dir>/jepsen).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -132,6 +137,7 @@ fn main() -> ExitCode {
             group_members: args.group_members,
             txn_producers: args.txn_producers,
             txn_readers: args.txn_readers,
+            ctp_processors: args.ctp_processors,
         },
         broken_commits: args.broken_commits,
         acks: if args.acks == "1" { 1 } else { -1 },

@@ -20,7 +20,9 @@
 //! Histories with a consumer group or transactions get the checks of
 //! [`group`] (`nonmonotonic-commit`, `commit-above-hw`, `commit-lost`, `group-skip`,
 //! `group-duplicate`) and [`txn`] (`aborted-read`, `torn-transaction`,
-//! `torn-read`, `txn-lost-write`, `txn-duplicate`) as well.
+//! `torn-read`, `txn-lost-write`, `txn-duplicate`) as well, and those with
+//! consume-transform-produce processors the checks of [`ctp`] (`g1c`,
+//! `aborted-read`, `ctp-duplicate`, `ctp-lost`, ...).
 //!
 //! Duplicates are expected without idempotence: a producer that retries
 //! after a timeout may write a record twice. They are counted and reported;
@@ -34,6 +36,7 @@ use serde::Serialize;
 
 use crate::history::{Body, HEAL, Op, OpType, Polled, Value};
 
+pub mod ctp;
 pub mod group;
 pub mod txn;
 
@@ -85,6 +88,13 @@ pub enum AnomalyKind {
     TxnLostWrite,
     /// A transactional value at two offsets.
     TxnDuplicate,
+    /// A cycle of write-read dependencies between committed transactions.
+    G1c,
+    /// An input processed into committed output more than once.
+    CtpDuplicate,
+    /// An input below the group's committed offset never processed into
+    /// committed output.
+    CtpLost,
 }
 
 impl AnomalyKind {
@@ -113,6 +123,9 @@ impl AnomalyKind {
             AnomalyKind::TornRead => "torn-read",
             AnomalyKind::TxnLostWrite => "txn-lost-write",
             AnomalyKind::TxnDuplicate => "txn-duplicate",
+            AnomalyKind::G1c => "g1c",
+            AnomalyKind::CtpDuplicate => "ctp-duplicate",
+            AnomalyKind::CtpLost => "ctp-lost",
         }
     }
 }
@@ -199,6 +212,16 @@ pub struct Stats {
     pub txn_records_read: usize,
     /// Transactional values read at more than one offset.
     pub txn_duplicates: usize,
+    /// Consume-transform-produce transactions committed (acknowledged).
+    pub ctp_txns_committed: usize,
+    /// Consume-transform-produce transactions aborted.
+    pub ctp_txns_aborted: usize,
+    /// Consume-transform-produce transactions with unknown outcome.
+    pub ctp_txns_indeterminate: usize,
+    /// Inputs processed into committed output.
+    pub ctp_inputs_processed: usize,
+    /// Inputs processed into committed output more than once.
+    pub ctp_duplicates: usize,
 }
 
 /// The result of a check.
@@ -275,6 +298,18 @@ impl fmt::Display for Report {
                 s.txns_indeterminate,
                 s.txn_records_read,
                 s.txn_duplicates
+            )?;
+        }
+        if s.ctp_txns_committed + s.ctp_txns_aborted + s.ctp_txns_indeterminate > 0 {
+            writeln!(
+                f,
+                "consume-transform-produce: transactions committed {} / aborted {} / \
+                 indeterminate {}; inputs processed into committed output {}, more than once {}",
+                s.ctp_txns_committed,
+                s.ctp_txns_aborted,
+                s.ctp_txns_indeterminate,
+                s.ctp_inputs_processed,
+                s.ctp_duplicates
             )?;
         }
         if !s.recovery_us.is_empty() {
@@ -452,6 +487,7 @@ pub fn check(history: &[Op], options: &CheckOptions) -> Report {
     liveness(&g, options, &mut out, &mut stats);
     group::check(history, &mut out, &mut stats);
     txn::check(history, &mut out, &mut stats);
+    ctp::check(history, &mut out, &mut stats);
 
     out.sort_by_key(|a| (a.kind, a.partition));
     report.anomalies = out;
@@ -481,7 +517,14 @@ fn gather(history: &[Op]) -> Gathered {
                 }
             }
             // Single lines, and reads of another topic.
-            (Body::Rebalance { .. } | Body::Ends { .. } | Body::TxnPoll { .. }, _) => {}
+            (
+                Body::Rebalance { .. }
+                | Body::Ends { .. }
+                | Body::TxnPoll { .. }
+                | Body::CtpRead { .. }
+                | Body::CtpFinal { .. },
+                _,
+            ) => {}
             (
                 Body::Replica {
                     node,

@@ -15,7 +15,8 @@
 //! | `unknown-value` | a reader saw a value no transaction wrote, or a corrupt payload | yes |
 //!
 //! G1c (cycles of write-read dependencies between transactions) needs
-//! transactions that read; these write only, so it is not checked here.
+//! transactions that read; these write only, so it is checked on the
+//! consume-transform-produce processors' transactions ([`super::ctp`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

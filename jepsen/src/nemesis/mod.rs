@@ -418,9 +418,10 @@ impl Nemesis {
                 Ok(format!("killed node {c}, the active controller"))
             }
             Fault::KillCoordinator => {
-                // The group's, or one of the first two transactional ids',
-                // starting at a random one: the first whose internal topic
-                // exists (a run may have only one of the workloads).
+                // The group's, one of the first two transactional ids', the
+                // processors' group's or the first processor's id, starting
+                // at a random one: the first whose internal topic exists (a
+                // run may have only one of the workloads).
                 let ids = [
                     (
                         GROUP_OFFSETS_TOPIC,
@@ -428,6 +429,11 @@ impl Nemesis {
                     ),
                     (TXN_STATE_TOPIC, "jepsen-t0".to_owned()),
                     (TXN_STATE_TOPIC, "jepsen-t1".to_owned()),
+                    (
+                        GROUP_OFFSETS_TOPIC,
+                        crate::workload::ctp::CTP_GROUP.to_owned(),
+                    ),
+                    (TXN_STATE_TOPIC, "jepsen-x0".to_owned()),
                 ];
                 let first = rng.gen_range(0..ids.len());
                 let mut why = Vec::new();

@@ -12,8 +12,12 @@
 //!   reading their commits back; the group's final committed offsets.
 //! * `txn` — transactional producers and `read_committed` readers of a
 //!   second topic, and its final read.
+//! * `ctp` — consume-transform-produce processors: a consumer group
+//!   reading an input topic and writing an output topic in transactions
+//!   that commit the input offsets; the final read of both.
 
 mod consumer;
+pub mod ctp;
 pub mod group;
 mod producer;
 pub mod txn;
@@ -107,6 +111,8 @@ pub struct Mix {
     pub txn_producers: usize,
     /// `read_committed` readers of the transactional topic.
     pub txn_readers: usize,
+    /// Consume-transform-produce processors (0: no such workload).
+    pub ctp_processors: usize,
 }
 
 /// The running client processes.
@@ -162,6 +168,14 @@ impl Workload {
         }
         for i in 0..mix.txn_readers {
             consumers.spawn(txn::reader(context.clone(), format!("r{i}")));
+        }
+        for i in 0..mix.ctp_processors {
+            n += 1;
+            producers.spawn(ctp::processor(
+                context.clone(),
+                format!("x{i}"),
+                seed.wrapping_add(n),
+            ));
         }
         Self {
             context,

@@ -29,7 +29,7 @@ use crate::history::{Body, OpType, Polled, Recorder, TxnWrite, decode_value, enc
 pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Longest wait for a commit or abort before its outcome is unknown.
-const END_LIMIT: Duration = Duration::from_secs(20);
+pub(super) const END_LIMIT: Duration = Duration::from_secs(20);
 
 fn producer_config(bootstrap: &str, name: &str) -> ProducerConfig {
     let mut config = ProducerConfig::new(bootstrap).expect("valid bootstrap list");
@@ -58,7 +58,7 @@ fn consumer_config(bootstrap: &str, isolation: IsolationLevel) -> ConsumerConfig
 
 /// A producer that ran `init_transactions`, or `None` (retried by the
 /// caller).
-async fn incarnation(context: &Context, name: &str) -> Option<Producer> {
+pub(super) async fn incarnation(context: &Context, name: &str) -> Option<Producer> {
     let producer = Producer::connect(producer_config(&context.bootstrap, name))
         .await
         .ok()?;
@@ -264,6 +264,29 @@ pub async fn final_read(
     partitions: i32,
     limit: Duration,
 ) -> Result<(), String> {
+    stable_read(
+        recorder,
+        bootstrap,
+        topic,
+        partitions,
+        limit,
+        TXN_FINAL,
+        |records| Body::TxnPoll { records },
+    )
+    .await
+}
+
+/// The final read of a transactional topic: as [`final_read`], recording
+/// its polls as `process` with `body` and its `Ends` last.
+pub(super) async fn stable_read(
+    recorder: &Recorder,
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    limit: Duration,
+    process: &str,
+    body: impl Fn(Vec<Polled>) -> Body,
+) -> Result<(), String> {
     let deadline = Instant::now() + limit;
     let (mut committed, tps) = assigned_from_start(bootstrap, topic, partitions).await?;
     let uncommitted =
@@ -292,7 +315,7 @@ pub async fn final_read(
         let ends: BTreeMap<i32, i64> = hw.into_iter().map(|(tp, o)| (tp.partition, o)).collect();
         if previous.as_ref() == Some(&ends) {
             recorder.record(
-                TXN_FINAL,
+                process,
                 OpType::Ok,
                 Body::Ends {
                     topic: topic.to_owned(),
@@ -323,13 +346,7 @@ pub async fn final_read(
             .await
             {
                 Ok(Ok(records)) if !records.is_empty() => {
-                    recorder.record(
-                        TXN_FINAL,
-                        OpType::Ok,
-                        Body::TxnPoll {
-                            records: polled(&records),
-                        },
-                    );
+                    recorder.record(process, OpType::Ok, body(polled(&records)));
                 }
                 Ok(Err(e)) => last = format!("poll: {e}"),
                 _ => {}
