@@ -250,12 +250,8 @@ mod needs_firewall {
     }
 
     /// The group and transactional workloads with a partition leader cut
-    /// off from its peers. Ignored: it found finding 8 of
-    /// docs/reliability.md (an acknowledged offset commit not seen by the
-    /// partition's next owner), not yet explained; run it with
-    /// `--run-ignored all` (or the reproduce line there).
+    /// off from its peers (it found finding 8 of docs/reliability.md).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "finding 8 (docs/reliability.md): an acknowledged offset commit not seen by the next owner, under partition-leader + kill-coordinator; open"]
     async fn groups_and_transactions_survive_an_isolated_leader() {
         scenario_with(
             "group-txn-partition",
