@@ -1000,7 +1000,7 @@ mod needs_kafka_clients {
         }
         let late = lines("incr1", 25);
         let total = 30 + 20 + late.len();
-        let mut consumer = python_script("kafka_python_fetch.py")
+        let consumer = python_script("kafka_python_fetch.py")
             .args(["consume", &bootstrap, "incr", "4", &total.to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -1021,27 +1021,17 @@ mod needs_kafka_clients {
         .await
         .expect("late records");
         sent.push((1, late));
-        let out = tokio::task::spawn_blocking(move || {
-            let stdout = consumer.stdout.take().expect("stdout");
-            let mut text = String::new();
-            std::io::BufReader::new(stdout)
-                .read_to_string(&mut text)
-                .expect("read consumer output");
-            let status = consumer.wait().expect("wait");
-            let mut err = String::new();
-            if let Some(mut e) = consumer.stderr.take() {
-                let _ = e.read_to_string(&mut err);
-            }
-            assert!(status.success(), "consumer failed: {err}\n{text}");
-            text
-        })
-        .await
-        .expect("consumer");
-        let lines: Vec<serde_json::Value> = out
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-            .collect();
+        let out = tokio::task::spawn_blocking(move || consumer.wait_with_output())
+            .await
+            .expect("consumer task")
+            .expect("consumer output");
+        assert!(
+            out.status.success(),
+            "consumer failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let lines = json_lines(&out);
         let (summary, got) = lines.split_last().expect("a summary line");
         let sessions = &summary["sessions"];
         for (p, values) in &sent {
