@@ -46,6 +46,9 @@ pub struct BrokerConfig {
     /// `connections.max.idle.ms`: the Kafka listener closes a connection
     /// that has sent nothing and has nothing unanswered for this long.
     pub connections_max_idle: Duration,
+    /// `max.incremental.fetch.session.cache.slots`: how many incremental
+    /// fetch sessions (KIP-227) the Kafka listener holds; 0 creates none.
+    pub max_incremental_fetch_session_cache_slots: usize,
     /// Replication and log defaults.
     pub replication: ReplicationConfig,
     /// The group coordinator's settings.
@@ -73,6 +76,7 @@ impl Default for BrokerConfig {
             controller_request_timeout: Duration::from_secs(10),
             socket_request_max_bytes: 100 << 20,
             connections_max_idle: Duration::from_millis(600_000),
+            max_incremental_fetch_session_cache_slots: 1000,
             replication: ReplicationConfig::default(),
             groups: GroupsConfig::default(),
             transactions: TxnsConfig::default(),
@@ -100,6 +104,9 @@ impl BrokerConfig {
             "controller.request.timeout.ms" => self.controller_request_timeout = ms(value)?,
             "socket.request.max.bytes" => self.socket_request_max_bytes = num(value)?,
             "connections.max.idle.ms" => self.connections_max_idle = ms(value)?,
+            "max.incremental.fetch.session.cache.slots" => {
+                self.max_incremental_fetch_session_cache_slots = num(value)?
+            }
             _ if self.groups.set(key, value)? => {}
             _ if self.transactions.set(key, value)? => {}
             _ => return self.replication.set(key, value),

@@ -10,6 +10,15 @@ integration-tests/tests/kafka.rs.
                                       with assign() (no group protocol).
                                       Prints one JSON line per record:
                                       {"key","value","partition","offset"}.
+  chase BOOTSTRAP TOPIC PARTITION PREFIX
+                                      idempotent producer, acks=all,
+                                      sending values PREFIX-0, PREFIX-1, ...
+                                      until stdin closes, then flushes.
+                                      Prints {"value","offset"} per record
+                                      acknowledged without error, then
+                                      {"sent","failed","errors","undelivered"}.
+                                      Exits 0 whatever was lost: the caller
+                                      judges.
 
 Exits 1 with the error on stderr when a record fails or N records do not
 arrive within the timeout.
@@ -17,6 +26,7 @@ arrive within the timeout.
 
 import json
 import sys
+import threading
 import time
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition, OFFSET_BEGINNING
@@ -96,9 +106,54 @@ def consume(bootstrap, topic, partition, count):
     return 0
 
 
+def chase(bootstrap, topic, partition, prefix):
+    producer = Producer({
+        "bootstrap.servers": bootstrap,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        # Long enough to outlast every leader change of the test: a record
+        # is acknowledged or fails, never silently dropped.
+        "message.timeout.ms": 180000,
+    })
+    stop = threading.Event()
+
+    def watch_stdin():
+        sys.stdin.read()
+        stop.set()
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    acked = []
+    errors = []
+
+    def delivered(err, msg):
+        if err is not None:
+            errors.append(str(err))
+        else:
+            acked.append({"value": text(msg.value()), "offset": msg.offset()})
+
+    sent = 0
+    while not stop.is_set():
+        try:
+            producer.produce(topic, value=f"{prefix}-{sent}".encode(),
+                             partition=partition, on_delivery=delivered)
+            sent += 1
+        except BufferError:
+            pass
+        producer.poll(0.002)
+    left = producer.flush(180)
+    for r in acked:
+        print(json.dumps(r))
+    print(json.dumps({"sent": sent, "failed": len(errors), "errors": errors[:5],
+                      "undelivered": left}))
+    return 0
+
+
 def main(argv):
     if len(argv) >= 4 and argv[0] == "produce":
         return produce(argv[1], argv[2], int(argv[3]))
+    if len(argv) >= 5 and argv[0] == "chase":
+        return chase(argv[1], argv[2], int(argv[3]), argv[4])
     if len(argv) >= 5 and argv[0] == "consume":
         return consume(argv[1], argv[2], int(argv[3]), int(argv[4]))
     print(__doc__, file=sys.stderr)

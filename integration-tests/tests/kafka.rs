@@ -11,14 +11,19 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, ListOffsetsRequest, ListOffsetsResponse,
-    MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader, TopicName,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, FetchRequest, FetchResponse,
+    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, RequestHeader,
+    ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use strom_integration_tests::data::{Addrs, wait_leader_serving};
+use strom_integration_tests::data::{
+    Addrs, Outcome, batch, check_acked, partition_state_any, produce_retrying, read_from_leader,
+    records, wait_leader_serving,
+};
 use strom_integration_tests::{Cluster, ClusterOptions, binary, wait_until};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -281,6 +286,210 @@ async fn huge_declared_lengths_do_not_take_stromd_down() {
         cluster.dump_logs()
     );
     checked.expect("huge length checks");
+}
+
+// Kafka's fetch session error codes (KIP-227).
+const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
+const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
+const FETCH_SESSION_TOPIC_ID_ERROR: i16 = 106;
+
+/// One Fetch on `s` at `version` (blocking the test's worker, as a
+/// client would).
+fn fetch(s: &mut TcpStream, version: i16, req: &FetchRequest) -> FetchResponse {
+    tokio::task::block_in_place(|| {
+        s.write_all(&request(ApiKey::Fetch, version, 7, req))
+            .expect("send fetch");
+        let (id, mut body) = read_response(s, ApiKey::Fetch.response_header_version(version));
+        assert_eq!(id, 7);
+        FetchResponse::decode(&mut body, version).expect("fetch response")
+    })
+}
+
+/// A consumer's Fetch in session `(id, epoch)` carrying `topic`'s
+/// `(partition, fetch offset)`s and forgetting its partitions `forget`.
+fn session_fetch(
+    id: i32,
+    epoch: i32,
+    topic: &str,
+    parts: &[(i32, i64)],
+    forget: &[i32],
+) -> FetchRequest {
+    let name = TopicName(StrBytes::from_string(topic.into()));
+    let mut req = FetchRequest::default()
+        .with_max_wait_ms(200)
+        .with_min_bytes(1)
+        .with_session_id(id)
+        .with_session_epoch(epoch);
+    if !parts.is_empty() {
+        req = req.with_topics(vec![
+            FetchTopic::default()
+                .with_topic(name.clone())
+                .with_partitions(
+                    parts
+                        .iter()
+                        .map(|(p, o)| {
+                            FetchPartition::default()
+                                .with_partition(*p)
+                                .with_fetch_offset(*o)
+                                .with_partition_max_bytes(1 << 20)
+                        })
+                        .collect(),
+                ),
+        ]);
+    }
+    if !forget.is_empty() {
+        req = req.with_forgotten_topics_data(vec![
+            ForgottenTopic::default()
+                .with_topic(name)
+                .with_partitions(forget.to_vec()),
+        ]);
+    }
+    req
+}
+
+/// `(partition, high watermark, record offsets)` of each partition an
+/// answer holds, in order; every one without error.
+fn answered(r: &FetchResponse) -> Vec<(i32, i64, Vec<i64>)> {
+    r.responses
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .map(|p| {
+            assert_eq!(p.error_code, 0, "{r:?}");
+            let offsets = p
+                .records
+                .clone()
+                .map(|b| records(b).into_iter().map(|(o, _)| o).collect())
+                .unwrap_or_default();
+            (p.partition_index, p.high_watermark, offsets)
+        })
+        .collect()
+}
+
+/// KIP-227 on a real `stromd`, on raw sockets: a full fetch at epoch 0
+/// creates a session; incremental fetches carry only what changed and are
+/// answered only with partitions that have something new; forgotten
+/// partitions leave the session; a wrong epoch, an unknown session and a
+/// switch between topic names and ids refuse the request whole and change
+/// nothing; a session outlives its connection; the cache holds
+/// `max.incremental.fetch.session.cache.slots` sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_fetch_sessions_follow_kafkas_rules() {
+    let cluster = Cluster::start(
+        1,
+        ClusterOptions::default()
+            .kafka()
+            .set("max.incremental.fetch.session.cache.slots", "2"),
+    )
+    .await;
+    cluster
+        .create_topic(1, "sess", 2, 1, &[])
+        .await
+        .expect("create topic");
+    let addrs = Addrs::of(&cluster);
+    for p in 0..2 {
+        wait_leader_serving(&addrs, "sess", p, TIMEOUT)
+            .await
+            .expect("a serving leader");
+    }
+    let produce = async |partition: i32, n: usize| {
+        for i in 0..n {
+            let value = Bytes::from(format!("sess-{partition}-{i}"));
+            let deadline = Instant::now() + TIMEOUT;
+            let o = produce_retrying(&addrs, "sess", partition, batch(&[value]), deadline).await;
+            assert!(matches!(o, Outcome::Acked(_)), "{o:?}");
+        }
+    };
+    produce(0, 3).await;
+    let kafka = cluster.node(1).kafka_addr();
+    let v = 12;
+    let mut s = connect(&kafka);
+
+    // Epoch 0: a full fetch creates a session, every partition answered.
+    let r = fetch(
+        &mut s,
+        v,
+        &session_fetch(0, 0, "sess", &[(0, 0), (1, 0)], &[]),
+    );
+    assert_eq!(r.error_code, 0, "{r:?}");
+    let id = r.session_id;
+    assert_ne!(id, 0, "a session was created");
+    assert_eq!(answered(&r), [(0, 3, vec![0, 1, 2]), (1, 0, Vec::new())]);
+
+    // Epoch 1 moves partition 0 past its records: nothing is new, the
+    // answer is empty.
+    let r = fetch(&mut s, v, &session_fetch(id, 1, "sess", &[(0, 3)], &[]));
+    assert_eq!((r.error_code, r.session_id), (0, id), "{r:?}");
+    assert!(answered(&r).is_empty(), "{r:?}");
+
+    // Records in partition 1 only: the answer holds partition 1 alone, read
+    // at the offset the session keeps. On another connection: a session
+    // belongs to the broker.
+    produce(1, 2).await;
+    let mut s = connect(&kafka);
+    let r = fetch(&mut s, v, &session_fetch(id, 2, "sess", &[], &[]));
+    assert_eq!(r.session_id, id);
+    assert_eq!(answered(&r), [(1, 2, vec![0, 1])]);
+
+    // A replayed epoch is refused whole; the session is unchanged.
+    let r = fetch(&mut s, v, &session_fetch(id, 2, "sess", &[(1, 2)], &[]));
+    assert_eq!(
+        (r.error_code, r.session_id, r.responses.len()),
+        (INVALID_FETCH_SESSION_EPOCH, 0, 0),
+        "{r:?}"
+    );
+    let r = fetch(&mut s, v, &session_fetch(id, 3, "sess", &[(1, 2)], &[]));
+    assert_eq!((r.error_code, r.session_id), (0, id), "{r:?}");
+    assert!(answered(&r).is_empty(), "{r:?}");
+
+    // Forgotten, partition 0's new record is not answered; added back, it is.
+    let r = fetch(&mut s, v, &session_fetch(id, 4, "sess", &[], &[0]));
+    assert!(answered(&r).is_empty(), "{r:?}");
+    produce(0, 1).await;
+    let r = fetch(&mut s, v, &session_fetch(id, 5, "sess", &[], &[]));
+    assert_eq!((r.error_code, r.session_id), (0, id), "{r:?}");
+    assert!(answered(&r).is_empty(), "partition 0 left the session");
+    let r = fetch(&mut s, v, &session_fetch(id, 6, "sess", &[(0, 3)], &[]));
+    assert_eq!(answered(&r), [(0, 4, vec![3])]);
+
+    // The session names topics by name (v12): continued by id (v13) it is
+    // FETCH_SESSION_TOPIC_ID_ERROR; an unknown session
+    // FETCH_SESSION_ID_NOT_FOUND. Neither changes the session.
+    let r = fetch(&mut s, 13, &session_fetch(id, 7, "sess", &[], &[]));
+    assert_eq!(
+        (r.error_code, r.session_id),
+        (FETCH_SESSION_TOPIC_ID_ERROR, 0)
+    );
+    let other = if id == i32::MAX { 1 } else { id + 1 };
+    let r = fetch(&mut s, v, &session_fetch(other, 1, "sess", &[], &[]));
+    assert_eq!(
+        (r.error_code, r.session_id),
+        (FETCH_SESSION_ID_NOT_FOUND, 0)
+    );
+    let r = fetch(&mut s, v, &session_fetch(id, 7, "sess", &[(0, 4)], &[]));
+    assert_eq!((r.error_code, r.session_id), (0, id), "{r:?}");
+
+    // Two slots: a second session is created; a third is not (both held
+    // sessions are recent and as large), yet its full answer comes.
+    let full = session_fetch(0, 0, "sess", &[(0, 0), (1, 0)], &[]);
+    let second = fetch(&mut s, v, &full).session_id;
+    assert!(second != 0 && second != id);
+    let r = fetch(&mut s, v, &full);
+    assert_eq!(r.session_id, 0, "no room for a third session");
+    assert_eq!(answered(&r).len(), 2, "{r:?}");
+    // Epoch -1 closes the second session and makes room.
+    let r = fetch(
+        &mut s,
+        v,
+        &session_fetch(second, -1, "sess", &[(0, 0)], &[]),
+    );
+    assert_eq!((r.error_code, r.session_id), (0, 0));
+    assert_eq!(answered(&r).len(), 1);
+    let r = fetch(&mut s, v, &session_fetch(second, 1, "sess", &[], &[]));
+    assert_eq!(r.error_code, FETCH_SESSION_ID_NOT_FOUND);
+    assert_ne!(fetch(&mut s, v, &full).session_id, 0, "room again");
+    // The first session lives on.
+    let r = fetch(&mut s, v, &session_fetch(id, 8, "sess", &[], &[]));
+    assert_eq!((r.error_code, r.session_id), (0, id), "{r:?}");
 }
 
 /// Tests that run real Kafka clients (kcat, confluent-kafka).
@@ -757,5 +966,245 @@ mod needs_kafka_clients {
         })
         .await
         .expect("log dirs");
+    }
+
+    /// kafka-python fetches in incremental sessions (librdkafka never
+    /// does): records produced into partitions while it consumes reach it
+    /// through incremental answers, and its session handler never finds
+    /// an answer breaking KIP-227's rules.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kafka_python_consumes_through_incremental_fetch_sessions() {
+        let cluster = Cluster::start(1, ClusterOptions::default().kafka()).await;
+        cluster
+            .create_topic(1, "incr", 4, 1, &[])
+            .await
+            .expect("create topic");
+        let addrs = Addrs::of(&cluster);
+        for p in 0..4 {
+            wait_leader_serving(&addrs, "incr", p, TIMEOUT)
+                .await
+                .expect("a serving leader");
+        }
+        let bootstrap = cluster.kafka_bootstrap();
+        // Partitions 0 and 2 get records before the consumer starts, 1
+        // while it runs (only through incremental fetches), 3 none.
+        let plan: [(i32, usize); 2] = [(0, 30), (2, 20)];
+        let mut sent = Vec::new();
+        for (p, n) in plan {
+            let values = lines(&format!("incr{p}"), n);
+            run(
+                python().args(["produce", &bootstrap, "incr", &p.to_string()]),
+                &values.join("\n"),
+            );
+            sent.push((p, values));
+        }
+        let late = lines("incr1", 25);
+        let total = 30 + 20 + late.len();
+        let consumer = python_script("kafka_python_fetch.py")
+            .args(["consume", &bootstrap, "incr", "4", &total.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn kafka-python consumer");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let b = bootstrap.clone();
+        let late_values = late.clone();
+        tokio::task::spawn_blocking(move || {
+            for chunk in late_values.chunks(5) {
+                run(
+                    python().args(["produce", &b, "incr", "1"]),
+                    &chunk.join("\n"),
+                );
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        })
+        .await
+        .expect("late records");
+        sent.push((1, late));
+        let out = tokio::task::spawn_blocking(move || consumer.wait_with_output())
+            .await
+            .expect("consumer task")
+            .expect("consumer output");
+        assert!(
+            out.status.success(),
+            "consumer failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let lines = json_lines(&out);
+        let (summary, got) = lines.split_last().expect("a summary line");
+        let sessions = &summary["sessions"];
+        for (p, values) in &sent {
+            let read: Vec<String> = got
+                .iter()
+                .filter(|r| r["partition"] == *p)
+                .map(|r| r["value"].as_str().unwrap_or("").to_owned())
+                .collect();
+            let want: Vec<String> = values
+                .iter()
+                .map(|l| l.split_once(':').map_or("", |(_, v)| v).to_owned())
+                .collect();
+            assert_eq!(read, want, "partition {p}");
+        }
+        assert!(sessions["created"].as_i64() >= Some(1), "{sessions}");
+        assert!(sessions["incremental"].as_i64() >= Some(1), "{sessions}");
+        assert_eq!(sessions["invalid"], 0, "{sessions}");
+        assert_eq!(sessions["refused"], 0, "{sessions}");
+    }
+
+    /// The replication tests' leader chase driven by librdkafka: an
+    /// idempotent acks=all producer sends through the Kafka listener while
+    /// the partition's leader is killed three times in a row. Every record
+    /// acknowledged without error is read back, over gRPC and over Kafka,
+    /// exactly once at its acknowledged offset; no value appears twice in
+    /// the log (idempotence across the failovers).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn librdkafka_acked_records_survive_chasing_the_leader() {
+        let mut cluster = Cluster::start(
+            3,
+            ClusterOptions::default()
+                .kafka()
+                .set("broker.session.timeout.ms", "3000")
+                .set("broker.heartbeat.interval.ms", "500")
+                .set("replica.lag.time.max.ms", "5000")
+                .set("auto.leader.rebalance.enable", "false"),
+        )
+        .await;
+        cluster
+            .create_topic(1, "kchase", 1, 3, &[("min.insync.replicas", "2")])
+            .await
+            .expect("create topic");
+        wait_full_isr(&cluster, "kchase").await;
+        let bootstrap = cluster.kafka_bootstrap();
+        let mut producer = python()
+            .args(["chase", &bootstrap, "kchase", "0", "kchase"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the producer");
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let (old, epoch) = leader_of(&cluster, "kchase", None).await;
+            cluster.kill(old);
+            leader_of(&cluster, "kchase", Some((old, epoch))).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            cluster.start_node(old);
+            wait_full_isr(&cluster, "kchase").await;
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        drop(producer.stdin.take());
+        let out = tokio::task::spawn_blocking(move || producer.wait_with_output())
+            .await
+            .expect("producer task")
+            .expect("producer output");
+        assert!(
+            out.status.success(),
+            "producer failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines = json_lines(&out);
+        let (summary, acked) = lines.split_last().expect("a summary line");
+        let acked: Vec<(Bytes, i64)> = acked
+            .iter()
+            .map(|r| {
+                (
+                    Bytes::from(r["value"].as_str().expect("value").to_owned()),
+                    r["offset"].as_i64().expect("offset"),
+                )
+            })
+            .collect();
+        assert!(
+            acked.len() >= 100,
+            "too few acknowledged records: {} ({summary})",
+            acked.len()
+        );
+        // Over gRPC: every acknowledged record at its offset, nothing twice.
+        let (hw, log) = read_from_leader(&cluster, "kchase", 0, TIMEOUT).await;
+        let problems = check_acked(&acked, &log);
+        assert!(
+            problems.is_empty(),
+            "lost or moved acknowledged records ({summary}): {:?}",
+            &problems[..problems.len().min(10)]
+        );
+        let mut seen = std::collections::BTreeSet::new();
+        let twice: Vec<&Bytes> = log
+            .iter()
+            .map(|(_, v)| v)
+            .filter(|v| !seen.insert(*v))
+            .collect();
+        assert!(
+            twice.is_empty(),
+            "values written twice: {:?}",
+            &twice[..twice.len().min(10)]
+        );
+        let max_acked = acked.iter().map(|(_, o)| *o).max().unwrap_or(-1);
+        assert!(
+            hw > max_acked,
+            "high watermark {hw} below acked offset {max_acked}"
+        );
+        // Over Kafka (librdkafka): the same log, record for record.
+        let b = bootstrap.clone();
+        let n = log.len().to_string();
+        let out = tokio::task::spawn_blocking(move || {
+            run(python().args(["consume", &b, "kchase", "0", &n]), "")
+        })
+        .await
+        .expect("kafka consumer");
+        let over_kafka: Vec<(i64, String)> = json_lines(&out)
+            .iter()
+            .map(|r| {
+                (
+                    r["offset"].as_i64().expect("offset"),
+                    r["value"].as_str().expect("value").to_owned(),
+                )
+            })
+            .collect();
+        let over_grpc: Vec<(i64, String)> = log
+            .iter()
+            .map(|(o, v)| (*o, String::from_utf8_lossy(v).into_owned()))
+            .collect();
+        assert_eq!(over_kafka, over_grpc);
+    }
+
+    /// The leader of `topic`-0 and its epoch; with `Some(old)`, waits for
+    /// a leader other than `old.0` at a newer epoch.
+    async fn leader_of(cluster: &Cluster, topic: &str, old: Option<(i32, i32)>) -> (i32, i32) {
+        let addrs = Addrs::of(cluster);
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some((l, e, _)) = partition_state_any(&addrs, topic, 0).await
+                && l >= 0
+                && old.is_none_or(|(o, oe)| l != o && e > oe)
+            {
+                return (l, e);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no (new) leader for {topic}-0\n{}",
+                cluster.dump_logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until all three replicas of `topic`-0 are in the ISR and its
+    /// leader serves.
+    async fn wait_full_isr(cluster: &Cluster, topic: &str) {
+        let addrs = Addrs::of(cluster);
+        let full = wait_until(TIMEOUT, || async {
+            partition_state_any(&addrs, topic, 0)
+                .await
+                .is_some_and(|(l, _, isr)| l >= 0 && isr.len() == 3)
+        })
+        .await;
+        assert!(
+            full,
+            "{topic}-0 never had a full ISR\n{}",
+            cluster.dump_logs()
+        );
+        wait_leader_serving(&addrs, topic, 0, TIMEOUT)
+            .await
+            .expect("a serving leader");
     }
 }

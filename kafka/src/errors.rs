@@ -14,10 +14,15 @@ pub const ILLEGAL_GENERATION: i16 = 22;
 pub const REBALANCE_IN_PROGRESS: i16 = 27;
 /// Kafka's MEMBER_ID_REQUIRED (KIP-394): rejoin with the id given.
 pub const MEMBER_ID_REQUIRED: i16 = 79;
-/// Kafka's FETCH_SESSION_ID_NOT_FOUND: Strom creates no fetch sessions.
+/// Kafka's FETCH_SESSION_ID_NOT_FOUND: an incremental fetch names a
+/// session the broker does not hold (KIP-227).
 pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
-/// Kafka's INVALID_FETCH_SESSION_EPOCH.
+/// Kafka's INVALID_FETCH_SESSION_EPOCH: an incremental fetch at another
+/// epoch than its session's.
 pub const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
+/// Kafka's FETCH_SESSION_TOPIC_ID_ERROR: a session created naming topics
+/// by id (Fetch v13+) continued by name, or the reverse.
+pub const FETCH_SESSION_TOPIC_ID_ERROR: i16 = 106;
 
 /// Kafka's INVALID_PRODUCER_EPOCH, what clients before KIP-588 get for
 /// PRODUCER_FENCED.

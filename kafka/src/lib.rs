@@ -14,6 +14,9 @@
 //! * [`errors`]: Strom's error codes onto Kafka's, in one place.
 //! * [`consumer_protocol`]: the subscription and assignment embedded in
 //!   the group protocol's messages (pure).
+//! * [`fetch_session`]: KIP-227 incremental fetch sessions, the broker's
+//!   bounded cache of them and the rules of each Fetch against it (pure,
+//!   behind one lock).
 //! * [`response`]: a response's header (v0 or v1 by flexible version) and
 //!   body, framed.
 //! * [`handlers`]: one file per API over the [`Broker`] core.
@@ -28,6 +31,7 @@
 pub mod connection;
 pub mod consumer_protocol;
 pub mod errors;
+pub mod fetch_session;
 pub mod frame;
 pub mod handlers;
 pub mod listener;

@@ -17,6 +17,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use strom_broker::replica::{LogDirHealth, ReplicationConfig};
 use strom_broker::{BrokerStatus, MetadataCache, ReplicaManager};
 use strom_controller_client::QuorumClient;
+use strom_kafka::fetch_session::FetchSessionCache;
 use strom_kafka::{Broker, KafkaListener, ListenerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -48,6 +49,7 @@ async fn serve(config: ListenerConfig) -> Served {
         transactions: None,
         controller: quorum,
         controller_timeout: Duration::from_secs(1),
+        fetch_sessions: FetchSessionCache::new(1000),
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");

@@ -378,6 +378,9 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
                 transactions: Some(transactions.clone()),
                 controller: quorum.clone(),
                 controller_timeout: config.broker.controller_request_timeout,
+                fetch_sessions: strom_kafka::fetch_session::FetchSessionCache::new(
+                    config.broker.max_incremental_fetch_session_cache_slots,
+                ),
             });
             let listener = strom_kafka::KafkaListener::new(
                 listener,

@@ -3,13 +3,16 @@
 //! wait and min bytes (the same delayed fetch as gRPC), answering the
 //! aborted transactions a read_committed consumer needs.
 //!
-//! Strom creates no incremental fetch sessions (KIP-227): every answer
-//! carries session id 0, which tells a client to keep sending full
-//! requests; a request naming a session is FETCH_SESSION_ID_NOT_FOUND.
+//! Incremental fetch sessions (KIP-227, Fetch v7+) follow
+//! [`crate::fetch_session`]: the session decides which partitions are
+//! fetched (the request's, or every partition of the session) and which
+//! of them the answer includes; the read itself is the same call.
 //! Only consumers fetch here (replicas fetch over gRPC): a request with a
 //! replica id is INVALID_REQUEST.
 
 use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
 
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
@@ -19,81 +22,253 @@ use strom_broker::ReplicaManager;
 use strom_broker::grpc::leader_hint_for;
 use strom_broker::replica::{FetchParams, FetchPartition, FetchedPartition, Isolation};
 use strom_proto::v1::ErrorCode;
-use uuid::Uuid;
 
-use super::{broker_id, kafka_endpoint, text};
-use crate::errors::{FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH, kafka_code};
+use super::{Broker, broker_id, kafka_endpoint, text};
+use crate::errors::kafka_code;
+use crate::fetch_session::{
+    Answered, Begin, INVALID_SESSION_ID, Incremental, PartitionKey, SessionRequest, TopicRef,
+    Wanted,
+};
 
-/// One requested topic: its name and id as answered, and per partition
-/// either a fetch (by index into the core's answer) or an error code.
-struct Topic {
-    name: TopicName,
-    id: Uuid,
-    partitions: Vec<(i32, Result<usize, i16>)>,
+/// Starts one Fetch. The request is checked and takes its session step
+/// now, in the order requests arrive on the connection (a pipelined
+/// incremental fetch meets its session at the epoch the one before left
+/// it); the read and the answer are the returned future.
+pub fn start(
+    broker: &Arc<Broker>,
+    req: FetchRequest,
+    version: i16,
+) -> impl Future<Output = FetchResponse> + Send + 'static {
+    let step = begin(broker, &req, version);
+    let broker = broker.clone();
+    async move {
+        match step {
+            Step::Answered(out) => out,
+            Step::Read(read) => finish(&broker, req, version, read).await,
+        }
+    }
 }
 
-/// Answers one Fetch request.
-pub async fn answer(rm: &ReplicaManager, req: FetchRequest, version: i16) -> FetchResponse {
+/// A Fetch after its session step.
+enum Step {
+    /// Answered without reading (a bad request, a session error).
+    Answered(FetchResponse),
+    /// To read.
+    Read(ToRead),
+}
+
+struct ToRead {
+    partitions: Vec<(PartitionKey, Wanted)>,
+    mode: Mode,
+    isolation: Isolation,
+}
+
+fn begin(broker: &Broker, req: &FetchRequest, version: i16) -> Step {
     let by_id = version >= 13;
     let replica_id = if version >= 15 {
         req.replica_state.replica_id.0
     } else {
         req.replica_id.0
     };
-    let refused = if req.session_id != 0 {
-        Some(FETCH_SESSION_ID_NOT_FOUND)
-    } else if req.session_epoch != 0 && req.session_epoch != -1 {
-        Some(INVALID_FETCH_SESSION_EPOCH)
-    } else if replica_id >= 0 || !(0..=1).contains(&req.isolation_level) {
-        Some(kafka_code(ErrorCode::InvalidRequest))
-    } else {
-        None
+    let requested = requested_partitions(req, by_id);
+    let isolation = match (req.isolation_level, replica_id) {
+        (0, ..=-1) => Isolation::ReadUncommitted,
+        (1, ..=-1) => Isolation::ReadCommitted,
+        _ => {
+            let code = kafka_code(ErrorCode::InvalidRequest);
+            return Step::Answered(refused(&requested, code, version));
+        }
     };
-    let isolation = if req.isolation_level == 1 {
-        Isolation::ReadCommitted
-    } else {
-        Isolation::ReadUncommitted
+    // Fetch v4–v6 carry no session fields: they decode as (0, -1), a
+    // full fetch without a session.
+    let forgotten = forgotten_partitions(req, by_id);
+    let begun = broker.fetch_sessions.begin(&SessionRequest {
+        session_id: req.session_id,
+        epoch: req.session_epoch,
+        by_topic_id: by_id,
+        partitions: &requested,
+        forgotten: &forgotten,
+    });
+    let (partitions, mode) = match begun {
+        Begin::Refused(code) => {
+            // Only v7+ name sessions, so only they are refused here.
+            return Step::Answered(
+                FetchResponse::default()
+                    .with_error_code(code)
+                    .with_session_id(INVALID_SESSION_ID),
+            );
+        }
+        Begin::Sessionless => (requested, Mode::Sessionless),
+        Begin::Full => (requested, Mode::Full),
+        Begin::Incremental(inc) => {
+            let parts = inc
+                .partitions
+                .iter()
+                .map(|p| (p.key.clone(), p.wanted))
+                .collect();
+            (parts, Mode::Incremental(inc))
+        }
     };
-    // Resolve the topics (by id from v13) and lay the answer out.
-    let mut topics = Vec::with_capacity(req.topics.len());
+    Step::Read(ToRead {
+        partitions,
+        mode,
+        isolation,
+    })
+}
+
+/// Reads, records what the session needs, and answers.
+async fn finish(broker: &Broker, req: FetchRequest, version: i16, r: ToRead) -> FetchResponse {
+    let rm = &broker.replicas;
+    let to_fetch = r.partitions;
+    let (answers, top_error, leaders) = read(rm, &to_fetch, &req, r.isolation, version).await;
+    let summary: Vec<Answered> = answers.iter().map(answered).collect();
+    let every = vec![true; answers.len()];
+    let (session_id, included) = match (r.mode, top_error) {
+        // The read failed as a whole (a bad max wait or min bytes): no
+        // session is created; an incremental one answers every partition.
+        (Mode::Incremental(inc), Some(_)) => (inc.id, every),
+        (_, Some(_)) | (Mode::Sessionless, None) => (INVALID_SESSION_ID, every),
+        (Mode::Full, None) => {
+            let parts = to_fetch
+                .iter()
+                .zip(&summary)
+                .map(|((k, w), a)| (k.clone(), *w, *a))
+                .collect();
+            (broker.fetch_sessions.create(version >= 13, parts), every)
+        }
+        (Mode::Incremental(inc), None) => (inc.id, broker.fetch_sessions.answered(&inc, &summary)),
+    };
+    let chosen = to_fetch
+        .into_iter()
+        .zip(answers)
+        .zip(included)
+        .filter_map(|(((key, _), data), keep)| keep.then_some((key, data)));
+    let mut out = FetchResponse::default().with_responses(by_topic(chosen));
+    if version >= 7 {
+        out = out
+            .with_error_code(top_error.unwrap_or(0))
+            .with_session_id(session_id);
+    }
+    if version >= 16 {
+        out = out.with_node_endpoints(node_endpoints(rm, leaders));
+    }
+    out
+}
+
+/// How the answer relates to a session.
+enum Mode {
+    /// No session: every requested partition, session id 0.
+    Sessionless,
+    /// Every requested partition, and a new session if there is room.
+    Full,
+    /// The session's partitions with something new.
+    Incremental(Incremental),
+}
+
+/// The request's partitions, keyed as a session keys them.
+fn requested_partitions(req: &FetchRequest, by_id: bool) -> Vec<(PartitionKey, Wanted)> {
+    req.topics
+        .iter()
+        .flat_map(|t| {
+            let topic = if by_id {
+                TopicRef::Id(t.topic_id)
+            } else {
+                TopicRef::Name(t.topic.0.to_string())
+            };
+            t.partitions.iter().map(move |p| {
+                (
+                    PartitionKey {
+                        topic: topic.clone(),
+                        partition: p.partition,
+                    },
+                    Wanted {
+                        fetch_offset: p.fetch_offset,
+                        current_leader_epoch: p.current_leader_epoch,
+                        last_fetched_epoch: p.last_fetched_epoch,
+                        max_bytes: p.partition_max_bytes,
+                    },
+                )
+            })
+        })
+        .collect()
+}
+
+/// `forgotten_topics_data`, keyed as a session keys partitions.
+fn forgotten_partitions(req: &FetchRequest, by_id: bool) -> Vec<PartitionKey> {
+    req.forgotten_topics_data
+        .iter()
+        .flat_map(|t| {
+            let topic = if by_id {
+                TopicRef::Id(t.topic_id)
+            } else {
+                TopicRef::Name(t.topic.0.to_string())
+            };
+            t.partitions.iter().map(move |p| PartitionKey {
+                topic: topic.clone(),
+                partition: *p,
+            })
+        })
+        .collect()
+}
+
+/// Every requested partition with `code`, and the same as the top-level
+/// error; no session is touched.
+fn refused(requested: &[(PartitionKey, Wanted)], code: i16, version: i16) -> FetchResponse {
+    let parts = requested
+        .iter()
+        .map(|(k, _)| (k.clone(), error_data(k, code)));
+    let out = FetchResponse::default().with_responses(by_topic(parts));
+    if version >= 7 {
+        out.with_error_code(code)
+    } else {
+        out
+    }
+}
+
+fn error_data(key: &PartitionKey, code: i16) -> PartitionData {
+    PartitionData::default()
+        .with_partition_index(key.partition)
+        .with_error_code(code)
+        .with_high_watermark(-1)
+}
+
+/// Reads `to_fetch` (topics by id resolved against the image): each
+/// partition's answer in order, a whole-request error, and the leaders
+/// named in the answers.
+async fn read(
+    rm: &ReplicaManager,
+    to_fetch: &[(PartitionKey, Wanted)],
+    req: &FetchRequest,
+    isolation: Isolation,
+    version: i16,
+) -> (Vec<PartitionData>, Option<i16>, BTreeSet<i32>) {
+    // Per partition: an index into the core's answer, or an error code.
+    let mut slots: Vec<Result<usize, i16>> = Vec::with_capacity(to_fetch.len());
     let mut partitions = Vec::new();
     rm.cache().with_image(|image| {
-        for t in &req.topics {
-            let (name, id) = if by_id {
-                let found = image.topic_by_id(&t.topic_id).map(|x| x.name.clone());
-                (found, t.topic_id)
-            } else {
-                (Some(t.topic.0.to_string()), Uuid::nil())
+        for (key, w) in to_fetch {
+            let (name, topic_id) = match &key.topic {
+                TopicRef::Name(n) => (Some(n.clone()), None),
+                TopicRef::Id(id) => (image.topic_by_id(id).map(|t| t.name.clone()), Some(*id)),
             };
-            let mut topic = Topic {
-                name: t.topic.clone(),
-                id,
-                partitions: Vec::with_capacity(t.partitions.len()),
+            let Some(name) = name else {
+                slots.push(Err(kafka_code(ErrorCode::UnknownTopicId)));
+                continue;
             };
-            for p in &t.partitions {
-                let slot = match (&name, refused) {
-                    (_, Some(code)) => Err(code),
-                    (None, None) => Err(kafka_code(ErrorCode::UnknownTopicId)),
-                    (Some(name), None) => {
-                        partitions.push(FetchPartition {
-                            topic: name.clone(),
-                            topic_id: by_id.then_some(id),
-                            partition: p.partition,
-                            fetch_offset: p.fetch_offset,
-                            current_leader_epoch: p.current_leader_epoch,
-                            last_fetched_epoch: p.last_fetched_epoch,
-                            durable_offset: -1,
-                            max_bytes: p.partition_max_bytes,
-                        });
-                        Ok(partitions.len() - 1)
-                    }
-                };
-                topic.partitions.push((p.partition, slot));
-            }
-            topics.push(topic);
+            partitions.push(FetchPartition {
+                topic: name,
+                topic_id,
+                partition: key.partition,
+                fetch_offset: w.fetch_offset,
+                current_leader_epoch: w.current_leader_epoch,
+                last_fetched_epoch: w.last_fetched_epoch,
+                durable_offset: -1,
+                max_bytes: w.max_bytes,
+            });
+            slots.push(Ok(partitions.len() - 1));
         }
     });
-    let mut top_error = refused.unwrap_or(0);
+    let mut top_error = None;
     let fetched: Vec<FetchedPartition> = if partitions.is_empty() {
         Vec::new()
     } else {
@@ -110,48 +285,58 @@ pub async fn answer(rm: &ReplicaManager, req: FetchRequest, version: i16) -> Fet
         {
             Ok(f) => f,
             Err(e) => {
-                top_error = kafka_code(e.code);
+                top_error = Some(kafka_code(e.code));
                 Vec::new()
             }
         }
     };
     let mut leaders = BTreeSet::new();
-    let responses = topics
-        .into_iter()
-        .map(|t| {
-            let partitions = t
-                .partitions
-                .into_iter()
-                .map(|(index, slot)| {
-                    let found = slot.ok().and_then(|i| fetched.get(i));
-                    match found {
-                        Some(f) => partition(rm, f, isolation, version, &mut leaders),
-                        None => PartitionData::default()
-                            .with_partition_index(index)
-                            .with_error_code(match slot {
-                                Err(code) => code,
-                                Ok(_) => top_error,
-                            })
-                            .with_high_watermark(-1),
-                    }
-                })
-                .collect();
-            let out = FetchableTopicResponse::default().with_partitions(partitions);
-            if by_id {
-                out.with_topic_id(t.id)
-            } else {
-                out.with_topic(t.name)
+    let answers = to_fetch
+        .iter()
+        .zip(slots)
+        .map(
+            |((key, _), slot)| match slot.ok().and_then(|i| fetched.get(i)) {
+                Some(f) => partition(rm, f, isolation, version, &mut leaders),
+                None => error_data(key, slot.err().or(top_error).unwrap_or_default()),
+            },
+        )
+        .collect();
+    (answers, top_error, leaders)
+}
+
+/// What a session compares of one partition's answer.
+fn answered(p: &PartitionData) -> Answered {
+    Answered {
+        records: p.records.as_ref().is_some_and(|r| !r.is_empty()),
+        high_watermark: p.high_watermark,
+        last_stable_offset: p.last_stable_offset,
+        log_start_offset: p.log_start_offset,
+        error: p.error_code != 0,
+        diverging: p.diverging_epoch.epoch >= 0,
+    }
+}
+
+/// Groups consecutive partitions of one topic into one topic entry, in
+/// order (a topic split by another appears twice, as in Kafka's answers).
+fn by_topic(
+    parts: impl IntoIterator<Item = (PartitionKey, PartitionData)>,
+) -> Vec<FetchableTopicResponse> {
+    let mut out: Vec<(TopicRef, Vec<PartitionData>)> = Vec::new();
+    for (key, data) in parts {
+        match out.last_mut() {
+            Some((topic, list)) if *topic == key.topic => list.push(data),
+            _ => out.push((key.topic, vec![data])),
+        }
+    }
+    out.into_iter()
+        .map(|(topic, partitions)| {
+            let t = FetchableTopicResponse::default().with_partitions(partitions);
+            match topic {
+                TopicRef::Name(name) => t.with_topic(TopicName(text(name))),
+                TopicRef::Id(id) => t.with_topic_id(id),
             }
         })
-        .collect();
-    let mut out = FetchResponse::default().with_responses(responses);
-    if version >= 7 {
-        out = out.with_error_code(top_error);
-    }
-    if version >= 16 {
-        out = out.with_node_endpoints(node_endpoints(rm, leaders));
-    }
-    out
+        .collect()
 }
 
 fn partition(

@@ -84,6 +84,7 @@ use strom_metadata::ClusterImage;
 use strom_proto::StromError;
 use strom_proto::v1::ErrorCode;
 
+use crate::fetch_session::FetchSessionCache;
 use crate::request::{Body, Request};
 use crate::response::Response;
 
@@ -101,6 +102,9 @@ pub struct Broker {
     /// Bound on one admin request to the quorum
     /// (`controller.request.timeout.ms`).
     pub controller_timeout: Duration,
+    /// Incremental fetch sessions (KIP-227), shared by every connection
+    /// (`max.incremental.fetch.session.cache.slots`).
+    pub fetch_sessions: FetchSessionCache,
 }
 
 /// A request's answer still to come; `None` for a request that gets no
@@ -130,11 +134,10 @@ impl Broker {
                 r,
                 version,
             ))),
-            Body::Fetch(r) => Box::pin(async move {
-                Some(Response::Fetch(
-                    fetch::answer(&this.replicas, r, version).await,
-                ))
-            }),
+            Body::Fetch(r) => {
+                let answer = fetch::start(self, r, version);
+                Box::pin(async move { Some(Response::Fetch(answer.await)) })
+            }
             Body::ListOffsets(r) => ready(Response::ListOffsets(list_offsets::answer(
                 &self.replicas,
                 r,

@@ -494,6 +494,12 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "600000",
         Update::ReadOnly,
     ),
+    broker(
+        "max.incremental.fetch.session.cache.slots",
+        ConfigType::Int { min: 0 },
+        "1000",
+        Update::ReadOnly,
+    ),
     // Controller settings: at startup only.
     broker(
         "auto.leader.rebalance.enable",
