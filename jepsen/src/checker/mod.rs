@@ -19,7 +19,7 @@
 //!
 //! Histories with a consumer group or transactions get the checks of
 //! [`group`] (`nonmonotonic-commit`, `commit-above-hw`, `commit-lost`, `group-skip`,
-//! `group-duplicate`) and [`txn`] (`aborted-read`, `torn-transaction`,
+//! `double-owner`, `unowned-poll`, `group-duplicate`) and [`txn`] (`aborted-read`, `torn-transaction`,
 //! `torn-read`, `txn-lost-write`, `txn-duplicate`) as well.
 //!
 //! Duplicates are expected without idempotence: a producer that retries
@@ -73,6 +73,10 @@ pub enum AnomalyKind {
     CommitLost,
     /// A record below the group's committed offset no member was given.
     GroupSkip,
+    /// A partition held by two group members at once.
+    DoubleOwner,
+    /// A group member returned records of a partition nobody held.
+    UnownedPoll,
     /// A record given to group members more than once (not fatal).
     GroupDuplicate,
     /// A `read_committed` reader saw an aborted transaction's value.
@@ -107,6 +111,8 @@ impl AnomalyKind {
             AnomalyKind::CommitAboveHw => "commit-above-hw",
             AnomalyKind::CommitLost => "commit-lost",
             AnomalyKind::GroupSkip => "group-skip",
+            AnomalyKind::DoubleOwner => "double-owner",
+            AnomalyKind::UnownedPoll => "unowned-poll",
             AnomalyKind::GroupDuplicate => "group-duplicate",
             AnomalyKind::AbortedRead => "aborted-read",
             AnomalyKind::TornTransaction => "torn-transaction",
