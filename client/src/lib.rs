@@ -11,6 +11,8 @@
 //!   rotation, eviction of broken connections.
 //! * [`retry`] — retry classification (whole requests and per partition),
 //!   exponential backoff and the retry loop of single requests.
+//! * `coordinator` — a group's or transactional id's coordinator:
+//!   FindCoordinator, the remembered address, which answers mean it moved.
 //! * `cluster` — the producer's and consumer's metadata: partition leaders
 //!   and epochs, refreshed from `MetadataService` and from leader hints.
 //! * [`admin`] — [`Admin`]: topics, partitions, leader elections, cluster
@@ -36,6 +38,7 @@ pub mod admin;
 mod cluster;
 pub mod config;
 pub mod consumer;
+mod coordinator;
 pub mod error;
 mod pool;
 pub mod producer;

@@ -134,9 +134,13 @@ pub enum Body {
         records: Vec<Polled>,
     },
     /// A group member's assignment changed (a single `ok` line):
-    /// `event` is `assigned`, `revoked` or `lost`.
+    /// `event` is `assigned`, `revoked` or `lost`; or one incarnation of
+    /// the member began or ended (`partitions` empty): `joined` (a new
+    /// consumer subscribed), `left` (`close` returned ok: it left the
+    /// group), `crashed` (dropped without leaving, or `close` failed: the
+    /// coordinator removes it when its session expires).
     Rebalance {
-        /// `assigned`, `revoked` or `lost`.
+        /// `assigned`, `revoked`, `lost`, `joined`, `left` or `crashed`.
         event: String,
         /// The partitions concerned.
         partitions: Vec<i32>,
@@ -149,6 +153,13 @@ pub enum Body {
         /// The error (fail, info).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// On `ok`: the commit carried the member's id and a positive
+        /// member epoch (the epoch was positive before and after the call;
+        /// the client's epoch, once reset to 0 by a fence, stays 0 until
+        /// the next poll), so its acknowledgement proves the coordinator
+        /// held the member as current at some instant of the call.
+        #[serde(default, skip_serializing_if = "is_false")]
+        as_member: bool,
     },
     /// The group's committed offsets read back (`OffsetFetch`); the
     /// completion carries them (`None`: nothing committed).
@@ -458,6 +469,7 @@ mod tests {
             Body::Commit {
                 offsets: vec![(0, 4), (2, 7)],
                 error: None,
+                as_member: true,
             },
             Body::Committed {
                 offsets: vec![(0, Some(4)), (1, None)],

@@ -26,6 +26,8 @@ use tracing::{debug, warn};
 
 use super::Shared;
 use crate::admin::TopicPartition;
+pub(super) use crate::coordinator::request;
+use crate::coordinator::{Coordinator, moved as coordinator_moved};
 use crate::error::{Error, Result};
 use crate::pool::MAX_MESSAGE_SIZE;
 use crate::retry::{self, Backoff};
@@ -74,7 +76,7 @@ pub(super) struct MemberState {
 #[derive(Debug)]
 pub(super) struct GroupShared {
     pub(super) group_id: String,
-    coordinator: Mutex<Option<String>>,
+    coordinator: Coordinator,
     member: Mutex<MemberState>,
     /// Wakes the heartbeat task (an answer was applied, a subscription
     /// changed, a lost assignment was dropped).
@@ -91,28 +93,6 @@ pub(super) struct HeartbeatTask(JoinHandle<()>);
 impl Drop for HeartbeatTask {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-pub(super) fn request<T>(message: T, timeout: Duration) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.set_timeout(timeout);
-    request
-}
-
-/// Whether the coordinator must be found again after `error`.
-fn coordinator_moved(error: &Error) -> bool {
-    match error {
-        Error::Transport { .. } | Error::Timeout { .. } => true,
-        Error::Strom(e) => matches!(
-            e.code,
-            ErrorCode::NotCoordinator
-                | ErrorCode::CoordinatorNotAvailable
-                | ErrorCode::CoordinatorLoadInProgress
-                | ErrorCode::NetworkException
-                | ErrorCode::RequestTimedOut
-        ),
-        _ => false,
     }
 }
 
@@ -146,8 +126,8 @@ fn from_wire(topics: Vec<pb::TopicPartitions>) -> BTreeSet<TopicPartition> {
 impl GroupShared {
     pub(super) fn new(group_id: String) -> Self {
         Self {
+            coordinator: Coordinator::new(group_id.clone(), pb::CoordinatorKeyType::Group),
             group_id,
-            coordinator: Mutex::new(None),
             member: Mutex::new(MemberState {
                 subscription: None,
                 member_id: String::new(),
@@ -168,53 +148,9 @@ impl GroupShared {
         self.member.lock().expect("member lock is never poisoned")
     }
 
-    fn forget_coordinator(&self, address: &str) {
-        let mut c = self.coordinator.lock().expect("lock is never poisoned");
-        if c.as_deref() == Some(address) {
-            *c = None;
-        }
-    }
-
     /// The coordinator's address if known.
     fn known_coordinator(&self) -> Option<String> {
-        self.coordinator
-            .lock()
-            .expect("lock is never poisoned")
-            .clone()
-    }
-
-    /// The coordinator's address, found with FindCoordinator (retried until
-    /// the request timeout) when not known.
-    async fn coordinator(&self, shared: &Shared) -> Result<String> {
-        if let Some(address) = self
-            .coordinator
-            .lock()
-            .expect("lock is never poisoned")
-            .clone()
-        {
-            return Ok(address);
-        }
-        let find = pb::FindCoordinatorRequest {
-            group_id: self.group_id.clone(),
-            key_type: pb::CoordinatorKeyType::Group as i32,
-        };
-        let found = retry::call(
-            &shared.config.client,
-            &shared.pool,
-            "find coordinator",
-            |ch, t| {
-                let find = find.clone();
-                async move {
-                    GroupServiceClient::new(ch)
-                        .find_coordinator(request(find, t))
-                        .await
-                }
-            },
-        )
-        .await?;
-        debug!(group = %self.group_id, coordinator = %found.address, "found the coordinator");
-        *self.coordinator.lock().expect("lock is never poisoned") = Some(found.address.clone());
-        Ok(found.address)
+        self.coordinator.known()
     }
 
     /// One call to the coordinator (found first if needed); an error
@@ -224,28 +160,21 @@ impl GroupShared {
         F: FnOnce(GroupServiceClient<Channel>, Duration) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        let address = self.coordinator(shared).await?;
-        let timeout = shared.config.client.request_timeout;
-        let channel = shared.pool.channel(&address)?;
-        let client = GroupServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE_SIZE);
-        let error = match tokio::time::timeout(timeout, f(client, timeout)).await {
-            Ok(Ok(r)) => return Ok(r.into_inner()),
-            Ok(Err(status)) => Error::from_status(&address, status),
-            Err(_) => Error::Timeout {
-                what: format!(
-                    "the coordinator of group {:?} did not answer within {} ms",
-                    self.group_id,
-                    timeout.as_millis()
-                ),
-            },
-        };
-        if coordinator_moved(&error) {
-            self.forget_coordinator(&address);
-            if matches!(error, Error::Transport { .. }) {
-                shared.pool.evict(&address);
-            }
-        }
-        Err(error)
+        let config = &shared.config.client;
+        self.coordinator
+            .call_once(
+                config,
+                &shared.pool,
+                config.request_timeout,
+                |channel, t| {
+                    f(
+                        GroupServiceClient::new(channel)
+                            .max_decoding_message_size(MAX_MESSAGE_SIZE),
+                        t,
+                    )
+                },
+            )
+            .await
     }
 
     /// Calls the coordinator until it answers, fails for good, or the
@@ -554,23 +483,5 @@ mod tests {
         assert_eq!(wire[0].partitions, [0, 2]);
         assert_eq!(from_wire(wire), set);
         assert!(to_wire(&BTreeSet::new()).is_empty());
-    }
-
-    #[test]
-    fn coordinator_errors_make_the_client_find_it_again() {
-        let table = [
-            (ErrorCode::NotCoordinator, true),
-            (ErrorCode::CoordinatorNotAvailable, true),
-            (ErrorCode::CoordinatorLoadInProgress, true),
-            (ErrorCode::FencedMemberEpoch, false),
-            (ErrorCode::InvalidSessionTimeout, false),
-        ];
-        for (code, moved) in table {
-            assert_eq!(
-                coordinator_moved(&Error::strom(code, "x")),
-                moved,
-                "{code:?}"
-            );
-        }
     }
 }

@@ -23,13 +23,12 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use strom_proto::v1 as pb;
 use strom_proto::v1::ErrorCode;
 use strom_proto::v1::broker_service_client::BrokerServiceClient;
-use strom_proto::v1::group_service_client::GroupServiceClient;
 use strom_proto::v1::transaction_service_client::TransactionServiceClient;
 use tokio::time::Instant;
 use tonic::transport::Channel;
@@ -40,6 +39,7 @@ use super::txn_state::{Call, Phase, TxnState};
 use super::{Producer, Shared};
 use crate::admin::TopicPartition;
 use crate::consumer::{ConsumerGroupMetadata, OffsetAndMetadata};
+use crate::coordinator::{self, Coordinator, request};
 use crate::error::{Error, Result};
 use crate::pool::MAX_MESSAGE_SIZE;
 use crate::retry::{self, Backoff};
@@ -49,10 +49,10 @@ use crate::retry::{self, Backoff};
 pub(super) struct Transactions {
     pub(super) transactional_id: String,
     state: Mutex<TxnState>,
-    /// The coordinator's address, once found.
-    coordinator: Mutex<Option<String>>,
-    /// The last group coordinator used for TxnOffsetCommit: (group, address).
-    group_coordinator: Mutex<Option<(String, String)>>,
+    /// The transaction coordinator.
+    coordinator: Coordinator,
+    /// The last group coordinator used for TxnOffsetCommit.
+    group_coordinator: Mutex<Option<Arc<Coordinator>>>,
     /// The producer id and epoch of the current transaction.
     producer: Mutex<Option<(i64, i16)>>,
     /// One transactional call at a time (init, offsets, commit, abort).
@@ -62,9 +62,12 @@ pub(super) struct Transactions {
 impl Transactions {
     pub(super) fn new(transactional_id: String) -> Self {
         Self {
+            coordinator: Coordinator::new(
+                transactional_id.clone(),
+                pb::CoordinatorKeyType::Transaction,
+            ),
             transactional_id,
             state: Mutex::new(TxnState::default()),
-            coordinator: Mutex::new(None),
             group_coordinator: Mutex::new(None),
             producer: Mutex::new(None),
             calls: tokio::sync::Mutex::new(()),
@@ -133,27 +136,6 @@ fn epoch_of(epoch: i32) -> Result<i16> {
             format!("the coordinator answered an invalid producer epoch {epoch}"),
         )
     })
-}
-
-fn request<T>(message: T, timeout: Duration) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.set_timeout(timeout);
-    request
-}
-
-/// Whether the coordinator must be found again after `error`.
-fn coordinator_moved(error: &Error) -> bool {
-    match error {
-        Error::Transport { .. } | Error::Timeout { .. } => true,
-        Error::Strom(e) => matches!(
-            e.code,
-            ErrorCode::NotCoordinator
-                | ErrorCode::CoordinatorNotAvailable
-                | ErrorCode::NetworkException
-                | ErrorCode::RequestTimedOut
-        ),
-        _ => false,
-    }
 }
 
 impl Producer {
@@ -439,17 +421,8 @@ impl Producer {
         F: FnMut(Channel, Duration) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        let shared = &self.handle.shared;
         let txn = self.transactions()?;
-        call_coordinator(
-            shared,
-            &txn.coordinator,
-            &txn.transactional_id,
-            pb::CoordinatorKeyType::Transaction,
-            what,
-            f,
-        )
-        .await
+        call_coordinator(&self.handle.shared, &txn.coordinator, what, f).await
     }
 
     /// A call to `group`'s coordinator, as [`Self::coordinator_call`].
@@ -458,23 +431,22 @@ impl Producer {
         F: FnMut(Channel, Duration) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        let shared = &self.handle.shared;
         let txn = self.transactions()?;
-        let cached = txn
-            .group_coordinator
-            .lock()
-            .expect("transaction lock is never poisoned")
-            .as_ref()
-            .filter(|(g, _)| g == group)
-            .map(|(_, a)| a.clone());
-        let slot = Mutex::new(cached);
-        let result =
-            call_coordinator(shared, &slot, group, pb::CoordinatorKeyType::Group, what, f).await;
-        let found = slot.into_inner().expect("local lock is never poisoned");
-        *txn.group_coordinator
-            .lock()
-            .expect("transaction lock is never poisoned") = found.map(|a| (group.to_owned(), a));
-        result
+        let coordinator = {
+            let mut last = txn
+                .group_coordinator
+                .lock()
+                .expect("transaction lock is never poisoned");
+            match last.as_ref().filter(|c| c.key() == group) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = Arc::new(Coordinator::new(group, pb::CoordinatorKeyType::Group));
+                    *last = Some(c.clone());
+                    c
+                }
+            }
+        };
+        call_coordinator(&self.handle.shared, &coordinator, what, f).await
     }
 }
 
@@ -496,13 +468,10 @@ fn concurrent_transactions_delay(retry_backoff: Duration, attempt: u32) -> Durat
     )
 }
 
-/// See [`Producer::coordinator_call`]: `cache` holds the coordinator's
-/// address between calls.
+/// See [`Producer::coordinator_call`].
 async fn call_coordinator<T, F, Fut>(
     shared: &Shared,
-    cache: &Mutex<Option<String>>,
-    key: &str,
-    key_type: pb::CoordinatorKeyType,
+    coordinator: &Coordinator,
     what: &str,
     mut f: F,
 ) -> Result<T>
@@ -511,15 +480,26 @@ where
     Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 {
     let config = &shared.config;
+    let key = coordinator.key();
     let deadline = Instant::now() + config.max_block;
     let mut backoff = Backoff::new(config.client.retry_backoff, config.client.retry_backoff_max);
     let mut concurrent = 0;
     loop {
-        let error = match attempt(shared, cache, key, key_type, deadline, &mut f).await {
+        let timeout = config
+            .client
+            .request_timeout
+            .min(deadline.saturating_duration_since(Instant::now()))
+            .max(Duration::from_millis(1));
+        let error = match coordinator
+            .call_once(&config.client, &shared.pool, timeout, |channel, t| {
+                f(channel, t)
+            })
+            .await
+        {
             Ok(answer) => return Ok(answer),
             Err(error) => error,
         };
-        let transient = retry::is_retriable(&error) || coordinator_moved(&error);
+        let transient = retry::is_retriable(&error) || coordinator::moved(&error);
         let delay = if error.code() == Some(ErrorCode::ConcurrentTransactions) {
             concurrent += 1;
             concurrent_transactions_delay(config.client.retry_backoff, concurrent)
@@ -541,80 +521,6 @@ where
         debug!(%error, what, key, "retrying a coordinator call");
         tokio::time::sleep(delay).await;
     }
-}
-
-/// One call at the coordinator (found first when not cached).
-async fn attempt<T, F, Fut>(
-    shared: &Shared,
-    cache: &Mutex<Option<String>>,
-    key: &str,
-    key_type: pb::CoordinatorKeyType,
-    deadline: Instant,
-    f: &mut F,
-) -> Result<T>
-where
-    F: FnMut(Channel, Duration) -> Fut,
-    Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-{
-    let cached = cache
-        .lock()
-        .expect("coordinator lock is never poisoned")
-        .clone();
-    let address = match cached {
-        Some(address) => address,
-        None => {
-            let find = pb::FindCoordinatorRequest {
-                group_id: key.to_owned(),
-                key_type: key_type as i32,
-            };
-            let found = retry::call(
-                &shared.config.client,
-                &shared.pool,
-                "find coordinator",
-                |channel, timeout| {
-                    let find = find.clone();
-                    async move {
-                        GroupServiceClient::new(channel)
-                            .find_coordinator(request(find, timeout))
-                            .await
-                    }
-                },
-            )
-            .await?;
-            debug!(key, coordinator = %found.address, "found the coordinator");
-            *cache.lock().expect("coordinator lock is never poisoned") =
-                Some(found.address.clone());
-            found.address
-        }
-    };
-    let timeout = shared
-        .config
-        .client
-        .request_timeout
-        .min(deadline.saturating_duration_since(Instant::now()))
-        .max(Duration::from_millis(1));
-    let channel = shared.pool.channel(&address)?;
-    let error = match tokio::time::timeout(timeout, f(channel, timeout)).await {
-        Ok(Ok(answer)) => return Ok(answer.into_inner()),
-        Ok(Err(status)) => Error::from_status(&address, status),
-        Err(_) => Error::strom(
-            ErrorCode::RequestTimedOut,
-            format!(
-                "the coordinator at {address} did not answer within {} ms",
-                timeout.as_millis()
-            ),
-        ),
-    };
-    if coordinator_moved(&error) {
-        cache
-            .lock()
-            .expect("coordinator lock is never poisoned")
-            .take();
-        if matches!(error, Error::Transport { .. }) {
-            shared.pool.evict(&address);
-        }
-    }
-    Err(error)
 }
 
 #[cfg(test)]

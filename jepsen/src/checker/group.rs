@@ -8,6 +8,8 @@
 //! | `commit-above-hw` | an acknowledged or read-back committed offset above the partition's final high watermark | yes |
 //! | `commit-lost` | a member given a partition started below a commit acknowledged before it was given it (the coordinator forgot the commit) | yes |
 //! | `group-skip` | a record below the group's final committed offset that no member was ever given | yes |
+//! | `double-owner` | a partition held by two members at once ([`owners`]: certain cases only) | when certain |
+//! | `unowned-poll` | a member returned records of a partition nobody held | yes |
 //! | `group-duplicate` | a record given to members more than once (rebalances, crashes before a commit) | no |
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -160,6 +162,7 @@ pub(super) fn check(history: &[Op], out: &mut Vec<Anomaly>, stats: &mut Stats) {
     if !any {
         return;
     }
+    owners::check(history, out);
 
     if let Some(ends) = &ends {
         for &(index, p, o) in &committed_seen {
@@ -224,5 +227,8 @@ pub(super) fn check(history: &[Op], out: &mut Vec<Anomaly>, stats: &mut Stats) {
     }
 }
 
+mod owners;
+#[cfg(test)]
+mod owners_tests;
 #[cfg(test)]
 mod tests;

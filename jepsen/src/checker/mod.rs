@@ -19,10 +19,11 @@
 //!
 //! Histories with a consumer group or transactions get the checks of
 //! [`group`] (`nonmonotonic-commit`, `commit-above-hw`, `commit-lost`, `group-skip`,
-//! `group-duplicate`) and [`txn`] (`aborted-read`, `torn-transaction`,
-//! `torn-read`, `txn-lost-write`, `txn-duplicate`) as well, and those with
-//! consume-transform-produce processors the checks of [`ctp`] (`g1c`,
-//! `aborted-read`, `ctp-duplicate`, `ctp-lost`, ...).
+//! `double-owner`, `unowned-poll`, `group-duplicate`) and [`txn`]
+//! (`aborted-read`, `torn-transaction`, `torn-read`, `txn-lost-write`,
+//! `txn-duplicate`) as well, and those with consume-transform-produce
+//! processors the checks of [`ctp`] (`g1c`, `aborted-read`,
+//! `ctp-duplicate`, `ctp-lost`, ...).
 //!
 //! Duplicates are expected without idempotence: a producer that retries
 //! after a timeout may write a record twice. They are counted and reported;
@@ -76,6 +77,10 @@ pub enum AnomalyKind {
     CommitLost,
     /// A record below the group's committed offset no member was given.
     GroupSkip,
+    /// A partition held by two group members at once.
+    DoubleOwner,
+    /// A group member returned records of a partition nobody held.
+    UnownedPoll,
     /// A record given to group members more than once (not fatal).
     GroupDuplicate,
     /// A `read_committed` reader saw an aborted transaction's value.
@@ -117,6 +122,8 @@ impl AnomalyKind {
             AnomalyKind::CommitAboveHw => "commit-above-hw",
             AnomalyKind::CommitLost => "commit-lost",
             AnomalyKind::GroupSkip => "group-skip",
+            AnomalyKind::DoubleOwner => "double-owner",
+            AnomalyKind::UnownedPoll => "unowned-poll",
             AnomalyKind::GroupDuplicate => "group-duplicate",
             AnomalyKind::AbortedRead => "aborted-read",
             AnomalyKind::TornTransaction => "torn-transaction",

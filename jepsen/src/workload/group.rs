@@ -4,7 +4,10 @@
 //! others commit their positions with `commit_sync` after each poll that
 //! returned records and in `on_partitions_revoked`, recorded. Every member
 //! reads the committed offsets back now and then, and sometimes leaves
-//! (closes) or crashes (is dropped) and rejoins: a rebalance. After the run `group-final` reads them once more.
+//! (closes) or crashes (is dropped) and rejoins: a rebalance. Each
+//! consumer of a member is an incarnation, marked `joined`, then `left` or
+//! `crashed` (the single-owner check's boundaries). After the run
+//! `group-final` reads them once more.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -126,8 +129,10 @@ async fn commit(recorder: &Recorder, name: &str, consumer: &mut Consumer, broken
         Body::Commit {
             offsets: pairs.clone(),
             error: None,
+            as_member: false,
         },
     );
+    let joined_before = member_epoch(consumer) > 0;
     // Every error is indeterminate: only acknowledged commits are checked.
     let (ty, error) =
         match tokio::time::timeout(CALL_LIMIT, consumer.commit_sync_offsets(offsets)).await {
@@ -135,14 +140,46 @@ async fn commit(recorder: &Recorder, name: &str, consumer: &mut Consumer, broken
             Ok(Err(e)) => (OpType::Info, Some(e.to_string())),
             Err(_) => (OpType::Info, Some("commit did not return".to_owned())),
         };
+    // A fence resets the client's epoch to 0 until the next poll, so a
+    // positive epoch before and after means the commit went out with it.
+    let as_member = ty == OpType::Ok && joined_before && member_epoch(consumer) > 0;
     recorder.record(
         name,
         ty,
         Body::Commit {
             offsets: pairs,
             error,
+            as_member,
         },
     );
+}
+
+/// The member epoch a commit would carry now (-1 outside the group).
+fn member_epoch(consumer: &Consumer) -> i32 {
+    consumer.group_metadata().map_or(-1, |m| m.generation_id)
+}
+
+/// Records that an incarnation of member `name` began or ended (the
+/// single-owner check's boundaries): `joined`, `left` or `crashed`.
+fn mark(recorder: &Recorder, name: &str, event: &str) {
+    recorder.record(
+        name,
+        OpType::Ok,
+        Body::Rebalance {
+            event: event.to_owned(),
+            partitions: Vec::new(),
+        },
+    );
+}
+
+/// Closes a member's consumer (leaving the group), recorded as `left`, or
+/// as `crashed` when the leave did not complete (its session expires).
+async fn close(recorder: &Recorder, name: &str, consumer: Consumer) {
+    let left = matches!(
+        tokio::time::timeout(CALL_LIMIT, consumer.close()).await,
+        Ok(Ok(()))
+    );
+    mark(recorder, name, if left { "left" } else { "crashed" });
 }
 
 /// Reads the group's committed offsets of every partition, recorded.
@@ -207,6 +244,7 @@ async fn join(context: &Arc<Context>, name: &str, auto_commit: bool) -> Option<C
         eprintln!("jepsen: group member {name} cannot subscribe: {e}");
         return None;
     }
+    mark(&context.recorder, name, "joined");
     Some(consumer)
 }
 
@@ -236,6 +274,7 @@ pub(super) async fn member(context: Arc<Context>, name: String, index: usize, se
                 }
                 Err(_) => {
                     consumer = None;
+                    mark(&recorder, &name, "crashed");
                     continue;
                 }
             };
@@ -262,14 +301,18 @@ pub(super) async fn member(context: Arc<Context>, name: String, index: usize, se
         // expire), and come back.
         if rng.gen_bool(0.02)
             && let Some(c) = consumer.take()
-            && rng.gen_bool(0.5)
         {
-            let _ = tokio::time::timeout(CALL_LIMIT, c.close()).await;
+            if rng.gen_bool(0.5) {
+                close(&recorder, &name, c).await;
+            } else {
+                drop(c);
+                mark(&recorder, &name, "crashed");
+            }
         }
         pause(&context, context.pace).await;
     }
     if let Some(c) = consumer {
-        let _ = tokio::time::timeout(CALL_LIMIT, c.close()).await;
+        close(&recorder, &name, c).await;
     }
 }
 

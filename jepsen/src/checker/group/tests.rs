@@ -6,12 +6,12 @@ use super::GROUP_FINAL;
 use crate::history::{Body, Op, OpType, Polled};
 
 #[derive(Default)]
-struct H {
+pub(super) struct H {
     ops: Vec<Op>,
 }
 
 impl H {
-    fn push(mut self, process: &str, ty: OpType, body: Body) -> Self {
+    pub(super) fn push(mut self, process: &str, ty: OpType, body: Body) -> Self {
         let index = self.ops.len() as u64;
         self.ops.push(Op {
             index,
@@ -24,7 +24,7 @@ impl H {
     }
 
     /// Member `m` is given `offsets` of partition `p` (value = offset + 1000).
-    fn given(self, m: &str, p: i32, offsets: std::ops::Range<i64>) -> Self {
+    pub(super) fn given(self, m: &str, p: i32, offsets: std::ops::Range<i64>) -> Self {
         let records = offsets
             .map(|o| Polled {
                 partition: p,
@@ -35,14 +35,42 @@ impl H {
         self.push(m, OpType::Ok, Body::GroupPoll { records })
     }
 
-    fn commit(self, m: &str, offsets: &[(i32, i64)], ty: OpType) -> Self {
-        let body = |error| Body::Commit {
+    pub(super) fn commit(self, m: &str, offsets: &[(i32, i64)], ty: OpType) -> Self {
+        self.commit_as(m, offsets, ty, false)
+    }
+
+    /// A commit; `as_member`: acknowledged with the member's id and epoch.
+    pub(super) fn commit_as(
+        self,
+        m: &str,
+        offsets: &[(i32, i64)],
+        ty: OpType,
+        as_member: bool,
+    ) -> Self {
+        let body = |error, as_member| Body::Commit {
             offsets: offsets.to_vec(),
             error,
+            as_member,
         };
         let error = (ty != OpType::Ok).then(|| "timed out".to_owned());
-        self.push(m, OpType::Invoke, body(None))
-            .push(m, ty, body(error))
+        self.push(m, OpType::Invoke, body(None, false)).push(
+            m,
+            ty,
+            body(error, as_member && ty == OpType::Ok),
+        )
+    }
+
+    /// A rebalance event (`assigned`, `revoked`, `lost`) or an
+    /// incarnation mark (`joined`, `left`, `crashed`) of member `m`.
+    pub(super) fn event(self, m: &str, event: &str, partitions: &[i32]) -> Self {
+        self.push(
+            m,
+            OpType::Ok,
+            Body::Rebalance {
+                event: event.into(),
+                partitions: partitions.to_vec(),
+            },
+        )
     }
 
     fn committed(self, m: &str, offsets: &[(i32, Option<i64>)]) -> Self {
@@ -98,7 +126,7 @@ impl H {
         )
     }
 
-    fn report(self) -> Report {
+    pub(super) fn report(self) -> Report {
         check_all(&self.ops, &CheckOptions::default())
     }
 }
